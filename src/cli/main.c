@@ -1,0 +1,110 @@
+/* main.c - the medvlm command table and dispatcher. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+    {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
+};
+
+static void print_help(FILE *f)
+{
+    fprintf(f,
+            "usage: medvlm [--version] [--help] COMMAND [ARGS]\n"
+            "\n"
+            "Adapt CLIP-family medical vision-language models (PLIP, CLIP, QuiltNet) to a new\n"
+            "image-classification task: zero-shot, few-shot adapters, parameter-efficient\n"
+            "fine-tuning.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'medvlm COMMAND --help' describes one command, with an example.\n"
+               "exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_help(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("medvlm %s\n", MEDVLM_VERSION_STRING);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "medvlm: unknown command '%s'\n", argv[1]);
+    fprintf(stderr, "Try 'medvlm --help' for the list of commands.\n");
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *context)
+{
+    if (context && *context)
+        fprintf(stderr, "medvlm: %s: %s\n", context, medvlm_last_error());
+    else
+        fprintf(stderr, "medvlm: %s\n", medvlm_last_error());
+    return CLI_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "medvlm %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'medvlm %s --help'.\n", cmd);
+    return CLI_USAGE;
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_float(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,98 @@
+/*
+ * core.h - internal foundation shared by every module: errors, allocation, checked size
+ * arithmetic, arena, RNG, logging, timing. Nothing here knows about models.
+ */
+#ifndef MEDVLM_CORE_H
+#define MEDVLM_CORE_H
+
+#include "medvlm.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors: set the thread-local message and return the status in one expression ---- */
+
+#if defined(__GNUC__)
+#define MV_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MV_PRINTF(a, b)
+#endif
+
+/* Records "fmt..." as medvlm_last_error() and returns st. */
+enum medvlm_status mv_err(enum medvlm_status st, const char *fmt, ...) MV_PRINTF(2, 3);
+/* Prepends "prefix: " to the current message (adds context on the way out) and returns st. */
+enum medvlm_status mv_err_ctx(enum medvlm_status st, const char *fmt, ...) MV_PRINTF(2, 3);
+void mv_err_clear(void);
+
+/* ---- allocation: every heap byte goes through these (one place to count or fail) ---- */
+
+void *mv_malloc(size_t n);            /* NULL + error message on failure; n == 0 -> 1 byte */
+void *mv_calloc(size_t n, size_t sz); /* overflow-checked */
+void *mv_realloc(void *p, size_t n);
+void *mv_aligned(size_t n);           /* 64-byte aligned, release with mv_free */
+char *mv_strdup(const char *s);
+char *mv_strndup(const char *s, size_t n);
+void mv_free(void *p);
+char *mv_asprintf(const char *fmt, ...) MV_PRINTF(1, 2);
+
+/* ---- checked size arithmetic: false on overflow ---- */
+
+static inline bool mv_mul_ok(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool mv_add_ok(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+/* Product of n int64 dims, each >= 0; false on negative dim or overflow. */
+bool mv_numel(const int64_t *shape, int ndim, size_t *out);
+
+/* ---- arena: bump allocator for many small, same-lifetime pieces ---- */
+
+struct mv_arena {
+    struct mv_arena_block *head;
+    size_t block_size;
+};
+void mv_arena_init(struct mv_arena *a, size_t block_size);
+void *mv_arena_alloc(struct mv_arena *a, size_t n); /* 16-byte aligned; NULL on failure */
+char *mv_arena_strdup(struct mv_arena *a, const char *s);
+void mv_arena_free(struct mv_arena *a);
+
+/* ---- RNG: xoshiro256** seeded by splitmix64; the same stream on every platform ---- */
+
+struct mv_rng {
+    uint64_t s[4];
+};
+void mv_rng_seed(struct mv_rng *r, uint64_t seed);
+uint64_t mv_rng_u64(struct mv_rng *r);
+double mv_rng_uniform(struct mv_rng *r); /* [0, 1) with 53 bits */
+float mv_rng_normal(struct mv_rng *r);   /* standard normal (Box-Muller) */
+uint64_t mv_rng_below(struct mv_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+
+/* ---- logging ---- */
+
+void mv_log(enum medvlm_log_level level, const char *fmt, ...) MV_PRINTF(2, 3);
+
+/* ---- files ---- */
+
+/* Read a whole file (NUL-terminated, *len excludes the NUL); error names the path. */
+enum medvlm_status mv_read_file(const char *path, char **data, size_t *len);
+/* Write bytes atomically: PATH.tmp.<pid>, fsync, rename. */
+enum medvlm_status mv_write_file_atomic(const char *path, const void *data, size_t len);
+/* Join dir and name with one '/'; NULL on allocation failure. */
+char *mv_path_join(const char *dir, const char *name);
+bool mv_is_dir(const char *path);
+bool mv_is_file(const char *path);
+
+/* ---- time ---- */
+
+double mv_now(void); /* monotonic seconds */
+
+#define MV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MV_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MV_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

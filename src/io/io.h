@@ -1,0 +1,41 @@
+/*
+ * io.h - internal file formats: safetensors (mmap reader, atomic writer), JSON helpers
+ * over cJSON, model folder configs. Later: tokenizer files, feature files, xlsx/csv.
+ */
+#ifndef MEDVLM_IO_H
+#define MEDVLM_IO_H
+
+#include "../core/core.h"
+
+#include <cjson/cJSON.h>
+
+/* F16 / BF16 bit patterns to float. */
+float mv_f16_to_f32(uint16_t h);
+float mv_bf16_to_f32(uint16_t h);
+
+/* Parse a safetensors header held in memory (used by the mmap reader and the fuzzer).
+ * `buf` is the whole file; on success *out holds the tensors with data pointers into buf. */
+enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
+                               struct medvlm_st **out);
+
+/* ---- JSON helpers: read typed values with a path for messages ---- */
+
+/* Parse a JSON file; the error names the file and the byte offset of a syntax error. */
+enum medvlm_status mv_json_load(const char *path, cJSON **out);
+/* Parse JSON text held in memory; `what` names it in messages. */
+enum medvlm_status mv_json_parse(const char *what, const char *text, size_t len, cJSON **out);
+/* Key lookup that skips JSON null (null == absent, as transformers treats it). */
+const cJSON *mv_json_get(const cJSON *obj, const char *key);
+/* Read an integer / number / bool if present and of the right type; a present value of the
+ * wrong type is an error naming file and key. Absent leaves *out unchanged. */
+enum medvlm_status mv_json_int(const char *file, const cJSON *obj, const char *key, int *out);
+enum medvlm_status mv_json_float(const char *file, const cJSON *obj, const char *key, float *out);
+enum medvlm_status mv_json_bool(const char *file, const cJSON *obj, const char *key, int *out);
+
+/* ---- configs (config.c); also used by the fuzzers on in-memory JSON ---- */
+enum medvlm_status mv_config_from_json(const char *file, const cJSON *root,
+                                       struct medvlm_config *cfg);
+enum medvlm_status mv_preproc_from_json(const char *file, const cJSON *root,
+                                        struct medvlm_preproc_config *pp);
+
+#endif

@@ -1,0 +1,70 @@
+/* test_core.c - errors, checked arithmetic, arena, RNG, atomic writes. */
+#include "check.h"
+#include "core/core.h"
+
+#include <unistd.h>
+
+int main(void)
+{
+    /* error message carries context */
+    enum medvlm_status st = mv_err(MEDVLM_ERR_IO, "file %s: bad", "x.json");
+    CHECK(st == MEDVLM_ERR_IO, "status passes through");
+    mv_err_ctx(st, "loading %s", "model");
+    CHECK(strcmp(medvlm_last_error(), "loading model: file x.json: bad") == 0, "got '%s'",
+          medvlm_last_error());
+    CHECK(strcmp(medvlm_status_name(MEDVLM_ERR_SHAPE), "shape mismatch") == 0, "name");
+
+    /* checked size math */
+    size_t out;
+    CHECK(!mv_mul_ok(SIZE_MAX / 2 + 1, 2, &out), "mul overflow detected");
+    CHECK(mv_mul_ok(1000, 1000, &out) && out == 1000000, "mul");
+    int64_t big[] = {1ll << 40, 1ll << 40};
+    CHECK(!mv_numel(big, 2, &out), "numel overflow detected");
+    int64_t neg[] = {3, -1};
+    CHECK(!mv_numel(neg, 2, &out), "negative dim rejected");
+    CHECK(mv_calloc(SIZE_MAX / 4, 8) == NULL && strstr(medvlm_last_error(), "overflow"),
+          "calloc overflow: %s", medvlm_last_error());
+
+    /* arena: alignment and many blocks */
+    struct mv_arena a;
+    mv_arena_init(&a, 128);
+    for (int i = 0; i < 1000; i++) {
+        char *p = mv_arena_alloc(&a, (size_t)(i % 37) + 1);
+        CHECK(p && ((uintptr_t)p & 15) == 0, "arena alloc %d aligned", i);
+        if (p) memset(p, 0xAB, (size_t)(i % 37) + 1);
+    }
+    CHECK(strcmp(mv_arena_strdup(&a, "hello"), "hello") == 0, "arena strdup");
+    mv_arena_free(&a);
+
+    /* RNG: reproducible, seeds differ, normal roughly standard */
+    struct mv_rng r1, r2, r3;
+    mv_rng_seed(&r1, 42);
+    mv_rng_seed(&r2, 42);
+    mv_rng_seed(&r3, 43);
+    uint64_t x1 = mv_rng_u64(&r1), x2 = mv_rng_u64(&r2), x3 = mv_rng_u64(&r3);
+    CHECK(x1 == x2 && x1 != x3, "rng reproducible per seed");
+    double sum = 0, sq = 0;
+    for (int i = 0; i < 100000; i++) {
+        double z = mv_rng_normal(&r1);
+        sum += z;
+        sq += z * z;
+    }
+    CHECK(fabs(sum / 1e5) < 0.02 && fabs(sq / 1e5 - 1) < 0.03, "normal mean %g var %g",
+          sum / 1e5, sq / 1e5);
+    for (int i = 0; i < 1000; i++) CHECK(mv_rng_below(&r1, 7) < 7, "below");
+
+    /* atomic write: content lands, no temp file left */
+    char path[] = "test_core_atomic.txt";
+    CHECK_OK(mv_write_file_atomic(path, "abc", 3));
+    char *data;
+    size_t len;
+    CHECK_OK(mv_read_file(path, &data, &len));
+    CHECK(len == 3 && memcmp(data, "abc", 3) == 0, "content");
+    mv_free(data);
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    CHECK(access(tmp, F_OK) != 0, "temp file removed");
+    unlink(path);
+    CHECK_ERR(mv_read_file("/nonexistent/x", &data, &len), MEDVLM_ERR_IO, "/nonexistent/x");
+    return check_summary();
+}
