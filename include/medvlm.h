@@ -243,6 +243,12 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
 
 /* ---------------------------------------------------------------- datasets */
 
+/* Write a small synthetic labelled set into dir: images/synth_<class>_<i>.jpg (size x size
+ * H&E-like tiles whose colour and texture depend on the class) and labels.csv
+ * (image_name + one-hot class columns, as the SICAPv2 tables). For demos and tests. */
+enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *classes, int k,
+                                        int per_class, int size, uint64_t seed);
+
 /* ---------------------------------------------------------------- zero-shot */
 
 /* ---------------------------------------------------------------- adapters */
