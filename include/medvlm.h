@@ -255,6 +255,76 @@ enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *clas
 
 /* ---------------------------------------------------------------- metrics */
 
+/* Classification metrics over refs (true labels) and preds, as the PEFT-MedVLMs tutorial's
+ * `evaluate` and scikit-learn compute them.
+ *
+ * Two forms fill the same struct:
+ * - medvlm_metrics_compute: the full report over the K classes the caller names (labels
+ *   0..K-1; a ref or pred outside that range is an error). A class with no sample in refs
+ *   has recall NaN and is left out of the balanced-accuracy mean (as sklearn's
+ *   balanced_accuracy_score does); n_absent counts them and a warning is logged.
+ * - medvlm_metrics_compute_union: the tutorial's exact form. The classes are the sorted
+ *   union of the values found in refs and preds (sklearn confusion_matrix's default), so a
+ *   class absent from both is dropped; labels[k] is the value of row/column k.
+ *
+ * Units: balanced_accuracy (the tutorial's ACA = mean per-class recall) and accuracy are in
+ * percent, unrounded (medvlm_round_half_even(x, 2) gives the tutorial's printed value);
+ * per-class recall / precision / F1 and macro_f1 are fractions in [0, 1]; macro_f1 averages
+ * F1 over the classes present in refs or preds (sklearn's default labels); a class never
+ * predicted has precision 0. quadratic_kappa is Cohen's kappa with weights (i - j)^2 over
+ * the struct's class indices (sklearn cohen_kappa_score(weights="quadratic", labels=...));
+ * NaN when undefined (every sample in one class and every prediction in that class). */
+struct medvlm_metrics {
+    int n_classes;            /* K: rows of every per-class array                   */
+    int n_samples;            /* M                                                  */
+    int n_absent;             /* classes with no sample in refs                     */
+    double balanced_accuracy; /* percent                                            */
+    double accuracy;          /* percent                                            */
+    double macro_f1;          /* [0, 1]                                             */
+    double quadratic_kappa;   /* [-1, 1] or NaN                                     */
+    int64_t *labels;          /* (K) label value of class k (k itself in the full form) */
+    int64_t *support;         /* (K) samples of class k in refs (row sums)          */
+    double *per_class_recall; /* (K) cm[k,k] / support[k]; NaN if support is 0      */
+    double *per_class_precision; /* (K) cm[k,k] / column sum; 0 if never predicted   */
+    double *per_class_f1;     /* (K)                                                */
+    int64_t *confusion;       /* (K, K) row = true class, column = predicted class  */
+};
+
+/* preds[i] = argmax_j probs[i, j] (the first maximum on ties; a NaN wins, as numpy's argmax).
+ * probs (n, c) row-major; preds (n). */
+enum medvlm_status medvlm_argmax_rows(const float *probs, int n, int c, int64_t *preds);
+/* Full report over classes 0..n_classes-1. refs, preds (n). *out is overwritten (its arrays
+ * are allocated; release with medvlm_metrics_free). */
+enum medvlm_status medvlm_metrics_compute(const int64_t *refs, const int64_t *preds, int n,
+                                          int n_classes, struct medvlm_metrics *out);
+/* The tutorial's form: classes = sorted union of the values in refs and preds. */
+enum medvlm_status medvlm_metrics_compute_union(const int64_t *refs, const int64_t *preds,
+                                                int n, struct medvlm_metrics *out);
+/* Releases the arrays and zeroes the struct; accepts NULL and a zeroed struct. */
+void medvlm_metrics_free(struct medvlm_metrics *m);
+/* numpy.round(x, decimals): scale by 10^decimals, round half to even, scale back
+ * (0 <= decimals <= 15). */
+double medvlm_round_half_even(double x, int decimals);
+
+/* Reports. class_names (K entries) may be NULL: the label values are printed instead.
+ * Nothing is printed: the text comes back in *text (release with medvlm_free). */
+enum medvlm_status medvlm_metrics_format_table(const struct medvlm_metrics *m,
+                                               const char *const *class_names, char **text);
+/* A JSON object: classes, n_samples, balanced_accuracy and accuracy (percent), macro_f1,
+ * quadratic_kappa (null when NaN), per_class_recall (null for an absent class),
+ * per_class_precision, per_class_f1, support, confusion_matrix (rows = true class, columns
+ * = predicted, in `classes` order). Written atomically. */
+enum medvlm_status medvlm_metrics_write_json(const char *path, const struct medvlm_metrics *m,
+                                             const char *const *class_names);
+/* CSV with header image,true_label,predicted_label,p_<class>...: one row per sample; labels
+ * written as class names (values 0..k-1 index class_names), probabilities with %.9g; probs
+ * (n, k) may be NULL (no probability columns); image_names may be NULL (row index). Fields
+ * are quoted as RFC 4180 requires. Written atomically. */
+enum medvlm_status medvlm_predictions_write_csv(const char *path, const char *const *image_names,
+                                                const int64_t *refs, const int64_t *preds,
+                                                const float *probs, int n,
+                                                const char *const *class_names, int k);
+
 #ifdef __cplusplus
 }
 #endif
