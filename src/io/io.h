@@ -32,6 +32,23 @@ enum medvlm_status mv_json_int(const char *file, const cJSON *obj, const char *k
 enum medvlm_status mv_json_float(const char *file, const cJSON *obj, const char *key, float *out);
 enum medvlm_status mv_json_bool(const char *file, const cJSON *obj, const char *key, int *out);
 
+/* ---- resume log (resume.c): finished batches of a long job, kept in OUT.partial ---- */
+struct mv_resume;
+/* resume = 0 starts a new log; 1 replays OUT.partial if present (refusing one made by a
+ * different job: the fingerprint, sizes and batch size must match). */
+enum medvlm_status mv_resume_open(const char *out_path, const char *fingerprint, int n_items,
+                                  int dim, int batch, int resume, struct mv_resume **out);
+int mv_resume_batches(const struct mv_resume *r);
+int mv_resume_done_count(const struct mv_resume *r);
+bool mv_resume_is_done(const struct mv_resume *r, int b);
+/* Record batch b (items [b*batch, min(n, b*batch+batch))): ok flags and (count, dim) rows. */
+enum medvlm_status mv_resume_append(struct mv_resume *r, int b, const uint8_t *ok,
+                                    const float *embeds);
+const float *mv_resume_embeds(const struct mv_resume *r); /* (n_items, dim) */
+const uint8_t *mv_resume_ok(const struct mv_resume *r);   /* (n_items) */
+void mv_resume_remove(struct mv_resume *r);               /* delete OUT.partial */
+void mv_resume_free(struct mv_resume *r);
+
 /* ---- configs (config.c); also used by the fuzzers on in-memory JSON ---- */
 enum medvlm_status mv_config_from_json(const char *file, const cJSON *root,
                                        struct medvlm_config *cfg);
