@@ -248,6 +248,77 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
  * (image_name + one-hot class columns, as the SICAPv2 tables). For demos and tests. */
 enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *classes, int k,
                                         int per_class, int size, uint64_t seed);
+/* A label table: rows x columns of strings as read from an .xlsx sheet or a .csv file (the
+ * first row is the header). Numbers in .xlsx are written as Python's repr would print the
+ * double when integral ("1") and with %.17g otherwise; booleans as "TRUE" / "FALSE". */
+struct medvlm_table {
+    char *path;     /* as given                                                  */
+    int n_rows;     /* data rows, header excluded                                */
+    int n_cols;     /* columns (the header's)                                    */
+    char **header;  /* (n_cols) column names                                     */
+    char **cells;   /* (n_rows * n_cols) row-major; "" for an empty cell          */
+    int *line;      /* (n_rows) CSV line / sheet row number of each row (1-based) */
+};
+/* Read .xlsx (by libzip + expat: shared and inline strings, numbers, booleans; `sheet` names
+ * the sheet, NULL = the first in the workbook) or .csv (RFC 4180 quoting, UTF-8 BOM, CRLF;
+ * a row with a different number of fields than the header is an error naming file and line),
+ * chosen by the file's first bytes (a zip is xlsx). */
+enum medvlm_status medvlm_table_load(const char *path, const char *sheet,
+                                     struct medvlm_table **out);
+void medvlm_table_free(struct medvlm_table *t);
+/* Index of the column named `name` (ASCII case-insensitive), or -1. */
+int medvlm_table_column(const struct medvlm_table *t, const char *name);
+
+/* Where a dataset comes from. Unset (NULL / 0) fields take the defaults in brackets. */
+struct medvlm_dataset_options {
+    const char *images_dir;  /* image root; listed names are relative to it [names as paths] */
+    const char *labels_path; /* .xlsx / .csv label table [none: images_dir holds one
+                                sub-folder per class, files sorted by name]              */
+    const char *sheet;       /* .xlsx sheet [the first]                                    */
+    const char *classes;     /* "NC,G3,G4,G5": class names in label order [one-hot: required;
+                                label column: sorted distinct names, or 0..max for indices;
+                                folders: sorted sub-folder names]                        */
+    const char *image_column; /* [image_name, Path, image, filename, path: the first found] */
+    const char *label_column; /* a single column of class names or indices [one-hot columns
+                                named by the classes when all exist, else label, class]   */
+    int skip_missing;        /* listed images that do not exist are dropped (counted) rather
+                                than reported as an error                                 */
+    int check_files;         /* check that every listed image exists [no]; skip_missing
+                                implies it                                                */
+};
+
+/* A labelled image list. Rows keep the table's order (skipped rows removed). */
+struct medvlm_dataset {
+    int n;             /* images                                                    */
+    int n_classes;     /* K                                                         */
+    char **paths;      /* (n) images_dir/name (or name without images_dir)          */
+    char **names;      /* (n) as listed in the table / folder ("G3/x.jpg")          */
+    int64_t *labels;   /* (n) in 0..K-1                                             */
+    char **classes;    /* (K) class names in label order                            */
+    int skipped_rows;  /* one-hot rows whose values do not sum to 1 (dropped)        */
+    int missing;       /* images dropped because skip_missing found them absent      */
+};
+/* Load a dataset. Errors name the file and line: a missing image column, unknown class
+ * names, duplicate image names, missing images (all of them, by name), bad cells. */
+enum medvlm_status medvlm_dataset_load(const struct medvlm_dataset_options *opt,
+                                       struct medvlm_dataset **out);
+void medvlm_dataset_free(struct medvlm_dataset *d);
+/* The rows idx[0..n-1] of d, in that order, as a new dataset (classes copied). */
+enum medvlm_status medvlm_dataset_subset(const struct medvlm_dataset *d, const int *idx, int n,
+                                         struct medvlm_dataset **out);
+/* Number of images of each class: counts (n_classes). */
+void medvlm_dataset_class_counts(const struct medvlm_dataset *d, int64_t *counts);
+
+/* Few-shot subset exactly as the PEFT-MedVLMs tutorial draws it with Python's `random`:
+ * the candidate rows are those with labels[i] >= 0 in table order (a negative label marks a
+ * dropped row, e.g. a one-hot row not summing to 1); random.seed(seed); random.shuffle(rows);
+ * then for each class 0..n_classes-1 the first `shots` rows of that class in shuffled order.
+ * *out_idx (release with medvlm_free) receives the chosen indices into labels, class by
+ * class; *out_n their number. A class with fewer than `shots` rows is an error naming the
+ * class and its count unless allow_fewer (then all its rows are taken). shots >= 1. */
+enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_classes, int shots,
+                                         int64_t seed, int allow_fewer, int **out_idx,
+                                         int *out_n);
 
 /* ---------------------------------------------------------------- zero-shot */
 
