@@ -237,6 +237,72 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
 
 /* ---------------------------------------------------------------- tokenizer */
 
+/* CLIP byte-level BPE with ids identical to Hugging Face's slow CLIPTokenizer (transformers
+ * 4.39, without ftfy): text cleaning, CJK isolation, NFC, lowercasing, the CLIP regex, BPE
+ * over the first 48894 merges, [<|startoftext|>] + ids + [<|endoftext|>], truncation keeping
+ * the end token, padding with <|endoftext|>.
+ *
+ *     struct medvlm_tokenizer *tok;
+ *     int32_t ids[MEDVLM_CLIP_CONTEXT];
+ *     int n;
+ *     if (medvlm_tokenizer_load("plip", &tok) == MEDVLM_OK &&
+ *         medvlm_tokenizer_encode(tok, "Gleason grade 3", ids, MEDVLM_CLIP_CONTEXT, &n) == 0)
+ *         ...  // ids = 49406 ... 49407, n = 5
+ *     medvlm_tokenizer_free(tok);
+ *
+ * A loaded tokenizer is read-only except for an internal BPE cache behind a mutex: any number
+ * of threads may encode with one tokenizer. Results depend on Unicode tables: Python 3.11's
+ * (Unicode 14.0) are reproduced over utf8proc (see src/text/unicode.c). */
+
+#define MEDVLM_CLIP_CONTEXT 77 /* CLIP's text length (max_position_embeddings) */
+
+struct medvlm_tokenizer;
+
+/* Load the tokenizer of a model folder: tokenizer.json if present (model.vocab + model.merges,
+ * merges as "a b" strings or ["a", "b"] pairs), else vocab.json + merges.txt. */
+enum medvlm_status medvlm_tokenizer_load(const char *model_dir, struct medvlm_tokenizer **out);
+/* Load from named files: tokenizer_json alone (the others may be NULL and are then ignored),
+ * or vocab_json + merges_txt with tokenizer_json NULL. */
+enum medvlm_status medvlm_tokenizer_load_files(const char *tokenizer_json, const char *vocab_json,
+                                               const char *merges_txt,
+                                               struct medvlm_tokenizer **out);
+void medvlm_tokenizer_free(struct medvlm_tokenizer *tok);
+/* Largest id + 1 (49408 for CLIP): the rows a text embedding needs. */
+int medvlm_tokenizer_vocab_size(const struct medvlm_tokenizer *tok);
+int32_t medvlm_tokenizer_bos_id(const struct medvlm_tokenizer *tok); /* <|startoftext|> */
+int32_t medvlm_tokenizer_eos_id(const struct medvlm_tokenizer *tok); /* <|endoftext|> = pad */
+/* The vocabulary string of an id (byte-level BPE form, e.g. "grade</w>"), owned by tok; NULL
+ * if the id is out of range or unused. */
+const char *medvlm_tokenizer_decode_token(const struct medvlm_tokenizer *tok, int32_t id);
+
+/* Encode one UTF-8 string: ids[0..*n) = [bos] + BPE ids + [eos] with *n <= max_len (>= 2);
+ * longer texts keep their first max_len - 2 BPE ids. Invalid UTF-8 is MEDVLM_ERR_FORMAT naming
+ * the byte offset. */
+enum medvlm_status medvlm_tokenizer_encode(const struct medvlm_tokenizer *tok, const char *text,
+                                           int32_t *ids, int max_len, int *n);
+/* Length encode would have without truncation (start and end tokens included). */
+enum medvlm_status medvlm_tokenizer_count(const struct medvlm_tokenizer *tok, const char *text,
+                                          int *n);
+
+enum medvlm_pad {
+    MEDVLM_PAD_MAX_LENGTH, /* every row max_len wide (padding="max_length") */
+    MEDVLM_PAD_LONGEST     /* rows as wide as the longest encoded text (padding=True) */
+};
+/* Encode count texts into row-major ids [count, *len] and mask [count, *len] (1 = token,
+ * 0 = padding; mask may be NULL). Padding is eos. Both buffers must hold count * max_len
+ * values; *len is max_len or the longest row. Errors name the prompt index. */
+enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *tok,
+                                                 const char *const *texts, int count, int max_len,
+                                                 enum medvlm_pad pad, int32_t *ids, int32_t *mask,
+                                                 int *len);
+
+/* Write a small self-made CLIP-style tokenizer into dir (created if missing): vocab.json,
+ * merges.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. Ids: 256 byte
+ * symbols, their "</w>" forms, merges learnt from a built-in English/histology word list,
+ * then <|startoftext|> and <|endoftext|> last. *vocab_size (may be NULL) receives its size,
+ * for sizing a text embedding. */
+enum medvlm_status medvlm_tokenizer_write_basic(const char *dir, int *vocab_size);
+
 /* ---------------------------------------------------------------- images */
 
 /* ---------------------------------------------------------------- encoders */

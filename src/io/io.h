@@ -55,4 +55,33 @@ enum medvlm_status mv_config_from_json(const char *file, const cJSON *root,
 enum medvlm_status mv_preproc_from_json(const char *file, const cJSON *root,
                                         struct medvlm_preproc_config *pp);
 
+/* ---- tokenizer files (tokenizer_files.c): vocab.json, merges.txt, tokenizer.json ---- */
+
+/* The slow CLIPTokenizer reads merges.txt lines [1 : 49152 - 256 - 2 + 1]: at most 48894
+ * merges (49152 = OpenAI's BPE budget, minus 256 byte symbols and 2 special tokens). */
+#define MV_CLIP_MAX_MERGES (49152 - 256 - 2)
+
+/* What the files say, before any BPE table is built. Strings live in `arena`. */
+struct mv_bpe_files {
+    struct mv_arena arena;
+    int n_vocab, cap_vocab;
+    const char **vocab_tok; /* (n_vocab) token strings in file order */
+    int32_t *vocab_id;      /* (n_vocab) their ids */
+    int n_merges, cap_merges;
+    const char **merge_a, **merge_b; /* (n_merges) merge i has rank i */
+    int32_t added_bos, added_eos;    /* ids from tokenizer.json "added_tokens", else -1 */
+};
+
+void mv_bpe_files_init(struct mv_bpe_files *f);
+void mv_bpe_files_free(struct mv_bpe_files *f);
+/* vocab.json text: one object {token: id}. `what` names the file in messages. */
+enum medvlm_status mv_bpe_parse_vocab(struct mv_bpe_files *f, const char *what, const char *text,
+                                      size_t len);
+/* merges.txt text: the first line ("#version ...") is skipped, as the slow tokenizer does. */
+enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what,
+                                       const char *text, size_t len);
+/* tokenizer.json text: model.vocab and model.merges ("a b" strings or ["a", "b"] pairs). */
+enum medvlm_status mv_bpe_parse_tokenizer_json(struct mv_bpe_files *f, const char *what,
+                                               const char *text, size_t len);
+
 #endif

@@ -18,6 +18,7 @@ struct stage {
 
 static const struct stage stages[] = {
     {"none", NULL}, /* placeholder so the table is never empty; skipped */
+    {"tokens", golden_stage_tokens},
     {"metrics", golden_stage_metrics},
 };
 
