@@ -95,6 +95,17 @@ enum medvlm_status mv_tokenizer_from_files(const struct mv_bpe_files *f, const c
 enum medvlm_status mv_tokenizer_encode_raw(const struct medvlm_tokenizer *tok, const char *text,
                                            size_t len, struct mv_i32buf *ids, size_t *bad_offset);
 
+/* The tokenizer's BPE tables (for openai.c). */
+struct mv_bpe *mv_tokenizer_bpe(const struct medvlm_tokenizer *tok);
+
+/* ---- openai.c ---- */
+
+/* OpenAI simple_tokenizer (no ftfy) + clip.tokenize(truncate=True): ids[0..*n), *n <= max_len.
+ * Golden sets keep it as `openai_ids` (padded with 0 there). */
+enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok,
+                                              const char *text, int32_t *ids, int max_len,
+                                              int *n);
+
 /* GPT-2 byte-to-unicode table: the code point standing for byte b, and the inverse (-1). */
 uint32_t mv_byte_to_unicode(uint8_t b);
 int mv_unicode_to_byte(uint32_t cp);

@@ -142,6 +142,11 @@ int32_t medvlm_tokenizer_eos_id(const struct medvlm_tokenizer *tok)
     return tok->eos;
 }
 
+struct mv_bpe *mv_tokenizer_bpe(const struct medvlm_tokenizer *tok)
+{
+    return tok->bpe;
+}
+
 const char *medvlm_tokenizer_decode_token(const struct medvlm_tokenizer *tok, int32_t id)
 {
     return tok ? mv_bpe_id_string(tok->bpe, id) : NULL;

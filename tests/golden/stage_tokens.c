@@ -2,7 +2,7 @@
  * tokenizer, padded to max length (77) and to the longest prompt; I64 as transformers returns. */
 #include "golden.h"
 
-#include "../../src/core/core.h"
+#include "../../src/text/text.h"
 
 #include <string.h>
 
@@ -60,6 +60,17 @@ enum medvlm_status golden_stage_tokens(struct golden_ctx *g)
             (st = add_i64(w, modes[m].mask, mask, p, len)))
             goto fail;
     }
+    /* openai_ids: OpenAI's simple_tokenizer (clip.tokenize, truncate=True), padded with 0 */
+    memset(ids, 0, n * sizeof *ids);
+    for (int i = 0; i < p; i++) {
+        int k;
+        if ((st = mv_tokenizer_encode_openai(tok, texts[i], ids + (size_t)i * MEDVLM_CLIP_CONTEXT,
+                                             MEDVLM_CLIP_CONTEXT, &k))) {
+            mv_err_ctx(st, "prompt %d", i);
+            goto fail;
+        }
+    }
+    if ((st = add_i64(w, "openai_ids", ids, p, MEDVLM_CLIP_CONTEXT))) goto fail;
     st = golden_save(g, w, "tokens.safetensors");
 fail:
     medvlm_st_writer_free(w);
