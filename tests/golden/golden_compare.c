@@ -4,8 +4,6 @@
  * passes when |out - ref| <= atol + rtol*|ref| everywhere (NaN never passes), an integer one
  * must be equal. Every tensor the manifest lists for a named stage must be present.
  * Prints one line per tensor and "N passed, M failed".
- * `--ignore NAME` (repeatable) skips a tensor by name, printed as "skip"; used only for
- * tensors the golden README marks as not the reference (tokens:openai_ids).
  */
 #include "medvlm.h"
 
@@ -99,12 +97,10 @@ static void compare_tensor(const char *stage, const char *name, const cJSON *spe
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: golden_compare OUT_DIR GOLDEN_DIR [--ignore NAME]... STAGE...\n");
+        fprintf(stderr, "usage: golden_compare OUT_DIR GOLDEN_DIR STAGE...\n");
         return 2;
     }
     const char *out_dir = argv[1], *gdir = argv[2];
-    const char *ignore[32];
-    int n_ignore = 0;
     char *man_path = mv_path_join(gdir, "manifest.json");
     cJSON *man;
     if (!mv_is_file(man_path)) {
@@ -120,10 +116,6 @@ int main(int argc, char **argv)
     }
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(man, "files");
     for (int a = 3; a < argc; a++) {
-        if (strcmp(argv[a], "--ignore") == 0 && a + 1 < argc && n_ignore < 32) {
-            ignore[n_ignore++] = argv[++a];
-            continue;
-        }
         const char *stage = argv[a];
         char *file = mv_asprintf("%s.safetensors", stage);
         char *opath = mv_path_join(out_dir, file);
@@ -138,12 +130,6 @@ int main(int argc, char **argv)
             fail(stage, "*", "cannot read output: %s", medvlm_last_error());
         } else {
             for (const cJSON *t = spec->child; t; t = t->next) {
-                int skip = 0;
-                for (int i = 0; i < n_ignore; i++) skip |= strcmp(ignore[i], t->string) == 0;
-                if (skip) {
-                    printf("skip %s:%s (ignored by request)\n", stage, t->string);
-                    continue;
-                }
                 const struct medvlm_tensor_info *ot = medvlm_st_find(o, t->string);
                 const struct medvlm_tensor_info *rt = medvlm_st_find(r, t->string);
                 if (!rt) fail(stage, t->string, "%s", "missing from the reference file");
