@@ -18,6 +18,9 @@ struct stage {
 
 static const struct stage stages[] = {
     {"none", NULL}, /* placeholder so the table is never empty; skipped */
+    {"text", golden_stage_text},
+    {"vision", golden_stage_vision},
+    {"clip", golden_stage_clip},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)
