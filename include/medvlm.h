@@ -307,6 +307,77 @@ enum medvlm_status medvlm_tokenizer_write_basic(const char *dir, int *vocab_size
 
 /* ---------------------------------------------------------------- encoders */
 
+/* The forward pass of both towers. An encoder holds the activations of one batch (sized once
+ * for max_batch, nothing is allocated while encoding); the model stays immutable, so several
+ * encoders (one per thread) may share one model. Results are identical for any thread count
+ * and for any split of the inputs into batches.
+ *
+ *     struct medvlm_encoder *enc;
+ *     medvlm_encoder_init(model, 32, &enc);
+ *     medvlm_encode_images(enc, pixels, n, image_embeds);  // (n, 3, S, S) -> (n, D)
+ *     medvlm_encode_text(enc, ids, mask, k, T, text_embeds); // (k, T) -> (k, D)
+ *     medvlm_clip_logits(model, image_embeds, n, text_embeds, k, logits, NULL);
+ *     medvlm_encoder_free(enc);
+ */
+struct medvlm_encoder;
+
+/* max_batch >= 1: the largest batch one forward pass holds; larger calls are split into
+ * passes of max_batch. Only the towers the model has loaded get buffers. */
+enum medvlm_status medvlm_encoder_init(const struct medvlm_model *model, int max_batch,
+                                       struct medvlm_encoder **out);
+void medvlm_encoder_free(struct medvlm_encoder *enc);
+
+/* Optional outputs of one encode call; every pointer may be NULL and is the caller's. With
+ * B inputs, N tokens (vision: 1 + (S/P)^2; text: T), C the tower width, L its layers:
+ * embeds (B, D) l2-normalised; embeds_unnorm (B, D) = pooled @ projection^T;
+ * pooled (B, C) = Hugging Face's pooler_output (vision: post_layernorm of the class token;
+ * text: final_layer_norm at the EOS token); last_hidden (B, N, C) (vision: no post LN; text:
+ * after final_layer_norm); hidden_states (L + 1, B, N, C): [0] embeddings (vision: after
+ * pre_layrnorm), [l] the output of layer l. */
+struct medvlm_encode_out {
+    float *embeds;
+    float *embeds_unnorm;
+    float *pooled;
+    float *last_hidden;
+    float *hidden_states;
+};
+
+/* pixels (B, 3, S, S): CHW, normalised (CLIPImageProcessor output), S = vision image_size.
+ * embeds (B, D) receives the l2-normalised image embeddings. */
+enum medvlm_status medvlm_encode_images(struct medvlm_encoder *enc, const float *pixels, int B,
+                                        float *embeds);
+enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const float *pixels,
+                                           int B, const struct medvlm_encode_out *out);
+
+/* ids, mask (B, T): token ids and attention mask (0 = padding; NULL = all ones), any
+ * 1 <= T <= max_position_embeddings, so padded-to-longest batches work. Pooling is at the EOS
+ * token: argmax(ids) when the config's eos_token_id is 2 (legacy configs such as vinid/plip),
+ * else the first position holding eos_token_id. Padding after EOS never changes embeds. */
+enum medvlm_status medvlm_encode_text(struct medvlm_encoder *enc, const int64_t *ids,
+                                      const int64_t *mask, int B, int T, float *embeds);
+enum medvlm_status medvlm_encode_text_ex(struct medvlm_encoder *enc, const int64_t *ids,
+                                         const int64_t *mask, int B, int T,
+                                         const struct medvlm_encode_out *out);
+
+/* logits_per_image (NI, NT) = exp(logit_scale) * image_embeds (NI, D) . text_embeds (NT, D)^T;
+ * logits_per_text (NT, NI) its transpose; either output may be NULL. */
+enum medvlm_status medvlm_clip_logits(const struct medvlm_model *model, const float *image_embeds,
+                                      int NI, const float *text_embeds, int NT,
+                                      float *logits_per_image, float *logits_per_text);
+/* CLIP's contrastive loss of a square logits_per_image (B, B), image i paired with text i:
+ * (CE(logits_per_text, arange B) + CE(logits_per_image, arange B)) / 2, mean-reduced. */
+enum medvlm_status medvlm_clip_loss(const float *logits_per_image, int B, float *loss);
+
+/* Threads for every kernel and for OpenBLAS (one OpenMP pool). Default: OMP_NUM_THREADS or
+ * the number of cores. Applies to the calling thread's later calls. */
+enum medvlm_status medvlm_set_threads(int n);
+int medvlm_get_threads(void);
+
+/* Floating-point operations of one forward pass (multiply-add = 2), for reports: a vision
+ * pass over B images, a text pass over B sequences of lens[b] tokens each. */
+double medvlm_vision_flops(const struct medvlm_config *cfg, int B);
+double medvlm_text_flops(const struct medvlm_config *cfg, int B, const int *lens);
+
 /* ---------------------------------------------------------------- datasets */
 
 /* Write a small synthetic labelled set into dir: images/synth_<class>_<i>.jpg (size x size

@@ -19,6 +19,9 @@ struct stage {
 static const struct stage stages[] = {
     {"none", NULL}, /* placeholder so the table is never empty; skipped */
     {"tokens", golden_stage_tokens},
+    {"text", golden_stage_text},
+    {"vision", golden_stage_vision},
+    {"clip", golden_stage_clip},
     {"metrics", golden_stage_metrics},
 };
 
