@@ -459,6 +459,21 @@ enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_cla
 
 /* ---------------------------------------------------------------- zero-shot */
 
+/* Class prototypes (K, D) from prompts: texts[i] belongs to class text_class[i]; each class's
+ * prototype is the mean of its prompts' l2-normalised text embeddings, re-normalised (one
+ * prompt per class = the single-prompt case; several = a prompt ensemble). Prompts are
+ * tokenized with `tok` (truncated to max_len, usually 77) and encoded in batches padded to
+ * their longest prompt. enc must have the text tower loaded. */
+enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
+                                              const struct medvlm_tokenizer *tok, int max_len,
+                                              const char *const *texts, const int *text_class,
+                                              int n_texts, int k, int d, float *protos);
+/* logits (N, K) = exp(logit_scale) * features (N, D) . protos (K, D)^T; probs (N, K), may be
+ * NULL, the row-wise softmax. logit_scale is the raw parameter. */
+enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const float *protos,
+                                          int k, int d, float logit_scale, float *logits,
+                                          float *probs);
+
 /* ---------------------------------------------------------------- adapters */
 
 /* ---------------------------------------------------------------- metrics */

@@ -39,6 +39,7 @@ enum medvlm_status golden_save(const struct golden_ctx *g, struct medvlm_st_writ
 
 typedef enum medvlm_status (*golden_stage_fn)(struct golden_ctx *g);
 
+enum medvlm_status golden_stage_zeroshot(struct golden_ctx *g);
 enum medvlm_status golden_stage_metrics(struct golden_ctx *g);
 enum medvlm_status golden_stage_tokens(struct golden_ctx *g);
 /* ---- encoders (stage_text.c, stage_clip.c) ---- */

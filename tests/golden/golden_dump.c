@@ -22,6 +22,7 @@ static const struct stage stages[] = {
     {"text", golden_stage_text},
     {"vision", golden_stage_vision},
     {"clip", golden_stage_clip},
+    {"zeroshot", golden_stage_zeroshot},
     {"metrics", golden_stage_metrics},
 };
 
