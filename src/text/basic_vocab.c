@@ -95,11 +95,11 @@ static enum medvlm_status train(struct trainer *t)
                     for (int j = 0; t->words[b][j] >= 0 && t->words[b][j + 1] >= 0; j++)
                         c += t->words[b][j] == l && t->words[b][j + 1] == r;
                 int cmp = 0;
-                if (c == best_c) {
+                if (c == best_c && best_l >= 0) {
                     cmp = strcmp(t->sym[l], t->sym[best_l]);
                     if (!cmp) cmp = strcmp(t->sym[r], t->sym[best_r]);
                 }
-                if (c > best_c || (c == best_c && cmp < 0)) {
+                if (c > best_c || (c == best_c && best_l >= 0 && cmp < 0)) {
                     best_c = c;
                     best_l = l;
                     best_r = r;
