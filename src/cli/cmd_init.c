@@ -10,10 +10,11 @@ static const char *usage =
     "       medvlm init data [--classes A,B,...] [--per-class N] [--size PX] [--seed N] DIR\n"
     "\n"
     "model: write a Hugging Face CLIP folder with RANDOM weights (config.json,\n"
-    "       preprocessor_config.json, model.safetensors) of a preset shape: `plip` is the\n"
-    "       vinid/plip = openai/clip-vit-base-patch32 architecture, `tiny` a 64-wide,\n"
-    "       2-layer model for quick runs. Random weights classify at chance level: this is\n"
-    "       for trying the tools and for tests, not for results.\n"
+    "       preprocessor_config.json, model.safetensors) and a small self-made BPE\n"
+    "       tokenizer (vocab.json, merges.txt, tokenizer.json) of a preset shape: `plip` is\n"
+    "       the vinid/plip = openai/clip-vit-base-patch32 architecture (with the small\n"
+    "       vocabulary), `tiny` a 64-wide, 2-layer model for quick runs. Random weights\n"
+    "       classify at chance level: this is for trying the tools and for tests.\n"
     "data:  write DIR/images/*.jpg, synthetic H&E-like tiles whose colour and texture\n"
     "       depend on the class, and DIR/labels.csv (image_name + one-hot class columns,\n"
     "       the SICAPv2 table layout). Default classes NC,G3,G4,G5, 8 per class, 256 px.\n"
@@ -68,6 +69,15 @@ static int init_model(int argc, char **argv)
     else
         return cli_usage("init", "unknown preset '%s' (expected tiny or plip)", preset);
     const char *dir = argv[optind];
+    /* the tokenizer first: its vocabulary sizes the text embedding */
+    int vocab = 0;
+    struct medvlm_tokenizer *tok;
+    if (medvlm_tokenizer_write_basic(dir, &vocab) || medvlm_tokenizer_load(dir, &tok))
+        return cli_fail("init model");
+    cfg.text.vocab_size = vocab;
+    cfg.text.bos_token_id = medvlm_tokenizer_bos_id(tok);
+    cfg.text.eos_token_id = cfg.text.pad_token_id = medvlm_tokenizer_eos_id(tok);
+    medvlm_tokenizer_free(tok);
     struct medvlm_model *m;
     if (medvlm_model_init_random(&cfg, (uint64_t)seed, &m)) return cli_fail("init model");
     enum medvlm_status st = medvlm_model_save(m, dir);
