@@ -39,4 +39,8 @@ enum medvlm_status golden_save(const struct golden_ctx *g, struct medvlm_st_writ
 
 typedef enum medvlm_status (*golden_stage_fn)(struct golden_ctx *g);
 
+/* stages, in the README's order */
+enum medvlm_status golden_stage_decode(struct golden_ctx *g);
+enum medvlm_status golden_stage_pixels(struct golden_ctx *g);
+
 #endif

@@ -18,6 +18,8 @@ struct stage {
 
 static const struct stage stages[] = {
     {"none", NULL}, /* placeholder so the table is never empty; skipped */
+    {"decode", golden_stage_decode},
+    {"pixels", golden_stage_pixels},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)
