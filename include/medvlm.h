@@ -305,6 +305,100 @@ enum medvlm_status medvlm_tokenizer_write_basic(const char *dir, int *vocab_size
 
 /* ---------------------------------------------------------------- images */
 
+/* Decoding gives the pixels Pillow gives for Image.open(f).convert("RGB"): JPEG through
+ * libjpeg-turbo (accurate integer IDCT, fancy upsampling: bit-identical to Pillow; CMYK/YCCK
+ * JPEGs are read as Adobe-inverted CMYK and converted as Pillow's cmyk2rgb), PNG through libpng
+ * (every bit depth and colour type, interlaced; 16-bit RGB(A)/LA keep the high byte, 16-bit
+ * grey is clamped to 0..255 as Pillow's mode "I" -> "RGB"; palette indices past the PLTE give
+ * grey i,i,i), TIFF through libtiff (strips or tiles, any compression libtiff has). Alpha is
+ * dropped without compositing; grey is replicated. The format is sniffed from the bytes, never
+ * from the file name. EXIF/TIFF orientation is not applied (Pillow does not either). */
+
+/* A decoded image: `height` rows of `width` RGB triplets. `rgb` is owned by the struct and
+ * released by medvlm_image_free. */
+struct medvlm_image {
+    int width, height;
+    uint8_t *rgb; /* (height, width, 3) */
+};
+
+/* Checked on the size a file declares, before any pixel buffer is allocated. A field <= 0
+ * means no limit for that field. */
+struct medvlm_decode_limits {
+    int max_width;      /* default 20000 */
+    int max_height;     /* default 20000 */
+    int64_t max_pixels; /* width * height; default 20000 * 20000 */
+};
+void medvlm_decode_limits_default(struct medvlm_decode_limits *lim);
+
+enum medvlm_image_format {
+    MEDVLM_IMAGE_UNKNOWN,
+    MEDVLM_IMAGE_JPEG,
+    MEDVLM_IMAGE_PNG,
+    MEDVLM_IMAGE_TIFF
+};
+/* The format of an encoded image from its first bytes. */
+enum medvlm_image_format medvlm_image_sniff(const void *data, size_t size);
+
+/* Decode a file (lim NULL = defaults). Errors name the file and say what was expected:
+ * empty, truncated, corrupt, unknown format, over the limits. On failure *out is zeroed. */
+enum medvlm_status medvlm_image_decode_file(const char *path,
+                                            const struct medvlm_decode_limits *lim,
+                                            struct medvlm_image *out);
+/* The same from memory; `name` (may be NULL) names the data in messages. */
+enum medvlm_status medvlm_image_decode_memory(const void *data, size_t size, const char *name,
+                                              const struct medvlm_decode_limits *lim,
+                                              struct medvlm_image *out);
+void medvlm_image_free(struct medvlm_image *img); /* frees rgb and zeroes *img; NULL ok */
+
+/* The two ways the reference code turns an RGB image into a model input (CHW float32):
+ * - HF: transformers' CLIPImageProcessor: resize the shortest edge to pp->shortest_edge with
+ *   Pillow's fixed-point bicubic (or bilinear, pp->resample), centre crop to crop_height x
+ *   crop_width (zero padding where the image is smaller), rescale, normalise with pp->mean/std.
+ *   Bit-exact to the uint8 step; the float steps as numpy does them.
+ * - TUTORIAL: the PEFT-MedVLMs notebooks' torchvision transform: ToTensor, Normalize(mean, std),
+ *   Resize([S, S]) bilinear on the float tensor (the image is squashed, not cropped), with
+ *   antialias (torchvision >= 0.17 default) or without. */
+enum medvlm_preprocess { MEDVLM_PREPROCESS_HF, MEDVLM_PREPROCESS_TUTORIAL };
+
+struct medvlm_preprocess_options {
+    enum medvlm_preprocess pipeline;
+    int size;        /* TUTORIAL: output side S; 0 = the config's crop size. HF: unused */
+    int antialias;   /* TUTORIAL: 1 = antialias=True (default), 0 = plain bilinear */
+    int center_crop; /* HF: -1 = the config's do_center_crop (default), 0 = off, 1 = on */
+};
+/* HF, size 0, antialias 1, center_crop -1. */
+void medvlm_preprocess_options_default(struct medvlm_preprocess_options *opt);
+
+/* The output size for an image of width x height, without touching pixels (opt NULL =
+ * defaults). */
+enum medvlm_status medvlm_image_preprocess_size(int width, int height,
+                                                const struct medvlm_preproc_config *pp,
+                                                const struct medvlm_preprocess_options *opt,
+                                                int *out_h, int *out_w);
+/* The output size when it does not depend on the image (HF with a centre crop, TUTORIAL);
+ * MEDVLM_ERR_ARG otherwise (HF without crop gives each image its own size). */
+enum medvlm_status medvlm_image_preprocess_fixed_size(const struct medvlm_preproc_config *pp,
+                                                      const struct medvlm_preprocess_options *opt,
+                                                      int *out_h, int *out_w);
+/* Preprocess one image into out_chw: 3 x out_h x out_w floats; out_cap is its capacity in
+ * floats. Thread-safe (no shared state); allocates only scratch it frees before returning. */
+enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
+                                           const struct medvlm_preproc_config *pp,
+                                           const struct medvlm_preprocess_options *opt,
+                                           float *out_chw, size_t out_cap, int *out_h,
+                                           int *out_w);
+/* Decode and preprocess n files in parallel (OpenMP, nthreads 0 = default) into out:
+ * (n, 3, H, W) with H, W from medvlm_image_preprocess_fixed_size; out_cap in floats. The
+ * results do not depend on the thread count. item_status (may be NULL) receives each file's
+ * status; the return value is the first failure by index (its message names the file), and
+ * the other images are still written. */
+enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n,
+                                                 const struct medvlm_decode_limits *lim,
+                                                 const struct medvlm_preproc_config *pp,
+                                                 const struct medvlm_preprocess_options *opt,
+                                                 int nthreads, float *out, size_t out_cap,
+                                                 enum medvlm_status *item_status);
+
 /* ---------------------------------------------------------------- encoders */
 
 /* The forward pass of both towers. An encoder holds the activations of one batch (sized once

@@ -51,5 +51,8 @@ enum medvlm_status golden_text_inputs(const struct golden_ctx *g, int64_t **ids,
                                       int *P, int *T);
 /* expected/pixels.safetensors crop.0..N-1 stacked (N, 3, S, S), caller frees. */
 enum medvlm_status golden_pixel_inputs(const struct golden_ctx *g, float **pixels, int *N, int *S);
+/* stages, in the README's order */
+enum medvlm_status golden_stage_decode(struct golden_ctx *g);
+enum medvlm_status golden_stage_pixels(struct golden_ctx *g);
 
 #endif

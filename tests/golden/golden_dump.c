@@ -24,6 +24,8 @@ static const struct stage stages[] = {
     {"clip", golden_stage_clip},
     {"zeroshot", golden_stage_zeroshot},
     {"metrics", golden_stage_metrics},
+    {"decode", golden_stage_decode},
+    {"pixels", golden_stage_pixels},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)
