@@ -39,4 +39,6 @@ enum medvlm_status golden_save(const struct golden_ctx *g, struct medvlm_st_writ
 
 typedef enum medvlm_status (*golden_stage_fn)(struct golden_ctx *g);
 
+enum medvlm_status golden_stage_adapters(struct golden_ctx *g);
+
 #endif

@@ -18,6 +18,7 @@ struct stage {
 
 static const struct stage stages[] = {
     {"none", NULL}, /* placeholder so the table is never empty; skipped */
+    {"adapters", golden_stage_adapters},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)
