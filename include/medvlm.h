@@ -357,6 +357,37 @@ const char *medvlm_adapter_class_name(const struct medvlm_adapter *a, int c);
 int medvlm_adapter_shots(const struct medvlm_adapter *a);
 
 
+/* Feature files (`medvlm features`): safetensors with `features` (N, D) F32 l2-normalised,
+ * `labels` (N) I64, metadata medvlm = "features/1", classes = JSON array of class names,
+ * image_names = JSON array of N names. Prototype files (`medvlm zeroshot
+ * --save-prototypes`): `prototypes` (K, D) F32 normalised, `logit_scale` [] F32 raw,
+ * metadata medvlm = "prototypes/1", classes = JSON array of K names. Loading checks every
+ * shape, dtype and label and names the file in its message. */
+struct medvlm_features {
+    int n, d, n_classes;
+    float *features;    /* (n, d) */
+    int64_t *labels;    /* (n), each in [0, n_classes) */
+    char **classes;     /* (n_classes) */
+    char **image_names; /* (n), or NULL when the file has none */
+};
+enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out);
+/* image_names may be NULL. */
+enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y,
+                                        int n, int d, const char *const *classes, int k,
+                                        const char *const *image_names);
+void medvlm_features_free(struct medvlm_features *f);
+
+struct medvlm_prototypes {
+    int k, d;
+    float *prototypes; /* (k, d) */
+    float logit_scale; /* raw */
+    char **classes;    /* (k) */
+};
+enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out);
+enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int k, int d,
+                                          float logit_scale, const char *const *classes);
+void medvlm_prototypes_free(struct medvlm_prototypes *p);
+
 /* ---------------------------------------------------------------- metrics */
 
 #ifdef __cplusplus
