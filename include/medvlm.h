@@ -570,6 +570,147 @@ enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const fl
 
 /* ---------------------------------------------------------------- adapters */
 
+/* Few-shot black-box adapters: small models trained in seconds on frozen, l2-normalised image
+ * features X (N, D) with integer labels Y (N) in [0, K), starting from the zero-shot class
+ * prototypes zs (K, D) and the model's raw logit_scale (the adapters use s = exp(it)).
+ * Every method maps features to K logits:
+ *
+ *   zeroshot     s X normalise_rows(zs)^T                               (nothing trained)
+ *   lp           s X normalise_rows(W)^T, W random (normal, std sqrt(2/D))  Linear Probe
+ *   zslp         the same with W initialised to zs                      ZS-LP
+ *   clipadapter  s normalise(f) normalise_rows(zs)^T, f = (1-a) X + a relu(relu(X w1^T) w2^T)
+ *                (w1 (H, D), w2 (D, H), H = D/4 unless set; a = alpha, default 0.5)
+ *   clap         zslp + mean_c lambda_c ||W_c - zs_c||^2, lambda_c = mean zero-shot
+ *                probability of class c over its training samples (CLAP, Silva-Rodriguez et
+ *                al. CVPR 2024); clap_alm = 1 updates lambda by the augmented-Lagrangian
+ *                outer step after every epoch
+ *   tipadapter   s X normalise_rows(zs)^T + alpha exp(-beta (1 - X keys^T)) onehot(Y),
+ *                keys = the training features (training-free; alpha 1, beta 1 by default)
+ *   tipadapter-f the same with the keys fine-tuned
+ *   taskres      s X normalise_rows(zs + alpha R)^T, R trained from 0 (alpha 0.5)
+ *
+ * Training (all trainable methods): `epochs` epochs of max(N / batch_size, 1) mini-batch
+ * steps of mean cross-entropy (the PEFT-MedVLMs notebook's train_adapter); the rows are
+ * shuffled each epoch from `seed` when batch_size < N, and a full batch is used in order
+ * otherwise. Defaults: 100 epochs, batch 32, SGD lr 1e-3 momentum 0.9 (PyTorch rules). */
+
+enum medvlm_adapter_method {
+    MEDVLM_ADAPTER_ZEROSHOT,
+    MEDVLM_ADAPTER_LP,
+    MEDVLM_ADAPTER_ZSLP,
+    MEDVLM_ADAPTER_CLIPADAPTER,
+    MEDVLM_ADAPTER_CLAP,
+    MEDVLM_ADAPTER_TIPADAPTER,
+    MEDVLM_ADAPTER_TIPADAPTER_F,
+    MEDVLM_ADAPTER_TASKRES,
+    MEDVLM_ADAPTER_COUNT
+};
+
+enum medvlm_optimizer { MEDVLM_OPTIMIZER_SGD, MEDVLM_OPTIMIZER_ADAM, MEDVLM_OPTIMIZER_ADAMW };
+enum medvlm_schedule { MEDVLM_SCHEDULE_CONSTANT, MEDVLM_SCHEDULE_COSINE };
+
+struct medvlm_adapter_options {
+    enum medvlm_adapter_method method;
+    enum medvlm_optimizer optimizer;
+    enum medvlm_schedule schedule; /* cosine: per step, down to 0 at the last step */
+    int epochs;                    /* 100 */
+    int batch_size;                /* 32 */
+    float lr;                      /* 1e-3 */
+    float momentum;                /* SGD, 0.9 */
+    float weight_decay;            /* 0 (AdamW: decoupled) */
+    float adam_beta1, adam_beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
+    uint64_t seed;                 /* LP / CLIP-Adapter init and the per-epoch shuffle */
+    float alpha;  /* clipadapter residual ratio 0.5; tipadapter cache weight 1; taskres 0.5 */
+    float beta;   /* tipadapter sharpness, 1 */
+    int hidden;   /* clipadapter bottleneck width; 0 = D / 4 */
+    int clap_alm;     /* clap: 1 = augmented-Lagrangian multiplier updates */
+    float clap_rho;   /* clap_alm penalty weight rho, 1 */
+    /* Optional initial values (copied; NULL = the method's own init): lp (K, D);
+     * clipadapter w1 (H, D) and w2 (D, H) with H = hidden. */
+    const float *init_prototypes;
+    const float *init_w1;
+    const float *init_w2;
+};
+
+/* The defaults above for `method`. */
+void medvlm_adapter_options_default(struct medvlm_adapter_options *o,
+                                    enum medvlm_adapter_method method);
+/* "zeroshot", "lp", "zslp", "clipadapter", "clap", "tipadapter", "tipadapter-f", "taskres". */
+const char *medvlm_adapter_method_name(enum medvlm_adapter_method m);
+/* Unknown name -> MEDVLM_ERR_ARG with the list of valid names. */
+enum medvlm_status medvlm_adapter_method_from_name(const char *name,
+                                                   enum medvlm_adapter_method *out);
+/* Number of optimizer steps training takes (the length of losses_out); 0 for methods
+ * without training. */
+long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n);
+
+struct medvlm_adapter; /* a trained (or loaded) adapter: parameters + what prediction needs */
+
+/* Train an adapter. X (n, d) and zs (k, d) are copied where kept; labels must be in [0, k).
+ * losses_out (optional, medvlm_adapter_steps() floats) receives the loss before each step. */
+enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, const float *X,
+                                        const int64_t *Y, int n, int d,
+                                        const float *zs_prototypes, int k, float logit_scale,
+                                        struct medvlm_adapter **out, float *losses_out);
+/* logits (n, k) for features X (n, d). */
+enum medvlm_status medvlm_adapter_logits(const struct medvlm_adapter *a, const float *X, int n,
+                                         float *logits);
+void medvlm_adapter_free(struct medvlm_adapter *a);
+
+enum medvlm_adapter_method medvlm_adapter_method_of(const struct medvlm_adapter *a);
+const struct medvlm_adapter_options *medvlm_adapter_options_of(const struct medvlm_adapter *a);
+int medvlm_adapter_dim(const struct medvlm_adapter *a);     /* D */
+int medvlm_adapter_classes(const struct medvlm_adapter *a); /* K */
+/* A trained tensor by name ("prototypes", "mlp.0.weight", "mlp.2.weight", "residual",
+ * "cache_keys"); NULL when the method has none of that name. *numel receives its size. */
+const float *medvlm_adapter_param(const struct medvlm_adapter *a, const char *name,
+                                  size_t *numel);
+/* CLAP's class multipliers (K) as they ended training; NULL for other methods. */
+const float *medvlm_adapter_lambdas(const struct medvlm_adapter *a);
+
+/* Save as safetensors (atomic): the parameters, `prototypes_zs`, `logit_scale`, and for
+ * Tip-Adapter `cache_labels`; metadata medvlm = "adapter/1", method, hparams (JSON), classes
+ * (JSON array; class_names may be NULL -> "0", "1", ...), shots, seed. */
+enum medvlm_status medvlm_adapter_save(const struct medvlm_adapter *a, const char *path,
+                                       const char *const *class_names, int shots);
+/* Load what medvlm_adapter_save wrote; everything prediction needs is in the file. */
+enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter **out);
+/* The class names and shots saved with a loaded adapter (NULL / 0 for a trained one). */
+const char *medvlm_adapter_class_name(const struct medvlm_adapter *a, int c);
+int medvlm_adapter_shots(const struct medvlm_adapter *a);
+
+
+/* Feature files (`medvlm features`): safetensors with `features` (N, D) F32 l2-normalised,
+ * `labels` (N) I64, metadata medvlm = "features/1", classes = JSON array of class names,
+ * image_names = JSON array of N names. Prototype files (`medvlm zeroshot
+ * --save-prototypes`): `prototypes` (K, D) F32 normalised, `logit_scale` [] F32 raw,
+ * metadata medvlm = "prototypes/1", classes = JSON array of K names. Loading checks every
+ * shape, dtype and label and names the file in its message. */
+struct medvlm_features {
+    int n, d, n_classes;
+    float *features;    /* (n, d) */
+    int64_t *labels;    /* (n), each in [0, n_classes) */
+    char **classes;     /* (n_classes) */
+    char **image_names; /* (n), or NULL when the file has none */
+};
+enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out);
+/* image_names may be NULL. */
+enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y,
+                                        int n, int d, const char *const *classes, int k,
+                                        const char *const *image_names);
+void medvlm_features_free(struct medvlm_features *f);
+
+struct medvlm_prototypes {
+    int k, d;
+    float *prototypes; /* (k, d) */
+    float logit_scale; /* raw */
+    char **classes;    /* (k) */
+};
+enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out);
+enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int k, int d,
+                                          float logit_scale, const char *const *classes);
+void medvlm_prototypes_free(struct medvlm_prototypes *p);
+
 /* ---------------------------------------------------------------- metrics */
 
 /* Classification metrics over refs (true labels) and preds, as the PEFT-MedVLMs tutorial's

@@ -54,5 +54,6 @@ enum medvlm_status golden_pixel_inputs(const struct golden_ctx *g, float **pixel
 /* stages, in the README's order */
 enum medvlm_status golden_stage_decode(struct golden_ctx *g);
 enum medvlm_status golden_stage_pixels(struct golden_ctx *g);
+enum medvlm_status golden_stage_adapters(struct golden_ctx *g);
 
 #endif

@@ -26,6 +26,7 @@ static const struct stage stages[] = {
     {"metrics", golden_stage_metrics},
     {"decode", golden_stage_decode},
     {"pixels", golden_stage_pixels},
+    {"adapters", golden_stage_adapters},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)

@@ -1,0 +1,105 @@
+/*
+ * adapters.h - few-shot black-box adapters behind one vtable, and the one training loop.
+ *
+ * Glossary: B batch rows, N training rows (Tip-Adapter cache size), D feature dim,
+ * K classes, H CLIP-Adapter bottleneck.
+ *
+ * An adapter is its parameters (named tensors in one buffer, gradients in a second buffer of
+ * the same layout), fixed inputs (zs, the normalised zs, scale, cache labels) and a method
+ * (struct mv_adapter_ops). A method's forward writes logits for B rows and keeps what its
+ * backward needs in a workspace the caller sized with ws_floats(B); backward accumulates
+ * parameter gradients (+=) from dlogits; the caller zeroes them.
+ */
+#ifndef MEDVLM_ADAPTERS_H
+#define MEDVLM_ADAPTERS_H
+
+#include "../core/core.h"
+
+#define MV_ADAPTER_MAX_PARAMS 3
+
+struct mv_adapter_param {
+    const char *name; /* tensor name in the adapter file and the golden set */
+    int ndim;
+    int64_t shape[2];
+    size_t n;
+    float *data; /* view into medvlm_adapter.param_buf */
+    float *grad; /* view into medvlm_adapter.grad_buf */
+};
+
+struct medvlm_adapter;
+
+struct mv_adapter_ops {
+    enum medvlm_adapter_method method;
+    const char *name;
+    int trains; /* 0: nothing to optimise (zero-shot, Tip-Adapter) */
+    /* Parameter shapes: fill a->params[] names/shapes/ndim/n and a->nparams. */
+    enum medvlm_status (*layout)(struct medvlm_adapter *a);
+    /* Initial values (params are allocated); X, Y the training set. */
+    enum medvlm_status (*init)(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                               int n);
+    size_t (*ws_floats)(const struct medvlm_adapter *a, int B);
+    /* logits (B, K) for X (B, D); ws keeps what backward needs. */
+    void (*forward)(const struct medvlm_adapter *a, float *ws, const float *X, int B,
+                    float *logits);
+    /* grads += d loss / d params given dlogits (B, K) of the same batch; may clobber ws. */
+    void (*backward)(struct medvlm_adapter *a, float *ws, const float *X, int B,
+                     const float *dlogits);
+    /* Optional: a loss term on the parameters alone; returns its value and, when grad,
+     * accumulates its gradient. */
+    double (*regularizer)(struct medvlm_adapter *a, int grad);
+    /* Optional: called after every epoch (CLAP's augmented-Lagrangian outer step). */
+    void (*epoch_end)(struct medvlm_adapter *a);
+};
+
+struct medvlm_adapter {
+    const struct mv_adapter_ops *ops;
+    struct medvlm_adapter_options opt; /* init_* pointers cleared after training */
+    int d, k;
+    float logit_scale; /* raw */
+    float scale;       /* exp(logit_scale) */
+    float *zs;         /* (K, D) as given */
+    float *zsn;        /* (K, D) rows normalised */
+    int nparams;
+    struct mv_adapter_param params[MV_ADAPTER_MAX_PARAMS];
+    float *param_buf, *grad_buf;
+    size_t param_total;
+    float *lambdas;         /* (K) CLAP */
+    int n_cache;            /* Tip-Adapter: rows of the cache */
+    int64_t *cache_labels;  /* (N) Tip-Adapter */
+    char **class_names;     /* (K) from a loaded file, or NULL */
+    int shots;
+};
+
+extern const struct mv_adapter_ops mv_adapter_zeroshot_ops, mv_adapter_lp_ops,
+    mv_adapter_zslp_ops, mv_adapter_clap_ops, mv_adapter_taskres_ops,
+    mv_adapter_clipadapter_ops, mv_adapter_tip_ops, mv_adapter_tipf_ops;
+
+const struct mv_adapter_ops *mv_adapter_ops_for(enum medvlm_adapter_method m);
+
+/* n_train sizes Tip-Adapter's cache (ignored by the other methods).
+ * An adapter with its fixed inputs and allocated (zeroed) parameters, not yet initialised. */
+enum medvlm_status mv_adapter_create(const struct medvlm_adapter_options *o, int d, int k,
+                                     int n_train, const float *zs, float logit_scale,
+                                     struct medvlm_adapter **out);
+struct mv_adapter_param *mv_adapter_param_find(struct medvlm_adapter *a, const char *name);
+
+/* ---- kernels (kernels.c): plain loops, with an AVX2+FMA variant picked at run time ---- */
+
+/* C (M, N) = A (M, L) Bm (N, L)^T. */
+void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* C (M, N) += A (L, M)^T Bm (L, N). */
+void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* The plain-loop siblings (a test compares them). */
+void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
+void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* 1 when the AVX2+FMA variants are in use. */
+int mv_kernels_simd(void);
+/* ---- losses (train.c) ---- */
+
+/* Mean cross-entropy over B rows of logits (B, K) with labels Y; writes
+ * dlogits = (softmax - onehot) / B when dlogits != NULL. */
+double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K);
+/* Row-wise softmax into probs (B, K). */
+void mv_softmax_rows(float *probs, const float *logits, int B, int K);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * kernels.c - the two small matrix products every adapter step is made of, for the shapes
+ * of few-shot adaptation (B = 32 rows, K = 4 classes, D = 512): far too small for a BLAS call
+ * to pay off, so plain loops, plus AVX2+FMA versions chosen once at run time.
+ *
+ *   mv_mm_nt      C (M, N)  = A (M, L) Bm (N, L)^T     logits = X W^T
+ *   mv_mm_tn_acc  C (M, N) += A (L, M)^T Bm (L, N)     dW += dlogits^T X
+ */
+#include "adapters.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define MV_HAVE_X86 1
+#include <immintrin.h>
+#endif
+
+void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0;
+            for (int l = 0; l < L; l++) acc += A[(size_t)i * L + l] * Bm[(size_t)j * L + l];
+            C[(size_t)i * N + j] = acc;
+        }
+}
+
+void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < M; i++) {
+            float a = A[(size_t)l * M + i];
+            float *c = C + (size_t)i * N;
+            const float *b = Bm + (size_t)l * N;
+            for (int j = 0; j < N; j++) c[j] += a * b[j];
+        }
+}
+
+#ifdef MV_HAVE_X86
+
+__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 0x55));
+    return _mm_cvtss_f32(lo);
+}
+
+/* Four dot products of a with b0..b3 over L, two accumulators each (8 FMA chains). */
+__attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
+                                                     const float *b0, const float *b1,
+                                                     const float *b2, const float *b3, int L)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    int l = 0;
+    for (; l + 16 <= L; l += 16) {
+        __m256 x = _mm256_loadu_ps(a + l), y = _mm256_loadu_ps(a + l + 8);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + l), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + l), s1);
+        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + l), s2);
+        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + l), s3);
+        t0 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b0 + l + 8), t0);
+        t1 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b1 + l + 8), t1);
+        t2 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b2 + l + 8), t2);
+        t3 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b3 + l + 8), t3);
+    }
+    for (; l + 8 <= L; l += 8) {
+        __m256 x = _mm256_loadu_ps(a + l);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + l), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + l), s1);
+        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + l), s2);
+        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + l), s3);
+    }
+    float r0 = hsum256(_mm256_add_ps(s0, t0)), r1 = hsum256(_mm256_add_ps(s1, t1));
+    float r2 = hsum256(_mm256_add_ps(s2, t2)), r3 = hsum256(_mm256_add_ps(s3, t3));
+    for (; l < L; l++) {
+        r0 += a[l] * b0[l];
+        r1 += a[l] * b1[l];
+        r2 += a[l] * b2[l];
+        r3 += a[l] * b3[l];
+    }
+    out[0] = r0;
+    out[1] = r1;
+    out[2] = r2;
+    out[3] = r3;
+}
+
+__attribute__((target("avx2,fma"))) static float dot1(const float *a, const float *b, int L)
+{
+    __m256 s = _mm256_setzero_ps(), t = s;
+    int l = 0;
+    for (; l + 16 <= L; l += 16) {
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s);
+        t = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), _mm256_loadu_ps(b + l + 8), t);
+    }
+    for (; l + 8 <= L; l += 8)
+        s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s);
+    float r = hsum256(_mm256_add_ps(s, t));
+    for (; l < L; l++) r += a[l] * b[l];
+    return r;
+}
+
+__attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float *A,
+                                                           const float *Bm, int M, int N, int L)
+{
+    for (int i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * L;
+        float *c = C + (size_t)i * N;
+        int j = 0;
+        for (; j + 4 <= N; j += 4)
+            dot4(c + j, a, Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L,
+                 Bm + (size_t)(j + 2) * L, Bm + (size_t)(j + 3) * L, L);
+        for (; j < N; j++) c[j] = dot1(a, Bm + (size_t)j * L, L);
+    }
+}
+
+/* C rows i..i+3, columns j..j+15 accumulated over all l in registers. */
+__attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const float *A,
+                                                               const float *Bm, int M, int N,
+                                                               int L)
+{
+    int i = 0;
+    for (; i + 4 <= M; i += 4) {
+        float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
+        int j = 0;
+        for (; j + 16 <= N; j += 16) {
+            __m256 a0 = _mm256_loadu_ps(c0 + j), b0 = _mm256_loadu_ps(c0 + j + 8);
+            __m256 a1 = _mm256_loadu_ps(c1 + j), b1 = _mm256_loadu_ps(c1 + j + 8);
+            __m256 a2 = _mm256_loadu_ps(c2 + j), b2 = _mm256_loadu_ps(c2 + j + 8);
+            __m256 a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
+            for (int l = 0; l < L; l++) {
+                const float *ar = A + (size_t)l * M + i;
+                const float *br = Bm + (size_t)l * N + j;
+                __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);
+                __m256 g0 = _mm256_broadcast_ss(ar), g1 = _mm256_broadcast_ss(ar + 1);
+                __m256 g2 = _mm256_broadcast_ss(ar + 2), g3 = _mm256_broadcast_ss(ar + 3);
+                a0 = _mm256_fmadd_ps(g0, x, a0);
+                b0 = _mm256_fmadd_ps(g0, y, b0);
+                a1 = _mm256_fmadd_ps(g1, x, a1);
+                b1 = _mm256_fmadd_ps(g1, y, b1);
+                a2 = _mm256_fmadd_ps(g2, x, a2);
+                b2 = _mm256_fmadd_ps(g2, y, b2);
+                a3 = _mm256_fmadd_ps(g3, x, a3);
+                b3 = _mm256_fmadd_ps(g3, y, b3);
+            }
+            _mm256_storeu_ps(c0 + j, a0);
+            _mm256_storeu_ps(c0 + j + 8, b0);
+            _mm256_storeu_ps(c1 + j, a1);
+            _mm256_storeu_ps(c1 + j + 8, b1);
+            _mm256_storeu_ps(c2 + j, a2);
+            _mm256_storeu_ps(c2 + j + 8, b2);
+            _mm256_storeu_ps(c3 + j, a3);
+            _mm256_storeu_ps(c3 + j + 8, b3);
+        }
+        for (; j < N; j++)
+            for (int l = 0; l < L; l++) {
+                const float *ar = A + (size_t)l * M + i;
+                float b = Bm[(size_t)l * N + j];
+                c0[j] += ar[0] * b;
+                c1[j] += ar[1] * b;
+                c2[j] += ar[2] * b;
+                c3[j] += ar[3] * b;
+            }
+    }
+    for (; i < M; i++) {
+        float *c = C + (size_t)i * N;
+        int j = 0;
+        for (; j + 8 <= N; j += 8) {
+            __m256 acc = _mm256_loadu_ps(c + j);
+            for (int l = 0; l < L; l++)
+                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (size_t)l * M + i),
+                                      _mm256_loadu_ps(Bm + (size_t)l * N + j), acc);
+            _mm256_storeu_ps(c + j, acc);
+        }
+        for (; j < N; j++)
+            for (int l = 0; l < L; l++) c[j] += A[(size_t)l * M + i] * Bm[(size_t)l * N + j];
+    }
+}
+
+static int simd_level = -1;
+
+int mv_kernels_simd(void)
+{
+    if (simd_level < 0) {
+        __builtin_cpu_init();
+        simd_level = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return simd_level;
+}
+
+void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    if (mv_kernels_simd()) mm_nt_avx2(C, A, Bm, M, N, L);
+    else mv_mm_nt_ref(C, A, Bm, M, N, L);
+}
+
+void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, Bm, M, N, L);
+    else mv_mm_tn_acc_ref(C, A, Bm, M, N, L);
+}
+
+#else
+
+int mv_kernels_simd(void)
+{
+    return 0;
+}
+
+void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    mv_mm_nt_ref(C, A, Bm, M, N, L);
+}
+
+void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    mv_mm_tn_acc_ref(C, A, Bm, M, N, L);
+}
+
+#endif

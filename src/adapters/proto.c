@@ -1,0 +1,290 @@
+/*
+ * proto.c - the prototype-classifier adapters: one weight row per class, cosine logits.
+ *
+ *   logits = s X normalise_rows(W)^T          X (B, D), W (K, D), s = exp(logit_scale)
+ *
+ *   zeroshot  W = zs, nothing trained
+ *   lp        W trained from a random init (normal, std sqrt(2/D)) - Linear Probe
+ *   zslp      W trained from zs - ZS-LP
+ *   clap      zslp + sum_c lambda_c ||W_c - zs_c||^2 / K, lambda from the zero-shot
+ *             probabilities of the training set (CLAP, Silva-Rodriguez et al. 2024)
+ *   taskres   W = zs + alpha R, R trained from 0 (TaskRes, Yu et al. CVPR 2023)
+ *
+ * Workspace for B rows: Weff (K, D) | Wn (K, D) | norms (K) | dWn (K, D).
+ */
+#include "adapters.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- row normalisation (F.normalize, eps 1e-12) and its backward ---- */
+
+static void normalize_rows(float *Wn, float *norms, const float *W, int K, int D)
+{
+    for (int k = 0; k < K; k++) {
+        const float *w = W + (size_t)k * D;
+        double ss = 0;
+        for (int j = 0; j < D; j++) ss += (double)w[j] * w[j];
+        float nrm = (float)sqrt(ss);
+        norms[k] = nrm;
+        float den = fmaxf(nrm, 1e-12f);
+        for (int j = 0; j < D; j++) Wn[(size_t)k * D + j] = w[j] / den;
+    }
+}
+
+/* In the forward pass Wn = W / r with r = ||W|| (when r > eps), so
+ * dW = (dWn - Wn (Wn . dWn)) / r; below eps the divisor is the constant eps. */
+static void normalize_rows_backward(float *dW, float scale, const float *dWn, const float *Wn,
+                                    const float *norms, int K, int D)
+{
+    for (int k = 0; k < K; k++) {
+        const float *g = dWn + (size_t)k * D, *wn = Wn + (size_t)k * D;
+        float *dw = dW + (size_t)k * D;
+        if (norms[k] > 1e-12f) {
+            double proj = 0;
+            for (int j = 0; j < D; j++) proj += (double)wn[j] * g[j];
+            float p = (float)proj, inv = scale / norms[k];
+            for (int j = 0; j < D; j++) dw[j] += (g[j] - wn[j] * p) * inv;
+        } else {
+            float inv = scale / 1e-12f;
+            for (int j = 0; j < D; j++) dw[j] += g[j] * inv;
+        }
+    }
+}
+
+/* ---- layouts and inits ---- */
+
+static enum medvlm_status layout_none(struct medvlm_adapter *a)
+{
+    a->nparams = 0;
+    return MEDVLM_OK;
+}
+
+static enum medvlm_status layout_named(struct medvlm_adapter *a, const char *name)
+{
+    a->nparams = 1;
+    a->params[0] = (struct mv_adapter_param){
+        .name = name, .ndim = 2, .shape = {a->k, a->d}, .n = (size_t)a->k * a->d};
+    return MEDVLM_OK;
+}
+
+static enum medvlm_status layout_prototypes(struct medvlm_adapter *a)
+{
+    return layout_named(a, "prototypes");
+}
+
+static enum medvlm_status layout_residual(struct medvlm_adapter *a)
+{
+    return layout_named(a, "residual");
+}
+
+static enum medvlm_status init_none(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                    int n)
+{
+    (void)a, (void)X, (void)Y, (void)n;
+    return MEDVLM_OK;
+}
+
+static enum medvlm_status init_lp(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                  int n)
+{
+    (void)X, (void)Y, (void)n;
+    float *W = a->params[0].data;
+    if (a->opt.init_prototypes) {
+        memcpy(W, a->opt.init_prototypes, a->params[0].n * sizeof(float));
+        return MEDVLM_OK;
+    }
+    struct mv_rng rng;
+    mv_rng_seed(&rng, a->opt.seed);
+    float std = sqrtf(2.0f / (float)a->d);
+    for (size_t i = 0; i < a->params[0].n; i++) W[i] = std * mv_rng_normal(&rng);
+    return MEDVLM_OK;
+}
+
+static enum medvlm_status init_zs(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                  int n)
+{
+    (void)X, (void)Y, (void)n;
+    memcpy(a->params[0].data, a->zs, a->params[0].n * sizeof(float));
+    return MEDVLM_OK;
+}
+
+/* lambda_c = mean over the training rows of class c of softmax(s X normalise(zs)^T)[c];
+ * 0 for a class without rows. */
+static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                    int n)
+{
+    init_zs(a, X, Y, n);
+    const int K = a->k, D = a->d;
+    float *logits = mv_calloc((size_t)n * K, sizeof(float));
+    double *sum = mv_calloc((size_t)K, sizeof(double));
+    int *count = mv_calloc((size_t)K, sizeof(int));
+    if (!logits || !sum || !count) {
+        mv_free(logits);
+        mv_free(sum);
+        mv_free(count);
+        return MEDVLM_ERR_NOMEM;
+    }
+    mv_mm_nt(logits, X, a->zsn, n, K, D);
+    for (size_t i = 0; i < (size_t)n * K; i++) logits[i] *= a->scale;
+    mv_softmax_rows(logits, logits, n, K);
+    for (int i = 0; i < n; i++) {
+        sum[Y[i]] += logits[(size_t)i * K + Y[i]];
+        count[Y[i]]++;
+    }
+    for (int c = 0; c < K; c++) a->lambdas[c] = count[c] ? (float)(sum[c] / count[c]) : 0.0f;
+    mv_free(logits);
+    mv_free(sum);
+    mv_free(count);
+    return MEDVLM_OK;
+}
+
+/* ---- forward / backward ---- */
+
+static size_t ws_none(const struct medvlm_adapter *a, int B)
+{
+    (void)a, (void)B;
+    return 1;
+}
+
+static size_t ws_proto(const struct medvlm_adapter *a, int B)
+{
+    (void)B;
+    return 3 * (size_t)a->k * a->d + (size_t)a->k;
+}
+
+static void scale_logits(float *logits, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) logits[i] *= s;
+}
+
+/* logits (B, K) = s X zsn^T */
+static void forward_zeroshot(const struct medvlm_adapter *a, float *ws, const float *X, int B,
+                             float *logits)
+{
+    (void)ws;
+    mv_mm_nt(logits, X, a->zsn, B, a->k, a->d);
+    scale_logits(logits, a->scale, (size_t)B * a->k);
+}
+
+static void backward_none(struct medvlm_adapter *a, float *ws, const float *X, int B,
+                          const float *dlogits)
+{
+    (void)a, (void)ws, (void)X, (void)B, (void)dlogits;
+}
+
+/* W (K, D) of this step: the prototypes, or zs + alpha R for TaskRes (into ws). */
+static const float *effective_w(const struct medvlm_adapter *a, float *ws)
+{
+    if (a->ops->method != MEDVLM_ADAPTER_TASKRES) return a->params[0].data;
+    size_t kd = (size_t)a->k * a->d;
+    const float *R = a->params[0].data;
+    for (size_t i = 0; i < kd; i++) ws[i] = a->zs[i] + a->opt.alpha * R[i];
+    return ws;
+}
+
+static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *X, int B,
+                          float *logits)
+{
+    const int K = a->k, D = a->d;
+    size_t kd = (size_t)K * D;
+    float *Wn = ws + kd, *norms = ws + 2 * kd;
+    const float *W = effective_w(a, ws);
+    normalize_rows(Wn, norms, W, K, D);
+    mv_mm_nt(logits, X, Wn, B, K, D);
+    scale_logits(logits, a->scale, (size_t)B * K);
+}
+
+/* In the forward pass logits = s X Wn^T, so dWn = s dlogits^T X; then through the
+ * normalisation; TaskRes: W = zs + alpha R, so dR = alpha dW. */
+static void backward_proto(struct medvlm_adapter *a, float *ws, const float *X, int B,
+                           const float *dlogits)
+{
+    const int K = a->k, D = a->d;
+    size_t kd = (size_t)K * D;
+    float *Wn = ws + kd, *norms = ws + 2 * kd, *dWn = ws + 2 * kd + K;
+    memset(dWn, 0, kd * sizeof(float));
+    mv_mm_tn_acc(dWn, dlogits, X, K, D, B);
+    float scale = a->scale;
+    if (a->ops->method == MEDVLM_ADAPTER_TASKRES) scale *= a->opt.alpha;
+    normalize_rows_backward(a->params[0].grad, scale, dWn, Wn, norms, K, D);
+}
+
+/* ---- CLAP: the class-wise penalty towards the zero-shot prototypes ---- */
+
+/* Plain: mean_c lambda_c z_c with z_c = ||W_c - zs_c||^2.
+ * Augmented Lagrangian (clap_alm): mean_c P(z_c, lambda_c, rho) with the PHR penalty
+ * P = lambda z + rho z^2 / 2 when lambda + rho z >= 0, else -lambda^2 / (2 rho);
+ * dP/dz = max(lambda + rho z, 0). */
+static double clap_regularizer(struct medvlm_adapter *a, int grad)
+{
+    const int K = a->k, D = a->d;
+    const float *W = a->params[0].data;
+    float *dW = a->params[0].grad;
+    const float rho = a->opt.clap_rho;
+    double total = 0;
+    for (int c = 0; c < K; c++) {
+        const float *w = W + (size_t)c * D, *t = a->zs + (size_t)c * D;
+        double z = 0;
+        for (int j = 0; j < D; j++) {
+            double diff = (double)w[j] - t[j];
+            z += diff * diff;
+        }
+        double lam = a->lambdas[c], dz;
+        if (!a->opt.clap_alm) {
+            total += lam * z;
+            dz = lam;
+        } else if (lam + rho * z >= 0) {
+            total += lam * z + rho * z * z / 2;
+            dz = lam + rho * z;
+        } else {
+            total += -lam * lam / (2 * rho);
+            dz = 0;
+        }
+        if (grad) {
+            float f = (float)(2.0 * dz / K);
+            for (int j = 0; j < D; j++) dW[(size_t)c * D + j] += f * (w[j] - t[j]);
+        }
+    }
+    return total / K;
+}
+
+/* Outer step of the augmented Lagrangian: lambda_c <- dP/dz at the current W. */
+static void clap_epoch_end(struct medvlm_adapter *a)
+{
+    if (!a->opt.clap_alm) return;
+    const int K = a->k, D = a->d;
+    for (int c = 0; c < K; c++) {
+        const float *w = a->params[0].data + (size_t)c * D, *t = a->zs + (size_t)c * D;
+        double z = 0;
+        for (int j = 0; j < D; j++) z += ((double)w[j] - t[j]) * ((double)w[j] - t[j]);
+        double v = a->lambdas[c] + a->opt.clap_rho * z;
+        a->lambdas[c] = (float)(v > 0 ? v : 0);
+    }
+}
+
+const struct mv_adapter_ops mv_adapter_zeroshot_ops = {
+    .method = MEDVLM_ADAPTER_ZEROSHOT, .name = "zeroshot", .trains = 0,
+    .layout = layout_none, .init = init_none, .ws_floats = ws_none,
+    .forward = forward_zeroshot, .backward = backward_none};
+
+const struct mv_adapter_ops mv_adapter_lp_ops = {
+    .method = MEDVLM_ADAPTER_LP, .name = "lp", .trains = 1,
+    .layout = layout_prototypes, .init = init_lp, .ws_floats = ws_proto,
+    .forward = forward_proto, .backward = backward_proto};
+
+const struct mv_adapter_ops mv_adapter_zslp_ops = {
+    .method = MEDVLM_ADAPTER_ZSLP, .name = "zslp", .trains = 1,
+    .layout = layout_prototypes, .init = init_zs, .ws_floats = ws_proto,
+    .forward = forward_proto, .backward = backward_proto};
+
+const struct mv_adapter_ops mv_adapter_clap_ops = {
+    .method = MEDVLM_ADAPTER_CLAP, .name = "clap", .trains = 1,
+    .layout = layout_prototypes, .init = init_clap, .ws_floats = ws_proto,
+    .forward = forward_proto, .backward = backward_proto,
+    .regularizer = clap_regularizer, .epoch_end = clap_epoch_end};
+
+const struct mv_adapter_ops mv_adapter_taskres_ops = {
+    .method = MEDVLM_ADAPTER_TASKRES, .name = "taskres", .trains = 1,
+    .layout = layout_residual, .init = init_none, .ws_floats = ws_proto,
+    .forward = forward_proto, .backward = backward_proto};

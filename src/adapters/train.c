@@ -1,0 +1,222 @@
+/*
+ * train.c - the one training loop every adapter uses, and the cross-entropy it minimises.
+ *
+ * As the PEFT-MedVLMs notebook's train_adapter: each epoch takes max(N / batch, 1) steps of
+ * `batch` rows (the last N mod batch rows of a shuffled epoch are not used); a step is
+ * forward, mean cross-entropy (+ the method's regulariser), backward, optimizer update. Rows
+ * are reshuffled every epoch (Fisher-Yates from the seeded RNG) when batch < N; with
+ * batch >= N every step is the whole set in order. Everything a step touches is allocated
+ * before the first step.
+ */
+#include "adapters.h"
+
+#include "../optim/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K)
+{
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+        const float *l = logits + (size_t)b * K;
+        float mx = l[0];
+        for (int c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
+        double sum = 0;
+        for (int c = 0; c < K; c++) sum += exp((double)l[c] - mx);
+        double lse = (double)mx + log(sum);
+        total += lse - (double)l[Y[b]];
+        if (dlogits) {
+            float *g = dlogits + (size_t)b * K;
+            for (int c = 0; c < K; c++) {
+                double p = exp((double)l[c] - mx) / sum;
+                g[c] = (float)((p - (c == Y[b] ? 1.0 : 0.0)) / B);
+            }
+        }
+    }
+    return total / B;
+}
+
+void mv_softmax_rows(float *probs, const float *logits, int B, int K)
+{
+    for (int b = 0; b < B; b++) {
+        const float *l = logits + (size_t)b * K;
+        float *p = probs + (size_t)b * K;
+        float mx = l[0];
+        for (int c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
+        double sum = 0;
+        for (int c = 0; c < K; c++) sum += exp((double)l[c] - mx);
+        for (int c = 0; c < K; c++) p[c] = (float)(exp((double)l[c] - mx) / sum);
+    }
+}
+
+long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
+{
+    const struct mv_adapter_ops *ops = o ? mv_adapter_ops_for(o->method) : NULL;
+    if (!ops || !ops->trains || o->epochs <= 0 || o->batch_size <= 0 || n <= 0) return 0;
+    long iters = MV_MAX(n / o->batch_size, 1);
+    return (long)o->epochs * iters;
+}
+
+static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, const float *X,
+                                       const int64_t *Y, int n, int d, const float *zs, int k)
+{
+    if (!o || !zs || d <= 0 || k <= 0 || n < 0 || (n > 0 && (!X || !Y)))
+        return mv_err(MEDVLM_ERR_ARG, "adapter train: NULL input or bad sizes (n %d, d %d, k %d)",
+                      n, d, k);
+    const struct mv_adapter_ops *ops = mv_adapter_ops_for(o->method);
+    if (!ops) return mv_err(MEDVLM_ERR_ARG, "adapter train: unknown method %d", (int)o->method);
+    if (n == 0 && o->method != MEDVLM_ADAPTER_ZEROSHOT)
+        return mv_err(MEDVLM_ERR_ARG, "adapter train: %s needs training samples, got none",
+                      ops->name);
+    if (ops->trains) {
+        if (o->epochs < 0 || o->batch_size <= 0)
+            return mv_err(MEDVLM_ERR_ARG, "adapter train: epochs %d must be >= 0 and batch size %d > 0",
+                          o->epochs, o->batch_size);
+        if (!(o->lr >= 0) || !isfinite(o->lr) || !(o->momentum >= 0) || !(o->weight_decay >= 0))
+            return mv_err(MEDVLM_ERR_ARG,
+                          "adapter train: lr %g, momentum %g, weight decay %g must be finite and >= 0",
+                          (double)o->lr, (double)o->momentum, (double)o->weight_decay);
+        if ((long)o->epochs * MV_MAX(n / o->batch_size, 1) > 1000000000L)
+            return mv_err(MEDVLM_ERR_LIMIT, "adapter train: %d epochs x %d steps is too many",
+                          o->epochs, MV_MAX(n / o->batch_size, 1));
+    }
+    if (!isfinite(o->alpha) || !isfinite(o->beta) || o->hidden < 0 || !(o->clap_rho > 0))
+        return mv_err(MEDVLM_ERR_ARG, "adapter train: alpha %g, beta %g, hidden %d, rho %g out of range",
+                      (double)o->alpha, (double)o->beta, o->hidden, (double)o->clap_rho);
+    for (int i = 0; i < n; i++)
+        if (Y[i] < 0 || Y[i] >= k)
+            return mv_err(MEDVLM_ERR_ARG, "adapter train: label %lld of sample %d is not in [0, %d)",
+                          (long long)Y[i], i, k);
+    size_t nd;
+    if (!mv_mul_ok((size_t)n, (size_t)d, &nd))
+        return mv_err(MEDVLM_ERR_OVERFLOW, "adapter train: %d x %d features overflow", n, d);
+    for (size_t i = 0; i < nd; i++)
+        if (!isfinite(X[i]))
+            return mv_err(MEDVLM_ERR_ARG, "adapter train: feature %zu of sample %zu is not finite",
+                          i % (size_t)d, i / (size_t)d);
+    return MEDVLM_OK;
+}
+
+static enum mv_optim_kind optim_kind(enum medvlm_optimizer o)
+{
+    return o == MEDVLM_OPTIMIZER_ADAM ? MV_OPTIM_ADAM
+           : o == MEDVLM_OPTIMIZER_ADAMW ? MV_OPTIM_ADAMW
+                                         : MV_OPTIM_SGD;
+}
+
+/* The loop proper: a is initialised; losses (steps) optional. */
+static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
+                                       const int64_t *Y, int n, float *losses)
+{
+    const struct medvlm_adapter_options *o = &a->opt;
+    const int D = a->d, K = a->k;
+    const long steps = medvlm_adapter_steps(o, n);
+    const int iters = MV_MAX(n / o->batch_size, 1);
+    const int B = MV_MIN(o->batch_size, n);
+    const int shuffle = o->batch_size < n;
+    enum medvlm_status st = MEDVLM_ERR_NOMEM;
+    struct mv_optim opt = {0};
+    float *ws = NULL, *logits = NULL, *dlogits = NULL, *xb = NULL;
+    int64_t *yb = NULL;
+    int *perm = NULL;
+
+    ws = mv_calloc(a->ops->ws_floats(a, B), sizeof(float));
+    logits = mv_calloc((size_t)B * K, sizeof(float));
+    dlogits = mv_calloc((size_t)B * K, sizeof(float));
+    xb = shuffle ? mv_calloc((size_t)B * D, sizeof(float)) : NULL;
+    yb = shuffle ? mv_calloc((size_t)B, sizeof(int64_t)) : NULL;
+    perm = shuffle ? mv_calloc((size_t)n, sizeof(int)) : NULL;
+    if (!ws || !logits || !dlogits || (shuffle && (!xb || !yb || !perm))) goto fail;
+
+    struct mv_optim_config oc;
+    mv_optim_config_default(&oc, optim_kind(o->optimizer));
+    oc.lr = o->lr;
+    oc.momentum = o->optimizer == MEDVLM_OPTIMIZER_SGD ? o->momentum : 0;
+    oc.weight_decay = o->weight_decay;
+    oc.beta1 = o->adam_beta1;
+    oc.beta2 = o->adam_beta2;
+    oc.eps = o->adam_eps;
+    struct mv_span spans[MV_ADAPTER_MAX_PARAMS];
+    for (int i = 0; i < a->nparams; i++)
+        spans[i] = (struct mv_span){a->params[i].data, a->params[i].grad, a->params[i].n};
+    st = mv_optim_init(&opt, &oc, spans, a->nparams);
+    if (st) goto fail;
+
+    struct mv_rng rng;
+    mv_rng_seed(&rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE": apart from init draws */
+    for (int i = 0; perm && i < n; i++) perm[i] = i;
+    long step = 0;
+    for (int e = 0; e < o->epochs; e++) {
+        if (shuffle)
+            for (int i = n - 1; i > 0; i--) {
+                int j = (int)mv_rng_below(&rng, (uint64_t)i + 1);
+                int t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
+        for (int it = 0; it < iters; it++, step++) {
+            const float *x = X;
+            const int64_t *y = Y;
+            if (shuffle) {
+                for (int b = 0; b < B; b++) {
+                    int r = perm[it * B + b];
+                    memcpy(xb + (size_t)b * D, X + (size_t)r * D, (size_t)D * sizeof(float));
+                    yb[b] = Y[r];
+                }
+                x = xb;
+                y = yb;
+            }
+            memset(a->grad_buf, 0, a->param_total * sizeof(float));
+            a->ops->forward(a, ws, x, B, logits);
+            double loss = mv_cross_entropy(dlogits, logits, y, B, K);
+            a->ops->backward(a, ws, x, B, dlogits);
+            if (a->ops->regularizer) loss += a->ops->regularizer(a, 1);
+            if (losses) losses[step] = (float)loss;
+            float lr = mv_sched_lr(o->schedule == MEDVLM_SCHEDULE_COSINE ? MV_SCHED_COSINE
+                                                                         : MV_SCHED_CONSTANT,
+                                   o->lr, 0.0f, step, steps);
+            mv_optim_step(&opt, lr);
+        }
+        if (a->ops->epoch_end) a->ops->epoch_end(a);
+    }
+    st = MEDVLM_OK;
+fail:
+    mv_optim_free(&opt);
+    mv_free(ws);
+    mv_free(logits);
+    mv_free(dlogits);
+    mv_free(xb);
+    mv_free(yb);
+    mv_free(perm);
+    return st;
+}
+
+enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, const float *X,
+                                        const int64_t *Y, int n, int d,
+                                        const float *zs_prototypes, int k, float logit_scale,
+                                        struct medvlm_adapter **out, float *losses_out)
+{
+    struct medvlm_adapter *a = NULL;
+    if (!out) return mv_err(MEDVLM_ERR_ARG, "adapter train: NULL out");
+    *out = NULL;
+    enum medvlm_status st = check_inputs(o, X, Y, n, d, zs_prototypes, k);
+    if (st) return st;
+    st = mv_adapter_create(o, d, k, n, zs_prototypes, logit_scale, &a);
+    if (st) return st;
+    a->opt.init_prototypes = o->init_prototypes;
+    a->opt.init_w1 = o->init_w1;
+    a->opt.init_w2 = o->init_w2;
+    st = a->ops->init(a, X, Y, n);
+    a->opt.init_prototypes = a->opt.init_w1 = a->opt.init_w2 = NULL;
+    if (st) goto fail;
+    if (a->ops->trains && medvlm_adapter_steps(o, n) > 0) {
+        st = run_training(a, X, Y, n, losses_out);
+        if (st) goto fail;
+    }
+    *out = a;
+    return MEDVLM_OK;
+fail:
+    medvlm_adapter_free(a);
+    return st;
+}

@@ -1,0 +1,129 @@
+/*
+ * optim.c - SGD-momentum, Adam and AdamW over flat spans, written as torch 1.13 writes them
+ * (torch/optim/sgd.py, adam.py, adamw.py, single-tensor path), in float32 with the scalar
+ * factors computed in double as Python does.
+ */
+#include "optim.h"
+
+#include <math.h>
+#include <string.h>
+
+void mv_optim_config_default(struct mv_optim_config *c, enum mv_optim_kind kind)
+{
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->lr = 1e-3f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->eps = 1e-8f;
+    if (kind == MV_OPTIM_ADAMW) c->weight_decay = 1e-2f;
+}
+
+enum medvlm_status mv_optim_init(struct mv_optim *o, const struct mv_optim_config *cfg,
+                                 const struct mv_span *spans, int nspans)
+{
+    memset(o, 0, sizeof *o);
+    if (nspans < 0 || nspans > MV_OPTIM_MAX_SPANS)
+        return mv_err(MEDVLM_ERR_INTERNAL, "optimizer: %d spans, at most %d", nspans,
+                      MV_OPTIM_MAX_SPANS);
+    if (!(cfg->lr >= 0) || !(cfg->momentum >= 0) || !(cfg->weight_decay >= 0))
+        return mv_err(MEDVLM_ERR_ARG,
+                      "optimizer: lr %g, momentum %g, weight decay %g must be >= 0",
+                      (double)cfg->lr, (double)cfg->momentum, (double)cfg->weight_decay);
+    if (cfg->kind != MV_OPTIM_SGD &&
+        !(cfg->beta1 >= 0 && cfg->beta1 < 1 && cfg->beta2 >= 0 && cfg->beta2 < 1))
+        return mv_err(MEDVLM_ERR_ARG, "optimizer: Adam betas (%g, %g) must be in [0, 1)",
+                      (double)cfg->beta1, (double)cfg->beta2);
+    o->cfg = *cfg;
+    o->nspans = nspans;
+    for (int i = 0; i < nspans; i++) {
+        o->spans[i] = spans[i];
+        if (!mv_add_ok(o->total, spans[i].n, &o->total))
+            return mv_err(MEDVLM_ERR_OVERFLOW, "optimizer: parameter count overflows");
+    }
+    size_t per = cfg->kind == MV_OPTIM_SGD ? 1 : 2;
+    o->state = mv_calloc(o->total ? o->total : 1, per * sizeof(float));
+    if (!o->state) return MEDVLM_ERR_NOMEM;
+    return MEDVLM_OK;
+}
+
+void mv_optim_free(struct mv_optim *o)
+{
+    if (!o) return;
+    mv_free(o->state);
+    o->state = NULL;
+}
+
+void mv_optim_reset(struct mv_optim *o)
+{
+    size_t per = o->cfg.kind == MV_OPTIM_SGD ? 1 : 2;
+    memset(o->state, 0, o->total * per * sizeof(float));
+    o->step = 0;
+}
+
+/* torch.optim.SGD: g += wd p; buf = g (first step) or momentum buf + (1 - dampening) g;
+ * nesterov: g += momentum buf, else g = buf; p -= lr g. */
+static void sgd_span(const struct mv_optim_config *c, float lr, int first, float *p,
+                     const float *g, float *buf, size_t n)
+{
+    const float mom = c->momentum, wd = c->weight_decay, damp = 1.0f - c->dampening;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        if (wd != 0) gi += wd * p[i];
+        if (mom != 0) {
+            buf[i] = first ? gi : mom * buf[i] + damp * gi;
+            gi = c->nesterov ? gi + mom * buf[i] : buf[i];
+        }
+        p[i] -= lr * gi;
+    }
+}
+
+/* torch.optim.Adam (1.13): g += wd p (Adam) or p *= 1 - lr wd (AdamW);
+ * m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ * p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+static void adam_span(const struct mv_optim_config *c, float lr, long t, float *p, const float *g,
+                      float *m, float *v, size_t n)
+{
+    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    const float a1 = (float)(1.0 - (double)b1), a2 = (float)(1.0 - (double)b2);
+    double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
+    const float step_size = (float)((double)lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const int decoupled = c->kind == MV_OPTIM_ADAMW;
+    const float wd = c->weight_decay;
+    const float decay = (float)(1.0 - (double)lr * (double)wd);
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        if (wd != 0) {
+            if (decoupled) p[i] *= decay;
+            else gi += wd * p[i];
+        }
+        m[i] = m[i] * b1 + a1 * gi;
+        v[i] = v[i] * b2 + a2 * gi * gi;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * (m[i] / denom);
+    }
+}
+
+void mv_optim_step(struct mv_optim *o, float lr)
+{
+    o->step++;
+    size_t off = 0;
+    for (int s = 0; s < o->nspans; s++) {
+        const struct mv_span *sp = &o->spans[s];
+        if (o->cfg.kind == MV_OPTIM_SGD)
+            sgd_span(&o->cfg, lr, o->step == 1, sp->param, sp->grad, o->state + off, sp->n);
+        else
+            adam_span(&o->cfg, lr, o->step, sp->param, sp->grad, o->state + off,
+                      o->state + o->total + off, sp->n);
+        off += sp->n;
+    }
+}
+
+float mv_sched_lr(enum mv_sched_kind kind, float base, float eta_min, long t, long total)
+{
+    if (kind == MV_SCHED_CONSTANT || total <= 0) return base;
+    if (t > total) t = total;
+    double c = cos(3.14159265358979323846 * (double)t / (double)total);
+    return (float)((double)eta_min + ((double)base - (double)eta_min) * (1.0 + c) / 2.0);
+}
