@@ -4,6 +4,7 @@
 # tools/make_torchbin_fixtures.py with torch), and one-line errors for broken or hostile files.
 set -u
 cli=${MEDVLM_CLI:?set MEDVLM_CLI to the medvlm binary}
+case $cli in /*) ;; *) cli=$PWD/$cli ;; esac
 data=${MEDVLM_SOURCE_DIR:?set MEDVLM_SOURCE_DIR to the repository}/tests/data/torchbin
 work=$(mktemp -d "${TMPDIR:-/tmp}/medvlm-torchbin.XXXXXX")
 trap 'rm -rf "$work"' EXIT
