@@ -83,5 +83,58 @@ enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what,
 /* tokenizer.json text: model.vocab and model.merges ("a b" strings or ["a", "b"] pairs). */
 enum medvlm_status mv_bpe_parse_tokenizer_json(struct mv_bpe_files *f, const char *what,
                                                const char *text, size_t len);
+/* ---- PyTorch checkpoints (zip.c, pickle.c, torchbin.c): pytorch_model.bin ---- */
+
+/* One entry of a zip archive held in memory; name and data point into the caller's buffer. */
+struct mv_zip_entry {
+    const char *name; /* not NUL-terminated */
+    size_t name_len;
+    uint16_t method, flags;
+    uint32_t crc;
+    uint64_t csize, usize;
+    const unsigned char *data; /* csize bytes, inside the buffer */
+};
+struct mv_zip {
+    struct mv_zip_entry *e; /* sorted by name, names unique */
+    int count;
+};
+/* Read and validate the central directory of the archive in buf (zip64 aware). */
+enum medvlm_status mv_zip_open(const char *path, const void *buf, size_t size, struct mv_zip *z);
+void mv_zip_free(struct mv_zip *z);
+const struct mv_zip_entry *mv_zip_find(const struct mv_zip *z, const char *name, size_t len);
+/* MEDVLM_OK when e's bytes are usable as they are (stored, not encrypted). */
+enum medvlm_status mv_zip_stored(const char *path, const struct mv_zip_entry *e);
+uint32_t mv_crc32(const void *data, size_t n);
+
+/* One tensor of a torch state dict as data.pkl describes it (nothing resolved yet). */
+struct mv_torch_tensor {
+    const char *name;        /* NUL-terminated, in the arena */
+    const char *storage_key; /* the record data/<key> */
+    enum medvlm_dtype dtype; /* from torch.<X>Storage */
+    uint64_t storage_numel;  /* elements the persistent id says the storage holds */
+    uint64_t offset;         /* storage_offset, elements */
+    int ndim;
+    int64_t shape[MEDVLM_MAX_DIMS];
+    int64_t stride[MEDVLM_MAX_DIMS]; /* elements, >= 0 */
+};
+/* Run data.pkl through a strict, allow-listed pickle machine (nothing is imported or
+ * called) and return the state dict it builds: name -> tensor, in file order. Every object
+ * lives in `arena`. `what` names the pickle in messages ("dir/pytorch_model.bin: x/data.pkl"). */
+enum medvlm_status mv_pickle_state_dict(const char *what, const void *buf, size_t len,
+                                        struct mv_arena *arena, struct mv_torch_tensor **out,
+                                        int *count);
+
+/* Open a PyTorch >= 1.6 checkpoint (zip) as a tensor table, the same interface as a
+ * safetensors file. Contiguous tensors point into the mapping; others are made contiguous. */
+enum medvlm_status mv_torchbin_open(const char *path, struct medvlm_st **out);
+/* The same on a caller's buffer (tests, fuzzer); tensors may point into buf. */
+enum medvlm_status mv_torchbin_parse(const char *path, const void *buf, size_t size,
+                                     struct medvlm_st **out);
+/* Build a tensor table from parts (safetensors.c). Takes ownership of everything, also on
+ * failure: map (munmap'ed unless NULL), the tensors array (mv_free; names are copied) and
+ * each owned[i] buffer plus the owned array (mv_free). */
+enum medvlm_status mv_st_from_tensors(const char *path, void *map, size_t map_size,
+                                      struct medvlm_tensor_info *tensors, int n, void **owned,
+                                      int n_owned, struct medvlm_st **out);
 
 #endif
