@@ -551,6 +551,33 @@ enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_cla
                                          int64_t seed, int allow_fewer, int **out_idx,
                                          int *out_n);
 
+/* ---------------------------------------------------------------- prompts */
+
+/* Class prompts for zero-shot classifiers, from a JSON file:
+ *
+ *     {"classes": ["NC", "G3"],
+ *      "templates": ["a histopathology slide showing [CLS]", "histopathology image of [CLS]"],
+ *      "descriptions": {"NC": ["benign glands"], "G3": ["atrophic dense glands"]}}
+ *
+ * Each class gets template.replace("[CLS]", description) (every occurrence) for every
+ * description x template: descriptions outer, templates inner, so one description gives
+ * the templates in file order (the tutorial's ensemble). Without "templates" each
+ * description is a prompt of its own. A description may be one string or a list.
+ * "classes" is optional (default: the order of "descriptions"); when given, every class
+ * needs descriptions and every described class must be listed. Errors name the file, the
+ * key and, for malformed JSON, the line. */
+struct medvlm_prompts {
+    int n_classes;    /* K                                                  */
+    char **classes;   /* (K) class names                                    */
+    int *n_prompts;   /* (K) prompts of class k                             */
+    char ***prompts;  /* (K)(n_prompts[k]) the expanded prompt texts        */
+};
+enum medvlm_status medvlm_prompts_load(const char *path, struct medvlm_prompts **out);
+/* The same from JSON text in memory; `what` names it in messages. */
+enum medvlm_status medvlm_prompts_parse(const char *what, const char *json, size_t len,
+                                        struct medvlm_prompts **out);
+void medvlm_prompts_free(struct medvlm_prompts *p);
+
 /* ---------------------------------------------------------------- zero-shot */
 
 /* Class prototypes (K, D) from prompts: texts[i] belongs to class text_class[i]; each class's
