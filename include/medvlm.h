@@ -578,6 +578,41 @@ enum medvlm_status medvlm_prompts_parse(const char *what, const char *json, size
                                         struct medvlm_prompts **out);
 void medvlm_prompts_free(struct medvlm_prompts *p);
 
+/* ---------------------------------------------------------------- feature extraction */
+
+/* Embed every image of a dataset once (vision tower, l2-normalised) and save a features file
+ * (medvlm_features_save's format). Batches of batch_size images in dataset order are
+ * appended to OUT.partial as they finish; with `resume`, a log left by a killed run of the
+ * same job is replayed and only the missing batches are computed: the file is identical to an
+ * uninterrupted run's. An image that fails to decode stops the job before anything is written
+ * (its name in the message) unless skip_bad, which leaves it out (logged as a warning). */
+struct medvlm_features_job {
+    const struct medvlm_model *model; /* vision tower loaded */
+    const struct medvlm_dataset *data;
+    struct medvlm_preprocess_options pre;
+    int batch_size;
+    int threads; /* decode/preprocess threads, 0 = default */
+    int resume;
+    int skip_bad;
+    const char *out_path; /* NULL: results in memory only (no file, no resume log) */
+    /* called after each batch: images done (in order), total, images computed by this run,
+     * seconds since the first computed batch; may be NULL */
+    void (*progress)(int done, int total, int computed, double seconds, void *user);
+    void *progress_user;
+};
+struct medvlm_features_result {
+    int n, d;           /* images written, embedding dim                                */
+    float *features;    /* (n, d)                                                       */
+    int64_t *labels;    /* (n)                                                          */
+    char **names;       /* (n) borrowed from the dataset's names: valid while it lives  */
+    int skipped;        /* images left out by skip_bad                                  */
+    int resumed;        /* batches replayed from OUT.partial                            */
+    int computed;       /* images embedded by this run                                  */
+};
+enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job,
+                                           struct medvlm_features_result *res);
+void medvlm_features_result_free(struct medvlm_features_result *res);
+
 /* ---------------------------------------------------------------- zero-shot */
 
 /* Class prototypes (K, D) from prompts: texts[i] belongs to class text_class[i]; each class's

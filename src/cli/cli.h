@@ -34,9 +34,77 @@ int cli_parse_float(const char *s, double *out);
 /* Print a JSON string literal with escapes. */
 void cli_json_string(FILE *f, const char *s);
 
+/* ---- flags shared by subcommands that read a dataset (common.c) ---- */
+enum {
+    CLI_OPT_IMAGES = 256,
+    CLI_OPT_LABELS,
+    CLI_OPT_CLASSES,
+    CLI_OPT_SHEET,
+    CLI_OPT_IMAGE_COLUMN,
+    CLI_OPT_LABEL_COLUMN,
+    CLI_OPT_SKIP_MISSING,
+    CLI_OPT_SKIP_BAD,
+    CLI_OPT_PREPROCESS,
+    CLI_OPT_NO_ANTIALIAS,
+    CLI_OPT_NO_CENTER_CROP,
+    CLI_OPT_BATCH_SIZE,
+    CLI_OPT_THREADS,
+    CLI_OPT_FIRST_FREE /* commands number their own long options from here */
+};
+/* getopt_long rows for the shared flags, to splice into a command's option table. */
+#define CLI_DATA_OPTIONS                                                                       \
+    {"images", required_argument, NULL, CLI_OPT_IMAGES},                                       \
+    {"labels", required_argument, NULL, CLI_OPT_LABELS},                                       \
+    {"classes", required_argument, NULL, CLI_OPT_CLASSES},                                     \
+    {"sheet", required_argument, NULL, CLI_OPT_SHEET},                                         \
+    {"image-column", required_argument, NULL, CLI_OPT_IMAGE_COLUMN},                           \
+    {"label-column", required_argument, NULL, CLI_OPT_LABEL_COLUMN},                           \
+    {"skip-missing", no_argument, NULL, CLI_OPT_SKIP_MISSING},                                 \
+    {"skip-bad", no_argument, NULL, CLI_OPT_SKIP_BAD},                                         \
+    {"preprocess", required_argument, NULL, CLI_OPT_PREPROCESS},                               \
+    {"no-antialias", no_argument, NULL, CLI_OPT_NO_ANTIALIAS},                                 \
+    {"no-center-crop", no_argument, NULL, CLI_OPT_NO_CENTER_CROP},                             \
+    {"batch-size", required_argument, NULL, CLI_OPT_BATCH_SIZE},                               \
+    {"threads", required_argument, NULL, CLI_OPT_THREADS}
+#define CLI_DATA_HELP                                                                          \
+    "dataset:\n"                                                                               \
+    "  --images DIR          image folder (names in the table are relative to it; without\n"   \
+    "                        --labels: one sub-folder per class)\n"                            \
+    "  --labels TABLE        .xlsx or .csv label table (image column + one-hot class columns\n" \
+    "                        or a label column)\n"                                             \
+    "  --classes A,B,...     class names in label order (e.g. NC,G3,G4,G5)\n"                  \
+    "  --sheet NAME, --image-column NAME, --label-column NAME\n"                               \
+    "  --skip-missing        leave out listed images that do not exist\n"                      \
+    "  --skip-bad            leave out images that fail to decode (else: stop, write nothing)\n" \
+    "preprocessing and speed:\n"                                                               \
+    "  --preprocess tutorial|hf  the notebooks' torchvision pipeline (default) or\n"           \
+    "                        Hugging Face's CLIPImageProcessor\n"                              \
+    "  --no-antialias        tutorial: plain bilinear resize (torchvision < 0.17)\n"           \
+    "  --no-center-crop      hf: no centre crop (as the notebooks set it)\n"                   \
+    "  --batch-size N        images per forward pass (default 32)\n"                           \
+    "  --threads N           threads (default: all cores)\n"
+
+struct cli_data_args {
+    struct medvlm_dataset_options ds;
+    struct medvlm_preprocess_options pre;
+    int skip_bad;
+    int batch_size;
+    int threads; /* 0 = default */
+};
+void cli_data_args_init(struct cli_data_args *a);
+/* Handle one shared flag: 1 handled, 0 not a shared flag, -CLI_USAGE bad value (printed). */
+int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *a);
+
+typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);
+/* A progress line on stderr when it is a terminal, else NULL (no output). */
+cli_progress_fn cli_progress_for_terminal(void);
+
 /* subcommands */
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_zeroshot(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 
 #endif

@@ -10,6 +10,9 @@
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
     {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set"},
+    {"features", cmd_features, "embed a dataset's images once (resumable), for zero-shot and adapters"},
+    {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
+    {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
 };
 

@@ -1,0 +1,216 @@
+/* cmd_embed.c - `medvlm embed`: image and/or text embeddings of files and prompts. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: medvlm embed --model DIR [--images FILE]... [IMAGE...] [--prompts FILE]\n"
+    "                    --out OUT.safetensors [--preprocess hf|tutorial] [--batch-size N]\n"
+    "                    [--threads N] [--skip-bad]\n"
+    "\n"
+    "Write l2-normalised CLIP embeddings: `image_embeds` (N, D) of the images and\n"
+    "`text_embeds` (P, D) of the prompts (a text file, one prompt per line), with their\n"
+    "names in the metadata (image_names, prompts as JSON arrays). An image that fails to\n"
+    "decode is reported by name and nothing is written, unless --skip-bad leaves it out.\n"
+    "\n"
+    "  --preprocess hf|tutorial  Hugging Face's CLIPImageProcessor (default here) or the\n"
+    "                        notebooks' torchvision pipeline; --no-antialias, --no-center-crop\n"
+    "\n"
+    "example:\n"
+    "  medvlm embed --model plip --prompts prompts.txt --out emb.safetensors patches/*.jpg\n";
+
+enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_PROMPTS, OPT_IMAGE };
+
+#define MAX_PROMPTS 100000
+
+/* One prompt per line (no trailing newline kept; empty lines skipped). */
+static int read_prompts(const char *path, char **buf, char ***lines, int *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "medvlm: %s: cannot open the prompts file\n", path);
+        return 0;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap);
+    size_t got;
+    while (b && (got = fread(b + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (len + 1 == cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+            }
+            b = nb;
+        }
+    }
+    fclose(f);
+    if (!b) return 0;
+    b[len] = '\0';
+    char **l = malloc(MAX_PROMPTS * sizeof *l);
+    int k = 0;
+    for (char *p = b, *e; p && *p && k < MAX_PROMPTS; p = e ? e + 1 : NULL) {
+        e = strchr(p, '\n');
+        if (e) *e = '\0';
+        size_t pl = strlen(p);
+        if (pl && p[pl - 1] == '\r') p[pl - 1] = '\0';
+        if (*p) l[k++] = p;
+    }
+    *buf = b;
+    *lines = l;
+    *n = k;
+    return 1;
+}
+
+static char *json_array(const char *const *s, int n)
+{
+    size_t cap = 16;
+    for (int i = 0; i < n; i++) cap += 6 * strlen(s[i]) + 4;
+    char *out = malloc(cap), *p = out;
+    if (!out) return NULL;
+    *p++ = '[';
+    for (int i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        *p++ = '"';
+        for (const unsigned char *c = (const unsigned char *)s[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') {
+                *p++ = '\\';
+                *p++ = (char)*c;
+            } else if (*c < 0x20) {
+                p += sprintf(p, "\\u%04x", *c);
+            } else {
+                *p++ = (char)*c;
+            }
+        }
+        *p++ = '"';
+    }
+    *p++ = ']';
+    *p = '\0';
+    return out;
+}
+
+int cmd_embed(int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_DATA_OPTIONS,
+                                         {"model", required_argument, NULL, OPT_MODEL},
+                                         {"out", required_argument, NULL, OPT_OUT},
+                                         {"prompts", required_argument, NULL, OPT_PROMPTS},
+                                         {"image", required_argument, NULL, OPT_IMAGE},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct cli_data_args a;
+    const char *model_dir = NULL, *out = NULL, *prompts_path = NULL;
+    int c, r;
+    cli_data_args_init(&a);
+    a.pre.pipeline = MEDVLM_PREPROCESS_HF;
+    char **images = calloc((size_t)argc + 1, sizeof *images);
+    int n_images = 0;
+    if (!images) return CLI_FAIL;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == CLI_OPT_IMAGES) c = OPT_IMAGE; /* --images FILE here names one image */
+        if ((r = cli_data_opt("embed", c, optarg, &a)) != 0) {
+            if (r < 0) return free(images), -r;
+            continue;
+        }
+        switch (c) {
+        case OPT_MODEL: model_dir = optarg; break;
+        case OPT_OUT: out = optarg; break;
+        case OPT_PROMPTS: prompts_path = optarg; break;
+        case OPT_IMAGE: images[n_images++] = optarg; break;
+        case 'h': fputs(usage, stdout); free(images); return CLI_OK;
+        default: free(images); return cli_usage("embed", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    for (int i = optind; i < argc; i++) images[n_images++] = argv[i];
+    if (!model_dir || !out) return free(images), cli_usage("embed", "--model and --out are required");
+    if (!n_images && !prompts_path)
+        return free(images), cli_usage("embed", "nothing to embed: give images and/or --prompts");
+    if (a.threads) medvlm_set_threads(a.threads);
+
+    int rc = CLI_FAIL, n_prompts = 0;
+    char *pbuf = NULL, **prompts = NULL, *jnames = NULL, *jprompts = NULL;
+    struct medvlm_model *m = NULL;
+    struct medvlm_tokenizer *tok = NULL;
+    struct medvlm_encoder *enc = NULL;
+    struct medvlm_st_writer *w = NULL;
+    struct medvlm_features_result res = {0};
+    float *te = NULL;
+    int *tc = NULL;
+    if (prompts_path && !read_prompts(prompts_path, &pbuf, &prompts, &n_prompts)) goto done;
+    unsigned flags = (n_images ? MEDVLM_LOAD_VISION : 0) | (n_prompts ? MEDVLM_LOAD_TEXT : 0);
+    if (!flags) {
+        fprintf(stderr, "medvlm: %s: no prompts in the file\n", prompts_path);
+        goto done;
+    }
+    if (medvlm_model_load(model_dir, flags, &m) || medvlm_st_writer_init(&w)) goto fail_msg;
+    const struct medvlm_config *cfg = medvlm_model_config(m);
+    const int D = cfg->projection_dim;
+    if (n_images) {
+        /* an unlabelled one-class "dataset" of the files, embedded in order */
+        static char none[] = "images";
+        char *classes[1] = {none};
+        int64_t *labels = calloc((size_t)n_images, sizeof *labels);
+        struct medvlm_dataset ds = {.n = n_images, .n_classes = 1, .paths = images,
+                                    .names = images, .labels = labels, .classes = classes};
+        struct medvlm_features_job job = {.model = m, .data = &ds, .pre = a.pre,
+                                          .batch_size = a.batch_size, .threads = a.threads,
+                                          .skip_bad = a.skip_bad,
+                                          .progress = cli_progress_for_terminal(),
+                                          .progress_user = "images"};
+        enum medvlm_status st = labels ? medvlm_features_extract(&job, &res) : MEDVLM_ERR_NOMEM;
+        free(labels);
+        if (st) goto fail_msg;
+        jnames = json_array((const char *const *)res.names, res.n);
+        if (!jnames ||
+            medvlm_st_writer_add(w, "image_embeds", MEDVLM_DTYPE_F32, 2, (int64_t[]){res.n, D},
+                                 res.features) ||
+            medvlm_st_writer_meta(w, "image_names", jnames))
+            goto fail_msg;
+        if (res.skipped) fprintf(stderr, "medvlm: %d unreadable images left out\n", res.skipped);
+    }
+    if (n_prompts) {
+        if (medvlm_tokenizer_load(model_dir, &tok) || medvlm_encoder_init(m, 32, &enc))
+            goto fail_msg;
+        te = malloc((size_t)n_prompts * D * sizeof *te);
+        tc = calloc((size_t)n_prompts, sizeof *tc);
+        if (!te || !tc) goto fail_msg;
+        /* each prompt is its own "class": its prototype is its normalised embedding */
+        for (int i = 0; i < n_prompts; i++) tc[i] = i;
+        if (medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings,
+                                       (const char *const *)prompts, tc, n_prompts, n_prompts, D,
+                                       te))
+            goto fail_msg;
+        jprompts = json_array((const char *const *)prompts, n_prompts);
+        if (!jprompts ||
+            medvlm_st_writer_add(w, "text_embeds", MEDVLM_DTYPE_F32, 2, (int64_t[]){n_prompts, D},
+                                 te) ||
+            medvlm_st_writer_meta(w, "prompts", jprompts))
+            goto fail_msg;
+    }
+    if (medvlm_st_writer_meta(w, "medvlm", "embeddings/1") || medvlm_st_writer_save(w, out))
+        goto fail_msg;
+    printf("wrote %s: %d image embeddings, %d text embeddings, %d dims\n", out, res.n, n_prompts, D);
+    rc = CLI_OK;
+    goto done;
+fail_msg:
+    cli_fail(NULL);
+done:
+    medvlm_features_result_free(&res);
+    medvlm_st_writer_free(w);
+    medvlm_encoder_free(enc);
+    medvlm_tokenizer_free(tok);
+    medvlm_model_free(m);
+    free(te);
+    free(tc);
+    free(jnames);
+    free(jprompts);
+    free(prompts);
+    free(pbuf);
+    free(images);
+    return rc;
+}

@@ -1,0 +1,220 @@
+/* cmd_zeroshot.c - `medvlm zeroshot`: classify with class prompts, print the metrics. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: medvlm zeroshot --model DIR --prompts PROMPTS.json\n"
+    "                       (--features FEATS.safetensors | --images DIR [--labels TABLE] ...)\n"
+    "                       [--save-prototypes FILE] [--json FILE] [--predictions FILE.csv]\n"
+    "\n"
+    "Zero-shot classification as in the PEFT-MedVLMs tutorial: each class's prototype is the\n"
+    "normalised text embedding of its prompt, or for a prompt ensemble (templates x\n"
+    "descriptions) the mean of its prompts' normalised embeddings, re-normalised; logits =\n"
+    "exp(logit_scale) * image features . prototypes. Prints balanced accuracy (ACA), accuracy,\n"
+    "macro-F1, quadratic kappa, per-class recall and the confusion matrix.\n"
+    "\n"
+    "  --prompts FILE        {\"classes\": [...], \"templates\": [...], \"descriptions\": {...}}\n"
+    "                        (see examples/sicapv2_single.json, sicapv2_ensemble.json)\n"
+    "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
+    "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
+    "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per image\n"
+    "\n" CLI_DATA_HELP
+    "\n"
+    "example:\n"
+    "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
+    "      --features test_feats.safetensors --json zs.json\n";
+
+enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_PROMPTS, OPT_FEATURES, OPT_SAVE_PROTOS, OPT_JSON, OPT_PRED };
+
+/* The prompts' class index of each features class (by name), or an error naming the class. */
+static int map_classes(const struct medvlm_features *f, const struct medvlm_prompts *p, int *map,
+                       const char *feats_path, const char *prompts_path)
+{
+    for (int i = 0; i < f->n_classes; i++) {
+        map[i] = -1;
+        for (int k = 0; k < p->n_classes; k++)
+            if (strcmp(f->classes[i], p->classes[k]) == 0) map[i] = k;
+        if (map[i] < 0) {
+            fprintf(stderr, "medvlm: %s: class \"%s\" has no prompts in %s\n", feats_path,
+                    f->classes[i], prompts_path);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int cmd_zeroshot(int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_DATA_OPTIONS,
+                                         {"model", required_argument, NULL, OPT_MODEL},
+                                         {"prompts", required_argument, NULL, OPT_PROMPTS},
+                                         {"features", required_argument, NULL, OPT_FEATURES},
+                                         {"save-prototypes", required_argument, NULL, OPT_SAVE_PROTOS},
+                                         {"json", required_argument, NULL, OPT_JSON},
+                                         {"predictions", required_argument, NULL, OPT_PRED},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct cli_data_args a;
+    const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *save = NULL;
+    const char *json = NULL, *pred_path = NULL;
+    int c, r;
+    cli_data_args_init(&a);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((r = cli_data_opt("zeroshot", c, optarg, &a)) != 0) {
+            if (r < 0) return -r;
+            continue;
+        }
+        switch (c) {
+        case OPT_MODEL: model_dir = optarg; break;
+        case OPT_PROMPTS: prompts_path = optarg; break;
+        case OPT_FEATURES: feats_path = optarg; break;
+        case OPT_SAVE_PROTOS: save = optarg; break;
+        case OPT_JSON: json = optarg; break;
+        case OPT_PRED: pred_path = optarg; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        default: return cli_usage("zeroshot", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) return cli_usage("zeroshot", "unexpected argument '%s'", argv[optind]);
+    if (!model_dir || !prompts_path)
+        return cli_usage("zeroshot", "--model and --prompts are required");
+    if (!feats_path == !a.ds.images_dir)
+        return cli_usage("zeroshot", "give either --features or a dataset (--images ...)");
+    if (a.threads) medvlm_set_threads(a.threads);
+
+    int rc = CLI_FAIL;
+    struct medvlm_prompts *pr = NULL;
+    struct medvlm_model *m = NULL;
+    struct medvlm_tokenizer *tok = NULL;
+    struct medvlm_encoder *enc = NULL;
+    struct medvlm_features *f = NULL;
+    struct medvlm_dataset *ds = NULL;
+    struct medvlm_features_result res = {0};
+    struct medvlm_metrics met = {0};
+    float *protos = NULL, *logits = NULL, *probs = NULL;
+    int64_t *refs = NULL, *preds = NULL;
+    const char **texts = NULL;
+    int *text_class = NULL;
+    char *table = NULL;
+    int map[1024];
+
+    if (medvlm_prompts_load(prompts_path, &pr)) goto fail_msg;
+    const int K = pr->n_classes;
+    char classes_csv[8192] = "";
+    for (int k = 0; k < K; k++) {
+        if (strlen(classes_csv) + strlen(pr->classes[k]) + 2 >= sizeof classes_csv) break;
+        if (k) strcat(classes_csv, ",");
+        strcat(classes_csv, pr->classes[k]);
+    }
+    unsigned flags = MEDVLM_LOAD_TEXT | (feats_path ? 0 : MEDVLM_LOAD_VISION);
+    if (medvlm_model_load(model_dir, flags, &m) || medvlm_tokenizer_load(model_dir, &tok))
+        goto fail_msg;
+    const struct medvlm_config *cfg = medvlm_model_config(m);
+    const int D = cfg->projection_dim;
+
+    /* the image features and their labels in the prompts' class order */
+    int n = 0;
+    const float *X = NULL;
+    const char *const *names = NULL;
+    if (feats_path) {
+        if (medvlm_features_load(feats_path, &f)) goto fail_msg;
+        if (f->d != D) {
+            fprintf(stderr,
+                    "medvlm: %s: features are %d-dimensional but %s projects to %d: they come "
+                    "from a different model\n",
+                    feats_path, f->d, model_dir, D);
+            goto done;
+        }
+        if (f->n_classes > (int)(sizeof map / sizeof map[0]) ||
+            !map_classes(f, pr, map, feats_path, prompts_path))
+            goto done;
+        n = f->n;
+        X = f->features;
+        names = (const char *const *)f->image_names;
+        refs = malloc((size_t)n * sizeof *refs);
+        if (!refs) goto fail_msg;
+        for (int i = 0; i < n; i++) refs[i] = map[f->labels[i]];
+    } else {
+        if (!a.ds.classes) a.ds.classes = classes_csv;
+        if (medvlm_dataset_load(&a.ds, &ds)) goto fail_msg;
+        struct medvlm_features_job job = {.model = m, .data = ds, .pre = a.pre,
+                                          .batch_size = a.batch_size, .threads = a.threads,
+                                          .skip_bad = a.skip_bad,
+                                          .progress = cli_progress_for_terminal(),
+                                          .progress_user = "embedding"};
+        if (medvlm_features_extract(&job, &res)) goto fail_msg;
+        struct medvlm_features tmp = {.n = res.n, .n_classes = ds->n_classes,
+                                      .classes = ds->classes};
+        if (ds->n_classes > (int)(sizeof map / sizeof map[0]) ||
+            !map_classes(&tmp, pr, map, a.ds.labels_path ? a.ds.labels_path : a.ds.images_dir,
+                         prompts_path))
+            goto done;
+        n = res.n;
+        X = res.features;
+        names = (const char *const *)res.names;
+        refs = malloc((size_t)n * sizeof *refs);
+        if (!refs) goto fail_msg;
+        for (int i = 0; i < n; i++) refs[i] = map[res.labels[i]];
+    }
+
+    /* prototypes from the prompts */
+    int n_texts = 0;
+    for (int k = 0; k < K; k++) n_texts += pr->n_prompts[k];
+    texts = malloc((size_t)n_texts * sizeof *texts);
+    text_class = malloc((size_t)n_texts * sizeof *text_class);
+    protos = malloc((size_t)K * D * sizeof *protos);
+    logits = malloc((size_t)n * K * sizeof *logits);
+    probs = malloc((size_t)n * K * sizeof *probs);
+    preds = malloc((size_t)n * sizeof *preds);
+    if (!texts || !text_class || !protos || !logits || !probs || !preds) goto fail_msg;
+    for (int k = 0, t = 0; k < K; k++)
+        for (int j = 0; j < pr->n_prompts[k]; j++, t++) {
+            texts[t] = pr->prompts[k][j];
+            text_class[t] = k;
+        }
+    if (medvlm_encoder_init(m, 32, &enc) ||
+        medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
+                                   n_texts, K, D, protos) ||
+        medvlm_zeroshot_logits(X, n, protos, K, D, medvlm_model_logit_scale(m), logits, probs) ||
+        medvlm_argmax_rows(probs, n, K, preds) || medvlm_metrics_compute(refs, preds, n, K, &met) ||
+        medvlm_metrics_format_table(&met, (const char *const *)pr->classes, &table))
+        goto fail_msg;
+    printf("zero-shot, %d images, %d classes, %d prompts (%s)\n", n, K, n_texts,
+           n_texts > K ? "ensemble" : "one per class");
+    fputs(table, stdout);
+    if (save && medvlm_prototypes_save(save, protos, K, D, medvlm_model_logit_scale(m),
+                                       (const char *const *)pr->classes))
+        goto fail_msg;
+    if (json && medvlm_metrics_write_json(json, &met, (const char *const *)pr->classes))
+        goto fail_msg;
+    if (pred_path && medvlm_predictions_write_csv(pred_path, names, refs, preds, probs, n,
+                                                  (const char *const *)pr->classes, K))
+        goto fail_msg;
+    rc = CLI_OK;
+    goto done;
+fail_msg:
+    cli_fail(NULL);
+done:
+    medvlm_free(table);
+    medvlm_metrics_free(&met);
+    medvlm_features_result_free(&res);
+    medvlm_dataset_free(ds);
+    medvlm_features_free(f);
+    medvlm_encoder_free(enc);
+    medvlm_tokenizer_free(tok);
+    medvlm_model_free(m);
+    medvlm_prompts_free(pr);
+    free(protos);
+    free(logits);
+    free(probs);
+    free(refs);
+    free(preds);
+    free(texts);
+    free(text_class);
+    return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * features.c - extract the l2-normalised image embeddings of a dataset once, resumably.
+ *
+ * Batches have fixed boundaries in dataset order (batch b = images [b*B, b*B+B)); each
+ * finished batch is appended to OUT.partial (src/io/resume.c) before the next starts, so a
+ * killed run loses at most one batch, and a resumed run computes every batch exactly as an
+ * uninterrupted run does: the result is the same file, byte for byte.
+ */
+#include "../core/core.h"
+#include "../io/io.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* What identifies a job: a resume log is only replayed into the same job. */
+static char *job_fingerprint(const struct medvlm_features_job *job, int d, int h, int w)
+{
+    uint64_t hash = 1469598103934665603ull;
+    const struct medvlm_dataset *ds = job->data;
+    for (int i = 0; i < ds->n; i++) {
+        for (const unsigned char *p = (const unsigned char *)ds->paths[i]; *p; p++)
+            hash = (hash ^ *p) * 1099511628211ull;
+        hash = (hash ^ (uint64_t)ds->labels[i]) * 1099511628211ull;
+    }
+    return mv_asprintf("model=%s dim=%d input=%dx%d pipeline=%d size=%d antialias=%d crop=%d "
+                       "images=%d hash=%016llx",
+                       medvlm_model_dir(job->model), d, h, w, (int)job->pre.pipeline,
+                       job->pre.size, job->pre.antialias, job->pre.center_crop, ds->n,
+                       (unsigned long long)hash);
+}
+
+enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job,
+                                           struct medvlm_features_result *res)
+{
+    enum medvlm_status st = MEDVLM_OK;
+    struct medvlm_encoder *enc = NULL;
+    struct mv_resume *log = NULL;
+    float *pixels = NULL, *emb = NULL, *all = NULL;
+    uint8_t *all_ok = NULL;
+    enum medvlm_status *item = NULL;
+    uint8_t *ok = NULL;
+    char *fp = NULL;
+    memset(res, 0, sizeof *res);
+    if (!job || !job->model || !job->data || job->data->n < 1 || job->batch_size < 1)
+        return mv_err(MEDVLM_ERR_ARG, "features: need a model, a non-empty dataset and a batch "
+                                      "size >= 1");
+    const struct medvlm_dataset *ds = job->data;
+    const struct medvlm_preproc_config *pp = medvlm_model_preproc(job->model);
+    const int d = medvlm_model_config(job->model)->projection_dim, B = job->batch_size;
+    int h, w;
+    if ((st = medvlm_image_preprocess_fixed_size(pp, &job->pre, &h, &w))) return st;
+    int S = medvlm_model_config(job->model)->vision.image_size;
+    if (h != S || w != S)
+        return mv_err(MEDVLM_ERR_ARG,
+                      "features: preprocessing gives %dx%d images but the model takes %dx%d "
+                      "(check crop_size in preprocessor_config.json or --size)",
+                      h, w, S, S);
+    size_t per = (size_t)3 * h * w;
+    pixels = mv_malloc((size_t)B * per * sizeof(float));
+    emb = mv_malloc((size_t)B * d * sizeof(float));
+    item = mv_calloc((size_t)B, sizeof *item);
+    ok = mv_calloc((size_t)B, 1);
+    fp = job_fingerprint(job, d, h, w);
+    all = mv_calloc((size_t)ds->n * d, sizeof(float));
+    all_ok = mv_calloc((size_t)ds->n, 1);
+    if (!pixels || !emb || !item || !ok || !fp || !all || !all_ok) {
+        st = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
+    const int nb = (ds->n + B - 1) / B;
+    if (job->out_path) { /* a file result is resumable; an in-memory one is not */
+        if ((st = mv_resume_open(job->out_path, fp, ds->n, d, B, job->resume, &log))) goto fail;
+        res->resumed = mv_resume_done_count(log);
+        memcpy(all, mv_resume_embeds(log), (size_t)ds->n * d * sizeof(float));
+        memcpy(all_ok, mv_resume_ok(log), (size_t)ds->n);
+    }
+    if ((st = medvlm_encoder_init(job->model, B, &enc))) goto fail;
+    double t0 = mv_now();
+    int computed = 0;
+    for (int b = 0; b < nb; b++) {
+        if (log && mv_resume_is_done(log, b)) continue;
+        int first = b * B, count = MV_MIN(B, ds->n - first);
+        st = medvlm_image_preprocess_files((const char *const *)ds->paths + first, count, NULL,
+                                           pp, &job->pre, job->threads, pixels,
+                                           (size_t)B * per, item);
+        int bad = 0;
+        for (int i = 0; i < count; i++) {
+            ok[i] = item[i] == MEDVLM_OK;
+            if (ok[i]) continue;
+            bad++;
+            /* the batch call keeps one message; decode again alone to report this file's */
+            struct medvlm_image img;
+            if (medvlm_image_decode_file(ds->paths[first + i], NULL, &img) == MEDVLM_OK) {
+                medvlm_image_free(&img);
+                mv_err(item[i], "%s: cannot be preprocessed (%s)", ds->paths[first + i],
+                       medvlm_status_name(item[i]));
+            }
+            mv_log(job->skip_bad ? MEDVLM_LOG_WARN : MEDVLM_LOG_ERROR, "%s%s",
+                   medvlm_last_error(), job->skip_bad ? " (skipped)" : "");
+            memset(pixels + (size_t)i * per, 0, per * sizeof(float));
+        }
+        if (bad && !job->skip_bad) {
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "%d image(s) failed to decode (listed above); nothing was written: fix "
+                        "or remove them, or pass --skip-bad to leave them out",
+                        bad);
+            goto fail;
+        }
+        if ((st = medvlm_encode_images(enc, pixels, count, emb))) goto fail;
+        if (log && (st = mv_resume_append(log, b, ok, emb))) goto fail;
+        memcpy(all + (size_t)first * d, emb, (size_t)count * d * sizeof(float));
+        memcpy(all_ok + first, ok, (size_t)count);
+        computed += count;
+        if (job->progress)
+            job->progress(first + count, ds->n, computed, mv_now() - t0, job->progress_user);
+    }
+    /* gather the images that decoded, in dataset order */
+    int n_ok = 0;
+    for (int i = 0; i < ds->n; i++) n_ok += all_ok[i];
+    if (n_ok == 0) {
+        st = mv_err(MEDVLM_ERR_FORMAT, "features: no image of the dataset could be read");
+        goto fail;
+    }
+    res->features = mv_malloc((size_t)n_ok * d * sizeof(float));
+    res->labels = mv_malloc((size_t)n_ok * sizeof(int64_t));
+    res->names = mv_calloc((size_t)n_ok, sizeof(char *));
+    if (!res->features || !res->labels || !res->names) {
+        st = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
+    for (int i = 0, j = 0; i < ds->n; i++) {
+        if (!all_ok[i]) continue;
+        memcpy(res->features + (size_t)j * d, all + (size_t)i * d, (size_t)d * sizeof(float));
+        res->labels[j] = ds->labels[i];
+        res->names[j] = ds->names[i];
+        j++;
+    }
+    res->n = n_ok;
+    res->d = d;
+    res->skipped = ds->n - n_ok;
+    res->computed = computed;
+    if (job->out_path) {
+        if ((st = medvlm_features_save(job->out_path, res->features, res->labels, n_ok, d,
+                                       (const char *const *)ds->classes, ds->n_classes,
+                                       (const char *const *)res->names)))
+            goto fail;
+        mv_resume_remove(log);
+    }
+fail:
+    if (st) medvlm_features_result_free(res);
+    mv_resume_free(log);
+    medvlm_encoder_free(enc);
+    mv_free(pixels);
+    mv_free(emb);
+    mv_free(item);
+    mv_free(ok);
+    mv_free(fp);
+    mv_free(all);
+    mv_free(all_ok);
+    return st;
+}
+
+void medvlm_features_result_free(struct medvlm_features_result *res)
+{
+    if (!res) return;
+    mv_free(res->features);
+    mv_free(res->labels);
+    mv_free(res->names);
+    memset(res, 0, sizeof *res);
+}
