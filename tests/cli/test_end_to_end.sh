@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# End to end on generated data: init model + data -> features -> zeroshot -> metrics, checking
+# the printed numbers against the predictions file; then a feature extraction killed with
+# SIGKILL midway and resumed must give a file identical to an uninterrupted run.
+set -u
+cli=${MEDVLM_CLI:?run through ctest}
+src=${MEDVLM_SOURCE_DIR:?run through ctest}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+check() { if [ "$2" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1" >&2; fi; }
+
+"$cli" init model --preset tiny --seed 3 "$work/model" >/dev/null; check "init model" $?
+"$cli" init data --per-class 12 --size 96 --seed 5 "$work/data" >/dev/null; check "init data" $?
+"$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \
+  --classes NC,G3,G4,G5 --batch-size 8 --out "$work/feats.safetensors" > "$work/features.txt"
+check "features" $?
+grep -q "48 images x 32 dims" "$work/features.txt"; check "features count printed" $?
+grep -q "NC=12 G3=12 G4=12 G5=12" "$work/features.txt"; check "class counts printed" $?
+[ ! -e "$work/feats.safetensors.partial" ]; check "resume log removed after success" $?
+
+"$cli" zeroshot --model "$work/model" --prompts "$src/examples/sicapv2_ensemble.json" \
+  --features "$work/feats.safetensors" --json "$work/zs.json" --predictions "$work/pred.csv" \
+  --save-prototypes "$work/protos.safetensors" > "$work/zs.txt"
+check "zeroshot" $?
+grep -q "zero-shot, 48 images, 4 classes, 16 prompts (ensemble)" "$work/zs.txt"; check "zeroshot header" $?
+# accuracy and balanced accuracy recomputed from the predictions file must equal the printed ones
+read -r acc bacc < <(awk -F, 'NR > 1 { n++; t[$2]++; if ($2 == $3) { c++; h[$2]++ } }
+  END { s = 0; k = 0; for (x in t) { s += h[x] / t[x]; k++ }; printf "%.2f %.2f\n", 100 * c / n, 100 * s / k }' "$work/pred.csv")
+grep -Eq "^accuracy +$acc %" "$work/zs.txt"; check "printed accuracy = predictions ($acc)" $?
+grep -Eq "^balanced accuracy +$bacc %" "$work/zs.txt"; check "printed balanced accuracy = predictions ($bacc)" $?
+[ "$(($(wc -l < "$work/pred.csv") - 1))" = 48 ]; check "one prediction row per image" $?
+grep -q '"balanced_accuracy"' "$work/zs.json" && grep -q '"confusion_matrix"' "$work/zs.json"; check "metrics json" $?
+# the confusion matrix rows sum to the class counts (12 each)
+awk '/^confusion matrix/ { on = 1; getline; next } on && NF == 5 { s = $2 + $3 + $4 + $5; if (s != 12) bad = 1; rows++ } END { exit !(rows == 4 && !bad) }' "$work/zs.txt"
+check "confusion matrix rows sum to the class sizes" $?
+# zero-shot straight from the dataset gives the same numbers as from the features file
+"$cli" zeroshot --model "$work/model" --prompts "$src/examples/sicapv2_ensemble.json" \
+  --images "$work/data/images" --labels "$work/data/labels.csv" --batch-size 8 > "$work/zs2.txt"
+check "zeroshot on a dataset" $?
+diff <(tail -n +2 "$work/zs.txt") <(tail -n +2 "$work/zs2.txt") >/dev/null; check "dataset = features file results" $?
+
+# ---- resume after SIGKILL
+"$cli" init data --per-class 40 --size 224 --seed 9 "$work/big" >/dev/null
+args=(features --model "$work/model" --images "$work/big/images" --labels "$work/big/labels.csv"
+      --classes NC,G3,G4,G5 --batch-size 4 --threads 1)
+"$cli" "${args[@]}" --out "$work/ref.safetensors" >/dev/null; check "uninterrupted run" $?
+"$cli" "${args[@]}" --out "$work/run.safetensors" >/dev/null 2>&1 &
+pid=$!
+# wait until at least two batches are in the log, then kill without warning
+for _ in $(seq 1 400); do
+  sz=$(stat -c %s "$work/run.safetensors.partial" 2>/dev/null || echo 0)
+  [ "$sz" -gt 1500 ] && break
+  sleep 0.01
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+killed=1; [ -e "$work/run.safetensors" ] && killed=0
+[ $killed = 1 ] && [ -e "$work/run.safetensors.partial" ]; check "killed midway: no output, a resume log" $?
+"$cli" "${args[@]}" --out "$work/run.safetensors" --resume > "$work/resume.txt"; check "resume" $?
+grep -q "batches resumed" "$work/resume.txt"; check "resume used the log" $?
+cmp -s "$work/ref.safetensors" "$work/run.safetensors"; check "resumed file identical to an uninterrupted run" $?
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
