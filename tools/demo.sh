@@ -1,19 +1,44 @@
 #!/usr/bin/env bash
-# demo.sh MEDVLM [MODEL_DIR] [DATA_DIR]: the main job, end to end, without any download.
-# Without MODEL_DIR it generates a tiny random-weight model and a synthetic image set.
+# demo.sh MEDVLM [MODEL_DIR] [SICAPV2_DIR]: the first half of the PEFT-MedVLMs tutorial in
+# medvlm form: features -> zero-shot (single prompt and prompt ensemble) -> metrics.
+# Without MODEL_DIR/SICAPV2_DIR it generates a tiny RANDOM-weight model and a synthetic image
+# set, so it runs anywhere without a download (and its numbers are chance level).
 set -euo pipefail
 medvlm=$1 model=${2:-} data=${3:-}
+here=$(cd "$(dirname "$0")/.." && pwd)
 out=${DEMO_OUT:-demo-out}
 mkdir -p "$out"
+t0=$(date +%s)
 if [ -z "$model" ]; then
-  echo "== no MODEL given: generating a tiny CLIP with RANDOM weights (results are chance level)"
+  echo "== no MODEL given: generating a tiny CLIP with RANDOM weights"
+  echo "   (its predictions are meaningless; point MODEL= at vinid/plip for real results)"
   model=$out/tiny-random-clip
   "$medvlm" init model --preset tiny --seed 0 "$model"
 fi
 if [ -z "$data" ]; then
-  echo "== no DATA given: generating a synthetic labelled image set"
-  data=$out/synthetic-data
-  "$medvlm" init data --per-class 8 --seed 0 "$data"
+  echo "== no DATA given: generating a synthetic labelled image set (classes NC, G3, G4, G5)"
+  "$medvlm" init data --per-class 16 --size 224 --seed 0 "$out/synthetic" >/dev/null
+  images=$out/synthetic/images; train=$out/synthetic/labels.csv; test=$train
+else
+  images=$data/images
+  train=$data/partition/Test/Train.xlsx
+  test=$data/partition/Test/Test.xlsx
 fi
 echo "== model"
 "$medvlm" info "$model"
+echo
+echo "== features of the test set (resumable: rerun with --resume after an interruption)"
+"$medvlm" features --model "$model" --images "$images" --labels "$test" \
+  --classes NC,G3,G4,G5 --out "$out/test_features.safetensors"
+echo
+echo "== zero-shot, one prompt per class"
+"$medvlm" zeroshot --model "$model" --prompts "$here/examples/sicapv2_single.json" \
+  --features "$out/test_features.safetensors" --json "$out/zeroshot_single.json"
+echo
+echo "== zero-shot, prompt ensemble (templates x descriptions)"
+"$medvlm" zeroshot --model "$model" --prompts "$here/examples/sicapv2_ensemble.json" \
+  --features "$out/test_features.safetensors" --json "$out/zeroshot_ensemble.json" \
+  --predictions "$out/zeroshot_ensemble_predictions.csv" \
+  --save-prototypes "$out/prototypes_ensemble.safetensors"
+echo
+echo "== done in $(( $(date +%s) - t0 )) s; outputs in $out/ (train table: $train)"
