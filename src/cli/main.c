@@ -9,6 +9,7 @@
 
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
+    {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
 };
 
 static void print_help(FILE *f)
