@@ -106,5 +106,6 @@ int cmd_features(int argc, char **argv);
 int cmd_zeroshot(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct cli_command commands[] = {
     {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
     {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
+    {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
 };
 
 static void print_help(FILE *f)

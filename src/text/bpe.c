@@ -20,6 +20,7 @@
 
 #define CACHE_MAX_ENTRIES 65536
 #define CACHE_MAX_PIECE 128 /* longer pre-tokens are not cached */
+#define HEAP_THRESHOLD 48  /* longer words use the O(n log n) BPE */
 
 struct sym {
     const char *s;
@@ -351,25 +352,14 @@ static void cache_put(struct mv_bpe *b, uint64_t h, const char *piece, size_t n,
 
 /* ---- BPE ---- */
 
-enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n,
-                                      int32_t unk_id, struct mv_i32buf *out)
+void mv_bpe_word_symbols(const struct mv_bpe *b, const char *piece, size_t n, int32_t *w)
 {
-    if (n == 0) return MEDVLM_OK;
-    enum medvlm_status st = MEDVLM_OK;
-    bool cacheable = n <= CACHE_MAX_PIECE;
-    uint64_t h = cacheable ? hash_bytes(piece, n) : 0;
-    if (cacheable) {
-        pthread_mutex_lock(&b->lock);
-        bool hit = cache_get(b, h, piece, n, out, &st);
-        pthread_mutex_unlock(&b->lock);
-        if (hit) return st;
-    }
-    int32_t small[CACHE_MAX_PIECE];
-    int32_t *w = n <= CACHE_MAX_PIECE ? small : mv_malloc(n * sizeof *w);
-    if (!w) return MEDVLM_ERR_NOMEM;
     for (size_t i = 0; i + 1 < n; i++) w[i] = b->byte_sym[(unsigned char)piece[i]];
     w[n - 1] = b->byte_end_sym[(unsigned char)piece[n - 1]];
-    size_t len = n;
+}
+
+size_t mv_bpe_merge_naive(const struct mv_bpe *b, int32_t *w, size_t len)
+{
     while (len > 1) {
         int32_t best = INT32_MAX, merged = -1, left = -1, right = -1;
         for (size_t i = 0; i + 1 < len; i++) {
@@ -393,7 +383,150 @@ enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_
         }
         len = o;
     }
-    for (size_t i = 0; i < len; i++) w[i] = b->syms[w[i]].vocab_id >= 0 ? b->syms[w[i]].vocab_id : unk_id;
+    return len;
+}
+
+/* ---- the same BPE in O(n log n) for long words ----
+ * Symbols form a linked list over their original positions; a min-heap holds candidate pairs
+ * keyed (rank, position of the left symbol). All entries of the lowest rank (one pair) are
+ * merged in position order, which is the naive loop's left-to-right pass; pairs created by
+ * those merges are pushed only after the whole batch, so that even a merge table whose new
+ * pairs rank below the pair being merged behaves as the naive loop. Entries are validated
+ * when popped (the pair may have been consumed). */
+
+struct heap_entry {
+    int32_t rank;
+    uint32_t pos;
+    int32_t left, right; /* the symbols the entry was made for */
+};
+
+static bool heap_less(const struct heap_entry *a, const struct heap_entry *b)
+{
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+
+static void heap_push(struct heap_entry *h, size_t *n, struct heap_entry e)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&e, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = e;
+}
+
+static struct heap_entry heap_pop(struct heap_entry *h, size_t *n)
+{
+    struct heap_entry top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && heap_less(&h[c + 1], &h[c])) c++;
+        if (!heap_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+enum medvlm_status mv_bpe_merge_heap(const struct mv_bpe *b, int32_t *w, size_t n, size_t *out_n)
+{
+    /* each merge removes one symbol and pushes at most 2 entries: n + 2n entries at most */
+    size_t cap, bytes;
+    if (n > UINT32_MAX / 4 || !mv_mul_ok(n, 3, &cap) ||
+        !mv_mul_ok(cap, sizeof(struct heap_entry), &bytes))
+        return mv_err(MEDVLM_ERR_LIMIT, "BPE: word of %zu bytes is too long", n);
+    struct heap_entry *heap = mv_malloc(bytes);
+    int32_t *next = mv_malloc(n * sizeof *next), *prev = mv_malloc(n * sizeof *prev);
+    uint32_t *touched = mv_malloc(n * sizeof *touched);
+    if (!heap || !next || !prev || !touched) {
+        mv_free(heap);
+        mv_free(next);
+        mv_free(prev);
+        mv_free(touched);
+        return MEDVLM_ERR_NOMEM;
+    }
+    size_t hn = 0;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
+        prev[i] = (int32_t)i - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        const struct merge_slot *m = merge_find(b, w[i], w[i + 1]);
+        if (m) heap_push(heap, &hn, (struct heap_entry){m->rank, (uint32_t)i, w[i], w[i + 1]});
+    }
+    while (hn) {
+        int32_t rank = heap[0].rank;
+        size_t nt = 0;
+        while (hn && heap[0].rank == rank) {
+            struct heap_entry e = heap_pop(heap, &hn);
+            int32_t p = (int32_t)e.pos, q = next[p];
+            if (w[p] != e.left || q < 0 || w[q] != e.right) continue; /* stale */
+            const struct merge_slot *m = merge_find(b, e.left, e.right);
+            w[p] = m->result;
+            w[q] = -1; /* dead */
+            next[p] = next[q];
+            if (next[q] >= 0) prev[next[q]] = p;
+            touched[nt++] = (uint32_t)p;
+        }
+        for (size_t k = 0; k < nt; k++) {
+            int32_t p = (int32_t)touched[k];
+            if (w[p] < 0) continue;
+            int32_t l = prev[p], r = next[p];
+            const struct merge_slot *m;
+            if (l >= 0 && (m = merge_find(b, w[l], w[p])))
+                heap_push(heap, &hn, (struct heap_entry){m->rank, (uint32_t)l, w[l], w[p]});
+            if (r >= 0 && (m = merge_find(b, w[p], w[r])))
+                heap_push(heap, &hn, (struct heap_entry){m->rank, (uint32_t)p, w[p], w[r]});
+        }
+    }
+    size_t o = 0;
+    for (int32_t p = 0; p >= 0; p = next[p]) w[o++] = w[p];
+    *out_n = o;
+    mv_free(heap);
+    mv_free(next);
+    mv_free(prev);
+    mv_free(touched);
+    return MEDVLM_OK;
+}
+
+int mv_bpe_symbol_count(const struct mv_bpe *b)
+{
+    return b->n_syms;
+}
+
+enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n,
+                                      int32_t unk_id, struct mv_i32buf *out)
+{
+    if (n == 0) return MEDVLM_OK;
+    enum medvlm_status st = MEDVLM_OK;
+    bool cacheable = n <= CACHE_MAX_PIECE;
+    uint64_t h = cacheable ? hash_bytes(piece, n) : 0;
+    if (cacheable) {
+        pthread_mutex_lock(&b->lock);
+        bool hit = cache_get(b, h, piece, n, out, &st);
+        pthread_mutex_unlock(&b->lock);
+        if (hit) return st;
+    }
+    int32_t small[CACHE_MAX_PIECE];
+    int32_t *w = n <= CACHE_MAX_PIECE ? small : mv_malloc(n * sizeof *w);
+    if (!w) return MEDVLM_ERR_NOMEM;
+    mv_bpe_word_symbols(b, piece, n, w);
+    size_t len;
+    if (n <= HEAP_THRESHOLD) {
+        len = mv_bpe_merge_naive(b, w, n);
+    } else if ((st = mv_bpe_merge_heap(b, w, n, &len))) {
+        if (w != small) mv_free(w);
+        return st;
+    }
+    for (size_t i = 0; i < len; i++) {
+        int32_t id = b->syms[w[i]].vocab_id;
+        w[i] = id >= 0 ? id : unk_id;
+    }
     size_t base = out->n;
     for (size_t i = 0; i < len && !st; i++) st = mv_i32_push(out, w[i]);
     if (!st && cacheable) {

@@ -78,6 +78,13 @@ void mv_bpe_free(struct mv_bpe *b);
 /* BPE of one pre-token (its UTF-8 bytes); appends vocabulary ids (unknown symbols -> unk_id). */
 enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n,
                                       int32_t unk_id, struct mv_i32buf *out);
+/* The two BPE loops over symbol numbers (w from mv_bpe_word_symbols), in place, giving the
+ * new length: naive = the reference loop, O(n^2); heap = O(n log n), used for long words.
+ * A test keeps them equal. */
+void mv_bpe_word_symbols(const struct mv_bpe *b, const char *piece, size_t n, int32_t *w);
+size_t mv_bpe_merge_naive(const struct mv_bpe *b, int32_t *w, size_t n);
+enum medvlm_status mv_bpe_merge_heap(const struct mv_bpe *b, int32_t *w, size_t n, size_t *out_n);
+int mv_bpe_symbol_count(const struct mv_bpe *b);
 /* The id of a vocabulary string, or -1. */
 int32_t mv_bpe_vocab_id(const struct mv_bpe *b, const char *tok);
 /* max id + 1, and the string of an id (NULL for a gap). */

@@ -203,14 +203,19 @@ bool mv_uc_is_cjk(uint32_t cp)
 
 /* Cased (Unicode DerivedCoreProperties): Lu, Ll, Lt, Other_Lowercase, Other_Uppercase. The
  * Other_* code points that are not case-ignorable either have a case mapping (circled and
- * Roman-numeral letters) or are the two ordinal indicators. Only used for Final_Sigma, where
- * case-ignorable code points are skipped before Cased is asked. */
+ * Roman-numeral letters), are the two ordinal indicators or the enclosed capitals below. Only
+ * used for Final_Sigma, where case-ignorable code points are skipped before Cased is asked.
+ * Checked on all code points against Python 3.11's str.lower final-sigma decisions. */
 static bool is_cased(uint32_t cp)
 {
     int c = mv_uc_category(cp);
     if (c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT)
         return true;
     if (cp == 0xAA || cp == 0xBA) return true;
+    /* squared / negative circled / negative squared Latin capitals: Other_Uppercase, no mapping */
+    if ((cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169) ||
+        (cp >= 0x1F170 && cp <= 0x1F189))
+        return true;
     if (c == UTF8PROC_CATEGORY_CN) return false;
     utf8proc_int32_t x = (utf8proc_int32_t)cp;
     return utf8proc_tolower(x) != x || utf8proc_toupper(x) != x;

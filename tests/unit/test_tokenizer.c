@@ -477,6 +477,77 @@ static void test_basic(void)
     mv_free(d);
 }
 
+/* ---- the O(n log n) BPE equals the reference loop ---- */
+
+static int compare_bpe_loops(const struct mv_bpe *b, const char *word, size_t n)
+{
+    int32_t *x = mv_malloc(n * sizeof *x), *y = mv_malloc(n * sizeof *y);
+    mv_bpe_word_symbols(b, word, n, x);
+    memcpy(y, x, n * sizeof *x);
+    size_t nx = mv_bpe_merge_naive(b, x, n), ny = 0;
+    int ok = mv_bpe_merge_heap(b, y, n, &ny) == MEDVLM_OK && nx == ny &&
+             memcmp(x, y, nx * sizeof *x) == 0;
+    mv_free(x);
+    mv_free(y);
+    return ok;
+}
+
+static void test_bpe_loops(void)
+{
+    struct mv_rng r;
+    mv_rng_seed(&r, 99);
+    char word[400];
+    int bad = 0, runs = 0;
+    /* the real merges: random letters, repeated words, bytes */
+    static const char *parts[] = {"histo", "pathology", "gland", "s", "ing", "cribriform", "aa", "e"};
+    for (int it = 0; it < 400; it++, runs++) {
+        size_t n = 0, len = 1 + mv_rng_below(&r, 300);
+        while (n < len) {
+            uint64_t k = mv_rng_below(&r, 3);
+            if (k == 0) {
+                const char *w = parts[mv_rng_below(&r, MV_ARRAY_LEN(parts))];
+                size_t l = strlen(w);
+                if (n + l > len) l = len - n;
+                memcpy(word + n, w, l);
+                n += l;
+            } else {
+                word[n++] = k == 1 ? (char)('a' + mv_rng_below(&r, 26)) : (char)mv_rng_below(&r, 256);
+            }
+        }
+        bad += !compare_bpe_loops(mv_tokenizer_bpe(tok_vm), word, n);
+    }
+    /* random merge tables over {a, b, c}, including orders no BPE training would produce */
+    for (int table = 0; table < 40; table++) {
+        char merges[8192];
+        size_t m = (size_t)snprintf(merges, sizeof merges, "#version: 0.2\n");
+        int count = 5 + (int)mv_rng_below(&r, 60);
+        for (int i = 0; i < count; i++) {
+            char l[8], rr[8];
+            int nl = 1 + (int)mv_rng_below(&r, 3), nr = 1 + (int)mv_rng_below(&r, 3);
+            for (int k = 0; k < nl; k++) l[k] = (char)('a' + mv_rng_below(&r, 3));
+            for (int k = 0; k < nr; k++) rr[k] = (char)('a' + mv_rng_below(&r, 3));
+            l[nl] = rr[nr] = '\0';
+            m += (size_t)snprintf(merges + m, sizeof merges - m, "%s %s%s\n", l, rr,
+                                  mv_rng_below(&r, 3) == 0 ? "</w>" : "");
+        }
+        struct mv_bpe_files f;
+        mv_bpe_files_init(&f);
+        const char *vocab = "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}";
+        struct mv_bpe *b = NULL;
+        CHECK_OK(mv_bpe_parse_vocab(&f, "v", vocab, strlen(vocab)));
+        CHECK_OK(mv_bpe_parse_merges(&f, "m", merges, m));
+        CHECK_OK(mv_bpe_build(&f, "random", &b));
+        for (int it = 0; b && it < 100; it++, runs++) {
+            size_t n = 1 + mv_rng_below(&r, 120);
+            for (size_t k = 0; k < n; k++) word[k] = (char)('a' + mv_rng_below(&r, 3));
+            bad += !compare_bpe_loops(b, word, n);
+        }
+        mv_bpe_free(b);
+        mv_bpe_files_free(&f);
+    }
+    CHECK(bad == 0, "heap BPE differs from the reference loop on %d of %d words", bad, runs);
+}
+
 /* ---- byte table and unicode helpers ---- */
 
 static void test_tables(void)
@@ -511,6 +582,7 @@ int main(void)
         test_semantics(tok_tj);
         test_property();
         test_threads();
+        test_bpe_loops();
     }
     test_bad_files();
     test_basic();
