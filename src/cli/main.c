@@ -9,6 +9,7 @@
 
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
+    {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
 };
 
 static void print_help(FILE *f)
