@@ -24,10 +24,16 @@ tensor_range() {
   b=$(printf '%s' "$spec" | sed -n 's/.*"data_offsets" *: *\[ *\([0-9]*\) *, *\([0-9]*\) *\].*/\2/p')
   [ -n "$a" ] && [ -n "$b" ] && echo "$((8 + n + a)) $((b - a))"
 }
-tensor_bytes() { # file name -> bytes on stdout
-  local r; r=$(tensor_range "$1" "$2") || return 1
+tensor_bytes() { # file name -> bytes on stdout; a missing tensor prints a marker, never ""
+  local r; r=$(tensor_range "$1" "$2")
+  if [ -z "$r" ]; then echo "missing tensor $2 in $1"; return 1; fi
   set -- "$1" $r
   tail -c +$(($2 + 1)) "$1" | head -c "$3"
+}
+same_tensor() { # file1 name1 file2 name2: equal bytes, both present, not empty
+  local r1 r2; r1=$(tensor_range "$1" "$2"); r2=$(tensor_range "$3" "$4")
+  [ -n "$r1" ] && [ -n "$r2" ] && [ "${r1#* }" = "${r2#* }" ] && [ "${r1#* }" -gt 0 ] &&
+    cmp -s <(tensor_bytes "$1" "$2") <(tensor_bytes "$3" "$4")
 }
 
 mapfile -t imgs < <(sed -n 's/.*"file": *"\([^"]*\)".*/\1/p' "$golden/manifest.json")
@@ -45,7 +51,7 @@ expect "[ \"\$(printf '%s\n' \"\$out\" | head -1)\" = \"0	${paths[0]}	3x${S}x${S
 expect "printf '%s\n' \"\$out\" | tail -1 | grep -q \"^wrote $n tensors (hf, centre crop) to $work/p.safetensors\$\"" "summary: $(printf '%s\n' "$out" | tail -1)"
 expect "[ \$(printf '%s\n' \"\$out\" | wc -l) -eq $((n + 1)) ]" "line count"
 for ((i = 0; i < n; i++)); do
-  if cmp -s <(tensor_bytes "$work/p.safetensors" "pixels.$i") <(tensor_bytes "$golden/expected/pixels.safetensors" "crop.$i"); then ok
+  if same_tensor "$work/p.safetensors" "pixels.$i" "$golden/expected/pixels.safetensors" "crop.$i"; then ok
   else bad "pixels.$i differs from expected crop.$i"; fi
   expect "[ -s \"$work/view/$i.png\" ] && [ \"\$(head -c 4 \"$work/view/$i.png\" | tail -c 3)\" = PNG ]" "view/$i.png"
 done
@@ -58,7 +64,7 @@ expect "\"$cli\" preprocess --model \"$golden/model\" --out \"$work/v.safetensor
 out=$("$cli" preprocess --model "$golden/model" --no-center-crop --out "$work/n.safetensors" "${paths[@]}")
 expect "[ $? -eq 0 ]" "no-crop exit"
 for ((i = 0; i < n; i++)); do
-  if cmp -s <(tensor_bytes "$work/n.safetensors" "pixels.$i") <(tensor_bytes "$golden/expected/pixels.safetensors" "nocrop.$i"); then ok
+  if same_tensor "$work/n.safetensors" "pixels.$i" "$golden/expected/pixels.safetensors" "nocrop.$i"; then ok
   else bad "no-crop pixels.$i differs from expected nocrop.$i"; fi
 done
 expect "printf '%s\n' \"\$out\" | tail -1 | grep -q '(hf, no crop)'" "no-crop summary"
