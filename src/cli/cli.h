@@ -107,5 +107,6 @@ int cmd_zeroshot(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
 
 #endif

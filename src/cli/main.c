@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
     {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
+    {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
 };
 
 static void print_help(FILE *f)

@@ -93,8 +93,9 @@ enum medvlm_status medvlm_image_decode_memory(const void *data, size_t size, con
     default: {
         const uint8_t *p = data;
         char hex[3 * 8 + 1] = "";
+        int k = 0;
         for (size_t i = 0; i < size && i < 8; i++)
-            snprintf(hex + 3 * i, sizeof hex - 3 * i, "%s%02x", i ? " " : "", p[i]);
+            k += snprintf(hex + k, sizeof hex - (size_t)k, "%s%02x", i ? " " : "", p[i]);
         return mv_err(MEDVLM_ERR_UNSUPPORTED,
                       "%s: not a JPEG, PNG or TIFF image (first bytes %s; the format is read from "
                       "the content, not the file name)",

@@ -109,6 +109,14 @@ enum medvlm_status mv_png_decode(const char *name, const uint8_t *data, size_t s
     uint8_t *volatile native = NULL;
     png_bytep *volatile rows = NULL;
 
+    /* The IHDR is the first chunk: check the declared size before libpng reads further. */
+    if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
+        uint32_t w0 = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 |
+                      (uint32_t)data[18] << 8 | data[19];
+        uint32_t h0 = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 |
+                      (uint32_t)data[22] << 8 | data[23];
+        if (w0 && h0 && (st = mv_image_check_limits(name, "PNG", w0, h0, lim))) return st;
+    }
     png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, on_error, on_warning);
     if (!png) return mv_err(MEDVLM_ERR_NOMEM, "%s: cannot create a PNG reader", name);
     info = png_create_info_struct(png);

@@ -1,0 +1,298 @@
+/* cmd_preprocess.c - `medvlm preprocess`: images -> model inputs (CHW float32) in a
+ * safetensors file, optionally also as viewable PNGs. */
+#include "cli.h"
+
+#include "core/core.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *usage =
+    "usage: medvlm preprocess --model DIR [--preprocess hf|tutorial] [--no-antialias]\n"
+    "                         [--no-center-crop] [--size S] [--threads N]\n"
+    "                         --out FILE.safetensors [--png DIR] IMAGE...\n"
+    "\n"
+    "Decode JPEG/PNG/TIFF images (the format is read from the bytes) and turn them into the\n"
+    "pixel tensors the reference Python pipelines give, read from the model folder's\n"
+    "preprocessor_config.json (defaults if absent) and config.json (vision image_size).\n"
+    "\n"
+    "  --model DIR          Hugging Face CLIP folder (config.json, preprocessor_config.json)\n"
+    "  --preprocess P       hf (default): CLIPImageProcessor: shortest-edge Pillow bicubic resize,\n"
+    "                       centre crop, rescale, normalise;\n"
+    "                       tutorial: torchvision ToTensor, Normalize, Resize([S, S]) bilinear\n"
+    "  --no-center-crop     hf: keep the whole resized image (non-square images give non-square\n"
+    "                       tensors)\n"
+    "  --no-antialias       tutorial: plain bilinear (torchvision antialias=False)\n"
+    "  --size S             tutorial: output side (default: the vision image_size)\n"
+    "  --threads N          decode and preprocess N images at a time (default: all cores)\n"
+    "  --out FILE           safetensors output: F32 tensors pixels.0, pixels.1, ... [3, H, W];\n"
+    "                       metadata image.<i> = the file, plus pipeline, antialias, center_crop\n"
+    "  --png DIR            also write DIR/<i>.png: each tensor de-normalised back to 8 bits\n"
+    "\n"
+    "prints one line per image (index, file, tensor shape) and a summary.\n"
+    "exit status: 0 success, 1 an image or file failed (named), 2 usage error.\n"
+    "\n"
+    "example:\n"
+    "  medvlm preprocess --model ~/models/plip --out pixels.safetensors --png view/ \\\n"
+    "      sicapv2/images/*.jpg\n";
+
+struct pngbuf {
+    uint8_t *p;
+    size_t n, cap;
+    int failed;
+};
+
+static void png_mem_write(png_structp png, png_bytep d, size_t n)
+{
+    struct pngbuf *b = png_get_io_ptr(png);
+    if (b->n + n > b->cap) {
+        size_t cap = (b->n + n) * 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) {
+            b->failed = 1;
+            png_error(png, "out of memory");
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void png_mem_flush(png_structp png)
+{
+    (void)png;
+}
+
+static void png_quiet(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static void png_fail(png_structp png, png_const_charp msg)
+{
+    (void)msg;
+    png_longjmp(png, 1);
+}
+
+/* Encode 8-bit RGB rows as a PNG in memory; 0 on failure. */
+static int encode_png(struct pngbuf *buf, png_bytep *rows, int w, int h)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_fail, png_quiet);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, info ? &info : NULL);
+        return 0;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return 0;
+    }
+    png_set_write_fn(png, buf, png_mem_write, png_mem_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    return 1;
+}
+
+/* CHW floats back to 8-bit RGB (undo normalise and rescale), written as an 8-bit RGB PNG. */
+static int write_view_png(const char *path, const float *chw, int h, int w,
+                          const struct medvlm_preproc_config *pp, int tutorial)
+{
+    size_t n = (size_t)h * w;
+    uint8_t *rgb = malloc(n * 3);
+    png_bytep *rows = malloc(sizeof *rows * (size_t)h);
+    struct pngbuf buf = {0};
+    int ok = 0;
+    if (rgb && rows) {
+        double scale = tutorial ? 255.0 : (pp->do_rescale ? 1.0 / pp->rescale_factor : 1.0);
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < n; i++) {
+                double v = chw[c * n + i];
+                if (tutorial || pp->do_normalize) v = v * pp->std[c] + pp->mean[c];
+                v = v * scale + 0.5;
+                rgb[3 * i + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        for (int y = 0; y < h; y++) rows[y] = rgb + (size_t)y * w * 3;
+        if (!encode_png(&buf, rows, w, h))
+            fprintf(stderr, "medvlm: %s: cannot encode the PNG\n", path);
+        else if (mv_write_file_atomic(path, buf.p, buf.n) != MEDVLM_OK)
+            cli_fail(NULL);
+        else
+            ok = 1;
+    } else {
+        fprintf(stderr, "medvlm: %s: out of memory\n", path);
+    }
+    free(buf.p);
+    free(rgb);
+    free(rows);
+    return ok;
+}
+
+int cmd_preprocess(int argc, char **argv)
+{
+    const char *model = NULL, *out = NULL, *png_dir = NULL;
+    struct medvlm_preprocess_options o;
+    medvlm_preprocess_options_default(&o);
+    long size = 0, threads = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},  {"preprocess", required_argument, NULL, 'p'},
+        {"no-antialias", no_argument, NULL, 'A'}, {"no-center-crop", no_argument, NULL, 'C'},
+        {"size", required_argument, NULL, 's'},   {"threads", required_argument, NULL, 't'},
+        {"out", required_argument, NULL, 'o'},    {"png", required_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p':
+            if (strcmp(optarg, "hf") == 0) o.pipeline = MEDVLM_PREPROCESS_HF;
+            else if (strcmp(optarg, "tutorial") == 0) o.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
+            else return cli_usage("preprocess", "--preprocess must be hf or tutorial, got '%s'", optarg);
+            break;
+        case 'A': o.antialias = 0; break;
+        case 'C': o.center_crop = 0; break;
+        case 's':
+            if (!cli_parse_int(optarg, 1, 65536, &size))
+                return cli_usage("preprocess", "--size must be an integer in 1..65536, got '%s'", optarg);
+            break;
+        case 't':
+            if (!cli_parse_int(optarg, 1, 1024, &threads))
+                return cli_usage("preprocess", "--threads must be an integer in 1..1024, got '%s'", optarg);
+            break;
+        case 'o': out = optarg; break;
+        case 'g': png_dir = optarg; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        default:
+            return cli_usage("preprocess", "option '%s' is unknown or needs a value",
+                             argv[optind - 1]);
+        }
+    }
+    if (!model) return cli_usage("preprocess", "--model DIR is required");
+    if (!out) return cli_usage("preprocess", "--out FILE.safetensors is required");
+    int n = argc - optind;
+    if (n <= 0) return cli_usage("preprocess", "no IMAGE given");
+    if (o.pipeline == MEDVLM_PREPROCESS_HF && (size || !o.antialias))
+        return cli_usage("preprocess", "--size and --no-antialias apply to --preprocess tutorial only");
+    if (o.pipeline == MEDVLM_PREPROCESS_TUTORIAL && o.center_crop == 0)
+        return cli_usage("preprocess", "--no-center-crop applies to --preprocess hf only");
+
+    int rc = CLI_FAIL;
+    struct medvlm_config cfg;
+    struct medvlm_preproc_config pp;
+    struct medvlm_st_writer *w = NULL;
+    float *buf = NULL;
+    char *cfg_path = mv_path_join(model, "config.json");
+    char *pp_path = mv_path_join(model, "preprocessor_config.json");
+    medvlm_preproc_default(&pp);
+    if (!cfg_path || !pp_path) goto done;
+    if (!mv_is_dir(model)) {
+        fprintf(stderr, "medvlm: %s: not a folder (expected a Hugging Face CLIP folder)\n", model);
+        goto done;
+    }
+    if (medvlm_config_load(cfg_path, &cfg) != MEDVLM_OK) {
+        cli_fail(NULL);
+        goto done;
+    }
+    if (mv_is_file(pp_path) && medvlm_preproc_load(pp_path, &pp) != MEDVLM_OK) {
+        cli_fail(NULL);
+        goto done;
+    }
+    o.size = (int)(size ? size : cfg.vision.image_size);
+    if (png_dir && mkdir(png_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "medvlm: %s: cannot create: %s\n", png_dir, strerror(errno));
+        goto done;
+    }
+    if (medvlm_st_writer_init(&w) != MEDVLM_OK) {
+        cli_fail(NULL);
+        goto done;
+    }
+    const char *const *paths = (const char *const *)(argv + optind);
+    int fh, fw, fixed = medvlm_image_preprocess_fixed_size(&pp, &o, &fh, &fw) == MEDVLM_OK;
+    size_t per = fixed ? (size_t)3 * fh * fw : 0;
+    if (fixed) {
+        /* every image has the same size: the parallel batch, then one tensor per image */
+        size_t total;
+        if (!mv_mul_ok(per, (size_t)n, &total) || !(buf = malloc(total * sizeof *buf))) {
+            fprintf(stderr, "medvlm: out of memory for %d images of 3x%dx%d\n", n, fh, fw);
+            goto done;
+        }
+        if (medvlm_image_preprocess_files(paths, n, NULL, &pp, &o, (int)threads, buf, total,
+                                          NULL) != MEDVLM_OK) {
+            cli_fail(NULL);
+            goto done;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int h = fh, wd = fw;
+        float *px = fixed ? buf + per * i : NULL;
+        if (!fixed) {
+            struct medvlm_image img;
+            if (medvlm_image_decode_file(paths[i], NULL, &img) != MEDVLM_OK) {
+                cli_fail(NULL);
+                goto done;
+            }
+            enum medvlm_status st = medvlm_image_preprocess_size(img.width, img.height, &pp, &o, &h, &wd);
+            free(buf);
+            buf = st ? NULL : malloc((size_t)3 * h * wd * sizeof *buf);
+            if (!st && !buf) st = mv_err(MEDVLM_ERR_NOMEM, "out of memory");
+            if (!st) st = medvlm_image_preprocess(&img, &pp, &o, buf, (size_t)3 * h * wd, &h, &wd);
+            medvlm_image_free(&img);
+            if (st) {
+                cli_fail(paths[i]);
+                goto done;
+            }
+            px = buf;
+        }
+        char name[64], key[64];
+        snprintf(name, sizeof name, "pixels.%d", i);
+        snprintf(key, sizeof key, "image.%d", i);
+        int64_t shape[3] = {3, h, wd};
+        if (medvlm_st_writer_add(w, name, MEDVLM_DTYPE_F32, 3, shape, px) != MEDVLM_OK ||
+            medvlm_st_writer_meta(w, key, paths[i]) != MEDVLM_OK) {
+            cli_fail(NULL);
+            goto done;
+        }
+        if (png_dir) {
+            char *pp_out = mv_asprintf("%s/%d.png", png_dir, i);
+            int ok = pp_out && write_view_png(pp_out, px, h, wd, &pp,
+                                              o.pipeline == MEDVLM_PREPROCESS_TUTORIAL);
+            free(pp_out);
+            if (!ok) goto done;
+        }
+        printf("%d\t%s\t3x%dx%d\n", i, paths[i], h, wd);
+    }
+    char count[32];
+    snprintf(count, sizeof count, "%d", n);
+    int hf = o.pipeline == MEDVLM_PREPROCESS_HF;
+    int crop = o.center_crop < 0 ? pp.do_center_crop : o.center_crop;
+    if (medvlm_st_writer_meta(w, "count", count) ||
+        medvlm_st_writer_meta(w, "pipeline", hf ? "hf" : "tutorial") ||
+        medvlm_st_writer_meta(w, "center_crop", hf ? (crop ? "true" : "false") : "n/a") ||
+        medvlm_st_writer_meta(w, "antialias", hf ? "n/a" : (o.antialias ? "true" : "false")) ||
+        medvlm_st_writer_save(w, out)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    printf("wrote %d tensor%s (%s%s) to %s\n", n, n == 1 ? "" : "s", hf ? "hf" : "tutorial",
+           hf ? (crop ? ", centre crop" : ", no crop") : (o.antialias ? ", antialias" : ", no antialias"),
+           out);
+    rc = CLI_OK;
+done:
+    medvlm_st_writer_free(w);
+    free(buf);
+    mv_free(cfg_path);
+    mv_free(pp_path);
+    return rc;
+}
