@@ -36,5 +36,6 @@ void cli_json_string(FILE *f, const char *s);
 
 /* subcommands */
 int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
+    {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };
 
 static void print_help(FILE *f)
