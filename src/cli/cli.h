@@ -108,5 +108,6 @@ int cmd_embed(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
     {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
+    {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };
 
 static void print_help(FILE *f)

@@ -137,18 +137,35 @@ void mv_layer_forward(struct mv_acts *a, const struct mv_layer *L,
     const float eps = cfg->layer_norm_eps;
     /* HF: q = q_proj(x) * head_dim**-0.5 (a Python double, rounded to float) */
     const float scale = (float)pow((double)HS, -0.5);
+    double t;
     // x (R, C) += out_proj(attention(LN1(x)))
+    t = mv_prof_begin();
     mv_layernorm_forward(a->h, NULL, NULL, a->x, L->ln1.w, L->ln1.b, R, C, eps);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
+    t = mv_prof_begin();
     mv_linear_forward(a->q, a->h, L->q.w, L->q.b, scale, R, C, C);
     mv_linear_forward(a->k, a->h, L->k.w, L->k.b, 1.0f, R, C, C);
     mv_linear_forward(a->v, a->h, L->v.w, L->v.b, 1.0f, R, C, C);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
     mv_attention_forward(a->a, a->att, a->q, a->k, a->v, s, NH, HS);
+    mv_prof_end(MV_PROF_ATTENTION, t);
+    t = mv_prof_begin();
     mv_linear_residual_forward(a->x, a->a, L->o.w, L->o.b, R, C, C);
+    mv_prof_end(MV_PROF_GEMM, t);
     // x (R, C) += fc2(act(fc1(LN2(x))))
+    t = mv_prof_begin();
     mv_layernorm_forward(a->h, NULL, NULL, a->x, L->ln2.w, L->ln2.b, R, C, eps);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
+    t = mv_prof_begin();
     mv_linear_forward(a->f, a->h, L->fc1.w, L->fc1.b, 1.0f, R, C, I);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
     mv_act_forward(a->f, cfg->hidden_act, (size_t)R * (size_t)I);
+    mv_prof_end(MV_PROF_ACT, t);
+    t = mv_prof_begin();
     mv_linear_residual_forward(a->x, a->f, L->fc2.w, L->fc2.b, R, I, C);
+    mv_prof_end(MV_PROF_GEMM, t);
 }
 
 void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B,

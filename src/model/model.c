@@ -217,13 +217,21 @@ fail:
 enum medvlm_status medvlm_model_init_random(const struct medvlm_config *cfg, uint64_t seed,
                                             struct medvlm_model **out)
 {
+    return mv_model_init_random_towers(cfg, seed, MEDVLM_LOAD_ALL, out);
+}
+
+enum medvlm_status mv_model_init_random_towers(const struct medvlm_config *cfg, uint64_t seed,
+                                               unsigned flags, struct medvlm_model **out)
+{
     struct medvlm_model *m;
     *out = NULL;
+    if (!(flags & MEDVLM_LOAD_ALL))
+        return mv_err(MEDVLM_ERR_ARG, "medvlm_model_init_random: flags select no tower");
     enum medvlm_status st = model_alloc(cfg, &m);
     if (st) return st;
     size_t total = 0;
     for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].tower != MEDVLM_TOWER_SHARED) total += m->params[i].numel;
+        if (m->params[i].tower & flags) total += m->params[i].numel;
     m->owned = mv_aligned(total * sizeof(float));
     if (!m->owned) {
         medvlm_model_free(m);
@@ -234,7 +242,7 @@ enum medvlm_status medvlm_model_init_random(const struct medvlm_config *cfg, uin
     size_t off = 0;
     for (int i = 0; i < m->n_params; i++) {
         struct medvlm_param_info *p = &m->params[i];
-        if (p->tower == MEDVLM_TOWER_SHARED) continue;
+        if (!(p->tower & flags)) continue;
         float *d = m->owned + off;
         off += p->numel;
         size_t len = strlen(p->name);
@@ -246,7 +254,8 @@ enum medvlm_status medvlm_model_init_random(const struct medvlm_config *cfg, uin
         p->data = d;
         *m->slots[i] = d;
     }
-    m->text.loaded = m->vision.loaded = 1;
+    m->text.loaded = (flags & MEDVLM_LOAD_TEXT) != 0;
+    m->vision.loaded = (flags & MEDVLM_LOAD_VISION) != 0;
     m->dir = mv_strdup("");
     if (!m->dir) {
         medvlm_model_free(m);

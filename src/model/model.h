@@ -59,6 +59,12 @@ struct medvlm_model {
  * that points at its data. Loading, saving, counting and PEFT selection all use it. */
 enum medvlm_status mv_params_build(struct medvlm_model *m);
 
+/* medvlm_model_init_random for the towers in flags (MEDVLM_LOAD_*) only; the others stay
+ * unloaded and cost no memory. flags == MEDVLM_LOAD_ALL draws the same weights as
+ * medvlm_model_init_random; one tower alone draws a different stream. */
+enum medvlm_status mv_model_init_random_towers(const struct medvlm_config *cfg, uint64_t seed,
+                                               unsigned flags, struct medvlm_model **out);
+
 /* Number of vision patches per side and in all: S / P, (S / P)^2. */
 static inline int mv_vision_grid(const struct medvlm_tower_config *v)
 {

@@ -44,6 +44,7 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
     const float eps = c->layer_norm_eps;
     const int full = o->hidden_states || o->last_hidden;
 
+    double t0 = mv_prof_begin();
     int R = 0;
     for (int b = 0; b < B; b++) {
         a->eos[b] = eos_position(ids + (size_t)b * T, T, c->eos_token_id);
@@ -61,6 +62,7 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
             for (int i = 0; i < C; i++) dst[i] = tok[i] + pos[i];
         }
     mv_capture_hidden(a, oc, 0, B, T, C);
+    mv_prof_end(MV_PROF_EMBED, t0);
 
     struct mv_seqs s = {.B = B, .off = a->off, .len = a->len, .mask = mask, .mask_stride = T,
                         .causal = 1};
@@ -68,6 +70,7 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
         mv_layer_forward(a, &t->layers[l], c, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, T, C);
     }
+    t0 = mv_prof_begin();
     if (o->last_hidden)
         mv_layernorm_forward(o->last_hidden + (size_t)oc->b0 * T * C, NULL, NULL, a->x,
                              t->final_ln.w, t->final_ln.b, R, C, eps);
@@ -77,5 +80,6 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
                              a->x + (size_t)(a->off[b] + a->eos[b]) * C, t->final_ln.w,
                              t->final_ln.b, 1, C, eps);
     mv_project_outputs(a, oc, t->proj, B, C, D);
+    mv_prof_end(MV_PROF_OTHER, t0);
     return MEDVLM_OK;
 }

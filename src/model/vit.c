@@ -39,6 +39,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     const int R = B * N;
     const float eps = c->layer_norm_eps;
 
+    double t0 = mv_prof_begin();
     // h (B*G, C) = patches (B*G, 3PP) patch_w^T: the stride-P convolution, no bias
     im2col(a->f, pixels, B, S, P);
     mv_gemm(0, 1, B * G, C, 3 * P * P, 1.0f, a->f, 3 * P * P, t->patch_w, 3 * P * P, 0.0f, a->h,
@@ -54,6 +55,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     }
     mv_layernorm_forward(a->x, NULL, NULL, a->x, t->pre_ln.w, t->pre_ln.b, R, C, eps);
     mv_capture_hidden(a, oc, 0, B, N, C);
+    mv_prof_end(MV_PROF_EMBED, t0);
 
     for (int b = 0; b < B; b++) {
         a->off[b] = b * N;
@@ -64,6 +66,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
         mv_layer_forward(a, &t->layers[l], c, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, N, C);
     }
+    t0 = mv_prof_begin();
     if (oc->o->last_hidden)
         memcpy(oc->o->last_hidden + (size_t)oc->b0 * N * C, a->x,
                (size_t)R * C * sizeof(float));
@@ -72,5 +75,6 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
         mv_layernorm_forward(a->pooled + (size_t)b * C, NULL, NULL, a->x + (size_t)b * N * C,
                              t->final_ln.w, t->final_ln.b, 1, C, eps);
     mv_project_outputs(a, oc, t->proj, B, C, D);
+    mv_prof_end(MV_PROF_OTHER, t0);
     return MEDVLM_OK;
 }

@@ -12,14 +12,77 @@
 
 #include <cblas.h>
 #undef I /* <complex.h> (via cblas.h) defines I; here I is the input width */
+#include <omp.h>
 #include <string.h>
+
+/* Threading. OpenBLAS's own threaded sgemm splits the work by thread count, and its edge
+ * tiles use other kernels than its full tiles, so its results change in the last bits with the
+ * thread count. We split instead: every thread makes one single-threaded OpenBLAS call on a
+ * block of rows or columns cut at multiples of MV_GEMM_ALIGN. A block boundary on a multiple of
+ * every kernel unroll leaves each element in the same kind of tile as in one unsplit call, so
+ * any split computes exactly what one single-threaded call computes: results are independent
+ * of the thread count, and the split may follow it. We cut the dimension whose re-packing
+ * costs least: columns re-pack A (M x K) per thread, rows re-pack B (N x K) per thread. */
+#define MV_GEMM_ALIGN 64
+
+static int gemm_mode = 1; /* 1: our split (deterministic); 0: OpenBLAS's own threading */
+
+void mv_gemm_set_mode(int deterministic)
+{
+    gemm_mode = deterministic;
+}
+
+static void gemm_call(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* [lo, hi) of part i of n parts of len, cut at multiples of MV_GEMM_ALIGN. */
+static void split(int len, int parts, int i, int *lo, int *hi)
+{
+    int units = (len + MV_GEMM_ALIGN - 1) / MV_GEMM_ALIGN;
+    int u0 = (int)((long)units * i / parts), u1 = (int)((long)units * (i + 1) / parts);
+    *lo = MV_MIN(len, u0 * MV_GEMM_ALIGN);
+    *hi = MV_MIN(len, u1 * MV_GEMM_ALIGN);
+}
 
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (!gemm_mode || omp_in_parallel()) {
+        /* inside our parallel regions OpenBLAS runs on the calling thread */
+        gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int T = omp_get_max_threads();
+    int by_cols = (double)M * K <= (double)N * K; /* re-pack the smaller operand */
+    int len = by_cols ? N : M;
+    int parts = MV_MIN(T, (len + MV_GEMM_ALIGN - 1) / MV_GEMM_ALIGN);
+    if ((double)M * N * K < 2e6) parts = 1; /* too small to be worth a second thread */
+    if (parts <= 1) {
+        /* one block on one thread (OpenBLAS follows the OpenMP setting) */
+        omp_set_num_threads(1);
+        gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        omp_set_num_threads(T);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+    for (int p = 0; p < parts; p++) {
+        int lo, hi;
+        split(len, parts, p, &lo, &hi);
+        if (hi <= lo) continue;
+        if (by_cols) {
+            const float *Bp = tb ? B + (size_t)lo * ldb : B + lo;
+            gemm_call(ta, tb, M, hi - lo, K, alpha, A, lda, Bp, ldb, beta, C + lo, ldc);
+        } else {
+            const float *Ap = ta ? A + lo : A + (size_t)lo * lda;
+            gemm_call(ta, tb, hi - lo, N, K, alpha, Ap, lda, B, ldb, beta, C + (size_t)lo * ldc,
+                      ldc);
+        }
+    }
 }
 
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -26,6 +26,9 @@
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
+/* 1 (default): medvlm splits the GEMMs across threads so that results do not depend on the
+ * thread count; 0: OpenBLAS's own threading (results change in the last bits). For benchmarks. */
+void mv_gemm_set_mode(int deterministic);
 /* Same contract, plain loops with double accumulators: the oracle for tests. */
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
@@ -90,6 +93,18 @@ void mv_l2norm_forward(float *out, float *norm, const float *inp, int R, int D);
 double mv_cross_entropy_forward(const float *logits, const int *labels, int R, int K);
 /* CLIP loss of a square logits_per_image (B, B): (CE(rows, arange) + CE(columns, arange)) / 2. */
 double mv_clip_loss_forward(const float *logits_per_image, int B);
+
+/* ---- profile.c: seconds per op family (bench --profile) ---- */
+
+enum mv_prof_op {
+    MV_PROF_GEMM, MV_PROF_LAYERNORM, MV_PROF_ATTENTION, MV_PROF_ACT, MV_PROF_EMBED,
+    MV_PROF_OTHER, MV_PROF_COUNT
+};
+void mv_prof_enable(int on); /* on: reset the totals and start; off: stop, keep them */
+double mv_prof_begin(void);
+void mv_prof_end(enum mv_prof_op op, double t0);
+double mv_prof_total(enum mv_prof_op op);
+const char *mv_prof_name(enum mv_prof_op op);
 
 /* ---- threads.c ---- */
 

@@ -1,0 +1,362 @@
+/* cmd_bench.c - `medvlm bench`: images/s, prompts/s, GFLOP/s and peak memory of the encoders,
+ * and the raw sgemm rate of the machine at the ViT shapes. */
+#include "cli.h"
+
+#include "model/model.h"
+#include "ops/ops.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char *usage =
+    "usage: medvlm bench [--random plip | --model DIR] [--only vision|text] [--batch B]\n"
+    "                    [--threads N] [--reps R] [--json] [--profile] [--gemm]\n"
+    "\n"
+    "Time the forward pass of the encoders: vision at batch 1, 8 and 32 (images/s) and text\n"
+    "on 16 zero-shot prompts padded to 77 tokens and to the longest (18; prompts/s), each the\n"
+    "median of R timed runs after one warm-up, with the GFLOP/s achieved (FLOPs of the work\n"
+    "done, multiply-add = 2) and the process's peak RSS so far.\n"
+    "\n"
+    "  --random plip  a model with random weights and the vinid/plip (= openai/clip-vit-base-\n"
+    "                 patch32) sizes, made in memory (the default); only the towers benched\n"
+    "  --model DIR    a Hugging Face CLIP folder instead\n"
+    "  --only T       vision or text only\n"
+    "  --batch B      this batch size only (text: B prompts, the 16 repeated)\n"
+    "  --threads N    threads for medvlm and OpenBLAS (default: OMP_NUM_THREADS or all cores)\n"
+    "  --reps R       timed repetitions (default 5)\n"
+    "  --json         one JSON object per result line: bench, batch, len, per_s, gflops,\n"
+    "                 threads, peak_rss_mb, median_s\n"
+    "  --profile      also the time per op family (GEMM, LayerNorm, attention, ...)\n"
+    "  --blas-threads let OpenBLAS split each GEMM across threads itself instead of medvlm\n"
+    "                 (results then change in the last bits with the thread count)\n"
+    "  --gemm         instead: raw sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1)\n"
+    "\n"
+    "example:\n"
+    "  medvlm bench --only vision --batch 32 --threads 2 --reps 5 --json\n";
+
+/* The 16 zero-shot prompts of the PEFT-MedVLMs SICAPv2 setup, tokenized (CLIP BPE): the
+ * same ids as the PyTorch baseline's PROMPT_IDS. Lengths 6..18 with BOS and EOS. */
+static const int prompt_ids[16][18] = {
+    {49406, 3353, 268, 12690, 879, 49407},
+    {49406, 7166, 1163, 3394, 274, 49407},
+    {49406, 7166, 1163, 3394, 275, 49407},
+    {49406, 7166, 1163, 3394, 276, 49407},
+    {49406, 320, 677, 6005, 64, 9881, 8837, 3649, 1465, 2326, 70, 2961, 49407},
+    {49406, 677, 6005, 64, 9881, 2867, 539, 1465, 2326, 70, 2961, 49407},
+    {49406, 23290, 15368, 3649, 1465, 2326, 70, 2961, 49407},
+    {49406, 8848, 539, 1465, 2326, 70, 2961, 15368, 525, 2867, 49407},
+    {49406, 320, 677, 6005, 64, 9881, 8837, 3649, 18724, 3977, 19353, 70, 2961, 49407},
+    {49406, 677, 6005, 64, 9881, 2867, 539, 18724, 3977, 19353, 70, 2961, 49407},
+    {49406, 23290, 15368, 3649, 1621, 1036, 1907, 660, 268, 6528, 38994, 1884, 33667, 11637,
+     49407},
+    {49406, 8848, 539, 1621, 1036, 1907, 660, 268, 6528, 38994, 1884, 33667, 11637, 15368, 525,
+     2867, 49407},
+    {49406, 320, 677, 6005, 64, 9881, 8837, 3649, 19044, 8719, 8890, 2193, 664, 1656, 6146, 694,
+     11637, 49407},
+    {49406, 677, 6005, 64, 9881, 2867, 539, 19044, 8719, 8890, 2193, 664, 1656, 6146, 694, 11637,
+     49407},
+    {49406, 23290, 15368, 3649, 19044, 8719, 8890, 49407},
+    {49406, 8848, 539, 19044, 8719, 8890, 15368, 525, 2867, 49407},
+};
+
+static int prompt_len(int i)
+{
+    int n = 0;
+    while (n < 18 && prompt_ids[i][n]) n++;
+    return n;
+}
+
+struct bench_opts {
+    int threads, reps, batch, json, profile;
+};
+
+/* Seconds per op family over the timed runs (--profile), per run. */
+static void report_profile(const struct bench_opts *o, const char *bench, int batch, int len)
+{
+    if (!o->profile) return;
+    double total = 0;
+    for (int i = 0; i < MV_PROF_COUNT; i++) total += mv_prof_total((enum mv_prof_op)i);
+    for (int i = 0; i < MV_PROF_COUNT; i++) {
+        double t = mv_prof_total((enum mv_prof_op)i) / o->reps;
+        if (o->json)
+            printf("{\"profile\": \"%s\", \"batch\": %d, \"len\": %d, \"op\": \"%s\", "
+                   "\"s_per_run\": %.6f, \"share\": %.4f}\n",
+                   bench, batch, len, mv_prof_name((enum mv_prof_op)i), t,
+                   total > 0 ? mv_prof_total((enum mv_prof_op)i) / total : 0.0);
+        else
+            printf("    %-22s %8.2f ms/run  %5.1f%%\n", mv_prof_name((enum mv_prof_op)i), 1e3 * t,
+                   total > 0 ? 100.0 * mv_prof_total((enum mv_prof_op)i) / total : 0.0);
+    }
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* KB on Linux */
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void report(const struct bench_opts *o, const char *bench, int batch, int len,
+                   double med, double flops)
+{
+    double per_s = batch / med, gflops = flops / med * 1e-9;
+    if (o->json) {
+        printf("{\"bench\": \"%s\", \"batch\": %d, ", bench, batch);
+        if (len) printf("\"len\": %d, ", len);
+        printf("\"per_s\": %.3f, \"gflops\": %.1f, \"threads\": %d, \"peak_rss_mb\": %.1f, "
+               "\"median_s\": %.6f, \"reps\": %d}\n",
+               per_s, gflops, o->threads, peak_rss_mb(), med, o->reps);
+    } else {
+        printf("%-6s batch %3d", bench, batch);
+        if (len) printf(" len %2d", len);
+        else printf("       ");
+        printf("  %8.2f %s/s  %7.1f GFLOP/s  median %.4f s  peak RSS %.0f MB  (%d threads)\n",
+               per_s, strcmp(bench, "vision") ? "prompts" : "images", gflops, med,
+               peak_rss_mb(), o->threads);
+    }
+    fflush(stdout);
+}
+
+static int bench_vision(const struct medvlm_model *m, const struct bench_opts *o)
+{
+    const struct medvlm_config *cfg = medvlm_model_config(m);
+    static const int default_batches[] = {1, 8, 32};
+    int nb = o->batch ? 1 : 3, maxb = o->batch ? o->batch : 32;
+    int S = cfg->vision.image_size, D = cfg->projection_dim;
+    size_t per = 3 * (size_t)S * S;
+    float *px = malloc((size_t)maxb * per * sizeof(float));
+    float *emb = malloc((size_t)maxb * D * sizeof(float));
+    double *t = malloc((size_t)o->reps * sizeof(double));
+    struct medvlm_encoder *enc = NULL;
+    int rc = CLI_OK;
+    if (!px || !emb || !t) {
+        fprintf(stderr, "medvlm bench: out of memory\n");
+        rc = CLI_FAIL;
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)maxb * per; i++) /* a smooth pseudo-image in [-2, 2] */
+        px[i] = 2.0f * sinf((float)(i % 9973) * 0.01f);
+    for (int k = 0; k < nb; k++) {
+        int B = o->batch ? o->batch : default_batches[k];
+        if (medvlm_encoder_init(m, B, &enc)) {
+            rc = cli_fail("bench");
+            goto done;
+        }
+        if (medvlm_encode_images(enc, px, B, emb)) { /* warm-up */
+            rc = cli_fail("bench");
+            goto done;
+        }
+        mv_prof_enable(o->profile);
+        for (int r = 0; r < o->reps; r++) {
+            double t0 = mv_now();
+            medvlm_encode_images(enc, px, B, emb);
+            t[r] = mv_now() - t0;
+        }
+        mv_prof_enable(0);
+        report(o, "vision", B, 0, median(t, o->reps), medvlm_vision_flops(cfg, B));
+        report_profile(o, "vision", B, 0);
+        medvlm_encoder_free(enc);
+        enc = NULL;
+    }
+done:
+    medvlm_encoder_free(enc);
+    free(px);
+    free(emb);
+    free(t);
+    return rc;
+}
+
+static int bench_text(const struct medvlm_model *m, const struct bench_opts *o)
+{
+    const struct medvlm_config *cfg = medvlm_model_config(m);
+    int B = o->batch ? o->batch : 16, D = cfg->projection_dim, longest = 0;
+    int Tmax = cfg->text.max_position_embeddings;
+    int64_t *ids = malloc((size_t)B * Tmax * sizeof(int64_t));
+    int64_t *mask = malloc((size_t)B * Tmax * sizeof(int64_t));
+    int *lens = malloc((size_t)B * sizeof(int));
+    float *emb = malloc((size_t)B * D * sizeof(float));
+    double *t = malloc((size_t)o->reps * sizeof(double));
+    struct medvlm_encoder *enc = NULL;
+    int rc = CLI_OK;
+    if (!ids || !mask || !lens || !emb || !t) {
+        fprintf(stderr, "medvlm bench: out of memory\n");
+        rc = CLI_FAIL;
+        goto done;
+    }
+    for (int b = 0; b < B; b++) longest = MV_MAX(longest, prompt_len(b % 16));
+    if (longest > Tmax || cfg->text.vocab_size <= 49407) {
+        fprintf(stderr, "medvlm bench: the text bench needs the CLIP vocabulary (49408 ids) and "
+                        "%d positions\n", longest);
+        rc = CLI_FAIL;
+        goto done;
+    }
+    if (medvlm_encoder_init(m, B, &enc)) {
+        rc = cli_fail("bench");
+        goto done;
+    }
+    int lens_to_run[2] = {Tmax, longest};
+    for (int k = 0; k < 2; k++) {
+        int T = lens_to_run[k];
+        for (int b = 0; b < B; b++) {
+            int n = prompt_len(b % 16);
+            for (int j = 0; j < T; j++) {
+                ids[(size_t)b * T + j] = j < n ? prompt_ids[b % 16][j] : 49407;
+                mask[(size_t)b * T + j] = j < n;
+            }
+            lens[b] = n; /* rows medvlm computes: up to EOS (see text.c) */
+        }
+        if (medvlm_encode_text(enc, ids, mask, B, T, emb)) {
+            rc = cli_fail("bench");
+            goto done;
+        }
+        mv_prof_enable(o->profile);
+        for (int r = 0; r < o->reps; r++) {
+            double t0 = mv_now();
+            medvlm_encode_text(enc, ids, mask, B, T, emb);
+            t[r] = mv_now() - t0;
+        }
+        mv_prof_enable(0);
+        report(o, "text", B, T, median(t, o->reps), medvlm_text_flops(cfg, B, lens));
+        report_profile(o, "text", B, T);
+    }
+done:
+    medvlm_encoder_free(enc);
+    free(ids);
+    free(mask);
+    free(lens);
+    free(emb);
+    free(t);
+    return rc;
+}
+
+static int bench_gemm(const struct bench_opts *o)
+{
+    static const int shapes[][3] = {
+        {1600, 3072, 768}, {1600, 768, 3072}, {1600, 768, 768}, {1568, 768, 3072},
+        {50, 3072, 768},   {50, 768, 3072},   {50, 768, 768},   {2048, 2048, 2048},
+    };
+    float *a = mv_aligned((size_t)2048 * 3072 * sizeof(float));
+    float *b = mv_aligned((size_t)2048 * 3072 * sizeof(float));
+    float *c = mv_aligned((size_t)2048 * 3072 * sizeof(float));
+    double *t = malloc((size_t)o->reps * sizeof(double));
+    if (!a || !b || !c || !t) {
+        fprintf(stderr, "medvlm bench: out of memory\n");
+        mv_free(a), mv_free(b), mv_free(c), free(t);
+        return CLI_FAIL;
+    }
+    for (size_t i = 0; i < (size_t)2048 * 3072; i++) {
+        a[i] = 0.01f * (float)((i * 7) % 13) - 0.06f;
+        b[i] = 0.01f * (float)((i * 5) % 11) - 0.05f;
+    }
+    for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        int inner = M < 256 ? 20 : 1; /* small shapes: time several calls */
+        /* the linear layers' layout: C (M, N) = A (M, K) B^T, B (N, K) */
+        mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+        for (int r = 0; r < o->reps; r++) {
+            double t0 = mv_now();
+            for (int i = 0; i < inner; i++) mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+            t[r] = (mv_now() - t0) / inner;
+        }
+        double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
+        if (o->json)
+            printf("{\"bench\": \"gemm\", \"m\": %d, \"n\": %d, \"k\": %d, \"gflops\": %.1f, "
+                   "\"threads\": %d, \"median_s\": %.6f}\n",
+                   M, N, K, gf, o->threads, med);
+        else
+            printf("sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", M, N, K, gf,
+                   o->threads);
+        fflush(stdout);
+    }
+    mv_free(a), mv_free(b), mv_free(c), free(t);
+    return CLI_OK;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"random", required_argument, 0, 'r'}, {"model", required_argument, 0, 'm'},
+        {"only", required_argument, 0, 'o'},   {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},         {"gemm", no_argument, 0, 'g'},
+        {"profile", no_argument, 0, 'p'},       {"blas-threads", no_argument, 0, 'B'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    struct bench_opts o = {.reps = 5};
+    const char *model_dir = NULL, *only = NULL;
+    int gemm = 0, c;
+    long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            if (strcmp(optarg, "plip") != 0)
+                return cli_usage("bench", "--random %s: only 'plip' is known", optarg);
+            break;
+        case 'm': model_dir = optarg; break;
+        case 'o':
+            if (strcmp(optarg, "vision") && strcmp(optarg, "text"))
+                return cli_usage("bench", "--only %s: expected vision or text", optarg);
+            only = optarg;
+            break;
+        case 'b':
+            if (!cli_parse_int(optarg, 1, 4096, &v))
+                return cli_usage("bench", "--batch %s: expected 1..4096", optarg);
+            o.batch = (int)v;
+            break;
+        case 't':
+            if (!cli_parse_int(optarg, 1, 1024, &v))
+                return cli_usage("bench", "--threads %s: expected 1..1024", optarg);
+            o.threads = (int)v;
+            break;
+        case 'n':
+            if (!cli_parse_int(optarg, 1, 1000, &v))
+                return cli_usage("bench", "--reps %s: expected 1..1000", optarg);
+            o.reps = (int)v;
+            break;
+        case 'j': o.json = 1; break;
+        case 'g': gemm = 1; break;
+        case 'B': mv_gemm_set_mode(0); break;
+        case 'p': o.profile = 1; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        default: return cli_usage("bench", "unknown option");
+        }
+    }
+    if (optind < argc) return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
+    if (o.threads && medvlm_set_threads(o.threads)) return cli_fail("bench");
+    o.threads = medvlm_get_threads();
+    if (gemm) return bench_gemm(&o);
+
+    int do_vision = !only || !strcmp(only, "vision"), do_text = !only || !strcmp(only, "text");
+    unsigned flags = (do_vision ? MEDVLM_LOAD_VISION : 0) | (do_text ? MEDVLM_LOAD_TEXT : 0);
+    struct medvlm_model *m = NULL;
+    enum medvlm_status st;
+    if (model_dir) {
+        st = medvlm_model_load(model_dir, flags, &m);
+    } else {
+        struct medvlm_config cfg;
+        medvlm_config_default(&cfg); /* = vinid/plip sizes */
+        st = mv_model_init_random_towers(&cfg, 0, flags, &m);
+    }
+    if (st) return cli_fail(model_dir ? model_dir : "bench");
+    int rc = CLI_OK;
+    if (do_vision) rc = bench_vision(m, &o);
+    if (!rc && do_text) rc = bench_text(m, &o);
+    medvlm_model_free(m);
+    return rc;
+}
