@@ -237,13 +237,363 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
 
 /* ---------------------------------------------------------------- tokenizer */
 
+/* CLIP byte-level BPE with ids identical to Hugging Face's slow CLIPTokenizer (transformers
+ * 4.39, without ftfy): text cleaning, CJK isolation, NFC, lowercasing, the CLIP regex, BPE
+ * over the first 48894 merges, [<|startoftext|>] + ids + [<|endoftext|>], truncation keeping
+ * the end token, padding with <|endoftext|>.
+ *
+ *     struct medvlm_tokenizer *tok;
+ *     int32_t ids[MEDVLM_CLIP_CONTEXT];
+ *     int n;
+ *     if (medvlm_tokenizer_load("plip", &tok) == MEDVLM_OK &&
+ *         medvlm_tokenizer_encode(tok, "Gleason grade 3", ids, MEDVLM_CLIP_CONTEXT, &n) == 0)
+ *         ...  // ids = 49406 ... 49407, n = 5
+ *     medvlm_tokenizer_free(tok);
+ *
+ * A loaded tokenizer is read-only except for an internal BPE cache behind a mutex: any number
+ * of threads may encode with one tokenizer. Results depend on Unicode tables: Python 3.11's
+ * (Unicode 14.0) are reproduced over utf8proc (see src/text/unicode.c). */
+
+#define MEDVLM_CLIP_CONTEXT 77 /* CLIP's text length (max_position_embeddings) */
+
+struct medvlm_tokenizer;
+
+/* Load the tokenizer of a model folder: tokenizer.json if present (model.vocab + model.merges,
+ * merges as "a b" strings or ["a", "b"] pairs), else vocab.json + merges.txt. */
+enum medvlm_status medvlm_tokenizer_load(const char *model_dir, struct medvlm_tokenizer **out);
+/* Load from named files: tokenizer_json alone (the others may be NULL and are then ignored),
+ * or vocab_json + merges_txt with tokenizer_json NULL. */
+enum medvlm_status medvlm_tokenizer_load_files(const char *tokenizer_json, const char *vocab_json,
+                                               const char *merges_txt,
+                                               struct medvlm_tokenizer **out);
+void medvlm_tokenizer_free(struct medvlm_tokenizer *tok);
+/* Largest id + 1 (49408 for CLIP): the rows a text embedding needs. */
+int medvlm_tokenizer_vocab_size(const struct medvlm_tokenizer *tok);
+int32_t medvlm_tokenizer_bos_id(const struct medvlm_tokenizer *tok); /* <|startoftext|> */
+int32_t medvlm_tokenizer_eos_id(const struct medvlm_tokenizer *tok); /* <|endoftext|> = pad */
+/* The vocabulary string of an id (byte-level BPE form, e.g. "grade</w>"), owned by tok; NULL
+ * if the id is out of range or unused. */
+const char *medvlm_tokenizer_decode_token(const struct medvlm_tokenizer *tok, int32_t id);
+
+/* Encode one UTF-8 string: ids[0..*n) = [bos] + BPE ids + [eos] with *n <= max_len (>= 2);
+ * longer texts keep their first max_len - 2 BPE ids. Invalid UTF-8 is MEDVLM_ERR_FORMAT naming
+ * the byte offset. */
+enum medvlm_status medvlm_tokenizer_encode(const struct medvlm_tokenizer *tok, const char *text,
+                                           int32_t *ids, int max_len, int *n);
+/* Length encode would have without truncation (start and end tokens included). */
+enum medvlm_status medvlm_tokenizer_count(const struct medvlm_tokenizer *tok, const char *text,
+                                          int *n);
+
+enum medvlm_pad {
+    MEDVLM_PAD_MAX_LENGTH, /* every row max_len wide (padding="max_length") */
+    MEDVLM_PAD_LONGEST     /* rows as wide as the longest encoded text (padding=True) */
+};
+/* Encode count texts into row-major ids [count, *len] and mask [count, *len] (1 = token,
+ * 0 = padding; mask may be NULL). Padding is eos. Both buffers must hold count * max_len
+ * values; *len is max_len or the longest row. Errors name the prompt index. */
+enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *tok,
+                                                 const char *const *texts, int count, int max_len,
+                                                 enum medvlm_pad pad, int32_t *ids, int32_t *mask,
+                                                 int *len);
+
+/* Write a small self-made CLIP-style tokenizer into dir (created if missing): vocab.json,
+ * merges.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. Ids: 256 byte
+ * symbols, their "</w>" forms, merges learnt from a built-in English/histology word list,
+ * then <|startoftext|> and <|endoftext|> last. *vocab_size (may be NULL) receives its size,
+ * for sizing a text embedding. */
+enum medvlm_status medvlm_tokenizer_write_basic(const char *dir, int *vocab_size);
+
 /* ---------------------------------------------------------------- images */
+
+/* Decoding gives the pixels Pillow gives for Image.open(f).convert("RGB"): JPEG through
+ * libjpeg-turbo (accurate integer IDCT, fancy upsampling: bit-identical to Pillow; CMYK/YCCK
+ * JPEGs are read as Adobe-inverted CMYK and converted as Pillow's cmyk2rgb), PNG through libpng
+ * (every bit depth and colour type, interlaced; 16-bit RGB(A)/LA keep the high byte, 16-bit
+ * grey is clamped to 0..255 as Pillow's mode "I" -> "RGB"; palette indices past the PLTE give
+ * grey i,i,i), TIFF through libtiff (strips or tiles, any compression libtiff has). Alpha is
+ * dropped without compositing; grey is replicated. The format is sniffed from the bytes, never
+ * from the file name. EXIF/TIFF orientation is not applied (Pillow does not either). */
+
+/* A decoded image: `height` rows of `width` RGB triplets. `rgb` is owned by the struct and
+ * released by medvlm_image_free. */
+struct medvlm_image {
+    int width, height;
+    uint8_t *rgb; /* (height, width, 3) */
+};
+
+/* Checked on the size a file declares, before any pixel buffer is allocated. A field <= 0
+ * means no limit for that field. */
+struct medvlm_decode_limits {
+    int max_width;      /* default 20000 */
+    int max_height;     /* default 20000 */
+    int64_t max_pixels; /* width * height; default 20000 * 20000 */
+};
+void medvlm_decode_limits_default(struct medvlm_decode_limits *lim);
+
+enum medvlm_image_format {
+    MEDVLM_IMAGE_UNKNOWN,
+    MEDVLM_IMAGE_JPEG,
+    MEDVLM_IMAGE_PNG,
+    MEDVLM_IMAGE_TIFF
+};
+/* The format of an encoded image from its first bytes. */
+enum medvlm_image_format medvlm_image_sniff(const void *data, size_t size);
+
+/* Decode a file (lim NULL = defaults). Errors name the file and say what was expected:
+ * empty, truncated, corrupt, unknown format, over the limits. On failure *out is zeroed. */
+enum medvlm_status medvlm_image_decode_file(const char *path,
+                                            const struct medvlm_decode_limits *lim,
+                                            struct medvlm_image *out);
+/* The same from memory; `name` (may be NULL) names the data in messages. */
+enum medvlm_status medvlm_image_decode_memory(const void *data, size_t size, const char *name,
+                                              const struct medvlm_decode_limits *lim,
+                                              struct medvlm_image *out);
+void medvlm_image_free(struct medvlm_image *img); /* frees rgb and zeroes *img; NULL ok */
+
+/* The two ways the reference code turns an RGB image into a model input (CHW float32):
+ * - HF: transformers' CLIPImageProcessor: resize the shortest edge to pp->shortest_edge with
+ *   Pillow's fixed-point bicubic (or bilinear, pp->resample), centre crop to crop_height x
+ *   crop_width (zero padding where the image is smaller), rescale, normalise with pp->mean/std.
+ *   Bit-exact to the uint8 step; the float steps as numpy does them.
+ * - TUTORIAL: the PEFT-MedVLMs notebooks' torchvision transform: ToTensor, Normalize(mean, std),
+ *   Resize([S, S]) bilinear on the float tensor (the image is squashed, not cropped), with
+ *   antialias (torchvision >= 0.17 default) or without. */
+enum medvlm_preprocess { MEDVLM_PREPROCESS_HF, MEDVLM_PREPROCESS_TUTORIAL };
+
+struct medvlm_preprocess_options {
+    enum medvlm_preprocess pipeline;
+    int size;        /* TUTORIAL: output side S; 0 = the config's crop size. HF: unused */
+    int antialias;   /* TUTORIAL: 1 = antialias=True (default), 0 = plain bilinear */
+    int center_crop; /* HF: -1 = the config's do_center_crop (default), 0 = off, 1 = on */
+};
+/* HF, size 0, antialias 1, center_crop -1. */
+void medvlm_preprocess_options_default(struct medvlm_preprocess_options *opt);
+
+/* The output size for an image of width x height, without touching pixels (opt NULL =
+ * defaults). */
+enum medvlm_status medvlm_image_preprocess_size(int width, int height,
+                                                const struct medvlm_preproc_config *pp,
+                                                const struct medvlm_preprocess_options *opt,
+                                                int *out_h, int *out_w);
+/* The output size when it does not depend on the image (HF with a centre crop, TUTORIAL);
+ * MEDVLM_ERR_ARG otherwise (HF without crop gives each image its own size). */
+enum medvlm_status medvlm_image_preprocess_fixed_size(const struct medvlm_preproc_config *pp,
+                                                      const struct medvlm_preprocess_options *opt,
+                                                      int *out_h, int *out_w);
+/* Preprocess one image into out_chw: 3 x out_h x out_w floats; out_cap is its capacity in
+ * floats. Thread-safe (no shared state); allocates only scratch it frees before returning. */
+enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
+                                           const struct medvlm_preproc_config *pp,
+                                           const struct medvlm_preprocess_options *opt,
+                                           float *out_chw, size_t out_cap, int *out_h,
+                                           int *out_w);
+/* Decode and preprocess n files in parallel (OpenMP, nthreads 0 = default) into out:
+ * (n, 3, H, W) with H, W from medvlm_image_preprocess_fixed_size; out_cap in floats. The
+ * results do not depend on the thread count. item_status (may be NULL) receives each file's
+ * status; the return value is the first failure by index (its message names the file), and
+ * the other images are still written. */
+enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n,
+                                                 const struct medvlm_decode_limits *lim,
+                                                 const struct medvlm_preproc_config *pp,
+                                                 const struct medvlm_preprocess_options *opt,
+                                                 int nthreads, float *out, size_t out_cap,
+                                                 enum medvlm_status *item_status);
 
 /* ---------------------------------------------------------------- encoders */
 
+/* The forward pass of both towers. An encoder holds the activations of one batch (sized once
+ * for max_batch, nothing is allocated while encoding); the model stays immutable, so several
+ * encoders (one per thread) may share one model. Results are identical for any thread count
+ * and for any split of the inputs into batches.
+ *
+ *     struct medvlm_encoder *enc;
+ *     medvlm_encoder_init(model, 32, &enc);
+ *     medvlm_encode_images(enc, pixels, n, image_embeds);  // (n, 3, S, S) -> (n, D)
+ *     medvlm_encode_text(enc, ids, mask, k, T, text_embeds); // (k, T) -> (k, D)
+ *     medvlm_clip_logits(model, image_embeds, n, text_embeds, k, logits, NULL);
+ *     medvlm_encoder_free(enc);
+ */
+struct medvlm_encoder;
+
+/* max_batch >= 1: the largest batch one forward pass holds; larger calls are split into
+ * passes of max_batch. Only the towers the model has loaded get buffers. */
+enum medvlm_status medvlm_encoder_init(const struct medvlm_model *model, int max_batch,
+                                       struct medvlm_encoder **out);
+void medvlm_encoder_free(struct medvlm_encoder *enc);
+
+/* Optional outputs of one encode call; every pointer may be NULL and is the caller's. With
+ * B inputs, N tokens (vision: 1 + (S/P)^2; text: T), C the tower width, L its layers:
+ * embeds (B, D) l2-normalised; embeds_unnorm (B, D) = pooled @ projection^T;
+ * pooled (B, C) = Hugging Face's pooler_output (vision: post_layernorm of the class token;
+ * text: final_layer_norm at the EOS token); last_hidden (B, N, C) (vision: no post LN; text:
+ * after final_layer_norm); hidden_states (L + 1, B, N, C): [0] embeddings (vision: after
+ * pre_layrnorm), [l] the output of layer l. */
+struct medvlm_encode_out {
+    float *embeds;
+    float *embeds_unnorm;
+    float *pooled;
+    float *last_hidden;
+    float *hidden_states;
+};
+
+/* pixels (B, 3, S, S): CHW, normalised (CLIPImageProcessor output), S = vision image_size.
+ * embeds (B, D) receives the l2-normalised image embeddings. */
+enum medvlm_status medvlm_encode_images(struct medvlm_encoder *enc, const float *pixels, int B,
+                                        float *embeds);
+enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const float *pixels,
+                                           int B, const struct medvlm_encode_out *out);
+
+/* ids, mask (B, T): token ids and attention mask (0 = padding; NULL = all ones), any
+ * 1 <= T <= max_position_embeddings, so padded-to-longest batches work. Pooling is at the EOS
+ * token: argmax(ids) when the config's eos_token_id is 2 (legacy configs such as vinid/plip),
+ * else the first position holding eos_token_id. Padding after EOS never changes embeds. */
+enum medvlm_status medvlm_encode_text(struct medvlm_encoder *enc, const int64_t *ids,
+                                      const int64_t *mask, int B, int T, float *embeds);
+enum medvlm_status medvlm_encode_text_ex(struct medvlm_encoder *enc, const int64_t *ids,
+                                         const int64_t *mask, int B, int T,
+                                         const struct medvlm_encode_out *out);
+
+/* logits_per_image (NI, NT) = exp(logit_scale) * image_embeds (NI, D) . text_embeds (NT, D)^T;
+ * logits_per_text (NT, NI) its transpose; either output may be NULL. */
+enum medvlm_status medvlm_clip_logits(const struct medvlm_model *model, const float *image_embeds,
+                                      int NI, const float *text_embeds, int NT,
+                                      float *logits_per_image, float *logits_per_text);
+/* CLIP's contrastive loss of a square logits_per_image (B, B), image i paired with text i:
+ * (CE(logits_per_text, arange B) + CE(logits_per_image, arange B)) / 2, mean-reduced. */
+enum medvlm_status medvlm_clip_loss(const float *logits_per_image, int B, float *loss);
+
+/* Threads for every kernel and for OpenBLAS (one OpenMP pool). Default: OMP_NUM_THREADS or
+ * the number of cores. Applies to the calling thread's later calls. */
+enum medvlm_status medvlm_set_threads(int n);
+int medvlm_get_threads(void);
+
+/* Floating-point operations of one forward pass (multiply-add = 2), for reports: a vision
+ * pass over B images, a text pass over B sequences of lens[b] tokens each. */
+double medvlm_vision_flops(const struct medvlm_config *cfg, int B);
+double medvlm_text_flops(const struct medvlm_config *cfg, int B, const int *lens);
+
 /* ---------------------------------------------------------------- datasets */
 
+/* Write a small synthetic labelled set into dir: images/synth_<class>_<i>.jpg (size x size
+ * H&E-like tiles whose colour and texture depend on the class) and labels.csv
+ * (image_name + one-hot class columns, as the SICAPv2 tables). For demos and tests. */
+enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *classes, int k,
+                                        int per_class, int size, uint64_t seed);
+/* A label table: rows x columns of strings as read from an .xlsx sheet or a .csv file (the
+ * first row is the header). Numbers in .xlsx are written as Python's repr would print the
+ * double when integral ("1") and with %.17g otherwise; booleans as "TRUE" / "FALSE". */
+struct medvlm_table {
+    char *path;     /* as given                                                  */
+    int n_rows;     /* data rows, header excluded                                */
+    int n_cols;     /* columns (the header's)                                    */
+    char **header;  /* (n_cols) column names                                     */
+    char **cells;   /* (n_rows * n_cols) row-major; "" for an empty cell          */
+    int *line;      /* (n_rows) CSV line / sheet row number of each row (1-based) */
+};
+/* Read .xlsx (by libzip + expat: shared and inline strings, numbers, booleans; `sheet` names
+ * the sheet, NULL = the first in the workbook) or .csv (RFC 4180 quoting, UTF-8 BOM, CRLF;
+ * a row with a different number of fields than the header is an error naming file and line),
+ * chosen by the file's first bytes (a zip is xlsx). */
+enum medvlm_status medvlm_table_load(const char *path, const char *sheet,
+                                     struct medvlm_table **out);
+void medvlm_table_free(struct medvlm_table *t);
+/* Index of the column named `name` (ASCII case-insensitive), or -1. */
+int medvlm_table_column(const struct medvlm_table *t, const char *name);
+
+/* Where a dataset comes from. Unset (NULL / 0) fields take the defaults in brackets. */
+struct medvlm_dataset_options {
+    const char *images_dir;  /* image root; listed names are relative to it [names as paths] */
+    const char *labels_path; /* .xlsx / .csv label table [none: images_dir holds one
+                                sub-folder per class, files sorted by name]              */
+    const char *sheet;       /* .xlsx sheet [the first]                                    */
+    const char *classes;     /* "NC,G3,G4,G5": class names in label order [one-hot: required;
+                                label column: sorted distinct names, or 0..max for indices;
+                                folders: sorted sub-folder names]                        */
+    const char *image_column; /* [image_name, Path, image, filename, path: the first found] */
+    const char *label_column; /* a single column of class names or indices [one-hot columns
+                                named by the classes when all exist, else label, class]   */
+    int skip_missing;        /* listed images that do not exist are dropped (counted) rather
+                                than reported as an error                                 */
+    int check_files;         /* check that every listed image exists [no]; skip_missing
+                                implies it                                                */
+};
+
+/* A labelled image list. Rows keep the table's order (skipped rows removed). */
+struct medvlm_dataset {
+    int n;             /* images                                                    */
+    int n_classes;     /* K                                                         */
+    char **paths;      /* (n) images_dir/name (or name without images_dir)          */
+    char **names;      /* (n) as listed in the table / folder ("G3/x.jpg")          */
+    int64_t *labels;   /* (n) in 0..K-1                                             */
+    char **classes;    /* (K) class names in label order                            */
+    int skipped_rows;  /* one-hot rows whose values do not sum to 1 (dropped)        */
+    int missing;       /* images dropped because skip_missing found them absent      */
+};
+/* Load a dataset. Errors name the file and line: a missing image column, unknown class
+ * names, duplicate image names, missing images (all of them, by name), bad cells. */
+enum medvlm_status medvlm_dataset_load(const struct medvlm_dataset_options *opt,
+                                       struct medvlm_dataset **out);
+void medvlm_dataset_free(struct medvlm_dataset *d);
+/* The rows idx[0..n-1] of d, in that order, as a new dataset (classes copied). */
+enum medvlm_status medvlm_dataset_subset(const struct medvlm_dataset *d, const int *idx, int n,
+                                         struct medvlm_dataset **out);
+/* Number of images of each class: counts (n_classes). */
+void medvlm_dataset_class_counts(const struct medvlm_dataset *d, int64_t *counts);
+
+/* Few-shot subset exactly as the PEFT-MedVLMs tutorial draws it with Python's `random`:
+ * the candidate rows are those with labels[i] >= 0 in table order (a negative label marks a
+ * dropped row, e.g. a one-hot row not summing to 1); random.seed(seed); random.shuffle(rows);
+ * then for each class 0..n_classes-1 the first `shots` rows of that class in shuffled order.
+ * *out_idx (release with medvlm_free) receives the chosen indices into labels, class by
+ * class; *out_n their number. A class with fewer than `shots` rows is an error naming the
+ * class and its count unless allow_fewer (then all its rows are taken). shots >= 1. */
+enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_classes, int shots,
+                                         int64_t seed, int allow_fewer, int **out_idx,
+                                         int *out_n);
+
+/* ---------------------------------------------------------------- prompts */
+
+/* Class prompts for zero-shot classifiers, from a JSON file:
+ *
+ *     {"classes": ["NC", "G3"],
+ *      "templates": ["a histopathology slide showing [CLS]", "histopathology image of [CLS]"],
+ *      "descriptions": {"NC": ["benign glands"], "G3": ["atrophic dense glands"]}}
+ *
+ * Each class gets template.replace("[CLS]", description) (every occurrence) for every
+ * description x template: descriptions outer, templates inner, so one description gives
+ * the templates in file order (the tutorial's ensemble). Without "templates" each
+ * description is a prompt of its own. A description may be one string or a list.
+ * "classes" is optional (default: the order of "descriptions"); when given, every class
+ * needs descriptions and every described class must be listed. Errors name the file, the
+ * key and, for malformed JSON, the line. */
+struct medvlm_prompts {
+    int n_classes;    /* K                                                  */
+    char **classes;   /* (K) class names                                    */
+    int *n_prompts;   /* (K) prompts of class k                             */
+    char ***prompts;  /* (K)(n_prompts[k]) the expanded prompt texts        */
+};
+enum medvlm_status medvlm_prompts_load(const char *path, struct medvlm_prompts **out);
+/* The same from JSON text in memory; `what` names it in messages. */
+enum medvlm_status medvlm_prompts_parse(const char *what, const char *json, size_t len,
+                                        struct medvlm_prompts **out);
+void medvlm_prompts_free(struct medvlm_prompts *p);
+
 /* ---------------------------------------------------------------- zero-shot */
+
+/* Class prototypes (K, D) from prompts: texts[i] belongs to class text_class[i]; each class's
+ * prototype is the mean of its prompts' l2-normalised text embeddings, re-normalised (one
+ * prompt per class = the single-prompt case; several = a prompt ensemble). Prompts are
+ * tokenized with `tok` (truncated to max_len, usually 77) and encoded in batches padded to
+ * their longest prompt. enc must have the text tower loaded. */
+enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
+                                              const struct medvlm_tokenizer *tok, int max_len,
+                                              const char *const *texts, const int *text_class,
+                                              int n_texts, int k, int d, float *protos);
+/* logits (N, K) = exp(logit_scale) * features (N, D) . protos (K, D)^T; probs (N, K), may be
+ * NULL, the row-wise softmax. logit_scale is the raw parameter. */
+enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const float *protos,
+                                          int k, int d, float logit_scale, float *logits,
+                                          float *probs);
 
 /* ---------------------------------------------------------------- adapters */
 
@@ -389,6 +739,76 @@ enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int 
 void medvlm_prototypes_free(struct medvlm_prototypes *p);
 
 /* ---------------------------------------------------------------- metrics */
+
+/* Classification metrics over refs (true labels) and preds, as the PEFT-MedVLMs tutorial's
+ * `evaluate` and scikit-learn compute them.
+ *
+ * Two forms fill the same struct:
+ * - medvlm_metrics_compute: the full report over the K classes the caller names (labels
+ *   0..K-1; a ref or pred outside that range is an error). A class with no sample in refs
+ *   has recall NaN and is left out of the balanced-accuracy mean (as sklearn's
+ *   balanced_accuracy_score does); n_absent counts them and a warning is logged.
+ * - medvlm_metrics_compute_union: the tutorial's exact form. The classes are the sorted
+ *   union of the values found in refs and preds (sklearn confusion_matrix's default), so a
+ *   class absent from both is dropped; labels[k] is the value of row/column k.
+ *
+ * Units: balanced_accuracy (the tutorial's ACA = mean per-class recall) and accuracy are in
+ * percent, unrounded (medvlm_round_half_even(x, 2) gives the tutorial's printed value);
+ * per-class recall / precision / F1 and macro_f1 are fractions in [0, 1]; macro_f1 averages
+ * F1 over the classes present in refs or preds (sklearn's default labels); a class never
+ * predicted has precision 0. quadratic_kappa is Cohen's kappa with weights (i - j)^2 over
+ * the struct's class indices (sklearn cohen_kappa_score(weights="quadratic", labels=...));
+ * NaN when undefined (every sample in one class and every prediction in that class). */
+struct medvlm_metrics {
+    int n_classes;            /* K: rows of every per-class array                   */
+    int n_samples;            /* M                                                  */
+    int n_absent;             /* classes with no sample in refs                     */
+    double balanced_accuracy; /* percent                                            */
+    double accuracy;          /* percent                                            */
+    double macro_f1;          /* [0, 1]                                             */
+    double quadratic_kappa;   /* [-1, 1] or NaN                                     */
+    int64_t *labels;          /* (K) label value of class k (k itself in the full form) */
+    int64_t *support;         /* (K) samples of class k in refs (row sums)          */
+    double *per_class_recall; /* (K) cm[k,k] / support[k]; NaN if support is 0      */
+    double *per_class_precision; /* (K) cm[k,k] / column sum; 0 if never predicted   */
+    double *per_class_f1;     /* (K)                                                */
+    int64_t *confusion;       /* (K, K) row = true class, column = predicted class  */
+};
+
+/* preds[i] = argmax_j probs[i, j] (the first maximum on ties; a NaN wins, as numpy's argmax).
+ * probs (n, c) row-major; preds (n). */
+enum medvlm_status medvlm_argmax_rows(const float *probs, int n, int c, int64_t *preds);
+/* Full report over classes 0..n_classes-1. refs, preds (n). *out is overwritten (its arrays
+ * are allocated; release with medvlm_metrics_free). */
+enum medvlm_status medvlm_metrics_compute(const int64_t *refs, const int64_t *preds, int n,
+                                          int n_classes, struct medvlm_metrics *out);
+/* The tutorial's form: classes = sorted union of the values in refs and preds. */
+enum medvlm_status medvlm_metrics_compute_union(const int64_t *refs, const int64_t *preds,
+                                                int n, struct medvlm_metrics *out);
+/* Releases the arrays and zeroes the struct; accepts NULL and a zeroed struct. */
+void medvlm_metrics_free(struct medvlm_metrics *m);
+/* numpy.round(x, decimals): scale by 10^decimals, round half to even, scale back
+ * (0 <= decimals <= 15). */
+double medvlm_round_half_even(double x, int decimals);
+
+/* Reports. class_names (K entries) may be NULL: the label values are printed instead.
+ * Nothing is printed: the text comes back in *text (release with medvlm_free). */
+enum medvlm_status medvlm_metrics_format_table(const struct medvlm_metrics *m,
+                                               const char *const *class_names, char **text);
+/* A JSON object: classes, n_samples, balanced_accuracy and accuracy (percent), macro_f1,
+ * quadratic_kappa (null when NaN), per_class_recall (null for an absent class),
+ * per_class_precision, per_class_f1, support, confusion_matrix (rows = true class, columns
+ * = predicted, in `classes` order). Written atomically. */
+enum medvlm_status medvlm_metrics_write_json(const char *path, const struct medvlm_metrics *m,
+                                             const char *const *class_names);
+/* CSV with header image,true_label,predicted_label,p_<class>...: one row per sample; labels
+ * written as class names (values 0..k-1 index class_names), probabilities with %.9g; probs
+ * (n, k) may be NULL (no probability columns); image_names may be NULL (row index). Fields
+ * are quoted as RFC 4180 requires. Written atomically. */
+enum medvlm_status medvlm_predictions_write_csv(const char *path, const char *const *image_names,
+                                                const int64_t *refs, const int64_t *preds,
+                                                const float *probs, int n,
+                                                const char *const *class_names, int k);
 
 #ifdef __cplusplus
 }

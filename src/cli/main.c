@@ -9,6 +9,8 @@
 
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
+    {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set"},
+    {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
 };
 
 static void print_help(FILE *f)

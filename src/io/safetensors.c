@@ -25,6 +25,8 @@ struct medvlm_st {
     struct medvlm_tensor_info *t;
     cJSON *meta;     /* the "__metadata__" object, or NULL */
     struct mv_arena names;
+    void **owned;    /* buffers some tensors point into (pytorch_model.bin copies), or NULL */
+    int n_owned;
 };
 
 static const struct {
@@ -317,9 +319,43 @@ enum medvlm_status medvlm_st_open(const char *path, struct medvlm_st **out)
     return MEDVLM_OK;
 }
 
+/* Tensor tables from other containers (torchbin.c): see io.h for the ownership rules. */
+enum medvlm_status mv_st_from_tensors(const char *path, void *map, size_t map_size,
+                                      struct medvlm_tensor_info *tensors, int n, void **owned,
+                                      int n_owned, struct medvlm_st **out)
+{
+    *out = NULL;
+    struct medvlm_st *f = mv_calloc(1, sizeof *f);
+    if (!f) {
+        if (map) munmap(map, map_size);
+        for (int i = 0; i < n_owned; i++) mv_free(owned[i]);
+        mv_free(owned);
+        mv_free(tensors);
+        return MEDVLM_ERR_NOMEM;
+    }
+    mv_arena_init(&f->names, 16 * 1024);
+    f->map = map;
+    f->map_size = map_size;
+    f->t = tensors;
+    f->count = n;
+    f->owned = owned;
+    f->n_owned = n_owned;
+    f->path = mv_strdup(path);
+    if (!f->path) goto fail;
+    for (int i = 0; i < n; i++)
+        if (!(f->t[i].name = mv_arena_strdup(&f->names, f->t[i].name))) goto fail;
+    *out = f;
+    return MEDVLM_OK;
+fail:
+    medvlm_st_free(f);
+    return MEDVLM_ERR_NOMEM;
+}
+
 void medvlm_st_free(struct medvlm_st *st)
 {
     if (!st) return;
+    for (int i = 0; i < st->n_owned; i++) mv_free(st->owned[i]);
+    mv_free(st->owned);
     if (st->map) munmap(st->map, st->map_size);
     cJSON_Delete(st->meta);
     mv_arena_free(&st->names);

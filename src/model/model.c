@@ -1,6 +1,6 @@
 /*
- * model.c - load a Hugging Face CLIP folder (config.json, model.safetensors,
- * preprocessor_config.json), make one with random weights, save one.
+ * model.c - load a Hugging Face CLIP folder (config.json, model.safetensors or
+ * pytorch_model.bin, preprocessor_config.json), make one with random weights, save one.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
@@ -178,21 +178,23 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
     if ((st = medvlm_config_load(cfg_path, &cfg))) goto fail;
     if ((st = model_alloc(&cfg, &m))) goto fail;
     if (mv_is_file(pp_path) && (st = medvlm_preproc_load(pp_path, &m->pp))) goto fail;
-    if (!mv_is_file(w_path)) {
+    if (mv_is_file(w_path)) { /* preferred when both exist, as transformers does */
+        if ((st = medvlm_st_open(w_path, &m->st))) goto fail;
+    } else {
         char *bin = mv_path_join(dir, "pytorch_model.bin");
-        bool has_bin = bin && mv_is_file(bin);
+        if (!bin) {
+            st = MEDVLM_ERR_NOMEM;
+            goto fail;
+        }
+        st = mv_is_file(bin) ? mv_torchbin_open(bin, &m->st)
+                             : mv_err(MEDVLM_ERR_MISSING,
+                                      "%s: missing model.safetensors (expected a Hugging Face CLIP "
+                                      "folder with config.json and model.safetensors or "
+                                      "pytorch_model.bin)",
+                                      dir);
         mv_free(bin);
-        st = mv_err(MEDVLM_ERR_MISSING,
-                    has_bin ? "%s: has pytorch_model.bin but no model.safetensors; this build "
-                              "reads safetensors only (convert with `python3 -c \"import torch, "
-                              "safetensors.torch as s; s.save_file(torch.load('pytorch_model.bin'), "
-                              "'model.safetensors')\"` in that folder)"
-                            : "%s: missing model.safetensors (expected a Hugging Face CLIP folder "
-                              "with config.json and model.safetensors)",
-                    dir);
-        goto fail;
+        if (st) goto fail;
     }
-    if ((st = medvlm_st_open(w_path, &m->st))) goto fail;
     if ((st = bind_weights(m, flags))) goto fail;
     m->dir = mv_strdup(dir);
     if (!m->dir) {

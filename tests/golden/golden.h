@@ -39,6 +39,21 @@ enum medvlm_status golden_save(const struct golden_ctx *g, struct medvlm_st_writ
 
 typedef enum medvlm_status (*golden_stage_fn)(struct golden_ctx *g);
 
+enum medvlm_status golden_stage_zeroshot(struct golden_ctx *g);
+enum medvlm_status golden_stage_metrics(struct golden_ctx *g);
+enum medvlm_status golden_stage_tokens(struct golden_ctx *g);
+/* ---- encoders (stage_text.c, stage_clip.c) ---- */
+enum medvlm_status golden_stage_text(struct golden_ctx *g);
+enum medvlm_status golden_stage_vision(struct golden_ctx *g);
+enum medvlm_status golden_stage_clip(struct golden_ctx *g);
+/* expected/tokens.safetensors input_ids, attention_mask (P, T), caller frees (medvlm_free). */
+enum medvlm_status golden_text_inputs(const struct golden_ctx *g, int64_t **ids, int64_t **mask,
+                                      int *P, int *T);
+/* expected/pixels.safetensors crop.0..N-1 stacked (N, 3, S, S), caller frees. */
+enum medvlm_status golden_pixel_inputs(const struct golden_ctx *g, float **pixels, int *N, int *S);
+/* stages, in the README's order */
+enum medvlm_status golden_stage_decode(struct golden_ctx *g);
+enum medvlm_status golden_stage_pixels(struct golden_ctx *g);
 enum medvlm_status golden_stage_adapters(struct golden_ctx *g);
 
 #endif

@@ -17,8 +17,15 @@ struct stage {
 };
 
 static const struct stage stages[] = {
-    {"none", NULL}, /* placeholder so the table is never empty; skipped */
+    {"decode", golden_stage_decode},
+    {"pixels", golden_stage_pixels},
+    {"tokens", golden_stage_tokens},
+    {"text", golden_stage_text},
+    {"vision", golden_stage_vision},
+    {"clip", golden_stage_clip},
+    {"zeroshot", golden_stage_zeroshot},
     {"adapters", golden_stage_adapters},
+    {"metrics", golden_stage_metrics},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)
@@ -79,7 +86,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: golden_dump GOLDEN_DIR OUT_DIR [STAGE...]\nstages:");
-        for (size_t i = 1; i < MV_ARRAY_LEN(stages); i++) fprintf(stderr, " %s", stages[i].name);
+        for (size_t i = 0; i < MV_ARRAY_LEN(stages); i++) fprintf(stderr, " %s", stages[i].name);
         fprintf(stderr, "\n");
         return 2;
     }

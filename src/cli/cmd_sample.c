@@ -1,0 +1,89 @@
+/* cmd_sample.c - `medvlm sample`: the tutorial's few-shot subset of a label table. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: medvlm sample --labels TABLE [--classes A,B,..] --shots K --seed S [options]\n"
+    "\n"
+    "Draw a few-shot subset exactly as the PEFT-MedVLMs tutorial does with Python's random\n"
+    "module: the table's rows (one-hot rows not summing to 1 dropped), random.seed(S),\n"
+    "random.shuffle, then the first K images of each class in class order. Prints the\n"
+    "chosen image names, one per line, class by class.\n"
+    "\n"
+    "  --labels TABLE        .xlsx or .csv label table\n"
+    "  --classes LIST        class names in label order (one-hot column names)\n"
+    "  --shots K             images per class (>= 1)\n"
+    "  --seed S              Python random.seed value (default 1)\n"
+    "  --allow-fewer         take every image of a class with fewer than K\n"
+    "  --sheet NAME          .xlsx sheet (default: the first)\n"
+    "  --image-column NAME   column of image names (default: image_name, Path, ...)\n"
+    "  --label-column NAME   one column of class names or indices instead of one-hot\n"
+    "  --with-labels         print NAME,CLASS per line\n"
+    "\n"
+    "example:\n"
+    "  medvlm sample --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"
+    "                --shots 16 --seed 1\n";
+
+int cmd_sample(int argc, char **argv)
+{
+    struct medvlm_dataset_options opt = {0};
+    long shots = 0, seed = 1;
+    int allow_fewer = 0, with_labels = 0, have_shots = 0;
+    static const struct option opts[] = {
+        {"labels", required_argument, NULL, 'l'},  {"classes", required_argument, NULL, 'c'},
+        {"shots", required_argument, NULL, 'k'},   {"seed", required_argument, NULL, 's'},
+        {"allow-fewer", no_argument, NULL, 'a'},   {"sheet", required_argument, NULL, 'S'},
+        {"image-column", required_argument, NULL, 'i'},
+        {"label-column", required_argument, NULL, 'L'},
+        {"with-labels", no_argument, NULL, 'w'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': opt.labels_path = optarg; break;
+        case 'c': opt.classes = optarg; break;
+        case 'k':
+            if (!cli_parse_int(optarg, 1, 1L << 30, &shots))
+                return cli_usage("sample", "--shots expects an integer >= 1, got '%s'", optarg);
+            have_shots = 1;
+            break;
+        case 's':
+            if (!cli_parse_int(optarg, -(1L << 62), 1L << 62, &seed))
+                return cli_usage("sample", "--seed expects an integer, got '%s'", optarg);
+            break;
+        case 'a': allow_fewer = 1; break;
+        case 'S': opt.sheet = optarg; break;
+        case 'i': opt.image_column = optarg; break;
+        case 'L': opt.label_column = optarg; break;
+        case 'w': with_labels = 1; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        case ':':
+            return cli_usage("sample", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage("sample", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) return cli_usage("sample", "unexpected argument '%s'", argv[optind]);
+    if (!opt.labels_path) return cli_usage("sample", "--labels TABLE is required");
+    if (!have_shots) return cli_usage("sample", "--shots K is required");
+    struct medvlm_dataset *d = NULL;
+    if (medvlm_dataset_load(&opt, &d) != MEDVLM_OK) return cli_fail(NULL);
+    int *idx = NULL, n = 0;
+    if (medvlm_fewshot_sample(d->labels, d->n, d->n_classes, (int)shots, seed, allow_fewer, &idx,
+                              &n) != MEDVLM_OK) {
+        medvlm_dataset_free(d);
+        return cli_fail(opt.labels_path);
+    }
+    for (int i = 0; i < n; i++) {
+        if (with_labels)
+            printf("%s,%s\n", d->names[idx[i]], d->classes[d->labels[idx[i]]]);
+        else
+            printf("%s\n", d->names[idx[i]]);
+    }
+    medvlm_free(idx);
+    medvlm_dataset_free(d);
+    return CLI_OK;
+}

@@ -1,0 +1,211 @@
+/*
+ * table.c - label tables: the row builder the CSV and xlsx readers fill, the assembled
+ * struct medvlm_table, and medvlm_table_load choosing the reader by the file's bytes.
+ */
+#include "data.h"
+
+#include <limits.h>
+#include <strings.h>
+#include <string.h>
+
+enum medvlm_status mv_tb_cell(struct mv_table_builder *b, const char *s, size_t len)
+{
+    if (b->n_cells >= MV_TABLE_MAX_CELLS || len > MV_TABLE_MAX_BYTES - b->bytes)
+        return mv_err(MEDVLM_ERR_LIMIT, "table larger than the limit of %zu cells / %zu bytes",
+                      MV_TABLE_MAX_CELLS, MV_TABLE_MAX_BYTES);
+    if (b->n_cells == b->cap_cells) {
+        size_t cap = b->cap_cells ? b->cap_cells * 2 : 64;
+        char **p = mv_realloc(b->cells, cap * sizeof *p);
+        if (!p) return MEDVLM_ERR_NOMEM;
+        b->cells = p;
+        b->cap_cells = cap;
+    }
+    char *c = mv_strndup(s, len);
+    if (!c) return MEDVLM_ERR_NOMEM;
+    b->cells[b->n_cells++] = c;
+    b->bytes += len;
+    return MEDVLM_OK;
+}
+
+size_t mv_tb_row_len(const struct mv_table_builder *b)
+{
+    return b->n_cells - b->row_first;
+}
+
+enum medvlm_status mv_tb_end_row(struct mv_table_builder *b, int line)
+{
+    if (b->n_rows + 2 > b->cap_rows) {
+        size_t cap = b->cap_rows ? b->cap_rows * 2 : 64;
+        if (cap > (size_t)INT_MAX) return mv_err(MEDVLM_ERR_LIMIT, "table has too many rows");
+        size_t *rs = mv_realloc(b->row_start, cap * sizeof *rs);
+        if (!rs) return MEDVLM_ERR_NOMEM;
+        b->row_start = rs;
+        int *rl = mv_realloc(b->row_line, cap * sizeof *rl);
+        if (!rl) return MEDVLM_ERR_NOMEM;
+        b->row_line = rl;
+        b->cap_rows = cap;
+    }
+    b->row_start[b->n_rows] = b->row_first;
+    b->row_line[b->n_rows] = line;
+    b->n_rows++;
+    b->row_start[b->n_rows] = b->n_cells;
+    b->row_first = b->n_cells;
+    return MEDVLM_OK;
+}
+
+void mv_tb_free(struct mv_table_builder *b)
+{
+    for (size_t i = 0; i < b->n_cells; i++) mv_free(b->cells[i]);
+    mv_free(b->cells);
+    mv_free(b->row_start);
+    mv_free(b->row_line);
+    memset(b, 0, sizeof *b);
+}
+
+void medvlm_table_free(struct medvlm_table *t)
+{
+    if (!t) return;
+    if (t->header)
+        for (int i = 0; i < t->n_cols; i++) mv_free(t->header[i]);
+    if (t->cells)
+        for (size_t i = 0; i < (size_t)t->n_rows * (size_t)t->n_cols; i++) mv_free(t->cells[i]);
+    mv_free(t->header);
+    mv_free(t->cells);
+    mv_free(t->line);
+    mv_free(t->path);
+    mv_free(t);
+}
+
+/* The spreadsheet name of a 0-based column: A, B, ..., Z, AA, ... */
+static void column_letters(int col, char *buf)
+{
+    char tmp[16];
+    int n = 0;
+    col++;
+    while (col > 0 && n < 15) {
+        int r = (col - 1) % 26;
+        tmp[n++] = (char)('A' + r);
+        col = (col - 1) / 26;
+    }
+    for (int i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+}
+
+enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, int pad,
+                                struct medvlm_table **out)
+{
+    enum medvlm_status st = MEDVLM_OK;
+    struct medvlm_table *t = NULL;
+    *out = NULL;
+    if (mv_tb_row_len(b) > 0) {
+        st = mv_err(MEDVLM_ERR_INTERNAL, "%s: unterminated row", path);
+        goto fail;
+    }
+    if (b->n_rows == 0) {
+        st = mv_err(MEDVLM_ERR_FORMAT, "%s: the table is empty (expected a header row with "
+                    "column names)", path);
+        goto fail;
+    }
+    int ncols = (int)(b->row_start[1] - b->row_start[0]);
+    if (pad) /* trailing empty header cells are not columns */
+        while (ncols > 0 && b->cells[b->row_start[0] + (size_t)ncols - 1][0] == '\0') ncols--;
+    if (ncols == 0) {
+        st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: the header row is empty", path,
+                    b->row_line[0]);
+        goto fail;
+    }
+    t = mv_calloc(1, sizeof *t);
+    if (!t) goto nomem;
+    t->n_cols = ncols;
+    t->n_rows = (int)(b->n_rows - 1);
+    t->path = mv_strdup(path);
+    t->header = mv_calloc((size_t)ncols, sizeof *t->header);
+    size_t total;
+    if (!mv_mul_ok((size_t)t->n_rows, (size_t)ncols, &total) || total > MV_TABLE_MAX_CELLS * 4) {
+        st = mv_err(MEDVLM_ERR_LIMIT, "%s: table too large", path);
+        goto fail;
+    }
+    t->cells = mv_calloc(total + 1, sizeof *t->cells);
+    t->line = mv_calloc((size_t)t->n_rows + 1, sizeof *t->line);
+    if (!t->path || !t->header || !t->cells || !t->line) goto nomem;
+    for (int c = 0; c < ncols; c++) {
+        t->header[c] = b->cells[b->row_start[0] + (size_t)c];
+        b->cells[b->row_start[0] + (size_t)c] = NULL;
+    }
+    for (size_t r = 1; r < b->n_rows; r++) {
+        size_t first = b->row_start[r], len = b->row_start[r + 1] - first;
+        int line = b->row_line[r];
+        if (!pad && len != (size_t)ncols) {
+            st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: expected %d fields as in the header, "
+                        "got %zu", path, line, ncols, len);
+            goto fail;
+        }
+        for (size_t c = (size_t)ncols; c < len; c++) {
+            if (b->cells[first + c][0] != '\0') {
+                char col[16];
+                column_letters((int)c, col);
+                st = mv_err(MEDVLM_ERR_FORMAT, "%s: row %d: a value in column %s, beyond the "
+                            "header's %d columns", path, line, col, ncols);
+                goto fail;
+            }
+        }
+        char **dst = t->cells + (r - 1) * (size_t)ncols;
+        for (int c = 0; c < ncols; c++) {
+            if ((size_t)c < len) {
+                dst[c] = b->cells[first + (size_t)c];
+                b->cells[first + (size_t)c] = NULL;
+            } else {
+                dst[c] = mv_strdup("");
+                if (!dst[c]) goto nomem;
+            }
+        }
+        t->line[r - 1] = line;
+    }
+    mv_tb_free(b);
+    *out = t;
+    return MEDVLM_OK;
+nomem:
+    st = mv_err(MEDVLM_ERR_NOMEM, "%s: out of memory reading the table", path);
+fail:
+    mv_tb_free(b);
+    medvlm_table_free(t);
+    return st;
+}
+
+int medvlm_table_column(const struct medvlm_table *t, const char *name)
+{
+    if (!t || !name) return -1;
+    for (int c = 0; c < t->n_cols; c++)
+        if (strcasecmp(t->header[c], name) == 0) return c;
+    return -1;
+}
+
+enum medvlm_status medvlm_table_load(const char *path, const char *sheet,
+                                     struct medvlm_table **out)
+{
+    if (!out) return mv_err(MEDVLM_ERR_ARG, "table: out must not be NULL");
+    *out = NULL;
+    if (!path) return mv_err(MEDVLM_ERR_ARG, "table: no path given");
+    char *data = NULL;
+    size_t len = 0;
+    enum medvlm_status st = mv_read_file(path, &data, &len);
+    if (st) return st;
+    if (len >= 4 && memcmp(data, "PK\3\4", 4) == 0) {
+        st = mv_xlsx_parse(path, data, len, sheet, out);
+    } else {
+        size_t pl = strlen(path);
+        if (pl >= 5 && (strcasecmp(path + pl - 5, ".xlsx") == 0 ||
+                        strcasecmp(path + pl - 5, ".xlsm") == 0)) {
+            st = mv_err(MEDVLM_ERR_FORMAT, "%s: not an .xlsx file (expected a zip archive "
+                        "starting with PK, got %s)", path,
+                        len == 0 ? "an empty file" : "other bytes");
+        } else if (sheet) {
+            st = mv_err(MEDVLM_ERR_ARG, "%s: a sheet ('%s') was asked for, but the file is "
+                        "CSV, not .xlsx", path, sheet);
+        } else {
+            st = mv_csv_parse(path, data, len, out);
+        }
+    }
+    mv_free(data);
+    return st;
+}

@@ -1,0 +1,122 @@
+/*
+ * decode.c - the decode entry points: format sniffing (magic bytes, never the name), size
+ * limits checked before allocation, dispatch to jpeg.c / png.c / tiff.c.
+ */
+#include "image.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MV_DEFAULT_MAX_SIDE 20000
+
+void medvlm_decode_limits_default(struct medvlm_decode_limits *lim)
+{
+    lim->max_width = MV_DEFAULT_MAX_SIDE;
+    lim->max_height = MV_DEFAULT_MAX_SIDE;
+    lim->max_pixels = (int64_t)MV_DEFAULT_MAX_SIDE * MV_DEFAULT_MAX_SIDE;
+}
+
+enum medvlm_image_format medvlm_image_sniff(const void *data, size_t size)
+{
+    static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    const uint8_t *p = data;
+    if (!p) return MEDVLM_IMAGE_UNKNOWN;
+    if (size >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) return MEDVLM_IMAGE_JPEG;
+    if (size >= 8 && memcmp(p, png_magic, 8) == 0) return MEDVLM_IMAGE_PNG;
+    /* classic TIFF (42) and BigTIFF (43), either byte order */
+    if (size >= 4 && ((p[0] == 'I' && p[1] == 'I' && (p[2] == 42 || p[2] == 43) && p[3] == 0) ||
+                      (p[0] == 'M' && p[1] == 'M' && p[2] == 0 && (p[3] == 42 || p[3] == 43))))
+        return MEDVLM_IMAGE_TIFF;
+    return MEDVLM_IMAGE_UNKNOWN;
+}
+
+enum medvlm_status mv_image_check_limits(const char *name, const char *what, uint64_t w,
+                                         uint64_t h, const struct medvlm_decode_limits *lim)
+{
+    if (w == 0 || h == 0)
+        return mv_err(MEDVLM_ERR_FORMAT, "%s: %s declares an empty image (%llu x %llu)", name,
+                      what, (unsigned long long)w, (unsigned long long)h);
+    int over = (lim->max_width > 0 && w > (uint64_t)lim->max_width) ||
+               (lim->max_height > 0 && h > (uint64_t)lim->max_height) ||
+               (lim->max_pixels > 0 && (w > (uint64_t)lim->max_pixels ||
+                                        w * h > (uint64_t)lim->max_pixels));
+    /* whatever the limits, a side must fit an int and 3 * w * h a size_t */
+    if (over || w > INT32_MAX / 4 || h > INT32_MAX / 4 || w * h > SIZE_MAX / 4)
+        return mv_err(MEDVLM_ERR_LIMIT,
+                      "%s: %s declares %llu x %llu pixels, over the decode limit (max %d x %d, "
+                      "%lld pixels); raise struct medvlm_decode_limits to accept it",
+                      name, what, (unsigned long long)w, (unsigned long long)h, lim->max_width,
+                      lim->max_height, (long long)lim->max_pixels);
+    return MEDVLM_OK;
+}
+
+enum medvlm_status mv_image_alloc(const char *name, int w, int h, struct medvlm_image *out)
+{
+    size_t n;
+    if (w <= 0 || h <= 0 || !mv_mul_ok((size_t)w, (size_t)h, &n) || !mv_mul_ok(n, 3, &n))
+        return mv_err(MEDVLM_ERR_OVERFLOW, "%s: image size %d x %d overflows", name, w, h);
+    out->rgb = mv_malloc(n);
+    if (!out->rgb) return mv_err_ctx(MEDVLM_ERR_NOMEM, "%s", name);
+    out->width = w;
+    out->height = h;
+    return MEDVLM_OK;
+}
+
+void medvlm_image_free(struct medvlm_image *img)
+{
+    if (!img) return;
+    mv_free(img->rgb);
+    memset(img, 0, sizeof *img);
+}
+
+enum medvlm_status medvlm_image_decode_memory(const void *data, size_t size, const char *name,
+                                              const struct medvlm_decode_limits *lim,
+                                              struct medvlm_image *out)
+{
+    if (!out) return mv_err(MEDVLM_ERR_ARG, "medvlm_image_decode_memory: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!name) name = "<memory>";
+    if (!data && size) return mv_err(MEDVLM_ERR_ARG, "%s: data is NULL", name);
+    struct medvlm_decode_limits def;
+    if (!lim) {
+        medvlm_decode_limits_default(&def);
+        lim = &def;
+    }
+    if (size == 0)
+        return mv_err(MEDVLM_ERR_FORMAT, "%s: empty file (0 bytes), expected a JPEG, PNG or "
+                                         "TIFF image", name);
+    enum medvlm_status st;
+    switch (medvlm_image_sniff(data, size)) {
+    case MEDVLM_IMAGE_JPEG: st = mv_jpeg_decode(name, data, size, lim, out); break;
+    case MEDVLM_IMAGE_PNG: st = mv_png_decode(name, data, size, lim, out); break;
+    case MEDVLM_IMAGE_TIFF: st = mv_tiff_decode(name, data, size, lim, out); break;
+    default: {
+        const uint8_t *p = data;
+        char hex[3 * 8 + 1] = "";
+        for (size_t i = 0; i < size && i < 8; i++)
+            snprintf(hex + 3 * i, sizeof hex - 3 * i, "%s%02x", i ? " " : "", p[i]);
+        return mv_err(MEDVLM_ERR_UNSUPPORTED,
+                      "%s: not a JPEG, PNG or TIFF image (first bytes %s; the format is read from "
+                      "the content, not the file name)",
+                      name, hex);
+    }
+    }
+    if (st) medvlm_image_free(out);
+    return st;
+}
+
+enum medvlm_status medvlm_image_decode_file(const char *path,
+                                            const struct medvlm_decode_limits *lim,
+                                            struct medvlm_image *out)
+{
+    if (!out) return mv_err(MEDVLM_ERR_ARG, "medvlm_image_decode_file: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return mv_err(MEDVLM_ERR_ARG, "medvlm_image_decode_file: path is NULL");
+    char *buf;
+    size_t len;
+    enum medvlm_status st = mv_read_file(path, &buf, &len);
+    if (st) return st;
+    st = medvlm_image_decode_memory(buf, len, path, lim, out);
+    mv_free(buf);
+    return st;
+}

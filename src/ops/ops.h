@@ -1,0 +1,99 @@
+/*
+ * ops.h - the numerical kernels of the transformer: one op family per file, forward now,
+ * backward to be written right below each forward. Every optimised kernel has a naive sibling
+ * (`*_naive`) that a test compares it with.
+ *
+ * Dimension letters (the same in every file of src/ops/):
+ *   B batch (sequences or images)      N tokens per sequence (T for text)
+ *   R rows = sum of tokens over the batch (activations are (R, C) row-major)
+ *   C width                            NH heads, HS head size (C = NH * HS)
+ *   I MLP width                        P patch size, S image size
+ *   K classes / reduction length       D embedding dim
+ *
+ * Conventions: signature order is outputs, saved-for-backward, inputs, weights, dims. A saved
+ * pointer may be NULL when no backward will follow (inference). Kernels run their own OpenMP
+ * loops and call the GEMM seam (gemm.c), which runs OpenBLAS on the same libgomp pool; results
+ * never depend on the thread count (no reduction is split across threads).
+ */
+#ifndef MEDVLM_OPS_H
+#define MEDVLM_OPS_H
+
+#include "../core/core.h"
+
+/* ---- gemm.c: the one GEMM seam (OpenBLAS today), row-major ---- */
+
+/* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
+ * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
+void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+/* Same contract, plain loops with double accumulators: the oracle for tests. */
+void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+
+/* out (R, O) = alpha * (inp (R, I) w^T) + alpha * b: a linear layer x W^T + b with W (O, I).
+ * The bias is written first and the product accumulated onto it (one GEMM, beta = 1);
+ * alpha folds a following scale (attention's head_dim^-0.5) into the same pass. */
+void mv_linear_forward(float *out, const float *inp, const float *w, const float *b, float alpha,
+                       int R, int I, int O);
+/* x (R, O) += inp (R, I) w^T + b: the residual branch of a transformer layer, in place. */
+void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b,
+                                int R, int I, int O);
+void mv_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
+                             float alpha, int R, int I, int O);
+
+/* ---- activation.c ---- */
+
+/* x (R, I) = act(x) in place; quick_gelu x*sigmoid(1.702x) or exact gelu 0.5x(1+erf(x/sqrt2)). */
+void mv_act_forward(float *x, enum medvlm_act act, size_t n);
+void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n);
+
+/* ---- layernorm.c ---- */
+
+/* out (R, C) = (inp - mean) / sqrt(var + eps) * w + b per row, biased variance, statistics
+ * in double. mean, rstd (R) are saved for backward (NULL: not saved). out may alias inp. */
+void mv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int R, int C, float eps);
+void mv_layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
+                                const float *w, const float *b, int R, int C, float eps);
+
+/* ---- attention.c ---- */
+
+/* The batch's sequences as row spans of the (R, C) activations. */
+struct mv_seqs {
+    int B;
+    const int *off;        /* (B) first row of sequence b */
+    const int *len;        /* (B) its length N_b */
+    const int64_t *mask;   /* (B, mask_stride) key padding mask (0 = masked) or NULL */
+    int mask_stride;
+    int causal;            /* 1: query i sees keys j <= i only */
+};
+
+/* Floats of the saved probabilities for seqs: NH * sum_b N_b^2. */
+size_t mv_attention_att_size(const struct mv_seqs *s, int NH);
+/* Scaled dot-product attention per (sequence, head), in parallel over them.
+ * out (R, C); att (NH * sum N_b^2) softmax probabilities, saved for backward (required: it is
+ * also the scratch); q (R, C) already scaled by HS^-0.5, k, v (R, C); head h is columns
+ * [h*HS, (h+1)*HS). Masked scores get float32 min added once per mask (causal, padding), as
+ * Hugging Face does, then softmax with max subtraction. */
+void mv_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const struct mv_seqs *s, int NH, int HS);
+void mv_attention_forward_naive(float *out, float *att, const float *q, const float *k,
+                                const float *v, const struct mv_seqs *s, int NH, int HS);
+
+/* ---- loss.c: softmax, l2-normalise, CLIP contrastive loss ---- */
+
+/* out (R, K) = softmax(inp) per row (max subtraction, double sums); out may alias inp. */
+void mv_softmax_forward(float *out, const float *inp, int R, int K);
+/* out (R, D) = inp / ||inp||_2 per row; norm (R) saved (NULL: not saved); out may alias. */
+void mv_l2norm_forward(float *out, float *norm, const float *inp, int R, int D);
+/* Mean cross-entropy of logits (R, K) against labels (R), log-sum-exp in double. */
+double mv_cross_entropy_forward(const float *logits, const int *labels, int R, int K);
+/* CLIP loss of a square logits_per_image (B, B): (CE(rows, arange) + CE(columns, arange)) / 2. */
+double mv_clip_loss_forward(const float *logits_per_image, int B);
+
+/* ---- threads.c ---- */
+
+/* Threads the kernels and OpenBLAS use (both follow libgomp's max threads). */
+int mv_threads(void);
+
+#endif
