@@ -92,6 +92,13 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
 /* The plain-loop siblings (a test compares them). */
 void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* dot(a, b), sum (a - b)^2, dst += a x + b y over L floats. */
+float mv_dot(const float *a, const float *b, int L);
+float mv_sqdist(const float *a, const float *b, int L);
+void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L);
+float mv_dot_ref(const float *a, const float *b, int L);
+float mv_sqdist_ref(const float *a, const float *b, int L);
+void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
 /* ---- losses (train.c) ---- */

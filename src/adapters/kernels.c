@@ -5,6 +5,8 @@
  *
  *   mv_mm_nt      C (M, N)  = A (M, L) Bm (N, L)^T     logits = X W^T
  *   mv_mm_tn_acc  C (M, N) += A (L, M)^T Bm (L, N)     dW += dlogits^T X
+ *
+ * and the vector pieces around them (dot, squared distance, dst += a x + b y).
  */
 #include "adapters.h"
 
@@ -32,6 +34,25 @@ void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, i
             const float *b = Bm + (size_t)l * N;
             for (int j = 0; j < N; j++) c[j] += a * b[j];
         }
+}
+
+float mv_dot_ref(const float *a, const float *b, int L)
+{
+    float acc = 0;
+    for (int l = 0; l < L; l++) acc += a[l] * b[l];
+    return acc;
+}
+
+float mv_sqdist_ref(const float *a, const float *b, int L)
+{
+    float acc = 0;
+    for (int l = 0; l < L; l++) acc += (a[l] - b[l]) * (a[l] - b[l]);
+    return acc;
+}
+
+void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L)
+{
+    for (int l = 0; l < L; l++) dst[l] += a * x[l] + b * y[l];
 }
 
 #ifdef MV_HAVE_X86
@@ -177,6 +198,41 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
     }
 }
 
+__attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b,
+                                                             int L)
+{
+    __m256 s = _mm256_setzero_ps(), t = s;
+    int l = 0;
+    for (; l + 16 <= L; l += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + l + 8), _mm256_loadu_ps(b + l + 8));
+        s = _mm256_fmadd_ps(d0, d0, s);
+        t = _mm256_fmadd_ps(d1, d1, t);
+    }
+    for (; l + 8 <= L; l += 8) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l));
+        s = _mm256_fmadd_ps(d0, d0, s);
+    }
+    float r = hsum256(_mm256_add_ps(s, t));
+    for (; l < L; l++) r += (a[l] - b[l]) * (a[l] - b[l]);
+    return r;
+}
+
+__attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float a,
+                                                               const float *x, float b,
+                                                               const float *y, int L)
+{
+    __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    int l = 0;
+    for (; l + 8 <= L; l += 8) {
+        __m256 d = _mm256_loadu_ps(dst + l);
+        d = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + l), d);
+        d = _mm256_fmadd_ps(vb, _mm256_loadu_ps(y + l), d);
+        _mm256_storeu_ps(dst + l, d);
+    }
+    for (; l < L; l++) dst[l] += a * x[l] + b * y[l];
+}
+
 static int simd_level = -1;
 
 int mv_kernels_simd(void)
@@ -200,6 +256,22 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
     else mv_mm_tn_acc_ref(C, A, Bm, M, N, L);
 }
 
+float mv_dot(const float *a, const float *b, int L)
+{
+    return mv_kernels_simd() ? dot1(a, b, L) : mv_dot_ref(a, b, L);
+}
+
+float mv_sqdist(const float *a, const float *b, int L)
+{
+    return mv_kernels_simd() ? sqdist_avx2(a, b, L) : mv_sqdist_ref(a, b, L);
+}
+
+void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L)
+{
+    if (mv_kernels_simd()) axpby_acc_avx2(dst, a, x, b, y, L);
+    else mv_axpby_acc_ref(dst, a, x, b, y, L);
+}
+
 #else
 
 int mv_kernels_simd(void)
@@ -215,6 +287,21 @@ void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
     mv_mm_tn_acc_ref(C, A, Bm, M, N, L);
+}
+
+float mv_dot(const float *a, const float *b, int L)
+{
+    return mv_dot_ref(a, b, L);
+}
+
+float mv_sqdist(const float *a, const float *b, int L)
+{
+    return mv_sqdist_ref(a, b, L);
+}
+
+void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L)
+{
+    mv_axpby_acc_ref(dst, a, x, b, y, L);
 }
 
 #endif

@@ -10,47 +10,14 @@
  *             probabilities of the training set (CLAP, Silva-Rodriguez et al. 2024)
  *   taskres   W = zs + alpha R, R trained from 0 (TaskRes, Yu et al. CVPR 2023)
  *
- * Workspace for B rows: Weff (K, D) | Wn (K, D) | norms (K) | dWn (K, D).
+ * The normalisation is folded into the logits' columns, Wn_k = W_k / r_k with r_k = |W_k|
+ * (F.normalize: max(r_k, 1e-12)), so Wn is never materialised: logits = (X W^T) s / r_k.
+ * Workspace for B rows: Weff (K, D) | norms (K) | G (K, D).
  */
 #include "adapters.h"
 
 #include <math.h>
 #include <string.h>
-
-/* ---- row normalisation (F.normalize, eps 1e-12) and its backward ---- */
-
-static void normalize_rows(float *Wn, float *norms, const float *W, int K, int D)
-{
-    for (int k = 0; k < K; k++) {
-        const float *w = W + (size_t)k * D;
-        double ss = 0;
-        for (int j = 0; j < D; j++) ss += (double)w[j] * w[j];
-        float nrm = (float)sqrt(ss);
-        norms[k] = nrm;
-        float den = fmaxf(nrm, 1e-12f);
-        for (int j = 0; j < D; j++) Wn[(size_t)k * D + j] = w[j] / den;
-    }
-}
-
-/* In the forward pass Wn = W / r with r = ||W|| (when r > eps), so
- * dW = (dWn - Wn (Wn . dWn)) / r; below eps the divisor is the constant eps. */
-static void normalize_rows_backward(float *dW, float scale, const float *dWn, const float *Wn,
-                                    const float *norms, int K, int D)
-{
-    for (int k = 0; k < K; k++) {
-        const float *g = dWn + (size_t)k * D, *wn = Wn + (size_t)k * D;
-        float *dw = dW + (size_t)k * D;
-        if (norms[k] > 1e-12f) {
-            double proj = 0;
-            for (int j = 0; j < D; j++) proj += (double)wn[j] * g[j];
-            float p = (float)proj, inv = scale / norms[k];
-            for (int j = 0; j < D; j++) dw[j] += (g[j] - wn[j] * p) * inv;
-        } else {
-            float inv = scale / 1e-12f;
-            for (int j = 0; j < D; j++) dw[j] += g[j] * inv;
-        }
-    }
-}
 
 /* ---- layouts and inits ---- */
 
@@ -150,7 +117,7 @@ static size_t ws_none(const struct medvlm_adapter *a, int B)
 static size_t ws_proto(const struct medvlm_adapter *a, int B)
 {
     (void)B;
-    return 3 * (size_t)a->k * a->d + (size_t)a->k;
+    return 2 * (size_t)a->k * a->d + (size_t)a->k;
 }
 
 static void scale_logits(float *logits, float s, size_t n)
@@ -187,27 +154,50 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
                           float *logits)
 {
     const int K = a->k, D = a->d;
-    size_t kd = (size_t)K * D;
-    float *Wn = ws + kd, *norms = ws + 2 * kd;
+    float *norms = ws + (size_t)K * D;
     const float *W = effective_w(a, ws);
-    normalize_rows(Wn, norms, W, K, D);
-    mv_mm_nt(logits, X, Wn, B, K, D);
-    scale_logits(logits, a->scale, (size_t)B * K);
+    float colscale[64];
+    mv_mm_nt(logits, X, W, B, K, D);
+    for (int k0 = 0; k0 < K; k0 += 64) {
+        int kn = MV_MIN(64, K - k0);
+        for (int k = 0; k < kn; k++) {
+            const float *w = W + (size_t)(k0 + k) * D;
+            norms[k0 + k] = sqrtf(mv_dot(w, w, D));
+            colscale[k] = a->scale / fmaxf(norms[k0 + k], 1e-12f);
+        }
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < kn; k++) logits[(size_t)b * K + k0 + k] *= colscale[k];
+    }
 }
 
-/* In the forward pass logits = s X Wn^T, so dWn = s dlogits^T X; then through the
- * normalisation; TaskRes: W = zs + alpha R, so dR = alpha dW. */
+/* In the forward pass logits = s X Wn^T with Wn_k = W_k / r_k, so dWn = s G with
+ * G = dlogits^T X, and through the normalisation
+ *   dW_k = (dWn_k - Wn_k (Wn_k . dWn_k)) / r_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)
+ * (below eps the divisor is the constant eps). TaskRes: W = zs + alpha R, so dR = alpha dW. */
 static void backward_proto(struct medvlm_adapter *a, float *ws, const float *X, int B,
                            const float *dlogits)
 {
     const int K = a->k, D = a->d;
     size_t kd = (size_t)K * D;
-    float *Wn = ws + kd, *norms = ws + 2 * kd, *dWn = ws + 2 * kd + K;
-    memset(dWn, 0, kd * sizeof(float));
-    mv_mm_tn_acc(dWn, dlogits, X, K, D, B);
-    float scale = a->scale;
-    if (a->ops->method == MEDVLM_ADAPTER_TASKRES) scale *= a->opt.alpha;
-    normalize_rows_backward(a->params[0].grad, scale, dWn, Wn, norms, K, D);
+    const float *W = a->ops->method == MEDVLM_ADAPTER_TASKRES ? ws : a->params[0].data;
+    const float *norms = ws + kd;
+    float *G = ws + kd + K;
+    memset(G, 0, kd * sizeof(float));
+    mv_mm_tn_acc(G, dlogits, X, K, D, B);
+    float s = a->scale;
+    if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
+    for (int k = 0; k < K; k++) {
+        const float *g = G + (size_t)k * D, *w = W + (size_t)k * D;
+        float *dw = a->params[0].grad + (size_t)k * D;
+        float r = norms[k];
+        if (r > 1e-12f) {
+            float inv = 1.0f / r;
+            float wg = mv_dot(w, g, D);
+            mv_axpby_acc(dw, s * inv, g, -s * wg * inv * inv * inv, w, D);
+        } else {
+            mv_axpby_acc(dw, s / 1e-12f, g, 0.0f, w, D);
+        }
+    }
 }
 
 /* ---- CLAP: the class-wise penalty towards the zero-shot prototypes ---- */
@@ -225,11 +215,7 @@ static double clap_regularizer(struct medvlm_adapter *a, int grad)
     double total = 0;
     for (int c = 0; c < K; c++) {
         const float *w = W + (size_t)c * D, *t = a->zs + (size_t)c * D;
-        double z = 0;
-        for (int j = 0; j < D; j++) {
-            double diff = (double)w[j] - t[j];
-            z += diff * diff;
-        }
+        double z = mv_sqdist(w, t, D);
         double lam = a->lambdas[c], dz;
         if (!a->opt.clap_alm) {
             total += lam * z;
@@ -243,7 +229,7 @@ static double clap_regularizer(struct medvlm_adapter *a, int grad)
         }
         if (grad) {
             float f = (float)(2.0 * dz / K);
-            for (int j = 0; j < D; j++) dW[(size_t)c * D + j] += f * (w[j] - t[j]);
+            mv_axpby_acc(dW + (size_t)c * D, f, w, -f, t, D);
         }
     }
     return total / K;

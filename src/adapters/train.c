@@ -15,23 +15,22 @@
 #include <math.h>
 #include <string.h>
 
+/* log_softmax with max subtraction in float, the sum of exponentials in double. */
 double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K)
 {
     double total = 0;
+    const float invb = 1.0f / (float)B;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * K;
         float mx = l[0];
         for (int c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
         double sum = 0;
-        for (int c = 0; c < K; c++) sum += exp((double)l[c] - mx);
-        double lse = (double)mx + log(sum);
-        total += lse - (double)l[Y[b]];
+        for (int c = 0; c < K; c++) sum += expf(l[c] - mx);
+        total += (double)mx + log(sum) - (double)l[Y[b]];
         if (dlogits) {
             float *g = dlogits + (size_t)b * K;
-            for (int c = 0; c < K; c++) {
-                double p = exp((double)l[c] - mx) / sum;
-                g[c] = (float)((p - (c == Y[b] ? 1.0 : 0.0)) / B);
-            }
+            float inv = (float)(1.0 / sum);
+            for (int c = 0; c < K; c++) g[c] = (expf(l[c] - mx) * inv - (c == Y[b])) * invb;
         }
     }
     return total / B;
@@ -166,6 +165,13 @@ static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
                 }
                 x = xb;
                 y = yb;
+                /* the next step's rows are scattered over X: start fetching them now */
+                if (it + 1 < iters)
+                    for (int b = 0; b < B; b++) {
+                        const char *row = (const char *)(X + (size_t)perm[(it + 1) * B + b] * D);
+                        for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64)
+                            __builtin_prefetch(row + off);
+                    }
             }
             memset(a->grad_buf, 0, a->param_total * sizeof(float));
             a->ops->forward(a, ws, x, B, logits);
