@@ -17,11 +17,14 @@ Everything is self-made: seeded random / arange tensors in a tiny CLIP shape (te
   f16-st/    the same float16 values as model.safetensors.
   dtypes.bin one small tensor per storage type (float, half, bfloat16, double, long, int,
              short, char, byte, bool): values arange-based, checked by test_torchbin.c.
+  views.bin  strided views: a transpose, two slices of one storage, an expanded int64, and
+             every other column of a float16 matrix.
   proto4.bin dtypes.bin's dict saved with pickle_protocol=4 (MEMOIZE, SHORT_BINUNICODE, ...).
   legacy.bin a dict saved in the pre-1.6 format (_use_new_zipfile_serialization=False).
   rezip.bin  dtypes.bin re-written by Python's zipfile (unaligned) with byteorder "little".
   bigendian.bin  the same with byteorder "big": refused.
   evil.bin   a zip with a hand-made data.pkl calling os.system: must be refused unrun.
+  fuzz/corpus/torchbin/  the small archives above and their data.pkl, as fuzzing seeds.
   counts.txt parameter counts of the tiny model (text vision shared), for the CLI test.
 """
 import collections
@@ -33,6 +36,7 @@ import zipfile
 
 import torch
 
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # zip timestamps: regenerating gives the same bytes
 OUT = sys.argv[1] if len(sys.argv) > 1 else "tests/data/torchbin"
 
 CFG = {
@@ -159,16 +163,37 @@ def evil(path):
     pkl = (b"\x80\x02cos\nsystem\nq\x00X\x18\x00\x00\x00touch medvlm-evil-ran.txt"
            b"q\x01\x85q\x02Rq\x03.")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        z.writestr("evil/data.pkl", pkl)
-        z.writestr("evil/version", "3\n")
+        z.writestr(zipfile.ZipInfo("evil/data.pkl", FIXED_TIME), pkl)
+        z.writestr(zipfile.ZipInfo("evil/version", FIXED_TIME), "3\n")
 
 
 def rezip(src, dst, byteorder):
     """dtypes.bin re-written by Python's zipfile (unaligned records) plus a byteorder record."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
         for name in zin.namelist():
-            zout.writestr(name, zin.read(name))
-        zout.writestr("dtypes/byteorder", byteorder)
+            zout.writestr(zipfile.ZipInfo(name, FIXED_TIME), zin.read(name))
+        zout.writestr(zipfile.ZipInfo("dtypes/byteorder", FIXED_TIME), byteorder)
+
+
+def fuzz_seeds(out):
+    """Seeds for fuzz/fuzz_torchbin.c: the small archives and their bare data.pkl."""
+    os.makedirs(out, exist_ok=True)
+    views = collections.OrderedDict()
+    base = torch.arange(12, dtype=torch.float32)
+    views["t"] = base.reshape(3, 4).t()  # strided
+    views["a"], views["b"] = base[:5], base[5:]  # one storage, offsets
+    views["e"] = torch.arange(4).expand((1, -1))
+    views["h"] = base.half().reshape(2, 6)[:, ::2]  # every other column
+    torch.save(views, os.path.join(OUT, "views.bin"))
+    for name in ("views.bin", "dtypes.bin", "proto4.bin", "rezip.bin", "evil.bin"):
+        with open(os.path.join(OUT, name), "rb") as f:
+            blob = f.read()
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(blob)
+        with zipfile.ZipFile(os.path.join(OUT, name)) as z:
+            pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+            with open(os.path.join(out, name.replace(".bin", ".pkl")), "wb") as f:
+                f.write(z.read(pkl))
 
 
 def main():
@@ -187,6 +212,8 @@ def main():
     evil(os.path.join(OUT, "evil.bin"))
     rezip(os.path.join(OUT, "dtypes.bin"), os.path.join(OUT, "rezip.bin"), "little")
     rezip(os.path.join(OUT, "dtypes.bin"), os.path.join(OUT, "bigendian.bin"), "big")
+    fuzz_seeds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus",
+                            "torchbin"))
     counts = {"text": 0, "vision": 0, "shared": 0}
     for k, v in sd.items():
         if "position_ids" in k:

@@ -184,6 +184,48 @@ static void test_dtypes(const char *file)
     medvlm_st_free(st);
 }
 
+static void test_views(void)
+{
+    struct medvlm_st *st = NULL;
+    CHECK_OK(mv_torchbin_open(fixture("views.bin"), &st));
+    if (!st) return;
+    const float *f;
+    float *owned;
+    const struct medvlm_tensor_info *t;
+    /* t = arange(12).reshape(3, 4).t(): (4, 3), t[i][j] = 4 j + i, copied contiguous */
+    CHECK_OK(medvlm_st_get_f32(st, "t", &f, &owned, &t));
+    if (f && t) {
+        int ok = t->ndim == 2 && t->shape[0] == 4 && t->shape[1] == 3 && t->nbytes == 48;
+        for (int i = 0; ok && i < 4; i++)
+            for (int j = 0; j < 3; j++) ok &= f[i * 3 + j] == (float)(4 * j + i);
+        CHECK(ok, "transposed view made contiguous");
+    }
+    mv_free(owned);
+    /* a = base[:5], b = base[5:]: one storage, b at offset 5, both zero-copy */
+    CHECK_OK(medvlm_st_get_f32(st, "b", &f, &owned, &t));
+    CHECK(f && owned == NULL && t->shape[0] == 7 && f[0] == 5.0f && f[6] == 11.0f, "offset view");
+    const struct medvlm_tensor_info *a = medvlm_st_find(st, "a");
+    CHECK(a && t && (const float *)a->data + 5 == (const float *)t->data, "shared storage");
+    /* e = arange(4).expand(1, -1): stride 0 on a size-1 dimension is still contiguous */
+    t = medvlm_st_find(st, "e");
+    if (t && t->nbytes == 32 && t->dtype == MEDVLM_DTYPE_I64) {
+        int64_t v[4];
+        memcpy(v, t->data, sizeof v);
+        CHECK(v[0] == 0 && v[3] == 3, "expanded int64");
+    } else {
+        CHECK(0, "e missing or mis-typed");
+    }
+    /* h = base.half().reshape(2, 6)[:, ::2]: (2, 3) = 0 2 4 / 6 8 10 */
+    CHECK_OK(medvlm_st_get_f32(st, "h", &f, &owned, &t));
+    if (f && t) {
+        CHECK(t->dtype == MEDVLM_DTYPE_F16 && t->nbytes == 12 && f[0] == 0 && f[1] == 2 &&
+                  f[2] == 4 && f[3] == 6 && f[5] == 10,
+              "every other column of an F16 matrix");
+    }
+    mv_free(owned);
+    medvlm_st_free(st);
+}
+
 /* Two loaded models hold bit-identical parameters. */
 static void compare_models(const char *a_dir, const char *b_dir, enum medvlm_dtype file_dtype)
 {
@@ -494,6 +536,7 @@ int main(void)
     }
     test_dtypes("dtypes.bin");
     test_dtypes("proto4.bin");
+    test_views();
     test_models();
     test_refusals();
     test_corrupt();
