@@ -10,12 +10,12 @@
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
     {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set"},
-    {"features", cmd_features, "embed a dataset's images once (resumable), for zero-shot and adapters"},
-    {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
-    {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
-    {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
     {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
+    {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
+    {"features", cmd_features, "embed a dataset's images once (resumable), for zero-shot and adapters"},
+    {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
+    {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };
 
