@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# baselines.sh MEDVLM ORT_BENCH [ROUNDS] > results.jsonl
+#
+# The encoder benchmark of BENCHMARKS.md: medvlm (1 and 2 threads), PyTorch (torch_baseline.py,
+# its best setting --threads 1) and ONNX Runtime (2 threads) on the same PLIP-sized shapes,
+# run in turn, ROUNDS times, in one sitting. Every run is a separate process; each prints one
+# JSON line (tagged with "who"), and /usr/bin/time adds its peak RSS. Run nothing else meanwhile:
+# ONNX Runtime's spinning thread pool halves its speed when another process holds a core.
+# Set up the baselines first (see ../shared/bench/README.md):
+#   apt-get install python3-torch python3-numpy libopenblas0-pthread
+#   ../shared/bench/ort/ort_setup.sh /tmp/ort      -> ORT_BENCH=/tmp/ort/ort_bench
+set -u
+medvlm=${1:?usage: baselines.sh MEDVLM ORT_BENCH [ROUNDS]}
+ort=${2:?usage: baselines.sh MEDVLM ORT_BENCH [ROUNDS]}
+rounds=${3:-3}
+torch=${TORCH_BASELINE:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench/torch_baseline.py}
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+run() { # run WHO CONFIG CMD...: one process, its JSON line + peak RSS
+  local who=$1 cfg=$2; shift 2
+  local out
+  out=$(/usr/bin/time -f '%M' -o "$tmp" "$@" 2>/dev/null | grep '^{')
+  printf '%s\n' "$out" | while read -r line; do
+    printf '{"who":"%s","config":"%s","max_rss_kb":%s,"out":%s}\n' "$who" "$cfg" "$(cat "$tmp")" "$line"
+  done
+}
+
+for r in $(seq 1 "$rounds"); do
+  for b in 1 8 32; do
+    for t in 1 2; do
+      run "medvlm-${t}t" "vision-b$b" "$medvlm" bench --only vision --batch "$b" --threads "$t" --reps 5 --json
+    done
+    run "torch-1t" "vision-b$b" /usr/bin/python3 "$torch" vision --batch "$b" --threads 1 --reps 5
+    run "ort-2t" "vision-b$b" "$ort" vision 2 "$b" 5
+  done
+  for t in 1 2; do # one run times both lengths (77 and padded to the longest)
+    run "medvlm-${t}t" "text" "$medvlm" bench --only text --threads "$t" --reps 5 --json
+  done
+  for l in 77 18; do
+    tl=$l; [ "$l" = 18 ] && tl=0
+    run "torch-1t" "text-l$l" /usr/bin/python3 "$torch" text --batch 16 --len "$tl" --threads 1 --reps 5
+    run "ort-2t" "text-l$l" "$ort" text 2 "$l" 5
+  done
+done
