@@ -247,7 +247,7 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
  *     int n;
  *     if (medvlm_tokenizer_load("plip", &tok) == MEDVLM_OK &&
  *         medvlm_tokenizer_encode(tok, "Gleason grade 3", ids, MEDVLM_CLIP_CONTEXT, &n) == 0)
- *         ...  // ids = 49406 ... 49407, n = 5
+ *         ...  // ids = 49406 ... 49407, n = 6 (gle ason grade 3)
  *     medvlm_tokenizer_free(tok);
  *
  * A loaded tokenizer is read-only except for an internal BPE cache behind a mutex: any number

@@ -224,8 +224,15 @@ static enum medvlm_status added_tokens(struct mv_bpe_files *f, const char *what,
         int32_t v;
         enum medvlm_status st = read_id(what, c->valuestring, id, &v);
         if (st) return st;
-        if (!strcmp(c->valuestring, "<|startoftext|>")) f->added_bos = v;
-        if (!strcmp(c->valuestring, "<|endoftext|>")) f->added_eos = v;
+        int special = !strcmp(c->valuestring, "<|startoftext|>") ? 1
+                      : !strcmp(c->valuestring, "<|endoftext|>") ? 2 : 0;
+        if (!special) continue;
+        if (special == 1) f->added_bos = v;
+        else f->added_eos = v;
+        /* a special token only listed here joins the vocabulary (its id counts in its size) */
+        int known = 0;
+        for (int k = 0; k < f->n_vocab && !known; k++) known = !strcmp(f->vocab_tok[k], c->valuestring);
+        if (!known && (st = add_vocab(f, c->valuestring, v))) return st;
     }
     return MEDVLM_OK;
 }

@@ -202,7 +202,10 @@ enum medvlm_status mv_bpe_build(const struct mv_bpe_files *f, const char *what,
     mv_arena_init(&b->arena, 256 * 1024);
     mv_arena_init(&b->cache_arena, 256 * 1024);
     pthread_mutex_init(&b->lock, NULL);
-    b->sym_mask = 4095;
+    /* room for every symbol the files can name at load <= 1/2: no rehash while building */
+    size_t expect = 512 + (size_t)f->n_vocab + 3 * (size_t)f->n_merges, tcap = 4096;
+    while (tcap < 2 * expect) tcap *= 2;
+    b->sym_mask = tcap - 1;
     b->sym_table = mv_malloc((b->sym_mask + 1) * sizeof *b->sym_table);
     if (!b->sym_table) {
         st = MEDVLM_ERR_NOMEM;
@@ -261,12 +264,6 @@ enum medvlm_status mv_bpe_build(const struct mv_bpe_files *f, const char *what,
             goto fail;
         merge_put(b, kl, kr, i, klr);
     }
-    b->cache_mask = 2 * CACHE_MAX_ENTRIES - 1;
-    b->cache = mv_calloc(b->cache_mask + 1, sizeof *b->cache);
-    if (!b->cache) {
-        st = MEDVLM_ERR_NOMEM;
-        goto fail;
-    }
     *out = b;
     return MEDVLM_OK;
 fail:
@@ -315,6 +312,7 @@ int mv_bpe_merge_count(const struct mv_bpe *b)
 static bool cache_get(struct mv_bpe *b, uint64_t h, const char *piece, size_t n,
                       struct mv_i32buf *out, enum medvlm_status *st)
 {
+    if (!b->cache) return false;
     size_t i = (size_t)h & b->cache_mask;
     for (;;) {
         const struct cache_entry *e = &b->cache[i];
@@ -327,6 +325,27 @@ static bool cache_get(struct mv_bpe *b, uint64_t h, const char *piece, size_t n,
     }
 }
 
+/* Grow the table (load <= 1/2) up to 2 * CACHE_MAX_ENTRIES slots. Lock held. */
+static bool cache_grow(struct mv_bpe *b)
+{
+    size_t cap = b->cache ? (b->cache_mask + 1) * 2 : 1024;
+    struct cache_entry *t = mv_calloc(cap, sizeof *t);
+    if (!t) {
+        mv_err_clear();
+        return false;
+    }
+    for (size_t i = 0; b->cache && i <= b->cache_mask; i++) {
+        if (!b->cache[i].piece) continue;
+        size_t j = (size_t)b->cache[i].hash & (cap - 1);
+        while (t[j].piece) j = (j + 1) & (cap - 1);
+        t[j] = b->cache[i];
+    }
+    mv_free(b->cache);
+    b->cache = t;
+    b->cache_mask = cap - 1;
+    return true;
+}
+
 /* Best effort: a failed allocation only means the word is not cached. Lock held. */
 static void cache_put(struct mv_bpe *b, uint64_t h, const char *piece, size_t n,
                       const int32_t *ids, size_t n_ids)
@@ -336,6 +355,7 @@ static void cache_put(struct mv_bpe *b, uint64_t h, const char *piece, size_t n,
         mv_arena_free(&b->cache_arena);
         b->cache_count = 0;
     }
+    if ((!b->cache || (b->cache_count + 1) * 2 > b->cache_mask + 1) && !cache_grow(b)) return;
     char *p = mv_arena_alloc(&b->cache_arena, n + 1);
     int32_t *v = mv_arena_alloc(&b->cache_arena, n_ids * sizeof *v + 1);
     if (!p || !v) {

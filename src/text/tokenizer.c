@@ -180,6 +180,7 @@ static bool piece_is(const uint32_t *p, size_t n, const char *lit)
 static enum medvlm_status encode_segment(const struct medvlm_tokenizer *tok, const uint32_t *s,
                                          size_t n, struct mv_u32buf *norm, struct mv_i32buf *ids)
 {
+    if (n == 0) return MEDVLM_OK;
     enum medvlm_status st = mv_text_normalize(s, n, norm);
     if (st) return st;
     size_t pos = 0, a, b;
@@ -207,7 +208,7 @@ enum medvlm_status mv_tokenizer_encode_raw(const struct medvlm_tokenizer *tok, c
 {
     struct mv_u32buf cps = {0}, norm = {0};
     enum medvlm_status st = mv_utf8_decode(text, len, &cps, bad_offset);
-    if (st) goto fail;
+    if (st || cps.n == 0) goto fail;
     size_t seg = 0;
     for (size_t i = 0; i < cps.n;) {
         int32_t which;

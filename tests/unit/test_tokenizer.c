@@ -425,6 +425,23 @@ static void test_bad_files(void)
                "{\"model\": {\"vocab\": {\"a\": -1}, \"merges\": []}}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT, "token \"a\"");
     CHECK(t == NULL, "no tokenizer on failure");
+    /* a special token only in added_tokens (found by fuzzing: its id was outside the size) */
+    write_text(d, "tokenizer.json",
+               "{\"model\": {\"vocab\": {\"a</w>\": 0, \"<|endoftext|>\": 1}, \"merges\": []},"
+               " \"added_tokens\": [{\"id\": 5, \"content\": \"<|startoftext|>\"}]}");
+    CHECK_OK(medvlm_tokenizer_load(d, &t));
+    if (t) {
+        int32_t ids[8];
+        int n;
+        CHECK_OK(medvlm_tokenizer_encode(t, "a b", ids, 8, &n));
+        const char *s5 = medvlm_tokenizer_decode_token(t, 5);
+        CHECK(medvlm_tokenizer_vocab_size(t) == 6 && n == 4 && ids[0] == 5 && ids[1] == 0 &&
+                  ids[2] == 1 && s5 && !strcmp(s5, "<|startoftext|>"),
+              "added-token bos: size %d n %d ids %d %d %d", medvlm_tokenizer_vocab_size(t), n,
+              ids[0], ids[1], ids[2]);
+    }
+    medvlm_tokenizer_free(t);
+    t = NULL;
     mv_free(d);
 }
 
