@@ -169,7 +169,7 @@ static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_sr
 {
     uint32_t tw = 0, th = 0;
     if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) ||
-        tw == 0 || th == 0 || tw > 65536 || th > 65536)
+        tw == 0 || th == 0 || tw > 16384 || th > 16384 || (uint64_t)tw * th > (uint64_t)1 << 26)
         return tiff_fail(name, s, "bad tile size");
     tmsize_t tsize = TIFFTileSize(tif);
     size_t need;
@@ -252,7 +252,8 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     int w = (int)w32, h = (int)h32;
     enum layout l = LAYOUT_RGBA_IMAGE;
     const uint16_t *cm[3] = {NULL, NULL, NULL};
-    if (bps == 8 && (planar == PLANARCONFIG_CONTIG || spp == 1)) {
+    /* the strip/tile path: 8-bit samples, interleaved, at most 8 samples per pixel */
+    if (bps == 8 && spp <= 8 && (planar == PLANARCONFIG_CONTIG || spp == 1)) {
         if (photo == PHOTOMETRIC_RGB && spp >= 3) l = LAYOUT_RGB;
         else if (photo == PHOTOMETRIC_MINISBLACK && spp >= 1 && spp <= 2) l = LAYOUT_GREY;
         else if (photo == PHOTOMETRIC_MINISWHITE && spp == 1) l = LAYOUT_GREY_INV;
