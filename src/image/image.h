@@ -72,6 +72,10 @@ enum medvlm_status mv_pil_resize_window_naive(const uint8_t *src, int H, int W, 
 /* src (C, H, W) -> dst (C, OH, OW); antialias as torch's _upsample_bilinear2d_aa. */
 enum medvlm_status mv_tv_resize(const float *src, int C, int H, int W, int OH, int OW,
                                 int antialias, float *dst);
+/* The same from HWC uint8 RGB (H, W, 3) through lut[c][v] (the float value of v in channel c):
+ * bit-identical to building the planes with lut and calling mv_tv_resize, without the planes. */
+enum medvlm_status mv_tv_resize_rgb8(const uint8_t *rgb, int H, int W, const float lut[3][256],
+                                     int OH, int OW, int antialias, float *dst);
 enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int OH, int OW,
                                       int antialias, float *dst);
 

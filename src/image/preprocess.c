@@ -190,12 +190,8 @@ enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
     float lut[3][256];
     build_lut(pp, opt->pipeline, lut);
     if (opt->pipeline == MEDVLM_PREPROCESS_TUTORIAL) {
-        size_t n = (size_t)img->width * img->height;
-        float *planes = mv_malloc(3 * n * sizeof *planes);
-        if (!planes) return MEDVLM_ERR_NOMEM;
-        to_chw(img->rgb, img->height, img->width, lut, planes);
-        st = mv_tv_resize(planes, 3, img->height, img->width, oh, ow, opt->antialias, out_chw);
-        mv_free(planes);
+        st = mv_tv_resize_rgb8(img->rgb, img->height, img->width, (const float(*)[256])lut, oh,
+                               ow, opt->antialias, out_chw);
     } else {
         int rh, rw;
         if ((st = hf_resized(img->width, img->height, pp, &rh, &rw))) return st;

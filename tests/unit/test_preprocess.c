@@ -83,6 +83,37 @@ static void test_tv_naive(void)
     }
 }
 
+/* the uint8 + table input gives the same floats as building the planes first */
+static void test_tv_rgb8(void)
+{
+    static const int sizes[][4] = {
+        {199, 300, 224, 224}, {64, 64, 64, 40}, {30, 50, 45, 50}, {16, 16, 16, 16}, {5, 7, 9, 11},
+    };
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - 0.4f - 0.05f * c) / 0.27f;
+    for (size_t t = 0; t < MV_ARRAY_LEN(sizes); t++) {
+        int H = sizes[t][0], W = sizes[t][1], OH = sizes[t][2], OW = sizes[t][3];
+        size_t n = (size_t)H * W, on = (size_t)3 * OH * OW;
+        uint8_t *rgb = malloc(n * 3);
+        float *planes = malloc(3 * n * sizeof *planes), *a = malloc(on * sizeof *a),
+              *b = malloc(on * sizeof *b);
+        for (size_t i = 0; i < n * 3; i++) rgb[i] = (uint8_t)rnd();
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < n; i++) planes[c * n + i] = lut[c][rgb[3 * i + c]];
+        for (int aa = 0; aa < 2; aa++) {
+            CHECK_OK(mv_tv_resize(planes, 3, H, W, OH, OW, aa, a));
+            CHECK_OK(mv_tv_resize_rgb8(rgb, H, W, (const float(*)[256])lut, OH, OW, aa, b));
+            CHECK(memcmp(a, b, on * sizeof *a) == 0, "rgb8 %dx%d -> %dx%d aa %d: != planes", W, H,
+                  OW, OH, aa);
+        }
+        free(rgb);
+        free(planes);
+        free(a);
+        free(b);
+    }
+}
+
 static void test_sizes(void)
 {
     struct medvlm_preproc_config pp;
@@ -215,6 +246,7 @@ int main(void)
     const char *golden = test_golden_dir();
     test_pil_naive();
     test_tv_naive();
+    test_tv_rgb8();
     test_sizes();
     test_padding_and_args();
     test_batch(golden);
