@@ -190,21 +190,51 @@ static enum medvlm_status tv_resize(const struct tv_src *src, int C, int OH, int
             st = MEDVLM_ERR_NOMEM;
             goto fail;
         }
-        for (int c = 0; c < C; c++)
+        if (src->rgb && need_h && C == 3) {
+            /* the three channels of a row together: one pass over the interleaved bytes, each
+             * output still summed in its own tap order */
             for (int y = 0; y < H; y++) {
-                float *d = hout + ((size_t)c * H + y) * hw;
-                if (!need_h) { /* planes from the table, for the vertical pass */
-                    for (int x = 0; x < W; x++) d[x] = tv_px(src, c, y, x);
-                    continue;
-                }
+                const uint8_t *row = src->rgb + (size_t)y * W * 3;
+                const float *l0 = src->lut[0], *l1 = src->lut[1], *l2 = src->lut[2];
+                float *d0 = hout + (size_t)y * OW, *d1 = d0 + (size_t)H * OW,
+                      *d2 = d1 + (size_t)H * OW;
                 for (int i = 0; i < OW; i++) {
                     const float *w = ah.w + (size_t)i * ah.ksize;
-                    int x0 = ah.bounds[2 * i], cnt = ah.bounds[2 * i + 1];
-                    float o = cnt > 0 ? tv_px(src, c, y, x0) * w[0] : 0.0f;
-                    for (int j = 1; j < cnt; j++) o += tv_px(src, c, y, x0 + j) * w[j];
-                    d[i] = o;
+                    int cnt = ah.bounds[2 * i + 1];
+                    const uint8_t *p = row + (size_t)ah.bounds[2 * i] * 3;
+                    float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f;
+                    if (cnt > 0) {
+                        o0 = l0[p[0]] * w[0];
+                        o1 = l1[p[1]] * w[0];
+                        o2 = l2[p[2]] * w[0];
+                    }
+                    for (int j = 1; j < cnt; j++) {
+                        o0 += l0[p[3 * j]] * w[j];
+                        o1 += l1[p[3 * j + 1]] * w[j];
+                        o2 += l2[p[3 * j + 2]] * w[j];
+                    }
+                    d0[i] = o0;
+                    d1[i] = o1;
+                    d2[i] = o2;
                 }
             }
+        } else {
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < H; y++) {
+                    float *d = hout + ((size_t)c * H + y) * hw;
+                    if (!need_h) { /* planes from the table, for the vertical pass */
+                        for (int x = 0; x < W; x++) d[x] = tv_px(src, c, y, x);
+                        continue;
+                    }
+                    for (int i = 0; i < OW; i++) {
+                        const float *w = ah.w + (size_t)i * ah.ksize;
+                        int x0 = ah.bounds[2 * i], cnt = ah.bounds[2 * i + 1];
+                        float o = cnt > 0 ? tv_px(src, c, y, x0) * w[0] : 0.0f;
+                        for (int j = 1; j < cnt; j++) o += tv_px(src, c, y, x0 + j) * w[j];
+                        d[i] = o;
+                    }
+                }
+        }
         hsrc = hout;
     }
     if (need_v) {
