@@ -237,8 +237,9 @@ enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n
 #ifdef _OPENMP
     int nt = nthreads > 0 ? nthreads : omp_get_max_threads();
 #else
-    int nt = 1;
+    int nt = 1; /* no OpenMP (the fuzz build): the pragma below is ignored */
     (void)nthreads;
+    (void)nt;
 #endif
     /* each image is decoded and preprocessed by one thread with no shared state: the results
      * are the same for any thread count */

@@ -169,7 +169,8 @@ static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_sr
 {
     uint32_t tw = 0, th = 0;
     if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) ||
-        tw == 0 || th == 0 || tw > 16384 || th > 16384 || (uint64_t)tw * th > (uint64_t)1 << 26)
+        tw == 0 || th == 0 || tw > 16384 || th > 16384 ||
+        (uint64_t)tw * th > MV_MIN((uint64_t)1 << 24, 16 * (uint64_t)w * h + 65536))
         return tiff_fail(name, s, "bad tile size");
     tmsize_t tsize = TIFFTileSize(tif);
     size_t need;
@@ -229,7 +230,12 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     if (!opts) return mv_err(MEDVLM_ERR_NOMEM, "%s: cannot create a TIFF reader", name);
     TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, &src);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, &src);
-    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
+    /* libtiff's own buffers (strips of the RGBA reader, directories): in proportion to the
+     * pixel limit, between 64 MiB and 2 GiB */
+    uint64_t max_alloc = (uint64_t)1 << 31;
+    if (lim->max_pixels > 0 && (uint64_t)lim->max_pixels < max_alloc / 32)
+        max_alloc = MV_MAX((uint64_t)lim->max_pixels * 32, (uint64_t)64 << 20);
+    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)max_alloc);
     /* "m": memory-mapped access through mem_map; "r": read only */
     tif = TIFFClientOpenExt(name, "rm", (thandle_t)&src, mem_read, mem_write, mem_seek, mem_close,
                             mem_size, mem_map, mem_unmap, opts);
