@@ -66,6 +66,8 @@ static int max_diff(const uint8_t *a, const uint8_t *b, size_t n)
 
 /* ---------------------------------------------------------------- writers */
 
+static int jpeg_ycck; /* make_jpeg: store CMYK input as YCCK (Adobe transform 2) */
+
 static unsigned char *make_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE cs,
                                 int quality, int progressive, unsigned long *size)
 {
@@ -81,6 +83,11 @@ static unsigned char *make_jpeg(const uint8_t *px, int w, int h, int comps, J_CO
     ci.input_components = comps;
     ci.in_color_space = cs;
     jpeg_set_defaults(&ci);
+    if (jpeg_ycck && cs == JCS_CMYK) {
+        jpeg_set_colorspace(&ci, JCS_YCCK);
+        for (int c = 0; c < ci.num_components; c++) /* no chroma subsampling: exact blocks */
+            ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
+    }
     jpeg_set_quality(&ci, quality, TRUE);
     if (progressive) jpeg_simple_progression(&ci);
     jpeg_start_compress(&ci, TRUE);
@@ -249,6 +256,28 @@ static void test_jpeg(void)
               a.rgb[0], a.rgb[1], a.rgb[2]);
     }
     medvlm_image_free(&a);
+    /* YCCK (Adobe transform 2): libjpeg turns it back into CMYK, then the same as above; the
+     * colour transform rounds, so allow a level or two */
+    jpeg_ycck = 1;
+    unsigned long ny;
+    unsigned char *yj = make_jpeg(cmyk, cw, ch, 4, JCS_CMYK, 100, 0, &ny);
+    jpeg_ycck = 0;
+    write_file("img_ycck.jpg", yj, ny);
+    CHECK_OK(medvlm_image_decode_file("img_ycck.jpg", NULL, &a));
+    if (a.rgb) {
+        int d = 0;
+        for (int i = 0; i < cw * ch; i++) {
+            const uint8_t *s = inks[(i % cw) / 16];
+            uint8_t inv[4] = {(uint8_t)(255 - s[0]), (uint8_t)(255 - s[1]), (uint8_t)(255 - s[2]),
+                              (uint8_t)(255 - s[3])};
+            uint8_t want[3];
+            mv_cmyk_to_rgb(inv, want);
+            d = MV_MAX(d, max_diff(a.rgb + 3 * i, want, 3));
+        }
+        CHECK(d <= 2, "ycck jpeg: max diff %d", d);
+    }
+    medvlm_image_free(&a);
+    free(yj);
     free(cmyk);
     free(grey);
     free(src);
