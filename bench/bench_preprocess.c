@@ -37,14 +37,21 @@ int main(int argc, char **argv)
     const char *model = NULL;
     const char **files = calloc((size_t)argc, sizeof *files);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--n") && i + 1 < argc) n = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else files[nfiles++] = argv[i];
+        if (!strcmp(argv[i], "--n") && i + 1 < argc)
+            n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else
+            files[nfiles++] = argv[i];
     }
     if (!nfiles || n <= 0 || reps <= 0 || reps > 99) {
-        fprintf(stderr, "usage: bench_preprocess [--n N] [--threads T] [--reps R] [--model DIR] IMAGE...\n");
+        fprintf(
+            stderr,
+            "usage: bench_preprocess [--n N] [--threads T] [--reps R] [--model DIR] IMAGE...\n");
         return 2;
     }
     struct medvlm_preproc_config pp;
@@ -97,8 +104,10 @@ int main(int argc, char **argv)
                 t[r] = mv_now() - t0;
             }
             char label[32];
-            if (nt) snprintf(label, sizeof label, "%d thread%s", nt, nt == 1 ? " " : "s");
-            else snprintf(label, sizeof label, "all cores");
+            if (nt)
+                snprintf(label, sizeof label, "%d thread%s", nt, nt == 1 ? " " : "s");
+            else
+                snprintf(label, sizeof label, "all cores");
             printf("%-16s %s: %8.1f images/s\n", name, label, n / median(t, reps));
         }
         free(out);

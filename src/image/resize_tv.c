@@ -133,8 +133,7 @@ static enum medvlm_status check_dims(int C, int H, int W, int OH, int OW)
     return MEDVLM_OK;
 }
 
-static enum medvlm_status resize_linear(const struct tv_src *src, int C, int OH, int OW,
-                                        float *dst)
+static enum medvlm_status resize_linear(const struct tv_src *src, int C, int OH, int OW, float *dst)
 {
     int H = src->H, W = src->W;
     int *xi = mv_malloc((size_t)OW * 2 * sizeof *xi);
@@ -170,8 +169,8 @@ static enum medvlm_status resize_linear(const struct tv_src *src, int C, int OH,
     return MEDVLM_OK;
 }
 
-static enum medvlm_status tv_resize(const struct tv_src *src, int C, int OH, int OW,
-                                    int antialias, float *dst)
+static enum medvlm_status tv_resize(const struct tv_src *src, int C, int OH, int OW, int antialias,
+                                    float *dst)
 {
     int H = src->H, W = src->W;
     enum medvlm_status st = check_dims(C, H, W, OH, OW);
@@ -325,13 +324,17 @@ enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int
                         int nx = ah.bounds[2 * x + 1];
                         const float *w = ah.w + (size_t)x * ah.ksize;
                         h = nx > 0 ? p[(size_t)sy * W + ah.bounds[2 * x]] * w[0] : 0.0f;
-                        for (int i = 1; i < nx; i++) h += p[(size_t)sy * W + ah.bounds[2 * x] + i] * w[i];
+                        for (int i = 1; i < nx; i++)
+                            h += p[(size_t)sy * W + ah.bounds[2 * x] + i] * w[i];
                     } else {
                         h = p[(size_t)sy * W + x];
                     }
-                    if (!need_v) o = h;
-                    else if (j == 0) o = h * av.w[(size_t)y * av.ksize];
-                    else o += h * av.w[(size_t)y * av.ksize + j];
+                    if (!need_v)
+                        o = h;
+                    else if (j == 0)
+                        o = h * av.w[(size_t)y * av.ksize];
+                    else
+                        o += h * av.w[(size_t)y * av.ksize + j];
                 }
                 dst[((size_t)c * OH + y) * OW + x] = o;
             }

@@ -299,17 +299,25 @@ static void png_expect(const uint8_t *rows, int w, int h, int bd, int ct, const 
             unsigned s[4];
             for (int c = 0; c < ch; c++) {
                 size_t bit = ((size_t)x * ch + c) * bd;
-                if (bd == 16) s[c] = (unsigned)r[bit / 8] << 8 | r[bit / 8 + 1];
-                else if (bd == 8) s[c] = r[bit / 8];
-                else s[c] = (r[bit / 8] >> (8 - bd - bit % 8)) & ((1u << bd) - 1);
+                if (bd == 16)
+                    s[c] = (unsigned)r[bit / 8] << 8 | r[bit / 8 + 1];
+                else if (bd == 8)
+                    s[c] = r[bit / 8];
+                else
+                    s[c] = (r[bit / 8] >> (8 - bd - bit % 8)) & ((1u << bd) - 1);
             }
             uint8_t *o = out + ((size_t)y * w + x) * 3;
             if (ct == 3) {
-                if ((int)s[0] < npal) o[0] = pal[s[0]].red, o[1] = pal[s[0]].green, o[2] = pal[s[0]].blue;
-                else o[0] = o[1] = o[2] = (uint8_t)s[0];
+                if ((int)s[0] < npal)
+                    o[0] = pal[s[0]].red, o[1] = pal[s[0]].green, o[2] = pal[s[0]].blue;
+                else
+                    o[0] = o[1] = o[2] = (uint8_t)s[0];
             } else if (ct == 0 || ct == 4) {
                 unsigned v = bd == 16 ? (ct == 0 ? (s[0] > 255 ? 255 : s[0]) : s[0] >> 8)
-                                      : s[0] * (bd == 1 ? 255 : bd == 2 ? 85 : bd == 4 ? 17 : 1);
+                                      : s[0] * (bd == 1   ? 255
+                                                : bd == 2 ? 85
+                                                : bd == 4 ? 17
+                                                          : 1);
                 o[0] = o[1] = o[2] = (uint8_t)v;
             } else {
                 for (int c = 0; c < 3; c++) o[c] = (uint8_t)(bd == 16 ? s[c] >> 8 : s[c]);
@@ -323,11 +331,21 @@ static void test_png_layouts(void)
         int bd, ct, interlace;
         const char *what;
     } cases[] = {
-        {8, 2, 0, "rgb8"},       {8, 2, 1, "rgb8 interlaced"}, {16, 2, 0, "rgb16"},
-        {16, 6, 1, "rgba16 interlaced"}, {8, 6, 0, "rgba8"},  {16, 0, 0, "grey16"},
-        {16, 0, 1, "grey16 interlaced"}, {8, 0, 0, "grey8"}, {1, 0, 0, "grey1"},
-        {2, 0, 1, "grey2 interlaced"},   {4, 0, 0, "grey4"}, {8, 4, 0, "grey+alpha8"},
-        {16, 4, 0, "grey+alpha16"},      {8, 3, 0, "palette8"}, {4, 3, 1, "palette4 interlaced"},
+        {8, 2, 0, "rgb8"},
+        {8, 2, 1, "rgb8 interlaced"},
+        {16, 2, 0, "rgb16"},
+        {16, 6, 1, "rgba16 interlaced"},
+        {8, 6, 0, "rgba8"},
+        {16, 0, 0, "grey16"},
+        {16, 0, 1, "grey16 interlaced"},
+        {8, 0, 0, "grey8"},
+        {1, 0, 0, "grey1"},
+        {2, 0, 1, "grey2 interlaced"},
+        {4, 0, 0, "grey4"},
+        {8, 4, 0, "grey+alpha8"},
+        {16, 4, 0, "grey+alpha16"},
+        {8, 3, 0, "palette8"},
+        {4, 3, 1, "palette4 interlaced"},
         {1, 3, 0, "palette1"},
     };
     png_color pal[5] = {{10, 20, 30}, {200, 100, 0}, {1, 2, 3}, {255, 255, 255}, {9, 8, 7}};
@@ -396,7 +414,8 @@ static void test_png_bad(void)
     CHECK(at > 0, "IDAT found");
     uint8_t *bad = malloc(m.n);
     memcpy(bad, m.p, m.n);
-    uint32_t idat_len = (uint32_t)bad[at] << 24 | bad[at + 1] << 16 | bad[at + 2] << 8 | bad[at + 3];
+    uint32_t idat_len =
+        (uint32_t)bad[at] << 24 | bad[at + 1] << 16 | bad[at + 2] << 8 | bad[at + 3];
     bad[at + 8 + idat_len] ^= 0x55; /* the stored CRC itself: the data still inflates */
     write_file("img_badcrc.png", bad, m.n);
     CHECK_ERR(medvlm_image_decode_file("img_badcrc.png", NULL, &img), MEDVLM_ERR_FORMAT,
@@ -418,8 +437,8 @@ static void test_png_bad(void)
     struct medvlm_decode_limits lim;
     medvlm_decode_limits_default(&lim);
     lim.max_pixels = 200;
-    CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "small_limit.png", &lim, &img),
-              MEDVLM_ERR_LIMIT, "small_limit.png: PNG declares 16 x 16 pixels, over the decode limit");
+    CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "small_limit.png", &lim, &img), MEDVLM_ERR_LIMIT,
+              "small_limit.png: PNG declares 16 x 16 pixels, over the decode limit");
     lim.max_pixels = 0;
     lim.max_width = 15;
     CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "narrow.png", &lim, &img), MEDVLM_ERR_LIMIT,
