@@ -246,7 +246,10 @@ enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n
     for (int i = 0; i < n; i++) {
         struct medvlm_image img;
         enum medvlm_status s = medvlm_image_decode_file(paths[i], lim, &img);
-        if (!s) s = medvlm_image_preprocess(&img, pp, opt, out + (size_t)i * per, per, NULL, NULL);
+        if (!s) {
+            s = medvlm_image_preprocess(&img, pp, opt, out + (size_t)i * per, per, NULL, NULL);
+            if (s) mv_err_ctx(s, "%s", paths[i]); /* decode errors already name the file */
+        }
         if (s) memset(out + (size_t)i * per, 0, per * sizeof *out);
         medvlm_image_free(&img);
         if (item_status) item_status[i] = s;
