@@ -22,7 +22,8 @@ static const char *usage =
     "preprocessor_config.json (defaults if absent) and config.json (vision image_size).\n"
     "\n"
     "  --model DIR          Hugging Face CLIP folder (config.json, preprocessor_config.json)\n"
-    "  --preprocess P       hf (default): CLIPImageProcessor: shortest-edge Pillow bicubic resize,\n"
+    "  --preprocess P       hf (default): CLIPImageProcessor: shortest-edge Pillow bicubic "
+    "resize,\n"
     "                       centre crop, rescale, normalise;\n"
     "                       tutorial: torchvision ToTensor, Normalize, Resize([S, S]) bilinear\n"
     "  --no-center-crop     hf: keep the whole resized image (non-square images give non-square\n"
@@ -155,25 +156,43 @@ int cmd_preprocess(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'p':
-            if (strcmp(optarg, "hf") == 0) o.pipeline = MEDVLM_PREPROCESS_HF;
-            else if (strcmp(optarg, "tutorial") == 0) o.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
-            else return cli_usage("preprocess", "--preprocess must be hf or tutorial, got '%s'", optarg);
+        case 'm':
+            model = optarg;
             break;
-        case 'A': o.antialias = 0; break;
-        case 'C': o.center_crop = 0; break;
+        case 'p':
+            if (strcmp(optarg, "hf") == 0)
+                o.pipeline = MEDVLM_PREPROCESS_HF;
+            else if (strcmp(optarg, "tutorial") == 0)
+                o.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
+            else
+                return cli_usage("preprocess", "--preprocess must be hf or tutorial, got '%s'",
+                                 optarg);
+            break;
+        case 'A':
+            o.antialias = 0;
+            break;
+        case 'C':
+            o.center_crop = 0;
+            break;
         case 's':
             if (!cli_parse_int(optarg, 1, 65536, &size))
-                return cli_usage("preprocess", "--size must be an integer in 1..65536, got '%s'", optarg);
+                return cli_usage("preprocess", "--size must be an integer in 1..65536, got '%s'",
+                                 optarg);
             break;
         case 't':
             if (!cli_parse_int(optarg, 1, 1024, &threads))
-                return cli_usage("preprocess", "--threads must be an integer in 1..1024, got '%s'", optarg);
+                return cli_usage("preprocess", "--threads must be an integer in 1..1024, got '%s'",
+                                 optarg);
             break;
-        case 'o': out = optarg; break;
-        case 'g': png_dir = optarg; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
+        case 'o':
+            out = optarg;
+            break;
+        case 'g':
+            png_dir = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
         default:
             return cli_usage("preprocess", "option '%s' is unknown or needs a value",
                              argv[optind - 1]);
@@ -184,7 +203,8 @@ int cmd_preprocess(int argc, char **argv)
     int n = argc - optind;
     if (n <= 0) return cli_usage("preprocess", "no IMAGE given");
     if (o.pipeline == MEDVLM_PREPROCESS_HF && (size || !o.antialias))
-        return cli_usage("preprocess", "--size and --no-antialias apply to --preprocess tutorial only");
+        return cli_usage("preprocess",
+                         "--size and --no-antialias apply to --preprocess tutorial only");
     if (o.pipeline == MEDVLM_PREPROCESS_TUTORIAL && o.center_crop == 0)
         return cli_usage("preprocess", "--no-center-crop applies to --preprocess hf only");
 
@@ -243,7 +263,8 @@ int cmd_preprocess(int argc, char **argv)
                 cli_fail(NULL);
                 goto done;
             }
-            enum medvlm_status st = medvlm_image_preprocess_size(img.width, img.height, &pp, &o, &h, &wd);
+            enum medvlm_status st =
+                medvlm_image_preprocess_size(img.width, img.height, &pp, &o, &h, &wd);
             free(buf);
             buf = st ? NULL : malloc((size_t)3 * h * wd * sizeof *buf);
             if (!st && !buf) st = mv_err(MEDVLM_ERR_NOMEM, "out of memory");
@@ -286,7 +307,8 @@ int cmd_preprocess(int argc, char **argv)
         goto done;
     }
     printf("wrote %d tensor%s (%s%s) to %s\n", n, n == 1 ? "" : "s", hf ? "hf" : "tutorial",
-           hf ? (crop ? ", centre crop" : ", no crop") : (o.antialias ? ", antialias" : ", no antialias"),
+           hf ? (crop ? ", centre crop" : ", no crop")
+              : (o.antialias ? ", antialias" : ", no antialias"),
            out);
     rc = CLI_OK;
 done:

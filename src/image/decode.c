@@ -30,16 +30,16 @@ enum medvlm_image_format medvlm_image_sniff(const void *data, size_t size)
     return MEDVLM_IMAGE_UNKNOWN;
 }
 
-enum medvlm_status mv_image_check_limits(const char *name, const char *what, uint64_t w,
-                                         uint64_t h, const struct medvlm_decode_limits *lim)
+enum medvlm_status mv_image_check_limits(const char *name, const char *what, uint64_t w, uint64_t h,
+                                         const struct medvlm_decode_limits *lim)
 {
     if (w == 0 || h == 0)
-        return mv_err(MEDVLM_ERR_FORMAT, "%s: %s declares an empty image (%llu x %llu)", name,
-                      what, (unsigned long long)w, (unsigned long long)h);
+        return mv_err(MEDVLM_ERR_FORMAT, "%s: %s declares an empty image (%llu x %llu)", name, what,
+                      (unsigned long long)w, (unsigned long long)h);
     int over = (lim->max_width > 0 && w > (uint64_t)lim->max_width) ||
                (lim->max_height > 0 && h > (uint64_t)lim->max_height) ||
-               (lim->max_pixels > 0 && (w > (uint64_t)lim->max_pixels ||
-                                        w * h > (uint64_t)lim->max_pixels));
+               (lim->max_pixels > 0 &&
+                (w > (uint64_t)lim->max_pixels || w * h > (uint64_t)lim->max_pixels));
     /* whatever the limits, a side must fit an int and 3 * w * h a size_t */
     if (over || w > INT32_MAX / 4 || h > INT32_MAX / 4 || w * h > SIZE_MAX / 4)
         return mv_err(MEDVLM_ERR_LIMIT,
@@ -83,13 +83,21 @@ enum medvlm_status medvlm_image_decode_memory(const void *data, size_t size, con
         lim = &def;
     }
     if (size == 0)
-        return mv_err(MEDVLM_ERR_FORMAT, "%s: empty file (0 bytes), expected a JPEG, PNG or "
-                                         "TIFF image", name);
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "%s: empty file (0 bytes), expected a JPEG, PNG or "
+                      "TIFF image",
+                      name);
     enum medvlm_status st;
     switch (medvlm_image_sniff(data, size)) {
-    case MEDVLM_IMAGE_JPEG: st = mv_jpeg_decode(name, data, size, lim, out); break;
-    case MEDVLM_IMAGE_PNG: st = mv_png_decode(name, data, size, lim, out); break;
-    case MEDVLM_IMAGE_TIFF: st = mv_tiff_decode(name, data, size, lim, out); break;
+    case MEDVLM_IMAGE_JPEG:
+        st = mv_jpeg_decode(name, data, size, lim, out);
+        break;
+    case MEDVLM_IMAGE_PNG:
+        st = mv_png_decode(name, data, size, lim, out);
+        break;
+    case MEDVLM_IMAGE_TIFF:
+        st = mv_tiff_decode(name, data, size, lim, out);
+        break;
     default: {
         const uint8_t *p = data;
         char hex[3 * 8 + 1] = "";

@@ -15,21 +15,18 @@
 
 /* Error unless w x h is within lim (checked before any pixel allocation). `what` names the
  * format in the message ("PNG"). */
-enum medvlm_status mv_image_check_limits(const char *name, const char *what, uint64_t w,
-                                         uint64_t h, const struct medvlm_decode_limits *lim);
+enum medvlm_status mv_image_check_limits(const char *name, const char *what, uint64_t w, uint64_t h,
+                                         const struct medvlm_decode_limits *lim);
 /* Allocate out->rgb for w x h (after the limit check); out->width/height set. */
 enum medvlm_status mv_image_alloc(const char *name, int w, int h, struct medvlm_image *out);
 
 /* ---- one decoder per file; each fills *out (zeroed on failure) ---- */
 enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t size,
-                                  const struct medvlm_decode_limits *lim,
-                                  struct medvlm_image *out);
+                                  const struct medvlm_decode_limits *lim, struct medvlm_image *out);
 enum medvlm_status mv_png_decode(const char *name, const uint8_t *data, size_t size,
-                                 const struct medvlm_decode_limits *lim,
-                                 struct medvlm_image *out);
+                                 const struct medvlm_decode_limits *lim, struct medvlm_image *out);
 enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t size,
-                                  const struct medvlm_decode_limits *lim,
-                                  struct medvlm_image *out);
+                                  const struct medvlm_decode_limits *lim, struct medvlm_image *out);
 
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) on one pixel of real (non-inverted) CMYK. */
 static inline void mv_cmyk_to_rgb(const uint8_t cmyk[4], uint8_t rgb[3])
@@ -59,9 +56,9 @@ void mv_pil_axis_free(struct mv_pil_axis *ax);
  * [y0, y0 + wh) x cols [x0, x0 + ww) of the result into dst (wh, ww, 3); window positions
  * outside [0, OH) x [0, OW) are 0 (CLIPImageProcessor's centre-crop padding). The window
  * is computed directly: no full-size intermediate. */
-enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH, int OW,
-                                        int y0, int x0, int wh, int ww,
-                                        enum medvlm_resample filter, uint8_t *dst);
+enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH, int OW, int y0,
+                                        int x0, int wh, int ww, enum medvlm_resample filter,
+                                        uint8_t *dst);
 /* Naive sibling: the full resize pixel by pixel in Pillow's order, then the window. */
 enum medvlm_status mv_pil_resize_window_naive(const uint8_t *src, int H, int W, int OH, int OW,
                                               int y0, int x0, int wh, int ww,
@@ -72,6 +69,10 @@ enum medvlm_status mv_pil_resize_window_naive(const uint8_t *src, int H, int W, 
 /* src (C, H, W) -> dst (C, OH, OW); antialias as torch's _upsample_bilinear2d_aa. */
 enum medvlm_status mv_tv_resize(const float *src, int C, int H, int W, int OH, int OW,
                                 int antialias, float *dst);
+/* The same from HWC uint8 RGB (H, W, 3) through lut[c][v] (the float value of v in channel c):
+ * bit-identical to building the planes with lut and calling mv_tv_resize, without the planes. */
+enum medvlm_status mv_tv_resize_rgb8(const uint8_t *rgb, int H, int W, const float lut[3][256],
+                                     int OH, int OW, int antialias, float *dst);
 enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int OH, int OW,
                                       int antialias, float *dst);
 

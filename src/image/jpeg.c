@@ -47,8 +47,7 @@ static void on_emit_message(j_common_ptr ci, int level)
 }
 
 enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t size,
-                                  const struct medvlm_decode_limits *lim,
-                                  struct medvlm_image *out)
+                                  const struct medvlm_decode_limits *lim, struct medvlm_image *out)
 {
     struct jpeg_decompress_struct ci;
     struct jerr e;
@@ -82,11 +81,17 @@ enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t 
     if (st) goto fail;
     int nc = ci.num_components;
     switch (ci.jpeg_color_space) {
-    case JCS_GRAYSCALE: ci.out_color_space = JCS_GRAYSCALE; break;
+    case JCS_GRAYSCALE:
+        ci.out_color_space = JCS_GRAYSCALE;
+        break;
     case JCS_YCbCr:
-    case JCS_RGB: ci.out_color_space = JCS_RGB; break;
+    case JCS_RGB:
+        ci.out_color_space = JCS_RGB;
+        break;
     case JCS_CMYK:
-    case JCS_YCCK: ci.out_color_space = JCS_CMYK; break;
+    case JCS_YCCK:
+        ci.out_color_space = JCS_CMYK;
+        break;
     default:
         st = mv_err(MEDVLM_ERR_UNSUPPORTED,
                     "%s: JPEG with %d colour components of an unknown colour space is not "

@@ -98,8 +98,7 @@ static void row_to_rgb(const uint8_t *src, uint8_t *dst, int w, int ct, int bd,
 }
 
 enum medvlm_status mv_png_decode(const char *name, const uint8_t *data, size_t size,
-                                 const struct medvlm_decode_limits *lim,
-                                 struct medvlm_image *out)
+                                 const struct medvlm_decode_limits *lim, struct medvlm_image *out)
 {
     struct png_src src = {.data = data, .size = size};
     enum medvlm_status st = MEDVLM_OK;

@@ -50,8 +50,7 @@ static enum medvlm_status check_config(const struct medvlm_preproc_config *pp,
         return mv_err(MEDVLM_ERR_ARG, "preprocess: resample %d (expected 3 bicubic or 2 bilinear)",
                       (int)pp->resample);
     for (int c = 0; c < 3; c++)
-        if (!(pp->std[c] != 0.0f))
-            return mv_err(MEDVLM_ERR_ARG, "preprocess: std[%d] is zero", c);
+        if (!(pp->std[c] != 0.0f)) return mv_err(MEDVLM_ERR_ARG, "preprocess: std[%d] is zero", c);
     return MEDVLM_OK;
 }
 
@@ -168,8 +167,7 @@ static void to_chw(const uint8_t *src, int h, int w, float lut[3][256], float *d
 enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
                                            const struct medvlm_preproc_config *pp,
                                            const struct medvlm_preprocess_options *opt,
-                                           float *out_chw, size_t out_cap, int *out_h,
-                                           int *out_w)
+                                           float *out_chw, size_t out_cap, int *out_h, int *out_w)
 {
     struct medvlm_preprocess_options def;
     if (!opt) {
@@ -184,18 +182,15 @@ enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
     if (st) return st;
     size_t need = (size_t)3 * oh * ow;
     if (out_cap < need)
-        return mv_err(MEDVLM_ERR_ARG,
-                      "medvlm_image_preprocess: output holds %zu floats, expected 3 x %d x %d = %zu",
-                      out_cap, oh, ow, need);
+        return mv_err(
+            MEDVLM_ERR_ARG,
+            "medvlm_image_preprocess: output holds %zu floats, expected 3 x %d x %d = %zu", out_cap,
+            oh, ow, need);
     float lut[3][256];
     build_lut(pp, opt->pipeline, lut);
     if (opt->pipeline == MEDVLM_PREPROCESS_TUTORIAL) {
-        size_t n = (size_t)img->width * img->height;
-        float *planes = mv_malloc(3 * n * sizeof *planes);
-        if (!planes) return MEDVLM_ERR_NOMEM;
-        to_chw(img->rgb, img->height, img->width, lut, planes);
-        st = mv_tv_resize(planes, 3, img->height, img->width, oh, ow, opt->antialias, out_chw);
-        mv_free(planes);
+        st = mv_tv_resize_rgb8(img->rgb, img->height, img->width, (const float(*)[256])lut, oh, ow,
+                               opt->antialias, out_chw);
     } else {
         int rh, rw;
         if ((st = hf_resized(img->width, img->height, pp, &rh, &rw))) return st;
@@ -241,8 +236,9 @@ enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n
 #ifdef _OPENMP
     int nt = nthreads > 0 ? nthreads : omp_get_max_threads();
 #else
-    int nt = 1;
+    int nt = 1; /* no OpenMP (the fuzz build): the pragma below is ignored */
     (void)nthreads;
+    (void)nt;
 #endif
     /* each image is decoded and preprocessed by one thread with no shared state: the results
      * are the same for any thread count */
@@ -250,7 +246,10 @@ enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n
     for (int i = 0; i < n; i++) {
         struct medvlm_image img;
         enum medvlm_status s = medvlm_image_decode_file(paths[i], lim, &img);
-        if (!s) s = medvlm_image_preprocess(&img, pp, opt, out + (size_t)i * per, per, NULL, NULL);
+        if (!s) {
+            s = medvlm_image_preprocess(&img, pp, opt, out + (size_t)i * per, per, NULL, NULL);
+            if (s) mv_err_ctx(s, "%s", paths[i]); /* decode errors already name the file */
+        }
         if (s) memset(out + (size_t)i * per, 0, per * sizeof *out);
         medvlm_image_free(&img);
         if (item_status) item_status[i] = s;

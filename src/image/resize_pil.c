@@ -14,6 +14,13 @@
  */
 #include "image.h"
 
+/* The passes are plain loops over rows; GCC's -O2 leaves them scalar. O3 vectorises them
+ * across output pixels only, which keeps each output's own sum order: results unchanged
+ * (integer sums here; float sums keep their tap order, no reassociation without -ffast-math). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
 #include <math.h>
 #include <string.h>
 
@@ -56,8 +63,8 @@ enum medvlm_status mv_pil_axis_init(struct mv_pil_axis *ax, int in_size, int out
 {
     memset(ax, 0, sizeof *ax);
     if (in_size <= 0 || out_size <= 0 || o0 < 0 || n < 0 || o0 > out_size - n)
-        return mv_err(MEDVLM_ERR_ARG, "resize axis %d -> %d, window [%d, %d) out of range",
-                      in_size, out_size, o0, o0 + n);
+        return mv_err(MEDVLM_ERR_ARG, "resize axis %d -> %d, window [%d, %d) out of range", in_size,
+                      out_size, o0, o0 + n);
     double (*fn)(double) = filter == MEDVLM_RESAMPLE_BILINEAR ? bilinear_filter : bicubic_filter;
     double fsupport = filter == MEDVLM_RESAMPLE_BILINEAR ? 1.0 : 2.0;
     double scale = (double)((float)in_size - 0.0f) / out_size, filterscale = scale;
@@ -146,13 +153,13 @@ static void vertical(const uint8_t *src, size_t stride, size_t off, size_t len, 
     }
 }
 
-enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH, int OW,
-                                        int y0, int x0, int wh, int ww,
-                                        enum medvlm_resample filter, uint8_t *dst)
+enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH, int OW, int y0,
+                                        int x0, int wh, int ww, enum medvlm_resample filter,
+                                        uint8_t *dst)
 {
     if (H <= 0 || W <= 0 || OH <= 0 || OW <= 0 || wh <= 0 || ww <= 0)
-        return mv_err(MEDVLM_ERR_ARG, "resize %dx%d -> %dx%d window %dx%d: bad size", W, H, OW,
-                      OH, ww, wh);
+        return mv_err(MEDVLM_ERR_ARG, "resize %dx%d -> %dx%d window %dx%d: bad size", W, H, OW, OH,
+                      ww, wh);
     memset(dst, 0, (size_t)wh * ww * 3);
     /* the part of the window inside the resized image */
     int vy0 = MV_MAX(y0, 0), vy1 = MV_MIN(y0 + wh, OH);
@@ -264,9 +271,9 @@ enum medvlm_status mv_pil_resize_window_naive(const uint8_t *src, int H, int W, 
         for (int x = 0; x < ww; x++)
             for (int c = 0; c < 3; c++) {
                 int sy = y + y0, sx = x + x0;
-                dst[((size_t)y * ww + x) * 3 + c] =
-                    sy >= 0 && sy < OH && sx >= 0 && sx < OW ? full[((size_t)sy * OW + sx) * 3 + c]
-                                                             : 0;
+                dst[((size_t)y * ww + x) * 3 + c] = sy >= 0 && sy < OH && sx >= 0 && sx < OW
+                                                        ? full[((size_t)sy * OW + sx) * 3 + c]
+                                                        : 0;
             }
 fail:
     mv_pil_axis_free(&ah);

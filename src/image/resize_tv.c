@@ -17,6 +17,13 @@
  */
 #include "image.h"
 
+/* The passes are plain loops over rows; GCC's -O2 leaves them scalar. O3 vectorises them
+ * across output pixels only, which keeps each output's own sum order: results unchanged
+ * (integer sums here; float sums keep their tap order, no reassociation without -ffast-math). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
 #include <math.h>
 #include <string.h>
 
@@ -102,6 +109,22 @@ static void tv_linear_index(int in, int out, int dst, int *i0, int *i1, float *l
     *l0 = 1.0f - *l1;
 }
 
+/* The input: float planes (C, H, W), or HWC uint8 RGB read through a per-channel table
+ * (lut[c][v] = the plane value v would have had: ToTensor + Normalize), which gives the same
+ * floats without materialising the planes. */
+struct tv_src {
+    const float *planes;
+    const uint8_t *rgb;
+    const float (*lut)[256];
+    int H, W;
+};
+
+static inline float tv_px(const struct tv_src *s, int c, size_t y, size_t x)
+{
+    if (s->rgb) return s->lut[c][s->rgb[(y * (size_t)s->W + x) * 3 + (size_t)c]];
+    return s->planes[((size_t)c * s->H + y) * s->W + x];
+}
+
 static enum medvlm_status check_dims(int C, int H, int W, int OH, int OW)
 {
     if (C <= 0 || H <= 0 || W <= 0 || OH <= 0 || OW <= 0)
@@ -110,9 +133,9 @@ static enum medvlm_status check_dims(int C, int H, int W, int OH, int OW)
     return MEDVLM_OK;
 }
 
-static enum medvlm_status resize_linear(const float *src, int C, int H, int W, int OH, int OW,
-                                        float *dst)
+static enum medvlm_status resize_linear(const struct tv_src *src, int C, int OH, int OW, float *dst)
 {
+    int H = src->H, W = src->W;
     int *xi = mv_malloc((size_t)OW * 2 * sizeof *xi);
     float *xl = mv_malloc((size_t)OW * 2 * sizeof *xl);
     if (!xi || !xl) {
@@ -123,20 +146,18 @@ static enum medvlm_status resize_linear(const float *src, int C, int H, int W, i
     for (int x = 0; x < OW; x++)
         tv_linear_index(W, OW, x, &xi[2 * x], &xi[2 * x + 1], &xl[2 * x], &xl[2 * x + 1]);
     for (int c = 0; c < C; c++) {
-        const float *p = src + (size_t)c * H * W;
         for (int y = 0; y < OH; y++) {
             int y0, y1;
             float ly0, ly1;
             tv_linear_index(H, OH, y, &y0, &y1, &ly0, &ly1);
-            const float *r0 = p + (size_t)y0 * W, *r1 = p + (size_t)y1 * W;
             float *d = dst + ((size_t)c * OH + y) * OW;
             for (int x = 0; x < OW; x++) {
                 int a = xi[2 * x], b = xi[2 * x + 1];
                 float wa = xl[2 * x], wb = xl[2 * x + 1];
-                float t0 = r0[a] * wa;
-                t0 += r0[b] * wb;
-                float t1 = r1[a] * wa;
-                t1 += r1[b] * wb;
+                float t0 = tv_px(src, c, y0, a) * wa;
+                t0 += tv_px(src, c, y0, b) * wb;
+                float t1 = tv_px(src, c, y1, a) * wa;
+                t1 += tv_px(src, c, y1, b) * wb;
                 float o = t0 * ly0;
                 o += t1 * ly1;
                 d[x] = o;
@@ -148,35 +169,70 @@ static enum medvlm_status resize_linear(const float *src, int C, int H, int W, i
     return MEDVLM_OK;
 }
 
-enum medvlm_status mv_tv_resize(const float *src, int C, int H, int W, int OH, int OW,
-                                int antialias, float *dst)
+static enum medvlm_status tv_resize(const struct tv_src *src, int C, int OH, int OW, int antialias,
+                                    float *dst)
 {
+    int H = src->H, W = src->W;
     enum medvlm_status st = check_dims(C, H, W, OH, OW);
     if (st) return st;
-    if (!antialias) return resize_linear(src, C, H, W, OH, OW, dst);
+    if (!antialias) return resize_linear(src, C, OH, OW, dst);
     int need_h = OW != W, need_v = OH != H;
     struct tv_axis ah = {0}, av = {0};
     float *mid = NULL;
     if ((need_h && (st = tv_axis_aa(&ah, W, OW))) || (need_v && (st = tv_axis_aa(&av, H, OH))))
         goto fail;
-    const float *hsrc = src; /* (C, H, OW) after the horizontal pass */
-    if (need_h) {
-        float *hout = need_v ? (mid = mv_malloc((size_t)C * H * OW * sizeof *mid)) : dst;
+    const float *hsrc = src->planes; /* (C, H, OW) after the horizontal pass */
+    if (need_h || (!src->planes && need_v)) {
+        int hw = need_h ? OW : W;
+        float *hout = need_v ? (mid = mv_malloc((size_t)C * H * hw * sizeof *mid)) : dst;
         if (!hout) {
             st = MEDVLM_ERR_NOMEM;
             goto fail;
         }
-        for (size_t r = 0; r < (size_t)C * H; r++) {
-            const float *s = src + r * W;
-            float *d = hout + r * OW;
-            for (int i = 0; i < OW; i++) {
-                const float *w = ah.w + (size_t)i * ah.ksize;
-                const float *p = s + ah.bounds[2 * i];
-                int cnt = ah.bounds[2 * i + 1];
-                float o = cnt > 0 ? p[0] * w[0] : 0.0f;
-                for (int j = 1; j < cnt; j++) o += p[j] * w[j];
-                d[i] = o;
+        if (src->rgb && need_h && C == 3) {
+            /* the three channels of a row together: one pass over the interleaved bytes, each
+             * output still summed in its own tap order */
+            for (int y = 0; y < H; y++) {
+                const uint8_t *row = src->rgb + (size_t)y * W * 3;
+                const float *l0 = src->lut[0], *l1 = src->lut[1], *l2 = src->lut[2];
+                float *d0 = hout + (size_t)y * OW, *d1 = d0 + (size_t)H * OW,
+                      *d2 = d1 + (size_t)H * OW;
+                for (int i = 0; i < OW; i++) {
+                    const float *w = ah.w + (size_t)i * ah.ksize;
+                    int cnt = ah.bounds[2 * i + 1];
+                    const uint8_t *p = row + (size_t)ah.bounds[2 * i] * 3;
+                    float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f;
+                    if (cnt > 0) {
+                        o0 = l0[p[0]] * w[0];
+                        o1 = l1[p[1]] * w[0];
+                        o2 = l2[p[2]] * w[0];
+                    }
+                    for (int j = 1; j < cnt; j++) {
+                        o0 += l0[p[3 * j]] * w[j];
+                        o1 += l1[p[3 * j + 1]] * w[j];
+                        o2 += l2[p[3 * j + 2]] * w[j];
+                    }
+                    d0[i] = o0;
+                    d1[i] = o1;
+                    d2[i] = o2;
+                }
             }
+        } else {
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < H; y++) {
+                    float *d = hout + ((size_t)c * H + y) * hw;
+                    if (!need_h) { /* planes from the table, for the vertical pass */
+                        for (int x = 0; x < W; x++) d[x] = tv_px(src, c, y, x);
+                        continue;
+                    }
+                    for (int i = 0; i < OW; i++) {
+                        const float *w = ah.w + (size_t)i * ah.ksize;
+                        int x0 = ah.bounds[2 * i], cnt = ah.bounds[2 * i + 1];
+                        float o = cnt > 0 ? tv_px(src, c, y, x0) * w[0] : 0.0f;
+                        for (int j = 1; j < cnt; j++) o += tv_px(src, c, y, x0 + j) * w[j];
+                        d[i] = o;
+                    }
+                }
         }
         hsrc = hout;
     }
@@ -201,12 +257,29 @@ enum medvlm_status mv_tv_resize(const float *src, int C, int H, int W, int OH, i
             }
         }
     }
-    if (!need_h && !need_v) memcpy(dst, src, (size_t)C * H * W * sizeof *dst);
+    if (!need_h && !need_v)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) dst[((size_t)c * H + y) * W + x] = tv_px(src, c, y, x);
 fail:
     tv_axis_free(&ah);
     tv_axis_free(&av);
     mv_free(mid);
     return st;
+}
+
+enum medvlm_status mv_tv_resize(const float *src, int C, int H, int W, int OH, int OW,
+                                int antialias, float *dst)
+{
+    struct tv_src s = {.planes = src, .H = H, .W = W};
+    return tv_resize(&s, C, OH, OW, antialias, dst);
+}
+
+enum medvlm_status mv_tv_resize_rgb8(const uint8_t *rgb, int H, int W, const float lut[3][256],
+                                     int OH, int OW, int antialias, float *dst)
+{
+    struct tv_src s = {.rgb = rgb, .lut = lut, .H = H, .W = W};
+    return tv_resize(&s, 3, OH, OW, antialias, dst);
 }
 
 enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int OH, int OW,
@@ -251,13 +324,17 @@ enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int
                         int nx = ah.bounds[2 * x + 1];
                         const float *w = ah.w + (size_t)x * ah.ksize;
                         h = nx > 0 ? p[(size_t)sy * W + ah.bounds[2 * x]] * w[0] : 0.0f;
-                        for (int i = 1; i < nx; i++) h += p[(size_t)sy * W + ah.bounds[2 * x] + i] * w[i];
+                        for (int i = 1; i < nx; i++)
+                            h += p[(size_t)sy * W + ah.bounds[2 * x] + i] * w[i];
                     } else {
                         h = p[(size_t)sy * W + x];
                     }
-                    if (!need_v) o = h;
-                    else if (j == 0) o = h * av.w[(size_t)y * av.ksize];
-                    else o += h * av.w[(size_t)y * av.ksize + j];
+                    if (!need_v)
+                        o = h;
+                    else if (j == 0)
+                        o = h * av.w[(size_t)y * av.ksize];
+                    else
+                        o += h * av.w[(size_t)y * av.ksize + j];
                 }
                 dst[((size_t)c * OH + y) * OW + x] = o;
             }

@@ -114,15 +114,24 @@ static void px_to_rgb(const uint8_t *src, uint8_t *dst, int n, int spp, enum lay
 {
     for (int x = 0; x < n; x++, src += spp, dst += 3) {
         switch (l) {
-        case LAYOUT_RGB: dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2]; break;
-        case LAYOUT_GREY: dst[0] = dst[1] = dst[2] = src[0]; break;
-        case LAYOUT_GREY_INV: dst[0] = dst[1] = dst[2] = (uint8_t)(255 - src[0]); break;
+        case LAYOUT_RGB:
+            dst[0] = src[0];
+            dst[1] = src[1];
+            dst[2] = src[2];
+            break;
+        case LAYOUT_GREY:
+            dst[0] = dst[1] = dst[2] = src[0];
+            break;
+        case LAYOUT_GREY_INV:
+            dst[0] = dst[1] = dst[2] = (uint8_t)(255 - src[0]);
+            break;
         case LAYOUT_PALETTE:
             dst[0] = (uint8_t)(cm[0][src[0]] >> 8);
             dst[1] = (uint8_t)(cm[1][src[0]] >> 8);
             dst[2] = (uint8_t)(cm[2][src[0]] >> 8);
             break;
-        default: break;
+        default:
+            break;
         }
     }
 }
@@ -133,8 +142,8 @@ static enum medvlm_status tiff_fail(const char *name, const struct tiff_src *s, 
                   s->msg[0] ? ": " : "", s->msg);
 }
 
-static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_src *s, int w,
-                                      int h, int spp, enum layout l, const uint16_t *cm[3],
+static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_src *s, int w, int h,
+                                      int spp, enum layout l, const uint16_t *cm[3],
                                       struct medvlm_image *out)
 {
     uint32_t rps = 0;
@@ -156,20 +165,21 @@ static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_s
             break;
         }
         for (uint32_t r = 0; r < nrows; r++)
-            px_to_rgb(buf + (size_t)r * w * spp, out->rgb + ((size_t)(y0 + r) * w) * 3, w, spp,
-                      l, cm);
+            px_to_rgb(buf + (size_t)r * w * spp, out->rgb + ((size_t)(y0 + r) * w) * 3, w, spp, l,
+                      cm);
     }
     mv_free(buf);
     return st;
 }
 
-static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_src *s, int w,
-                                     int h, int spp, enum layout l, const uint16_t *cm[3],
+static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_src *s, int w, int h,
+                                     int spp, enum layout l, const uint16_t *cm[3],
                                      struct medvlm_image *out)
 {
     uint32_t tw = 0, th = 0;
     if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &th) ||
-        tw == 0 || th == 0 || tw > 65536 || th > 65536)
+        tw == 0 || th == 0 || tw > 16384 || th > 16384 ||
+        (uint64_t)tw * th > MV_MIN((uint64_t)1 << 24, 16 * (uint64_t)w * h + 65536))
         return tiff_fail(name, s, "bad tile size");
     tmsize_t tsize = TIFFTileSize(tif);
     size_t need;
@@ -187,16 +197,16 @@ static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_sr
             }
             uint32_t nr = MV_MIN(th, (uint32_t)h - ty), nc = MV_MIN(tw, (uint32_t)w - tx);
             for (uint32_t r = 0; r < nr; r++)
-                px_to_rgb(buf + (size_t)r * tw * spp,
-                          out->rgb + (((size_t)(ty + r) * w) + tx) * 3, (int)nc, spp, l, cm);
+                px_to_rgb(buf + (size_t)r * tw * spp, out->rgb + (((size_t)(ty + r) * w) + tx) * 3,
+                          (int)nc, spp, l, cm);
         }
     }
     mv_free(buf);
     return st;
 }
 
-static enum medvlm_status read_rgba(TIFF *tif, const char *name, struct tiff_src *s, int w,
-                                    int h, struct medvlm_image *out)
+static enum medvlm_status read_rgba(TIFF *tif, const char *name, struct tiff_src *s, int w, int h,
+                                    struct medvlm_image *out)
 {
     char emsg[1024] = "";
     if (!TIFFRGBAImageOK(tif, emsg))
@@ -219,8 +229,7 @@ static enum medvlm_status read_rgba(TIFF *tif, const char *name, struct tiff_src
 }
 
 enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t size,
-                                  const struct medvlm_decode_limits *lim,
-                                  struct medvlm_image *out)
+                                  const struct medvlm_decode_limits *lim, struct medvlm_image *out)
 {
     struct tiff_src src = {.data = data, .size = size};
     enum medvlm_status st = MEDVLM_OK;
@@ -229,7 +238,12 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     if (!opts) return mv_err(MEDVLM_ERR_NOMEM, "%s: cannot create a TIFF reader", name);
     TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, &src);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, &src);
-    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 31);
+    /* libtiff's own buffers (strips of the RGBA reader, directories): in proportion to the
+     * pixel limit, between 64 MiB and 2 GiB */
+    uint64_t max_alloc = (uint64_t)1 << 31;
+    if (lim->max_pixels > 0 && (uint64_t)lim->max_pixels < max_alloc / 32)
+        max_alloc = MV_MAX((uint64_t)lim->max_pixels * 32, (uint64_t)64 << 20);
+    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)max_alloc);
     /* "m": memory-mapped access through mem_map; "r": read only */
     tif = TIFFClientOpenExt(name, "rm", (thandle_t)&src, mem_read, mem_write, mem_seek, mem_close,
                             mem_size, mem_map, mem_unmap, opts);
@@ -239,7 +253,8 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     }
     uint32_t w32 = 0, h32 = 0;
     uint16_t spp = 1, bps = 1, photo = 0, planar = PLANARCONFIG_CONTIG;
-    if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w32) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h32)) {
+    if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w32) ||
+        !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h32)) {
         st = tiff_fail(name, &src, "no ImageWidth/ImageLength");
         goto fail;
     }
@@ -252,10 +267,14 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     int w = (int)w32, h = (int)h32;
     enum layout l = LAYOUT_RGBA_IMAGE;
     const uint16_t *cm[3] = {NULL, NULL, NULL};
-    if (bps == 8 && (planar == PLANARCONFIG_CONTIG || spp == 1)) {
-        if (photo == PHOTOMETRIC_RGB && spp >= 3) l = LAYOUT_RGB;
-        else if (photo == PHOTOMETRIC_MINISBLACK && spp >= 1 && spp <= 2) l = LAYOUT_GREY;
-        else if (photo == PHOTOMETRIC_MINISWHITE && spp == 1) l = LAYOUT_GREY_INV;
+    /* the strip/tile path: 8-bit samples, interleaved, at most 8 samples per pixel */
+    if (bps == 8 && spp <= 8 && (planar == PLANARCONFIG_CONTIG || spp == 1)) {
+        if (photo == PHOTOMETRIC_RGB && spp >= 3)
+            l = LAYOUT_RGB;
+        else if (photo == PHOTOMETRIC_MINISBLACK && spp >= 1 && spp <= 2)
+            l = LAYOUT_GREY;
+        else if (photo == PHOTOMETRIC_MINISWHITE && spp == 1)
+            l = LAYOUT_GREY_INV;
         else if (photo == PHOTOMETRIC_PALETTE && spp == 1) {
             uint16_t *r, *g, *b;
             if (TIFFGetField(tif, TIFFTAG_COLORMAP, &r, &g, &b)) {

@@ -1,4 +1,5 @@
-/* stage_decode.c - decode.safetensors: rgb.{i} = every manifest image decoded to RGB, U8 [H,W,3]. */
+/* stage_decode.c - decode.safetensors: rgb.{i} = every manifest image decoded to RGB, U8 [H,W,3].
+ */
 #include "golden.h"
 
 #include "../../src/core/core.h"

@@ -66,6 +66,8 @@ static int max_diff(const uint8_t *a, const uint8_t *b, size_t n)
 
 /* ---------------------------------------------------------------- writers */
 
+static int jpeg_ycck; /* make_jpeg: store CMYK input as YCCK (Adobe transform 2) */
+
 static unsigned char *make_jpeg(const uint8_t *px, int w, int h, int comps, J_COLOR_SPACE cs,
                                 int quality, int progressive, unsigned long *size)
 {
@@ -81,6 +83,11 @@ static unsigned char *make_jpeg(const uint8_t *px, int w, int h, int comps, J_CO
     ci.input_components = comps;
     ci.in_color_space = cs;
     jpeg_set_defaults(&ci);
+    if (jpeg_ycck && cs == JCS_CMYK) {
+        jpeg_set_colorspace(&ci, JCS_YCCK);
+        for (int c = 0; c < ci.num_components; c++) /* no chroma subsampling: exact blocks */
+            ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
+    }
     jpeg_set_quality(&ci, quality, TRUE);
     if (progressive) jpeg_simple_progression(&ci);
     jpeg_start_compress(&ci, TRUE);
@@ -249,6 +256,28 @@ static void test_jpeg(void)
               a.rgb[0], a.rgb[1], a.rgb[2]);
     }
     medvlm_image_free(&a);
+    /* YCCK (Adobe transform 2): libjpeg turns it back into CMYK, then the same as above; the
+     * colour transform rounds, so allow a level or two */
+    jpeg_ycck = 1;
+    unsigned long ny;
+    unsigned char *yj = make_jpeg(cmyk, cw, ch, 4, JCS_CMYK, 100, 0, &ny);
+    jpeg_ycck = 0;
+    write_file("img_ycck.jpg", yj, ny);
+    CHECK_OK(medvlm_image_decode_file("img_ycck.jpg", NULL, &a));
+    if (a.rgb) {
+        int d = 0;
+        for (int i = 0; i < cw * ch; i++) {
+            const uint8_t *s = inks[(i % cw) / 16];
+            uint8_t inv[4] = {(uint8_t)(255 - s[0]), (uint8_t)(255 - s[1]), (uint8_t)(255 - s[2]),
+                              (uint8_t)(255 - s[3])};
+            uint8_t want[3];
+            mv_cmyk_to_rgb(inv, want);
+            d = MV_MAX(d, max_diff(a.rgb + 3 * i, want, 3));
+        }
+        CHECK(d <= 2, "ycck jpeg: max diff %d", d);
+    }
+    medvlm_image_free(&a);
+    free(yj);
     free(cmyk);
     free(grey);
     free(src);
@@ -270,17 +299,25 @@ static void png_expect(const uint8_t *rows, int w, int h, int bd, int ct, const 
             unsigned s[4];
             for (int c = 0; c < ch; c++) {
                 size_t bit = ((size_t)x * ch + c) * bd;
-                if (bd == 16) s[c] = (unsigned)r[bit / 8] << 8 | r[bit / 8 + 1];
-                else if (bd == 8) s[c] = r[bit / 8];
-                else s[c] = (r[bit / 8] >> (8 - bd - bit % 8)) & ((1u << bd) - 1);
+                if (bd == 16)
+                    s[c] = (unsigned)r[bit / 8] << 8 | r[bit / 8 + 1];
+                else if (bd == 8)
+                    s[c] = r[bit / 8];
+                else
+                    s[c] = (r[bit / 8] >> (8 - bd - bit % 8)) & ((1u << bd) - 1);
             }
             uint8_t *o = out + ((size_t)y * w + x) * 3;
             if (ct == 3) {
-                if ((int)s[0] < npal) o[0] = pal[s[0]].red, o[1] = pal[s[0]].green, o[2] = pal[s[0]].blue;
-                else o[0] = o[1] = o[2] = (uint8_t)s[0];
+                if ((int)s[0] < npal)
+                    o[0] = pal[s[0]].red, o[1] = pal[s[0]].green, o[2] = pal[s[0]].blue;
+                else
+                    o[0] = o[1] = o[2] = (uint8_t)s[0];
             } else if (ct == 0 || ct == 4) {
                 unsigned v = bd == 16 ? (ct == 0 ? (s[0] > 255 ? 255 : s[0]) : s[0] >> 8)
-                                      : s[0] * (bd == 1 ? 255 : bd == 2 ? 85 : bd == 4 ? 17 : 1);
+                                      : s[0] * (bd == 1   ? 255
+                                                : bd == 2 ? 85
+                                                : bd == 4 ? 17
+                                                          : 1);
                 o[0] = o[1] = o[2] = (uint8_t)v;
             } else {
                 for (int c = 0; c < 3; c++) o[c] = (uint8_t)(bd == 16 ? s[c] >> 8 : s[c]);
@@ -294,11 +331,21 @@ static void test_png_layouts(void)
         int bd, ct, interlace;
         const char *what;
     } cases[] = {
-        {8, 2, 0, "rgb8"},       {8, 2, 1, "rgb8 interlaced"}, {16, 2, 0, "rgb16"},
-        {16, 6, 1, "rgba16 interlaced"}, {8, 6, 0, "rgba8"},  {16, 0, 0, "grey16"},
-        {16, 0, 1, "grey16 interlaced"}, {8, 0, 0, "grey8"}, {1, 0, 0, "grey1"},
-        {2, 0, 1, "grey2 interlaced"},   {4, 0, 0, "grey4"}, {8, 4, 0, "grey+alpha8"},
-        {16, 4, 0, "grey+alpha16"},      {8, 3, 0, "palette8"}, {4, 3, 1, "palette4 interlaced"},
+        {8, 2, 0, "rgb8"},
+        {8, 2, 1, "rgb8 interlaced"},
+        {16, 2, 0, "rgb16"},
+        {16, 6, 1, "rgba16 interlaced"},
+        {8, 6, 0, "rgba8"},
+        {16, 0, 0, "grey16"},
+        {16, 0, 1, "grey16 interlaced"},
+        {8, 0, 0, "grey8"},
+        {1, 0, 0, "grey1"},
+        {2, 0, 1, "grey2 interlaced"},
+        {4, 0, 0, "grey4"},
+        {8, 4, 0, "grey+alpha8"},
+        {16, 4, 0, "grey+alpha16"},
+        {8, 3, 0, "palette8"},
+        {4, 3, 1, "palette4 interlaced"},
         {1, 3, 0, "palette1"},
     };
     png_color pal[5] = {{10, 20, 30}, {200, 100, 0}, {1, 2, 3}, {255, 255, 255}, {9, 8, 7}};
@@ -367,7 +414,8 @@ static void test_png_bad(void)
     CHECK(at > 0, "IDAT found");
     uint8_t *bad = malloc(m.n);
     memcpy(bad, m.p, m.n);
-    uint32_t idat_len = (uint32_t)bad[at] << 24 | bad[at + 1] << 16 | bad[at + 2] << 8 | bad[at + 3];
+    uint32_t idat_len =
+        (uint32_t)bad[at] << 24 | bad[at + 1] << 16 | bad[at + 2] << 8 | bad[at + 3];
     bad[at + 8 + idat_len] ^= 0x55; /* the stored CRC itself: the data still inflates */
     write_file("img_badcrc.png", bad, m.n);
     CHECK_ERR(medvlm_image_decode_file("img_badcrc.png", NULL, &img), MEDVLM_ERR_FORMAT,
@@ -389,8 +437,8 @@ static void test_png_bad(void)
     struct medvlm_decode_limits lim;
     medvlm_decode_limits_default(&lim);
     lim.max_pixels = 200;
-    CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "small_limit.png", &lim, &img),
-              MEDVLM_ERR_LIMIT, "small_limit.png: PNG declares 16 x 16 pixels, over the decode limit");
+    CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "small_limit.png", &lim, &img), MEDVLM_ERR_LIMIT,
+              "small_limit.png: PNG declares 16 x 16 pixels, over the decode limit");
     lim.max_pixels = 0;
     lim.max_width = 15;
     CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "narrow.png", &lim, &img), MEDVLM_ERR_LIMIT,

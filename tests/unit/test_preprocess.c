@@ -23,9 +23,9 @@ static void test_pil_naive(void)
 {
     static const int sizes[][4] = {
         /* H, W, OH, OW */
-        {23, 37, 224, 360}, {97, 131, 224, 302}, {199, 300, 224, 337}, {512, 512, 224, 224},
-        {40, 40, 40, 17},   {17, 60, 50, 60},    {1, 9, 3, 1},         {300, 7, 2, 2},
-        {64, 48, 64, 48},
+        {23, 37, 224, 360},   {97, 131, 224, 302}, {199, 300, 224, 337},
+        {512, 512, 224, 224}, {40, 40, 40, 17},    {17, 60, 50, 60},
+        {1, 9, 3, 1},         {300, 7, 2, 2},      {64, 48, 64, 48},
     };
     for (size_t t = 0; t < MV_ARRAY_LEN(sizes); t++) {
         int H = sizes[t][0], W = sizes[t][1], OH = sizes[t][2], OW = sizes[t][3];
@@ -40,8 +40,10 @@ static void test_pil_naive(void)
             for (int k = 0; k < 3; k++) {
                 int wh = win[k][2], ww = win[k][3];
                 uint8_t *a = malloc((size_t)wh * ww * 3), *b = malloc((size_t)wh * ww * 3);
-                CHECK_OK(mv_pil_resize_window(src, H, W, OH, OW, win[k][0], win[k][1], wh, ww, filt, a));
-                CHECK_OK(mv_pil_resize_window_naive(src, H, W, OH, OW, win[k][0], win[k][1], wh, ww, filt, b));
+                CHECK_OK(
+                    mv_pil_resize_window(src, H, W, OH, OW, win[k][0], win[k][1], wh, ww, filt, a));
+                CHECK_OK(mv_pil_resize_window_naive(src, H, W, OH, OW, win[k][0], win[k][1], wh, ww,
+                                                    filt, b));
                 CHECK(memcmp(a, b, (size_t)wh * ww * 3) == 0,
                       "pil resize %dx%d -> %dx%d window %d (filter %d): fast != naive", W, H, OW,
                       OH, k, (int)filt);
@@ -69,15 +71,47 @@ static void test_tv_naive(void)
     for (size_t t = 0; t < MV_ARRAY_LEN(sizes); t++) {
         int H = sizes[t][0], W = sizes[t][1], OH = sizes[t][2], OW = sizes[t][3];
         size_t n = (size_t)2 * H * W, on = (size_t)2 * OH * OW;
-        float *src = malloc(n * sizeof *src), *a = malloc(on * sizeof *a), *b = malloc(on * sizeof *b);
+        float *src = malloc(n * sizeof *src), *a = malloc(on * sizeof *a),
+              *b = malloc(on * sizeof *b);
         for (size_t i = 0; i < n; i++) src[i] = (float)(rnd() % 20000) / 5000.0f - 2.0f;
         for (int aa = 0; aa < 2; aa++) {
             CHECK_OK(mv_tv_resize(src, 2, H, W, OH, OW, aa, a));
             CHECK_OK(mv_tv_resize_naive(src, 2, H, W, OH, OW, aa, b));
-            CHECK(memcmp(a, b, on * sizeof *a) == 0, "tv resize %dx%d -> %dx%d aa %d: fast != naive",
-                  W, H, OW, OH, aa);
+            CHECK(memcmp(a, b, on * sizeof *a) == 0,
+                  "tv resize %dx%d -> %dx%d aa %d: fast != naive", W, H, OW, OH, aa);
         }
         free(src);
+        free(a);
+        free(b);
+    }
+}
+
+/* the uint8 + table input gives the same floats as building the planes first */
+static void test_tv_rgb8(void)
+{
+    static const int sizes[][4] = {
+        {199, 300, 224, 224}, {64, 64, 64, 40}, {30, 50, 45, 50}, {16, 16, 16, 16}, {5, 7, 9, 11},
+    };
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - 0.4f - 0.05f * c) / 0.27f;
+    for (size_t t = 0; t < MV_ARRAY_LEN(sizes); t++) {
+        int H = sizes[t][0], W = sizes[t][1], OH = sizes[t][2], OW = sizes[t][3];
+        size_t n = (size_t)H * W, on = (size_t)3 * OH * OW;
+        uint8_t *rgb = malloc(n * 3);
+        float *planes = malloc(3 * n * sizeof *planes), *a = malloc(on * sizeof *a),
+              *b = malloc(on * sizeof *b);
+        for (size_t i = 0; i < n * 3; i++) rgb[i] = (uint8_t)rnd();
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < n; i++) planes[c * n + i] = lut[c][rgb[3 * i + c]];
+        for (int aa = 0; aa < 2; aa++) {
+            CHECK_OK(mv_tv_resize(planes, 3, H, W, OH, OW, aa, a));
+            CHECK_OK(mv_tv_resize_rgb8(rgb, H, W, (const float(*)[256])lut, OH, OW, aa, b));
+            CHECK(memcmp(a, b, on * sizeof *a) == 0, "rgb8 %dx%d -> %dx%d aa %d: != planes", W, H,
+                  OW, OH, aa);
+        }
+        free(rgb);
+        free(planes);
         free(a);
         free(b);
     }
@@ -187,7 +221,8 @@ static void test_batch(const char *golden)
                                                per * n, NULL));
         CHECK_OK(medvlm_image_preprocess_files((const char *const *)paths, n, NULL, &pp, &o, 2, t2,
                                                per * n, NULL));
-        CHECK(memcmp(one, t1, per * n * sizeof *t1) == 0, "batch 1 thread == one by one (%d)", pipe);
+        CHECK(memcmp(one, t1, per * n * sizeof *t1) == 0, "batch 1 thread == one by one (%d)",
+              pipe);
         CHECK(memcmp(t1, t2, per * n * sizeof *t1) == 0, "batch 1 thread == 2 threads (%d)", pipe);
         /* a missing file among them: named in the error, reported per item, the rest written */
         enum medvlm_status *item = calloc((size_t)n + 1, sizeof *item);
@@ -195,7 +230,8 @@ static void test_batch(const char *golden)
         CHECK_ERR(medvlm_image_preprocess_files((const char *const *)paths, n + 1, NULL, &pp, &o, 2,
                                                 t2, per * (n + 1), item),
                   MEDVLM_ERR_IO, "definitely_missing.png: cannot open");
-        CHECK(item[n] == MEDVLM_ERR_IO && item[0] == MEDVLM_OK && item[n - 1] == MEDVLM_OK, "item status");
+        CHECK(item[n] == MEDVLM_ERR_IO && item[0] == MEDVLM_OK && item[n - 1] == MEDVLM_OK,
+              "item status");
         CHECK(memcmp(one, t2, per * n * sizeof *t2) == 0, "others still written");
         CHECK(t2[per * n] == 0.0f, "failed slot zeroed");
         CHECK_ERR(medvlm_image_preprocess_files((const char *const *)paths, n, NULL, &pp, &o, 2, t2,
@@ -215,6 +251,7 @@ int main(void)
     const char *golden = test_golden_dir();
     test_pil_naive();
     test_tv_naive();
+    test_tv_rgb8();
     test_sizes();
     test_padding_and_args();
     test_batch(golden);
