@@ -53,7 +53,7 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
         R += a->len[b];
     }
     // x (R, C) = token_embedding[ids] + position_embedding[0..N_b)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++)
         for (int n = 0; n < a->len[b]; n++) {
             const float *tok = t->tok_emb + (size_t)ids[(size_t)b * T + n] * C;

@@ -3,36 +3,108 @@
  * GEMM already added): quick_gelu x*sigmoid(1.702x) (CLIP, PLIP) and exact gelu
  * 0.5x(1 + erf(x/sqrt 2)).
  *
+ * quick_gelu runs on every element of the (R, I) MLP hidden layer: with libm's scalar expf
+ * it was ~7% of a ViT-B/32 forward. mv_expf8 below is a branch-free exp on 8 lanes (Cody-Waite
+ * range reduction, degree-7 polynomial: relative error ~1e-7, within ~2 float ulps of expf),
+ * compiled once for AVX2 and once for the baseline, picked at load time. No -ffast-math.
+ *
  * Glossary: n elements (R rows x I MLP width, contiguous).
  */
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
-/* The formulas in torch's op order: quick_gelu = x * sigmoid(1.702 * x) with
- * sigmoid(z) = 1 / (1 + exp(-z)). */
-static inline float quick_gelu(float x)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define MV_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MV_CLONES
+#endif
+
+/* 8 floats as one value: GCC's vector extension (AVX2 registers in the x86-64-v3 clone, two
+ * SSE registers otherwise). Comparisons give lane masks, so the clamps need no branches. */
+#pragma GCC diagnostic ignored "-Wpsabi" /* v8f crosses static inline functions only */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* lane-wise select: m ? a : b for masks of all ones / zeros (C has no vector ?:) */
+static inline v8f select8(v8i m, v8f a, v8f b)
 {
-    return x * (1.0f / (1.0f + expf(-1.702f * x)));
+    return (v8f)((m & (v8i)a) | (~m & (v8i)b));
 }
 
-static inline float gelu(float x)
+static inline v8f splat(float a)
 {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
+    return (v8f){a, a, a, a, a, a, a, a};
+}
+
+/* exp(x) per lane for x in [-87, 88], clamped outside (quick_gelu needs no more range).
+ * Compiled with -std=c11, so no multiply-add is fused: the same bits in every clone. */
+static inline v8f mv_expf8(v8f x)
+{
+    v8f lo = splat(-87.0f), hi = splat(88.0f);
+    x = select8(x < lo, lo, x);
+    x = select8(x > hi, hi, x);
+    /* x = n ln2 + r, |r| <= ln2/2; n rounded to nearest by the 1.5*2^23 shift */
+    v8f shift = splat(12582912.0f);
+    v8f n = (x * splat(1.44269504088896341f) + shift) - shift;
+    v8f r = x - n * splat(0.693145751953125f); /* ln2 split: n * high part is exact */
+    r = r - n * splat(1.42860682030941723212e-6f);
+    /* e^r by its Taylor series to r^7 (|r| <= 0.347: truncation < 1e-8 relative) */
+    v8f p = splat(1.0f / 5040.0f);
+    p = p * r + splat(1.0f / 720.0f);
+    p = p * r + splat(1.0f / 120.0f);
+    p = p * r + splat(1.0f / 24.0f);
+    p = p * r + splat(1.0f / 6.0f);
+    p = p * r + splat(0.5f);
+    p = p * r + splat(1.0f);
+    p = p * r + splat(1.0f);
+    /* times 2^n built in the exponent bits */
+    v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
+    v8f scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline v8f quick_gelu8(v8f x)
+{
+    return x / (splat(1.0f) + mv_expf8(splat(-1.702f) * x));
+}
+
+MV_CLONES static void quick_gelu_span(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f v;
+        memcpy(&v, x + i, sizeof v);
+        v = quick_gelu8(v);
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) { /* the tail through the same lanes: the same bits as in the body */
+        v8f v = splat(0.0f);
+        memcpy(&v, x + i, (n - i) * sizeof(float));
+        v = quick_gelu8(v);
+        memcpy(x + i, &v, (n - i) * sizeof(float));
+    }
+}
+
+static void gelu_span(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
 }
 
 void mv_act_forward(float *x, enum medvlm_act act, size_t n)
 {
     // x (n) in place
-    const long chunk = 4096;
-    long nchunks = (long)((n + (size_t)chunk - 1) / (size_t)chunk);
-#pragma omp parallel for schedule(static)
+    const size_t chunk = 8192;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (long c = 0; c < nchunks; c++) {
-        size_t lo = (size_t)c * (size_t)chunk, hi = MV_MIN(n, lo + (size_t)chunk);
+        size_t lo = (size_t)c * chunk, len = MV_MIN(n - lo, chunk);
         if (act == MEDVLM_ACT_GELU)
-            for (size_t i = lo; i < hi; i++) x[i] = gelu(x[i]);
+            gelu_span(x + lo, len);
         else
-            for (size_t i = lo; i < hi; i++) x[i] = quick_gelu(x[i]);
+            quick_gelu_span(x + lo, len);
     }
 }
 

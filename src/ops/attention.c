@@ -62,7 +62,7 @@ void mv_attention_forward(float *out, float *att, const float *q, const float *k
 {
     // out (R, C), att (NH * sum N_b^2), q k v (R, C)
     const int C = NH * HS, pairs = s->B * NH;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (pairs > 1)
     for (int bh = 0; bh < pairs; bh++) {
         int b = bh / NH, h = bh % NH, N = s->len[b];
         size_t row0 = (size_t)s->off[b] * C + (size_t)h * HS;

@@ -104,7 +104,7 @@ void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float
 /* Rows of out (R, O) = alpha * b (O): the bias the GEMM then accumulates onto. */
 static void fill_bias(float *out, const float *b, float alpha, int R, int O)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)R * O > 65536)
     for (int r = 0; r < R; r++) {
         float *o = out + (size_t)r * O;
         if (!b)
@@ -129,7 +129,7 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
 {
     // x (R, O) in place, inp (R, I), w (O, I), b (O)
     if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)R * O > 65536)
         for (int r = 0; r < R; r++) {
             float *o = x + (size_t)r * O;
             for (int j = 0; j < O; j++) o[j] += b[j];

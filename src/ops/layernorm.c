@@ -9,18 +9,29 @@
 
 #include <math.h>
 
-static void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w,
-                          const float *b, int C, float eps)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define MV_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MV_CLONES
+#endif
+
+/* One row. The simd reductions fix the summation order at compile time (lanes, then the
+ * lanes summed), so the bits do not depend on threads; -std=c11 fuses no multiply-add. */
+MV_CLONES static void layernorm_row(float *o, float *mean, float *rstd, const float *x,
+                                    const float *w, const float *b, int C, float eps)
 {
     double s = 0;
+#pragma omp simd reduction(+ : s)
     for (int i = 0; i < C; i++) s += x[i];
     double m = s / C, v = 0;
+#pragma omp simd reduction(+ : v)
     for (int i = 0; i < C; i++) {
         double d = x[i] - m;
         v += d * d;
     }
     v /= C;
     float mf = (float)m, rs = (float)(1.0 / sqrt(v + (double)eps));
+#pragma omp simd
     for (int i = 0; i < C; i++) o[i] = (x[i] - mf) * rs * w[i] + b[i];
     if (mean) *mean = mf;
     if (rstd) *rstd = rs;
@@ -30,7 +41,7 @@ void mv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
                           const float *b, int R, int C, float eps)
 {
     // out (R, C), mean (R), rstd (R), inp (R, C), w (C), b (C)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)R * C > 32768)
     for (int r = 0; r < R; r++)
         layernorm_row(out + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL,
                       inp + (size_t)r * C, w, b, C, eps);
