@@ -132,6 +132,7 @@ enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, in
     own->arena = b->arena; /* the texts move with the table */
     memset(&b->arena, 0, sizeof b->arena);
     t->n_cols = ncols;
+    t->line_word = pad ? "row" : "line";
     t->n_rows = (int)(b->n_rows - 1);
     t->path = mv_strdup(path);
     t->header = mv_calloc((size_t)ncols, sizeof *t->header);
