@@ -118,13 +118,17 @@ static enum medvlm_status add_image(struct medvlm_dataset *d, const char *dir, c
 
 /* ---- label cells ---- */
 
-/* A one-hot cell as a number: "0", "1", "1.0"; empty counts as NaN (pandas would read NaN,
+/* A one-hot cell as a number: "0", "1", "1.0", TRUE / FALSE; empty counts as NaN (pandas would read NaN,
  * so the row does not sum to 1). */
 static int parse_number(const char *s, double *out)
 {
     while (*s == ' ') s++;
     if (!*s) {
         *out = NAN;
+        return 1;
+    }
+    if (strcasecmp(s, "true") == 0 || strcasecmp(s, "false") == 0) { /* xlsx booleans */
+        *out = (s[0] == 't' || s[0] == 'T') ? 1.0 : 0.0;
         return 1;
     }
     char *end;

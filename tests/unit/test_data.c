@@ -455,10 +455,11 @@ static void test_datasets(void)
     o.labels_path = write_tmp("oh.csv", "Path,NC,G3,G4\na.jpg,1,0,0\n");
     CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_MISSING, "unknown class 'G9'");
     o.classes = "NC,G3";
-    o.labels_path = write_tmp("oh2.csv", "Path,NC,G3\na.jpg,1,0\nb.jpg,0,0\nc.jpg,0,1.0\nd.jpg,1,1\n");
+    o.labels_path = write_tmp("oh2.csv", "Path,NC,G3\na.jpg,1,0\nb.jpg,0,0\nc.jpg,FALSE,1.0\nd.jpg,1,1\n"
+                                             "e.jpg,,1\n");
     CHECK_OK(medvlm_dataset_load(&o, &d));
     if (d) {
-        CHECK(d->n == 2 && d->skipped_rows == 2 && d->labels[1] == 1 && !strcmp(d->names[1], "c.jpg"),
+        CHECK(d->n == 2 && d->skipped_rows == 3 && d->labels[1] == 1 && !strcmp(d->names[1], "c.jpg"),
               "one-hot skipped rows");
         medvlm_dataset_free(d);
         d = NULL;
