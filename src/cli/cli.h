@@ -37,6 +37,7 @@ void cli_json_string(FILE *f, const char *s);
 /* subcommands */
 int cmd_info(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 
 #endif

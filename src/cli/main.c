@@ -10,6 +10,7 @@
 static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
     {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset"},
+    {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
 };
 
