@@ -480,8 +480,9 @@ double medvlm_text_flops(const struct medvlm_config *cfg, int B, const int *lens
 enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *classes, int k,
                                         int per_class, int size, uint64_t seed);
 /* A label table: rows x columns of strings as read from an .xlsx sheet or a .csv file (the
- * first row is the header). Numbers in .xlsx are written as Python's repr would print the
- * double when integral ("1") and with %.17g otherwise; booleans as "TRUE" / "FALSE". */
+ * first row is the header). An .xlsx number is its text as stored in the file ("1",
+ * "0.25"), a boolean "TRUE" / "FALSE", an error cell its text ("#N/A"); rows without any
+ * value (blank CSV lines, empty sheet rows) are skipped. */
 struct medvlm_table {
     char *path;     /* as given                                                  */
     int n_rows;     /* data rows, header excluded                                */
@@ -489,6 +490,7 @@ struct medvlm_table {
     char **header;  /* (n_cols) column names                                     */
     char **cells;   /* (n_rows * n_cols) row-major; "" for an empty cell          */
     int *line;      /* (n_rows) CSV line / sheet row number of each row (1-based) */
+    const char *line_word; /* "line" (CSV) or "row" (xlsx), for messages           */
 };
 /* Read .xlsx (by libzip + expat: shared and inline strings, numbers, booleans; `sheet` names
  * the sheet, NULL = the first in the workbook) or .csv (RFC 4180 quoting, UTF-8 BOM, CRLF;
@@ -509,6 +511,8 @@ struct medvlm_dataset_options {
     const char *classes;     /* "NC,G3,G4,G5": class names in label order [one-hot: required;
                                 label column: sorted distinct names, or 0..max for indices;
                                 folders: sorted sub-folder names]                        */
+    const char *const *class_names; /* the same as an array (used when n_class_names > 0) */
+    int n_class_names;
     const char *image_column; /* [image_name, Path, image, filename, path: the first found] */
     const char *label_column; /* a single column of class names or indices [one-hot columns
                                 named by the classes when all exist, else label, class]   */

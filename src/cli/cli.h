@@ -105,6 +105,8 @@ int cmd_init(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_zeroshot(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);

@@ -15,6 +15,8 @@ static const struct cli_command commands[] = {
     {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
     {"features", cmd_features, "embed a dataset's images once (resumable), for zero-shot and adapters"},
     {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
+    {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset"},
+    {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };

@@ -36,6 +36,11 @@ enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
     *out = NULL;
     size_t i = 0;
     int line = 1;
+    const char *nulp = memchr(data, '\0', len);
+    if (nulp) {
+        for (const char *q = data; q < nulp; q++) line += *q == '\n';
+        goto nul;
+    }
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) i = 3;
     while (i < len) {
         /* one record; a blank line is no record */
@@ -66,7 +71,6 @@ enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
                         i++;
                         break;
                     }
-                    if (c == '\0') goto nul;
                     if (c == '\n') line++;
                     if ((st = field_put(&f, c))) goto nomem;
                     i++;
@@ -79,15 +83,16 @@ enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
                                 (unsigned char)data[i] >= 0x20 ? data[i] : '?');
                     goto fail;
                 }
-            } else {
+            } else { /* unquoted: the bytes themselves, no copy */
+                size_t start = i;
                 while (i < len && data[i] != ',' && data[i] != '\n' &&
-                       !(data[i] == '\r' && (i + 1 == len || data[i + 1] == '\n'))) {
-                    if (data[i] == '\0') goto nul;
-                    if ((st = field_put(&f, data[i]))) goto nomem;
+                       !(data[i] == '\r' && (i + 1 == len || data[i + 1] == '\n')))
                     i++;
-                }
+                if ((st = mv_tb_cell(&b, data + start, i - start))) goto fail;
+                goto next_field;
             }
             if ((st = mv_tb_cell(&b, f.buf ? f.buf : "", f.len))) goto fail;
+        next_field:
             if (i < len && data[i] == ',') {
                 i++;
                 continue;

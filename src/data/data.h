@@ -11,7 +11,8 @@
 /* ---- table builder: the readers append cells row by row; table.c assembles the table ---- */
 
 struct mv_table_builder {
-    char **cells;     /* all cells, row after row */
+    struct mv_arena arena; /* the cell texts; handed to the table */
+    char **cells;     /* all cells, row after row (into arena) */
     size_t n_cells, cap_cells;
     size_t *row_start; /* (n_rows + 1) index of each row's first cell */
     int *row_line;
@@ -28,6 +29,8 @@ enum medvlm_status mv_tb_cell(struct mv_table_builder *b, const char *s, size_t 
 enum medvlm_status mv_tb_end_row(struct mv_table_builder *b, int line);
 /* Cells in the row being built. */
 size_t mv_tb_row_len(const struct mv_table_builder *b);
+/* Forget the cells of the row being built. */
+void mv_tb_drop_row(struct mv_table_builder *b);
 /* The first row becomes the header. ragged: "error" (CSV: a row with a different field
  * count is an error naming path and line) or "pad" (xlsx: short rows padded with "",
  * long rows may only have empty cells beyond the header). Consumes b. */

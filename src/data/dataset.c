@@ -118,13 +118,17 @@ static enum medvlm_status add_image(struct medvlm_dataset *d, const char *dir, c
 
 /* ---- label cells ---- */
 
-/* A one-hot cell as a number: "0", "1", "1.0"; empty counts as NaN (pandas would read NaN,
+/* A one-hot cell as a number: "0", "1", "1.0", TRUE / FALSE; empty counts as NaN (pandas would read NaN,
  * so the row does not sum to 1). */
 static int parse_number(const char *s, double *out)
 {
     while (*s == ' ') s++;
     if (!*s) {
         *out = NAN;
+        return 1;
+    }
+    if (strcasecmp(s, "true") == 0 || strcasecmp(s, "false") == 0) { /* xlsx booleans */
+        *out = (s[0] == 't' || s[0] == 'T') ? 1.0 : 0.0;
         return 1;
     }
     char *end;
@@ -305,8 +309,8 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
             for (int c = 0; c < k; c++) {
                 double v;
                 if (!parse_number(row[class_col[c]], &v)) {
-                    st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d, column %s: expected a number "
-                                "(one-hot 0/1), got '%.40s'", path, line, classes[c],
+                    st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d, column %s: expected a number "
+                                "(one-hot 0/1), got '%.40s'", path, t->line_word, line, classes[c],
                                 row[class_col[c]]);
                     goto fail;
                 }
@@ -325,15 +329,15 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
             lab = find_class(classes, k, v);
             if (lab < 0) {
                 join_names(msg, sizeof msg, classes, k);
-                st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: unknown class '%.60s' in column %s "
-                            "(expected one of: %s, or an index 0..%d)", path, line, v,
+                st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d: unknown class '%.60s' in column %s "
+                            "(expected one of: %s, or an index 0..%d)", path, t->line_word, line, v,
                             t->header[label], msg, k - 1);
                 goto fail;
             }
         }
         if (!row[img][0]) {
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: empty image name in column %s", path,
-                        line, t->header[img]);
+            st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d: empty image name in column %s", path,
+                        t->line_word, line, t->header[img]);
             goto fail;
         }
         if ((st = add_image(d, opt->images_dir, row[img], lab))) goto fail;
@@ -353,8 +357,9 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
                     if (first < 0) first = t->line[r];
                     else if (second < 0) second = t->line[r];
                 }
-                st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: duplicate image name '%.200s' "
-                            "(already listed at line %d)", path, second, sorted[i], first);
+                st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d: duplicate image name '%.200s' "
+                            "(already listed at %s %d)", path, t->line_word, second, sorted[i],
+                            t->line_word, first);
                 mv_free(sorted);
                 goto fail;
             }
@@ -564,7 +569,30 @@ enum medvlm_status medvlm_dataset_load(const struct medvlm_dataset_options *opt,
     char **classes = NULL;
     int k = 0;
     enum medvlm_status st = MEDVLM_OK;
-    if (opt->classes && (st = split_classes(opt->classes, &classes, &k))) return st;
+    if (opt->n_class_names > 0) {
+        if (!opt->class_names)
+            return mv_err(MEDVLM_ERR_ARG, "dataset: n_class_names is %d but class_names is NULL",
+                          opt->n_class_names);
+        classes = mv_calloc((size_t)opt->n_class_names, sizeof *classes);
+        if (!classes) return MEDVLM_ERR_NOMEM;
+        for (k = 0; k < opt->n_class_names; k++) {
+            const char *name = opt->class_names[k];
+            int dup = 0;
+            for (int j = 0; j < k && name; j++) dup |= strcmp(classes[j], name) == 0;
+            if (!name || !*name || dup) {
+                st = mv_err(MEDVLM_ERR_ARG, "dataset: class name %d is %s", k,
+                            !name || !*name ? "empty" : "given twice");
+                free_strings(classes, k);
+                return st;
+            }
+            if (!(classes[k] = mv_strdup(name))) {
+                free_strings(classes, k);
+                return MEDVLM_ERR_NOMEM;
+            }
+        }
+    } else if (opt->classes && (st = split_classes(opt->classes, &classes, &k))) {
+        return st;
+    }
     struct medvlm_dataset *d = NULL;
     if (opt->labels_path)
         st = from_table(opt, classes, k, &d);

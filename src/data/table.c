@@ -8,6 +8,12 @@
 #include <strings.h>
 #include <string.h>
 
+/* A table and the arena holding its texts (header and cells point into it). */
+struct table_owned {
+    struct medvlm_table t;
+    struct mv_arena arena;
+};
+
 enum medvlm_status mv_tb_cell(struct mv_table_builder *b, const char *s, size_t len)
 {
     if (b->n_cells >= MV_TABLE_MAX_CELLS || len > MV_TABLE_MAX_BYTES - b->bytes)
@@ -20,8 +26,11 @@ enum medvlm_status mv_tb_cell(struct mv_table_builder *b, const char *s, size_t 
         b->cells = p;
         b->cap_cells = cap;
     }
-    char *c = mv_strndup(s, len);
+    if (!b->arena.block_size) mv_arena_init(&b->arena, 64 * 1024);
+    char *c = mv_arena_alloc(&b->arena, len + 1);
     if (!c) return MEDVLM_ERR_NOMEM;
+    memcpy(c, s, len);
+    c[len] = '\0';
     b->cells[b->n_cells++] = c;
     b->bytes += len;
     return MEDVLM_OK;
@@ -30,6 +39,11 @@ enum medvlm_status mv_tb_cell(struct mv_table_builder *b, const char *s, size_t 
 size_t mv_tb_row_len(const struct mv_table_builder *b)
 {
     return b->n_cells - b->row_first;
+}
+
+void mv_tb_drop_row(struct mv_table_builder *b)
+{
+    b->n_cells = b->row_first; /* the texts stay in the arena until the table goes */
 }
 
 enum medvlm_status mv_tb_end_row(struct mv_table_builder *b, int line)
@@ -55,7 +69,7 @@ enum medvlm_status mv_tb_end_row(struct mv_table_builder *b, int line)
 
 void mv_tb_free(struct mv_table_builder *b)
 {
-    for (size_t i = 0; i < b->n_cells; i++) mv_free(b->cells[i]);
+    mv_arena_free(&b->arena);
     mv_free(b->cells);
     mv_free(b->row_start);
     mv_free(b->row_line);
@@ -65,15 +79,13 @@ void mv_tb_free(struct mv_table_builder *b)
 void medvlm_table_free(struct medvlm_table *t)
 {
     if (!t) return;
-    if (t->header)
-        for (int i = 0; i < t->n_cols; i++) mv_free(t->header[i]);
-    if (t->cells)
-        for (size_t i = 0; i < (size_t)t->n_rows * (size_t)t->n_cols; i++) mv_free(t->cells[i]);
+    struct table_owned *o = (struct table_owned *)t; /* t is the first member */
     mv_free(t->header);
     mv_free(t->cells);
     mv_free(t->line);
     mv_free(t->path);
-    mv_free(t);
+    mv_arena_free(&o->arena);
+    mv_free(o);
 }
 
 /* The spreadsheet name of a 0-based column: A, B, ..., Z, AA, ... */
@@ -114,9 +126,13 @@ enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, in
                     b->row_line[0]);
         goto fail;
     }
-    t = mv_calloc(1, sizeof *t);
-    if (!t) goto nomem;
+    struct table_owned *own = mv_calloc(1, sizeof *own);
+    if (!own) goto nomem;
+    t = &own->t;
+    own->arena = b->arena; /* the texts move with the table */
+    memset(&b->arena, 0, sizeof b->arena);
     t->n_cols = ncols;
+    t->line_word = pad ? "row" : "line";
     t->n_rows = (int)(b->n_rows - 1);
     t->path = mv_strdup(path);
     t->header = mv_calloc((size_t)ncols, sizeof *t->header);
@@ -128,10 +144,7 @@ enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, in
     t->cells = mv_calloc(total + 1, sizeof *t->cells);
     t->line = mv_calloc((size_t)t->n_rows + 1, sizeof *t->line);
     if (!t->path || !t->header || !t->cells || !t->line) goto nomem;
-    for (int c = 0; c < ncols; c++) {
-        t->header[c] = b->cells[b->row_start[0] + (size_t)c];
-        b->cells[b->row_start[0] + (size_t)c] = NULL;
-    }
+    for (int c = 0; c < ncols; c++) t->header[c] = b->cells[b->row_start[0] + (size_t)c];
     for (size_t r = 1; r < b->n_rows; r++) {
         size_t first = b->row_start[r], len = b->row_start[r + 1] - first;
         int line = b->row_line[r];
@@ -153,10 +166,10 @@ enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, in
         for (int c = 0; c < ncols; c++) {
             if ((size_t)c < len) {
                 dst[c] = b->cells[first + (size_t)c];
-                b->cells[first + (size_t)c] = NULL;
             } else {
-                dst[c] = mv_strdup("");
+                dst[c] = mv_arena_alloc(&own->arena, 1);
                 if (!dst[c]) goto nomem;
+                dst[c][0] = '\0';
             }
         }
         t->line[r - 1] = line;

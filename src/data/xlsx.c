@@ -332,7 +332,7 @@ static void XMLCALL on_end(void *ud, const char *name)
                 if (st) fail_at(x, st);
             } else {
                 /* drop the empty cells a row without values may have placed */
-                while (mv_tb_row_len(&x->b) > 0) mv_free(x->b.cells[--x->b.n_cells]);
+                mv_tb_drop_row(&x->b);
             }
         } else if (strcmp(n, "sheetData") == 0) {
             x->in_sheetdata = 0;

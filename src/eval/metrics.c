@@ -147,23 +147,26 @@ static enum medvlm_status metrics_finish(struct medvlm_metrics *m)
         if (m->support[c] > 0) present[np_++] = m->per_class_recall[c];
     m->balanced_accuracy =
         recall_n > 0 ? 100.0 * (np_pairwise_sum(present, (size_t)np_) / recall_n) : NAN;
-    mv_free(present);
     m->macro_f1 = f1_n > 0 ? f1_sum / f1_n : NAN;
 
     /* Cohen's kappa, quadratic weights w[i,j] = (i - j)^2 over class indices:
      * expected[i,j] = row_sum[i] * col_sum[j] / total; kappa = 1 - sum(w O) / sum(w E). */
     double num = 0, den = 0;
+    for (int j = 0; j < k; j++) { /* column sums into `present` (free again) */
+        double cs = 0;
+        for (int t = 0; t < k; t++) cs += (double)cm[(size_t)t * k + j];
+        present[j] = cs;
+    }
     for (int i = 0; i < k; i++) {
         double rs = (double)m->support[i];
         for (int j = 0; j < k; j++) {
-            double cs = 0;
-            for (int t = 0; t < k; t++) cs += (double)cm[(size_t)t * k + j];
             double w = (double)(i - j) * (double)(i - j);
             num += w * (double)cm[(size_t)i * k + j];
-            den += w * (total > 0 ? rs * cs / (double)total : 0.0);
+            den += w * (total > 0 ? rs * present[j] / (double)total : 0.0);
         }
     }
     m->quadratic_kappa = den > 0 ? 1.0 - num / den : NAN;
+    mv_free(present);
     return MEDVLM_OK;
 }
 

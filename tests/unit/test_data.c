@@ -355,6 +355,14 @@ static void test_xlsx_handmade(void)
         medvlm_table_free(t);
         t = NULL;
     }
+    /* a dataset from it: messages say "row" for sheets */
+    const char *g3[1] = {"G3"};
+    struct medvlm_dataset_options o = {.labels_path = p, .sheet = "Labels", .image_column = "file",
+                                       .label_column = "label ", .class_names = g3,
+                                       .n_class_names = 1};
+    struct medvlm_dataset *d = NULL;
+    CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_FORMAT,
+              "hand.xlsx: row 5: unknown class '0.25' in column label  (expected one of: G3");
     /* a shared-string index beyond the table */
     p = make_xlsx("nostrings.xlsx", 0);
     CHECK_ERR(medvlm_table_load(p, "Labels", &t), MEDVLM_ERR_FORMAT,
@@ -414,6 +422,21 @@ static void test_datasets(void)
         medvlm_dataset_free(d);
         d = NULL;
     }
+    /* the classes as an array */
+    const char *tn[2] = {"tumor", "normal"};
+    o.class_names = tn;
+    o.n_class_names = 2;
+    CHECK_OK(medvlm_dataset_load(&o, &d));
+    if (d) {
+        CHECK(d->labels[0] == 0 && d->labels[1] == 1 && !strcmp(d->classes[1], "normal"),
+              "class_names array");
+        medvlm_dataset_free(d);
+        d = NULL;
+    }
+    tn[1] = "tumor";
+    CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_ARG, "class name 1 is given twice");
+    o.class_names = NULL;
+    o.n_class_names = 0;
     /* given classes, names and indices mixed */
     o.classes = "tumor,normal";
     o.labels_path = write_tmp("mixed.csv", "image,label\na.png,1\nb.png,tumor\n");
@@ -432,10 +455,11 @@ static void test_datasets(void)
     o.labels_path = write_tmp("oh.csv", "Path,NC,G3,G4\na.jpg,1,0,0\n");
     CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_MISSING, "unknown class 'G9'");
     o.classes = "NC,G3";
-    o.labels_path = write_tmp("oh2.csv", "Path,NC,G3\na.jpg,1,0\nb.jpg,0,0\nc.jpg,0,1.0\nd.jpg,1,1\n");
+    o.labels_path = write_tmp("oh2.csv", "Path,NC,G3\na.jpg,1,0\nb.jpg,0,0\nc.jpg,FALSE,1.0\nd.jpg,1,1\n"
+                                             "e.jpg,,1\n");
     CHECK_OK(medvlm_dataset_load(&o, &d));
     if (d) {
-        CHECK(d->n == 2 && d->skipped_rows == 2 && d->labels[1] == 1 && !strcmp(d->names[1], "c.jpg"),
+        CHECK(d->n == 2 && d->skipped_rows == 3 && d->labels[1] == 1 && !strcmp(d->names[1], "c.jpg"),
               "one-hot skipped rows");
         medvlm_dataset_free(d);
         d = NULL;

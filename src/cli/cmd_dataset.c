@@ -1,0 +1,92 @@
+/* cmd_dataset.c - `medvlm dataset`: load a labelled image list and describe it. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: medvlm dataset [--labels TABLE] [--images DIR] [--classes A,B,..] [options]\n"
+    "\n"
+    "Load a dataset as the other commands do and print what it holds: images, classes with\n"
+    "their counts, rows skipped. From a label table (.xlsx / .csv: one-hot columns named by\n"
+    "the classes, or one label column), or from DIR with one sub-folder per class.\n"
+    "\n"
+    "  --labels TABLE        .xlsx or .csv label table\n"
+    "  --images DIR          image root (names in the table are relative to it)\n"
+    "  --classes LIST        class names in label order\n"
+    "  --sheet NAME          .xlsx sheet (default: the first)\n"
+    "  --image-column NAME   column of image names (default: image_name, Path, ...)\n"
+    "  --label-column NAME   one column of class names or indices instead of one-hot\n"
+    "  --check-files         fail, naming every missing image, if one does not exist\n"
+    "  --skip-missing        drop listed images that do not exist\n"
+    "  --list                print NAME,CLASS for every image instead of the summary\n"
+    "\n"
+    "example:\n"
+    "  medvlm dataset --labels SICAPv2/partition/Test/Test.xlsx --classes NC,G3,G4,G5\n";
+
+int cmd_dataset(int argc, char **argv)
+{
+    struct medvlm_dataset_options opt = {0};
+    int list = 0;
+    static const struct option opts[] = {
+        {"labels", required_argument, NULL, 'l'},  {"images", required_argument, NULL, 'I'},
+        {"classes", required_argument, NULL, 'c'}, {"sheet", required_argument, NULL, 'S'},
+        {"image-column", required_argument, NULL, 'i'},
+        {"label-column", required_argument, NULL, 'L'},
+        {"check-files", no_argument, NULL, 'f'},   {"skip-missing", no_argument, NULL, 'm'},
+        {"list", no_argument, NULL, 'p'},          {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': opt.labels_path = optarg; break;
+        case 'I': opt.images_dir = optarg; break;
+        case 'c': opt.classes = optarg; break;
+        case 'S': opt.sheet = optarg; break;
+        case 'i': opt.image_column = optarg; break;
+        case 'L': opt.label_column = optarg; break;
+        case 'f': opt.check_files = 1; break;
+        case 'm': opt.skip_missing = 1; break;
+        case 'p': list = 1; break;
+        case 'h': fputs(usage, stdout); return CLI_OK;
+        case ':':
+            return cli_usage("dataset", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage("dataset", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) return cli_usage("dataset", "unexpected argument '%s'", argv[optind]);
+    if (!opt.labels_path && !opt.images_dir)
+        return cli_usage("dataset", "give --labels TABLE, --images DIR, or both");
+    struct medvlm_dataset *d = NULL;
+    if (medvlm_dataset_load(&opt, &d) != MEDVLM_OK) return cli_fail(NULL);
+    if (list) {
+        for (int i = 0; i < d->n; i++) printf("%s,%s\n", d->names[i], d->classes[d->labels[i]]);
+        medvlm_dataset_free(d);
+        return CLI_OK;
+    }
+    int64_t *counts = calloc((size_t)d->n_classes, sizeof *counts);
+    if (!counts) {
+        medvlm_dataset_free(d);
+        fprintf(stderr, "medvlm: out of memory\n");
+        return CLI_FAIL;
+    }
+    medvlm_dataset_class_counts(d, counts);
+    printf("source   %s\n", opt.labels_path ? opt.labels_path : opt.images_dir);
+    printf("images   %d\n", d->n);
+    if (opt.labels_path) printf("skipped  %d rows (one-hot values not summing to 1)\n", d->skipped_rows);
+    if (opt.skip_missing) printf("missing  %d images (dropped)\n", d->missing);
+    printf("classes  %d\n", d->n_classes);
+    int w = 5;
+    for (int k = 0; k < d->n_classes; k++) {
+        int l = (int)strlen(d->classes[k]);
+        if (l > w) w = l > 40 ? 40 : l;
+    }
+    for (int k = 0; k < d->n_classes; k++)
+        printf("  %-*s  %lld\n", w, d->classes[k], (long long)counts[k]);
+    free(counts);
+    medvlm_dataset_free(d);
+    return CLI_OK;
+}
