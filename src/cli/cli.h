@@ -38,5 +38,7 @@ void cli_json_string(FILE *f, const char *s);
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

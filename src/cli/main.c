@@ -11,6 +11,8 @@ static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
     {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
+    {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
+    {"predict", cmd_predict, "classify a features file with a saved adapter"},
 };
 
 static void print_help(FILE *f)
