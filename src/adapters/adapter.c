@@ -167,9 +167,11 @@ enum medvlm_status medvlm_adapter_logits(const struct medvlm_adapter *a, const f
     int rows = MV_MIN(n, MV_INFER_ROWS);
     float *ws = mv_calloc(a->ops->ws_floats(a, rows), sizeof(float));
     if (!ws) return MEDVLM_ERR_NOMEM;
+    const float *ptr[MV_INFER_ROWS];
     for (int r = 0; r < n; r += rows) {
         int b = MV_MIN(rows, n - r);
-        a->ops->forward(a, ws, X + (size_t)r * a->d, b, logits + (size_t)r * a->k);
+        for (int i = 0; i < b; i++) ptr[i] = X + (size_t)(r + i) * a->d;
+        a->ops->forward(a, ws, ptr, b, logits + (size_t)r * a->k);
     }
     mv_free(ws);
     return MEDVLM_OK;

@@ -38,11 +38,12 @@ struct mv_adapter_ops {
     enum medvlm_status (*init)(struct medvlm_adapter *a, const float *X, const int64_t *Y,
                                int n);
     size_t (*ws_floats)(const struct medvlm_adapter *a, int B);
-    /* logits (B, K) for X (B, D); ws keeps what backward needs. */
-    void (*forward)(const struct medvlm_adapter *a, float *ws, const float *X, int B,
+    /* logits (B, K) for the B feature rows X[0..B-1] (each D floats, row pointers so a
+     * shuffled batch needs no copy); ws keeps what backward needs. */
+    void (*forward)(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                     float *logits);
     /* grads += d loss / d params given dlogits (B, K) of the same batch; may clobber ws. */
-    void (*backward)(struct medvlm_adapter *a, float *ws, const float *X, int B,
+    void (*backward)(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                      const float *dlogits);
     /* Optional: a loss term on the parameters alone; returns its value and, when grad,
      * accumulates its gradient. */
@@ -89,6 +90,10 @@ struct mv_adapter_param *mv_adapter_param_find(struct medvlm_adapter *a, const c
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L);
 /* C (M, N) += A (L, M)^T Bm (L, N). */
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* The same with the row operand given as row pointers: Arows (M) rows of L floats;
+ * Brows (L) rows of N floats. */
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L);
+void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
 /* The plain-loop siblings (a test compares them). */
 void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);

@@ -75,20 +75,20 @@ static struct views carve(const struct medvlm_adapter *a, float *ws, int B)
     return v;
 }
 
-static void forward(const struct medvlm_adapter *a, float *ws, const float *X, int B,
+static void forward(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                     float *logits)
 {
     const int H = hidden_of(a), D = a->d, K = a->k;
     const float *w1 = a->params[0].data, *w2 = a->params[1].data;
     const float alpha = a->opt.alpha;
     struct views v = carve(a, ws, B);
-    mv_mm_nt(v.h1, X, w1, B, H, D);
+    mv_mm_nt_rows(v.h1, X, w1, B, H, D);
     for (size_t i = 0; i < (size_t)B * H; i++) v.h1[i] = v.h1[i] > 0 ? v.h1[i] : 0;
     mv_mm_nt(v.h2, v.h1, w2, B, D, H);
     for (size_t i = 0; i < (size_t)B * D; i++) v.h2[i] = v.h2[i] > 0 ? v.h2[i] : 0;
     for (int b = 0; b < B; b++) {
         float *f = v.fn + (size_t)b * D;
-        const float *x = X + (size_t)b * D, *h = v.h2 + (size_t)b * D;
+        const float *x = X[b], *h = v.h2 + (size_t)b * D;
         double ss = 0;
         for (int j = 0; j < D; j++) {
             f[j] = (1.0f - alpha) * x[j] + alpha * h[j];
@@ -106,7 +106,7 @@ static void forward(const struct medvlm_adapter *a, float *ws, const float *X, i
 /* Backward through the forward above, last line first:
  *   dfn = s dlogits zsn; df = (dfn - fn (fn . dfn)) / |f|; dh2 = alpha df [h2 > 0];
  *   dw2 += dh2^T h1; dh1 = dh2 w2 [h1 > 0]; dw1 += dh1^T X. */
-static void backward(struct medvlm_adapter *a, float *ws, const float *X, int B,
+static void backward(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                      const float *dlogits)
 {
     const int H = hidden_of(a), D = a->d, K = a->k;
@@ -144,7 +144,7 @@ static void backward(struct medvlm_adapter *a, float *ws, const float *X, int B,
         }
         for (int h = 0; h < H; h++) dh[h] = h1[h] > 0 ? dh[h] : 0;
     }
-    mv_mm_tn_acc(dw1, v.dh1, X, H, D, B);
+    mv_mm_tn_acc_rows(dw1, v.dh1, X, H, D, B);
 }
 
 const struct mv_adapter_ops mv_adapter_clipadapter_ops = {

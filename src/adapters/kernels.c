@@ -6,6 +6,9 @@
  *   mv_mm_nt      C (M, N)  = A (M, L) Bm (N, L)^T     logits = X W^T
  *   mv_mm_tn_acc  C (M, N) += A (L, M)^T Bm (L, N)     dW += dlogits^T X
  *
+ * The *_rows forms take the feature operand as an array of row pointers, so that a shuffled
+ * mini-batch is read where it lies instead of being copied together first.
+ *
  * and the vector pieces around them (dot, squared distance, dst += a x + b y).
  */
 #include "adapters.h"
@@ -15,25 +18,40 @@
 #include <immintrin.h>
 #endif
 
-void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L)
+static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm,
+                        int M, int N, int L)
 {
-    for (int i = 0; i < M; i++)
+    for (int i = 0; i < M; i++) {
+        const float *a = Arows ? Arows[i] : A + (size_t)i * L;
         for (int j = 0; j < N; j++) {
             float acc = 0;
-            for (int l = 0; l < L; l++) acc += A[(size_t)i * L + l] * Bm[(size_t)j * L + l];
+            for (int l = 0; l < L; l++) acc += a[l] * Bm[(size_t)j * L + l];
             C[(size_t)i * N + j] = acc;
         }
+    }
+}
+
+static void mm_tn_acc_plain(float *C, const float *A, const float *Bm, const float *const *Brows,
+                            int M, int N, int L)
+{
+    for (int l = 0; l < L; l++) {
+        const float *b = Brows ? Brows[l] : Bm + (size_t)l * N;
+        for (int i = 0; i < M; i++) {
+            float a = A[(size_t)l * M + i];
+            float *c = C + (size_t)i * N;
+            for (int j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L)
+{
+    mm_nt_plain(C, A, NULL, Bm, M, N, L);
 }
 
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    for (int l = 0; l < L; l++)
-        for (int i = 0; i < M; i++) {
-            float a = A[(size_t)l * M + i];
-            float *c = C + (size_t)i * N;
-            const float *b = Bm + (size_t)l * N;
-            for (int j = 0; j < N; j++) c[j] += a * b[j];
-        }
+    mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
 }
 
 float mv_dot_ref(const float *a, const float *b, int L)
@@ -122,10 +140,11 @@ __attribute__((target("avx2,fma"))) static float dot1(const float *a, const floa
 }
 
 __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float *A,
+                                                           const float *const *Arows,
                                                            const float *Bm, int M, int N, int L)
 {
     for (int i = 0; i < M; i++) {
-        const float *a = A + (size_t)i * L;
+        const float *a = Arows ? Arows[i] : A + (size_t)i * L;
         float *c = C + (size_t)i * N;
         int j = 0;
         for (; j + 4 <= N; j += 4)
@@ -137,8 +156,9 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
 
 /* C rows i..i+3, columns j..j+15 accumulated over all l in registers. */
 __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const float *A,
-                                                               const float *Bm, int M, int N,
-                                                               int L)
+                                                               const float *Bm,
+                                                               const float *const *Brows, int M,
+                                                               int N, int L)
 {
     int i = 0;
     for (; i + 4 <= M; i += 4) {
@@ -151,7 +171,7 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
             __m256 a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
             for (int l = 0; l < L; l++) {
                 const float *ar = A + (size_t)l * M + i;
-                const float *br = Bm + (size_t)l * N + j;
+                const float *br = (Brows ? Brows[l] : Bm + (size_t)l * N) + j;
                 __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);
                 __m256 g0 = _mm256_broadcast_ss(ar), g1 = _mm256_broadcast_ss(ar + 1);
                 __m256 g2 = _mm256_broadcast_ss(ar + 2), g3 = _mm256_broadcast_ss(ar + 3);
@@ -176,7 +196,7 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
         for (; j < N; j++)
             for (int l = 0; l < L; l++) {
                 const float *ar = A + (size_t)l * M + i;
-                float b = Bm[(size_t)l * N + j];
+                float b = (Brows ? Brows[l] : Bm + (size_t)l * N)[j];
                 c0[j] += ar[0] * b;
                 c1[j] += ar[1] * b;
                 c2[j] += ar[2] * b;
@@ -190,11 +210,13 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
             __m256 acc = _mm256_loadu_ps(c + j);
             for (int l = 0; l < L; l++)
                 acc = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (size_t)l * M + i),
-                                      _mm256_loadu_ps(Bm + (size_t)l * N + j), acc);
+                                      _mm256_loadu_ps((Brows ? Brows[l] : Bm + (size_t)l * N) + j),
+                                      acc);
             _mm256_storeu_ps(c + j, acc);
         }
         for (; j < N; j++)
-            for (int l = 0; l < L; l++) c[j] += A[(size_t)l * M + i] * Bm[(size_t)l * N + j];
+            for (int l = 0; l < L; l++)
+                c[j] += A[(size_t)l * M + i] * (Brows ? Brows[l] : Bm + (size_t)l * N)[j];
     }
 }
 
@@ -246,14 +268,26 @@ int mv_kernels_simd(void)
 
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_nt_avx2(C, A, Bm, M, N, L);
-    else mv_mm_nt_ref(C, A, Bm, M, N, L);
+    if (mv_kernels_simd()) mm_nt_avx2(C, A, NULL, Bm, M, N, L);
+    else mm_nt_plain(C, A, NULL, Bm, M, N, L);
+}
+
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
+{
+    if (mv_kernels_simd()) mm_nt_avx2(C, NULL, Arows, Bm, M, N, L);
+    else mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, Bm, M, N, L);
-    else mv_mm_tn_acc_ref(C, A, Bm, M, N, L);
+    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L);
+    else mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+}
+
+void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
+{
+    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L);
+    else mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -281,12 +315,22 @@ int mv_kernels_simd(void)
 
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    mv_mm_nt_ref(C, A, Bm, M, N, L);
+    mm_nt_plain(C, A, NULL, Bm, M, N, L);
+}
+
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
+{
+    mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    mv_mm_tn_acc_ref(C, A, Bm, M, N, L);
+    mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+}
+
+void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
+{
+    mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)

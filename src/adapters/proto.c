@@ -126,15 +126,15 @@ static void scale_logits(float *logits, float s, size_t n)
 }
 
 /* logits (B, K) = s X zsn^T */
-static void forward_zeroshot(const struct medvlm_adapter *a, float *ws, const float *X, int B,
-                             float *logits)
+static void forward_zeroshot(const struct medvlm_adapter *a, float *ws, const float *const *X,
+                             int B, float *logits)
 {
     (void)ws;
-    mv_mm_nt(logits, X, a->zsn, B, a->k, a->d);
+    mv_mm_nt_rows(logits, X, a->zsn, B, a->k, a->d);
     scale_logits(logits, a->scale, (size_t)B * a->k);
 }
 
-static void backward_none(struct medvlm_adapter *a, float *ws, const float *X, int B,
+static void backward_none(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                           const float *dlogits)
 {
     (void)a, (void)ws, (void)X, (void)B, (void)dlogits;
@@ -150,14 +150,14 @@ static const float *effective_w(const struct medvlm_adapter *a, float *ws)
     return ws;
 }
 
-static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *X, int B,
-                          float *logits)
+static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X,
+                          int B, float *logits)
 {
     const int K = a->k, D = a->d;
     float *norms = ws + (size_t)K * D;
     const float *W = effective_w(a, ws);
     float colscale[64];
-    mv_mm_nt(logits, X, W, B, K, D);
+    mv_mm_nt_rows(logits, X, W, B, K, D);
     for (int k0 = 0; k0 < K; k0 += 64) {
         int kn = MV_MIN(64, K - k0);
         for (int k = 0; k < kn; k++) {
@@ -174,7 +174,7 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
  * G = dlogits^T X, and through the normalisation
  *   dW_k = (dWn_k - Wn_k (Wn_k . dWn_k)) / r_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)
  * (below eps the divisor is the constant eps). TaskRes: W = zs + alpha R, so dR = alpha dW. */
-static void backward_proto(struct medvlm_adapter *a, float *ws, const float *X, int B,
+static void backward_proto(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                            const float *dlogits)
 {
     const int K = a->k, D = a->d;
@@ -183,7 +183,7 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *X, 
     const float *norms = ws + kd;
     float *G = ws + kd + K;
     memset(G, 0, kd * sizeof(float));
-    mv_mm_tn_acc(G, dlogits, X, K, D, B);
+    mv_mm_tn_acc_rows(G, dlogits, X, K, D, B);
     float s = a->scale;
     if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
     for (int k = 0; k < K; k++) {

@@ -45,15 +45,15 @@ static size_t ws_floats(const struct medvlm_adapter *a, int B)
     return (size_t)B * a->n_cache;
 }
 
-static void forward(const struct medvlm_adapter *a, float *ws, const float *X, int B,
+static void forward(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                     float *logits)
 {
     const int N = a->n_cache, D = a->d, K = a->k;
     const float beta = a->opt.beta, alpha = a->opt.alpha;
     float *A = ws;
-    mv_mm_nt(logits, X, a->zsn, B, K, D);
+    mv_mm_nt_rows(logits, X, a->zsn, B, K, D);
     for (size_t i = 0; i < (size_t)B * K; i++) logits[i] *= a->scale;
-    mv_mm_nt(A, X, a->params[0].data, B, N, D);
+    mv_mm_nt_rows(A, X, a->params[0].data, B, N, D);
     for (int b = 0; b < B; b++) {
         float *Ab = A + (size_t)b * N, *l = logits + (size_t)b * K;
         for (int i = 0; i < N; i++) {
@@ -65,7 +65,7 @@ static void forward(const struct medvlm_adapter *a, float *ws, const float *X, i
 
 /* In the forward pass logits[b, y_i] += alpha A[b, i] with A = exp(beta aff - beta), so
  * d aff[b, i] = alpha dlogits[b, y_i] A[b, i] beta, and dkeys += d aff^T X. */
-static void backward(struct medvlm_adapter *a, float *ws, const float *X, int B,
+static void backward(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                      const float *dlogits)
 {
     const int N = a->n_cache, D = a->d, K = a->k;
@@ -76,7 +76,7 @@ static void backward(struct medvlm_adapter *a, float *ws, const float *X, int B,
         const float *g = dlogits + (size_t)b * K;
         for (int i = 0; i < N; i++) Ab[i] = alpha * g[a->cache_labels[i]] * Ab[i] * beta;
     }
-    mv_mm_tn_acc(a->params[0].grad, A, X, N, D, B);
+    mv_mm_tn_acc_rows(a->params[0].grad, A, X, N, D, B);
 }
 
 const struct mv_adapter_ops mv_adapter_tip_ops = {

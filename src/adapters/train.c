@@ -116,17 +116,18 @@ static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
     const int shuffle = o->batch_size < n;
     enum medvlm_status st = MEDVLM_ERR_NOMEM;
     struct mv_optim opt = {0};
-    float *ws = NULL, *logits = NULL, *dlogits = NULL, *xb = NULL;
+    float *ws = NULL, *logits = NULL, *dlogits = NULL;
+    const float **xb = NULL;
     int64_t *yb = NULL;
     int *perm = NULL;
 
     ws = mv_calloc(a->ops->ws_floats(a, B), sizeof(float));
     logits = mv_calloc((size_t)B * K, sizeof(float));
     dlogits = mv_calloc((size_t)B * K, sizeof(float));
-    xb = shuffle ? mv_calloc((size_t)B * D, sizeof(float)) : NULL;
-    yb = shuffle ? mv_calloc((size_t)B, sizeof(int64_t)) : NULL;
-    perm = shuffle ? mv_calloc((size_t)n, sizeof(int)) : NULL;
-    if (!ws || !logits || !dlogits || (shuffle && (!xb || !yb || !perm))) goto fail;
+    xb = mv_calloc((size_t)B, sizeof(float *));
+    yb = mv_calloc((size_t)B, sizeof(int64_t));
+    perm = mv_calloc((size_t)n, sizeof(int));
+    if (!ws || !logits || !dlogits || !xb || !yb || !perm) goto fail;
 
     struct mv_optim_config oc;
     mv_optim_config_default(&oc, optim_kind(o->optimizer));
@@ -144,7 +145,7 @@ static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
 
     struct mv_rng rng;
     mv_rng_seed(&rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE": apart from init draws */
-    for (int i = 0; perm && i < n; i++) perm[i] = i;
+    for (int i = 0; i < n; i++) perm[i] = i;
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
         if (shuffle)
@@ -155,16 +156,12 @@ static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
                 perm[j] = t;
             }
         for (int it = 0; it < iters; it++, step++) {
-            const float *x = X;
-            const int64_t *y = Y;
+            for (int b = 0; b < B; b++) {
+                int r = perm[it * B + b];
+                xb[b] = X + (size_t)r * D;
+                yb[b] = Y[r];
+            }
             if (shuffle) {
-                for (int b = 0; b < B; b++) {
-                    int r = perm[it * B + b];
-                    memcpy(xb + (size_t)b * D, X + (size_t)r * D, (size_t)D * sizeof(float));
-                    yb[b] = Y[r];
-                }
-                x = xb;
-                y = yb;
                 /* the next step's rows are scattered over X: start fetching them now */
                 if (it + 1 < iters)
                     for (int b = 0; b < B; b++) {
@@ -174,9 +171,9 @@ static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
                     }
             }
             memset(a->grad_buf, 0, a->param_total * sizeof(float));
-            a->ops->forward(a, ws, x, B, logits);
-            double loss = mv_cross_entropy(dlogits, logits, y, B, K);
-            a->ops->backward(a, ws, x, B, dlogits);
+            a->ops->forward(a, ws, xb, B, logits);
+            double loss = mv_cross_entropy(dlogits, logits, yb, B, K);
+            a->ops->backward(a, ws, xb, B, dlogits);
             if (a->ops->regularizer) loss += a->ops->regularizer(a, 1);
             if (losses) losses[step] = (float)loss;
             float lr = mv_sched_lr(o->schedule == MEDVLM_SCHEDULE_COSINE ? MV_SCHED_COSINE
@@ -192,7 +189,7 @@ fail:
     mv_free(ws);
     mv_free(logits);
     mv_free(dlogits);
-    mv_free(xb);
+    mv_free((void *)xb);
     mv_free(yb);
     mv_free(perm);
     return st;

@@ -111,5 +111,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

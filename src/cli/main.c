@@ -19,6 +19,8 @@ static const struct cli_command commands[] = {
     {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
+    {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
+    {"predict", cmd_predict, "classify a features file with a saved adapter"},
 };
 
 static void print_help(FILE *f)

@@ -163,10 +163,12 @@ static void gradcheck(enum medvlm_adapter_method m, int alm, uint64_t seed)
     struct problem pr = {B, D, K, X, zs, Y, exp(1.5)};
     float *ws = calloc(a->ops->ws_floats(a, B), sizeof(float));
     float logits[6 * 3], dlogits[6 * 3];
+    const float *rows[6];
+    for (int b = 0; b < B; b++) rows[b] = X + (size_t)b * D;
     memset(a->grad_buf, 0, a->param_total * sizeof(float));
-    a->ops->forward(a, ws, X, B, logits);
+    a->ops->forward(a, ws, rows, B, logits);
     double loss = mv_cross_entropy(dlogits, logits, Y, B, K);
-    a->ops->backward(a, ws, X, B, dlogits);
+    a->ops->backward(a, ws, rows, B, dlogits);
     if (a->ops->regularizer) loss += a->ops->regularizer(a, 1);
     size_t P = a->param_total;
     double *p = calloc(P, sizeof(double));
@@ -329,6 +331,28 @@ static void test_kernels(void)
         mv_mm_tn_acc_ref(C2, A2, B2, M, N, L);
         snprintf(name, sizeof name, "mm_tn_acc %dx%dx%d", M, N, L);
         check_close_f32(name, C1, C2, (size_t)M * N, 1e-4, 1e-4);
+        /* row-pointer forms on reversed rows equal the contiguous forms on reversed copies */
+        const float **ra = malloc(sizeof(float *) * (size_t)(M > L ? M : L));
+        float *rev = malloc(sizeof(float) * (size_t)M * L), *C3 = calloc((size_t)M * N, 4);
+        for (int i = 0; i < M; i++) {
+            ra[i] = A + (size_t)(M - 1 - i) * L;
+            memcpy(rev + (size_t)i * L, ra[i], sizeof(float) * L);
+        }
+        mv_mm_nt_rows(C1, ra, Bm, M, N, L);
+        mv_mm_nt_ref(C3, rev, Bm, M, N, L);
+        snprintf(name, sizeof name, "mm_nt_rows %dx%dx%d", M, N, L);
+        check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
+        float *rev2 = malloc(sizeof(float) * (size_t)L * N);
+        for (int l = 0; l < L; l++) {
+            ra[l] = B2 + (size_t)(L - 1 - l) * N;
+            memcpy(rev2 + (size_t)l * N, ra[l], sizeof(float) * N);
+        }
+        for (int i = 0; i < M * N; i++) C1[i] = C3[i] = (float)i * 0.01f;
+        mv_mm_tn_acc_rows(C1, A2, ra, M, N, L);
+        mv_mm_tn_acc_ref(C3, A2, rev2, M, N, L);
+        snprintf(name, sizeof name, "mm_tn_acc_rows %dx%dx%d", M, N, L);
+        check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
+        free(ra), free(rev), free(C3), free(rev2);
         free(A), free(Bm), free(C1), free(C2), free(A2), free(B2);
     }
 }

@@ -1,0 +1,519 @@
+/*
+ * cmd_adapt.c - `medvlm adapt`: train few-shot black-box adapters on a K-shot sample of
+ * training features, evaluate them on test features, print the metrics (one method, or
+ * every method side by side; one seed, or mean and std over several), save the adapter.
+ */
+#include "cli.h"
+
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: medvlm adapt --method NAME|all --train FEATS --test FEATS --prototypes PROTOS\n"
+    "                    --shots K [--seed S | --seeds S1,S2,..] [options] [--out ADAPTER]\n"
+    "\n"
+    "Few-shot black-box adaptation on frozen features, as the PEFT-MedVLMs tutorial does it:\n"
+    "draw K images per class from the training features (the tutorial's sampler: Python's\n"
+    "random.seed(S) + shuffle, then the first K of each class), train the adapter, and\n"
+    "report balanced accuracy (ACA), accuracy and macro-F1 on the test features.\n"
+    "\n"
+    "  --method NAME       zeroshot, lp, zslp, clipadapter, clap, tipadapter, tipadapter-f,\n"
+    "                      taskres, or all (one table comparing every method on the same shots)\n"
+    "  --train FEATS       features file (medvlm features) to draw the shots from\n"
+    "  --test FEATS        features file to evaluate on\n"
+    "  --prototypes FILE   zero-shot prototypes (medvlm zeroshot --save-prototypes)\n"
+    "  --shots K           images per class (>= 1)\n"
+    "  --seed S            sampling seed, also the adapter's init/shuffle seed (default 1)\n"
+    "  --seeds LIST        several seeds: mean and std (population) over them\n"
+    "  --allow-fewer       train on every image of a class that has fewer than K\n"
+    "  --epochs N          (100)   --batch-size N (32)   --lr X (0.001)\n"
+    "  --optimizer NAME    sgd (momentum 0.9), adam or adamw (default sgd)\n"
+    "  --momentum X        SGD momentum (0.9)     --weight-decay X (0)\n"
+    "  --schedule NAME     constant or cosine (default constant)\n"
+    "  --alpha X           clipadapter residual ratio (0.5), tipadapter cache weight (1),\n"
+    "                      taskres residual scale (0.5)\n"
+    "  --beta X            tipadapter sharpness (1)\n"
+    "  --hidden H          clipadapter bottleneck (default D/4)\n"
+    "  --clap-alm          clap: augmented-Lagrangian multiplier updates after each epoch\n"
+    "  --rho X             clap-alm penalty weight (1)\n"
+    "  --json FILE         write the results as JSON\n"
+    "  --out FILE          save the adapter (one method; trained with the first seed)\n"
+    "\n"
+    "example:\n"
+    "  medvlm adapt --method clap --train train.safetensors --test test.safetensors \\\n"
+    "               --prototypes protos.safetensors --shots 16 --seeds 1,2,3 --out clap.safetensors\n";
+
+#define MAX_SEEDS 64
+
+struct adapt_args {
+    const char *train, *test, *protos, *json, *out, *method;
+    int shots, have_shots, allow_fewer, nseeds;
+    long seeds[MAX_SEEDS];
+    struct medvlm_adapter_options o; /* user overrides, with have_* flags */
+    int have_epochs, have_batch, have_lr, have_momentum, have_wd, have_alpha, have_beta,
+        have_hidden, have_rho, have_optim, have_sched, clap_alm;
+};
+
+/* One method's results over the seeds. */
+struct method_result {
+    enum medvlm_adapter_method method;
+    double aca[MAX_SEEDS], acc[MAX_SEEDS], secs[MAX_SEEDS]; /* percent, seconds */
+    double f1[MAX_SEEDS];                                      /* macro-F1, [0, 1] */
+    float first_loss, last_loss;
+    long steps;
+};
+
+static void mean_std(const double *v, int n, double *mean, double *std)
+{
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *std = sqrt(q / n);
+}
+
+static int parse_seeds(const char *s, struct adapt_args *a)
+{
+    a->nseeds = 0;
+    char *copy = strdup(s), *save = NULL;
+    if (!copy) return 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (a->nseeds == MAX_SEEDS || !cli_parse_int(tok, 0, 1L << 62, &a->seeds[a->nseeds])) {
+            free(copy);
+            return 0;
+        }
+        a->nseeds++;
+    }
+    free(copy);
+    return a->nseeds > 0;
+}
+
+static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
+{
+    static const struct option opts[] = {
+        {"method", required_argument, NULL, 'm'},    {"train", required_argument, NULL, 'T'},
+        {"test", required_argument, NULL, 't'},      {"prototypes", required_argument, NULL, 'p'},
+        {"shots", required_argument, NULL, 'k'},     {"seed", required_argument, NULL, 's'},
+        {"seeds", required_argument, NULL, 'S'},     {"allow-fewer", no_argument, NULL, 'a'},
+        {"epochs", required_argument, NULL, 'e'},    {"batch-size", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, 'l'},        {"optimizer", required_argument, NULL, 'o'},
+        {"momentum", required_argument, NULL, 'M'},  {"weight-decay", required_argument, NULL, 'w'},
+        {"schedule", required_argument, NULL, 'c'},  {"alpha", required_argument, NULL, 'A'},
+        {"beta", required_argument, NULL, 'B'},      {"hidden", required_argument, NULL, 'H'},
+        {"clap-alm", no_argument, NULL, 'L'},        {"rho", required_argument, NULL, 'r'},
+        {"json", required_argument, NULL, 'j'},      {"out", required_argument, NULL, 'O'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+    int c;
+    long v;
+    double x;
+    *done = 0;
+    a->nseeds = 1;
+    a->seeds[0] = 1;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a->method = optarg; break;
+        case 'T': a->train = optarg; break;
+        case 't': a->test = optarg; break;
+        case 'p': a->protos = optarg; break;
+        case 'j': a->json = optarg; break;
+        case 'O': a->out = optarg; break;
+        case 'a': a->allow_fewer = 1; break;
+        case 'L': a->clap_alm = 1; break;
+        case 'k':
+            if (!cli_parse_int(optarg, 0, 1L << 20, &v))
+                return cli_usage("adapt", "--shots expects an integer, got '%s'", optarg);
+            if (v < 1)
+                return cli_usage("adapt", "--shots must be at least 1 image per class, got %ld", v);
+            a->shots = (int)v;
+            a->have_shots = 1;
+            break;
+        case 's':
+            if (!cli_parse_int(optarg, 0, 1L << 62, &a->seeds[0]))
+                return cli_usage("adapt", "--seed expects an integer >= 0, got '%s'", optarg);
+            a->nseeds = 1;
+            break;
+        case 'S':
+            if (!parse_seeds(optarg, a))
+                return cli_usage("adapt", "--seeds expects up to %d integers >= 0 separated by commas, got '%s'",
+                                 MAX_SEEDS, optarg);
+            break;
+        case 'e':
+            if (!cli_parse_int(optarg, 0, 1000000, &v))
+                return cli_usage("adapt", "--epochs expects an integer in [0, 1000000], got '%s'", optarg);
+            a->o.epochs = (int)v;
+            a->have_epochs = 1;
+            break;
+        case 'b':
+            if (!cli_parse_int(optarg, 1, 1 << 30, &v))
+                return cli_usage("adapt", "--batch-size expects an integer >= 1, got '%s'", optarg);
+            a->o.batch_size = (int)v;
+            a->have_batch = 1;
+            break;
+        case 'H':
+            if (!cli_parse_int(optarg, 1, 1 << 20, &v))
+                return cli_usage("adapt", "--hidden expects an integer >= 1, got '%s'", optarg);
+            a->o.hidden = (int)v;
+            a->have_hidden = 1;
+            break;
+        case 'l': case 'M': case 'w': case 'A': case 'B': case 'r':
+            if (!cli_parse_float(optarg, &x) || (c != 'A' && x < 0) || (c == 'r' && x <= 0))
+                return cli_usage("adapt", "--%s expects a %s number, got '%s'",
+                                 c == 'l' ? "lr" : c == 'M' ? "momentum" : c == 'w' ? "weight-decay"
+                                 : c == 'A' ? "alpha" : c == 'B' ? "beta" : "rho",
+                                 c == 'A' ? "finite" : c == 'r' ? "positive" : "non-negative",
+                                 optarg);
+            if (c == 'l') a->o.lr = (float)x, a->have_lr = 1;
+            if (c == 'M') a->o.momentum = (float)x, a->have_momentum = 1;
+            if (c == 'w') a->o.weight_decay = (float)x, a->have_wd = 1;
+            if (c == 'A') a->o.alpha = (float)x, a->have_alpha = 1;
+            if (c == 'B') a->o.beta = (float)x, a->have_beta = 1;
+            if (c == 'r') a->o.clap_rho = (float)x, a->have_rho = 1;
+            break;
+        case 'o':
+            if (!strcmp(optarg, "sgd")) a->o.optimizer = MEDVLM_OPTIMIZER_SGD;
+            else if (!strcmp(optarg, "adam")) a->o.optimizer = MEDVLM_OPTIMIZER_ADAM;
+            else if (!strcmp(optarg, "adamw")) a->o.optimizer = MEDVLM_OPTIMIZER_ADAMW;
+            else return cli_usage("adapt", "--optimizer must be sgd, adam or adamw, got '%s'", optarg);
+            a->have_optim = 1;
+            break;
+        case 'c':
+            if (!strcmp(optarg, "constant")) a->o.schedule = MEDVLM_SCHEDULE_CONSTANT;
+            else if (!strcmp(optarg, "cosine")) a->o.schedule = MEDVLM_SCHEDULE_COSINE;
+            else return cli_usage("adapt", "--schedule must be constant or cosine, got '%s'", optarg);
+            a->have_sched = 1;
+            break;
+        case 'h': fputs(usage, stdout); *done = 1; return CLI_OK;
+        case ':': return cli_usage("adapt", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage("adapt", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc) return cli_usage("adapt", "unexpected argument '%s'", argv[optind]);
+    if (!a->method) return cli_usage("adapt", "--method NAME|all is required");
+    if (!a->train || !a->test || !a->protos)
+        return cli_usage("adapt", "--train, --test and --prototypes are all required");
+    if (!a->have_shots) return cli_usage("adapt", "--shots K is required");
+    if (a->out && !strcmp(a->method, "all"))
+        return cli_usage("adapt", "--out saves one adapter: name one --method, not 'all'");
+    return CLI_OK;
+}
+
+/* The method's defaults with the user's explicit choices on top. */
+static void method_options(const struct adapt_args *a, enum medvlm_adapter_method m, long seed,
+                           struct medvlm_adapter_options *o)
+{
+    medvlm_adapter_options_default(o, m);
+    o->seed = (uint64_t)seed;
+    if (a->have_epochs) o->epochs = a->o.epochs;
+    if (a->have_batch) o->batch_size = a->o.batch_size;
+    if (a->have_lr) o->lr = a->o.lr;
+    if (a->have_optim) o->optimizer = a->o.optimizer;
+    if (a->have_momentum) o->momentum = a->o.momentum;
+    if (a->have_wd) o->weight_decay = a->o.weight_decay;
+    if (a->have_sched) o->schedule = a->o.schedule;
+    if (a->have_alpha) o->alpha = a->o.alpha;
+    if (a->have_beta) o->beta = a->o.beta;
+    if (a->have_hidden) o->hidden = a->o.hidden;
+    if (a->have_rho) o->clap_rho = a->o.clap_rho;
+    o->clap_alm = a->clap_alm;
+}
+
+/* Same model: equal dims; same task: the same class names in the same order. */
+static int check_compatible(const struct adapt_args *a, const struct medvlm_features *tr,
+                            const struct medvlm_features *te, const struct medvlm_prototypes *p)
+{
+    const struct medvlm_features *f[2] = {tr, te};
+    const char *name[2] = {a->train, a->test};
+    for (int i = 0; i < 2; i++) {
+        if (f[i]->d != p->d) {
+            fprintf(stderr,
+                    "medvlm: %s has %d-dimensional features but the prototypes in %s are "
+                    "%d-dimensional: features and prototypes come from different models\n",
+                    name[i], f[i]->d, a->protos, p->d);
+            return 0;
+        }
+        if (f[i]->n_classes != p->k) {
+            fprintf(stderr, "medvlm: %s has %d classes but the prototypes in %s have %d\n",
+                    name[i], f[i]->n_classes, a->protos, p->k);
+            return 0;
+        }
+        for (int c = 0; c < p->k; c++)
+            if (strcmp(f[i]->classes[c], p->classes[c]) != 0) {
+                fprintf(stderr,
+                        "medvlm: class %d is '%s' in %s but '%s' in the prototypes %s: the "
+                        "classes must be the same, in the same order\n",
+                        c, f[i]->classes[c], name[i], p->classes[c], a->protos);
+                return 0;
+            }
+    }
+    return 1;
+}
+
+/* Every class has at least K training images, unless --allow-fewer. */
+static int check_shots(const struct adapt_args *a, const struct medvlm_features *tr)
+{
+    int ok = 1;
+    for (int c = 0; c < tr->n_classes; c++) {
+        int have = 0;
+        for (int i = 0; i < tr->n; i++) have += tr->labels[i] == c;
+        if (have < a->shots) {
+            if (a->allow_fewer) {
+                fprintf(stderr, "medvlm: note: class '%s' has %d training image%s, fewer than "
+                                "%d: using %s\n",
+                        tr->classes[c], have, have == 1 ? "" : "s", a->shots,
+                        have ? "all of them" : "none");
+            } else {
+                fprintf(stderr,
+                        "medvlm: class '%s' has %d training image%s in %s, fewer than the %d "
+                        "shots asked for (--allow-fewer trains on what there is)\n",
+                        tr->classes[c], have, have == 1 ? "" : "s", a->train, a->shots);
+                ok = 0;
+            }
+        }
+    }
+    return ok;
+}
+
+/* Train one method on one sample, evaluate on the test set; fills slot `si` of r. */
+static enum medvlm_status run_one(const struct adapt_args *a, const struct medvlm_features *te,
+                                  const struct medvlm_prototypes *p, const float *X,
+                                  const int64_t *Y, int n, int si, struct method_result *r,
+                                  struct medvlm_adapter **keep, struct medvlm_metrics *keep_m)
+{
+    struct medvlm_adapter_options o;
+    method_options(a, r->method, a->seeds[si], &o);
+    long steps = medvlm_adapter_steps(&o, n);
+    float *losses = calloc((size_t)(steps > 0 ? steps : 1), sizeof(float));
+    float *logits = calloc((size_t)te->n * p->k, sizeof(float));
+    int64_t *preds = calloc((size_t)te->n, sizeof(int64_t));
+    struct medvlm_adapter *ad = NULL;
+    struct medvlm_metrics m = {0};
+    enum medvlm_status st = MEDVLM_ERR_NOMEM;
+    if (!losses || !logits || !preds) {
+        fprintf(stderr, "medvlm: out of memory\n");
+        goto done;
+    }
+    double t0 = mv_now();
+    st = medvlm_adapter_train(&o, X, Y, n, p->d, p->prototypes, p->k, p->logit_scale, &ad, losses);
+    if (st) goto done;
+    r->secs[si] = mv_now() - t0;
+    r->steps = steps;
+    r->first_loss = steps ? losses[0] : NAN;
+    r->last_loss = steps ? losses[steps - 1] : NAN;
+    if ((st = medvlm_adapter_logits(ad, te->features, te->n, logits)) ||
+        (st = medvlm_argmax_rows(logits, te->n, p->k, preds)) ||
+        (st = medvlm_metrics_compute(te->labels, preds, te->n, p->k, &m)))
+        goto done;
+    r->aca[si] = m.balanced_accuracy;
+    r->acc[si] = m.accuracy;
+    r->f1[si] = m.macro_f1;
+    if (keep && !*keep) {
+        *keep = ad;
+        ad = NULL;
+    }
+    if (keep_m && si == 0) {
+        *keep_m = m;
+        memset(&m, 0, sizeof m);
+    }
+done:
+    medvlm_metrics_free(&m);
+    medvlm_adapter_free(ad);
+    free(losses);
+    free(logits);
+    free(preds);
+    return st;
+}
+
+static const char *optim_name(enum medvlm_optimizer o)
+{
+    return o == MEDVLM_OPTIMIZER_ADAM ? "adam" : o == MEDVLM_OPTIMIZER_ADAMW ? "adamw" : "sgd";
+}
+
+static void print_table(const struct adapt_args *a, const struct method_result *res, int nm)
+{
+    printf("\n%-13s %8s %7s %8s %9s  %s\n", "method", "ACA %", "std", "acc %", "macro-F1",
+           a->nseeds > 1 ? "ACA % per seed" : "train s");
+    for (int i = 0; i < nm; i++) {
+        double am, as, cm, cs, fm, fs;
+        mean_std(res[i].aca, a->nseeds, &am, &as);
+        mean_std(res[i].acc, a->nseeds, &cm, &cs);
+        mean_std(res[i].f1, a->nseeds, &fm, &fs);
+        printf("%-13s %8.2f %7.2f %8.2f %9.4f ", medvlm_adapter_method_name(res[i].method),
+               medvlm_round_half_even(am, 2), medvlm_round_half_even(as, 2),
+               medvlm_round_half_even(cm, 2), fm);
+        if (a->nseeds > 1)
+            for (int s = 0; s < a->nseeds; s++)
+                printf(" %.2f", medvlm_round_half_even(res[i].aca[s], 2));
+        else
+            printf(" %.3f", res[i].secs[0]);
+        printf("\n");
+    }
+}
+
+static int write_json(const struct adapt_args *a, const struct method_result *res, int nm,
+                      const struct medvlm_features *tr, const struct medvlm_features *te)
+{
+    cJSON *root = cJSON_CreateObject(), *seeds = cJSON_AddArrayToObject(root, "seeds");
+    cJSON *methods = cJSON_AddArrayToObject(root, "methods");
+    cJSON_AddNumberToObject(root, "shots", a->shots);
+    cJSON_AddNumberToObject(root, "train_pool", tr->n);
+    cJSON_AddNumberToObject(root, "test_images", te->n);
+    for (int s = 0; s < a->nseeds; s++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)a->seeds[s]));
+    for (int i = 0; i < nm; i++) {
+        cJSON *m = cJSON_CreateObject(), *runs = NULL;
+        cJSON_AddStringToObject(m, "method", medvlm_adapter_method_name(res[i].method));
+        double mean, std;
+        const double *cols[3] = {res[i].aca, res[i].acc, res[i].f1};
+        const char *names[3] = {"balanced_accuracy", "accuracy", "macro_f1"};
+        for (int k = 0; k < 3; k++) {
+            mean_std(cols[k], a->nseeds, &mean, &std);
+            cJSON *o = cJSON_AddObjectToObject(m, names[k]);
+            cJSON_AddNumberToObject(o, "mean", mean);
+            cJSON_AddNumberToObject(o, "std", std);
+        }
+        runs = cJSON_AddArrayToObject(m, "runs");
+        for (int s = 0; s < a->nseeds; s++) {
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "seed", (double)a->seeds[s]);
+            cJSON_AddNumberToObject(r, "balanced_accuracy", res[i].aca[s]);
+            cJSON_AddNumberToObject(r, "accuracy", res[i].acc[s]);
+            cJSON_AddNumberToObject(r, "macro_f1", res[i].f1[s]);
+            cJSON_AddNumberToObject(r, "train_seconds", res[i].secs[s]);
+            cJSON_AddItemToArray(runs, r);
+        }
+        cJSON_AddItemToArray(methods, m);
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        fprintf(stderr, "medvlm: out of memory\n");
+        return 0;
+    }
+    size_t len = strlen(text);
+    text[len] = '\0';
+    enum medvlm_status st = mv_write_file_atomic(a->json, text, len);
+    cJSON_free(text);
+    if (st) {
+        cli_fail("--json");
+        return 0;
+    }
+    return 1;
+}
+
+int cmd_adapt(int argc, char **argv)
+{
+    struct adapt_args a = {0};
+    int done, rc = parse_args(argc, argv, &a, &done);
+    if (rc != CLI_OK || done) return rc;
+    enum medvlm_adapter_method methods[MEDVLM_ADAPTER_COUNT];
+    int nm = 0;
+    if (!strcmp(a.method, "all")) {
+        for (int m = 0; m < MEDVLM_ADAPTER_COUNT; m++) methods[nm++] = (enum medvlm_adapter_method)m;
+    } else {
+        if (medvlm_adapter_method_from_name(a.method, &methods[0]) != MEDVLM_OK) {
+            fprintf(stderr, "medvlm adapt: %s (or all)\n", medvlm_last_error());
+            return CLI_USAGE;
+        }
+        nm = 1;
+    }
+    struct medvlm_features *tr = NULL, *te = NULL;
+    struct medvlm_prototypes *p = NULL;
+    struct method_result *res = calloc((size_t)nm, sizeof *res);
+    struct medvlm_adapter *keep = NULL;
+    struct medvlm_metrics detail = {0};
+    float *X = NULL;
+    int64_t *Y = NULL;
+    int *idx = NULL;
+    rc = CLI_FAIL;
+    if (!res) goto done;
+    if (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
+        medvlm_prototypes_load(a.protos, &p)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    if (!check_compatible(&a, tr, te, p) || !check_shots(&a, tr)) goto done;
+    X = calloc((size_t)p->k * a.shots * p->d, sizeof(float));
+    Y = calloc((size_t)p->k * a.shots, sizeof(int64_t));
+    if (!X || !Y) {
+        fprintf(stderr, "medvlm: out of memory\n");
+        goto done;
+    }
+    for (int i = 0; i < nm; i++) res[i].method = methods[i];
+    int n = 0;
+    for (int s = 0; s < a.nseeds; s++) {
+        if (medvlm_fewshot_sample(tr->labels, tr->n, tr->n_classes, a.shots, a.seeds[s],
+                                  a.allow_fewer, &idx, &n)) {
+            cli_fail(a.train);
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            memcpy(X + (size_t)i * p->d, tr->features + (size_t)idx[i] * p->d,
+                   (size_t)p->d * sizeof(float));
+            Y[i] = tr->labels[idx[i]];
+        }
+        medvlm_free(idx);
+        idx = NULL;
+        if (n == 0) {
+            fprintf(stderr, "medvlm: no training images were drawn from %s\n", a.train);
+            goto done;
+        }
+        for (int i = 0; i < nm; i++)
+            if (run_one(&a, te, p, X, Y, n, s, &res[i], a.out ? &keep : NULL,
+                        nm == 1 ? &detail : NULL)) {
+                cli_fail(medvlm_adapter_method_name(methods[i]));
+                goto done;
+            }
+    }
+    struct medvlm_adapter_options o0;
+    method_options(&a, methods[0], a.seeds[0], &o0);
+    printf("adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d\n",
+           a.shots, n, tr->n, a.train, te->n, p->k, p->d);
+    if (nm == 1 && res[0].steps > 0)
+        printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
+               medvlm_adapter_method_name(methods[0]), o0.epochs, o0.batch_size,
+               optim_name(o0.optimizer), (double)o0.lr,
+               o0.optimizer == MEDVLM_OPTIMIZER_SGD ? " momentum 0.9" : "", res[0].steps,
+               (double)res[0].first_loss, (double)res[0].last_loss, res[0].secs[0]);
+    if (nm == 1 && a.nseeds == 1) {
+        char *table = NULL;
+        if (medvlm_metrics_format_table(&detail, (const char *const *)p->classes, &table)) {
+            cli_fail(NULL);
+            goto done;
+        }
+        printf("\n%s", table);
+        medvlm_free(table);
+    }
+    if (nm > 1 || a.nseeds > 1) {
+        printf("seeds");
+        for (int s = 0; s < a.nseeds; s++) printf(" %ld", a.seeds[s]);
+        printf("\n");
+        print_table(&a, res, nm);
+    }
+    if (a.json && !write_json(&a, res, nm, tr, te)) goto done;
+    if (a.out) {
+        if (medvlm_adapter_save(keep, a.out, (const char *const *)p->classes, a.shots)) {
+            cli_fail(a.out);
+            goto done;
+        }
+        printf("\nsaved %s adapter (seed %ld) to %s\n", medvlm_adapter_method_name(methods[0]),
+               a.seeds[0], a.out);
+    }
+    rc = CLI_OK;
+done:
+    medvlm_metrics_free(&detail);
+    medvlm_adapter_free(keep);
+    medvlm_features_free(tr);
+    medvlm_features_free(te);
+    medvlm_prototypes_free(p);
+    free(res);
+    free(X);
+    free(Y);
+    medvlm_free(idx);
+    return rc;
+}

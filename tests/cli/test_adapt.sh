@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# `medvlm adapt` and `medvlm predict` on a small synthetic task written by test_featfile
+# (tests/unit/test_featfile.c --make): printed numbers, saved files, and every error case.
+set -u
+cli=${MEDVLM_CLI:?run through ctest}
+gen=./test_featfile
+pass=0 fail=0
+check() { # check NAME STATUS
+  if [ "$2" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1" >&2; fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+out=$tmp/out err=$tmp/err
+run() { # run NAME WANT_RC ARGS...
+  local name=$1 want=$2; shift 2
+  "$cli" "$@" >"$out" 2>"$err"; local rc=$?
+  [ "$rc" = "$want" ]; check "$name (exit $rc, want $want)" $?
+  [ "$rc" = "$want" ] || { echo "--- stdout"; cat "$out"; echo "--- stderr"; cat "$err"; } >&2
+}
+has() { grep -q -- "$2" "$3"; check "$1: '$2'" $?; }
+
+if [ ! -x "$gen" ]; then
+  echo "FAIL test_featfile helper not found in $(pwd)" >&2
+  echo "0 passed, 1 failed"; exit 1
+fi
+"$gen" --make "$tmp" || { echo "FAIL fixtures"; echo "0 passed, 1 failed"; exit 1; }
+T="--train $tmp/train.safetensors --test $tmp/test.safetensors"
+P="--prototypes $tmp/protos.safetensors"
+
+# zero-shot: by construction recall 1, 1, 4/6 -> ACA 88.89 %
+run "zeroshot" 0 adapt --method zeroshot $T $P --shots 4
+has "zeroshot" "balanced accuracy  88.89 %" "$out"
+grep -Eq '^grade 4 +0\.667 ' "$out"; check "zeroshot grade 4 recall" $?
+has "zeroshot" "^adapt: 4-shot, 12 training images (of 26 in" "$out"
+
+# Tip-Adapter with a strong, sharp cache learns the misplaced grade 4 images (seed 2 draws one)
+run "tipadapter" 0 adapt --method tipadapter --alpha 100 --beta 20 $T $P --shots 4 --seed 2 \
+    --out "$tmp/tip.safetensors" --json "$tmp/tip.json"
+has "tipadapter" "balanced accuracy  100.00 %" "$out"
+has "tipadapter" "saved tipadapter adapter (seed 2) to $tmp/tip.safetensors" "$out"
+has "tipadapter json" '"method":	"tipadapter"' "$tmp/tip.json"
+run "predict tip" 0 predict --adapter "$tmp/tip.safetensors" --features "$tmp/test.safetensors" \
+    --predictions "$tmp/pred.csv" --json "$tmp/m.json"
+has "predict tip" "^predict: tipadapter adapter (4-shot, 3 classes, D 16) on 18 images" "$out"
+has "predict tip" "balanced accuracy  100.00 %" "$out"
+[ "$(wc -l <"$tmp/pred.csv")" = 19 ]; check "predictions: header + 18 rows" $?
+has "predictions" "^image,true_label,predicted_label,p_benign,p_grade 3,p_grade 4" "$tmp/pred.csv"
+has "predictions" "^g4_00.png,grade 4,grade 4," "$tmp/pred.csv"
+
+# a trained adapter: adapt and predict agree on the same shots
+run "clap" 0 adapt --method clap $T $P --shots 4 --seed 3 --out "$tmp/clap.safetensors"
+has "clap" "^clap: 100 epochs, batch 32, sgd lr 0.001 momentum 0.9: 100 steps, loss" "$out"
+aca=$(grep '^balanced accuracy' "$out")
+run "predict clap" 0 predict --adapter "$tmp/clap.safetensors" --features "$tmp/test.safetensors"
+has "predict = adapt" "^$aca\$" "$out"
+
+# several seeds: the mean of the per-seed column is the printed mean
+run "seeds" 0 adapt --method lp $T $P --shots 4 --seeds 1,2,3 --epochs 50 --optimizer adam --lr 0.01
+has "seeds" "^seeds 1 2 3" "$out"
+awk '$1 == "lp" { m = ($6 + $7 + $8) / 3; d = m - $2; if (d < 0) d = -d; exit !(NF == 8 && d < 0.01) }' "$out"
+check "seeds: mean of the per-seed ACA" $?
+
+# every method on the same shots, zero-shot row first
+run "all" 0 adapt --method all $T $P --shots 4 --seed 1
+for m in zeroshot lp zslp clipadapter clap tipadapter tipadapter-f taskres; do
+  grep -Eq "^$m +[0-9]+\.[0-9]{2} +0\.00 " "$out"; check "all: row $m" $?
+done
+grep -Eq '^zeroshot +88\.89 ' "$out"; check "all: zero-shot ACA" $?
+
+# errors: one clear line, no crash
+run "dimension mismatch" 1 adapt --method clap $T --prototypes "$tmp/protos8.safetensors" --shots 4
+has "dimension mismatch" "16-dimensional features but the prototypes in .* are 8-dimensional" "$err"
+run "class names" 1 adapt --method clap $T --prototypes "$tmp/protos_renamed.safetensors" --shots 4
+has "class names" "class 1 is 'grade 3' in .* but 'G3' in the prototypes" "$err"
+run "too few" 1 adapt --method clap $T $P --shots 8
+has "too few" "class 'grade 4' has 6 training images in .*, fewer than the 8 shots" "$err"
+run "allow fewer" 0 adapt --method clap $T $P --shots 8 --allow-fewer
+has "allow fewer" "note: class 'grade 4' has 6 training images, fewer than 8" "$err"
+has "allow fewer" "^adapt: 8-shot, 22 training images" "$out"
+run "zero shots" 2 adapt --method clap $T $P --shots 0
+has "zero shots" "shots must be at least 1" "$err"
+run "unknown method" 2 adapt --method clipadaptor $T $P --shots 4
+has "unknown method" "unknown adapter method 'clipadaptor'; valid methods: zeroshot, lp, zslp, clipadapter, clap, tipadapter, tipadapter-f, taskres" "$err"
+run "missing file" 1 adapt --method lp --train "$tmp/nope.safetensors" --test "$tmp/test.safetensors" $P --shots 4
+has "missing file" "nope.safetensors" "$err"
+run "prototypes as features" 1 adapt --method lp --train "$tmp/protos.safetensors" --test "$tmp/test.safetensors" $P --shots 4
+has "prototypes as features" "not a medvlm features file" "$err"
+run "out with all" 2 adapt --method all $T $P --shots 4 --out "$tmp/x.safetensors"
+run "bad lr" 2 adapt --method lp $T $P --shots 4 --lr -1
+has "bad lr" "--lr expects a non-negative number" "$err"
+run "bad optimizer" 2 adapt --method lp $T $P --shots 4 --optimizer rmsprop
+run "no shots" 2 adapt --method lp $T $P
+run "adapt help" 0 adapt --help
+has "adapt help" "example" "$out"
+run "predict wrong dims" 1 predict --adapter "$tmp/tip.safetensors" --features "$tmp/protos8.safetensors"
+has "predict wrong dims" "not a medvlm features file" "$err"
+run "predict not an adapter" 1 predict --adapter "$tmp/test.safetensors" --features "$tmp/test.safetensors"
+has "predict not an adapter" "not a medvlm adapter file" "$err"
+run "predict missing" 2 predict --adapter "$tmp/tip.safetensors"
+[ ! -s "$out" ]; check "errors print nothing on stdout" $?
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

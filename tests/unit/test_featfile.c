@@ -1,0 +1,123 @@
+/*
+ * test_featfile.c - small synthetic features / prototypes files.
+ *
+ *   test_featfile            write the files into a temp folder, read them back, check them
+ *   test_featfile --make DIR write them into DIR for the CLI tests (tests/cli/test_adapt.sh)
+ *
+ * The task (D = 16, classes "benign", "grade 3", "grade 4" along the unit vectors e0, e1, e2):
+ *   train.safetensors   10 + 10 + 6 images near e_c (noise std 0.05), except 3 "grade 4"
+ *                       images at 0.9 e0 + 0.5 e2 (so a cache model can learn them)
+ *   test.safetensors    6 per class near e_c, except 2 "grade 4" images at 0.9 e0 + 0.5 e2,
+ *                       which zero-shot calls "benign": recall 1, 1, 4/6 -> ACA 88.89 %
+ *   protos.safetensors  prototypes e0, e1, e2, logit_scale ln 100
+ *   protos8.safetensors the same classes in D = 8 (another model)
+ *   protos_renamed.safetensors  class 1 called "G3"
+ */
+#include "check.h"
+#include "core/core.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { D = 16, K = 3 };
+static const char *classes[K] = {"benign", "grade 3", "grade 4"};
+static const char *renamed[K] = {"benign", "G3", "grade 4"};
+
+static void unit_row(float *x, int d)
+{
+    double s = 0;
+    for (int j = 0; j < d; j++) s += (double)x[j] * x[j];
+    for (int j = 0; j < d; j++) x[j] = (float)(x[j] / sqrt(s));
+}
+
+static int write_set(const char *path, const int *per_class, int misplaced, struct mv_rng *r)
+{
+    int n = per_class[0] + per_class[1] + per_class[2];
+    float *X = calloc((size_t)n * D, sizeof(float));
+    int64_t *Y = calloc((size_t)n, sizeof(int64_t));
+    char (*names)[32] = calloc((size_t)n, 32);
+    const char **np = calloc((size_t)n, sizeof(char *));
+    int i = 0;
+    for (int c = 0; c < K; c++)
+        for (int j = 0; j < per_class[c]; j++, i++) {
+            float *x = X + (size_t)i * D;
+            for (int t = 0; t < D; t++) x[t] = 0.05f * mv_rng_normal(r);
+            if (c == 2 && j < misplaced) {
+                x[0] += 0.9f;
+                x[2] += 0.5f;
+            } else {
+                x[c] += 1.0f;
+            }
+            unit_row(x, D);
+            Y[i] = c;
+            snprintf(names[i], 32, "%s_%02d.png", c == 0 ? "nc" : c == 1 ? "g3" : "g4", j);
+            np[i] = names[i];
+        }
+    enum medvlm_status st = medvlm_features_save(path, X, Y, n, D, classes, K, np);
+    if (st) fprintf(stderr, "test_featfile: %s\n", medvlm_last_error());
+    free(X), free(Y), free(names), free(np);
+    return st == MEDVLM_OK;
+}
+
+static int write_protos(const char *path, int d, const char *const *names)
+{
+    float P[K * D] = {0};
+    for (int c = 0; c < K; c++) P[c * d + c] = 1.0f;
+    enum medvlm_status st = medvlm_prototypes_save(path, P, K, d, logf(100.0f), names);
+    if (st) fprintf(stderr, "test_featfile: %s\n", medvlm_last_error());
+    return st == MEDVLM_OK;
+}
+
+static int make(const char *dir)
+{
+    char p[4096];
+    struct mv_rng r;
+    mv_rng_seed(&r, 2024);
+    const int train[K] = {10, 10, 6}, test[K] = {6, 6, 6};
+    mkdir(dir, 0755);
+    snprintf(p, sizeof p, "%s/train.safetensors", dir);
+    if (!write_set(p, train, 3, &r)) return 0;
+    snprintf(p, sizeof p, "%s/test.safetensors", dir);
+    if (!write_set(p, test, 2, &r)) return 0;
+    snprintf(p, sizeof p, "%s/protos.safetensors", dir);
+    if (!write_protos(p, D, classes)) return 0;
+    snprintf(p, sizeof p, "%s/protos8.safetensors", dir);
+    if (!write_protos(p, 8, classes)) return 0;
+    snprintf(p, sizeof p, "%s/protos_renamed.safetensors", dir);
+    return write_protos(p, D, renamed);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--make")) return make(argv[2]) ? 0 : 1;
+    char dir[64], p[128];
+    snprintf(dir, sizeof dir, "featfile_test_%d", (int)getpid());
+    CHECK(make(dir), "fixtures written");
+    struct medvlm_features *f = NULL;
+    snprintf(p, sizeof p, "%s/test.safetensors", dir);
+    CHECK_OK(medvlm_features_load(p, &f));
+    if (f) {
+        CHECK(f->n == 18 && f->d == D && f->n_classes == K, "test set shape");
+        CHECK(!strcmp(f->classes[2], "grade 4") && !strcmp(f->image_names[13], "g4_01.png"),
+              "names");
+        double norm = 0;
+        for (int j = 0; j < D; j++) norm += f->features[5 * D + j] * f->features[5 * D + j];
+        CHECK(fabs(norm - 1) < 1e-6, "rows are unit vectors");
+        CHECK(f->features[12 * D + 0] > f->features[12 * D + 2], "misplaced grade 4 image");
+    }
+    medvlm_features_free(f);
+    struct medvlm_prototypes *pr = NULL;
+    snprintf(p, sizeof p, "%s/protos8.safetensors", dir);
+    CHECK_OK(medvlm_prototypes_load(p, &pr));
+    CHECK(pr && pr->d == 8 && pr->k == K, "8-d prototypes");
+    medvlm_prototypes_free(pr);
+    snprintf(p, sizeof p, "%s/train.safetensors", dir);
+    CHECK_ERR(medvlm_prototypes_load(p, &pr), MEDVLM_ERR_FORMAT, "not a medvlm prototypes file");
+    const char *files[] = {"train", "test", "protos", "protos8", "protos_renamed"};
+    for (size_t i = 0; i < MV_ARRAY_LEN(files); i++) {
+        snprintf(p, sizeof p, "%s/%s.safetensors", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return check_summary();
+}
