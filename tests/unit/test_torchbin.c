@@ -534,6 +534,9 @@ int main(void)
                 data_dir);
         return 1;
     }
+    CHECK(mv_crc32("123456789", 9) == 0xcbf43926u, "CRC-32 check value %08x",
+          mv_crc32("123456789", 9));
+    CHECK(mv_crc32("", 0) == 0, "CRC-32 of nothing");
     test_dtypes("dtypes.bin");
     test_dtypes("proto4.bin");
     test_views();
