@@ -27,7 +27,7 @@
 #define PK_MAX_STACK (1u << 20)
 #define PK_MAX_MARKS (1u << 16)
 #define PK_MAX_MEMO (1u << 20)
-#define PK_MAX_OBJECTS (1u << 22)
+#define PK_MAX_OBJECTS (1u << 20) /* ~100 MB; a state dict needs ~20 per tensor */
 #define PK_MAX_ITEMS (1u << 23)
 #define PK_MAX_LINE 256 /* GLOBAL module / name lines */
 

@@ -136,11 +136,11 @@ static bool view_end(const struct mv_torch_tensor *t, size_t numel, uint64_t *en
 static bool is_contiguous(const struct mv_torch_tensor *t, size_t numel)
 {
     if (numel == 0) return true;
-    int64_t want = 1;
+    uint64_t want = 1; /* partial products of a size mv_numel accepted: no overflow */
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] == 1) continue; /* a size-1 dimension's stride is never used */
-        if (t->stride[d] != want) return false;
-        want *= t->shape[d];
+        if ((uint64_t)t->stride[d] != want) return false;
+        want *= (uint64_t)t->shape[d];
     }
     return true;
 }

@@ -493,8 +493,14 @@ static void test_pickle_machine(void)
     free(p);
     big = (1u << 21) + 10;
     p = malloc(big);
-    memset(p, 'N', big);
+    memset(p, '2', big); /* DUP: a deep stack of one object */
+    p[0] = 'N';
     CHECK_ERR(run_pickle(p, big), MEDVLM_ERR_LIMIT, "stack deeper");
+    for (size_t i = 0; i + 1 < big; i += 2) { /* EMPTY_TUPLE POP: many objects, flat stack */
+        p[i] = ')';
+        p[i + 1] = '0';
+    }
+    CHECK_ERR(run_pickle(p, big), MEDVLM_ERR_LIMIT, "pickle objects");
     free(p);
 
     /* every truncation of a real data.pkl fails cleanly; the whole one succeeds */
@@ -534,6 +540,9 @@ int main(void)
                 data_dir);
         return 1;
     }
+    CHECK(mv_crc32("123456789", 9) == 0xcbf43926u, "CRC-32 check value %08x",
+          mv_crc32("123456789", 9));
+    CHECK(mv_crc32("", 0) == 0, "CRC-32 of nothing");
     test_dtypes("dtypes.bin");
     test_dtypes("proto4.bin");
     test_views();
