@@ -13,14 +13,14 @@ static const struct cli_command commands[] = {
     {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
     {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
     {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
+    {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset"},
     {"features", cmd_features, "embed a dataset's images once (resumable), for zero-shot and adapters"},
     {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
-    {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset"},
-    {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
-    {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
     {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
     {"predict", cmd_predict, "classify a features file with a saved adapter"},
+    {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
+    {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };
 
 static void print_help(FILE *f)
