@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# demo.sh MEDVLM [MODEL_DIR] [SICAPV2_DIR]: the first half of the PEFT-MedVLMs tutorial in
-# medvlm form: features -> zero-shot (single prompt and prompt ensemble) -> metrics.
+# demo.sh MEDVLM [MODEL_DIR] [SICAPV2_DIR]: the PEFT-MedVLMs tutorial's main job in medvlm
+# form: features -> zero-shot (single prompt and prompt ensemble) -> metrics, then few-shot
+# black-box adapters on the tutorial's K-shot samples.
 # Without MODEL_DIR/SICAPV2_DIR it generates a tiny RANDOM-weight model and a synthetic image
 # set, so it runs anywhere without a download (and its numbers are chance level).
 set -euo pipefail
@@ -17,18 +18,22 @@ if [ -z "$model" ]; then
 fi
 if [ -z "$data" ]; then
   echo "== no DATA given: generating a synthetic labelled image set (classes NC, G3, G4, G5)"
-  "$medvlm" init data --per-class 16 --size 224 --seed 0 "$out/synthetic" >/dev/null
-  images=$out/synthetic/images; train=$out/synthetic/labels.csv; test=$train
+  "$medvlm" init data --per-class 16 --size 224 --seed 0 "$out/synthetic-test" >/dev/null
+  "$medvlm" init data --per-class 24 --size 224 --seed 1 "$out/synthetic-train" >/dev/null
+  test_images=$out/synthetic-test/images; test=$out/synthetic-test/labels.csv
+  train_images=$out/synthetic-train/images; train=$out/synthetic-train/labels.csv
+  shots=8
 else
-  images=$data/images
+  test_images=$data/images; train_images=$data/images
   train=$data/partition/Test/Train.xlsx
   test=$data/partition/Test/Test.xlsx
+  shots=16
 fi
 echo "== model"
 "$medvlm" info "$model"
 echo
 echo "== features of the test set (resumable: rerun with --resume after an interruption)"
-"$medvlm" features --model "$model" --images "$images" --labels "$test" \
+"$medvlm" features --model "$model" --images "$test_images" --labels "$test" \
   --classes NC,G3,G4,G5 --out "$out/test_features.safetensors"
 echo
 echo "== zero-shot, one prompt per class"
@@ -41,4 +46,11 @@ echo "== zero-shot, prompt ensemble (templates x descriptions)"
   --predictions "$out/zeroshot_ensemble_predictions.csv" \
   --save-prototypes "$out/prototypes_ensemble.safetensors"
 echo
-echo "== done in $(( $(date +%s) - t0 )) s; outputs in $out/ (train table: $train)"
+echo "== features of the training set, then $shots-shot adapters on the tutorial's samples"
+"$medvlm" features --model "$model" --images "$train_images" --labels "$train" \
+  --classes NC,G3,G4,G5 --out "$out/train_features.safetensors"
+"$medvlm" adapt --method all --train "$out/train_features.safetensors" \
+  --test "$out/test_features.safetensors" --prototypes "$out/prototypes_ensemble.safetensors" \
+  --shots "$shots" --seeds 1,2,3 --json "$out/adapters.json"
+echo
+echo "== done in $(( $(date +%s) - t0 )) s; outputs in $out/"
