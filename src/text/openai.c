@@ -2,7 +2,7 @@
  * openai.c - the other CLIP tokenizer: OpenAI's clip/simple_tokenizer.py without ftfy, which
  * golden sets record as `openai_ids` (clip.tokenize(texts, truncate=True), padded with 0).
  *
- *   text = html.unescape(html.unescape(text)).strip(); collapse \s+ to " "; strip; lower
+ *   text = html.unescape(html.unescape(text)).strip(); re.sub(r"\s+", " "); strip; lower
  *   then the same regex, byte-level BPE and vocabulary as the Hugging Face path (bpe.c)
  *
  * Unlike Hugging Face's slow tokenizer there is no control-character removal, no CJK
@@ -178,16 +178,25 @@ enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok
     if ((st = unescape(a.v, a.n, &b))) goto fail;
     a.n = 0;
     if ((st = unescape(b.v, b.n, &a))) goto fail;
-    /* strip + collapse whitespace runs to one space */
+    /* .strip() (str.isspace), re.sub(r"\s+", " ") (regex's \s), .strip() */
+    size_t lo = 0, hi = a.n;
+    while (lo < hi && mv_uc_is_space(a.v[lo])) lo++;
+    while (hi > lo && mv_uc_is_space(a.v[hi - 1])) hi--;
     b.n = 0;
-    for (size_t i = 0; i < a.n; i++) {
-        if (mv_uc_is_space(a.v[i])) {
-            if (b.n && b.v[b.n - 1] != ' ' && (st = mv_u32_push(&b, ' '))) goto fail;
+    for (size_t i = lo; i < hi; i++) {
+        if (mv_uc_is_regex_space(a.v[i])) {
+            if (b.n && b.v[b.n - 1] == ' ' && i > lo && mv_uc_is_regex_space(a.v[i - 1])) continue;
+            if ((st = mv_u32_push(&b, ' '))) goto fail;
         } else if ((st = mv_u32_push(&b, a.v[i]))) {
             goto fail;
         }
     }
-    if (b.n && b.v[b.n - 1] == ' ') b.n--;
+    lo = 0;
+    hi = b.n;
+    while (lo < hi && mv_uc_is_space(b.v[lo])) lo++;
+    while (hi > lo && mv_uc_is_space(b.v[hi - 1])) hi--;
+    if (lo && hi > lo) memmove(b.v, b.v + lo, (hi - lo) * sizeof *b.v);
+    b.n = hi - lo;
     for (size_t i = 0; i < b.n; i++) {
         uint32_t low[2];
         int k = mv_uc_lower(b.v, b.n, i, low);

@@ -67,6 +67,8 @@ enum medvlm_status mv_text_normalize(const uint32_t *s, size_t n, struct mv_u32b
  * Pattern (case-insensitive): <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|
  * [\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+ */
 bool mv_pretok_next(const uint32_t *s, size_t n, size_t *pos, size_t *start, size_t *end);
+/* \s of the Python `regex` module: str.isspace without U+001C..U+001F. */
+bool mv_uc_is_regex_space(uint32_t cp);
 
 /* ---- bpe.c ---- */
 

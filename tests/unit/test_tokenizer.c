@@ -233,6 +233,11 @@ static void test_semantics(struct medvlm_tokenizer *t)
     CHECK(n == 5 && ids[2] == 49407, "inline <|endoftext|>: n %d id %d", n, ids[2]);
     n = enc(t, "<|STARTOFTEXT|>", ids); /* not the trie's literal, but the lowercased regex piece */
     CHECK(n == 3 && ids[1] == 49406, "uppercase special: n %d id %d", n, ids[1]);
+    /* regex IGNORECASE: U+0345 matches no class: skipped, and it ends a letter run */
+    same(t, "ba\xcd\x85", "ba", 1);
+    same(t, "ba\xcd\x85" "c", "ba c", 1);
+    /* NFC keeps U+11A7 after a Hangul LV syllable (utf8proc would swallow it) */
+    same(t, "\xea\xb0\x80\xe1\x86\xa7", "\xea\xb0\x80", 0);
     /* Unicode versions: Python 3.11 = Unicode 14.0 */
     same(t, "a\xf0\x9f\xab\xa0", "a", 0); /* U+1FAE0 (Unicode 14): kept */
     same(t, "a\xf0\x9f\xab\xa8", "a", 1); /* U+1FAE8 (Unicode 15): unassigned for Python, dropped */
