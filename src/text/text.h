@@ -107,6 +107,16 @@ enum medvlm_status mv_tokenizer_encode_raw(const struct medvlm_tokenizer *tok, c
 /* The tokenizer's BPE tables (for openai.c). */
 struct mv_bpe *mv_tokenizer_bpe(const struct medvlm_tokenizer *tok);
 
+/* ---- html_entities.c ---- */
+
+struct mv_html_entity {
+    const char *name; /* without the ';' */
+    uint32_t cp, cp2;  /* the replacement: one code point, or two when cp2 != 0 */
+    bool legacy;       /* also recognised without ';' */
+};
+/* The HTML5 named reference `name` (no ';'), followed by ';' or not; NULL if unknown. */
+const struct mv_html_entity *mv_html_entity_find(const char *name, bool with_semicolon);
+
 /* ---- openai.c ---- */
 
 /* OpenAI simple_tokenizer (no ftfy) + clip.tokenize(truncate=True): ids[0..*n), *n <= max_len.
