@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+/* clang-format off */
 static const struct mv_html_entity table[] = {
     {"AElig", 0xC6, 0x0, 1}, {"AMP", 0x26, 0x0, 1}, {"Aacute", 0xC1, 0x0, 1},
     {"Abreve", 0x102, 0x0, 0}, {"Acirc", 0xC2, 0x0, 1}, {"Acy", 0x410, 0x0, 0},
@@ -762,6 +763,7 @@ static const struct mv_html_entity table[] = {
     {"zigrarr", 0x21DD, 0x0, 0}, {"zopf", 0x1D56B, 0x0, 0}, {"zscr", 0x1D4CF, 0x0, 0},
     {"zwj", 0x200D, 0x0, 0}, {"zwnj", 0x200C, 0x0, 0},
 };
+/* clang-format on */
 
 const struct mv_html_entity *mv_html_entity_find(const char *name, bool with_semicolon)
 {
@@ -770,8 +772,10 @@ const struct mv_html_entity *mv_html_entity_find(const char *name, bool with_sem
         size_t mid = (lo + hi) / 2;
         int c = strcmp(name, table[mid].name);
         if (c == 0) return with_semicolon || table[mid].legacy ? &table[mid] : NULL;
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return NULL;
 }

@@ -54,7 +54,7 @@ static enum medvlm_status clean(const uint32_t *s, size_t n, struct mv_u32buf *o
  * instead of T > TBase) and so loses the U+11A7, which NFC keeps. U+11A7 never composes, so it
  * stands aside as U+FDD0 (a noncharacter: dropped by the cleaning step, never in this text). */
 #define HANGUL_TBASE 0x11A7
-#define STAND_IN 0xFDD0
+#define STAND_IN     0xFDD0
 
 /* Step 3 in place: re-encode, decompose + canonical order (utf8proc_decompose), compose. */
 static enum medvlm_status nfc(struct mv_u32buf *b)
@@ -85,8 +85,8 @@ static enum medvlm_status nfc(struct mv_u32buf *b)
         st = MEDVLM_ERR_NOMEM;
         goto fail;
     }
-    utf8proc_ssize_t got = utf8proc_decompose((const utf8proc_uint8_t *)utf8,
-                                              (utf8proc_ssize_t)len, dec, need, opt);
+    utf8proc_ssize_t got =
+        utf8proc_decompose((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)len, dec, need, opt);
     if (got < 0 || got > need) {
         st = mv_err(MEDVLM_ERR_INTERNAL, "NFC: decomposition changed size");
         goto fail;

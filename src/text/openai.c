@@ -15,10 +15,10 @@
 #include <string.h>
 
 /* Python html._invalid_charrefs for 0x80..0x9F (windows-1252); 0 = keep the code point. */
-static const uint16_t cp1252[32] = {
-    0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+static const uint16_t cp1252[32] = {0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
+                                    0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
 
 /* The name s[0..n) (with a trailing ';' if present) in the table: Python's `s in _html5`. */
 static const struct mv_html_entity *lookup(const uint32_t *s, size_t n)
@@ -74,12 +74,18 @@ static enum medvlm_status unescape(const uint32_t *in, size_t n, struct mv_u32bu
             }
             if (k < n && in[k] == ';') k++;
             uint32_t rep;
-            if (num == 0) rep = 0xFFFD;
-            else if (num == 0x0D) rep = 0x0D;
-            else if (num >= 0x80 && num <= 0x9F) rep = cp1252[num - 0x80];
-            else if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) rep = 0xFFFD;
-            else if (invalid_codepoint((uint32_t)num)) rep = 0;
-            else rep = (uint32_t)num;
+            if (num == 0)
+                rep = 0xFFFD;
+            else if (num == 0x0D)
+                rep = 0x0D;
+            else if (num >= 0x80 && num <= 0x9F)
+                rep = cp1252[num - 0x80];
+            else if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF)
+                rep = 0xFFFD;
+            else if (invalid_codepoint((uint32_t)num))
+                rep = 0;
+            else
+                rep = (uint32_t)num;
             if (rep) st = mv_u32_push(out, rep);
             i = k;
             continue;
@@ -111,9 +117,8 @@ static enum medvlm_status unescape(const uint32_t *in, size_t n, struct mv_u32bu
     return st;
 }
 
-enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok,
-                                              const char *text, int32_t *ids, int max_len,
-                                              int *n)
+enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok, const char *text,
+                                              int32_t *ids, int max_len, int *n)
 {
     struct mv_u32buf a = {0}, b = {0}, c = {0};
     struct mv_i32buf bpe = {0};
