@@ -124,9 +124,9 @@ int cmd_tokenize(int argc, char **argv)
             tokens = 1;
             break;
         case 'L':
-            if (!cli_parse_int(optarg, 2, 1 << 20, &max_len))
-                return cli_usage("tokenize", "--max-length '%s': expected an integer in [2, %d]",
-                                 optarg, 1 << 20);
+            if (!cli_parse_int(optarg, 2, 4096, &max_len))
+                return cli_usage("tokenize", "--max-length '%s': expected an integer in [2, 4096]",
+                                 optarg);
             break;
         case 'p':
             if (!strcmp(optarg, "none"))
