@@ -1,4 +1,5 @@
-/* cmd_tokenize.c - `medvlm tokenize`: the CLIP token ids of prompts, as the text tower gets them. */
+/* cmd_tokenize.c - `medvlm tokenize`: the CLIP token ids of prompts, as the text tower gets them.
+ */
 #include "cli.h"
 
 #include <getopt.h>
@@ -97,14 +98,11 @@ static void print_json_ints(const int32_t *v, int n)
 
 int cmd_tokenize(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"max-length", required_argument, 0, 'L'},
-                                         {"pad", required_argument, 0, 'p'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"tokens", no_argument, 0, 't'},
-                                         {"file", required_argument, 0, 'f'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"max-length", required_argument, 0, 'L'},
+        {"pad", required_argument, 0, 'p'},   {"json", no_argument, 0, 'j'},
+        {"tokens", no_argument, 0, 't'},      {"file", required_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *model = NULL, *file = NULL;
     long max_len = MEDVLM_CLIP_CONTEXT;
     int json = 0, tokens = 0, pad = -1; /* -1 none */
@@ -113,22 +111,36 @@ int cmd_tokenize(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'f': file = optarg; break;
-        case 'j': json = 1; break;
-        case 't': tokens = 1; break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 't':
+            tokens = 1;
+            break;
         case 'L':
-            if (!cli_parse_int(optarg, 2, 1 << 20, &max_len))
-                return cli_usage("tokenize", "--max-length '%s': expected an integer in [2, %d]",
-                                 optarg, 1 << 20);
+            if (!cli_parse_int(optarg, 2, 4096, &max_len))
+                return cli_usage("tokenize", "--max-length '%s': expected an integer in [2, 4096]",
+                                 optarg);
             break;
         case 'p':
-            if (!strcmp(optarg, "none")) pad = -1;
-            else if (!strcmp(optarg, "longest")) pad = MEDVLM_PAD_LONGEST;
-            else if (!strcmp(optarg, "max")) pad = MEDVLM_PAD_MAX_LENGTH;
-            else return cli_usage("tokenize", "--pad '%s': expected none, longest or max", optarg);
+            if (!strcmp(optarg, "none"))
+                pad = -1;
+            else if (!strcmp(optarg, "longest"))
+                pad = MEDVLM_PAD_LONGEST;
+            else if (!strcmp(optarg, "max"))
+                pad = MEDVLM_PAD_MAX_LENGTH;
+            else
+                return cli_usage("tokenize", "--pad '%s': expected none, longest or max", optarg);
             break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
         default:
             return cli_usage("tokenize", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -170,8 +182,10 @@ int cmd_tokenize(int argc, char **argv)
             medvlm_tokenizer_encode(tok, p.v[i], ids + (size_t)i * (size_t)max_len, (int)max_len,
                                     &lens[i])) {
             char ctx[64];
-            if (i < from_file) snprintf(ctx, sizeof ctx, "tokenize: %.40s:%d", file, i + 1);
-            else snprintf(ctx, sizeof ctx, "tokenize: argument %d", i - from_file + 1);
+            if (i < from_file)
+                snprintf(ctx, sizeof ctx, "tokenize: %.40s:%d", file, i + 1);
+            else
+                snprintf(ctx, sizeof ctx, "tokenize: argument %d", i - from_file + 1);
             rc = cli_fail(ctx);
             goto done;
         }
@@ -179,15 +193,16 @@ int cmd_tokenize(int argc, char **argv)
             fprintf(stderr, "medvlm tokenize: prompt %d truncated from %d to %d ids\n", i, full[i],
                     lens[i]);
     }
-    if (pad >= 0 &&
-        medvlm_tokenizer_encode_batch(tok, (const char *const *)p.v, p.n, (int)max_len,
-                                      (enum medvlm_pad)pad, ids, mask, &width)) {
+    if (pad >= 0 && medvlm_tokenizer_encode_batch(tok, (const char *const *)p.v, p.n, (int)max_len,
+                                                  (enum medvlm_pad)pad, ids, mask, &width)) {
         rc = cli_fail("tokenize");
         goto done;
     }
     if (json) {
         printf("{\"max_length\":%ld,\"pad\":\"%s\",\"vocab_size\":%d,\"prompts\":[", max_len,
-               pad < 0 ? "none" : pad == MEDVLM_PAD_LONGEST ? "longest" : "max",
+               pad < 0                     ? "none"
+               : pad == MEDVLM_PAD_LONGEST ? "longest"
+                                           : "max",
                medvlm_tokenizer_vocab_size(tok));
     }
     for (int i = 0; i < p.n; i++) {

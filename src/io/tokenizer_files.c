@@ -62,8 +62,8 @@ static enum medvlm_status add_vocab(struct mv_bpe_files *f, const char *tok, int
     return MEDVLM_OK;
 }
 
-static enum medvlm_status add_merge(struct mv_bpe_files *f, const char *a, size_t na,
-                                    const char *b, size_t nb)
+static enum medvlm_status add_merge(struct mv_bpe_files *f, const char *a, size_t na, const char *b,
+                                    size_t nb)
 {
     if (f->n_merges == f->cap_merges) {
         int cap = f->cap_merges ? f->cap_merges * 2 : 1024;
@@ -155,8 +155,8 @@ static enum medvlm_status merge_line(struct mv_bpe_files *f, const char *what, l
     return add_merge(f, field[0], flen[0], field[1], flen[1]);
 }
 
-enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what,
-                                       const char *text, size_t len)
+enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what, const char *text,
+                                       size_t len)
 {
     /* read().strip().split("\n")[1 : 1 + MV_CLIP_MAX_MERGES] */
     size_t b = 0, e = len;
@@ -208,8 +208,7 @@ static enum medvlm_status json_merge(struct mv_bpe_files *f, const char *what, i
                   what, idx);
 }
 
-static enum medvlm_status added_tokens(struct mv_bpe_files *f, const char *what,
-                                       const cJSON *arr)
+static enum medvlm_status added_tokens(struct mv_bpe_files *f, const char *what, const cJSON *arr)
 {
     if (!arr) return MEDVLM_OK;
     if (!cJSON_IsArray(arr))
@@ -219,19 +218,23 @@ static enum medvlm_status added_tokens(struct mv_bpe_files *f, const char *what,
         const cJSON *c = mv_json_get(t, "content"), *id = mv_json_get(t, "id");
         if (!cJSON_IsString(c) || !id)
             return mv_err(MEDVLM_ERR_FORMAT,
-                          "%s: added_tokens[%d]: expected {\"id\": int, \"content\": string}",
-                          what, i);
+                          "%s: added_tokens[%d]: expected {\"id\": int, \"content\": string}", what,
+                          i);
         int32_t v;
         enum medvlm_status st = read_id(what, c->valuestring, id, &v);
         if (st) return st;
         int special = !strcmp(c->valuestring, "<|startoftext|>") ? 1
-                      : !strcmp(c->valuestring, "<|endoftext|>") ? 2 : 0;
+                      : !strcmp(c->valuestring, "<|endoftext|>") ? 2
+                                                                 : 0;
         if (!special) continue;
-        if (special == 1) f->added_bos = v;
-        else f->added_eos = v;
+        if (special == 1)
+            f->added_bos = v;
+        else
+            f->added_eos = v;
         /* a special token only listed here joins the vocabulary (its id counts in its size) */
         int known = 0;
-        for (int k = 0; k < f->n_vocab && !known; k++) known = !strcmp(f->vocab_tok[k], c->valuestring);
+        for (int k = 0; k < f->n_vocab && !known; k++)
+            known = !strcmp(f->vocab_tok[k], c->valuestring);
         if (!known && (st = add_vocab(f, c->valuestring, v))) return st;
     }
     return MEDVLM_OK;

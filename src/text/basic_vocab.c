@@ -15,9 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_SYMS 4096
+#define MAX_SYMS   4096
 #define MAX_MERGES 2000
-#define MAX_WORD 40
+#define MAX_WORD   40
 
 static const char corpus[] =
     "a an the of and in on with without to for is are was by from as at or this that image "
@@ -135,8 +135,10 @@ static enum medvlm_status save_json(const char *dir, const char *name, cJSON *ro
     enum medvlm_status st = MEDVLM_OK;
     char *text = root ? cJSON_PrintUnformatted(root) : NULL;
     char *path = mv_path_join(dir, name);
-    if (!text || !path) st = mv_err(MEDVLM_ERR_NOMEM, "%s/%s: out of memory", dir, name);
-    else st = mv_write_file_atomic(path, text, strlen(text));
+    if (!text || !path)
+        st = mv_err(MEDVLM_ERR_NOMEM, "%s/%s: out of memory", dir, name);
+    else
+        st = mv_write_file_atomic(path, text, strlen(text));
     cJSON_free(text);
     mv_free(path);
     return st;

@@ -19,8 +19,8 @@
 #include <string.h>
 
 #define CACHE_MAX_ENTRIES 65536
-#define CACHE_MAX_PIECE 128 /* longer pre-tokens are not cached */
-#define HEAP_THRESHOLD 48  /* longer words use the O(n log n) BPE */
+#define CACHE_MAX_PIECE   128 /* longer pre-tokens are not cached */
+#define HEAP_THRESHOLD    48  /* longer words use the O(n log n) BPE */
 
 struct sym {
     const char *s;
@@ -192,8 +192,7 @@ static void merge_put(struct mv_bpe *b, int32_t l, int32_t r, int32_t rank, int3
 
 /* ---- build ---- */
 
-enum medvlm_status mv_bpe_build(const struct mv_bpe_files *f, const char *what,
-                                struct mv_bpe **out)
+enum medvlm_status mv_bpe_build(const struct mv_bpe_files *f, const char *what, struct mv_bpe **out)
 {
     *out = NULL;
     enum medvlm_status st = MEDVLM_OK;
@@ -347,8 +346,8 @@ static bool cache_grow(struct mv_bpe *b)
 }
 
 /* Best effort: a failed allocation only means the word is not cached. Lock held. */
-static void cache_put(struct mv_bpe *b, uint64_t h, const char *piece, size_t n,
-                      const int32_t *ids, size_t n_ids)
+static void cache_put(struct mv_bpe *b, uint64_t h, const char *piece, size_t n, const int32_t *ids,
+                      size_t n_ids)
 {
     if (b->cache_count >= CACHE_MAX_ENTRIES) { /* full: start over */
         memset(b->cache, 0, (b->cache_mask + 1) * sizeof *b->cache);
@@ -519,8 +518,8 @@ int mv_bpe_symbol_count(const struct mv_bpe *b)
     return b->n_syms;
 }
 
-enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n,
-                                      int32_t unk_id, struct mv_i32buf *out)
+enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n, int32_t unk_id,
+                                      struct mv_i32buf *out)
 {
     if (n == 0) return MEDVLM_OK;
     enum medvlm_status st = MEDVLM_OK;

@@ -50,6 +50,12 @@ static enum medvlm_status clean(const uint32_t *s, size_t n, struct mv_u32buf *o
     return MEDVLM_OK;
 }
 
+/* utf8proc (2.8) composes a Hangul LV syllable with a following U+11A7 (it tests T >= TBase
+ * instead of T > TBase) and so loses the U+11A7, which NFC keeps. U+11A7 never composes, so it
+ * stands aside as U+FDD0 (a noncharacter: dropped by the cleaning step, never in this text). */
+#define HANGUL_TBASE 0x11A7
+#define STAND_IN     0xFDD0
+
 /* Step 3 in place: re-encode, decompose + canonical order (utf8proc_decompose), compose. */
 static enum medvlm_status nfc(struct mv_u32buf *b)
 {
@@ -60,7 +66,8 @@ static enum medvlm_status nfc(struct mv_u32buf *b)
     utf8proc_int32_t *dec = NULL;
     if (!utf8) return MEDVLM_ERR_NOMEM;
     size_t len = 0;
-    for (size_t i = 0; i < b->n; i++) len += (size_t)mv_utf8_encode(b->v[i], utf8 + len);
+    for (size_t i = 0; i < b->n; i++)
+        len += (size_t)mv_utf8_encode(b->v[i] == HANGUL_TBASE ? STAND_IN : b->v[i], utf8 + len);
     const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
     utf8proc_ssize_t need =
         utf8proc_decompose((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)len, NULL, 0, opt);
@@ -78,8 +85,8 @@ static enum medvlm_status nfc(struct mv_u32buf *b)
         st = MEDVLM_ERR_NOMEM;
         goto fail;
     }
-    utf8proc_ssize_t got = utf8proc_decompose((const utf8proc_uint8_t *)utf8,
-                                              (utf8proc_ssize_t)len, dec, need, opt);
+    utf8proc_ssize_t got =
+        utf8proc_decompose((const utf8proc_uint8_t *)utf8, (utf8proc_ssize_t)len, dec, need, opt);
     if (got < 0 || got > need) {
         st = mv_err(MEDVLM_ERR_INTERNAL, "NFC: decomposition changed size");
         goto fail;
@@ -90,7 +97,8 @@ static enum medvlm_status nfc(struct mv_u32buf *b)
         goto fail;
     }
     if ((st = mv_u32_reserve(b, (size_t)got))) goto fail;
-    for (utf8proc_ssize_t i = 0; i < got; i++) b->v[i] = (uint32_t)dec[i];
+    for (utf8proc_ssize_t i = 0; i < got; i++)
+        b->v[i] = dec[i] == STAND_IN ? HANGUL_TBASE : (uint32_t)dec[i];
     b->n = (size_t)got;
 fail:
     mv_free(utf8);

@@ -2,76 +2,26 @@
  * openai.c - the other CLIP tokenizer: OpenAI's clip/simple_tokenizer.py without ftfy, which
  * golden sets record as `openai_ids` (clip.tokenize(texts, truncate=True), padded with 0).
  *
- *   text = html.unescape(html.unescape(text)).strip(); collapse \s+ to " "; strip; lower
+ *   text = html.unescape(html.unescape(text)).strip(); re.sub(r"\s+", " "); strip; lower
  *   then the same regex, byte-level BPE and vocabulary as the Hugging Face path (bpe.c)
  *
  * Unlike Hugging Face's slow tokenizer there is no control-character removal, no CJK
  * isolation and no NFC. html.unescape is Python's: numeric references with its replacement
- * rules, named references from the HTML5 table, the longest known prefix for unterminated
- * names. Only a subset of the 2231 HTML5 names is known here (the common ones below);
- * another name is left as it is.
+ * rules, named references from the HTML5 table (html_entities.c), the longest known legacy
+ * prefix for unterminated names.
  */
 #include "text.h"
 
 #include <string.h>
 
-struct entity {
-    const char *name; /* without ';' */
-    uint32_t cp;
-    bool legacy; /* also recognised without the ';' */
-};
-
-static const struct entity entities[] = {
-    {"AMP", 0x26, true},      {"COPY", 0xA9, true},    {"GT", 0x3E, true},
-    {"LT", 0x3C, true},       {"QUOT", 0x22, true},    {"REG", 0xAE, true},
-    {"AElig", 0xC6, true},    {"Aacute", 0xC1, true},  {"Acirc", 0xC2, true},
-    {"Agrave", 0xC0, true},   {"Alpha", 0x391, false}, {"Aring", 0xC5, true},
-    {"Atilde", 0xC3, true},   {"Auml", 0xC4, true},    {"Beta", 0x392, false},
-    {"Ccedil", 0xC7, true},   {"Delta", 0x394, false}, {"Eacute", 0xC9, true},
-    {"Ecirc", 0xCA, true},    {"Egrave", 0xC8, true},  {"Euml", 0xCB, true},
-    {"Gamma", 0x393, false},  {"Iacute", 0xCD, true},  {"Icirc", 0xCE, true},
-    {"Igrave", 0xCC, true},   {"Iuml", 0xCF, true},    {"Lambda", 0x39B, false},
-    {"Ntilde", 0xD1, true},   {"Oacute", 0xD3, true},  {"Ocirc", 0xD4, true},
-    {"Ograve", 0xD2, true},   {"Omega", 0x3A9, false}, {"Oslash", 0xD8, true},
-    {"Otilde", 0xD5, true},   {"Ouml", 0xD6, true},    {"Sigma", 0x3A3, false},
-    {"Uacute", 0xDA, true},   {"Ucirc", 0xDB, true},   {"Ugrave", 0xD9, true},
-    {"Uuml", 0xDC, true},     {"aacute", 0xE1, true},  {"acirc", 0xE2, true},
-    {"aelig", 0xE6, true},    {"agrave", 0xE0, true},  {"alpha", 0x3B1, false},
-    {"amp", 0x26, true},      {"apos", 0x27, false},   {"aring", 0xE5, true},
-    {"atilde", 0xE3, true},   {"auml", 0xE4, true},    {"beta", 0x3B2, false},
-    {"bull", 0x2022, false},  {"ccedil", 0xE7, true},  {"cent", 0xA2, true},
-    {"copy", 0xA9, true},     {"deg", 0xB0, true},     {"delta", 0x3B4, false},
-    {"divide", 0xF7, true},   {"eacute", 0xE9, true},  {"ecirc", 0xEA, true},
-    {"egrave", 0xE8, true},   {"euml", 0xEB, true},    {"euro", 0x20AC, false},
-    {"frac12", 0xBD, true},   {"frac14", 0xBC, true},  {"frac34", 0xBE, true},
-    {"gamma", 0x3B3, false},  {"ge", 0x2265, false},   {"gt", 0x3E, true},
-    {"hellip", 0x2026, false}, {"iacute", 0xED, true}, {"icirc", 0xEE, true},
-    {"igrave", 0xEC, true},   {"iuml", 0xEF, true},    {"lambda", 0x3BB, false},
-    {"laquo", 0xAB, true},    {"ldquo", 0x201C, false}, {"le", 0x2264, false},
-    {"lsquo", 0x2018, false}, {"lt", 0x3C, true},      {"mdash", 0x2014, false},
-    {"micro", 0xB5, true},    {"middot", 0xB7, true},  {"minus", 0x2212, false},
-    {"mu", 0x3BC, false},     {"nbsp", 0xA0, true},    {"ndash", 0x2013, false},
-    {"ne", 0x2260, false},    {"ntilde", 0xF1, true},  {"oacute", 0xF3, true},
-    {"ocirc", 0xF4, true},    {"ograve", 0xF2, true},  {"omega", 0x3C9, false},
-    {"oslash", 0xF8, true},   {"otilde", 0xF5, true},  {"ouml", 0xF6, true},
-    {"para", 0xB6, true},     {"pi", 0x3C0, false},    {"plusmn", 0xB1, true},
-    {"pound", 0xA3, true},    {"quot", 0x22, true},    {"raquo", 0xBB, true},
-    {"rdquo", 0x201D, false}, {"reg", 0xAE, true},     {"rsquo", 0x2019, false},
-    {"sect", 0xA7, true},     {"sigma", 0x3C3, false}, {"sup1", 0xB9, true},
-    {"sup2", 0xB2, true},     {"sup3", 0xB3, true},    {"szlig", 0xDF, true},
-    {"times", 0xD7, true},    {"trade", 0x2122, false}, {"uacute", 0xFA, true},
-    {"ucirc", 0xFB, true},    {"ugrave", 0xF9, true},  {"uuml", 0xFC, true},
-    {"yen", 0xA5, true},
-};
-
 /* Python html._invalid_charrefs for 0x80..0x9F (windows-1252); 0 = keep the code point. */
-static const uint16_t cp1252[32] = {
-    0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+static const uint16_t cp1252[32] = {0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
+                                    0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
 
 /* The name s[0..n) (with a trailing ';' if present) in the table: Python's `s in _html5`. */
-static const struct entity *lookup(const uint32_t *s, size_t n)
+static const struct mv_html_entity *lookup(const uint32_t *s, size_t n)
 {
     bool semi = n > 0 && s[n - 1] == ';';
     size_t len = semi ? n - 1 : n;
@@ -82,9 +32,7 @@ static const struct entity *lookup(const uint32_t *s, size_t n)
         key[i] = (char)s[i];
     }
     key[len] = '\0';
-    for (size_t i = 0; i < MV_ARRAY_LEN(entities); i++)
-        if (!strcmp(key, entities[i].name)) return semi || entities[i].legacy ? &entities[i] : NULL;
-    return NULL;
+    return mv_html_entity_find(key, semi);
 }
 
 static bool is_hex(uint32_t c)
@@ -126,12 +74,18 @@ static enum medvlm_status unescape(const uint32_t *in, size_t n, struct mv_u32bu
             }
             if (k < n && in[k] == ';') k++;
             uint32_t rep;
-            if (num == 0) rep = 0xFFFD;
-            else if (num == 0x0D) rep = 0x0D;
-            else if (num >= 0x80 && num <= 0x9F) rep = cp1252[num - 0x80];
-            else if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF) rep = 0xFFFD;
-            else if (invalid_codepoint((uint32_t)num)) rep = 0;
-            else rep = (uint32_t)num;
+            if (num == 0)
+                rep = 0xFFFD;
+            else if (num == 0x0D)
+                rep = 0x0D;
+            else if (num >= 0x80 && num <= 0x9F)
+                rep = cp1252[num - 0x80];
+            else if ((num >= 0xD800 && num <= 0xDFFF) || num > 0x10FFFF)
+                rep = 0xFFFD;
+            else if (invalid_codepoint((uint32_t)num))
+                rep = 0;
+            else
+                rep = (uint32_t)num;
             if (rep) st = mv_u32_push(out, rep);
             i = k;
             continue;
@@ -146,7 +100,7 @@ static enum medvlm_status unescape(const uint32_t *in, size_t n, struct mv_u32bu
             continue;
         }
         if (k < n && in[k] == ';') k++;
-        const struct entity *e = lookup(in + j, k - j);
+        const struct mv_html_entity *e = lookup(in + j, k - j);
         size_t used = k - j;
         for (size_t x = k - j - 1; !e && x > 1; x--) { /* longest known prefix */
             if ((e = lookup(in + j, x)) != NULL) used = x;
@@ -155,6 +109,7 @@ static enum medvlm_status unescape(const uint32_t *in, size_t n, struct mv_u32bu
             for (size_t x = i; x < k && !st; x++) st = mv_u32_push(out, in[x]);
         } else {
             st = mv_u32_push(out, e->cp);
+            if (!st && e->cp2) st = mv_u32_push(out, e->cp2);
             for (size_t x = j + used; x < k && !st; x++) st = mv_u32_push(out, in[x]);
         }
         i = k;
@@ -162,9 +117,8 @@ static enum medvlm_status unescape(const uint32_t *in, size_t n, struct mv_u32bu
     return st;
 }
 
-enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok,
-                                              const char *text, int32_t *ids, int max_len,
-                                              int *n)
+enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok, const char *text,
+                                              int32_t *ids, int max_len, int *n)
 {
     struct mv_u32buf a = {0}, b = {0}, c = {0};
     struct mv_i32buf bpe = {0};
@@ -178,16 +132,25 @@ enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok
     if ((st = unescape(a.v, a.n, &b))) goto fail;
     a.n = 0;
     if ((st = unescape(b.v, b.n, &a))) goto fail;
-    /* strip + collapse whitespace runs to one space */
+    /* .strip() (str.isspace), re.sub(r"\s+", " ") (regex's \s), .strip() */
+    size_t lo = 0, hi = a.n;
+    while (lo < hi && mv_uc_is_space(a.v[lo])) lo++;
+    while (hi > lo && mv_uc_is_space(a.v[hi - 1])) hi--;
     b.n = 0;
-    for (size_t i = 0; i < a.n; i++) {
-        if (mv_uc_is_space(a.v[i])) {
-            if (b.n && b.v[b.n - 1] != ' ' && (st = mv_u32_push(&b, ' '))) goto fail;
+    for (size_t i = lo; i < hi; i++) {
+        if (mv_uc_is_regex_space(a.v[i])) {
+            if (b.n && b.v[b.n - 1] == ' ' && i > lo && mv_uc_is_regex_space(a.v[i - 1])) continue;
+            if ((st = mv_u32_push(&b, ' '))) goto fail;
         } else if ((st = mv_u32_push(&b, a.v[i]))) {
             goto fail;
         }
     }
-    if (b.n && b.v[b.n - 1] == ' ') b.n--;
+    lo = 0;
+    hi = b.n;
+    while (lo < hi && mv_uc_is_space(b.v[lo])) lo++;
+    while (hi > lo && mv_uc_is_space(b.v[hi - 1])) hi--;
+    if (lo && hi > lo) memmove(b.v, b.v + lo, (hi - lo) * sizeof *b.v);
+    b.n = hi - lo;
     for (size_t i = 0; i < b.n; i++) {
         uint32_t low[2];
         int k = mv_uc_lower(b.v, b.n, i, low);

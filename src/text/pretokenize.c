@@ -8,6 +8,11 @@
  * matches (whitespace) is skipped. Case-insensitive literals use simple case folding, under
  * which U+017F LATIN SMALL LETTER LONG S equals 's' (the text is already lowercased, so that is
  * the only case folding that can still matter).
+ *
+ * Two more details of `regex` (checked on every code point with regex 2026.5 in Python 3.11):
+ * \s is str.isspace minus U+001C..U+001F, and under IGNORECASE U+0345 COMBINING GREEK
+ * YPOGEGRAMMENI (Mn, whose case partners are letters) matches none of \p{L}, \p{N} and
+ * [^\s\p{L}\p{N}]: it ends any run and is skipped like whitespace.
  */
 #include "text.h"
 
@@ -25,6 +30,17 @@ static size_t match_lit(const uint32_t *s, size_t n, size_t i, const char *lit)
     for (; lit[k]; k++)
         if (i + k >= n || !fold_eq(s[i + k], lit[k])) return 0;
     return k;
+}
+
+bool mv_uc_is_regex_space(uint32_t cp)
+{
+    return mv_uc_is_space(cp) && !(cp >= 0x1C && cp <= 0x1F);
+}
+
+/* [^\s\p{L}\p{N}] under IGNORECASE */
+static bool is_other(uint32_t c)
+{
+    return !mv_uc_is_regex_space(c) && !mv_uc_is_letter(c) && !mv_uc_is_number(c) && c != 0x345;
 }
 
 bool mv_pretok_next(const uint32_t *s, size_t n, size_t *pos, size_t *start, size_t *end)
@@ -47,11 +63,9 @@ bool mv_pretok_next(const uint32_t *s, size_t n, size_t *pos, size_t *start, siz
                 while (i + m < n && mv_uc_is_letter(s[i + m])) m++;
             } else if (mv_uc_is_number(c)) {
                 m = 1;
-            } else if (!mv_uc_is_space(c)) {
+            } else if (is_other(c)) {
                 m = 1;
-                while (i + m < n && !mv_uc_is_space(s[i + m]) && !mv_uc_is_letter(s[i + m]) &&
-                       !mv_uc_is_number(s[i + m]))
-                    m++;
+                while (i + m < n && is_other(s[i + m])) m++;
             }
         }
         if (m) {

@@ -47,10 +47,10 @@ int mv_utf8_encode(uint32_t cp, char *out);
  * that code points first assigned in Unicode 15.0 / 15.1 are unassigned (Cn). Values are
  * utf8proc's UTF8PROC_CATEGORY_*. */
 int mv_uc_category(uint32_t cp);
-bool mv_uc_is_letter(uint32_t cp);   /* \p{L}: Lu Ll Lt Lm Lo */
-bool mv_uc_is_number(uint32_t cp);   /* \p{N}: Nd Nl No */
-bool mv_uc_is_space(uint32_t cp);    /* Python str.isspace / \s */
-bool mv_uc_is_cjk(uint32_t cp);      /* BasicTokenizer._is_chinese_char */
+bool mv_uc_is_letter(uint32_t cp); /* \p{L}: Lu Ll Lt Lm Lo */
+bool mv_uc_is_number(uint32_t cp); /* \p{N}: Nd Nl No */
+bool mv_uc_is_space(uint32_t cp);  /* Python str.isspace / \s */
+bool mv_uc_is_cjk(uint32_t cp);    /* BasicTokenizer._is_chinese_char */
 /* Python str.lower of code point i of s[0..n) (full mapping + Final_Sigma context); writes 1
  * or 2 code points to out and returns the count. */
 int mv_uc_lower(const uint32_t *s, size_t n, size_t i, uint32_t out[2]);
@@ -67,6 +67,8 @@ enum medvlm_status mv_text_normalize(const uint32_t *s, size_t n, struct mv_u32b
  * Pattern (case-insensitive): <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|
  * [\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+ */
 bool mv_pretok_next(const uint32_t *s, size_t n, size_t *pos, size_t *start, size_t *end);
+/* \s of the Python `regex` module: str.isspace without U+001C..U+001F. */
+bool mv_uc_is_regex_space(uint32_t cp);
 
 /* ---- bpe.c ---- */
 
@@ -76,8 +78,8 @@ enum medvlm_status mv_bpe_build(const struct mv_bpe_files *f, const char *what,
                                 struct mv_bpe **out);
 void mv_bpe_free(struct mv_bpe *b);
 /* BPE of one pre-token (its UTF-8 bytes); appends vocabulary ids (unknown symbols -> unk_id). */
-enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n,
-                                      int32_t unk_id, struct mv_i32buf *out);
+enum medvlm_status mv_bpe_encode_word(struct mv_bpe *b, const char *piece, size_t n, int32_t unk_id,
+                                      struct mv_i32buf *out);
 /* The two BPE loops over symbol numbers (w from mv_bpe_word_symbols), in place, giving the
  * new length: naive = the reference loop, O(n^2); heap = O(n log n), used for long words.
  * A test keeps them equal. */
@@ -105,13 +107,22 @@ enum medvlm_status mv_tokenizer_encode_raw(const struct medvlm_tokenizer *tok, c
 /* The tokenizer's BPE tables (for openai.c). */
 struct mv_bpe *mv_tokenizer_bpe(const struct medvlm_tokenizer *tok);
 
+/* ---- html_entities.c ---- */
+
+struct mv_html_entity {
+    const char *name; /* without the ';' */
+    uint32_t cp, cp2; /* the replacement: one code point, or two when cp2 != 0 */
+    bool legacy;      /* also recognised without ';' */
+};
+/* The HTML5 named reference `name` (no ';'), followed by ';' or not; NULL if unknown. */
+const struct mv_html_entity *mv_html_entity_find(const char *name, bool with_semicolon);
+
 /* ---- openai.c ---- */
 
 /* OpenAI simple_tokenizer (no ftfy) + clip.tokenize(truncate=True): ids[0..*n), *n <= max_len.
  * Golden sets keep it as `openai_ids` (padded with 0 there). */
-enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok,
-                                              const char *text, int32_t *ids, int max_len,
-                                              int *n);
+enum medvlm_status mv_tokenizer_encode_openai(const struct medvlm_tokenizer *tok, const char *text,
+                                              int32_t *ids, int max_len, int *n);
 
 /* GPT-2 byte-to-unicode table: the code point standing for byte b, and the inverse (-1). */
 uint32_t mv_byte_to_unicode(uint8_t b);

@@ -57,10 +57,9 @@ fail:
     return st;
 }
 
-static enum medvlm_status parse_file(struct mv_bpe_files *f, const char *path,
-                                     enum medvlm_status (*parse)(struct mv_bpe_files *,
-                                                                 const char *, const char *,
-                                                                 size_t))
+static enum medvlm_status
+parse_file(struct mv_bpe_files *f, const char *path,
+           enum medvlm_status (*parse)(struct mv_bpe_files *, const char *, const char *, size_t))
 {
     char *text;
     size_t len;
@@ -232,8 +231,8 @@ fail:
 static enum medvlm_status utf8_error(const char *what, const char *text, size_t off)
 {
     return mv_err(MEDVLM_ERR_FORMAT,
-                  "%s: invalid UTF-8 at byte offset %zu (0x%02x): prompts must be UTF-8 text",
-                  what, off, (unsigned)(unsigned char)text[off]);
+                  "%s: invalid UTF-8 at byte offset %zu (0x%02x): prompts must be UTF-8 text", what,
+                  off, (unsigned)(unsigned char)text[off]);
 }
 
 /* [bos] + ids + [eos] into out[0..max_len), truncated keeping eos; *n = count written. */
@@ -299,8 +298,8 @@ enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *
         char what[32];
         snprintf(what, sizeof what, "prompt %d", i);
         int n;
-        enum medvlm_status st = encode_into(tok, what, texts[i], ids + (size_t)i * stride, max_len,
-                                            &n, NULL);
+        enum medvlm_status st =
+            encode_into(tok, what, texts[i], ids + (size_t)i * stride, max_len, &n, NULL);
         if (st) return st;
         for (int k = n; k < max_len; k++) ids[(size_t)i * stride + (size_t)k] = tok->eos;
         if (mask)

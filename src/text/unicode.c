@@ -153,9 +153,12 @@ static bool in_ranges(const struct range *r, size_t n, uint32_t cp)
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cp < r[mid].lo) hi = mid;
-        else if (cp > r[mid].hi) lo = mid + 1;
-        else return true;
+        if (cp < r[mid].lo)
+            hi = mid;
+        else if (cp > r[mid].hi)
+            lo = mid + 1;
+        else
+            return true;
     }
     return false;
 }
@@ -224,9 +227,9 @@ static bool is_cased(uint32_t cp)
 /* Case_Ignorable: Mn, Me, Cf, Lm, Sk, and Word_Break MidLetter / MidNumLet / Single_Quote. */
 static bool is_case_ignorable(uint32_t cp)
 {
-    static const uint32_t mid[] = {0x27,   0x2E,   0x3A,   0xB7,   0x387,  0x55F,  0x5F4,
-                                   0x2018, 0x2019, 0x2024, 0x2027, 0xFE13, 0xFE52, 0xFE55,
-                                   0xFF07, 0xFF0E, 0xFF1A};
+    static const uint32_t mid[] = {0x27,   0x2E,   0x3A,   0xB7,   0x387,  0x55F,
+                                   0x5F4,  0x2018, 0x2019, 0x2024, 0x2027, 0xFE13,
+                                   0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A};
     for (size_t i = 0; i < MV_ARRAY_LEN(mid); i++)
         if (cp == mid[i]) return true;
     int c = mv_uc_category(cp);

@@ -81,13 +81,14 @@ static void compare_expected(const char *golden, struct medvlm_tokenizer *tok, c
         for (int i = 0; i < n_prompts; i++)
             for (int k = 0; k < len; k++) {
                 int64_t want, wm;
-                memcpy(&want, (const char *)ti->data + 8 * ((size_t)i * (size_t)len + (size_t)k), 8);
+                memcpy(&want, (const char *)ti->data + 8 * ((size_t)i * (size_t)len + (size_t)k),
+                       8);
                 memcpy(&wm, (const char *)tm->data + 8 * ((size_t)i * (size_t)len + (size_t)k), 8);
                 int32_t got = ids[(size_t)i * (size_t)len + (size_t)k];
                 int32_t gm = mask[(size_t)i * (size_t)len + (size_t)k];
                 if ((got != want || gm != wm) && bad++ < 3)
-                    fprintf(stderr, "  %s %s: prompt %d pos %d: got %d/%d want %lld/%lld\n",
-                            label, modes[m].ids, i, k, got, gm, (long long)want, (long long)wm);
+                    fprintf(stderr, "  %s %s: prompt %d pos %d: got %d/%d want %lld/%lld\n", label,
+                            modes[m].ids, i, k, got, gm, (long long)want, (long long)wm);
             }
         CHECK(bad == 0, "%s %s: %d mismatching ids", label, modes[m].ids, bad);
     }
@@ -145,8 +146,10 @@ static void test_golden_formats(const char *golden)
     compare_expected(golden, tok_vm, "vocab.json+merges.txt");
     compare_expected(golden, tok_tj, "tokenizer.json");
     compare_expected(golden, tok_pairs, "tokenizer.json pairs");
-    CHECK(medvlm_tokenizer_vocab_size(tok_vm) == 49408 && medvlm_tokenizer_vocab_size(tok_tj) == 49408,
-          "vocab size %d %d", medvlm_tokenizer_vocab_size(tok_vm), medvlm_tokenizer_vocab_size(tok_tj));
+    CHECK(medvlm_tokenizer_vocab_size(tok_vm) == 49408 &&
+              medvlm_tokenizer_vocab_size(tok_tj) == 49408,
+          "vocab size %d %d", medvlm_tokenizer_vocab_size(tok_vm),
+          medvlm_tokenizer_vocab_size(tok_tj));
     CHECK(medvlm_tokenizer_bos_id(tok_vm) == 49406 && medvlm_tokenizer_eos_id(tok_vm) == 49407,
           "special ids %d %d", medvlm_tokenizer_bos_id(tok_vm), medvlm_tokenizer_eos_id(tok_vm));
     CHECK(mv_bpe_merge_count(mv_tokenizer_bpe(tok_vm)) == MV_CLIP_MAX_MERGES &&
@@ -206,12 +209,24 @@ static void test_semantics(struct medvlm_tokenizer *t)
     CHECK(enc(t, "", ids) == 2 && ids[0] == 49406 && ids[1] == 49407, "empty text");
     CHECK(enc(t, " \t\n ", ids) == 2, "whitespace only");
     /* cleaning: controls dropped, \t \n \r and Zs are spaces, U+FFFD dropped */
-    same(t, "a\x01" "b", "ab", 1);
+    same(t,
+         "a\x01"
+         "b",
+         "ab", 1);
     same(t, "a\tb\r\nc", "a b c", 1);
-    same(t, "a\xc2\xa0" "b", "a b", 1);          /* U+00A0 NO-BREAK SPACE (Zs) */
-    same(t, "a\xe2\x80\x8b" "b", "ab", 1);      /* U+200B ZERO WIDTH SPACE (Cf) */
-    same(t, "a\xef\xbf\xbd" "b", "ab", 1);      /* U+FFFD */
-    same(t, "x\xee\x80\x80y", "xy", 1);         /* U+E000 private use (Co) */
+    same(t,
+         "a\xc2\xa0"
+         "b",
+         "a b", 1); /* U+00A0 NO-BREAK SPACE (Zs) */
+    same(t,
+         "a\xe2\x80\x8b"
+         "b",
+         "ab", 1); /* U+200B ZERO WIDTH SPACE (Cf) */
+    same(t,
+         "a\xef\xbf\xbd"
+         "b",
+         "ab", 1);                      /* U+FFFD */
+    same(t, "x\xee\x80\x80y", "xy", 1); /* U+E000 private use (Co) */
     /* CJK ideographs are isolated; kana is not */
     same(t, "\xe4\xb8\xad\xe6\x96\x87", "\xe4\xb8\xad \xe6\x96\x87", 1);
     same(t, "\xe3\x81\xae\xe3\x83\x86", "\xe3\x81\xae \xe3\x83\x86", 0);
@@ -219,7 +234,8 @@ static void test_semantics(struct medvlm_tokenizer *t)
     same(t, "cafe\xcc\x81", "caf\xc3\xa9", 1);
     /* lowercasing with Python's rules: U+0130 -> i + U+0307; final sigma */
     same(t, "\xc4\xb0", "i\xcc\x87", 1);
-    same(t, "\xce\x9f\xce\x94\xce\x9f\xce\xa3", "\xce\xbf\xce\xb4\xce\xbf\xcf\x82", 1); /* ΟΔΟΣ = οδος */
+    same(t, "\xce\x9f\xce\x94\xce\x9f\xce\xa3", "\xce\xbf\xce\xb4\xce\xbf\xcf\x82",
+         1); /* ΟΔΟΣ = οδος */
     same(t, "\xce\x9f\xce\x94\xce\x9f\xce\xa3", "\xce\xbf\xce\xb4\xce\xbf\xcf\x83", 0);
     same(t, "\xce\xa3\xce\x91", "\xcf\x83\xce\xb1", 1); /* ΣΑ: not final -> σα */
     same(t, "HISTOLOGY Slide", "histology slide", 1);
@@ -233,6 +249,14 @@ static void test_semantics(struct medvlm_tokenizer *t)
     CHECK(n == 5 && ids[2] == 49407, "inline <|endoftext|>: n %d id %d", n, ids[2]);
     n = enc(t, "<|STARTOFTEXT|>", ids); /* not the trie's literal, but the lowercased regex piece */
     CHECK(n == 3 && ids[1] == 49406, "uppercase special: n %d id %d", n, ids[1]);
+    /* regex IGNORECASE: U+0345 matches no class: skipped, and it ends a letter run */
+    same(t, "ba\xcd\x85", "ba", 1);
+    same(t,
+         "ba\xcd\x85"
+         "c",
+         "ba c", 1);
+    /* NFC keeps U+11A7 after a Hangul LV syllable (utf8proc would swallow it) */
+    same(t, "\xea\xb0\x80\xe1\x86\xa7", "\xea\xb0\x80", 0);
     /* Unicode versions: Python 3.11 = Unicode 14.0 */
     same(t, "a\xf0\x9f\xab\xa0", "a", 0); /* U+1FAE0 (Unicode 14): kept */
     same(t, "a\xf0\x9f\xab\xa8", "a", 1); /* U+1FAE8 (Unicode 15): unassigned for Python, dropped */
@@ -266,7 +290,8 @@ static void test_semantics(struct medvlm_tokenizer *t)
     const char *two[2] = {"a", "a b c"};
     int32_t mask[2 * 77];
     CHECK_OK(medvlm_tokenizer_encode_batch(t, two, 2, 77, MEDVLM_PAD_LONGEST, bids, mask, &len));
-    CHECK(len == 5 && bids[3] == 49407 && bids[4] == 49407 && mask[2] == 1 && mask[3] == 0 && mask[5 + 4] == 1,
+    CHECK(len == 5 && bids[3] == 49407 && bids[4] == 49407 && mask[2] == 1 && mask[3] == 0 &&
+              mask[5 + 4] == 1,
           "longest: len %d", len);
 }
 
@@ -275,15 +300,15 @@ static void test_semantics(struct medvlm_tokenizer *t)
 static size_t random_text(struct mv_rng *r, char *out, size_t cap)
 {
     static const uint32_t pool[] = {
-        ' ',    '\t',   '\n',   '\r',   0x0B,   0x1C,   0x85,   0xA0,   0x2028, 0x3000,
-        0x200B, 0x200D, 0xFEFF, 0xFFFD, 0x01,   0x7F,   '\'',   '<',    '|',    '>',
-        's',    'S',    0x17F,  0x130,  0x3A3,  0x301,  0x308,  0x345,  0x4E2D, 0x6587,
-        0x3042, 0xAC00, 0x1100, 0x1161, 0xF900, 0x20000, 0x1F52C, 0x1F9EB, 0x1FAE0, 0x1FAE8,
-        0x1F469, 0x200D, 0x1F3FD, 0xE000, 0x10FFFD, 0x31350, 0x0CF3, 0x2160, 0x24B6, 0x00C5,
-        0x212B, 0x212A, 0x1E9E, 0xDF,   0xFB01, 0x0660, 0x0966, 0x00B2, 0x2153, '0',
-        '9',    '.',    ',',    '-',    '&',    ';',    0x2019, 0x201C, 0x2014, 0x0627};
-    static const char *words[] = {"<|endoftext|>", "<|startoftext|>", "'s", "'ll", "gland",
-                                  "Gleason", "HISTOLOGY", "&amp;", "it's", "  "};
+        ' ',     '\t',   '\n',    '\r',   0x0B,     0x1C,    0x85,    0xA0,    0x2028,  0x3000,
+        0x200B,  0x200D, 0xFEFF,  0xFFFD, 0x01,     0x7F,    '\'',    '<',     '|',     '>',
+        's',     'S',    0x17F,   0x130,  0x3A3,    0x301,   0x308,   0x345,   0x4E2D,  0x6587,
+        0x3042,  0xAC00, 0x1100,  0x1161, 0xF900,   0x20000, 0x1F52C, 0x1F9EB, 0x1FAE0, 0x1FAE8,
+        0x1F469, 0x200D, 0x1F3FD, 0xE000, 0x10FFFD, 0x31350, 0x0CF3,  0x2160,  0x24B6,  0x00C5,
+        0x212B,  0x212A, 0x1E9E,  0xDF,   0xFB01,   0x0660,  0x0966,  0x00B2,  0x2153,  '0',
+        '9',     '.',    ',',     '-',    '&',      ';',     0x2019,  0x201C,  0x2014,  0x0627};
+    static const char *words[] = {"<|endoftext|>", "<|startoftext|>", "'s",    "'ll",  "gland",
+                                  "Gleason",       "HISTOLOGY",       "&amp;", "it's", "  "};
     size_t n = 0, len = 1 + mv_rng_below(r, 40);
     for (size_t i = 0; i < len && n + 32 < cap; i++) {
         uint64_t kind = mv_rng_below(r, 10);
@@ -294,8 +319,10 @@ static size_t random_text(struct mv_rng *r, char *out, size_t cap)
             continue;
         }
         uint32_t cp;
-        if (kind < 5) cp = 'a' + (uint32_t)mv_rng_below(r, 26);
-        else if (kind < 8) cp = pool[mv_rng_below(r, MV_ARRAY_LEN(pool))];
+        if (kind < 5)
+            cp = 'a' + (uint32_t)mv_rng_below(r, 26);
+        else if (kind < 8)
+            cp = pool[mv_rng_below(r, MV_ARRAY_LEN(pool))];
         else {
             do cp = (uint32_t)mv_rng_below(r, 0x110000);
             while (cp >= 0xD800 && cp <= 0xDFFF);
@@ -395,7 +422,8 @@ static void test_bad_files(void)
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_MISSING, "expected tokenizer.json");
     write_text(d, "vocab.json", "{\"a\": 0, \"b\": \"x\"}");
     write_text(d, "merges.txt", "#version: 0.2\na b\n");
-    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT, "token \"b\": expected an integer id");
+    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT,
+              "token \"b\": expected an integer id");
     write_text(d, "vocab.json", "{\"a\": 0, \"b\": 1}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_MISSING, "<|startoftext|>");
     write_text(d, "vocab.json", "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}");
@@ -419,10 +447,10 @@ static void test_bad_files(void)
     write_text(d, "tokenizer.json",
                "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT, "model.merges[0]");
-    write_text(d, "tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}, \"merges\": []}}");
-    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_UNSUPPORTED, "expected \"BPE\"");
     write_text(d, "tokenizer.json",
-               "{\"model\": {\"vocab\": {\"a\": -1}, \"merges\": []}}");
+               "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}, \"merges\": []}}");
+    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_UNSUPPORTED, "expected \"BPE\"");
+    write_text(d, "tokenizer.json", "{\"model\": {\"vocab\": {\"a\": -1}, \"merges\": []}}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT, "token \"a\"");
     CHECK(t == NULL, "no tokenizer on failure");
     /* a special token only in added_tokens (found by fuzzing: its id was outside the size) */
@@ -468,7 +496,8 @@ static void test_basic(void)
         int32_t ids[MEDVLM_CLIP_CONTEXT], ids2[MEDVLM_CLIP_CONTEXT];
         int n, n2;
         CHECK_OK(medvlm_tokenizer_encode(a, "histopathology slide of benign glands", ids, 77, &n));
-        CHECK_OK(medvlm_tokenizer_encode(b, "histopathology slide of benign glands", ids2, 77, &n2));
+        CHECK_OK(
+            medvlm_tokenizer_encode(b, "histopathology slide of benign glands", ids2, 77, &n2));
         CHECK(n == n2 && !memcmp(ids, ids2, (size_t)n * 4), "basic: formats agree");
         CHECK(n < 10, "basic merges compress known words: %d ids", n);
         /* the BPE strings spell the words back */
@@ -516,7 +545,8 @@ static void test_bpe_loops(void)
     char word[400];
     int bad = 0, runs = 0;
     /* the real merges: random letters, repeated words, bytes */
-    static const char *parts[] = {"histo", "pathology", "gland", "s", "ing", "cribriform", "aa", "e"};
+    static const char *parts[] = {"histo", "pathology",  "gland", "s",
+                                  "ing",   "cribriform", "aa",    "e"};
     for (int it = 0; it < 400; it++, runs++) {
         size_t n = 0, len = 1 + mv_rng_below(&r, 300);
         while (n < len) {
@@ -528,7 +558,8 @@ static void test_bpe_loops(void)
                 memcpy(word + n, w, l);
                 n += l;
             } else {
-                word[n++] = k == 1 ? (char)('a' + mv_rng_below(&r, 26)) : (char)mv_rng_below(&r, 256);
+                word[n++] =
+                    k == 1 ? (char)('a' + mv_rng_below(&r, 26)) : (char)mv_rng_below(&r, 256);
             }
         }
         bad += !compare_bpe_loops(mv_tokenizer_bpe(tok_vm), word, n);
@@ -576,8 +607,7 @@ static void test_tables(void)
               mv_byte_to_unicode(0xAD) == 0x143 && mv_byte_to_unicode('a') == 'a',
           "GPT-2 byte table");
     CHECK(mv_uc_is_space(0x2028) && mv_uc_is_space(0x1F) && !mv_uc_is_space(0x200B), "isspace");
-    CHECK(mv_uc_is_letter(0x4E2D) && !mv_uc_is_letter(0x301) && mv_uc_is_number(0x2160),
-          "classes");
+    CHECK(mv_uc_is_letter(0x4E2D) && !mv_uc_is_letter(0x301) && mv_uc_is_number(0x2160), "classes");
     CHECK(mv_uc_category(0x1FAE8) == 0 && mv_uc_category(0x31350) == 0 &&
               mv_uc_category(0x1FAE0) != 0,
           "Unicode 14 view");
