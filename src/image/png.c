@@ -137,6 +137,13 @@ enum medvlm_status mv_png_decode(const char *name, const uint8_t *data, size_t s
     png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* our limits below, with our message */
     png_set_check_for_invalid_index(png, 0);          /* Pillow accepts such indices */
+    /* Ancillary chunks cannot change the pixels we return: skip them unparsed (their CRC is
+     * still checked), so that e.g. a zTXt or iCCP claiming a gigabyte allocates nothing. */
+    static const png_byte skip[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0"
+                                   "sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0tRNS\0zTXt";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skip, (int)(sizeof skip / 5));
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0); /* unknown ones too */
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)8 << 20);
     png_read_info(png, info);
     png_uint_32 w32, h32;
     int bd, ct, interlace;

@@ -1,14 +1,15 @@
 /*
  * tiff.c - TIFF through libtiff, read from memory (first directory only).
  *
- * The common 8-bit layouts are read strip by strip or tile by tile (TIFFReadEncodedStrip /
+ * The common layouts are read strip by strip or tile by tile (TIFFReadEncodedStrip /
  * TIFFReadEncodedTile: any compression libtiff has) and converted as Pillow does:
  *   RGB, RGBA / RGB + extra samples -> first three samples (alpha dropped, no compositing)
  *   grey (min-is-black), grey + alpha -> replicated; min-is-white -> 255 - v (Pillow "L;I")
  *   palette                          -> colormap >> 8 (Pillow keeps the high byte)
- * Every other layout (YCbCr, CMYK, Lab, 1/2/4/16-bit samples, planar-separate...) goes through
- * libtiff's TIFFReadRGBAImageOriented, which converts to 8-bit RGBA; for those Pillow may differ
- * (e.g. it clamps 16-bit grey where libtiff keeps the high byte).
+ *   16-bit RGB(A)                    -> high byte; 16-bit grey -> clamp(v, 0, 255) (mode I;16)
+ * Every other layout (YCbCr, CMYK, Lab, 1/2/4-bit samples, planar-separate...) goes through
+ * libtiff's TIFFReadRGBAImageOriented, which converts to 8-bit RGBA. Checked against Pillow:
+ * bilevel (group 4), CMYK and LA agree; layouts not tried may differ.
  *
  * Errors: libtiff's messages go to a per-handle handler (TIFFOpenOptions, libtiff >= 4.5), so
  * decoding is thread-safe and the first message ends up in ours.
@@ -106,13 +107,22 @@ static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt
     return 1; /* handled: nothing reaches the global (stderr) handler */
 }
 
-enum layout { LAYOUT_RGB, LAYOUT_GREY, LAYOUT_GREY_INV, LAYOUT_PALETTE, LAYOUT_RGBA_IMAGE };
+enum layout {
+    LAYOUT_RGB,
+    LAYOUT_GREY,
+    LAYOUT_GREY_INV,
+    LAYOUT_PALETTE,
+    LAYOUT_RGB16,
+    LAYOUT_GREY16,
+    LAYOUT_RGBA_IMAGE
+};
 
-/* `n` pixels of `spp` 8-bit samples each to RGB. */
-static void px_to_rgb(const uint8_t *src, uint8_t *dst, int n, int spp, enum layout l,
+/* `n` pixels of `bpp` bytes each to RGB. 16-bit samples arrive in host byte order. */
+static void px_to_rgb(const uint8_t *src, uint8_t *dst, int n, int bpp, enum layout l,
                       const uint16_t *cm[3])
 {
-    for (int x = 0; x < n; x++, src += spp, dst += 3) {
+    for (int x = 0; x < n; x++, src += bpp, dst += 3) {
+        uint16_t s16[3];
         switch (l) {
         case LAYOUT_RGB:
             dst[0] = src[0];
@@ -130,6 +140,14 @@ static void px_to_rgb(const uint8_t *src, uint8_t *dst, int n, int spp, enum lay
             dst[1] = (uint8_t)(cm[1][src[0]] >> 8);
             dst[2] = (uint8_t)(cm[2][src[0]] >> 8);
             break;
+        case LAYOUT_RGB16: /* Pillow "RGB;16": the high byte */
+            memcpy(s16, src, sizeof s16);
+            for (int c = 0; c < 3; c++) dst[c] = (uint8_t)(s16[c] >> 8);
+            break;
+        case LAYOUT_GREY16: /* Pillow "I;16" -> RGB: clamped to 0..255 */
+            memcpy(s16, src, 2);
+            dst[0] = dst[1] = dst[2] = (uint8_t)(s16[0] > 255 ? 255 : s16[0]);
+            break;
         default:
             break;
         }
@@ -143,7 +161,7 @@ static enum medvlm_status tiff_fail(const char *name, const struct tiff_src *s, 
 }
 
 static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_src *s, int w, int h,
-                                      int spp, enum layout l, const uint16_t *cm[3],
+                                      int bpp, enum layout l, const uint16_t *cm[3],
                                       struct medvlm_image *out)
 {
     uint32_t rps = 0;
@@ -151,7 +169,7 @@ static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_s
     if (rps > (uint32_t)h) rps = (uint32_t)h;
     tmsize_t ssize = TIFFStripSize(tif);
     size_t need;
-    if (ssize <= 0 || !mv_mul_ok((size_t)w * (size_t)spp, rps, &need) || (size_t)ssize < need)
+    if (ssize <= 0 || !mv_mul_ok((size_t)w * (size_t)bpp, rps, &need) || (size_t)ssize < need)
         return tiff_fail(name, s, "bad strip size");
     uint8_t *buf = mv_malloc((size_t)ssize);
     if (!buf) return mv_err_ctx(MEDVLM_ERR_NOMEM, "%s", name);
@@ -159,13 +177,13 @@ static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_s
     for (uint32_t y0 = 0; y0 < (uint32_t)h; y0 += rps) {
         uint32_t nrows = MV_MIN(rps, (uint32_t)h - y0);
         tstrip_t strip = TIFFComputeStrip(tif, y0, 0);
-        tmsize_t got = TIFFReadEncodedStrip(tif, strip, buf, (tmsize_t)((size_t)w * spp * nrows));
-        if (got < (tmsize_t)((size_t)w * spp * nrows)) {
+        tmsize_t got = TIFFReadEncodedStrip(tif, strip, buf, (tmsize_t)((size_t)w * bpp * nrows));
+        if (got < (tmsize_t)((size_t)w * bpp * nrows)) {
             st = tiff_fail(name, s, "cannot read strip");
             break;
         }
         for (uint32_t r = 0; r < nrows; r++)
-            px_to_rgb(buf + (size_t)r * w * spp, out->rgb + ((size_t)(y0 + r) * w) * 3, w, spp, l,
+            px_to_rgb(buf + (size_t)r * w * bpp, out->rgb + ((size_t)(y0 + r) * w) * 3, w, bpp, l,
                       cm);
     }
     mv_free(buf);
@@ -173,7 +191,7 @@ static enum medvlm_status read_strips(TIFF *tif, const char *name, struct tiff_s
 }
 
 static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_src *s, int w, int h,
-                                     int spp, enum layout l, const uint16_t *cm[3],
+                                     int bpp, enum layout l, const uint16_t *cm[3],
                                      struct medvlm_image *out)
 {
     uint32_t tw = 0, th = 0;
@@ -183,7 +201,7 @@ static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_sr
         return tiff_fail(name, s, "bad tile size");
     tmsize_t tsize = TIFFTileSize(tif);
     size_t need;
-    if (tsize <= 0 || !mv_mul_ok((size_t)tw * th, (size_t)spp, &need) || (size_t)tsize < need)
+    if (tsize <= 0 || !mv_mul_ok((size_t)tw * th, (size_t)bpp, &need) || (size_t)tsize < need)
         return tiff_fail(name, s, "bad tile size");
     uint8_t *buf = mv_malloc((size_t)tsize);
     if (!buf) return mv_err_ctx(MEDVLM_ERR_NOMEM, "%s", name);
@@ -197,8 +215,8 @@ static enum medvlm_status read_tiles(TIFF *tif, const char *name, struct tiff_sr
             }
             uint32_t nr = MV_MIN(th, (uint32_t)h - ty), nc = MV_MIN(tw, (uint32_t)w - tx);
             for (uint32_t r = 0; r < nr; r++)
-                px_to_rgb(buf + (size_t)r * tw * spp, out->rgb + (((size_t)(ty + r) * w) + tx) * 3,
-                          (int)nc, spp, l, cm);
+                px_to_rgb(buf + (size_t)r * tw * bpp, out->rgb + (((size_t)(ty + r) * w) + tx) * 3,
+                          (int)nc, bpp, l, cm);
         }
     }
     mv_free(buf);
@@ -267,8 +285,15 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     int w = (int)w32, h = (int)h32;
     enum layout l = LAYOUT_RGBA_IMAGE;
     const uint16_t *cm[3] = {NULL, NULL, NULL};
-    /* the strip/tile path: 8-bit samples, interleaved, at most 8 samples per pixel */
-    if (bps == 8 && spp <= 8 && (planar == PLANARCONFIG_CONTIG || spp == 1)) {
+    /* the strip/tile path: 8- or 16-bit samples, interleaved, at most 8 samples per pixel */
+    int contig = planar == PLANARCONFIG_CONTIG || spp == 1;
+    if (bps == 16 && spp <= 8 && contig) {
+        if (photo == PHOTOMETRIC_RGB && spp >= 3)
+            l = LAYOUT_RGB16;
+        else if (photo == PHOTOMETRIC_MINISBLACK && spp == 1)
+            l = LAYOUT_GREY16;
+    }
+    if (bps == 8 && spp <= 8 && contig) {
         if (photo == PHOTOMETRIC_RGB && spp >= 3)
             l = LAYOUT_RGB;
         else if (photo == PHOTOMETRIC_MINISBLACK && spp >= 1 && spp <= 2)
@@ -285,12 +310,13 @@ enum medvlm_status mv_tiff_decode(const char *name, const uint8_t *data, size_t 
     }
     st = mv_image_alloc(name, w, h, out);
     if (st) goto fail;
+    int bpp = spp * (bps / 8); /* bytes per pixel on the strip/tile path */
     if (l == LAYOUT_RGBA_IMAGE)
         st = read_rgba(tif, name, &src, w, h, out);
     else if (TIFFIsTiled(tif))
-        st = read_tiles(tif, name, &src, w, h, spp, l, cm, out);
+        st = read_tiles(tif, name, &src, w, h, bpp, l, cm, out);
     else
-        st = read_strips(tif, name, &src, w, h, spp, l, cm, out);
+        st = read_strips(tif, name, &src, w, h, bpp, l, cm, out);
 fail:
     if (tif) TIFFClose(tif);
     TIFFOpenOptionsFree(opts);

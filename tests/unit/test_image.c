@@ -567,6 +567,44 @@ static void test_tiff(void)
     free(want);
 }
 
+/* 16-bit samples: RGB keeps the high byte, grey is clamped (Pillow "RGB;16", "I;16") */
+static void test_tiff16(void)
+{
+    int w = 21, h = 9;
+    for (int spp = 1; spp <= 3; spp += 2) {
+        uint16_t *px = malloc(sizeof *px * (size_t)w * h * spp);
+        for (int i = 0; i < w * h * spp; i++)
+            px[i] = (uint16_t)(i % 3 == 0 ? rnd8() : (rnd8() << 8 | rnd8()));
+        const char *file = spp == 1 ? "img_grey16.tif" : "img_rgb16.tif";
+        TIFF *t = TIFFOpen(file, "w");
+        TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)w);
+        TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)h);
+        TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)spp);
+        TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, (uint16_t)16);
+        TIFFSetField(t, TIFFTAG_PHOTOMETRIC,
+                     (uint16_t)(spp == 1 ? PHOTOMETRIC_MINISBLACK : PHOTOMETRIC_RGB));
+        TIFFSetField(t, TIFFTAG_PLANARCONFIG, (uint16_t)PLANARCONFIG_CONTIG);
+        TIFFSetField(t, TIFFTAG_COMPRESSION, (uint16_t)COMPRESSION_LZW);
+        TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, 4u);
+        for (int y = 0; y < h; y++) TIFFWriteScanline(t, px + (size_t)y * w * spp, (uint32_t)y, 0);
+        TIFFClose(t);
+        struct medvlm_image img;
+        CHECK_OK(medvlm_image_decode_file(file, NULL, &img));
+        if (img.rgb) {
+            int bad = 0;
+            for (int i = 0; i < w * h; i++)
+                for (int c = 0; c < 3; c++) {
+                    uint16_t v = px[i * spp + (spp == 3 ? c : 0)];
+                    uint8_t want = spp == 3 ? (uint8_t)(v >> 8) : (uint8_t)(v > 255 ? 255 : v);
+                    bad += img.rgb[3 * i + c] != want;
+                }
+            CHECK(bad == 0, "%s: %d values differ", file, bad);
+        }
+        medvlm_image_free(&img);
+        free(px);
+    }
+}
+
 /* real tiles: FNV-1a of Pillow's Image.open(f).convert("RGB").tobytes() (Pillow 9.4; all 43
  * files of the shared data folder were also compared byte for byte outside the suite) */
 static void test_real_files(void)
@@ -615,6 +653,7 @@ int main(void)
     test_png_bad();
     test_other_bad();
     test_tiff();
+    test_tiff16();
     test_real_files();
     return check_summary();
 }
