@@ -67,9 +67,9 @@ void mv_attention_forward(float *out, float *att, const float *q, const float *k
         int b = bh / NH, h = bh % NH, N = s->len[b];
         size_t row0 = (size_t)s->off[b] * C + (size_t)h * HS;
         float *p = att + att_offset(s, b, NH) + (size_t)h * N * N; // (N, N)
-        mv_gemm(0, 1, N, N, HS, 1.0f, q + row0, C, k + row0, C, 0.0f, p, N);
+        mv_gemm_serial(0, 1, N, N, HS, 1.0f, q + row0, C, k + row0, C, 0.0f, p, N);
         for (int i = 0; i < N; i++) mask_softmax_row(p + (size_t)i * N, s, b, i, N);
-        mv_gemm(0, 0, N, HS, N, 1.0f, p, N, v + row0, C, 0.0f, out + row0, C);
+        mv_gemm_serial(0, 0, N, HS, N, 1.0f, p, N, v + row0, C, 0.0f, out + row0, C);
     }
 }
 

@@ -24,6 +24,8 @@
  * of the thread count, and the split may follow it. We cut the dimension whose re-packing
  * costs least: columns re-pack A (M x K) per thread, rows re-pack B (N x K) per thread. */
 #define MV_GEMM_ALIGN 64
+/* Up to this many rows x W^T runs on gemm_skinny.c (one image's 50 tokens). */
+#define MV_SKINNY_MAX_M 64
 
 static int gemm_mode = 1; /* 1: our split (deterministic); 0: OpenBLAS's own threading */
 
@@ -48,6 +50,21 @@ static void split(int len, int parts, int i, int *lo, int *hi)
     *hi = MV_MIN(len, u1 * MV_GEMM_ALIGN);
 }
 
+void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (omp_in_parallel()) {
+        gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* a team of one thread is not "in parallel" for OpenMP: pin OpenBLAS to one thread */
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    omp_set_num_threads(nt);
+}
+
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -55,6 +72,11 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
     if (!gemm_mode || omp_in_parallel()) {
         /* inside our parallel regions OpenBLAS runs on the calling thread */
         gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!ta && tb && M <= MV_SKINNY_MAX_M && mv_gemm_skinny_available()) {
+        /* few rows (batch-1 inference): a kernel that does not pack the weights */
+        mv_gemm_skinny(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int T = omp_get_max_threads();

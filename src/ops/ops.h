@@ -22,10 +22,25 @@
 
 /* ---- gemm.c: the one GEMM seam (OpenBLAS today), row-major ---- */
 
+/* gemm_skinny.c: C (M, N) = alpha * A (M, K) B^T + beta * C with B (N, K), for few rows
+ * (batch-1 inference): reads B in place, no packing; each element is one dot product in a
+ * fixed order (AVX2+FMA where the CPU has it), so rows never depend on M or on threads.
+ * mv_gemm_skinny_portable: the same order in plain C (the AVX2 path must match it). */
+void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc);
+/* 1 when the fast (AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only then. */
+int mv_gemm_skinny_available(void);
+void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
+                             const float *B, int ldb, float beta, float *C, int ldc);
+
 /* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc);
+/* One OpenBLAS call on the calling thread, always the same kernel path: for kernels that
+ * run their own parallel loop over many small products (attention). */
+void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
 /* 1 (default): medvlm splits the GEMMs across threads so that results do not depend on the
  * thread count; 0: OpenBLAS's own threading (results change in the last bits). For benchmarks. */
 void mv_gemm_set_mode(int deterministic);

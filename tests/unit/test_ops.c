@@ -41,6 +41,38 @@ static void test_gemm(void)
     }
 }
 
+static void test_gemm_skinny(void)
+{
+    for (int it = 0; it < 30; it++) {
+        int M = rand_int(1, 70), N = rand_int(1, 140), K = rand_int(1, 300);
+        int lda = K + rand_int(0, 3), ldb = K + rand_int(0, 3), ldc = N + rand_int(0, 3);
+        float alpha = it % 3 ? 1.0f : 0.25f, beta = it % 2 ? 1.0f : 0.0f;
+        float *A = rand_buf((size_t)M * lda, 1.0f), *B = rand_buf((size_t)N * ldb, 1.0f);
+        float *C1 = rand_buf((size_t)M * ldc, 1.0f);
+        float *C2 = mv_malloc((size_t)M * ldc * sizeof(float));
+        float *C3 = mv_malloc((size_t)M * ldc * sizeof(float));
+        memcpy(C2, C1, (size_t)M * ldc * sizeof(float));
+        memcpy(C3, C1, (size_t)M * ldc * sizeof(float));
+        mv_gemm_skinny(M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
+        mv_gemm_naive(0, 1, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+        mv_gemm_skinny_portable(M, N, K, alpha, A, lda, B, ldb, beta, C3, ldc);
+        char name[96];
+        snprintf(name, sizeof name, "gemm_skinny %dx%dx%d", M, N, K);
+        check_close_f32(name, C1, C2, (size_t)M * ldc, 1e-4, 1e-5);
+        CHECK(memcmp(C1, C3, (size_t)M * ldc * sizeof(float)) == 0,
+              "%s: the vector path differs from the portable order", name);
+        /* rows do not depend on M: the last row alone equals the last row in the batch */
+        float *row = mv_malloc((size_t)ldc * sizeof(float));
+        memcpy(row, C3 + (size_t)(M - 1) * ldc, (size_t)ldc * sizeof(float));
+        if (beta == 0.0f) {
+            mv_gemm_skinny(1, N, K, alpha, A + (size_t)(M - 1) * lda, lda, B, ldb, 0.0f, row, ldc);
+            CHECK(memcmp(row, C1 + (size_t)(M - 1) * ldc, (size_t)N * sizeof(float)) == 0,
+                  "%s: a row alone differs from the same row in the batch", name);
+        }
+        mv_free(A), mv_free(B), mv_free(C1), mv_free(C2), mv_free(C3), mv_free(row);
+    }
+}
+
 static void test_linear(void)
 {
     for (int it = 0; it < 10; it++) {
@@ -191,6 +223,7 @@ int main(void)
 {
     mv_rng_seed(&rng, 1234);
     test_gemm();
+    test_gemm_skinny();
     test_linear();
     test_layernorm();
     test_act();

@@ -1,0 +1,201 @@
+/*
+ * gemm_skinny.c - C (M, N) = alpha * A (M, K) B^T + beta * C for few rows (M up to ~100: one
+ * image's 50 tokens, a short prompt batch) with B (N, K) row-major: the linear layer
+ * x W^T with W as stored, unpacked.
+ *
+ * Why: a general GEMM packs B (here the weights) on every call. With 50 rows that packing
+ * moves as many bytes as the arithmetic can hide, and batch-1 inference becomes memory-bound.
+ * This kernel reads every weight row once, straight from its place, and keeps the few rows of
+ * A in cache: per block of 4 weight rows (L1 resident) it computes the 4 dot products with
+ * every row of A, 3 rows at a time, 8 lanes along K, 12 accumulators in registers.
+ *
+ * Every element is one dot product in a fixed order (8 lane sums over K in steps of 8, the
+ * lanes added pairwise, then the K % 8 tail), so results do not depend on M, on the position
+ * of the row, or on how the columns are split across threads: a batch gives bit-identical
+ * rows to its items one by one.
+ *
+ * Glossary: M rows of A and C, N rows of B = columns of C, K the reduction length.
+ */
+#include "ops.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+#define MV_HAVE_AVX2_PATH 1
+#endif
+
+/* The portable element: the same order as the AVX2 path (8 lanes; lanes l and l+4, then
+ * l and l+2, then the two halves; then the K % 8 tail). */
+static float dot_ref(const float *a, const float *b, int K)
+{
+    float lane[8] = {0};
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        for (int l = 0; l < 8; l++) lane[l] = fmaf(a[k + l], b[k + l], lane[l]);
+    float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (; k < K; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+
+#ifdef MV_HAVE_AVX2_PATH
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
+{
+    /* lanes (0+4, 1+5, 2+6, 3+7), then (04+26, 15+37), then the two: as dot_ref */
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    __m128 s4 = _mm_add_ps(lo, hi);
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* MR rows of A (<= 3) times NR rows of B (<= 4): MR x NR dot products over K. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+micro_avx2(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int K, int MR,
+           int NR, float alpha, float beta)
+{
+    __m256 acc[3][4];
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 a[3];
+#pragma GCC unroll 3
+        for (int r = 0; r < MR; r++) a[r] = _mm256_loadu_ps(A + (size_t)r * lda + k);
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) {
+            __m256 b = _mm256_loadu_ps(B + (size_t)c * ldb + k);
+#pragma GCC unroll 3
+            for (int r = 0; r < MR; r++) acc[r][c] = _mm256_fmadd_ps(a[r], b, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NR; c++) {
+            float s = hsum8(acc[r][c]);
+            for (int kk = k; kk < K; kk++) s = fmaf(A[(size_t)r * lda + kk], B[(size_t)c * ldb + kk], s);
+            float *out = &C[(size_t)r * ldc + c];
+            *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
+        }
+}
+
+/* The full 3 x 4 block, written out: 12 accumulators + 3 + 1 registers of the 16. */
+__attribute__((target("avx2,fma"))) static void micro_3x4(float *C, int ldc, const float *A,
+                                                        int lda, const float *B, int ldb, int K,
+                                                        float alpha, float beta)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
+    __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    __m256 c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda;
+    const float *b0 = B, *b1 = B + ldb, *b2 = B + 2 * (size_t)ldb, *b3 = B + 3 * (size_t)ldb;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 x0 = _mm256_loadu_ps(a0 + k), x1 = _mm256_loadu_ps(a1 + k);
+        __m256 x2 = _mm256_loadu_ps(a2 + k), w;
+        w = _mm256_loadu_ps(b0 + k);
+        c00 = _mm256_fmadd_ps(x0, w, c00), c10 = _mm256_fmadd_ps(x1, w, c10);
+        c20 = _mm256_fmadd_ps(x2, w, c20);
+        w = _mm256_loadu_ps(b1 + k);
+        c01 = _mm256_fmadd_ps(x0, w, c01), c11 = _mm256_fmadd_ps(x1, w, c11);
+        c21 = _mm256_fmadd_ps(x2, w, c21);
+        w = _mm256_loadu_ps(b2 + k);
+        c02 = _mm256_fmadd_ps(x0, w, c02), c12 = _mm256_fmadd_ps(x1, w, c12);
+        c22 = _mm256_fmadd_ps(x2, w, c22);
+        w = _mm256_loadu_ps(b3 + k);
+        c03 = _mm256_fmadd_ps(x0, w, c03), c13 = _mm256_fmadd_ps(x1, w, c13);
+        c23 = _mm256_fmadd_ps(x2, w, c23);
+    }
+    __m256 acc[12] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23};
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++) {
+            float s = hsum8(acc[r * 4 + c]);
+            for (int kk = k; kk < K; kk++)
+                s = fmaf(A[(size_t)r * lda + kk], B[(size_t)c * ldb + kk], s);
+            float *out = &C[(size_t)r * ldc + c];
+            *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
+        }
+}
+
+/* Columns [n0, n1) of C. The MR/NR cases are spelled out so each inlines with constants. */
+__attribute__((target("avx2,fma"))) static void
+skinny_avx2(int M, int n0, int n1, int K, float alpha, const float *A, int lda, const float *B,
+            int ldb, float beta, float *C, int ldc)
+{
+    for (int j = n0; j < n1; j += 4) {
+        int nr = MV_MIN(4, n1 - j);
+        const float *Bj = B + (size_t)j * ldb;
+        int i = 0;
+        for (; i + 3 <= M; i += 3) {
+            float *Ci = C + (size_t)i * ldc + j;
+            const float *Ai = A + (size_t)i * lda;
+            if (nr == 4) micro_3x4(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
+            else if (nr == 3) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 3, alpha, beta);
+            else if (nr == 2) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 2, alpha, beta);
+            else micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 1, alpha, beta);
+        }
+        for (; i < M; i++) { /* the last 1-2 rows: one row at a time, same dot order */
+            float *Ci = C + (size_t)i * ldc + j;
+            const float *Ai = A + (size_t)i * lda;
+            if (nr == 4) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 4, alpha, beta);
+            else if (nr == 3) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 3, alpha, beta);
+            else if (nr == 2) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 2, alpha, beta);
+            else micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 1, alpha, beta);
+        }
+    }
+}
+#endif
+
+static void skinny_ref(int M, int n0, int n1, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc)
+{
+    for (int j = n0; j < n1; j++)
+        for (int i = 0; i < M; i++) {
+            float s = dot_ref(A + (size_t)i * lda, B + (size_t)j * ldb, K);
+            float *out = &C[(size_t)i * ldc + j];
+            *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
+        }
+}
+
+int mv_gemm_skinny_available(void)
+{
+#ifdef MV_HAVE_AVX2_PATH
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc)
+{
+    // C (M, N), A (M, K), B (N, K)
+    if (M <= 0 || N <= 0) return;
+    const int fast = mv_gemm_skinny_available();
+    /* fixed column blocks of 64: the split never changes a result */
+    const int nblocks = (N + 63) / 64;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (double)M * N * K > 2e6)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int n0 = blk * 64, n1 = MV_MIN(N, n0 + 64);
+#ifdef MV_HAVE_AVX2_PATH
+        if (fast) {
+            skinny_avx2(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            continue;
+        }
+#endif
+        skinny_ref(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+}
+
+void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
+                             const float *B, int ldb, float beta, float *C, int ldc)
+{
+    skinny_ref(M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
