@@ -15,22 +15,27 @@
 #include <math.h>
 #include <string.h>
 
-/* log_softmax with max subtraction in float, the sum of exponentials in double. */
+/* log_softmax with max subtraction in float, the sum of exponentials in double; the
+ * exponentials are kept in dlogits so each is computed once. */
 double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K)
 {
     double total = 0;
     const float invb = 1.0f / (float)B;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * K;
+        float *g = dlogits ? dlogits + (size_t)b * K : NULL;
         float mx = l[0];
         for (int c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
         double sum = 0;
-        for (int c = 0; c < K; c++) sum += expf(l[c] - mx);
+        for (int c = 0; c < K; c++) {
+            float e = expf(l[c] - mx);
+            if (g) g[c] = e;
+            sum += e;
+        }
         total += (double)mx + log(sum) - (double)l[Y[b]];
-        if (dlogits) {
-            float *g = dlogits + (size_t)b * K;
+        if (g) {
             float inv = (float)(1.0 / sum);
-            for (int c = 0; c < K; c++) g[c] = (expf(l[c] - mx) * inv - (c == Y[b])) * invb;
+            for (int c = 0; c < K; c++) g[c] = (g[c] * inv - (c == Y[b])) * invb;
         }
     }
     return total / B;
