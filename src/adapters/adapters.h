@@ -82,6 +82,8 @@ const struct mv_adapter_ops *mv_adapter_ops_for(enum medvlm_adapter_method m);
 enum medvlm_status mv_adapter_create(const struct medvlm_adapter_options *o, int d, int k,
                                      int n_train, const float *zs, float logit_scale,
                                      struct medvlm_adapter **out);
+/* The adapter held by an open safetensors file (medvlm_adapter_load without the file). */
+enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_adapter **out);
 struct mv_adapter_param *mv_adapter_param_find(struct medvlm_adapter *a, const char *name);
 
 /* ---- kernels (kernels.c): plain loops, with an AVX2+FMA variant picked at run time ---- */

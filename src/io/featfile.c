@@ -2,6 +2,8 @@
  * featfile.c - feature files ("features/1": image features, labels, class and image names)
  * and prototype files ("prototypes/1": zero-shot class prototypes + logit_scale), the two
  * safetensors files that connect `medvlm features` / `medvlm zeroshot` to `medvlm adapt`.
+ * The readers work on an open safetensors file (mv_*_from_st in io.h, also used by the fuzzer)
+ * behind the path-based public functions.
  */
 #include "io.h"
 
@@ -111,14 +113,12 @@ void medvlm_features_free(struct medvlm_features *f)
     mv_free(f);
 }
 
-enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out)
+enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm_features **out)
 {
-    struct medvlm_st *st = NULL;
     struct medvlm_features *f = NULL;
-    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "features load: NULL argument");
+    const char *path = medvlm_st_path(st);
+    enum medvlm_status s;
     *out = NULL;
-    enum medvlm_status s = medvlm_st_open(path, &st);
-    if (s) return s;
     if ((s = check_format(st, FEATURES_FORMAT))) goto fail;
     if (!(f = mv_calloc(1, sizeof *f))) { s = MEDVLM_ERR_NOMEM; goto fail; }
     if (!medvlm_st_find(st, "features")) {
@@ -148,6 +148,17 @@ enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features
     f = NULL;
 fail:
     medvlm_features_free(f);
+    return s;
+}
+
+enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out)
+{
+    struct medvlm_st *st = NULL;
+    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "features load: NULL argument");
+    *out = NULL;
+    enum medvlm_status s = medvlm_st_open(path, &st);
+    if (s) return s;
+    s = mv_features_from_st(st, out);
     medvlm_st_free(st);
     return s;
 }
@@ -189,14 +200,13 @@ void medvlm_prototypes_free(struct medvlm_prototypes *p)
     mv_free(p);
 }
 
-enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out)
+enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st,
+                                        struct medvlm_prototypes **out)
 {
-    struct medvlm_st *st = NULL;
     struct medvlm_prototypes *p = NULL;
-    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "prototypes load: NULL argument");
+    const char *path = medvlm_st_path(st);
+    enum medvlm_status s;
     *out = NULL;
-    enum medvlm_status s = medvlm_st_open(path, &st);
-    if (s) return s;
     if ((s = check_format(st, PROTOTYPES_FORMAT))) goto fail;
     if (!(p = mv_calloc(1, sizeof *p))) { s = MEDVLM_ERR_NOMEM; goto fail; }
     if (!medvlm_st_find(st, "prototypes")) {
@@ -216,6 +226,17 @@ enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_protot
     p = NULL;
 fail:
     medvlm_prototypes_free(p);
+    return s;
+}
+
+enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out)
+{
+    struct medvlm_st *st = NULL;
+    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "prototypes load: NULL argument");
+    *out = NULL;
+    enum medvlm_status s = medvlm_st_open(path, &st);
+    if (s) return s;
+    s = mv_prototypes_from_st(st, out);
     medvlm_st_free(st);
     return s;
 }
