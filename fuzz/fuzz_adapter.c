@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mv_adapter_from_st(st, &a) == MEDVLM_OK) {
         int d = medvlm_adapter_dim(a), k = medvlm_adapter_classes(a);
         if ((size_t)d * k < ((size_t)1 << 24)) {
-            float *x = mv_calloc((size_t)d, sizeof(float)), *logits = mv_calloc((size_t)k, sizeof(float));
+            float *x = mv_calloc((size_t)d, sizeof(float)),
+                  *logits = mv_calloc((size_t)k, sizeof(float));
             if (x && logits) {
                 x[0] = 1.0f;
                 (void)medvlm_adapter_logits(a, x, 1, logits);

@@ -228,7 +228,10 @@ enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_
     }
     /* copy zs out of the (possibly unaligned) mapping */
     float *zbuf = mv_calloc((size_t)k * d, sizeof(float));
-    if (!zbuf) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!zbuf) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     memcpy(zbuf, zs->data, zs->nbytes);
     s = mv_adapter_create(&o, d, k, n_cache, zbuf, logit_scale, &a);
     mv_free(zbuf);
@@ -245,12 +248,15 @@ enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_
     }
     if (lab) {
         a->cache_labels = mv_calloc((size_t)n_cache, sizeof(int64_t));
-        if (!a->cache_labels) { s = MEDVLM_ERR_NOMEM; goto fail; }
+        if (!a->cache_labels) {
+            s = MEDVLM_ERR_NOMEM;
+            goto fail;
+        }
         memcpy(a->cache_labels, lab->data, lab->nbytes);
         for (int i = 0; i < n_cache; i++)
             if (a->cache_labels[i] < 0 || a->cache_labels[i] >= k) {
-                s = mv_err(MEDVLM_ERR_FORMAT, "%s: cache_labels[%d] = %lld is not in [0, %d)",
-                           path, i, (long long)a->cache_labels[i], k);
+                s = mv_err(MEDVLM_ERR_FORMAT, "%s: cache_labels[%d] = %lld is not in [0, %d)", path,
+                           i, (long long)a->cache_labels[i], k);
                 goto fail;
             }
     }
@@ -266,7 +272,10 @@ enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_
             goto fail;
         }
         a->class_names = mv_calloc((size_t)k, sizeof(char *));
-        if (!a->class_names) { s = MEDVLM_ERR_NOMEM; goto fail; }
+        if (!a->class_names) {
+            s = MEDVLM_ERR_NOMEM;
+            goto fail;
+        }
         for (int c = 0; c < k; c++) {
             const cJSON *e = cJSON_GetArrayItem(cls, c);
             if (!cJSON_IsString(e)) {
@@ -274,7 +283,10 @@ enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_
                            path, c);
                 goto fail;
             }
-            if (!(a->class_names[c] = mv_strdup(e->valuestring))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+            if (!(a->class_names[c] = mv_strdup(e->valuestring))) {
+                s = MEDVLM_ERR_NOMEM;
+                goto fail;
+            }
         }
     }
     const char *shots = medvlm_st_metadata(st, "shots");

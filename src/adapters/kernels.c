@@ -20,8 +20,8 @@
 #include <immintrin.h>
 #endif
 
-static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm,
-                        int M, int N, int L)
+static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm, int M,
+                        int N, int L)
 {
     for (int i = 0; i < M; i++) {
         const float *a = Arows ? Arows[i] : A + (size_t)i * L;
@@ -87,9 +87,9 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
 }
 
 /* Four dot products of a with b0..b3 over L, two accumulators each (8 FMA chains). */
-__attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
-                                                     const float *b0, const float *b1,
-                                                     const float *b2, const float *b3, int L)
+__attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a, const float *b0,
+                                                     const float *b1, const float *b2,
+                                                     const float *b3, int L)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
@@ -127,10 +127,10 @@ __attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
 }
 
 /* Two rows a0, a1 against b0..b3: eight dot products, one W load serves both rows. */
-__attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
-                                                       const float *a0, const float *a1,
-                                                       const float *b0, const float *b1,
-                                                       const float *b2, const float *b3, int L)
+__attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1, const float *a0,
+                                                       const float *a1, const float *b0,
+                                                       const float *b1, const float *b2,
+                                                       const float *b3, int L)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
@@ -202,8 +202,8 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
         float *c = C + (size_t)i * N;
         int j = 0;
         for (; j + 4 <= N; j += 4)
-            dot4(c + j, a, Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L,
-                 Bm + (size_t)(j + 2) * L, Bm + (size_t)(j + 3) * L, L);
+            dot4(c + j, a, Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L, Bm + (size_t)(j + 2) * L,
+                 Bm + (size_t)(j + 3) * L, L);
         for (; j < N; j++) c[j] = dot1(a, Bm + (size_t)j * L, L);
     }
 }
@@ -274,8 +274,7 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
     }
 }
 
-__attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b,
-                                                             int L)
+__attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b, int L)
 {
     __m256 s = _mm256_setzero_ps(), t = s;
     int l = 0;
@@ -294,9 +293,8 @@ __attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, con
     return r;
 }
 
-__attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float a,
-                                                               const float *x, float b,
-                                                               const float *y, int L)
+__attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float a, const float *x,
+                                                               float b, const float *y, int L)
 {
     __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
     int l = 0;
@@ -322,26 +320,34 @@ int mv_kernels_simd(void)
 
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_nt_avx2(C, A, NULL, Bm, M, N, L);
-    else mm_nt_plain(C, A, NULL, Bm, M, N, L);
+    if (mv_kernels_simd())
+        mm_nt_avx2(C, A, NULL, Bm, M, N, L);
+    else
+        mm_nt_plain(C, A, NULL, Bm, M, N, L);
 }
 
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_nt_avx2(C, NULL, Arows, Bm, M, N, L);
-    else mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
+    if (mv_kernels_simd())
+        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L);
+    else
+        mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L);
-    else mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+    if (mv_kernels_simd())
+        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L);
+    else
+        mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
 }
 
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L);
-    else mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
+    if (mv_kernels_simd())
+        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L);
+    else
+        mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -356,8 +362,10 @@ float mv_sqdist(const float *a, const float *b, int L)
 
 void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L)
 {
-    if (mv_kernels_simd()) axpby_acc_avx2(dst, a, x, b, y, L);
-    else mv_axpby_acc_ref(dst, a, x, b, y, L);
+    if (mv_kernels_simd())
+        axpby_acc_avx2(dst, a, x, b, y, L);
+    else
+        mv_axpby_acc_ref(dst, a, x, b, y, L);
 }
 
 #else

@@ -32,8 +32,8 @@ static enum medvlm_status get2d(const struct medvlm_st *st, const char *name, co
         return mv_err(MEDVLM_ERR_SHAPE, "%s: %s must be F32", medvlm_st_path(st), name);
     }
     if (t->ndim != 2)
-        return mv_err(MEDVLM_ERR_SHAPE, "%s: %s must be 2-D, got %d dims", medvlm_st_path(st),
-                      name, t->ndim);
+        return mv_err(MEDVLM_ERR_SHAPE, "%s: %s must be 2-D, got %d dims", medvlm_st_path(st), name,
+                      t->ndim);
     *rows = (int)t->shape[0];
     *cols = (int)t->shape[1];
     return MEDVLM_OK;
@@ -77,8 +77,8 @@ static enum medvlm_status add_f32(struct medvlm_st_writer *w, const char *name, 
 
 /* Test logits and probabilities of a trained adapter under prefix "<m>.<opt>". */
 static enum medvlm_status add_eval(struct medvlm_st_writer *w, const char *prefix,
-                                   const struct medvlm_adapter *a,
-                                   const struct adapter_inputs *in, int with_probs)
+                                   const struct medvlm_adapter *a, const struct adapter_inputs *in,
+                                   int with_probs)
 {
     enum medvlm_status s = MEDVLM_ERR_NOMEM;
     size_t n = (size_t)in->nte * in->k;
@@ -128,8 +128,8 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
 
     struct medvlm_adapter_options o;
     medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_ZEROSHOT);
-    if ((s = medvlm_adapter_train(&o, in.Xtr, in.Ytr, in.ntr, in.d, in.zs, in.k, in.logit_scale,
-                                  &a, NULL)))
+    if ((s = medvlm_adapter_train(&o, in.Xtr, in.Ytr, in.ntr, in.d, in.zs, in.k, in.logit_scale, &a,
+                                  NULL)))
         goto fail;
     if ((s = add_eval(w, "zeroshot", a, &in, 0))) goto fail;
     medvlm_adapter_free(a);
@@ -154,7 +154,10 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
             o.hidden = in.hidden;
             long steps = medvlm_adapter_steps(&o, in.ntr);
             losses = mv_calloc((size_t)(steps ? steps : 1), sizeof(float));
-            if (!losses) { s = MEDVLM_ERR_NOMEM; goto fail; }
+            if (!losses) {
+                s = MEDVLM_ERR_NOMEM;
+                goto fail;
+            }
             if ((s = medvlm_adapter_train(&o, in.Xtr, in.Ytr, in.ntr, in.d, in.zs, in.k,
                                           in.logit_scale, &a, losses)))
                 goto fail;
