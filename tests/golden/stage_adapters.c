@@ -116,7 +116,7 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
     struct medvlm_st_writer *w = NULL;
     struct medvlm_adapter *a = NULL;
     float *losses = NULL;
-    double epochs, lr, batch;
+    double epochs, lr, batch, momentum = 0.9; /* README: SGD momentum 0.9 */
     char *path = golden_path(g, "inputs/adapter_inputs.safetensors");
     enum medvlm_status s = path ? medvlm_st_open(path, &st) : MEDVLM_ERR_NOMEM;
     if (s) goto fail;
@@ -124,6 +124,10 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
     if ((s = manifest_num(g, "epochs", &epochs)) || (s = manifest_num(g, "lr", &lr)) ||
         (s = manifest_num(g, "batch_size", &batch)))
         goto fail;
+    if (manifest_num(g, "momentum", &momentum)) { /* optional key */
+        momentum = 0.9;
+        mv_err_clear();
+    }
     if ((s = medvlm_st_writer_init(&w))) goto fail;
 
     struct medvlm_adapter_options o;
@@ -146,7 +150,7 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
             o.epochs = (int)epochs;
             o.lr = (float)lr;
             o.batch_size = (int)batch;
-            o.momentum = 0.9f;
+            o.momentum = (float)momentum;
             o.alpha = 0.5f;
             o.init_prototypes = in.lp_init;
             o.init_w1 = in.w1;
