@@ -26,11 +26,16 @@ int main(int argc, char **argv)
     int n = 10000, d = 512, k = 4, reps = 5;
     const char *method = "clap";
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--n")) n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--dim")) d = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--classes")) k = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--method")) method = argv[i + 1];
+        if (!strcmp(argv[i], "--n"))
+            n = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dim"))
+            d = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--classes"))
+            k = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps"))
+            reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--method"))
+            method = argv[i + 1];
         else {
             fprintf(stderr, "bench_clap: unknown option %s\n", argv[i]);
             return 2;

@@ -38,9 +38,8 @@ void medvlm_adapter_options_default(struct medvlm_adapter_options *o,
     o->adam_beta2 = 0.999f;
     o->adam_eps = 1e-8f;
     o->seed = 0;
-    o->alpha = method == MEDVLM_ADAPTER_TIPADAPTER || method == MEDVLM_ADAPTER_TIPADAPTER_F
-                   ? 1.0f
-                   : 0.5f;
+    o->alpha =
+        method == MEDVLM_ADAPTER_TIPADAPTER || method == MEDVLM_ADAPTER_TIPADAPTER_F ? 1.0f : 0.5f;
     o->beta = 1.0f;
     o->clap_rho = 1.0f;
 }
@@ -197,8 +196,7 @@ int medvlm_adapter_classes(const struct medvlm_adapter *a)
     return a->k;
 }
 
-const float *medvlm_adapter_param(const struct medvlm_adapter *a, const char *name,
-                                  size_t *numel)
+const float *medvlm_adapter_param(const struct medvlm_adapter *a, const char *name, size_t *numel)
 {
     for (int i = 0; i < a->nparams; i++)
         if (strcmp(a->params[i].name, name) == 0) {

@@ -167,15 +167,13 @@ static enum medvlm_status tensor_2d(const struct medvlm_st *st, const char *name
     return MEDVLM_OK;
 }
 
-enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter **out)
+enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_adapter **out)
 {
-    struct medvlm_st *st = NULL;
     struct medvlm_adapter *a = NULL;
     cJSON *cls = NULL;
-    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "adapter load: NULL argument");
+    const char *path = medvlm_st_path(st);
+    enum medvlm_status s;
     *out = NULL;
-    enum medvlm_status s = medvlm_st_open(path, &st);
-    if (s) return s;
     const char *fmt = medvlm_st_metadata(st, "medvlm");
     if (!fmt || strcmp(fmt, ADAPTER_FORMAT) != 0) {
         s = mv_err(MEDVLM_ERR_FORMAT,
@@ -217,9 +215,23 @@ enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter *
         }
         n_cache = (int)lab->shape[0];
     }
+    /* Every buffer below is sized from tensors present in the file (so by the file's size):
+     * the bottleneck width comes from mlp.0.weight, the cache size from cache_keys. */
+    if (m == MEDVLM_ADAPTER_CLIPADAPTER) {
+        const struct medvlm_tensor_info *w1;
+        if ((s = tensor_2d(st, "mlp.0.weight", -1, d, &w1))) goto fail;
+        o.hidden = (int)w1->shape[0];
+    }
+    if (lab) {
+        const struct medvlm_tensor_info *keys;
+        if ((s = tensor_2d(st, "cache_keys", n_cache, d, &keys))) goto fail;
+    }
     /* copy zs out of the (possibly unaligned) mapping */
     float *zbuf = mv_calloc((size_t)k * d, sizeof(float));
-    if (!zbuf) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!zbuf) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     memcpy(zbuf, zs->data, zs->nbytes);
     s = mv_adapter_create(&o, d, k, n_cache, zbuf, logit_scale, &a);
     mv_free(zbuf);
@@ -236,12 +248,15 @@ enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter *
     }
     if (lab) {
         a->cache_labels = mv_calloc((size_t)n_cache, sizeof(int64_t));
-        if (!a->cache_labels) { s = MEDVLM_ERR_NOMEM; goto fail; }
+        if (!a->cache_labels) {
+            s = MEDVLM_ERR_NOMEM;
+            goto fail;
+        }
         memcpy(a->cache_labels, lab->data, lab->nbytes);
         for (int i = 0; i < n_cache; i++)
             if (a->cache_labels[i] < 0 || a->cache_labels[i] >= k) {
-                s = mv_err(MEDVLM_ERR_FORMAT, "%s: cache_labels[%d] = %lld is not in [0, %d)",
-                           path, i, (long long)a->cache_labels[i], k);
+                s = mv_err(MEDVLM_ERR_FORMAT, "%s: cache_labels[%d] = %lld is not in [0, %d)", path,
+                           i, (long long)a->cache_labels[i], k);
                 goto fail;
             }
     }
@@ -257,7 +272,10 @@ enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter *
             goto fail;
         }
         a->class_names = mv_calloc((size_t)k, sizeof(char *));
-        if (!a->class_names) { s = MEDVLM_ERR_NOMEM; goto fail; }
+        if (!a->class_names) {
+            s = MEDVLM_ERR_NOMEM;
+            goto fail;
+        }
         for (int c = 0; c < k; c++) {
             const cJSON *e = cJSON_GetArrayItem(cls, c);
             if (!cJSON_IsString(e)) {
@@ -265,17 +283,34 @@ enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter *
                            path, c);
                 goto fail;
             }
-            if (!(a->class_names[c] = mv_strdup(e->valuestring))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+            if (!(a->class_names[c] = mv_strdup(e->valuestring))) {
+                s = MEDVLM_ERR_NOMEM;
+                goto fail;
+            }
         }
     }
     const char *shots = medvlm_st_metadata(st, "shots");
-    if (shots) a->shots = atoi(shots);
+    if (shots) {
+        long v = strtol(shots, NULL, 10);
+        a->shots = v > 0 && v < (1L << 30) ? (int)v : 0;
+    }
     *out = a;
     a = NULL;
     s = MEDVLM_OK;
 fail:
     cJSON_Delete(cls);
     medvlm_adapter_free(a);
+    return s;
+}
+
+enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter **out)
+{
+    struct medvlm_st *st = NULL;
+    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "adapter load: NULL argument");
+    *out = NULL;
+    enum medvlm_status s = medvlm_st_open(path, &st);
+    if (s) return s;
+    s = mv_adapter_from_st(st, out);
     medvlm_st_free(st);
     return s;
 }

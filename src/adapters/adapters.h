@@ -35,8 +35,7 @@ struct mv_adapter_ops {
     /* Parameter shapes: fill a->params[] names/shapes/ndim/n and a->nparams. */
     enum medvlm_status (*layout)(struct medvlm_adapter *a);
     /* Initial values (params are allocated); X, Y the training set. */
-    enum medvlm_status (*init)(struct medvlm_adapter *a, const float *X, const int64_t *Y,
-                               int n);
+    enum medvlm_status (*init)(struct medvlm_adapter *a, const float *X, const int64_t *Y, int n);
     size_t (*ws_floats)(const struct medvlm_adapter *a, int B);
     /* logits (B, K) for the B feature rows X[0..B-1] (each D floats, row pointers so a
      * shuffled batch needs no copy); ws keeps what backward needs. */
@@ -64,16 +63,16 @@ struct medvlm_adapter {
     struct mv_adapter_param params[MV_ADAPTER_MAX_PARAMS];
     float *param_buf, *grad_buf;
     size_t param_total;
-    float *lambdas;         /* (K) CLAP */
-    int n_cache;            /* Tip-Adapter: rows of the cache */
-    int64_t *cache_labels;  /* (N) Tip-Adapter */
-    char **class_names;     /* (K) from a loaded file, or NULL */
+    float *lambdas;        /* (K) CLAP */
+    int n_cache;           /* Tip-Adapter: rows of the cache */
+    int64_t *cache_labels; /* (N) Tip-Adapter */
+    char **class_names;    /* (K) from a loaded file, or NULL */
     int shots;
 };
 
-extern const struct mv_adapter_ops mv_adapter_zeroshot_ops, mv_adapter_lp_ops,
-    mv_adapter_zslp_ops, mv_adapter_clap_ops, mv_adapter_taskres_ops,
-    mv_adapter_clipadapter_ops, mv_adapter_tip_ops, mv_adapter_tipf_ops;
+extern const struct mv_adapter_ops mv_adapter_zeroshot_ops, mv_adapter_lp_ops, mv_adapter_zslp_ops,
+    mv_adapter_clap_ops, mv_adapter_taskres_ops, mv_adapter_clipadapter_ops, mv_adapter_tip_ops,
+    mv_adapter_tipf_ops;
 
 const struct mv_adapter_ops *mv_adapter_ops_for(enum medvlm_adapter_method m);
 
@@ -82,6 +81,8 @@ const struct mv_adapter_ops *mv_adapter_ops_for(enum medvlm_adapter_method m);
 enum medvlm_status mv_adapter_create(const struct medvlm_adapter_options *o, int d, int k,
                                      int n_train, const float *zs, float logit_scale,
                                      struct medvlm_adapter **out);
+/* The adapter held by an open safetensors file (medvlm_adapter_load without the file). */
+enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_adapter **out);
 struct mv_adapter_param *mv_adapter_param_find(struct medvlm_adapter *a, const char *name);
 
 /* ---- kernels (kernels.c): plain loops, with an AVX2+FMA variant picked at run time ---- */

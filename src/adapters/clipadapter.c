@@ -45,10 +45,14 @@ static enum medvlm_status init(struct medvlm_adapter *a, const float *X, const i
     struct mv_rng rng;
     mv_rng_seed(&rng, a->opt.seed);
     int H = hidden_of(a);
-    if (a->opt.init_w1) memcpy(a->params[0].data, a->opt.init_w1, a->params[0].n * sizeof(float));
-    else uniform_init(a->params[0].data, a->params[0].n, a->d, &rng);
-    if (a->opt.init_w2) memcpy(a->params[1].data, a->opt.init_w2, a->params[1].n * sizeof(float));
-    else uniform_init(a->params[1].data, a->params[1].n, H, &rng);
+    if (a->opt.init_w1)
+        memcpy(a->params[0].data, a->opt.init_w1, a->params[0].n * sizeof(float));
+    else
+        uniform_init(a->params[0].data, a->params[0].n, a->d, &rng);
+    if (a->opt.init_w2)
+        memcpy(a->params[1].data, a->opt.init_w2, a->params[1].n * sizeof(float));
+    else
+        uniform_init(a->params[1].data, a->params[1].n, H, &rng);
     return MEDVLM_OK;
 }
 
@@ -147,7 +151,11 @@ static void backward(struct medvlm_adapter *a, float *ws, const float *const *X,
     mv_mm_tn_acc_rows(dw1, v.dh1, X, H, D, B);
 }
 
-const struct mv_adapter_ops mv_adapter_clipadapter_ops = {
-    .method = MEDVLM_ADAPTER_CLIPADAPTER, .name = "clipadapter", .trains = 1,
-    .layout = layout, .init = init, .ws_floats = ws_floats,
-    .forward = forward, .backward = backward};
+const struct mv_adapter_ops mv_adapter_clipadapter_ops = {.method = MEDVLM_ADAPTER_CLIPADAPTER,
+                                                          .name = "clipadapter",
+                                                          .trains = 1,
+                                                          .layout = layout,
+                                                          .init = init,
+                                                          .ws_floats = ws_floats,
+                                                          .forward = forward,
+                                                          .backward = backward};

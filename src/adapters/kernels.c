@@ -13,13 +13,15 @@
  */
 #include "adapters.h"
 
+#include <string.h>
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define MV_HAVE_X86 1
 #include <immintrin.h>
 #endif
 
-static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm,
-                        int M, int N, int L)
+static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm, int M,
+                        int N, int L)
 {
     for (int i = 0; i < M; i++) {
         const float *a = Arows ? Arows[i] : A + (size_t)i * L;
@@ -85,9 +87,9 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
 }
 
 /* Four dot products of a with b0..b3 over L, two accumulators each (8 FMA chains). */
-__attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
-                                                     const float *b0, const float *b1,
-                                                     const float *b2, const float *b3, int L)
+__attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a, const float *b0,
+                                                     const float *b1, const float *b2,
+                                                     const float *b3, int L)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
@@ -124,6 +126,44 @@ __attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
     out[3] = r3;
 }
 
+/* Two rows a0, a1 against b0..b3: eight dot products, one W load serves both rows. */
+__attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1, const float *a0,
+                                                       const float *a1, const float *b0,
+                                                       const float *b1, const float *b2,
+                                                       const float *b3, int L)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    int l = 0;
+    for (; l + 8 <= L; l += 8) {
+        __m256 x = _mm256_loadu_ps(a0 + l), y = _mm256_loadu_ps(a1 + l);
+        __m256 w0 = _mm256_loadu_ps(b0 + l), w1 = _mm256_loadu_ps(b1 + l);
+        __m256 w2 = _mm256_loadu_ps(b2 + l), w3 = _mm256_loadu_ps(b3 + l);
+        s0 = _mm256_fmadd_ps(x, w0, s0);
+        s1 = _mm256_fmadd_ps(x, w1, s1);
+        s2 = _mm256_fmadd_ps(x, w2, s2);
+        s3 = _mm256_fmadd_ps(x, w3, s3);
+        t0 = _mm256_fmadd_ps(y, w0, t0);
+        t1 = _mm256_fmadd_ps(y, w1, t1);
+        t2 = _mm256_fmadd_ps(y, w2, t2);
+        t3 = _mm256_fmadd_ps(y, w3, t3);
+    }
+    float r[8] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3),
+                  hsum256(t0), hsum256(t1), hsum256(t2), hsum256(t3)};
+    for (; l < L; l++) {
+        r[0] += a0[l] * b0[l];
+        r[1] += a0[l] * b1[l];
+        r[2] += a0[l] * b2[l];
+        r[3] += a0[l] * b3[l];
+        r[4] += a1[l] * b0[l];
+        r[5] += a1[l] * b1[l];
+        r[6] += a1[l] * b2[l];
+        r[7] += a1[l] * b3[l];
+    }
+    memcpy(out0, r, 4 * sizeof(float));
+    memcpy(out1, r + 4, 4 * sizeof(float));
+}
+
 __attribute__((target("avx2,fma"))) static float dot1(const float *a, const float *b, int L)
 {
     __m256 s = _mm256_setzero_ps(), t = s;
@@ -143,13 +183,27 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
                                                            const float *const *Arows,
                                                            const float *Bm, int M, int N, int L)
 {
-    for (int i = 0; i < M; i++) {
+    int i = 0;
+    for (; i + 2 <= M && N >= 4; i += 2) {
+        const float *a0 = Arows ? Arows[i] : A + (size_t)i * L;
+        const float *a1 = Arows ? Arows[i + 1] : A + (size_t)(i + 1) * L;
+        float *c0 = C + (size_t)i * N, *c1 = c0 + N;
+        int j = 0;
+        for (; j + 4 <= N; j += 4)
+            dot4x2(c0 + j, c1 + j, a0, a1, Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L,
+                   Bm + (size_t)(j + 2) * L, Bm + (size_t)(j + 3) * L, L);
+        for (; j < N; j++) {
+            c0[j] = dot1(a0, Bm + (size_t)j * L, L);
+            c1[j] = dot1(a1, Bm + (size_t)j * L, L);
+        }
+    }
+    for (; i < M; i++) {
         const float *a = Arows ? Arows[i] : A + (size_t)i * L;
         float *c = C + (size_t)i * N;
         int j = 0;
         for (; j + 4 <= N; j += 4)
-            dot4(c + j, a, Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L,
-                 Bm + (size_t)(j + 2) * L, Bm + (size_t)(j + 3) * L, L);
+            dot4(c + j, a, Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L, Bm + (size_t)(j + 2) * L,
+                 Bm + (size_t)(j + 3) * L, L);
         for (; j < N; j++) c[j] = dot1(a, Bm + (size_t)j * L, L);
     }
 }
@@ -220,8 +274,7 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
     }
 }
 
-__attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b,
-                                                             int L)
+__attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b, int L)
 {
     __m256 s = _mm256_setzero_ps(), t = s;
     int l = 0;
@@ -240,9 +293,8 @@ __attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, con
     return r;
 }
 
-__attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float a,
-                                                               const float *x, float b,
-                                                               const float *y, int L)
+__attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float a, const float *x,
+                                                               float b, const float *y, int L)
 {
     __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
     int l = 0;
@@ -268,26 +320,34 @@ int mv_kernels_simd(void)
 
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_nt_avx2(C, A, NULL, Bm, M, N, L);
-    else mm_nt_plain(C, A, NULL, Bm, M, N, L);
+    if (mv_kernels_simd())
+        mm_nt_avx2(C, A, NULL, Bm, M, N, L);
+    else
+        mm_nt_plain(C, A, NULL, Bm, M, N, L);
 }
 
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_nt_avx2(C, NULL, Arows, Bm, M, N, L);
-    else mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
+    if (mv_kernels_simd())
+        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L);
+    else
+        mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L);
-    else mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+    if (mv_kernels_simd())
+        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L);
+    else
+        mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
 }
 
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
 {
-    if (mv_kernels_simd()) mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L);
-    else mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
+    if (mv_kernels_simd())
+        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L);
+    else
+        mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -302,8 +362,10 @@ float mv_sqdist(const float *a, const float *b, int L)
 
 void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L)
 {
-    if (mv_kernels_simd()) axpby_acc_avx2(dst, a, x, b, y, L);
-    else mv_axpby_acc_ref(dst, a, x, b, y, L);
+    if (mv_kernels_simd())
+        axpby_acc_avx2(dst, a, x, b, y, L);
+    else
+        mv_axpby_acc_ref(dst, a, x, b, y, L);
 }
 
 #else

@@ -52,8 +52,7 @@ static enum medvlm_status init_none(struct medvlm_adapter *a, const float *X, co
     return MEDVLM_OK;
 }
 
-static enum medvlm_status init_lp(struct medvlm_adapter *a, const float *X, const int64_t *Y,
-                                  int n)
+static enum medvlm_status init_lp(struct medvlm_adapter *a, const float *X, const int64_t *Y, int n)
 {
     (void)X, (void)Y, (void)n;
     float *W = a->params[0].data;
@@ -68,8 +67,7 @@ static enum medvlm_status init_lp(struct medvlm_adapter *a, const float *X, cons
     return MEDVLM_OK;
 }
 
-static enum medvlm_status init_zs(struct medvlm_adapter *a, const float *X, const int64_t *Y,
-                                  int n)
+static enum medvlm_status init_zs(struct medvlm_adapter *a, const float *X, const int64_t *Y, int n)
 {
     (void)X, (void)Y, (void)n;
     memcpy(a->params[0].data, a->zs, a->params[0].n * sizeof(float));
@@ -150,8 +148,8 @@ static const float *effective_w(const struct medvlm_adapter *a, float *ws)
     return ws;
 }
 
-static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X,
-                          int B, float *logits)
+static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                          float *logits)
 {
     const int K = a->k, D = a->d;
     float *norms = ws + (size_t)K * D;
@@ -249,28 +247,49 @@ static void clap_epoch_end(struct medvlm_adapter *a)
     }
 }
 
-const struct mv_adapter_ops mv_adapter_zeroshot_ops = {
-    .method = MEDVLM_ADAPTER_ZEROSHOT, .name = "zeroshot", .trains = 0,
-    .layout = layout_none, .init = init_none, .ws_floats = ws_none,
-    .forward = forward_zeroshot, .backward = backward_none};
+const struct mv_adapter_ops mv_adapter_zeroshot_ops = {.method = MEDVLM_ADAPTER_ZEROSHOT,
+                                                       .name = "zeroshot",
+                                                       .trains = 0,
+                                                       .layout = layout_none,
+                                                       .init = init_none,
+                                                       .ws_floats = ws_none,
+                                                       .forward = forward_zeroshot,
+                                                       .backward = backward_none};
 
-const struct mv_adapter_ops mv_adapter_lp_ops = {
-    .method = MEDVLM_ADAPTER_LP, .name = "lp", .trains = 1,
-    .layout = layout_prototypes, .init = init_lp, .ws_floats = ws_proto,
-    .forward = forward_proto, .backward = backward_proto};
+const struct mv_adapter_ops mv_adapter_lp_ops = {.method = MEDVLM_ADAPTER_LP,
+                                                 .name = "lp",
+                                                 .trains = 1,
+                                                 .layout = layout_prototypes,
+                                                 .init = init_lp,
+                                                 .ws_floats = ws_proto,
+                                                 .forward = forward_proto,
+                                                 .backward = backward_proto};
 
-const struct mv_adapter_ops mv_adapter_zslp_ops = {
-    .method = MEDVLM_ADAPTER_ZSLP, .name = "zslp", .trains = 1,
-    .layout = layout_prototypes, .init = init_zs, .ws_floats = ws_proto,
-    .forward = forward_proto, .backward = backward_proto};
+const struct mv_adapter_ops mv_adapter_zslp_ops = {.method = MEDVLM_ADAPTER_ZSLP,
+                                                   .name = "zslp",
+                                                   .trains = 1,
+                                                   .layout = layout_prototypes,
+                                                   .init = init_zs,
+                                                   .ws_floats = ws_proto,
+                                                   .forward = forward_proto,
+                                                   .backward = backward_proto};
 
-const struct mv_adapter_ops mv_adapter_clap_ops = {
-    .method = MEDVLM_ADAPTER_CLAP, .name = "clap", .trains = 1,
-    .layout = layout_prototypes, .init = init_clap, .ws_floats = ws_proto,
-    .forward = forward_proto, .backward = backward_proto,
-    .regularizer = clap_regularizer, .epoch_end = clap_epoch_end};
+const struct mv_adapter_ops mv_adapter_clap_ops = {.method = MEDVLM_ADAPTER_CLAP,
+                                                   .name = "clap",
+                                                   .trains = 1,
+                                                   .layout = layout_prototypes,
+                                                   .init = init_clap,
+                                                   .ws_floats = ws_proto,
+                                                   .forward = forward_proto,
+                                                   .backward = backward_proto,
+                                                   .regularizer = clap_regularizer,
+                                                   .epoch_end = clap_epoch_end};
 
-const struct mv_adapter_ops mv_adapter_taskres_ops = {
-    .method = MEDVLM_ADAPTER_TASKRES, .name = "taskres", .trains = 1,
-    .layout = layout_residual, .init = init_none, .ws_floats = ws_proto,
-    .forward = forward_proto, .backward = backward_proto};
+const struct mv_adapter_ops mv_adapter_taskres_ops = {.method = MEDVLM_ADAPTER_TASKRES,
+                                                      .name = "taskres",
+                                                      .trains = 1,
+                                                      .layout = layout_residual,
+                                                      .init = init_none,
+                                                      .ws_floats = ws_proto,
+                                                      .forward = forward_proto,
+                                                      .backward = backward_proto};

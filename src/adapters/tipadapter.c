@@ -21,8 +21,8 @@
 static enum medvlm_status layout(struct medvlm_adapter *a)
 {
     if (a->n_cache <= 0)
-        return mv_err(MEDVLM_ERR_ARG, "%s: the cache needs training samples, got %d",
-                      a->ops->name, a->n_cache);
+        return mv_err(MEDVLM_ERR_ARG, "%s: the cache needs training samples, got %d", a->ops->name,
+                      a->n_cache);
     a->nparams = 1;
     a->params[0] = (struct mv_adapter_param){.name = "cache_keys",
                                              .ndim = 2,
@@ -79,12 +79,20 @@ static void backward(struct medvlm_adapter *a, float *ws, const float *const *X,
     mv_mm_tn_acc_rows(a->params[0].grad, A, X, N, D, B);
 }
 
-const struct mv_adapter_ops mv_adapter_tip_ops = {
-    .method = MEDVLM_ADAPTER_TIPADAPTER, .name = "tipadapter", .trains = 0,
-    .layout = layout, .init = init, .ws_floats = ws_floats,
-    .forward = forward, .backward = backward};
+const struct mv_adapter_ops mv_adapter_tip_ops = {.method = MEDVLM_ADAPTER_TIPADAPTER,
+                                                  .name = "tipadapter",
+                                                  .trains = 0,
+                                                  .layout = layout,
+                                                  .init = init,
+                                                  .ws_floats = ws_floats,
+                                                  .forward = forward,
+                                                  .backward = backward};
 
-const struct mv_adapter_ops mv_adapter_tipf_ops = {
-    .method = MEDVLM_ADAPTER_TIPADAPTER_F, .name = "tipadapter-f", .trains = 1,
-    .layout = layout, .init = init, .ws_floats = ws_floats,
-    .forward = forward, .backward = backward};
+const struct mv_adapter_ops mv_adapter_tipf_ops = {.method = MEDVLM_ADAPTER_TIPADAPTER_F,
+                                                   .name = "tipadapter-f",
+                                                   .trains = 1,
+                                                   .layout = layout,
+                                                   .init = init,
+                                                   .ws_floats = ws_floats,
+                                                   .forward = forward,
+                                                   .backward = backward};

@@ -15,22 +15,27 @@
 #include <math.h>
 #include <string.h>
 
-/* log_softmax with max subtraction in float, the sum of exponentials in double. */
+/* log_softmax with max subtraction in float, the sum of exponentials in double; the
+ * exponentials are kept in dlogits so each is computed once. */
 double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K)
 {
     double total = 0;
     const float invb = 1.0f / (float)B;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * K;
+        float *g = dlogits ? dlogits + (size_t)b * K : NULL;
         float mx = l[0];
         for (int c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
         double sum = 0;
-        for (int c = 0; c < K; c++) sum += expf(l[c] - mx);
+        for (int c = 0; c < K; c++) {
+            float e = expf(l[c] - mx);
+            if (g) g[c] = e;
+            sum += e;
+        }
         total += (double)mx + log(sum) - (double)l[Y[b]];
-        if (dlogits) {
-            float *g = dlogits + (size_t)b * K;
+        if (g) {
             float inv = (float)(1.0 / sum);
-            for (int c = 0; c < K; c++) g[c] = (expf(l[c] - mx) * inv - (c == Y[b])) * invb;
+            for (int c = 0; c < K; c++) g[c] = (g[c] * inv - (c == Y[b])) * invb;
         }
     }
     return total / B;
@@ -70,22 +75,26 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
                       ops->name);
     if (ops->trains) {
         if (o->epochs < 0 || o->batch_size <= 0)
-            return mv_err(MEDVLM_ERR_ARG, "adapter train: epochs %d must be >= 0 and batch size %d > 0",
-                          o->epochs, o->batch_size);
-        if (!(o->lr >= 0) || !isfinite(o->lr) || !(o->momentum >= 0) || !(o->weight_decay >= 0))
             return mv_err(MEDVLM_ERR_ARG,
-                          "adapter train: lr %g, momentum %g, weight decay %g must be finite and >= 0",
-                          (double)o->lr, (double)o->momentum, (double)o->weight_decay);
+                          "adapter train: epochs %d must be >= 0 and batch size %d > 0", o->epochs,
+                          o->batch_size);
+        if (!(o->lr >= 0) || !isfinite(o->lr) || !(o->momentum >= 0) || !(o->weight_decay >= 0))
+            return mv_err(
+                MEDVLM_ERR_ARG,
+                "adapter train: lr %g, momentum %g, weight decay %g must be finite and >= 0",
+                (double)o->lr, (double)o->momentum, (double)o->weight_decay);
         if ((long)o->epochs * MV_MAX(n / o->batch_size, 1) > 1000000000L)
             return mv_err(MEDVLM_ERR_LIMIT, "adapter train: %d epochs x %d steps is too many",
                           o->epochs, MV_MAX(n / o->batch_size, 1));
     }
     if (!isfinite(o->alpha) || !isfinite(o->beta) || o->hidden < 0 || !(o->clap_rho > 0))
-        return mv_err(MEDVLM_ERR_ARG, "adapter train: alpha %g, beta %g, hidden %d, rho %g out of range",
+        return mv_err(MEDVLM_ERR_ARG,
+                      "adapter train: alpha %g, beta %g, hidden %d, rho %g out of range",
                       (double)o->alpha, (double)o->beta, o->hidden, (double)o->clap_rho);
     for (int i = 0; i < n; i++)
         if (Y[i] < 0 || Y[i] >= k)
-            return mv_err(MEDVLM_ERR_ARG, "adapter train: label %lld of sample %d is not in [0, %d)",
+            return mv_err(MEDVLM_ERR_ARG,
+                          "adapter train: label %lld of sample %d is not in [0, %d)",
                           (long long)Y[i], i, k);
     size_t nd;
     if (!mv_mul_ok((size_t)n, (size_t)d, &nd))
@@ -99,14 +108,14 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
 
 static enum mv_optim_kind optim_kind(enum medvlm_optimizer o)
 {
-    return o == MEDVLM_OPTIMIZER_ADAM ? MV_OPTIM_ADAM
+    return o == MEDVLM_OPTIMIZER_ADAM    ? MV_OPTIM_ADAM
            : o == MEDVLM_OPTIMIZER_ADAMW ? MV_OPTIM_ADAMW
                                          : MV_OPTIM_SGD;
 }
 
 /* The loop proper: a is initialised; losses (steps) optional. */
-static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
-                                       const int64_t *Y, int n, float *losses)
+static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                       int n, float *losses)
 {
     const struct medvlm_adapter_options *o = &a->opt;
     const int D = a->d, K = a->k;
@@ -196,9 +205,9 @@ fail:
 }
 
 enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, const float *X,
-                                        const int64_t *Y, int n, int d,
-                                        const float *zs_prototypes, int k, float logit_scale,
-                                        struct medvlm_adapter **out, float *losses_out)
+                                        const int64_t *Y, int n, int d, const float *zs_prototypes,
+                                        int k, float logit_scale, struct medvlm_adapter **out,
+                                        float *losses_out)
 {
     struct medvlm_adapter *a = NULL;
     if (!out) return mv_err(MEDVLM_ERR_ARG, "adapter train: NULL out");

@@ -46,7 +46,8 @@ static const char *usage =
     "\n"
     "example:\n"
     "  medvlm adapt --method clap --train train.safetensors --test test.safetensors \\\n"
-    "               --prototypes protos.safetensors --shots 16 --seeds 1,2,3 --out clap.safetensors\n";
+    "               --prototypes protos.safetensors --shots 16 --seeds 1,2,3 --out "
+    "clap.safetensors\n";
 
 #define MAX_SEEDS 64
 
@@ -63,7 +64,7 @@ struct adapt_args {
 struct method_result {
     enum medvlm_adapter_method method;
     double aca[MAX_SEEDS], acc[MAX_SEEDS], secs[MAX_SEEDS]; /* percent, seconds */
-    double f1[MAX_SEEDS];                                      /* macro-F1, [0, 1] */
+    double f1[MAX_SEEDS];                                   /* macro-F1, [0, 1] */
     float first_loss, last_loss;
     long steps;
 };
@@ -96,18 +97,18 @@ static int parse_seeds(const char *s, struct adapt_args *a)
 static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
 {
     static const struct option opts[] = {
-        {"method", required_argument, NULL, 'm'},    {"train", required_argument, NULL, 'T'},
-        {"test", required_argument, NULL, 't'},      {"prototypes", required_argument, NULL, 'p'},
-        {"shots", required_argument, NULL, 'k'},     {"seed", required_argument, NULL, 's'},
-        {"seeds", required_argument, NULL, 'S'},     {"allow-fewer", no_argument, NULL, 'a'},
-        {"epochs", required_argument, NULL, 'e'},    {"batch-size", required_argument, NULL, 'b'},
-        {"lr", required_argument, NULL, 'l'},        {"optimizer", required_argument, NULL, 'o'},
-        {"momentum", required_argument, NULL, 'M'},  {"weight-decay", required_argument, NULL, 'w'},
-        {"schedule", required_argument, NULL, 'c'},  {"alpha", required_argument, NULL, 'A'},
-        {"beta", required_argument, NULL, 'B'},      {"hidden", required_argument, NULL, 'H'},
-        {"clap-alm", no_argument, NULL, 'L'},        {"rho", required_argument, NULL, 'r'},
-        {"json", required_argument, NULL, 'j'},      {"out", required_argument, NULL, 'O'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+        {"method", required_argument, NULL, 'm'},   {"train", required_argument, NULL, 'T'},
+        {"test", required_argument, NULL, 't'},     {"prototypes", required_argument, NULL, 'p'},
+        {"shots", required_argument, NULL, 'k'},    {"seed", required_argument, NULL, 's'},
+        {"seeds", required_argument, NULL, 'S'},    {"allow-fewer", no_argument, NULL, 'a'},
+        {"epochs", required_argument, NULL, 'e'},   {"batch-size", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, 'l'},       {"optimizer", required_argument, NULL, 'o'},
+        {"momentum", required_argument, NULL, 'M'}, {"weight-decay", required_argument, NULL, 'w'},
+        {"schedule", required_argument, NULL, 'c'}, {"alpha", required_argument, NULL, 'A'},
+        {"beta", required_argument, NULL, 'B'},     {"hidden", required_argument, NULL, 'H'},
+        {"clap-alm", no_argument, NULL, 'L'},       {"rho", required_argument, NULL, 'r'},
+        {"json", required_argument, NULL, 'j'},     {"out", required_argument, NULL, 'O'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int c;
     long v;
     double x;
@@ -118,14 +119,30 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': a->method = optarg; break;
-        case 'T': a->train = optarg; break;
-        case 't': a->test = optarg; break;
-        case 'p': a->protos = optarg; break;
-        case 'j': a->json = optarg; break;
-        case 'O': a->out = optarg; break;
-        case 'a': a->allow_fewer = 1; break;
-        case 'L': a->clap_alm = 1; break;
+        case 'm':
+            a->method = optarg;
+            break;
+        case 'T':
+            a->train = optarg;
+            break;
+        case 't':
+            a->test = optarg;
+            break;
+        case 'p':
+            a->protos = optarg;
+            break;
+        case 'j':
+            a->json = optarg;
+            break;
+        case 'O':
+            a->out = optarg;
+            break;
+        case 'a':
+            a->allow_fewer = 1;
+            break;
+        case 'L':
+            a->clap_alm = 1;
+            break;
         case 'k':
             if (!cli_parse_int(optarg, 0, 1L << 20, &v))
                 return cli_usage("adapt", "--shots expects an integer, got '%s'", optarg);
@@ -141,12 +158,14 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
             break;
         case 'S':
             if (!parse_seeds(optarg, a))
-                return cli_usage("adapt", "--seeds expects up to %d integers >= 0 separated by commas, got '%s'",
-                                 MAX_SEEDS, optarg);
+                return cli_usage(
+                    "adapt", "--seeds expects up to %d integers >= 0 separated by commas, got '%s'",
+                    MAX_SEEDS, optarg);
             break;
         case 'e':
             if (!cli_parse_int(optarg, 0, 1000000, &v))
-                return cli_usage("adapt", "--epochs expects an integer in [0, 1000000], got '%s'", optarg);
+                return cli_usage("adapt", "--epochs expects an integer in [0, 1000000], got '%s'",
+                                 optarg);
             a->o.epochs = (int)v;
             a->have_epochs = 1;
             break;
@@ -162,12 +181,23 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
             a->o.hidden = (int)v;
             a->have_hidden = 1;
             break;
-        case 'l': case 'M': case 'w': case 'A': case 'B': case 'r':
+        case 'l':
+        case 'M':
+        case 'w':
+        case 'A':
+        case 'B':
+        case 'r':
             if (!cli_parse_float(optarg, &x) || (c != 'A' && x < 0) || (c == 'r' && x <= 0))
                 return cli_usage("adapt", "--%s expects a %s number, got '%s'",
-                                 c == 'l' ? "lr" : c == 'M' ? "momentum" : c == 'w' ? "weight-decay"
-                                 : c == 'A' ? "alpha" : c == 'B' ? "beta" : "rho",
-                                 c == 'A' ? "finite" : c == 'r' ? "positive" : "non-negative",
+                                 c == 'l'   ? "lr"
+                                 : c == 'M' ? "momentum"
+                                 : c == 'w' ? "weight-decay"
+                                 : c == 'A' ? "alpha"
+                                 : c == 'B' ? "beta"
+                                            : "rho",
+                                 c == 'A'   ? "finite"
+                                 : c == 'r' ? "positive"
+                                            : "non-negative",
                                  optarg);
             if (c == 'l') a->o.lr = (float)x, a->have_lr = 1;
             if (c == 'M') a->o.momentum = (float)x, a->have_momentum = 1;
@@ -177,21 +207,35 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
             if (c == 'r') a->o.clap_rho = (float)x, a->have_rho = 1;
             break;
         case 'o':
-            if (!strcmp(optarg, "sgd")) a->o.optimizer = MEDVLM_OPTIMIZER_SGD;
-            else if (!strcmp(optarg, "adam")) a->o.optimizer = MEDVLM_OPTIMIZER_ADAM;
-            else if (!strcmp(optarg, "adamw")) a->o.optimizer = MEDVLM_OPTIMIZER_ADAMW;
-            else return cli_usage("adapt", "--optimizer must be sgd, adam or adamw, got '%s'", optarg);
+            if (!strcmp(optarg, "sgd"))
+                a->o.optimizer = MEDVLM_OPTIMIZER_SGD;
+            else if (!strcmp(optarg, "adam"))
+                a->o.optimizer = MEDVLM_OPTIMIZER_ADAM;
+            else if (!strcmp(optarg, "adamw"))
+                a->o.optimizer = MEDVLM_OPTIMIZER_ADAMW;
+            else
+                return cli_usage("adapt", "--optimizer must be sgd, adam or adamw, got '%s'",
+                                 optarg);
             a->have_optim = 1;
             break;
         case 'c':
-            if (!strcmp(optarg, "constant")) a->o.schedule = MEDVLM_SCHEDULE_CONSTANT;
-            else if (!strcmp(optarg, "cosine")) a->o.schedule = MEDVLM_SCHEDULE_COSINE;
-            else return cli_usage("adapt", "--schedule must be constant or cosine, got '%s'", optarg);
+            if (!strcmp(optarg, "constant"))
+                a->o.schedule = MEDVLM_SCHEDULE_CONSTANT;
+            else if (!strcmp(optarg, "cosine"))
+                a->o.schedule = MEDVLM_SCHEDULE_COSINE;
+            else
+                return cli_usage("adapt", "--schedule must be constant or cosine, got '%s'",
+                                 optarg);
             a->have_sched = 1;
             break;
-        case 'h': fputs(usage, stdout); *done = 1; return CLI_OK;
-        case ':': return cli_usage("adapt", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("adapt", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(usage, stdout);
+            *done = 1;
+            return CLI_OK;
+        case ':':
+            return cli_usage("adapt", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage("adapt", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc) return cli_usage("adapt", "unexpected argument '%s'", argv[optind]);
@@ -239,8 +283,8 @@ static int check_compatible(const struct adapt_args *a, const struct medvlm_feat
             return 0;
         }
         if (f[i]->n_classes != p->k) {
-            fprintf(stderr, "medvlm: %s has %d classes but the prototypes in %s have %d\n",
-                    name[i], f[i]->n_classes, a->protos, p->k);
+            fprintf(stderr, "medvlm: %s has %d classes but the prototypes in %s have %d\n", name[i],
+                    f[i]->n_classes, a->protos, p->k);
             return 0;
         }
         for (int c = 0; c < p->k; c++)
@@ -264,8 +308,9 @@ static int check_shots(const struct adapt_args *a, const struct medvlm_features 
         for (int i = 0; i < tr->n; i++) have += tr->labels[i] == c;
         if (have < a->shots) {
             if (a->allow_fewer) {
-                fprintf(stderr, "medvlm: note: class '%s' has %d training image%s, fewer than "
-                                "%d: using %s\n",
+                fprintf(stderr,
+                        "medvlm: note: class '%s' has %d training image%s, fewer than "
+                        "%d: using %s\n",
                         tr->classes[c], have, have == 1 ? "" : "s", a->shots,
                         have ? "all of them" : "none");
             } else {
@@ -364,7 +409,8 @@ static int write_json(const struct adapt_args *a, const struct method_result *re
     cJSON_AddNumberToObject(root, "shots", a->shots);
     cJSON_AddNumberToObject(root, "train_pool", tr->n);
     cJSON_AddNumberToObject(root, "test_images", te->n);
-    for (int s = 0; s < a->nseeds; s++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)a->seeds[s]));
+    for (int s = 0; s < a->nseeds; s++)
+        cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)a->seeds[s]));
     for (int i = 0; i < nm; i++) {
         cJSON *m = cJSON_CreateObject(), *runs = NULL;
         cJSON_AddStringToObject(m, "method", medvlm_adapter_method_name(res[i].method));
@@ -414,7 +460,8 @@ int cmd_adapt(int argc, char **argv)
     enum medvlm_adapter_method methods[MEDVLM_ADAPTER_COUNT];
     int nm = 0;
     if (!strcmp(a.method, "all")) {
-        for (int m = 0; m < MEDVLM_ADAPTER_COUNT; m++) methods[nm++] = (enum medvlm_adapter_method)m;
+        for (int m = 0; m < MEDVLM_ADAPTER_COUNT; m++)
+            methods[nm++] = (enum medvlm_adapter_method)m;
     } else {
         if (medvlm_adapter_method_from_name(a.method, &methods[0]) != MEDVLM_OK) {
             fprintf(stderr, "medvlm adapt: %s (or all)\n", medvlm_last_error());

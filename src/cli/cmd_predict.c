@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const char *usage =
-    "usage: medvlm predict --adapter ADAPTER --features FEATS [--json FILE] [--predictions FILE.csv]\n"
+    "usage: medvlm predict --adapter ADAPTER --features FEATS [--json FILE] [--predictions "
+    "FILE.csv]\n"
     "\n"
     "Classify the images of a features file (medvlm features) with an adapter saved by\n"
     "`medvlm adapt --out`, and report balanced accuracy (ACA), accuracy, macro-F1 and the\n"
@@ -38,13 +39,25 @@ int cmd_predict(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': adapter_path = optarg; break;
-        case 'f': feats_path = optarg; break;
-        case 'j': json = optarg; break;
-        case 'p': csv = optarg; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        case ':': return cli_usage("predict", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("predict", "unknown option '%s'", argv[optind - 1]);
+        case 'a':
+            adapter_path = optarg;
+            break;
+        case 'f':
+            feats_path = optarg;
+            break;
+        case 'j':
+            json = optarg;
+            break;
+        case 'p':
+            csv = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        case ':':
+            return cli_usage("predict", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage("predict", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc) return cli_usage("predict", "unexpected argument '%s'", argv[optind]);
@@ -102,8 +115,8 @@ int cmd_predict(int argc, char **argv)
         goto done;
     }
     printf("predict: %s adapter (%d-shot, %d classes, D %d) on %d images of %s\n\n%s",
-           medvlm_adapter_method_name(medvlm_adapter_method_of(ad)), medvlm_adapter_shots(ad), K,
-           D, f->n, feats_path, table);
+           medvlm_adapter_method_name(medvlm_adapter_method_of(ad)), medvlm_adapter_shots(ad), K, D,
+           f->n, feats_path, table);
     if (json && medvlm_metrics_write_json(json, &m, names)) {
         cli_fail(json);
         goto done;
@@ -117,8 +130,8 @@ int cmd_predict(int argc, char **argv)
             for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
             for (int k = 0; k < K; k++) l[k] = (float)(exp((double)l[k] - mx) / sum);
         }
-        if (medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels,
-                                         preds, logits, f->n, names, K)) {
+        if (medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels, preds,
+                                         logits, f->n, names, K)) {
             cli_fail(csv);
             goto done;
         }

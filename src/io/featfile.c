@@ -2,12 +2,14 @@
  * featfile.c - feature files ("features/1": image features, labels, class and image names)
  * and prototype files ("prototypes/1": zero-shot class prototypes + logit_scale), the two
  * safetensors files that connect `medvlm features` / `medvlm zeroshot` to `medvlm adapt`.
+ * The readers work on an open safetensors file (mv_*_from_st in io.h, also used by the fuzzer)
+ * behind the path-based public functions.
  */
 #include "io.h"
 
 #include <string.h>
 
-#define FEATURES_FORMAT "features/1"
+#define FEATURES_FORMAT   "features/1"
 #define PROTOTYPES_FORMAT "prototypes/1"
 
 static void free_names(char **names, int n)
@@ -31,20 +33,28 @@ static enum medvlm_status read_names(const struct medvlm_st *st, const char *key
     if (s) return mv_err_ctx(s, "%s: metadata '%s'", path, key);
     int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
     if (n < 0 || (want >= 0 && n != want) || (want < 0 && n == 0)) {
-        s = mv_err(MEDVLM_ERR_FORMAT, "%s: metadata '%s' must be a JSON array of %s%d names, got %s%d",
-                   path, key, want < 0 ? "> " : "", want < 0 ? 0 : want,
-                   n < 0 ? "something else " : "", n < 0 ? 0 : n);
+        s = mv_err(MEDVLM_ERR_FORMAT,
+                   "%s: metadata '%s' must be a JSON array of %s%d names, got %s%d", path, key,
+                   want < 0 ? "> " : "", want < 0 ? 0 : want, n < 0 ? "something else " : "",
+                   n < 0 ? 0 : n);
         goto fail;
     }
     names = mv_calloc((size_t)(n ? n : 1), sizeof(char *));
-    if (!names) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!names) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(j, i);
         if (!cJSON_IsString(e)) {
-            s = mv_err(MEDVLM_ERR_FORMAT, "%s: metadata '%s' entry %d is not a string", path, key, i);
+            s = mv_err(MEDVLM_ERR_FORMAT, "%s: metadata '%s' entry %d is not a string", path, key,
+                       i);
             goto fail;
         }
-        if (!(names[i] = mv_strdup(e->valuestring))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+        if (!(names[i] = mv_strdup(e->valuestring))) {
+            s = MEDVLM_ERR_NOMEM;
+            goto fail;
+        }
     }
     *out = names;
     if (count) *count = n;
@@ -69,7 +79,8 @@ static enum medvlm_status check_format(const struct medvlm_st *st, const char *w
 {
     const char *fmt = medvlm_st_metadata(st, "medvlm");
     if (fmt && strcmp(fmt, want) == 0) return MEDVLM_OK;
-    return mv_err(MEDVLM_ERR_FORMAT, "%s: not a medvlm %s file (metadata medvlm = '%s', expected '%s')",
+    return mv_err(MEDVLM_ERR_FORMAT,
+                  "%s: not a medvlm %s file (metadata medvlm = '%s', expected '%s')",
                   medvlm_st_path(st), strchr(want, 'f') == want ? "features" : "prototypes",
                   fmt ? fmt : "(none)", want);
 }
@@ -86,7 +97,8 @@ static enum medvlm_status get_matrix(const struct medvlm_st *st, const char *nam
     if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > INT32_MAX ||
         t->shape[1] > INT32_MAX) {
         mv_free(owned);
-        return mv_err(MEDVLM_ERR_SHAPE, "%s: tensor '%s' must be 2-D [rows, dim] and non-empty, got %d dims",
+        return mv_err(MEDVLM_ERR_SHAPE,
+                      "%s: tensor '%s' must be 2-D [rows, dim] and non-empty, got %d dims",
                       medvlm_st_path(st), name, t->ndim);
     }
     size_t n = (size_t)t->shape[0] * (size_t)t->shape[1];
@@ -111,16 +123,17 @@ void medvlm_features_free(struct medvlm_features *f)
     mv_free(f);
 }
 
-enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out)
+enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm_features **out)
 {
-    struct medvlm_st *st = NULL;
     struct medvlm_features *f = NULL;
-    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "features load: NULL argument");
+    const char *path = medvlm_st_path(st);
+    enum medvlm_status s;
     *out = NULL;
-    enum medvlm_status s = medvlm_st_open(path, &st);
-    if (s) return s;
     if ((s = check_format(st, FEATURES_FORMAT))) goto fail;
-    if (!(f = mv_calloc(1, sizeof *f))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!(f = mv_calloc(1, sizeof *f))) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     if (!medvlm_st_find(st, "features")) {
         s = mv_err(MEDVLM_ERR_MISSING, "%s: tensor 'features' missing", path);
         goto fail;
@@ -132,7 +145,10 @@ enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features
                    path, f->n, lab ? "" : ", it is missing");
         goto fail;
     }
-    if (!(f->labels = mv_calloc((size_t)f->n, sizeof(int64_t)))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!(f->labels = mv_calloc((size_t)f->n, sizeof(int64_t)))) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     memcpy(f->labels, lab->data, lab->nbytes);
     if ((s = read_names(st, "classes", -1, &f->classes, &f->n_classes))) goto fail;
     for (int i = 0; i < f->n; i++)
@@ -148,12 +164,23 @@ enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features
     f = NULL;
 fail:
     medvlm_features_free(f);
+    return s;
+}
+
+enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out)
+{
+    struct medvlm_st *st = NULL;
+    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "features load: NULL argument");
+    *out = NULL;
+    enum medvlm_status s = medvlm_st_open(path, &st);
+    if (s) return s;
+    s = mv_features_from_st(st, out);
     medvlm_st_free(st);
     return s;
 }
 
-enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y,
-                                        int n, int d, const char *const *classes, int k,
+enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y, int n,
+                                        int d, const char *const *classes, int k,
                                         const char *const *image_names)
 {
     if (!path || !X || !Y || !classes || n <= 0 || d <= 0 || k <= 0)
@@ -189,16 +216,17 @@ void medvlm_prototypes_free(struct medvlm_prototypes *p)
     mv_free(p);
 }
 
-enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out)
+enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st, struct medvlm_prototypes **out)
 {
-    struct medvlm_st *st = NULL;
     struct medvlm_prototypes *p = NULL;
-    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "prototypes load: NULL argument");
+    const char *path = medvlm_st_path(st);
+    enum medvlm_status s;
     *out = NULL;
-    enum medvlm_status s = medvlm_st_open(path, &st);
-    if (s) return s;
     if ((s = check_format(st, PROTOTYPES_FORMAT))) goto fail;
-    if (!(p = mv_calloc(1, sizeof *p))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!(p = mv_calloc(1, sizeof *p))) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     if (!medvlm_st_find(st, "prototypes")) {
         s = mv_err(MEDVLM_ERR_MISSING, "%s: tensor 'prototypes' missing", path);
         goto fail;
@@ -206,8 +234,8 @@ enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_protot
     if ((s = get_matrix(st, "prototypes", &p->prototypes, &p->k, &p->d))) goto fail;
     const struct medvlm_tensor_info *ls = medvlm_st_find(st, "logit_scale");
     if (!ls || ls->dtype != MEDVLM_DTYPE_F32 || ls->nbytes != 4) {
-        s = mv_err(MEDVLM_ERR_SHAPE, "%s: tensor 'logit_scale' must be one F32 value (shape [] or [1])",
-                   path);
+        s = mv_err(MEDVLM_ERR_SHAPE,
+                   "%s: tensor 'logit_scale' must be one F32 value (shape [] or [1])", path);
         goto fail;
     }
     memcpy(&p->logit_scale, ls->data, 4);
@@ -216,6 +244,17 @@ enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_protot
     p = NULL;
 fail:
     medvlm_prototypes_free(p);
+    return s;
+}
+
+enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out)
+{
+    struct medvlm_st *st = NULL;
+    if (!path || !out) return mv_err(MEDVLM_ERR_ARG, "prototypes load: NULL argument");
+    *out = NULL;
+    enum medvlm_status s = medvlm_st_open(path, &st);
+    if (s) return s;
+    s = mv_prototypes_from_st(st, out);
     medvlm_st_free(st);
     return s;
 }
@@ -233,7 +272,10 @@ enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int 
     if ((s = medvlm_st_writer_add(w, "prototypes", MEDVLM_DTYPE_F32, 2, shape, P)) ||
         (s = medvlm_st_writer_add(w, "logit_scale", MEDVLM_DTYPE_F32, 0, NULL, &logit_scale)))
         goto fail;
-    if (!(cj = names_json(classes, k))) { s = MEDVLM_ERR_NOMEM; goto fail; }
+    if (!(cj = names_json(classes, k))) {
+        s = MEDVLM_ERR_NOMEM;
+        goto fail;
+    }
     if ((s = medvlm_st_writer_meta(w, "medvlm", PROTOTYPES_FORMAT)) ||
         (s = medvlm_st_writer_meta(w, "classes", cj)))
         goto fail;

@@ -137,4 +137,9 @@ enum medvlm_status mv_st_from_tensors(const char *path, void *map, size_t map_si
                                       struct medvlm_tensor_info *tensors, int n, void **owned,
                                       int n_owned, struct medvlm_st **out);
 
+/* ---- feature and prototype files (featfile.c): the readers on an open file ---- */
+enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm_features **out);
+enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st,
+                                        struct medvlm_prototypes **out);
+
 #endif

@@ -14,9 +14,8 @@
 
 /* The common case (momentum, no weight decay, no nesterov, not the first step) in AVX2:
  * buf = mom buf + damp g; p -= lr buf - exactly the scalar loop's operations. */
-__attribute__((target("avx2"))) static void sgd_momentum_avx2(float *p, const float *g,
-                                                              float *buf, size_t n, float lr,
-                                                              float mom, float damp)
+__attribute__((target("avx2"))) static void
+sgd_momentum_avx2(float *p, const float *g, float *buf, size_t n, float lr, float mom, float damp)
 {
     __m256 vl = _mm256_set1_ps(lr), vm = _mm256_set1_ps(mom), vd = _mm256_set1_ps(damp);
     size_t i = 0;
@@ -62,8 +61,7 @@ enum medvlm_status mv_optim_init(struct mv_optim *o, const struct mv_optim_confi
         return mv_err(MEDVLM_ERR_INTERNAL, "optimizer: %d spans, at most %d", nspans,
                       MV_OPTIM_MAX_SPANS);
     if (!(cfg->lr >= 0) || !(cfg->momentum >= 0) || !(cfg->weight_decay >= 0))
-        return mv_err(MEDVLM_ERR_ARG,
-                      "optimizer: lr %g, momentum %g, weight decay %g must be >= 0",
+        return mv_err(MEDVLM_ERR_ARG, "optimizer: lr %g, momentum %g, weight decay %g must be >= 0",
                       (double)cfg->lr, (double)cfg->momentum, (double)cfg->weight_decay);
     if (cfg->kind != MV_OPTIM_SGD &&
         !(cfg->beta1 >= 0 && cfg->beta1 < 1 && cfg->beta2 >= 0 && cfg->beta2 < 1))
@@ -98,8 +96,8 @@ void mv_optim_reset(struct mv_optim *o)
 
 /* torch.optim.SGD: g += wd p; buf = g (first step) or momentum buf + (1 - dampening) g;
  * nesterov: g += momentum buf, else g = buf; p -= lr g. */
-static void sgd_span(const struct mv_optim_config *c, float lr, int first, float *p,
-                     const float *g, float *buf, size_t n)
+static void sgd_span(const struct mv_optim_config *c, float lr, int first, float *p, const float *g,
+                     float *buf, size_t n)
 {
     const float mom = c->momentum, wd = c->weight_decay, damp = 1.0f - c->dampening;
 #ifdef MV_OPTIM_X86
@@ -136,8 +134,10 @@ static void adam_span(const struct mv_optim_config *c, float lr, long t, float *
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         if (wd != 0) {
-            if (decoupled) p[i] *= decay;
-            else gi += wd * p[i];
+            if (decoupled)
+                p[i] *= decay;
+            else
+                gi += wd * p[i];
         }
         m[i] = m[i] * b1 + a1 * gi;
         v[i] = v[i] * b2 + a2 * gi * gi;

@@ -16,10 +16,10 @@ enum mv_optim_kind { MV_OPTIM_SGD, MV_OPTIM_ADAM, MV_OPTIM_ADAMW };
 struct mv_optim_config {
     enum mv_optim_kind kind;
     float lr;
-    float momentum;     /* SGD; 0 = plain SGD */
-    float dampening;    /* SGD; PyTorch default 0 */
-    int nesterov;       /* SGD */
-    float weight_decay; /* SGD/Adam: added to the gradient (L2); AdamW: decoupled */
+    float momentum;          /* SGD; 0 = plain SGD */
+    float dampening;         /* SGD; PyTorch default 0 */
+    int nesterov;            /* SGD */
+    float weight_decay;      /* SGD/Adam: added to the gradient (L2); AdamW: decoupled */
     float beta1, beta2, eps; /* Adam(W) */
 };
 
@@ -39,9 +39,9 @@ struct mv_optim {
     struct mv_optim_config cfg;
     int nspans;
     struct mv_span spans[MV_OPTIM_MAX_SPANS];
-    size_t total;  /* sum of span sizes */
-    float *state;  /* SGD: momentum buffer (total); Adam: m (total) then v (total) */
-    long step;     /* steps taken so far */
+    size_t total; /* sum of span sizes */
+    float *state; /* SGD: momentum buffer (total); Adam: m (total) then v (total) */
+    long step;    /* steps taken so far */
 };
 
 /* Set up for the given spans (copied); allocates the state once. */

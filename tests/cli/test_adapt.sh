@@ -43,6 +43,7 @@ run "predict tip" 0 predict --adapter "$tmp/tip.safetensors" --features "$tmp/te
     --predictions "$tmp/pred.csv" --json "$tmp/m.json"
 has "predict tip" "^predict: tipadapter adapter (4-shot, 3 classes, D 16) on 18 images" "$out"
 has "predict tip" "balanced accuracy  100.00 %" "$out"
+grep -Eq '"balanced_accuracy":[[:space:]]*100' "$tmp/m.json"; check "predict --json balanced_accuracy" $?
 [ "$(wc -l <"$tmp/pred.csv")" = 19 ]; check "predictions: header + 18 rows" $?
 has "predictions" "^image,true_label,predicted_label,p_benign,p_grade 3,p_grade 4" "$tmp/pred.csv"
 has "predictions" "^g4_00.png,grade 4,grade 4," "$tmp/pred.csv"

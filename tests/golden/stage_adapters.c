@@ -32,8 +32,8 @@ static enum medvlm_status get2d(const struct medvlm_st *st, const char *name, co
         return mv_err(MEDVLM_ERR_SHAPE, "%s: %s must be F32", medvlm_st_path(st), name);
     }
     if (t->ndim != 2)
-        return mv_err(MEDVLM_ERR_SHAPE, "%s: %s must be 2-D, got %d dims", medvlm_st_path(st),
-                      name, t->ndim);
+        return mv_err(MEDVLM_ERR_SHAPE, "%s: %s must be 2-D, got %d dims", medvlm_st_path(st), name,
+                      t->ndim);
     *rows = (int)t->shape[0];
     *cols = (int)t->shape[1];
     return MEDVLM_OK;
@@ -77,8 +77,8 @@ static enum medvlm_status add_f32(struct medvlm_st_writer *w, const char *name, 
 
 /* Test logits and probabilities of a trained adapter under prefix "<m>.<opt>". */
 static enum medvlm_status add_eval(struct medvlm_st_writer *w, const char *prefix,
-                                   const struct medvlm_adapter *a,
-                                   const struct adapter_inputs *in, int with_probs)
+                                   const struct medvlm_adapter *a, const struct adapter_inputs *in,
+                                   int with_probs)
 {
     enum medvlm_status s = MEDVLM_ERR_NOMEM;
     size_t n = (size_t)in->nte * in->k;
@@ -116,7 +116,7 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
     struct medvlm_st_writer *w = NULL;
     struct medvlm_adapter *a = NULL;
     float *losses = NULL;
-    double epochs, lr, batch;
+    double epochs, lr, batch, momentum = 0.9; /* README: SGD momentum 0.9 */
     char *path = golden_path(g, "inputs/adapter_inputs.safetensors");
     enum medvlm_status s = path ? medvlm_st_open(path, &st) : MEDVLM_ERR_NOMEM;
     if (s) goto fail;
@@ -124,12 +124,16 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
     if ((s = manifest_num(g, "epochs", &epochs)) || (s = manifest_num(g, "lr", &lr)) ||
         (s = manifest_num(g, "batch_size", &batch)))
         goto fail;
+    if (manifest_num(g, "momentum", &momentum)) { /* optional key */
+        momentum = 0.9;
+        mv_err_clear();
+    }
     if ((s = medvlm_st_writer_init(&w))) goto fail;
 
     struct medvlm_adapter_options o;
     medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_ZEROSHOT);
-    if ((s = medvlm_adapter_train(&o, in.Xtr, in.Ytr, in.ntr, in.d, in.zs, in.k, in.logit_scale,
-                                  &a, NULL)))
+    if ((s = medvlm_adapter_train(&o, in.Xtr, in.Ytr, in.ntr, in.d, in.zs, in.k, in.logit_scale, &a,
+                                  NULL)))
         goto fail;
     if ((s = add_eval(w, "zeroshot", a, &in, 0))) goto fail;
     medvlm_adapter_free(a);
@@ -146,7 +150,7 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
             o.epochs = (int)epochs;
             o.lr = (float)lr;
             o.batch_size = (int)batch;
-            o.momentum = 0.9f;
+            o.momentum = (float)momentum;
             o.alpha = 0.5f;
             o.init_prototypes = in.lp_init;
             o.init_w1 = in.w1;
@@ -154,7 +158,10 @@ enum medvlm_status golden_stage_adapters(struct golden_ctx *g)
             o.hidden = in.hidden;
             long steps = medvlm_adapter_steps(&o, in.ntr);
             losses = mv_calloc((size_t)(steps ? steps : 1), sizeof(float));
-            if (!losses) { s = MEDVLM_ERR_NOMEM; goto fail; }
+            if (!losses) {
+                s = MEDVLM_ERR_NOMEM;
+                goto fail;
+            }
             if ((s = medvlm_adapter_train(&o, in.Xtr, in.Ytr, in.ntr, in.d, in.zs, in.k,
                                           in.logit_scale, &a, losses)))
                 goto fail;

@@ -85,10 +85,13 @@ static double loss_d(const struct medvlm_adapter *a, const struct problem *pr, c
         if (m == MEDVLM_ADAPTER_CLAP)
             for (int k = 0; k < K; k++) {
                 double z = 0;
-                for (int j = 0; j < D; j++) z += (p[k * D + j] - pr->zs[k * D + j]) * (p[k * D + j] - pr->zs[k * D + j]);
+                for (int j = 0; j < D; j++)
+                    z += (p[k * D + j] - pr->zs[k * D + j]) * (p[k * D + j] - pr->zs[k * D + j]);
                 double lam = a->lambdas[k], rho = a->opt.clap_rho;
-                if (!a->opt.clap_alm) reg += lam * z;
-                else reg += lam + rho * z >= 0 ? lam * z + rho * z * z / 2 : -lam * lam / (2 * rho);
+                if (!a->opt.clap_alm)
+                    reg += lam * z;
+                else
+                    reg += lam + rho * z >= 0 ? lam * z + rho * z * z / 2 : -lam * lam / (2 * rho);
             }
         reg /= K;
     } else if (m == MEDVLM_ADAPTER_CLIPADAPTER) {
@@ -119,8 +122,7 @@ static double loss_d(const struct medvlm_adapter *a, const struct problem *pr, c
             for (int n = 0; n < a->n_cache; n++) {
                 double aff = 0;
                 for (int j = 0; j < D; j++) aff += X[b * D + j] * p[n * D + j];
-                logits[b * K + a->cache_labels[n]] +=
-                    a->opt.alpha * exp(-a->opt.beta * (1 - aff));
+                logits[b * K + a->cache_labels[n]] += a->opt.alpha * exp(-a->opt.beta * (1 - aff));
             }
     }
     double L = ce_d(logits, pr->Y, B, K) + reg;
@@ -298,7 +300,8 @@ static void test_lr_zero(void)
             CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a1, losses));
             CHECK(a0 && a1 && a0->param_total == a1->param_total &&
                       memcmp(a0->param_buf, a1->param_buf, a0->param_total * sizeof(float)) == 0,
-                  "%s optimizer %zu: lr 0 changed a parameter", mv_adapter_ops_for(o.method)->name, oi);
+                  "%s optimizer %zu: lr 0 changed a parameter", mv_adapter_ops_for(o.method)->name,
+                  oi);
             CHECK(isfinite(losses[0]) && losses[0] > 0, "losses written");
             medvlm_adapter_free(a0);
             medvlm_adapter_free(a1);
@@ -310,7 +313,8 @@ static void test_kernels(void)
 {
     struct mv_rng r;
     mv_rng_seed(&r, 3);
-    static const int shapes[][3] = {{32, 4, 512}, {5, 7, 9}, {1, 1, 1}, {3, 17, 33}, {8, 512, 4}, {6, 5, 40}};
+    static const int shapes[][3] = {{32, 4, 512}, {5, 7, 9},   {1, 1, 1},
+                                    {3, 17, 33},  {8, 512, 4}, {6, 5, 40}};
     for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
         int M = shapes[s][0], N = shapes[s][1], L = shapes[s][2];
         float *A = malloc(sizeof(float) * M * L), *Bm = malloc(sizeof(float) * N * L);
@@ -379,7 +383,8 @@ static void test_optim_rules(void)
     CHECK(fabsf(p[0] - 0.9f) < 1e-6f, "adam step 1: %g", p[0]);
     g[0] = 0;
     mv_optim_step(&o, 0.1f); /* m = 0.045, v = 0.000249750; mhat = 0.236842, vhat = 0.124937 */
-    CHECK(fabsf(p[0] - (0.9f - 0.1f * 0.236842f / sqrtf(0.124937f))) < 1e-6f, "adam step 2: %g", p[0]);
+    CHECK(fabsf(p[0] - (0.9f - 0.1f * 0.236842f / sqrtf(0.124937f))) < 1e-6f, "adam step 2: %g",
+          p[0]);
     mv_optim_free(&o);
     p[0] = 2;
     g[0] = 0;
@@ -467,7 +472,10 @@ static void test_save_load(void)
         if (!a) continue;
         CHECK_OK(medvlm_adapter_save(a, path, names, 8));
         CHECK_OK(medvlm_adapter_load(path, &b));
-        if (!b) { medvlm_adapter_free(a); continue; }
+        if (!b) {
+            medvlm_adapter_free(a);
+            continue;
+        }
         float la[N * K], lb[N * K];
         CHECK_OK(medvlm_adapter_logits(a, X, N, la));
         CHECK_OK(medvlm_adapter_logits(b, X, N, lb));
@@ -518,8 +526,9 @@ static void test_save_load(void)
 static void test_errors(void)
 {
     enum medvlm_adapter_method m;
-    CHECK_ERR(medvlm_adapter_method_from_name("clipadaptr", &m), MEDVLM_ERR_ARG,
-              "valid methods: zeroshot, lp, zslp, clipadapter, clap, tipadapter, tipadapter-f, taskres");
+    CHECK_ERR(
+        medvlm_adapter_method_from_name("clipadaptr", &m), MEDVLM_ERR_ARG,
+        "valid methods: zeroshot, lp, zslp, clipadapter, clap, tipadapter, tipadapter-f, taskres");
     CHECK_OK(medvlm_adapter_method_from_name("tipadapter-f", &m));
     CHECK(m == MEDVLM_ADAPTER_TIPADAPTER_F, "name -> method");
     const float X[4] = {1, 0, 0, 1}, zs[4] = {1, 0, 0, 1};

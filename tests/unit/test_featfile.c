@@ -35,7 +35,7 @@ static int write_set(const char *path, const int *per_class, int misplaced, stru
     int n = per_class[0] + per_class[1] + per_class[2];
     float *X = calloc((size_t)n * D, sizeof(float));
     int64_t *Y = calloc((size_t)n, sizeof(int64_t));
-    char (*names)[32] = calloc((size_t)n, 32);
+    char(*names)[32] = calloc((size_t)n, 32);
     const char **np = calloc((size_t)n, sizeof(char *));
     int i = 0;
     for (int c = 0; c < K; c++)
