@@ -12,6 +12,7 @@ void cli_data_args_init(struct cli_data_args *a)
     medvlm_preprocess_options_default(&a->pre);
     a->pre.pipeline = MEDVLM_PREPROCESS_TUTORIAL; /* the notebooks' pipeline */
     a->batch_size = 32;
+    a->ds.check_files = 1; /* every missing image is reported by name before any work */
 }
 
 int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *a)

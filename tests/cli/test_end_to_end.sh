@@ -40,6 +40,26 @@ check "confusion matrix rows sum to the class sizes" $?
 check "zeroshot on a dataset" $?
 diff <(tail -n +2 "$work/zs.txt") <(tail -n +2 "$work/zs2.txt") >/dev/null; check "dataset = features file results" $?
 
+# ---- a listed image that does not exist: named, nothing written, unless --skip-missing
+mv "$work/data/images/synth_G4_00003.jpg" "$work/gone.jpg"
+"$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \
+  --classes NC,G3,G4,G5 --out "$work/miss.safetensors" > /dev/null 2> "$work/miss.err"
+[ $? = 1 ] && grep -q "synth_G4_00003.jpg" "$work/miss.err" && [ ! -e "$work/miss.safetensors" ]
+check "missing image named, exit 1, nothing written" $?
+"$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \
+  --classes NC,G3,G4,G5 --skip-missing --out "$work/miss.safetensors" > "$work/miss.txt" 2>/dev/null
+grep -q "47 images x 32 dims" "$work/miss.txt"; check "--skip-missing leaves it out" $?
+# ---- an image that does not decode: named, nothing written, unless --skip-bad
+printf 'not an image' > "$work/data/images/synth_G4_00003.jpg"
+"$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \
+  --classes NC,G3,G4,G5 --out "$work/bad.safetensors" > /dev/null 2> "$work/bad.err"
+[ $? = 1 ] && grep -q "synth_G4_00003.jpg" "$work/bad.err" && [ ! -e "$work/bad.safetensors" ]
+check "undecodable image named, exit 1, nothing written" $?
+"$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \
+  --classes NC,G3,G4,G5 --skip-bad --out "$work/bad.safetensors" > "$work/bad.txt" 2>/dev/null
+grep -q "47 images x 32 dims, 1 unreadable images left out" "$work/bad.txt"; check "--skip-bad leaves it out" $?
+mv "$work/gone.jpg" "$work/data/images/synth_G4_00003.jpg"
+
 # ---- resume after SIGKILL
 "$cli" init data --per-class 40 --size 224 --seed 9 "$work/big" >/dev/null
 args=(features --model "$work/model" --images "$work/big/images" --labels "$work/big/labels.csv"
