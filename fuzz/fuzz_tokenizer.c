@@ -15,6 +15,19 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct medvlm_tokenizer *shared_tok;
+static char basic_dir[64];
+
+static void remove_basic_dir(void)
+{
+    static const char *files[] = {"vocab.json", "merges.txt", "tokenizer.json",
+                                  "tokenizer_config.json", "special_tokens_map.json"};
+    for (size_t i = 0; i < MV_ARRAY_LEN(files); i++) {
+        char *p = mv_path_join(basic_dir, files[i]);
+        if (p) unlink(p);
+        mv_free(p);
+    }
+    rmdir(basic_dir);
+}
 
 static struct medvlm_tokenizer *load_shared(void)
 {
@@ -25,9 +38,10 @@ static struct medvlm_tokenizer *load_shared(void)
         snprintf(dir, sizeof dir, "%s/model", g);
         if (medvlm_tokenizer_load(dir, &shared_tok) == MEDVLM_OK) return shared_tok;
     }
-    snprintf(dir, sizeof dir, "/tmp/medvlm-fuzz-tok-%d", (int)getpid());
-    if (medvlm_tokenizer_write_basic(dir, NULL) != MEDVLM_OK ||
-        medvlm_tokenizer_load(dir, &shared_tok) != MEDVLM_OK) {
+    snprintf(basic_dir, sizeof basic_dir, "/tmp/medvlm-fuzz-tok-%d", (int)getpid());
+    atexit(remove_basic_dir);
+    if (medvlm_tokenizer_write_basic(basic_dir, NULL) != MEDVLM_OK ||
+        medvlm_tokenizer_load(basic_dir, &shared_tok) != MEDVLM_OK) {
         fprintf(stderr, "fuzz_tokenizer: cannot make a vocabulary: %s\n", medvlm_last_error());
         abort();
     }
