@@ -134,6 +134,94 @@ static void horizontal(const uint8_t *src, int W, int r0, int nr, const struct m
     }
 }
 
+#if defined(__SSE2__)
+/*
+ * The same pass with SSE2, exactly: each 22-bit weight k = kh * 2048 + kl (0 <= kl < 2048,
+ * |kh| < 4096) so that both halves are int16; two taps at a time, the bytes of pixels j and j+1
+ * interleaved (R R G G B B x x) and multiplied-added with _mm_madd_epi16 into int32 lanes R, G, B.
+ * sum p k = 2048 sum p kh + sum p kl, all in int32 without overflow for up to 2000 taps (the
+ * caller falls back to the scalar pass beyond), so the result is Pillow's integer sum.
+ * Each pixel is loaded as 4 bytes: the last row of the image is read from a padded copy.
+ */
+#include <emmintrin.h>
+
+#define SSE2_MAX_TAPS 2000
+
+struct hweights {
+    int pairs;   /* pairs per output: ceil(ksize / 2) */
+    int16_t *wv; /* (n, pairs, 2, 8): low halves then high halves, as R R G G B B 0 0 lanes */
+};
+
+static enum medvlm_status hweights_init(struct hweights *hw, const struct mv_pil_axis *ax)
+{
+    hw->pairs = (ax->ksize + 1) / 2;
+    hw->wv = mv_aligned((size_t)ax->n * hw->pairs * 16 * sizeof *hw->wv);
+    if (!hw->wv) return MEDVLM_ERR_NOMEM;
+    memset(hw->wv, 0, (size_t)ax->n * hw->pairs * 16 * sizeof *hw->wv);
+    for (int i = 0; i < ax->n; i++) {
+        const int32_t *k = ax->k + (size_t)i * ax->ksize;
+        int cnt = ax->bounds[2 * i + 1];
+        for (int q = 0; 2 * q < cnt; q++) {
+            int16_t *w = hw->wv + ((size_t)i * hw->pairs + q) * 16;
+            for (int t = 0; t < 2; t++) {
+                int j = 2 * q + t;
+                int32_t kj = j < cnt ? k[j] : 0;
+                int32_t lo = kj & 2047, hi = (kj - lo) / 2048;
+                for (int c = 0; c < 3; c++) {
+                    w[2 * c + t] = (int16_t)lo;
+                    w[8 + 2 * c + t] = (int16_t)hi;
+                }
+            }
+        }
+    }
+    return MEDVLM_OK;
+}
+
+static inline __m128i load_px(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtsi32_si128(v);
+}
+
+/* rows [r0, r0 + nr) of src (H x W) -> tmp; lastrow: W * 3 + 4 bytes of scratch */
+static void horizontal_sse2(const uint8_t *src, int H, int W, int r0, int nr,
+                            const struct mv_pil_axis *ax, const struct hweights *hw,
+                            uint8_t *lastrow, uint8_t *tmp)
+{
+    const __m128i zero = _mm_setzero_si128();
+    const __m128i round = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *s = src + (size_t)(r0 + r) * W * 3;
+        if (r0 + r == H - 1) { /* the 4-byte load of the last pixel must stay in bounds */
+            memcpy(lastrow, s, (size_t)W * 3);
+            memset(lastrow + (size_t)W * 3, 0, 4);
+            s = lastrow;
+        }
+        uint8_t *d = tmp + (size_t)r * ax->n * 3;
+        for (int i = 0; i < ax->n; i++) {
+            const uint8_t *p = s + (size_t)ax->bounds[2 * i] * 3;
+            int cnt = ax->bounds[2 * i + 1];
+            const __m128i *w = (const __m128i *)(hw->wv + (size_t)i * hw->pairs * 16);
+            __m128i lo = zero, hi = zero;
+            for (int j = 0; j < cnt; j += 2, w += 2) {
+                __m128i a = load_px(p + 3 * j);
+                __m128i b = j + 1 < cnt ? load_px(p + 3 * j + 3) : a;
+                __m128i v = _mm_unpacklo_epi8(_mm_unpacklo_epi8(a, b), zero);
+                lo = _mm_add_epi32(lo, _mm_madd_epi16(v, _mm_load_si128(w)));
+                hi = _mm_add_epi32(hi, _mm_madd_epi16(v, _mm_load_si128(w + 1)));
+            }
+            __m128i sum = _mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi, 11), lo), round);
+            int32_t out[4];
+            _mm_storeu_si128((__m128i *)out, sum);
+            d[3 * i] = clip8(out[0]);
+            d[3 * i + 1] = clip8(out[1]);
+            d[3 * i + 2] = clip8(out[2]);
+        }
+    }
+}
+#endif
+
 /* Vertical pass: src rows are relative to row r0 (stride `stride` bytes, `len` bytes used
  * from column byte offset `off`); output rows per ax. acc holds `len` int32. */
 static void vertical(const uint8_t *src, size_t stride, size_t off, size_t len, int r0,
@@ -170,9 +258,17 @@ enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH
     uint8_t *out0 = dst + ((size_t)(vy0 - y0) * ww + (vx0 - x0)) * 3;
     size_t dstride = (size_t)ww * 3;
     struct mv_pil_axis ah = {0}, av = {0};
-    uint8_t *tmp = NULL;
+    uint8_t *tmp = NULL, *lastrow = NULL;
     int32_t *acc = NULL;
     enum medvlm_status st = MEDVLM_OK;
+#if defined(__SSE2__)
+    struct hweights hw = {0};
+#define HORIZONTAL(first, count, out)                                                              \
+    (hw.wv ? horizontal_sse2(src, H, W, first, count, &ah, &hw, lastrow, out)                      \
+           : horizontal(src, W, first, count, &ah, out))
+#else
+#define HORIZONTAL(first, count, out) horizontal(src, W, first, count, &ah, out)
+#endif
 
     /* source rows the output rows need */
     int r0 = vy0, r1 = vy1;
@@ -190,17 +286,26 @@ enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH
     if (need_h) {
         st = mv_pil_axis_init(&ah, W, OW, vx0, nx, filter);
         if (st) goto fail;
+#if defined(__SSE2__)
+        if (ah.ksize <= SSE2_MAX_TAPS) {
+            if ((st = hweights_init(&hw, &ah))) goto fail;
+            lastrow = mv_malloc((size_t)W * 3 + 4);
+            if (!lastrow) {
+                st = MEDVLM_ERR_NOMEM;
+                goto fail;
+            }
+        }
+#endif
         if (need_v) {
             tmp = mv_malloc((size_t)(r1 - r0) * nx * 3);
             if (!tmp) {
                 st = MEDVLM_ERR_NOMEM;
                 goto fail;
             }
-            horizontal(src, W, r0, r1 - r0, &ah, tmp);
+            HORIZONTAL(r0, r1 - r0, tmp);
             vertical(tmp, (size_t)nx * 3, 0, (size_t)nx * 3, r0, &av, acc, out0, dstride);
         } else {
-            for (int r = 0; r < ny; r++)
-                horizontal(src, W, vy0 + r, 1, &ah, out0 + (size_t)r * dstride);
+            for (int r = 0; r < ny; r++) HORIZONTAL(vy0 + r, 1, out0 + (size_t)r * dstride);
         }
     } else if (need_v) {
         vertical(src, (size_t)W * 3, (size_t)vx0 * 3, (size_t)nx * 3, 0, &av, acc, out0, dstride);
@@ -210,9 +315,14 @@ enum medvlm_status mv_pil_resize_window(const uint8_t *src, int H, int W, int OH
                    (size_t)nx * 3);
     }
 fail:
+#undef HORIZONTAL
+#if defined(__SSE2__)
+    mv_free(hw.wv);
+#endif
     mv_pil_axis_free(&ah);
     mv_pil_axis_free(&av);
     mv_free(tmp);
+    mv_free(lastrow);
     mv_free(acc);
     return st;
 }
