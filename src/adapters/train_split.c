@@ -16,8 +16,10 @@
 
 #include "../optim/optim.h"
 
-#include <omp.h>
 #include <string.h>
+
+#ifdef _OPENMP /* the fuzz build compiles the library without OpenMP */
+#include <omp.h>
 
 struct split_thread {
     float *ws, *dlogits; /* ws_floats(B); (B, K) */
@@ -164,3 +166,15 @@ fail:
     mv_free(terms2);
     return st;
 }
+
+#else
+
+enum medvlm_status mv_adapter_train_split(struct medvlm_adapter *a, const float *X,
+                                          const int64_t *Y, int n, float *losses)
+{
+    (void)X, (void)Y, (void)n, (void)losses;
+    return mv_err(MEDVLM_ERR_UNSUPPORTED, "adapter: %s: built without OpenMP, one thread",
+                  a->ops->name);
+}
+
+#endif
