@@ -1,5 +1,5 @@
 /*
- * bench_clap [--n N] [--dim D] [--classes K] [--reps R] [--method NAME]
+ * bench_clap [--n N] [--dim D] [--classes K] [--reps R] [--method NAME] [--threads 1|2]
  *
  * Times one adapter training run as the PEFT-MedVLMs notebook's train_adapter does it
  * (100 epochs, shuffled batches of 32, SGD momentum 0.9, lr 1e-3; CLAP by default) on N x D
@@ -23,7 +23,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int n = 10000, d = 512, k = 4, reps = 5;
+    int n = 10000, d = 512, k = 4, reps = 5, threads = 1;
     const char *method = "clap";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--n"))
@@ -36,6 +36,8 @@ int main(int argc, char **argv)
             reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--method"))
             method = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_clap: unknown option %s\n", argv[i]);
             return 2;
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
         return 2;
     }
     medvlm_adapter_options_default(&o, m); /* 100 epochs, batch 32, SGD 0.9, lr 1e-3 */
+    o.threads = threads;
     float *X = malloc(sizeof(float) * (size_t)n * d), *zs = malloc(sizeof(float) * (size_t)k * d);
     int64_t *Y = malloc(sizeof(int64_t) * (size_t)n);
     long steps = medvlm_adapter_steps(&o, n);
@@ -82,9 +85,11 @@ int main(int argc, char **argv)
         if (rep >= 0) times[rep] = t;
         medvlm_adapter_free(a);
     }
-    printf("{\"mode\":\"%s\",\"n\":%d,\"dim\":%d,\"classes\":%d,\"epochs\":%d,\"batch\":%d,"
+    printf("{\"mode\":\"%s\",\"threads\":%d,\"n\":%d,\"dim\":%d,\"classes\":%d,\"epochs\":%d,"
+           "\"batch\":%d,"
            "\"steps\":%ld,\"final_loss\":%.6g,\"times\":[",
-           method, n, d, k, o.epochs, o.batch_size, steps, steps ? losses[steps - 1] : 0.0);
+           method, threads, n, d, k, o.epochs, o.batch_size, steps,
+           steps ? losses[steps - 1] : 0.0);
     for (int i = 0; i < reps; i++) printf("%s%.6f", i ? "," : "", times[i]);
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
     printf("],\"median_s\":%.6f}\n", times[reps / 2]);

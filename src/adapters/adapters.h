@@ -107,6 +107,23 @@ float mv_sqdist_ref(const float *a, const float *b, int L);
 void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
+/* ---- the prototype methods on a range of classes (proto.c), for the split trainer ---- */
+
+/* Columns k0..k1-1 of logits (B, K); ws sized by the method's ws_floats(B). */
+void mv_proto_forward_range(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                            int k0, int k1, float *logits);
+/* Gradient rows k0..k1-1 += from dlogits (B, K), after mv_proto_forward_range on this ws. */
+void mv_proto_backward_range(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                             int k0, int k1, const float *dlogits);
+/* CLAP: terms[c - k0] = the penalty of class c (the loss adds their sum / K); grad: += dW. */
+void mv_clap_penalty_range(struct medvlm_adapter *a, int k0, int k1, int grad, double *terms);
+void mv_clap_epoch_end_range(struct medvlm_adapter *a, int k0, int k1);
+
+/* Train with the classes split over two OpenMP threads (prototype methods only; results
+ * bit-identical to one thread). MEDVLM_ERR_UNSUPPORTED when the split does not apply. */
+enum medvlm_status mv_adapter_train_split(struct medvlm_adapter *a, const float *X,
+                                          const int64_t *Y, int n, float *losses);
+
 /* ---- losses (train.c) ---- */
 
 /* Mean cross-entropy over B rows of logits (B, K) with labels Y; writes

@@ -13,6 +13,7 @@
  */
 #include "adapters.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -86,25 +87,20 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-/* Four dot products of a with b0..b3 over L, two accumulators each (8 FMA chains). */
+/*
+ * The dot products below all accumulate one (row, column) pair the same way: one 8-lane
+ * FMA accumulator over the 8-float chunks in order, hsum256, then fmaf over the tail. So a
+ * logit does not depend on how rows and columns were blocked, and a run split over threads
+ * (each thread a subset of the columns) is bit-identical to one thread.
+ */
+
+/* Four dot products of a with b0..b3. */
 __attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a, const float *b0,
                                                      const float *b1, const float *b2,
                                                      const float *b3, int L)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
     int l = 0;
-    for (; l + 16 <= L; l += 16) {
-        __m256 x = _mm256_loadu_ps(a + l), y = _mm256_loadu_ps(a + l + 8);
-        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + l), s0);
-        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + l), s1);
-        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + l), s2);
-        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + l), s3);
-        t0 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b0 + l + 8), t0);
-        t1 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b1 + l + 8), t1);
-        t2 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b2 + l + 8), t2);
-        t3 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b3 + l + 8), t3);
-    }
     for (; l + 8 <= L; l += 8) {
         __m256 x = _mm256_loadu_ps(a + l);
         s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + l), s0);
@@ -112,13 +108,12 @@ __attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
         s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + l), s2);
         s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + l), s3);
     }
-    float r0 = hsum256(_mm256_add_ps(s0, t0)), r1 = hsum256(_mm256_add_ps(s1, t1));
-    float r2 = hsum256(_mm256_add_ps(s2, t2)), r3 = hsum256(_mm256_add_ps(s3, t3));
+    float r0 = hsum256(s0), r1 = hsum256(s1), r2 = hsum256(s2), r3 = hsum256(s3);
     for (; l < L; l++) {
-        r0 += a[l] * b0[l];
-        r1 += a[l] * b1[l];
-        r2 += a[l] * b2[l];
-        r3 += a[l] * b3[l];
+        r0 = fmaf(a[l], b0[l], r0);
+        r1 = fmaf(a[l], b1[l], r1);
+        r2 = fmaf(a[l], b2[l], r2);
+        r3 = fmaf(a[l], b3[l], r3);
     }
     out[0] = r0;
     out[1] = r1;
@@ -151,14 +146,14 @@ __attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
     float r[8] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3),
                   hsum256(t0), hsum256(t1), hsum256(t2), hsum256(t3)};
     for (; l < L; l++) {
-        r[0] += a0[l] * b0[l];
-        r[1] += a0[l] * b1[l];
-        r[2] += a0[l] * b2[l];
-        r[3] += a0[l] * b3[l];
-        r[4] += a1[l] * b0[l];
-        r[5] += a1[l] * b1[l];
-        r[6] += a1[l] * b2[l];
-        r[7] += a1[l] * b3[l];
+        r[0] = fmaf(a0[l], b0[l], r[0]);
+        r[1] = fmaf(a0[l], b1[l], r[1]);
+        r[2] = fmaf(a0[l], b2[l], r[2]);
+        r[3] = fmaf(a0[l], b3[l], r[3]);
+        r[4] = fmaf(a1[l], b0[l], r[4]);
+        r[5] = fmaf(a1[l], b1[l], r[5]);
+        r[6] = fmaf(a1[l], b2[l], r[6]);
+        r[7] = fmaf(a1[l], b3[l], r[7]);
     }
     memcpy(out0, r, 4 * sizeof(float));
     memcpy(out1, r + 4, 4 * sizeof(float));
@@ -166,16 +161,12 @@ __attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
 
 __attribute__((target("avx2,fma"))) static float dot1(const float *a, const float *b, int L)
 {
-    __m256 s = _mm256_setzero_ps(), t = s;
+    __m256 s = _mm256_setzero_ps();
     int l = 0;
-    for (; l + 16 <= L; l += 16) {
-        s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s);
-        t = _mm256_fmadd_ps(_mm256_loadu_ps(a + l + 8), _mm256_loadu_ps(b + l + 8), t);
-    }
     for (; l + 8 <= L; l += 8)
         s = _mm256_fmadd_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l), s);
-    float r = hsum256(_mm256_add_ps(s, t));
-    for (; l < L; l++) r += a[l] * b[l];
+    float r = hsum256(s);
+    for (; l < L; l++) r = fmaf(a[l], b[l], r);
     return r;
 }
 
@@ -251,10 +242,10 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
             for (int l = 0; l < L; l++) {
                 const float *ar = A + (size_t)l * M + i;
                 float b = (Brows ? Brows[l] : Bm + (size_t)l * N)[j];
-                c0[j] += ar[0] * b;
-                c1[j] += ar[1] * b;
-                c2[j] += ar[2] * b;
-                c3[j] += ar[3] * b;
+                c0[j] = fmaf(ar[0], b, c0[j]);
+                c1[j] = fmaf(ar[1], b, c1[j]);
+                c2[j] = fmaf(ar[2], b, c2[j]);
+                c3[j] = fmaf(ar[3], b, c3[j]);
             }
     }
     for (; i < M; i++) {
@@ -270,7 +261,7 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
         }
         for (; j < N; j++)
             for (int l = 0; l < L; l++)
-                c[j] += A[(size_t)l * M + i] * (Brows ? Brows[l] : Bm + (size_t)l * N)[j];
+                c[j] = fmaf(A[(size_t)l * M + i], (Brows ? Brows[l] : Bm + (size_t)l * N)[j], c[j]);
     }
 }
 

@@ -12,7 +12,8 @@
  *
  * The normalisation is folded into the logits' columns, Wn_k = W_k / r_k with r_k = |W_k|
  * (F.normalize: max(r_k, 1e-12)), so Wn is never materialised: logits = (X W^T) s / r_k.
- * Workspace for B rows: Weff (K, D) | norms (K) | G (K, D).
+ * Forward, backward and the CLAP penalty work on a range of classes, so that the split
+ * trainer (train_split.c) can give each thread its own classes.
  */
 #include "adapters.h"
 
@@ -114,8 +115,7 @@ static size_t ws_none(const struct medvlm_adapter *a, int B)
 
 static size_t ws_proto(const struct medvlm_adapter *a, int B)
 {
-    (void)B;
-    return 2 * (size_t)a->k * a->d + (size_t)a->k;
+    return 2 * (size_t)a->k * a->d + (size_t)a->k + 2 * (size_t)B * a->k;
 }
 
 static void scale_logits(float *logits, float s, size_t n)
@@ -138,56 +138,75 @@ static void backward_none(struct medvlm_adapter *a, float *ws, const float *cons
     (void)a, (void)ws, (void)X, (void)B, (void)dlogits;
 }
 
-/* W (K, D) of this step: the prototypes, or zs + alpha R for TaskRes (into ws). */
-static const float *effective_w(const struct medvlm_adapter *a, float *ws)
+/* Workspace views for B rows: Weff (K, D) | norms (K) | G (K, D) | lg (B, K) | dl (B, K). */
+struct proto_ws {
+    float *weff, *norms, *G, *lg, *dl;
+};
+
+static struct proto_ws proto_views(const struct medvlm_adapter *a, float *ws, int B)
 {
-    if (a->ops->method != MEDVLM_ADAPTER_TASKRES) return a->params[0].data;
     size_t kd = (size_t)a->k * a->d;
-    const float *R = a->params[0].data;
-    for (size_t i = 0; i < kd; i++) ws[i] = a->zs[i] + a->opt.alpha * R[i];
-    return ws;
+    struct proto_ws v = {ws, ws + kd, ws + kd + a->k, ws + 2 * kd + a->k, NULL};
+    v.dl = v.lg + (size_t)B * a->k;
+    return v;
 }
 
-static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                          float *logits)
+/* Rows k0..k1-1 of W (K, D) of this step: the prototypes, or zs + alpha R for TaskRes. */
+static const float *effective_w(const struct medvlm_adapter *a, float *weff, int k0, int k1)
 {
-    const int K = a->k, D = a->d;
-    float *norms = ws + (size_t)K * D;
-    const float *W = effective_w(a, ws);
-    float colscale[64];
-    mv_mm_nt_rows(logits, X, W, B, K, D);
-    for (int k0 = 0; k0 < K; k0 += 64) {
-        int kn = MV_MIN(64, K - k0);
-        for (int k = 0; k < kn; k++) {
-            const float *w = W + (size_t)(k0 + k) * D;
-            norms[k0 + k] = sqrtf(mv_dot(w, w, D));
-            colscale[k] = a->scale / fmaxf(norms[k0 + k], 1e-12f);
-        }
-        for (int b = 0; b < B; b++)
-            for (int k = 0; k < kn; k++) logits[(size_t)b * K + k0 + k] *= colscale[k];
+    if (a->ops->method != MEDVLM_ADAPTER_TASKRES) return a->params[0].data;
+    const float *R = a->params[0].data;
+    for (size_t i = (size_t)k0 * a->d; i < (size_t)k1 * a->d; i++)
+        weff[i] = a->zs[i] + a->opt.alpha * R[i];
+    return weff;
+}
+
+/* Columns k0..k1-1 of logits (B, K). Every logit is computed the same way whatever the
+ * range (see kernels.c), so splitting the classes over threads changes no bit. */
+void mv_proto_forward_range(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                            int k0, int k1, float *logits)
+{
+    const int K = a->k, D = a->d, kn = k1 - k0;
+    struct proto_ws v = proto_views(a, ws, B);
+    const float *W = effective_w(a, v.weff, k0, k1);
+    float *out = kn == K ? logits : v.lg; /* (B, kn) */
+    mv_mm_nt_rows(out, X, W + (size_t)k0 * D, B, kn, D);
+    for (int k = k0; k < k1; k++) {
+        const float *w = W + (size_t)k * D;
+        v.norms[k] = sqrtf(mv_dot(w, w, D));
     }
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < kn; k++)
+            logits[(size_t)b * K + k0 + k] =
+                out[(size_t)b * kn + k] * (a->scale / fmaxf(v.norms[k0 + k], 1e-12f));
 }
 
 /* In the forward pass logits = s X Wn^T with Wn_k = W_k / r_k, so dWn = s G with
  * G = dlogits^T X, and through the normalisation
  *   dW_k = (dWn_k - Wn_k (Wn_k . dWn_k)) / r_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)
- * (below eps the divisor is the constant eps). TaskRes: W = zs + alpha R, so dR = alpha dW. */
-static void backward_proto(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                           const float *dlogits)
+ * (below eps the divisor is the constant eps). TaskRes: W = zs + alpha R, so dR = alpha dW.
+ * Rows k0..k1-1 of the gradient only. */
+void mv_proto_backward_range(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                             int k0, int k1, const float *dlogits)
 {
-    const int K = a->k, D = a->d;
-    size_t kd = (size_t)K * D;
-    const float *W = a->ops->method == MEDVLM_ADAPTER_TASKRES ? ws : a->params[0].data;
-    const float *norms = ws + kd;
-    float *G = ws + kd + K;
-    memset(G, 0, kd * sizeof(float));
-    mv_mm_tn_acc_rows(G, dlogits, X, K, D, B);
+    const int K = a->k, D = a->d, kn = k1 - k0;
+    struct proto_ws v = proto_views(a, ws, B);
+    const float *W = a->ops->method == MEDVLM_ADAPTER_TASKRES ? v.weff : a->params[0].data;
+    const float *dl = dlogits; /* (B, kn) */
+    if (kn != K) {
+        for (int b = 0; b < B; b++)
+            memcpy(v.dl + (size_t)b * kn, dlogits + (size_t)b * K + k0, (size_t)kn * sizeof(float));
+        dl = v.dl;
+    }
+    float *G = v.G + (size_t)k0 * D;
+    memset(G, 0, (size_t)kn * D * sizeof(float));
+    mv_mm_tn_acc_rows(G, dl, X, kn, D, B);
     float s = a->scale;
     if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
-    for (int k = 0; k < K; k++) {
-        const float *g = G + (size_t)k * D, *w = W + (size_t)k * D;
+    for (int k = k0; k < k1; k++) {
+        const float *g = v.G + (size_t)k * D, *w = W + (size_t)k * D;
         float *dw = a->params[0].grad + (size_t)k * D;
-        float r = norms[k];
+        float r = v.norms[k];
         if (r > 1e-12f) {
             float inv = 1.0f / r;
             float wg = mv_dot(w, g, D);
@@ -198,31 +217,43 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *con
     }
 }
 
+static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                          float *logits)
+{
+    mv_proto_forward_range(a, ws, X, B, 0, a->k, logits);
+}
+
+static void backward_proto(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                           const float *dlogits)
+{
+    mv_proto_backward_range(a, ws, X, B, 0, a->k, dlogits);
+}
+
 /* ---- CLAP: the class-wise penalty towards the zero-shot prototypes ---- */
 
 /* Plain: mean_c lambda_c z_c with z_c = ||W_c - zs_c||^2.
  * Augmented Lagrangian (clap_alm): mean_c P(z_c, lambda_c, rho) with the PHR penalty
  * P = lambda z + rho z^2 / 2 when lambda + rho z >= 0, else -lambda^2 / (2 rho);
  * dP/dz = max(lambda + rho z, 0). */
-static double clap_regularizer(struct medvlm_adapter *a, int grad)
+/* terms[c - k0] = the penalty of class c (without the 1/K); grad: dW rows += its gradient. */
+void mv_clap_penalty_range(struct medvlm_adapter *a, int k0, int k1, int grad, double *terms)
 {
     const int K = a->k, D = a->d;
     const float *W = a->params[0].data;
     float *dW = a->params[0].grad;
     const float rho = a->opt.clap_rho;
-    double total = 0;
-    for (int c = 0; c < K; c++) {
+    for (int c = k0; c < k1; c++) {
         const float *w = W + (size_t)c * D, *t = a->zs + (size_t)c * D;
         double z = mv_sqdist(w, t, D);
         double lam = a->lambdas[c], dz;
         if (!a->opt.clap_alm) {
-            total += lam * z;
+            terms[c - k0] = lam * z;
             dz = lam;
         } else if (lam + rho * z >= 0) {
-            total += lam * z + rho * z * z / 2;
+            terms[c - k0] = lam * z + rho * z * z / 2;
             dz = lam + rho * z;
         } else {
-            total += -lam * lam / (2 * rho);
+            terms[c - k0] = -lam * lam / (2 * rho);
             dz = 0;
         }
         if (grad) {
@@ -230,21 +261,36 @@ static double clap_regularizer(struct medvlm_adapter *a, int grad)
             mv_axpby_acc(dW + (size_t)c * D, f, w, -f, t, D);
         }
     }
-    return total / K;
+}
+
+static double clap_regularizer(struct medvlm_adapter *a, int grad)
+{
+    double terms[256], total = 0;
+    for (int k0 = 0; k0 < a->k; k0 += 256) {
+        int k1 = MV_MIN(a->k, k0 + 256);
+        mv_clap_penalty_range(a, k0, k1, grad, terms);
+        for (int c = k0; c < k1; c++) total += terms[c - k0];
+    }
+    return total / a->k;
 }
 
 /* Outer step of the augmented Lagrangian: lambda_c <- dP/dz at the current W. */
-static void clap_epoch_end(struct medvlm_adapter *a)
+void mv_clap_epoch_end_range(struct medvlm_adapter *a, int k0, int k1)
 {
     if (!a->opt.clap_alm) return;
-    const int K = a->k, D = a->d;
-    for (int c = 0; c < K; c++) {
+    const int D = a->d;
+    for (int c = k0; c < k1; c++) {
         const float *w = a->params[0].data + (size_t)c * D, *t = a->zs + (size_t)c * D;
         double z = 0;
         for (int j = 0; j < D; j++) z += ((double)w[j] - t[j]) * ((double)w[j] - t[j]);
         double v = a->lambdas[c] + a->opt.clap_rho * z;
         a->lambdas[c] = (float)(v > 0 ? v : 0);
     }
+}
+
+static void clap_epoch_end(struct medvlm_adapter *a)
+{
+    mv_clap_epoch_end_range(a, 0, a->k);
 }
 
 const struct mv_adapter_ops mv_adapter_zeroshot_ops = {.method = MEDVLM_ADAPTER_ZEROSHOT,

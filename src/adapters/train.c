@@ -118,6 +118,11 @@ static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X,
                                        int n, float *losses)
 {
     const struct medvlm_adapter_options *o = &a->opt;
+    if (o->threads > 1) {
+        enum medvlm_status sst = mv_adapter_train_split(a, X, Y, n, losses);
+        if (sst != MEDVLM_ERR_UNSUPPORTED) return sst;
+        mv_err_clear(); /* not splittable here: one thread, same numbers */
+    }
     const int D = a->d, K = a->k;
     const long steps = medvlm_adapter_steps(o, n);
     const int iters = MV_MAX(n / o->batch_size, 1);

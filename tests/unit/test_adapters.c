@@ -11,6 +11,7 @@
 #include "check.h"
 #include "optim/optim.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 static void fill_normal(float *p, size_t n, struct mv_rng *r, float sd)
@@ -447,6 +448,56 @@ static void test_training_behaviour(void)
     medvlm_adapter_free(a2);
 }
 
+/* Two threads (classes split) give bit-identical trajectories and parameters; odd K and a D
+ * that is not a multiple of 8 exercise uneven splits and the kernels' tails. */
+static void test_threads(void)
+{
+    enum { N = 45, D = 37, K = 5 };
+    static float X[N * D], zs[K * D];
+    static int64_t Y[N];
+    struct mv_rng r;
+    omp_set_num_threads(2); /* whatever OMP_NUM_THREADS says */
+    mv_rng_seed(&r, 77);
+    random_task(&r, X, Y, zs, N, D, K);
+    static const enum medvlm_adapter_method ms[] = {MEDVLM_ADAPTER_LP, MEDVLM_ADAPTER_ZSLP,
+                                                    MEDVLM_ADAPTER_CLAP, MEDVLM_ADAPTER_TASKRES};
+    for (size_t mi = 0; mi < MV_ARRAY_LEN(ms); mi++)
+        for (int variant = 0; variant < 3; variant++) {
+            struct medvlm_adapter_options o;
+            medvlm_adapter_options_default(&o, ms[mi]);
+            o.epochs = 4;
+            o.batch_size = 8; /* 5 shuffled steps per epoch */
+            o.lr = 0.05f;
+            o.seed = 3;
+            o.optimizer = variant == 1 ? MEDVLM_OPTIMIZER_ADAM : MEDVLM_OPTIMIZER_SGD;
+            o.clap_alm = variant == 2;
+            float l1[20], l2[20];
+            struct medvlm_adapter *a1 = NULL, *a2 = NULL;
+            CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a1, l1));
+            /* the split trainer itself (not a silent fallback), on a fresh init */
+            o.epochs = 0;
+            CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
+            if (!a1 || !a2) continue;
+            a2->opt.epochs = 4;
+            CHECK_OK(mv_adapter_train_split(a2, X, Y, N, l2));
+            CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
+                      memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) == 0 &&
+                      memcmp(a1->lambdas, a2->lambdas, K * sizeof(float)) == 0,
+                  "%s variant %d: two threads differ from one (loss %.9g vs %.9g)",
+                  medvlm_adapter_method_name(ms[mi]), variant, l1[19], l2[19]);
+            medvlm_adapter_free(a1);
+            medvlm_adapter_free(a2);
+        }
+    /* through the public option, and a method that cannot split falls back */
+    struct medvlm_adapter_options o;
+    medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_CLIPADAPTER);
+    o.threads = 2;
+    o.epochs = 2;
+    struct medvlm_adapter *a = NULL;
+    CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a, NULL));
+    medvlm_adapter_free(a);
+}
+
 static void test_save_load(void)
 {
     enum { N = 24, D = 12, K = 3 };
@@ -570,6 +621,7 @@ int main(void)
     test_taskres_hand();
     test_lr_zero();
     test_training_behaviour();
+    test_threads();
     test_save_load();
     test_errors();
     return check_summary();
