@@ -82,6 +82,9 @@ void mv_log(enum medvlm_log_level level, const char *fmt, ...) MV_PRINTF(2, 3);
 enum medvlm_status mv_read_file(const char *path, char **data, size_t *len);
 /* Write bytes atomically: PATH.tmp.<pid>, fsync, rename. */
 enum medvlm_status mv_write_file_atomic(const char *path, const void *data, size_t len);
+/* Map a whole regular file read-only. An empty file gives *map = NULL, *size = 0 (callers say
+ * what they expected); release with munmap(*map, *size). Errors name the path. */
+enum medvlm_status mv_map_file(const char *path, void **map, size_t *size);
 /* Join dir and name with one '/'; NULL on allocation failure. */
 char *mv_path_join(const char *dir, const char *name);
 bool mv_is_dir(const char *path);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,30 @@ enum medvlm_status mv_write_file_atomic(const char *path, const void *data, size
         return st;
     }
     mv_free(tmp);
+    return MEDVLM_OK;
+}
+
+enum medvlm_status mv_map_file(const char *path, void **map, size_t *size)
+{
+    *map = NULL;
+    *size = 0;
+    if (!path) return mv_err(MEDVLM_ERR_ARG, "mv_map_file: path is NULL");
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return mv_err(MEDVLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return mv_err(MEDVLM_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return MEDVLM_OK;
+    }
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return mv_err(MEDVLM_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    *map = m;
+    *size = (size_t)sb.st_size;
     return MEDVLM_OK;
 }
 

@@ -290,26 +290,15 @@ fail:
 
 enum medvlm_status medvlm_st_open(const char *path, struct medvlm_st **out)
 {
+    void *map;
+    size_t size;
     *out = NULL;
-    if (!path) return mv_err(MEDVLM_ERR_ARG, "medvlm_st_open: path is NULL");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mv_err(MEDVLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return mv_err(MEDVLM_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size == 0) {
-        close(fd);
+    enum medvlm_status st = mv_map_file(path, &map, &size);
+    if (st) return st;
+    if (size == 0)
         return mv_err(MEDVLM_ERR_FORMAT, "%s: file is empty (expected a safetensors file)", path);
-    }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return mv_err(MEDVLM_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
     struct medvlm_st *f;
-    enum medvlm_status st = mv_st_parse(path, map, size, &f);
-    if (st != MEDVLM_OK) {
+    if ((st = mv_st_parse(path, map, size, &f))) {
         munmap(map, size);
         return st;
     }
