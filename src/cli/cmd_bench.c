@@ -14,6 +14,7 @@
 static const char *usage =
     "usage: medvlm bench [--random plip | --model DIR] [--only vision|text] [--batch B]\n"
     "                    [--threads N] [--reps R] [--json] [--profile] [--gemm]\n"
+    "                    [--blas-threads] [--no-skinny]\n"
     "\n"
     "Time the forward pass of the encoders: vision at batch 1, 8 and 32 (images/s) and text\n"
     "on 16 zero-shot prompts padded to 77 tokens and to the longest (18; prompts/s), each the\n"
@@ -32,6 +33,7 @@ static const char *usage =
     "  --profile      also the time per op family (GEMM, LayerNorm, attention, ...)\n"
     "  --blas-threads let OpenBLAS split each GEMM across threads itself instead of medvlm\n"
     "                 (results then change in the last bits with the thread count)\n"
+    "  --no-skinny    never use the unpacked few-row GEMM kernel (batch 1) but OpenBLAS\n"
     "  --gemm         instead: raw sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1)\n"
     "\n"
     "example:\n"
@@ -295,6 +297,7 @@ int cmd_bench(int argc, char **argv)
         {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'n'},
         {"json", no_argument, 0, 'j'},         {"gemm", no_argument, 0, 'g'},
         {"profile", no_argument, 0, 'p'},       {"blas-threads", no_argument, 0, 'B'},
+        {"no-skinny", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct bench_opts o = {.reps = 5};
@@ -332,6 +335,7 @@ int cmd_bench(int argc, char **argv)
         case 'j': o.json = 1; break;
         case 'g': gemm = 1; break;
         case 'B': mv_gemm_set_mode(0); break;
+        case 'S': mv_gemm_set_skinny(0); break;
         case 'p': o.profile = 1; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: return cli_usage("bench", "unknown option");

@@ -98,7 +98,7 @@ void mv_act_forward(float *x, enum medvlm_act act, size_t n)
     // x (n) in place
     const size_t chunk = 8192;
     long nchunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 262144)
     for (long c = 0; c < nchunks; c++) {
         size_t lo = (size_t)c * chunk, len = MV_MIN(n - lo, chunk);
         if (act == MEDVLM_ACT_GELU)

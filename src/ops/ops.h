@@ -44,6 +44,8 @@ void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const floa
 /* 1 (default): medvlm splits the GEMMs across threads so that results do not depend on the
  * thread count; 0: OpenBLAS's own threading (results change in the last bits). For benchmarks. */
 void mv_gemm_set_mode(int deterministic);
+/* GEMMs with at most this many rows use gemm_skinny.c (default 64; 0: never). Benchmarks. */
+void mv_gemm_set_skinny(int max_rows);
 /* Same contract, plain loops with double accumulators: the oracle for tests. */
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
