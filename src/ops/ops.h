@@ -66,6 +66,9 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
 /* x (R, I) = act(x) in place; quick_gelu x*sigmoid(1.702x) or exact gelu 0.5x(1+erf(x/sqrt2)). */
 void mv_act_forward(float *x, enum medvlm_act act, size_t n);
 void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n);
+/* x (n) = exp(x) in place, vectorised (relative error ~1e-7), exactly 0 below -87.3 (and
+ * for -inf), clamped at 88. */
+void mv_exp_span(float *x, size_t n);
 
 /* ---- layernorm.c ---- */
 
