@@ -14,6 +14,7 @@
 static const char *usage =
     "usage: medvlm bench [--random plip | --model DIR] [--only vision|text] [--batch B]\n"
     "                    [--threads N] [--reps R] [--json] [--profile] [--gemm]\n"
+    "                    [--blas-threads] [--no-skinny]\n"
     "\n"
     "Time the forward pass of the encoders: vision at batch 1, 8 and 32 (images/s) and text\n"
     "on 16 zero-shot prompts padded to 77 tokens and to the longest (18; prompts/s), each the\n"
@@ -32,7 +33,9 @@ static const char *usage =
     "  --profile      also the time per op family (GEMM, LayerNorm, attention, ...)\n"
     "  --blas-threads let OpenBLAS split each GEMM across threads itself instead of medvlm\n"
     "                 (results then change in the last bits with the thread count)\n"
-    "  --gemm         instead: raw sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1)\n"
+    "  --no-skinny    never use the unpacked few-row GEMM kernel (batch 1) but OpenBLAS\n"
+    "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1), raw\n"
+    "                 OpenBLAS (its own threading) and as medvlm calls it\n"
     "\n"
     "example:\n"
     "  medvlm bench --only vision --batch 32 --threads 2 --reps 5 --json\n";
@@ -263,25 +266,33 @@ static int bench_gemm(const struct bench_opts *o)
         a[i] = 0.01f * (float)((i * 7) % 13) - 0.06f;
         b[i] = 0.01f * (float)((i * 5) % 11) - 0.05f;
     }
-    for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
-        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-        int inner = M < 256 ? 20 : 1; /* small shapes: time several calls */
-        /* the linear layers' layout: C (M, N) = A (M, K) B^T, B (N, K) */
-        mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        for (int r = 0; r < o->reps; r++) {
-            double t0 = mv_now();
-            for (int i = 0; i < inner; i++) mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-            t[r] = (mv_now() - t0) / inner;
+    /* "openblas": cblas_sgemm with OpenBLAS's own threading (the machine's rate);
+     * "medvlm": mv_gemm as the encoders call it (thread split, skinny kernel for few rows) */
+    for (int backend = 0; backend < 2; backend++) {
+        mv_gemm_set_mode(backend);
+        mv_gemm_set_skinny(backend ? 64 : 0);
+        const char *bname = backend ? "medvlm" : "openblas";
+        for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            int inner = M < 256 ? 20 : 1; /* small shapes: time several calls */
+            /* the linear layers' layout: C (M, N) = A (M, K) B^T, B (N, K) */
+            mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+            for (int r = 0; r < o->reps; r++) {
+                double t0 = mv_now();
+                for (int i = 0; i < inner; i++)
+                    mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+                t[r] = (mv_now() - t0) / inner;
+            }
+            double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
+            if (o->json)
+                printf("{\"bench\": \"gemm\", \"backend\": \"%s\", \"m\": %d, \"n\": %d, "
+                       "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f}\n",
+                       bname, M, N, K, gf, o->threads, med);
+            else
+                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", bname, M, N,
+                       K, gf, o->threads);
+            fflush(stdout);
         }
-        double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
-        if (o->json)
-            printf("{\"bench\": \"gemm\", \"m\": %d, \"n\": %d, \"k\": %d, \"gflops\": %.1f, "
-                   "\"threads\": %d, \"median_s\": %.6f}\n",
-                   M, N, K, gf, o->threads, med);
-        else
-            printf("sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", M, N, K, gf,
-                   o->threads);
-        fflush(stdout);
     }
     mv_free(a), mv_free(b), mv_free(c), free(t);
     return CLI_OK;
@@ -295,6 +306,7 @@ int cmd_bench(int argc, char **argv)
         {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'n'},
         {"json", no_argument, 0, 'j'},         {"gemm", no_argument, 0, 'g'},
         {"profile", no_argument, 0, 'p'},       {"blas-threads", no_argument, 0, 'B'},
+        {"no-skinny", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct bench_opts o = {.reps = 5};
@@ -332,6 +344,7 @@ int cmd_bench(int argc, char **argv)
         case 'j': o.json = 1; break;
         case 'g': gemm = 1; break;
         case 'B': mv_gemm_set_mode(0); break;
+        case 'S': mv_gemm_set_skinny(0); break;
         case 'p': o.profile = 1; break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: return cli_usage("bench", "unknown option");

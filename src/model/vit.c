@@ -15,7 +15,7 @@
 static void im2col(float *patches, const float *pixels, int B, int S, int P)
 {
     const int g = S / P, G = g * g, K = 3 * P * P;
-#pragma omp parallel for schedule(static) if ((size_t)B * G * K > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)B * G * K > 262144)
     for (int r = 0; r < B * G; r++) {
         int b = r / G, gy = (r % G) / g, gx = r % g;
         float *dst = patches + (size_t)r * K;
@@ -45,7 +45,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     mv_gemm(0, 1, B * G, C, 3 * P * P, 1.0f, a->f, 3 * P * P, t->patch_w, 3 * P * P, 0.0f, a->h,
             C);
     // x (B, N, C) = [class; patches] + positions, then pre_layrnorm in place
-#pragma omp parallel for schedule(static) if ((size_t)R * C > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)R * C > 262144)
     for (int r = 0; r < R; r++) {
         int b = r / N, n = r % N;
         const float *src = n == 0 ? t->class_emb : a->h + ((size_t)b * G + n - 1) * C;

@@ -68,6 +68,31 @@ static inline v8f mv_expf8(v8f x)
     return p * scale;
 }
 
+/* exp per lane with underflow to exactly 0 below -87.3 (where expf turns denormal), so
+ * masked attention scores (-FLT_MAX, -inf) give 0 as with expf. */
+static inline v8f exp0_8(v8f x)
+{
+    v8f e = mv_expf8(x);
+    return select8(x < splat(-87.3f), splat(0.0f), e);
+}
+
+MV_CLONES void mv_exp_span(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f v;
+        memcpy(&v, x + i, sizeof v);
+        v = exp0_8(v);
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) {
+        v8f v = splat(0.0f);
+        memcpy(&v, x + i, (n - i) * sizeof(float));
+        v = exp0_8(v);
+        memcpy(x + i, &v, (n - i) * sizeof(float));
+    }
+}
+
 static inline v8f quick_gelu8(v8f x)
 {
     return x / (splat(1.0f) + mv_expf8(splat(-1.702f) * x));
@@ -100,7 +125,7 @@ void mv_act_forward(float *x, enum medvlm_act act, size_t n)
     // x (n) in place
     const size_t chunk = 8192;
     long nchunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 262144)
     for (long c = 0; c < nchunks; c++) {
         size_t lo = (size_t)c * chunk, len = MV_MIN(n - lo, chunk);
         if (act == MEDVLM_ACT_GELU)

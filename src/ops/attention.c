@@ -48,11 +48,10 @@ static void mask_softmax_row(float *p, const struct mv_seqs *s, int b, int i, in
         p[j] = v;
         mx = v > mx ? v : mx;
     }
+    for (int j = 0; j < N; j++) p[j] -= mx;
+    mv_exp_span(p, (size_t)N);
     float sum = 0.0f;
-    for (int j = 0; j < N; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
+    for (int j = 0; j < N; j++) sum += p[j];
     float inv = 1.0f / sum;
     for (int j = 0; j < N; j++) p[j] *= inv;
 }

@@ -28,6 +28,12 @@
 #define MV_SKINNY_MAX_M 64
 
 static int gemm_mode = 1; /* 1: our split (deterministic); 0: OpenBLAS's own threading */
+static int skinny_max_m = MV_SKINNY_MAX_M;
+
+void mv_gemm_set_skinny(int max_rows)
+{
+    skinny_max_m = max_rows;
+}
 
 void mv_gemm_set_mode(int deterministic)
 {
@@ -74,7 +80,7 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
         gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    if (!ta && tb && M <= MV_SKINNY_MAX_M && mv_gemm_skinny_available()) {
+    if (!ta && tb && M <= skinny_max_m && mv_gemm_skinny_available()) {
         /* few rows (batch-1 inference): a kernel that does not pack the weights */
         mv_gemm_skinny(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -126,7 +132,7 @@ void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float
 /* Rows of out (R, O) = alpha * b (O): the bias the GEMM then accumulates onto. */
 static void fill_bias(float *out, const float *b, float alpha, int R, int O)
 {
-#pragma omp parallel for schedule(static) if ((size_t)R * O > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)R * O > 262144)
     for (int r = 0; r < R; r++) {
         float *o = out + (size_t)r * O;
         if (!b)
@@ -151,7 +157,7 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
 {
     // x (R, O) in place, inp (R, I), w (O, I), b (O)
     if (b) {
-#pragma omp parallel for schedule(static) if ((size_t)R * O > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)R * O > 262144)
         for (int r = 0; r < R; r++) {
             float *o = x + (size_t)r * O;
             for (int j = 0; j < O; j++) o[j] += b[j];

@@ -43,7 +43,7 @@ void mv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
                           const float *b, int R, int C, float eps)
 {
     // out (R, C), mean (R), rstd (R), inp (R, C), w (C), b (C)
-#pragma omp parallel for schedule(static) if ((size_t)R * C > 32768)
+#pragma omp parallel for schedule(static) if ((size_t)R * C > 262144)
     for (int r = 0; r < R; r++)
         layernorm_row(out + (size_t)r * C, mean ? mean + r : NULL, rstd ? rstd + r : NULL,
                       inp + (size_t)r * C, w, b, C, eps);

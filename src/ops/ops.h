@@ -44,6 +44,8 @@ void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const floa
 /* 1 (default): medvlm splits the GEMMs across threads so that results do not depend on the
  * thread count; 0: OpenBLAS's own threading (results change in the last bits). For benchmarks. */
 void mv_gemm_set_mode(int deterministic);
+/* GEMMs with at most this many rows use gemm_skinny.c (default 64; 0: never). Benchmarks. */
+void mv_gemm_set_skinny(int max_rows);
 /* Same contract, plain loops with double accumulators: the oracle for tests. */
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
@@ -64,6 +66,9 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
 /* x (R, I) = act(x) in place; quick_gelu x*sigmoid(1.702x) or exact gelu 0.5x(1+erf(x/sqrt2)). */
 void mv_act_forward(float *x, enum medvlm_act act, size_t n);
 void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n);
+/* x (n) = exp(x) in place, vectorised (relative error ~1e-7), exactly 0 below -87.3 (and
+ * for -inf), clamped at 88. */
+void mv_exp_span(float *x, size_t n);
 
 /* ---- layernorm.c ---- */
 

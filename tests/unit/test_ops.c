@@ -136,6 +136,19 @@ static void test_act(void)
     CHECK(fabs(g - 0.841345) < 1e-6, "gelu(1) = %.9g", g);
 }
 
+static void test_exp(void)
+{
+    size_t n = 1003;
+    float *x = rand_buf(n, 20.0f), *y = mv_malloc(n * sizeof(float));
+    x[0] = -FLT_MAX, x[1] = -INFINITY, x[2] = 0.0f, x[3] = -87.5f, x[4] = 88.0f, x[5] = -86.0f;
+    memcpy(y, x, n * sizeof(float));
+    mv_exp_span(x, n);
+    for (size_t i = 0; i < n; i++) y[i] = y[i] < -87.3f ? 0.0f : (float)exp((double)y[i]);
+    check_close_f32("exp", x, y, n, 0, 3e-7);
+    CHECK(x[0] == 0.0f && x[1] == 0.0f && x[2] == 1.0f, "exp(-max) %g exp(-inf) %g exp(0) %g", x[0], x[1], x[2]);
+    mv_free(x), mv_free(y);
+}
+
 static void test_attention(void)
 {
     for (int it = 0; it < 12; it++) {
@@ -227,6 +240,7 @@ int main(void)
     test_linear();
     test_layernorm();
     test_act();
+    test_exp();
     test_attention();
     test_losses();
     test_threads();
