@@ -243,8 +243,9 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
 
 /* The forward pass of both towers. An encoder holds the activations of one batch (sized once
  * for max_batch, nothing is allocated while encoding); the model stays immutable, so several
- * encoders (one per thread) may share one model. Results are identical for any thread count
- * and for any split of the inputs into batches.
+ * encoders (one per thread) may share one model. Results are bit-identical for any thread
+ * count; an input encoded in another batch size may differ in the last float bits (the BLAS
+ * rounds a GEMM's last rows differently; ~1e-7 on the unit-norm embeddings).
  *
  *     struct medvlm_encoder *enc;
  *     medvlm_encoder_init(model, 32, &enc);
