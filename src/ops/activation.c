@@ -116,7 +116,8 @@ MV_CLONES static void quick_gelu_span(float *x, size_t n)
 
 static void gelu_span(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
 }
 
 void mv_act_forward(float *x, enum medvlm_act act, size_t n)
