@@ -76,7 +76,8 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 {
     if (M <= 0 || N <= 0) return;
     if (!gemm_mode || omp_in_parallel()) {
-        /* inside our parallel regions OpenBLAS runs on the calling thread */
+        /* OpenBLAS's own threading (bench --blas-threads); inside one of our parallel regions
+         * OpenBLAS runs on the calling thread */
         gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
