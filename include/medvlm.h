@@ -405,8 +405,9 @@ enum medvlm_status medvlm_image_preprocess_files(const char *const *paths, int n
 
 /* The forward pass of both towers. An encoder holds the activations of one batch (sized once
  * for max_batch, nothing is allocated while encoding); the model stays immutable, so several
- * encoders (one per thread) may share one model. Results are identical for any thread count
- * and for any split of the inputs into batches.
+ * encoders (one per thread) may share one model. Results are bit-identical for any thread
+ * count; an input encoded in another batch size may differ in the last float bits (the BLAS
+ * rounds a GEMM's last rows differently; ~1e-7 on the unit-norm embeddings).
  *
  *     struct medvlm_encoder *enc;
  *     medvlm_encoder_init(model, 32, &enc);

@@ -53,8 +53,7 @@ static const int prompt_ids[16][18] = {
     {49406, 8848, 539, 1465, 2326, 70, 2961, 15368, 525, 2867, 49407},
     {49406, 320, 677, 6005, 64, 9881, 8837, 3649, 18724, 3977, 19353, 70, 2961, 49407},
     {49406, 677, 6005, 64, 9881, 2867, 539, 18724, 3977, 19353, 70, 2961, 49407},
-    {49406, 23290, 15368, 3649, 1621, 1036, 1907, 660, 268, 6528, 38994, 1884, 33667, 11637,
-     49407},
+    {49406, 23290, 15368, 3649, 1621, 1036, 1907, 660, 268, 6528, 38994, 1884, 33667, 11637, 49407},
     {49406, 8848, 539, 1621, 1036, 1907, 660, 268, 6528, 38994, 1884, 33667, 11637, 15368, 525,
      2867, 49407},
     {49406, 320, 677, 6005, 64, 9881, 8837, 3649, 19044, 8719, 8890, 2193, 664, 1656, 6146, 694,
@@ -114,8 +113,8 @@ static double median(double *t, int n)
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-static void report(const struct bench_opts *o, const char *bench, int batch, int len,
-                   double med, double flops)
+static void report(const struct bench_opts *o, const char *bench, int batch, int len, double med,
+                   double flops)
 {
     double per_s = batch / med, gflops = flops / med * 1e-9;
     if (o->json) {
@@ -126,11 +125,13 @@ static void report(const struct bench_opts *o, const char *bench, int batch, int
                per_s, gflops, o->threads, peak_rss_mb(), med, o->reps);
     } else {
         printf("%-6s batch %3d", bench, batch);
-        if (len) printf(" len %2d", len);
-        else printf("       ");
+        if (len)
+            printf(" len %2d", len);
+        else
+            printf("       ");
         printf("  %8.2f %s/s  %7.1f GFLOP/s  median %.4f s  peak RSS %.0f MB  (%d threads)\n",
-               per_s, strcmp(bench, "vision") ? "prompts" : "images", gflops, med,
-               peak_rss_mb(), o->threads);
+               per_s, strcmp(bench, "vision") ? "prompts" : "images", gflops, med, peak_rss_mb(),
+               o->threads);
     }
     fflush(stdout);
 }
@@ -203,8 +204,10 @@ static int bench_text(const struct medvlm_model *m, const struct bench_opts *o)
     }
     for (int b = 0; b < B; b++) longest = MV_MAX(longest, prompt_len(b % 16));
     if (longest > Tmax || cfg->text.vocab_size <= 49407) {
-        fprintf(stderr, "medvlm bench: the text bench needs the CLIP vocabulary (49408 ids) and "
-                        "%d positions\n", longest);
+        fprintf(stderr,
+                "medvlm bench: the text bench needs the CLIP vocabulary (49408 ids) and "
+                "%d positions\n",
+                longest);
         rc = CLI_FAIL;
         goto done;
     }
@@ -289,8 +292,8 @@ static int bench_gemm(const struct bench_opts *o)
                        "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f}\n",
                        bname, M, N, K, gf, o->threads, med);
             else
-                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", bname, M, N,
-                       K, gf, o->threads);
+                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", bname, M, N, K,
+                       gf, o->threads);
             fflush(stdout);
         }
     }
@@ -301,13 +304,19 @@ static int bench_gemm(const struct bench_opts *o)
 int cmd_bench(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"random", required_argument, 0, 'r'}, {"model", required_argument, 0, 'm'},
-        {"only", required_argument, 0, 'o'},   {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'n'},
-        {"json", no_argument, 0, 'j'},         {"gemm", no_argument, 0, 'g'},
-        {"profile", no_argument, 0, 'p'},       {"blas-threads", no_argument, 0, 'B'},
+        {"random", required_argument, 0, 'r'},
+        {"model", required_argument, 0, 'm'},
+        {"only", required_argument, 0, 'o'},
+        {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},
+        {"reps", required_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},
+        {"gemm", no_argument, 0, 'g'},
+        {"profile", no_argument, 0, 'p'},
+        {"blas-threads", no_argument, 0, 'B'},
         {"no-skinny", no_argument, 0, 'S'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     struct bench_opts o = {.reps = 5};
     const char *model_dir = NULL, *only = NULL;
@@ -320,7 +329,9 @@ int cmd_bench(int argc, char **argv)
             if (strcmp(optarg, "plip") != 0)
                 return cli_usage("bench", "--random %s: only 'plip' is known", optarg);
             break;
-        case 'm': model_dir = optarg; break;
+        case 'm':
+            model_dir = optarg;
+            break;
         case 'o':
             if (strcmp(optarg, "vision") && strcmp(optarg, "text"))
                 return cli_usage("bench", "--only %s: expected vision or text", optarg);
@@ -341,13 +352,26 @@ int cmd_bench(int argc, char **argv)
                 return cli_usage("bench", "--reps %s: expected 1..1000", optarg);
             o.reps = (int)v;
             break;
-        case 'j': o.json = 1; break;
-        case 'g': gemm = 1; break;
-        case 'B': mv_gemm_set_mode(0); break;
-        case 'S': mv_gemm_set_skinny(0); break;
-        case 'p': o.profile = 1; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_usage("bench", "unknown option");
+        case 'j':
+            o.json = 1;
+            break;
+        case 'g':
+            gemm = 1;
+            break;
+        case 'B':
+            mv_gemm_set_mode(0);
+            break;
+        case 'S':
+            mv_gemm_set_skinny(0);
+            break;
+        case 'p':
+            o.profile = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("bench", "unknown option");
         }
     }
     if (optind < argc) return cli_usage("bench", "unexpected argument '%s'", argv[optind]);

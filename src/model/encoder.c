@@ -29,16 +29,16 @@ static bool add_view(size_t *total, size_t n, size_t *at)
 static bool carve(const struct ws_dims *d, float *base, struct mv_acts *a, size_t *total)
 {
     size_t rc, ri, bc, bd, at[10];
-    if (!mv_mul_ok(d->R, d->C, &rc) || !mv_mul_ok(d->R, d->I, &ri) ||
-        !mv_mul_ok(d->B, d->C, &bc) || !mv_mul_ok(d->B, d->D, &bd))
+    if (!mv_mul_ok(d->R, d->C, &rc) || !mv_mul_ok(d->R, d->I, &ri) || !mv_mul_ok(d->B, d->C, &bc) ||
+        !mv_mul_ok(d->B, d->D, &bd))
         return false;
     size_t sizes[10] = {rc, rc, rc, rc, rc, rc, MV_MAX(ri, d->f_min), d->att, bc, bd};
     *total = 0;
     for (int i = 0; i < 10; i++)
         if (!add_view(total, sizes[i], &at[i])) return false;
     if (base) {
-        float **views[10] = {&a->x, &a->h, &a->q, &a->k, &a->v, &a->a, &a->f, &a->att,
-                             &a->pooled, &a->unnorm};
+        float **views[10] = {&a->x, &a->h, &a->q,   &a->k,      &a->v,
+                             &a->a, &a->f, &a->att, &a->pooled, &a->unnorm};
         for (int i = 0; i < 10; i++) *views[i] = base + at[i];
     }
     return true;
@@ -48,7 +48,8 @@ static bool tower_dims(const struct mv_tower *t, int vision, int max_batch, size
                        struct ws_dims *d)
 {
     const struct medvlm_tower_config *c = &t->cfg;
-    size_t B = (size_t)max_batch, N = vision ? (size_t)t->n_pos : (size_t)c->max_position_embeddings;
+    size_t B = (size_t)max_batch,
+           N = vision ? (size_t)t->n_pos : (size_t)c->max_position_embeddings;
     size_t nn, att, pp;
     memset(d, 0, sizeof *d);
     d->B = B;
@@ -66,7 +67,6 @@ static bool tower_dims(const struct mv_tower *t, int vision, int max_batch, size
     }
     return true;
 }
-
 
 enum medvlm_status medvlm_encoder_init(const struct medvlm_model *model, int max_batch,
                                        struct medvlm_encoder **out)
@@ -168,8 +168,8 @@ void mv_layer_forward(struct mv_acts *a, const struct mv_layer *L,
     mv_prof_end(MV_PROF_GEMM, t);
 }
 
-void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B,
-                       int N, int C)
+void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B, int N,
+                       int C)
 {
     if (!oc->o->hidden_states) return;
     size_t per_seq = (size_t)N * (size_t)C;
@@ -177,8 +177,8 @@ void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, i
     memcpy(dst, a->x, (size_t)B * per_seq * sizeof(float));
 }
 
-void mv_project_outputs(struct mv_acts *a, const struct mv_out_chunk *oc, const float *proj,
-                        int B, int C, int D)
+void mv_project_outputs(struct mv_acts *a, const struct mv_out_chunk *oc, const float *proj, int B,
+                        int C, int D)
 {
     const struct medvlm_encode_out *o = oc->o;
     // unnorm (B, D) = pooled (B, C) proj^T, proj (D, C)
@@ -197,8 +197,8 @@ static bool wants_anything(const struct medvlm_encode_out *o)
     return o && (o->embeds || o->embeds_unnorm || o->pooled || o->last_hidden || o->hidden_states);
 }
 
-enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const float *pixels,
-                                           int B, const struct medvlm_encode_out *out)
+enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const float *pixels, int B,
+                                           const struct medvlm_encode_out *out)
 {
     if (!enc || (!pixels && B > 0) || B < 0 || !out)
         return mv_err(MEDVLM_ERR_ARG, "medvlm_encode_images: NULL argument or B = %d", B);
@@ -255,8 +255,7 @@ enum medvlm_status medvlm_encode_text_ex(struct medvlm_encoder *enc, const int64
         int nb = MV_MIN(enc->max_batch, B - b0);
         struct mv_out_chunk oc = {out, b0, B};
         size_t at = (size_t)b0 * (size_t)T;
-        enum medvlm_status st =
-            mv_text_forward(enc, ids + at, mask ? mask + at : NULL, nb, T, &oc);
+        enum medvlm_status st = mv_text_forward(enc, ids + at, mask ? mask + at : NULL, nb, T, &oc);
         if (st) return st;
     }
     return MEDVLM_OK;

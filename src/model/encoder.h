@@ -13,14 +13,14 @@
 
 /* Activations of one pass, views into the encoder's one buffer. */
 struct mv_acts {
-    float *x;      // (R, C) residual stream
-    float *h;      // (R, C) LayerNorm output; vision: patch-embedding GEMM output
-    float *q, *k, *v; // (R, C)
-    float *a;      // (R, C) attention output (heads concatenated)
-    float *f;      // (R, I) MLP hidden; vision: im2col patches (B*G, 3*P*P)
-    float *att;    // (NH * sum N_b^2) attention probabilities
-    float *pooled; // (B, C)
-    float *unnorm; // (B, D)
+    float *x;             // (R, C) residual stream
+    float *h;             // (R, C) LayerNorm output; vision: patch-embedding GEMM output
+    float *q, *k, *v;     // (R, C)
+    float *a;             // (R, C) attention output (heads concatenated)
+    float *f;             // (R, I) MLP hidden; vision: im2col patches (B*G, 3*P*P)
+    float *att;           // (NH * sum N_b^2) attention probabilities
+    float *pooled;        // (B, C)
+    float *unnorm;        // (B, D)
     int *off, *len, *eos; // (B) row spans of the sequences, EOS positions (text)
 };
 
@@ -44,18 +44,17 @@ void mv_layer_forward(struct mv_acts *a, const struct mv_layer *L,
 
 /* Copy the residual stream into hidden_states[l] for the chunk (full layout: every sequence
  * N rows). */
-void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B,
-                       int N, int C);
+void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B, int N,
+                       int C);
 
 /* Projection + l2-normalisation of acts->pooled into the chunk's outputs. */
-void mv_project_outputs(struct mv_acts *a, const struct mv_out_chunk *oc, const float *proj,
-                        int B, int C, int D);
+void mv_project_outputs(struct mv_acts *a, const struct mv_out_chunk *oc, const float *proj, int B,
+                        int C, int D);
 
 enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels, int B,
                                   const struct mv_out_chunk *oc);
 enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
                                    const int64_t *mask, int B, int T,
                                    const struct mv_out_chunk *oc);
-
 
 #endif

@@ -33,8 +33,7 @@ static int eos_position(const int64_t *ids, int T, int eos_token_id)
 }
 
 enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
-                                   const int64_t *mask, int B, int T,
-                                   const struct mv_out_chunk *oc)
+                                   const int64_t *mask, int B, int T, const struct mv_out_chunk *oc)
 {
     const struct mv_tower *t = &e->m->text;
     const struct medvlm_tower_config *c = &t->cfg;
@@ -64,8 +63,8 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
     mv_capture_hidden(a, oc, 0, B, T, C);
     mv_prof_end(MV_PROF_EMBED, t0);
 
-    struct mv_seqs s = {.B = B, .off = a->off, .len = a->len, .mask = mask, .mask_stride = T,
-                        .causal = 1};
+    struct mv_seqs s = {
+        .B = B, .off = a->off, .len = a->len, .mask = mask, .mask_stride = T, .causal = 1};
     for (int l = 0; l < L; l++) {
         mv_layer_forward(a, &t->layers[l], c, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, T, C);

@@ -42,8 +42,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     double t0 = mv_prof_begin();
     // h (B*G, C) = patches (B*G, 3PP) patch_w^T: the stride-P convolution, no bias
     im2col(a->f, pixels, B, S, P);
-    mv_gemm(0, 1, B * G, C, 3 * P * P, 1.0f, a->f, 3 * P * P, t->patch_w, 3 * P * P, 0.0f, a->h,
-            C);
+    mv_gemm(0, 1, B * G, C, 3 * P * P, 1.0f, a->f, 3 * P * P, t->patch_w, 3 * P * P, 0.0f, a->h, C);
     // x (B, N, C) = [class; patches] + positions, then pre_layrnorm in place
 #pragma omp parallel for schedule(static) if ((size_t)R * C > 262144)
     for (int r = 0; r < R; r++) {
@@ -68,8 +67,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     }
     t0 = mv_prof_begin();
     if (oc->o->last_hidden)
-        memcpy(oc->o->last_hidden + (size_t)oc->b0 * N * C, a->x,
-               (size_t)R * C * sizeof(float));
+        memcpy(oc->o->last_hidden + (size_t)oc->b0 * N * C, a->x, (size_t)R * C * sizeof(float));
     // pooled (B, C) = post_layernorm(x[:, 0])
     for (int b = 0; b < B; b++)
         mv_layernorm_forward(a->pooled + (size_t)b * C, NULL, NULL, a->x + (size_t)b * N * C,

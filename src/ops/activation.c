@@ -25,24 +25,25 @@
 
 /* 8 floats as one value: GCC's vector extension (AVX2 registers in the x86-64-v3 clone, two
  * SSE registers otherwise). Comparisons give lane masks, so the clamps need no branches. */
-#pragma GCC diagnostic ignored "-Wpsabi" /* v8f crosses static inline functions only */
+/* v8f only crosses always_inline helpers, which take the caller's target: no ABI boundary */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
 /* lane-wise select: m ? a : b for masks of all ones / zeros (C has no vector ?:) */
-static inline v8f select8(v8i m, v8f a, v8f b)
+static inline __attribute__((always_inline)) v8f select8(v8i m, v8f a, v8f b)
 {
     return (v8f)((m & (v8i)a) | (~m & (v8i)b));
 }
 
-static inline v8f splat(float a)
+static inline __attribute__((always_inline)) v8f splat(float a)
 {
     return (v8f){a, a, a, a, a, a, a, a};
 }
 
 /* exp(x) per lane for x in [-87, 88], clamped outside (quick_gelu needs no more range).
  * Compiled with -std=c11, so no multiply-add is fused: the same bits in every clone. */
-static inline v8f mv_expf8(v8f x)
+static inline __attribute__((always_inline)) v8f mv_expf8(v8f x)
 {
     v8f lo = splat(-87.0f), hi = splat(88.0f);
     x = select8(x < lo, lo, x);
@@ -70,7 +71,7 @@ static inline v8f mv_expf8(v8f x)
 
 /* exp per lane with underflow to exactly 0 below -87.3 (where expf turns denormal), so
  * masked attention scores (-FLT_MAX, -inf) give 0 as with expf. */
-static inline v8f exp0_8(v8f x)
+static inline __attribute__((always_inline)) v8f exp0_8(v8f x)
 {
     v8f e = mv_expf8(x);
     return select8(x < splat(-87.3f), splat(0.0f), e);
@@ -93,7 +94,7 @@ MV_CLONES void mv_exp_span(float *x, size_t n)
     }
 }
 
-static inline v8f quick_gelu8(v8f x)
+static inline __attribute__((always_inline)) v8f quick_gelu8(v8f x)
 {
     return x / (splat(1.0f) + mv_expf8(splat(-1.702f) * x));
 }
@@ -117,7 +118,8 @@ MV_CLONES static void quick_gelu_span(float *x, size_t n)
 
 static void gelu_span(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
 }
 
 void mv_act_forward(float *x, enum medvlm_act act, size_t n)

@@ -102,7 +102,8 @@ void mv_attention_forward_naive(float *out, float *att, const float *q, const fl
                 for (int d = 0; d < HS; d++) {
                     double acc = 0;
                     for (int j = 0; j < N; j++)
-                        acc += (double)p[(size_t)i * N + j] * v[(size_t)(s->off[b] + j) * C + h * HS + d];
+                        acc += (double)p[(size_t)i * N + j] *
+                               v[(size_t)(s->off[b] + j) * C + h * HS + d];
                     out[(size_t)(s->off[b] + i) * C + h * HS + d] = (float)acc;
                 }
             }

@@ -43,8 +43,8 @@ void mv_gemm_set_mode(int deterministic)
 static void gemm_call(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* [lo, hi) of part i of n parts of len, cut at multiples of MV_GEMM_ALIGN. */
@@ -76,7 +76,8 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 {
     if (M <= 0 || N <= 0) return;
     if (!gemm_mode || omp_in_parallel()) {
-        /* inside our parallel regions OpenBLAS runs on the calling thread */
+        /* OpenBLAS's own threading (bench --blas-threads); inside one of our parallel regions
+         * OpenBLAS runs on the calling thread */
         gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -152,8 +153,8 @@ void mv_linear_forward(float *out, const float *inp, const float *w, const float
     mv_gemm(0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
 }
 
-void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b,
-                                int R, int I, int O)
+void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b, int R,
+                                int I, int O)
 {
     // x (R, O) in place, inp (R, I), w (O, I), b (O)
     if (b) {
@@ -172,7 +173,8 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
     for (int r = 0; r < R; r++)
         for (int o = 0; o < O; o++) {
             double acc = b ? b[o] : 0.0;
-            for (int i = 0; i < I; i++) acc += (double)inp[(size_t)r * I + i] * w[(size_t)o * I + i];
+            for (int i = 0; i < I; i++)
+                acc += (double)inp[(size_t)r * I + i] * w[(size_t)o * I + i];
             out[(size_t)r * O + o] = (float)(alpha * acc);
         }
 }

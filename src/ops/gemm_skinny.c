@@ -35,7 +35,8 @@ static float dot_ref(const float *a, const float *b, int K)
     int k = 0;
     for (; k + 8 <= K; k += 8)
         for (int l = 0; l < 8; l++) lane[l] = fmaf(a[k + l], b[k + l], lane[l]);
-    float s = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    float s =
+        ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
     for (; k < K; k++) s = fmaf(a[k], b[k], s);
     return s;
 }
@@ -78,7 +79,8 @@ micro_avx2(float *C, int ldc, const float *A, int lda, const float *B, int ldb, 
 #pragma GCC unroll 4
         for (int c = 0; c < NR; c++) {
             float s = hsum8(acc[r][c]);
-            for (int kk = k; kk < K; kk++) s = fmaf(A[(size_t)r * lda + kk], B[(size_t)c * ldb + kk], s);
+            for (int kk = k; kk < K; kk++)
+                s = fmaf(A[(size_t)r * lda + kk], B[(size_t)c * ldb + kk], s);
             float *out = &C[(size_t)r * ldc + c];
             *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
         }
@@ -86,8 +88,8 @@ micro_avx2(float *C, int ldc, const float *A, int lda, const float *B, int ldb, 
 
 /* The full 3 x 4 block, written out: 12 accumulators + 3 + 1 registers of the 16. */
 __attribute__((target("avx2,fma"))) static void micro_3x4(float *C, int ldc, const float *A,
-                                                        int lda, const float *B, int ldb, int K,
-                                                        float alpha, float beta)
+                                                          int lda, const float *B, int ldb, int K,
+                                                          float alpha, float beta)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
     __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00;
@@ -123,9 +125,10 @@ __attribute__((target("avx2,fma"))) static void micro_3x4(float *C, int ldc, con
 }
 
 /* Columns [n0, n1) of C. The MR/NR cases are spelled out so each inlines with constants. */
-__attribute__((target("avx2,fma"))) static void
-skinny_avx2(int M, int n0, int n1, int K, float alpha, const float *A, int lda, const float *B,
-            int ldb, float beta, float *C, int ldc)
+__attribute__((target("avx2,fma"))) static void skinny_avx2(int M, int n0, int n1, int K,
+                                                            float alpha, const float *A, int lda,
+                                                            const float *B, int ldb, float beta,
+                                                            float *C, int ldc)
 {
     for (int j = n0; j < n1; j += 4) {
         int nr = MV_MIN(4, n1 - j);
@@ -134,18 +137,26 @@ skinny_avx2(int M, int n0, int n1, int K, float alpha, const float *A, int lda, 
         for (; i + 3 <= M; i += 3) {
             float *Ci = C + (size_t)i * ldc + j;
             const float *Ai = A + (size_t)i * lda;
-            if (nr == 4) micro_3x4(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
-            else if (nr == 3) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 3, alpha, beta);
-            else if (nr == 2) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 2, alpha, beta);
-            else micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 1, alpha, beta);
+            if (nr == 4)
+                micro_3x4(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
+            else if (nr == 3)
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 3, alpha, beta);
+            else if (nr == 2)
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 2, alpha, beta);
+            else
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 3, 1, alpha, beta);
         }
         for (; i < M; i++) { /* the last 1-2 rows: one row at a time, same dot order */
             float *Ci = C + (size_t)i * ldc + j;
             const float *Ai = A + (size_t)i * lda;
-            if (nr == 4) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 4, alpha, beta);
-            else if (nr == 3) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 3, alpha, beta);
-            else if (nr == 2) micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 2, alpha, beta);
-            else micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 1, alpha, beta);
+            if (nr == 4)
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 4, alpha, beta);
+            else if (nr == 3)
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 3, alpha, beta);
+            else if (nr == 2)
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 2, alpha, beta);
+            else
+                micro_avx2(Ci, ldc, Ai, lda, Bj, ldb, K, 1, 1, alpha, beta);
         }
     }
 }

@@ -60,7 +60,8 @@ void mv_layernorm_forward_naive(float *out, float *mean, float *rstd, const floa
         for (int i = 0; i < C; i++) v += ((double)x[i] - m) * ((double)x[i] - m);
         v /= C;
         double rs = 1.0 / sqrt(v + eps);
-        for (int i = 0; i < C; i++) out[(size_t)r * C + i] = (float)(((double)x[i] - m) * rs * w[i] + b[i]);
+        for (int i = 0; i < C; i++)
+            out[(size_t)r * C + i] = (float)(((double)x[i] - m) * rs * w[i] + b[i]);
         if (mean) mean[r] = (float)m;
         if (rstd) rstd[r] = (float)rs;
     }

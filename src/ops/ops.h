@@ -56,8 +56,8 @@ void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float
 void mv_linear_forward(float *out, const float *inp, const float *w, const float *b, float alpha,
                        int R, int I, int O);
 /* x (R, O) += inp (R, I) w^T + b: the residual branch of a transformer layer, in place. */
-void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b,
-                                int R, int I, int O);
+void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b, int R,
+                                int I, int O);
 void mv_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
                              float alpha, int R, int I, int O);
 
@@ -84,11 +84,11 @@ void mv_layernorm_forward_naive(float *out, float *mean, float *rstd, const floa
 /* The batch's sequences as row spans of the (R, C) activations. */
 struct mv_seqs {
     int B;
-    const int *off;        /* (B) first row of sequence b */
-    const int *len;        /* (B) its length N_b */
-    const int64_t *mask;   /* (B, mask_stride) key padding mask (0 = masked) or NULL */
+    const int *off;      /* (B) first row of sequence b */
+    const int *len;      /* (B) its length N_b */
+    const int64_t *mask; /* (B, mask_stride) key padding mask (0 = masked) or NULL */
     int mask_stride;
-    int causal;            /* 1: query i sees keys j <= i only */
+    int causal; /* 1: query i sees keys j <= i only */
 };
 
 /* Floats of the saved probabilities for seqs: NH * sum_b N_b^2. */
@@ -117,8 +117,13 @@ double mv_clip_loss_forward(const float *logits_per_image, int B);
 /* ---- profile.c: seconds per op family (bench --profile) ---- */
 
 enum mv_prof_op {
-    MV_PROF_GEMM, MV_PROF_LAYERNORM, MV_PROF_ATTENTION, MV_PROF_ACT, MV_PROF_EMBED,
-    MV_PROF_OTHER, MV_PROF_COUNT
+    MV_PROF_GEMM,
+    MV_PROF_LAYERNORM,
+    MV_PROF_ATTENTION,
+    MV_PROF_ACT,
+    MV_PROF_EMBED,
+    MV_PROF_OTHER,
+    MV_PROF_COUNT
 };
 void mv_prof_enable(int on); /* on: reset the totals and start; off: stop, keep them */
 double mv_prof_begin(void);

@@ -25,8 +25,8 @@ enum medvlm_status golden_stage_clip(struct golden_ctx *g)
     if ((s = golden_pixel_inputs(g, &pixels, &n, &S))) goto done;
     if ((s = golden_text_inputs(g, &ids, &mask, &P, &T))) goto done;
     if (B < 1 || B > n || B > P) {
-        s = mv_err(MEDVLM_ERR_FORMAT, "manifest clip_loss_batch %d: expected 1..min(%d, %d)", B,
-                   n, P);
+        s = mv_err(MEDVLM_ERR_FORMAT, "manifest clip_loss_batch %d: expected 1..min(%d, %d)", B, n,
+                   P);
         goto done;
     }
     ie = mv_malloc((size_t)n * D * sizeof(float));
@@ -60,12 +60,14 @@ enum medvlm_status golden_stage_clip(struct golden_ctx *g)
     if (s) goto done;
     if ((s = medvlm_st_writer_init(&w))) goto done;
     if (!s) s = medvlm_st_writer_add(w, "logit_scale", MEDVLM_DTYPE_F32, 0, NULL, &ls);
-    if (!s) s = medvlm_st_writer_add(w, "logits_per_image", MEDVLM_DTYPE_F32, 2,
-                                     (int64_t[]){n, P}, lpi);
-    if (!s) s = medvlm_st_writer_add(w, "logits_per_text", MEDVLM_DTYPE_F32, 2,
-                                     (int64_t[]){P, n}, lpt);
-    if (!s) s = medvlm_st_writer_add(w, "loss_batch_logits_per_text", MEDVLM_DTYPE_F32, 2,
-                                     (int64_t[]){B, B}, lb);
+    if (!s)
+        s = medvlm_st_writer_add(w, "logits_per_image", MEDVLM_DTYPE_F32, 2, (int64_t[]){n, P},
+                                 lpi);
+    if (!s)
+        s = medvlm_st_writer_add(w, "logits_per_text", MEDVLM_DTYPE_F32, 2, (int64_t[]){P, n}, lpt);
+    if (!s)
+        s = medvlm_st_writer_add(w, "loss_batch_logits_per_text", MEDVLM_DTYPE_F32, 2,
+                                 (int64_t[]){B, B}, lb);
     if (!s) s = medvlm_st_writer_add(w, "loss", MEDVLM_DTYPE_F32, 0, NULL, &loss);
     if (!s) s = golden_save(g, w, "clip.safetensors");
 done:

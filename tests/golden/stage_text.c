@@ -102,14 +102,18 @@ static enum medvlm_status save_tower(const struct golden_ctx *g, const char *fil
     char name[64], name2[64];
     snprintf(name, sizeof name, "%s_embeds", emb_name);
     snprintf(name2, sizeof name2, "%s_embeds_unnorm", emb_name);
-    if (!s) s = medvlm_st_writer_add(w, "hidden_states", MEDVLM_DTYPE_F32, 4,
-                                     (int64_t[]){L + 1, B, N, C}, o->hidden_states);
-    if (!s) s = medvlm_st_writer_add(w, "last_hidden_state", MEDVLM_DTYPE_F32, 3,
-                                     (int64_t[]){B, N, C}, o->last_hidden);
-    if (!s) s = medvlm_st_writer_add(w, "pooler_output", MEDVLM_DTYPE_F32, 2,
-                                     (int64_t[]){B, C}, o->pooled);
-    if (!s) s = medvlm_st_writer_add(w, name2, MEDVLM_DTYPE_F32, 2, (int64_t[]){B, D},
-                                     o->embeds_unnorm);
+    if (!s)
+        s = medvlm_st_writer_add(w, "hidden_states", MEDVLM_DTYPE_F32, 4,
+                                 (int64_t[]){L + 1, B, N, C}, o->hidden_states);
+    if (!s)
+        s = medvlm_st_writer_add(w, "last_hidden_state", MEDVLM_DTYPE_F32, 3, (int64_t[]){B, N, C},
+                                 o->last_hidden);
+    if (!s)
+        s = medvlm_st_writer_add(w, "pooler_output", MEDVLM_DTYPE_F32, 2, (int64_t[]){B, C},
+                                 o->pooled);
+    if (!s)
+        s = medvlm_st_writer_add(w, name2, MEDVLM_DTYPE_F32, 2, (int64_t[]){B, D},
+                                 o->embeds_unnorm);
     if (!s) s = medvlm_st_writer_add(w, name, MEDVLM_DTYPE_F32, 2, (int64_t[]){B, D}, o->embeds);
     if (!s) s = golden_save(g, w, file);
     medvlm_st_writer_free(w);
@@ -125,8 +129,7 @@ static void free_out(struct medvlm_encode_out *o)
     mv_free(o->hidden_states);
 }
 
-static enum medvlm_status alloc_out(struct medvlm_encode_out *o, int B, int N, int C, int L,
-                                    int D)
+static enum medvlm_status alloc_out(struct medvlm_encode_out *o, int B, int N, int C, int L, int D)
 {
     size_t bnc = (size_t)B * N * C;
     o->embeds = mv_calloc((size_t)B * D, sizeof(float));

@@ -125,8 +125,8 @@ static void test_vision(const struct shape *sh)
 }
 
 /* B prompts of random lengths 2..maxlen (BOS .. EOS), padded to T with `pad`. */
-static void make_prompts(int64_t *ids, int64_t *mask, const int *lens, int B, int T, int V,
-                         int eos, int pad)
+static void make_prompts(int64_t *ids, int64_t *mask, const int *lens, int B, int T, int V, int eos,
+                         int pad)
 {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -163,7 +163,8 @@ static void test_text(const struct shape *sh)
         }
     float *e1 = fbuf(B * D), *e2 = fbuf(B * D), *e3 = fbuf(B * D), *e4 = fbuf(B * D);
     float *hs1 = fbuf((size_t)(L + 1) * B * T * C), *hs2 = fbuf((size_t)(L + 1) * B * T * C);
-    float *pool = fbuf((size_t)B * C), *pool2 = fbuf((size_t)B * C), *last = fbuf((size_t)B * T * C);
+    float *pool = fbuf((size_t)B * C), *pool2 = fbuf((size_t)B * C),
+          *last = fbuf((size_t)B * T * C);
     struct medvlm_encoder *enc = NULL, *enc2 = NULL;
     CHECK_OK(medvlm_encoder_init(m, B, &enc));
     CHECK_OK(medvlm_encoder_init(m, 2, &enc2));
@@ -236,8 +237,8 @@ static void test_eos_conventions(void)
         struct medvlm_encoder *enc = NULL;
         CHECK_OK(medvlm_encoder_init(m, 1, &enc));
         CHECK_OK(medvlm_encode_text_ex(enc, ids, mask, 1, T, &o));
-        CHECK(same(pooled, last + want * C, (size_t)C), "eos_token_id %d: pooled not at %d",
-              sh.eos, want);
+        CHECK(same(pooled, last + want * C, (size_t)C), "eos_token_id %d: pooled not at %d", sh.eos,
+              want);
         CHECK(!same(pooled, last + (want == 2 ? 3 : 2) * C, (size_t)C), "eos: rows equal");
         /* the packed path pools at the same row */
         float pooled2[16];
@@ -265,7 +266,7 @@ int main(void)
     test_eos_conventions();
     CHECK_ERR(medvlm_encoder_init(NULL, 1, &(struct medvlm_encoder *){NULL}), MEDVLM_ERR_ARG,
               "model is NULL");
-    printf("largest difference between batch compositions: %.3g (tolerance %g)\n",
-           worst_batch_diff, BATCH_TOL);
+    printf("largest difference between batch compositions: %.3g (tolerance %g)\n", worst_batch_diff,
+           BATCH_TOL);
     return check_summary();
 }

@@ -64,7 +64,8 @@ static void run_fixture(const char *dir, const char *fixture)
     /* vision */
     int Cv = v->hidden_size, Lv = v->num_hidden_layers;
     float *vh = calloc((size_t)(Lv + 1) * NI * N * Cv, 4), *vl = calloc((size_t)NI * N * Cv, 4);
-    float *vp = calloc((size_t)NI * Cv, 4), *vu = calloc((size_t)NI * D, 4), *ve = calloc((size_t)NI * D, 4);
+    float *vp = calloc((size_t)NI * Cv, 4), *vu = calloc((size_t)NI * D, 4),
+          *ve = calloc((size_t)NI * D, 4);
     struct medvlm_encode_out vo = {ve, vu, vp, vl, vh};
     CHECK_OK(medvlm_encode_images_ex(enc, px, NI, &vo));
     compare(st, fixture, "vision.hidden_states", vh, (size_t)(Lv + 1) * NI * N * Cv, 1e-5, 1e-4);
@@ -75,7 +76,8 @@ static void run_fixture(const char *dir, const char *fixture)
     /* text: full path (hidden states), then the packed path (embeddings only) */
     int Ct = t->hidden_size, Lt = t->num_hidden_layers;
     float *th = calloc((size_t)(Lt + 1) * P * T * Ct, 4), *tl = calloc((size_t)P * T * Ct, 4);
-    float *tp = calloc((size_t)P * Ct, 4), *tu = calloc((size_t)P * D, 4), *te = calloc((size_t)P * D, 4);
+    float *tp = calloc((size_t)P * Ct, 4), *tu = calloc((size_t)P * D, 4),
+          *te = calloc((size_t)P * D, 4);
     float *te2 = calloc((size_t)P * D, 4);
     struct medvlm_encode_out to = {te, tu, tp, tl, th};
     CHECK_OK(medvlm_encode_text_ex(enc, ids, mask, P, T, &to));

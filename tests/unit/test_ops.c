@@ -85,7 +85,8 @@ static void test_linear(void)
         mv_linear_forward_naive(y2, x, w, b, alpha, R, I, O);
         check_close_f32("linear", y1, y2, (size_t)R * O, 1e-5, 1e-5);
         /* residual: x0 + (x W^T + b) */
-        float *res = rand_buf((size_t)R * O, 1.0f), *want = mv_malloc((size_t)R * O * sizeof(float));
+        float *res = rand_buf((size_t)R * O, 1.0f),
+              *want = mv_malloc((size_t)R * O * sizeof(float));
         mv_linear_forward_naive(want, x, w, b, 1.0f, R, I, O);
         for (size_t i = 0; i < (size_t)R * O; i++) want[i] += res[i];
         mv_linear_residual_forward(res, x, w, b, R, I, O);
@@ -145,7 +146,8 @@ static void test_exp(void)
     mv_exp_span(x, n);
     for (size_t i = 0; i < n; i++) y[i] = y[i] < -87.3f ? 0.0f : (float)exp((double)y[i]);
     check_close_f32("exp", x, y, n, 0, 3e-7);
-    CHECK(x[0] == 0.0f && x[1] == 0.0f && x[2] == 1.0f, "exp(-max) %g exp(-inf) %g exp(0) %g", x[0], x[1], x[2]);
+    CHECK(x[0] == 0.0f && x[1] == 0.0f && x[2] == 1.0f, "exp(-max) %g exp(-inf) %g exp(0) %g", x[0],
+          x[1], x[2]);
     mv_free(x), mv_free(y);
 }
 
@@ -163,8 +165,12 @@ static void test_attention(void)
             int valid = rand_int(1, len[b]);
             for (int j = 0; j < Tm; j++) mask[b * Tm + j] = j < valid;
         }
-        struct mv_seqs s = {.B = B, .off = off, .len = len, .mask = it % 4 < 2 ? mask : NULL,
-                            .mask_stride = Tm, .causal = causal};
+        struct mv_seqs s = {.B = B,
+                            .off = off,
+                            .len = len,
+                            .mask = it % 4 < 2 ? mask : NULL,
+                            .mask_stride = Tm,
+                            .causal = causal};
         float *q = rand_buf((size_t)R * C, 1.0f), *k = rand_buf((size_t)R * C, 1.0f);
         float *v = rand_buf((size_t)R * C, 1.0f);
         size_t na = mv_attention_att_size(&s, NH);
@@ -184,7 +190,8 @@ static void test_attention(void)
             for (int b = 0; b < B; b++)
                 for (int h = 0; h < NH; h++, at += (size_t)len[b] * len[b])
                     for (int i = 0; i < len[b]; i++)
-                        for (int j = i + 1; j < len[b]; j++) bad |= a1[at + (size_t)i * len[b] + j] != 0.0f;
+                        for (int j = i + 1; j < len[b]; j++)
+                            bad |= a1[at + (size_t)i * len[b] + j] != 0.0f;
             CHECK(!bad, "causal attention leaks to future keys");
         }
         mv_free(q), mv_free(k), mv_free(v), mv_free(o1), mv_free(o2), mv_free(a1), mv_free(a2);
@@ -202,7 +209,8 @@ static void test_losses(void)
     check_close_f32("softmax", y, want, 6, 1e-7, 1e-6);
     float v[4] = {3, 4, 0, 0}, n[2] = {0, 0}, out[4];
     mv_l2norm_forward(out, n, v, 1, 4);
-    CHECK(out[0] == 0.6f && out[1] == 0.8f && n[0] == 5.0f, "l2norm (3,4) -> %g %g", out[0], out[1]);
+    CHECK(out[0] == 0.6f && out[1] == 0.8f && n[0] == 5.0f, "l2norm (3,4) -> %g %g", out[0],
+          out[1]);
     /* cross-entropy of uniform logits is log K */
     float z[8] = {0};
     int lab[2] = {0, 3};
