@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MV_MAX_DIM (1 << 20) /* no real CLIP size is near this; keeps products far from overflow */
+/* No real CLIP size is near this; it keeps products of sizes far from overflow. */
+#define MV_MAX_DIM (1 << 20)
 
 void medvlm_config_default(struct medvlm_config *cfg)
 {
