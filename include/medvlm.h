@@ -44,9 +44,9 @@
 extern "C" {
 #endif
 
-#define MEDVLM_VERSION_MAJOR 0
-#define MEDVLM_VERSION_MINOR 1
-#define MEDVLM_VERSION_PATCH 0
+#define MEDVLM_VERSION_MAJOR  0
+#define MEDVLM_VERSION_MINOR  1
+#define MEDVLM_VERSION_PATCH  0
 #define MEDVLM_VERSION_STRING "0.1.0"
 
 /* ---------------------------------------------------------------- errors and logging */
@@ -387,8 +387,7 @@ enum medvlm_status medvlm_image_preprocess_fixed_size(const struct medvlm_prepro
 enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
                                            const struct medvlm_preproc_config *pp,
                                            const struct medvlm_preprocess_options *opt,
-                                           float *out_chw, size_t out_cap, int *out_h,
-                                           int *out_w);
+                                           float *out_chw, size_t out_cap, int *out_h, int *out_w);
 /* Decode and preprocess n files in parallel (OpenMP, nthreads 0 = default) into out:
  * (n, 3, H, W) with H, W from medvlm_image_preprocess_fixed_size; out_cap in floats. The
  * results do not depend on the thread count. item_status (may be NULL) receives each file's
@@ -443,8 +442,8 @@ struct medvlm_encode_out {
  * embeds (B, D) receives the l2-normalised image embeddings. */
 enum medvlm_status medvlm_encode_images(struct medvlm_encoder *enc, const float *pixels, int B,
                                         float *embeds);
-enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const float *pixels,
-                                           int B, const struct medvlm_encode_out *out);
+enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const float *pixels, int B,
+                                           const struct medvlm_encode_out *out);
 
 /* ids, mask (B, T): token ids and attention mask (0 = padding; NULL = all ones), any
  * 1 <= T <= max_position_embeddings, so padded-to-longest batches work. Pooling is at the EOS
@@ -487,12 +486,12 @@ enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *clas
  * "0.25"), a boolean "TRUE" / "FALSE", an error cell its text ("#N/A"); rows without any
  * value (blank CSV lines, empty sheet rows) are skipped. */
 struct medvlm_table {
-    char *path;     /* as given                                                  */
-    int n_rows;     /* data rows, header excluded                                */
-    int n_cols;     /* columns (the header's)                                    */
-    char **header;  /* (n_cols) column names                                     */
-    char **cells;   /* (n_rows * n_cols) row-major; "" for an empty cell          */
-    int *line;      /* (n_rows) CSV line / sheet row number of each row (1-based) */
+    char *path;            /* as given                                                  */
+    int n_rows;            /* data rows, header excluded                                */
+    int n_cols;            /* columns (the header's)                                    */
+    char **header;         /* (n_cols) column names                                     */
+    char **cells;          /* (n_rows * n_cols) row-major; "" for an empty cell          */
+    int *line;             /* (n_rows) CSV line / sheet row number of each row (1-based) */
     const char *line_word; /* "line" (CSV) or "row" (xlsx), for messages           */
 };
 /* Read .xlsx (by libzip + expat: shared and inline strings, numbers, booleans; `sheet` names
@@ -519,22 +518,22 @@ struct medvlm_dataset_options {
     const char *image_column; /* [image_name, Path, image, filename, path: the first found] */
     const char *label_column; /* a single column of class names or indices [one-hot columns
                                 named by the classes when all exist, else label, class]   */
-    int skip_missing;        /* listed images that do not exist are dropped (counted) rather
-                                than reported as an error                                 */
-    int check_files;         /* check that every listed image exists [no]; skip_missing
-                                implies it                                                */
+    int skip_missing;         /* listed images that do not exist are dropped (counted) rather
+                                 than reported as an error                                 */
+    int check_files;          /* check that every listed image exists [no]; skip_missing
+                                 implies it                                                */
 };
 
 /* A labelled image list. Rows keep the table's order (skipped rows removed). */
 struct medvlm_dataset {
-    int n;             /* images                                                    */
-    int n_classes;     /* K                                                         */
-    char **paths;      /* (n) images_dir/name (or name without images_dir)          */
-    char **names;      /* (n) as listed in the table / folder ("G3/x.jpg")          */
-    int64_t *labels;   /* (n) in 0..K-1                                             */
-    char **classes;    /* (K) class names in label order                            */
-    int skipped_rows;  /* one-hot rows whose values do not sum to 1 (dropped)        */
-    int missing;       /* images dropped because skip_missing found them absent      */
+    int n;            /* images                                                    */
+    int n_classes;    /* K                                                         */
+    char **paths;     /* (n) images_dir/name (or name without images_dir)          */
+    char **names;     /* (n) as listed in the table / folder ("G3/x.jpg")          */
+    int64_t *labels;  /* (n) in 0..K-1                                             */
+    char **classes;   /* (K) class names in label order                            */
+    int skipped_rows; /* one-hot rows whose values do not sum to 1 (dropped)        */
+    int missing;      /* images dropped because skip_missing found them absent      */
 };
 /* Load a dataset. Errors name the file and line: a missing image column, unknown class
  * names, duplicate image names, missing images (all of them, by name), bad cells. */
@@ -555,8 +554,7 @@ void medvlm_dataset_class_counts(const struct medvlm_dataset *d, int64_t *counts
  * class; *out_n their number. A class with fewer than `shots` rows is an error naming the
  * class and its count unless allow_fewer (then all its rows are taken). shots >= 1. */
 enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_classes, int shots,
-                                         int64_t seed, int allow_fewer, int **out_idx,
-                                         int *out_n);
+                                         int64_t seed, int allow_fewer, int **out_idx, int *out_n);
 
 /* ---------------------------------------------------------------- prompts */
 
@@ -574,10 +572,10 @@ enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_cla
  * needs descriptions and every described class must be listed. Errors name the file, the
  * key and, for malformed JSON, the line. */
 struct medvlm_prompts {
-    int n_classes;    /* K                                                  */
-    char **classes;   /* (K) class names                                    */
-    int *n_prompts;   /* (K) prompts of class k                             */
-    char ***prompts;  /* (K)(n_prompts[k]) the expanded prompt texts        */
+    int n_classes;   /* K                                                  */
+    char **classes;  /* (K) class names                                    */
+    int *n_prompts;  /* (K) prompts of class k                             */
+    char ***prompts; /* (K)(n_prompts[k]) the expanded prompt texts        */
 };
 enum medvlm_status medvlm_prompts_load(const char *path, struct medvlm_prompts **out);
 /* The same from JSON text in memory; `what` names it in messages. */
@@ -608,13 +606,13 @@ struct medvlm_features_job {
     void *progress_user;
 };
 struct medvlm_features_result {
-    int n, d;           /* images written, embedding dim                                */
-    float *features;    /* (n, d)                                                       */
-    int64_t *labels;    /* (n)                                                          */
-    char **names;       /* (n) borrowed from the dataset's names: valid while it lives  */
-    int skipped;        /* images left out by skip_bad                                  */
-    int resumed;        /* batches replayed from OUT.partial                            */
-    int computed;       /* images embedded by this run                                  */
+    int n, d;        /* images written, embedding dim                                */
+    float *features; /* (n, d)                                                       */
+    int64_t *labels; /* (n)                                                          */
+    char **names;    /* (n) borrowed from the dataset's names: valid while it lives  */
+    int skipped;     /* images left out by skip_bad                                  */
+    int resumed;     /* batches replayed from OUT.partial                            */
+    int computed;    /* images embedded by this run                                  */
 };
 enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job,
                                            struct medvlm_features_result *res);
@@ -633,9 +631,8 @@ enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
                                               int n_texts, int k, int d, float *protos);
 /* logits (N, K) = exp(logit_scale) * features (N, D) . protos (K, D)^T; probs (N, K), may be
  * NULL, the row-wise softmax. logit_scale is the raw parameter. */
-enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const float *protos,
-                                          int k, int d, float logit_scale, float *logits,
-                                          float *probs);
+enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const float *protos, int k,
+                                          int d, float logit_scale, float *logits, float *probs);
 
 /* ---------------------------------------------------------------- adapters */
 
@@ -681,21 +678,21 @@ enum medvlm_schedule { MEDVLM_SCHEDULE_CONSTANT, MEDVLM_SCHEDULE_COSINE };
 struct medvlm_adapter_options {
     enum medvlm_adapter_method method;
     enum medvlm_optimizer optimizer;
-    enum medvlm_schedule schedule; /* cosine: per step, down to 0 at the last step */
-    int epochs;                    /* 100 */
-    int batch_size;                /* 32 */
-    float lr;                      /* 1e-3 */
-    float momentum;                /* SGD, 0.9 */
-    float weight_decay;            /* 0 (AdamW: decoupled) */
+    enum medvlm_schedule schedule;          /* cosine: per step, down to 0 at the last step */
+    int epochs;                             /* 100 */
+    int batch_size;                         /* 32 */
+    float lr;                               /* 1e-3 */
+    float momentum;                         /* SGD, 0.9 */
+    float weight_decay;                     /* 0 (AdamW: decoupled) */
     float adam_beta1, adam_beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
-    uint64_t seed;                 /* LP / CLIP-Adapter init and the per-epoch shuffle */
-    float alpha;  /* clipadapter residual ratio 0.5; tipadapter cache weight 1; taskres 0.5 */
-    float beta;   /* tipadapter sharpness, 1 */
-    int hidden;   /* clipadapter bottleneck width; 0 = D / 4 */
-    int threads;      /* 2: lp, zslp, clap, taskres split the classes over two threads
-                       * (bit-identical results); 1 (default): one thread */
-    int clap_alm;     /* clap: 1 = augmented-Lagrangian multiplier updates */
-    float clap_rho;   /* clap_alm penalty weight rho, 1 */
+    uint64_t seed;                          /* LP / CLIP-Adapter init and the per-epoch shuffle */
+    float alpha;    /* clipadapter residual ratio 0.5; tipadapter cache weight 1; taskres 0.5 */
+    float beta;     /* tipadapter sharpness, 1 */
+    int hidden;     /* clipadapter bottleneck width; 0 = D / 4 */
+    int threads;    /* 2: lp, zslp, clap, taskres split the classes over two threads
+                     * (bit-identical results); 1 (default): one thread */
+    int clap_alm;   /* clap: 1 = augmented-Lagrangian multiplier updates */
+    float clap_rho; /* clap_alm penalty weight rho, 1 */
     /* Optional initial values (copied; NULL = the method's own init): lp (K, D);
      * clipadapter w1 (H, D) and w2 (D, H) with H = hidden. */
     const float *init_prototypes;
@@ -720,9 +717,9 @@ struct medvlm_adapter; /* a trained (or loaded) adapter: parameters + what predi
 /* Train an adapter. X (n, d) and zs (k, d) are copied where kept; labels must be in [0, k).
  * losses_out (optional, medvlm_adapter_steps() floats) receives the loss before each step. */
 enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, const float *X,
-                                        const int64_t *Y, int n, int d,
-                                        const float *zs_prototypes, int k, float logit_scale,
-                                        struct medvlm_adapter **out, float *losses_out);
+                                        const int64_t *Y, int n, int d, const float *zs_prototypes,
+                                        int k, float logit_scale, struct medvlm_adapter **out,
+                                        float *losses_out);
 /* logits (n, k) for features X (n, d). */
 enum medvlm_status medvlm_adapter_logits(const struct medvlm_adapter *a, const float *X, int n,
                                          float *logits);
@@ -734,8 +731,7 @@ int medvlm_adapter_dim(const struct medvlm_adapter *a);     /* D */
 int medvlm_adapter_classes(const struct medvlm_adapter *a); /* K */
 /* A trained tensor by name ("prototypes", "mlp.0.weight", "mlp.2.weight", "residual",
  * "cache_keys"); NULL when the method has none of that name. *numel receives its size. */
-const float *medvlm_adapter_param(const struct medvlm_adapter *a, const char *name,
-                                  size_t *numel);
+const float *medvlm_adapter_param(const struct medvlm_adapter *a, const char *name, size_t *numel);
 /* CLAP's class multipliers (K) as they ended training; NULL for other methods. */
 const float *medvlm_adapter_lambdas(const struct medvlm_adapter *a);
 
@@ -749,7 +745,6 @@ enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter *
 /* The class names and shots saved with a loaded adapter (NULL / 0 for a trained one). */
 const char *medvlm_adapter_class_name(const struct medvlm_adapter *a, int c);
 int medvlm_adapter_shots(const struct medvlm_adapter *a);
-
 
 /* Feature files (`medvlm features`): safetensors with `features` (N, D) F32 l2-normalised,
  * `labels` (N) I64, metadata medvlm = "features/1", classes = JSON array of class names,
@@ -766,8 +761,8 @@ struct medvlm_features {
 };
 enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out);
 /* image_names may be NULL. */
-enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y,
-                                        int n, int d, const char *const *classes, int k,
+enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y, int n,
+                                        int d, const char *const *classes, int k,
                                         const char *const *image_names);
 void medvlm_features_free(struct medvlm_features *f);
 
@@ -804,19 +799,19 @@ void medvlm_prototypes_free(struct medvlm_prototypes *p);
  * the struct's class indices (sklearn cohen_kappa_score(weights="quadratic", labels=...));
  * NaN when undefined (every sample in one class and every prediction in that class). */
 struct medvlm_metrics {
-    int n_classes;            /* K: rows of every per-class array                   */
-    int n_samples;            /* M                                                  */
-    int n_absent;             /* classes with no sample in refs                     */
-    double balanced_accuracy; /* percent                                            */
-    double accuracy;          /* percent                                            */
-    double macro_f1;          /* [0, 1]                                             */
-    double quadratic_kappa;   /* [-1, 1] or NaN                                     */
-    int64_t *labels;          /* (K) label value of class k (k itself in the full form) */
-    int64_t *support;         /* (K) samples of class k in refs (row sums)          */
-    double *per_class_recall; /* (K) cm[k,k] / support[k]; NaN if support is 0      */
+    int n_classes;               /* K: rows of every per-class array                   */
+    int n_samples;               /* M                                                  */
+    int n_absent;                /* classes with no sample in refs                     */
+    double balanced_accuracy;    /* percent                                            */
+    double accuracy;             /* percent                                            */
+    double macro_f1;             /* [0, 1]                                             */
+    double quadratic_kappa;      /* [-1, 1] or NaN                                     */
+    int64_t *labels;             /* (K) label value of class k (k itself in the full form) */
+    int64_t *support;            /* (K) samples of class k in refs (row sums)          */
+    double *per_class_recall;    /* (K) cm[k,k] / support[k]; NaN if support is 0      */
     double *per_class_precision; /* (K) cm[k,k] / column sum; 0 if never predicted   */
-    double *per_class_f1;     /* (K)                                                */
-    int64_t *confusion;       /* (K, K) row = true class, column = predicted class  */
+    double *per_class_f1;        /* (K)                                                */
+    int64_t *confusion;          /* (K, K) row = true class, column = predicted class  */
 };
 
 /* preds[i] = argmax_j probs[i, j] (the first maximum on ties; a NaN wins, as numpy's argmax).
@@ -827,8 +822,8 @@ enum medvlm_status medvlm_argmax_rows(const float *probs, int n, int c, int64_t 
 enum medvlm_status medvlm_metrics_compute(const int64_t *refs, const int64_t *preds, int n,
                                           int n_classes, struct medvlm_metrics *out);
 /* The tutorial's form: classes = sorted union of the values in refs and preds. */
-enum medvlm_status medvlm_metrics_compute_union(const int64_t *refs, const int64_t *preds,
-                                                int n, struct medvlm_metrics *out);
+enum medvlm_status medvlm_metrics_compute_union(const int64_t *refs, const int64_t *preds, int n,
+                                                struct medvlm_metrics *out);
 /* Releases the arrays and zeroes the struct; accepts NULL and a zeroed struct. */
 void medvlm_metrics_free(struct medvlm_metrics *m);
 /* numpy.round(x, decimals): scale by 10^decimals, round half to even, scale back

@@ -13,38 +13,38 @@
 
 static int check_passed, check_failed;
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            check_passed++;                                                                    \
-        } else {                                                                               \
-            check_failed++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            check_passed++;                                                                        \
+        } else {                                                                                   \
+            check_failed++;                                                                        \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* Expect a medvlm call to succeed; on failure print medvlm_last_error(). */
-#define CHECK_OK(call)                                                                         \
-    do {                                                                                       \
-        enum medvlm_status st_ = (call);                                                       \
-        CHECK(st_ == MEDVLM_OK, "%s -> %s: %s", #call, medvlm_status_name(st_),                \
-              medvlm_last_error());                                                            \
+#define CHECK_OK(call)                                                                             \
+    do {                                                                                           \
+        enum medvlm_status st_ = (call);                                                           \
+        CHECK(st_ == MEDVLM_OK, "%s -> %s: %s", #call, medvlm_status_name(st_),                    \
+              medvlm_last_error());                                                                \
     } while (0)
 
 /* Expect failure with status `want` and a message containing `needle`. */
-#define CHECK_ERR(call, want, needle)                                                          \
-    do {                                                                                       \
-        enum medvlm_status st_ = (call);                                                       \
-        CHECK(st_ == (want) && strstr(medvlm_last_error(), (needle)) != NULL,                  \
-              "%s -> %s (\"%s\"), expected %s with \"%s\"", #call, medvlm_status_name(st_),    \
-              medvlm_last_error(), medvlm_status_name(want), (needle));                        \
+#define CHECK_ERR(call, want, needle)                                                              \
+    do {                                                                                           \
+        enum medvlm_status st_ = (call);                                                           \
+        CHECK(st_ == (want) && strstr(medvlm_last_error(), (needle)) != NULL,                      \
+              "%s -> %s (\"%s\"), expected %s with \"%s\"", #call, medvlm_status_name(st_),        \
+              medvlm_last_error(), medvlm_status_name(want), (needle));                            \
     } while (0)
 
 /* |a - ref| <= atol + rtol * |ref| elementwise. */
 static inline int check_close_f32(const char *name, const float *a, const float *ref, size_t n,
-                                   double atol, double rtol)
+                                  double atol, double rtol)
 {
     double max_abs = 0, max_rel = 0;
     size_t first_bad = (size_t)-1, bad = 0;

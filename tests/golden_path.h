@@ -16,7 +16,8 @@ static inline const char *test_golden_dir(void)
     struct stat sb;
     snprintf(path, sizeof path, "%s/manifest.json", g ? g : "");
     if (!g || stat(path, &sb) != 0) {
-        fprintf(stderr, "golden folder not found ('%s'): set MEDVLM_GOLDEN=/path/to/shared/golden/tiny-a\n",
+        fprintf(stderr,
+                "golden folder not found ('%s'): set MEDVLM_GOLDEN=/path/to/shared/golden/tiny-a\n",
                 g ? g : "");
         exit(1);
     }

@@ -88,9 +88,8 @@ fail:
     return st;
 }
 
-enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const float *protos,
-                                          int k, int d, float logit_scale, float *logits,
-                                          float *probs)
+enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const float *protos, int k,
+                                          int d, float logit_scale, float *logits, float *probs)
 {
     if (!features || !protos || !logits || n < 0 || k < 1 || d < 1)
         return mv_err(MEDVLM_ERR_ARG, "zero-shot logits: bad arguments");

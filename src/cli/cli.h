@@ -10,8 +10,8 @@
 
 #include <stdio.h>
 
-#define CLI_OK 0
-#define CLI_FAIL 1
+#define CLI_OK    0
+#define CLI_FAIL  1
 #define CLI_USAGE 2
 
 struct cli_command {
@@ -52,36 +52,38 @@ enum {
     CLI_OPT_FIRST_FREE /* commands number their own long options from here */
 };
 /* getopt_long rows for the shared flags, to splice into a command's option table. */
-#define CLI_DATA_OPTIONS                                                                       \
-    {"images", required_argument, NULL, CLI_OPT_IMAGES},                                       \
-    {"labels", required_argument, NULL, CLI_OPT_LABELS},                                       \
-    {"classes", required_argument, NULL, CLI_OPT_CLASSES},                                     \
-    {"sheet", required_argument, NULL, CLI_OPT_SHEET},                                         \
-    {"image-column", required_argument, NULL, CLI_OPT_IMAGE_COLUMN},                           \
-    {"label-column", required_argument, NULL, CLI_OPT_LABEL_COLUMN},                           \
-    {"skip-missing", no_argument, NULL, CLI_OPT_SKIP_MISSING},                                 \
-    {"skip-bad", no_argument, NULL, CLI_OPT_SKIP_BAD},                                         \
-    {"preprocess", required_argument, NULL, CLI_OPT_PREPROCESS},                               \
-    {"no-antialias", no_argument, NULL, CLI_OPT_NO_ANTIALIAS},                                 \
-    {"no-center-crop", no_argument, NULL, CLI_OPT_NO_CENTER_CROP},                             \
-    {"batch-size", required_argument, NULL, CLI_OPT_BATCH_SIZE},                               \
-    {"threads", required_argument, NULL, CLI_OPT_THREADS}
-#define CLI_DATA_HELP                                                                          \
-    "dataset:\n"                                                                               \
-    "  --images DIR          image folder (names in the table are relative to it; without\n"   \
-    "                        --labels: one sub-folder per class)\n"                            \
-    "  --labels TABLE        .xlsx or .csv label table (image column + one-hot class columns\n" \
-    "                        or a label column)\n"                                             \
-    "  --classes A,B,...     class names in label order (e.g. NC,G3,G4,G5)\n"                  \
-    "  --sheet NAME, --image-column NAME, --label-column NAME\n"                               \
-    "  --skip-missing        leave out listed images that do not exist\n"                      \
-    "  --skip-bad            leave out images that fail to decode (else: stop, write nothing)\n" \
-    "preprocessing and speed:\n"                                                               \
-    "  --preprocess tutorial|hf  the notebooks' torchvision pipeline (default) or\n"           \
-    "                        Hugging Face's CLIPImageProcessor\n"                              \
-    "  --no-antialias        tutorial: plain bilinear resize (torchvision < 0.17)\n"           \
-    "  --no-center-crop      hf: no centre crop (as the notebooks set it)\n"                   \
-    "  --batch-size N        images per forward pass (default 32)\n"                           \
+#define CLI_DATA_OPTIONS                                                                           \
+    {"images", required_argument, NULL, CLI_OPT_IMAGES},                                           \
+        {"labels", required_argument, NULL, CLI_OPT_LABELS},                                       \
+        {"classes", required_argument, NULL, CLI_OPT_CLASSES},                                     \
+        {"sheet", required_argument, NULL, CLI_OPT_SHEET},                                         \
+        {"image-column", required_argument, NULL, CLI_OPT_IMAGE_COLUMN},                           \
+        {"label-column", required_argument, NULL, CLI_OPT_LABEL_COLUMN},                           \
+        {"skip-missing", no_argument, NULL, CLI_OPT_SKIP_MISSING},                                 \
+        {"skip-bad", no_argument, NULL, CLI_OPT_SKIP_BAD},                                         \
+        {"preprocess", required_argument, NULL, CLI_OPT_PREPROCESS},                               \
+        {"no-antialias", no_argument, NULL, CLI_OPT_NO_ANTIALIAS},                                 \
+        {"no-center-crop", no_argument, NULL, CLI_OPT_NO_CENTER_CROP},                             \
+        {"batch-size", required_argument, NULL, CLI_OPT_BATCH_SIZE},                               \
+    {                                                                                              \
+        "threads", required_argument, NULL, CLI_OPT_THREADS                                        \
+    }
+#define CLI_DATA_HELP                                                                              \
+    "dataset:\n"                                                                                   \
+    "  --images DIR          image folder (names in the table are relative to it; without\n"       \
+    "                        --labels: one sub-folder per class)\n"                                \
+    "  --labels TABLE        .xlsx or .csv label table (image column + one-hot class columns\n"    \
+    "                        or a label column)\n"                                                 \
+    "  --classes A,B,...     class names in label order (e.g. NC,G3,G4,G5)\n"                      \
+    "  --sheet NAME, --image-column NAME, --label-column NAME\n"                                   \
+    "  --skip-missing        leave out listed images that do not exist\n"                          \
+    "  --skip-bad            leave out images that fail to decode (else: stop, write nothing)\n"   \
+    "preprocessing and speed:\n"                                                                   \
+    "  --preprocess tutorial|hf  the notebooks' torchvision pipeline (default) or\n"               \
+    "                        Hugging Face's CLIPImageProcessor\n"                                  \
+    "  --no-antialias        tutorial: plain bilinear resize (torchvision < 0.17)\n"               \
+    "  --no-center-crop      hf: no centre crop (as the notebooks set it)\n"                       \
+    "  --batch-size N        images per forward pass (default 32)\n"                               \
     "  --threads N           threads (default: all cores)\n"
 
 struct cli_data_args {

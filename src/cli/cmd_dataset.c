@@ -29,32 +29,56 @@ int cmd_dataset(int argc, char **argv)
 {
     struct medvlm_dataset_options opt = {0};
     int list = 0;
-    static const struct option opts[] = {
-        {"labels", required_argument, NULL, 'l'},  {"images", required_argument, NULL, 'I'},
-        {"classes", required_argument, NULL, 'c'}, {"sheet", required_argument, NULL, 'S'},
-        {"image-column", required_argument, NULL, 'i'},
-        {"label-column", required_argument, NULL, 'L'},
-        {"check-files", no_argument, NULL, 'f'},   {"skip-missing", no_argument, NULL, 'm'},
-        {"list", no_argument, NULL, 'p'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"labels", required_argument, NULL, 'l'},
+                                         {"images", required_argument, NULL, 'I'},
+                                         {"classes", required_argument, NULL, 'c'},
+                                         {"sheet", required_argument, NULL, 'S'},
+                                         {"image-column", required_argument, NULL, 'i'},
+                                         {"label-column", required_argument, NULL, 'L'},
+                                         {"check-files", no_argument, NULL, 'f'},
+                                         {"skip-missing", no_argument, NULL, 'm'},
+                                         {"list", no_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': opt.labels_path = optarg; break;
-        case 'I': opt.images_dir = optarg; break;
-        case 'c': opt.classes = optarg; break;
-        case 'S': opt.sheet = optarg; break;
-        case 'i': opt.image_column = optarg; break;
-        case 'L': opt.label_column = optarg; break;
-        case 'f': opt.check_files = 1; break;
-        case 'm': opt.skip_missing = 1; break;
-        case 'p': list = 1; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
+        case 'l':
+            opt.labels_path = optarg;
+            break;
+        case 'I':
+            opt.images_dir = optarg;
+            break;
+        case 'c':
+            opt.classes = optarg;
+            break;
+        case 'S':
+            opt.sheet = optarg;
+            break;
+        case 'i':
+            opt.image_column = optarg;
+            break;
+        case 'L':
+            opt.label_column = optarg;
+            break;
+        case 'f':
+            opt.check_files = 1;
+            break;
+        case 'm':
+            opt.skip_missing = 1;
+            break;
+        case 'p':
+            list = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
         case ':':
             return cli_usage("dataset", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("dataset", "unknown option '%s'", argv[optind - 1]);
+        default:
+            return cli_usage("dataset", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc) return cli_usage("dataset", "unexpected argument '%s'", argv[optind]);
@@ -76,7 +100,8 @@ int cmd_dataset(int argc, char **argv)
     medvlm_dataset_class_counts(d, counts);
     printf("source   %s\n", opt.labels_path ? opt.labels_path : opt.images_dir);
     printf("images   %d\n", d->n);
-    if (opt.labels_path) printf("skipped  %d rows (one-hot values not summing to 1)\n", d->skipped_rows);
+    if (opt.labels_path)
+        printf("skipped  %d rows (one-hot values not summing to 1)\n", d->skipped_rows);
     if (opt.skip_missing) printf("missing  %d images (dropped)\n", d->missing);
     printf("classes  %d\n", d->n_classes);
     int w = 5;

@@ -118,16 +118,30 @@ int cmd_embed(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_PROMPTS: prompts_path = optarg; break;
-        case OPT_IMAGE: images[n_images++] = optarg; break;
-        case 'h': fputs(usage, stdout); free(images); return CLI_OK;
-        default: free(images); return cli_usage("embed", "unknown option '%s'", argv[optind - 1]);
+        case OPT_MODEL:
+            model_dir = optarg;
+            break;
+        case OPT_OUT:
+            out = optarg;
+            break;
+        case OPT_PROMPTS:
+            prompts_path = optarg;
+            break;
+        case OPT_IMAGE:
+            images[n_images++] = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            free(images);
+            return CLI_OK;
+        default:
+            free(images);
+            return cli_usage("embed", "unknown option '%s'", argv[optind - 1]);
         }
     }
     for (int i = optind; i < argc; i++) images[n_images++] = argv[i];
-    if (!model_dir || !out) return free(images), cli_usage("embed", "--model and --out are required");
+    if (!model_dir || !out)
+        return free(images), cli_usage("embed", "--model and --out are required");
     if (!n_images && !prompts_path)
         return free(images), cli_usage("embed", "nothing to embed: give images and/or --prompts");
     if (a.threads) medvlm_set_threads(a.threads);
@@ -155,10 +169,17 @@ int cmd_embed(int argc, char **argv)
         static char none[] = "images";
         char *classes[1] = {none};
         int64_t *labels = calloc((size_t)n_images, sizeof *labels);
-        struct medvlm_dataset ds = {.n = n_images, .n_classes = 1, .paths = images,
-                                    .names = images, .labels = labels, .classes = classes};
-        struct medvlm_features_job job = {.model = m, .data = &ds, .pre = a.pre,
-                                          .batch_size = a.batch_size, .threads = a.threads,
+        struct medvlm_dataset ds = {.n = n_images,
+                                    .n_classes = 1,
+                                    .paths = images,
+                                    .names = images,
+                                    .labels = labels,
+                                    .classes = classes};
+        struct medvlm_features_job job = {.model = m,
+                                          .data = &ds,
+                                          .pre = a.pre,
+                                          .batch_size = a.batch_size,
+                                          .threads = a.threads,
                                           .skip_bad = a.skip_bad,
                                           .progress = cli_progress_for_terminal(),
                                           .progress_user = "images"};
@@ -194,7 +215,8 @@ int cmd_embed(int argc, char **argv)
     }
     if (medvlm_st_writer_meta(w, "medvlm", "embeddings/1") || medvlm_st_writer_save(w, out))
         goto fail_msg;
-    printf("wrote %s: %d image embeddings, %d text embeddings, %d dims\n", out, res.n, n_prompts, D);
+    printf("wrote %s: %d image embeddings, %d text embeddings, %d dims\n", out, res.n, n_prompts,
+           D);
     rc = CLI_OK;
     goto done;
 fail_msg:

@@ -43,11 +43,20 @@ int cmd_features(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_RESUME: resume = 1; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_usage("features", "unknown option '%s'", argv[optind - 1]);
+        case OPT_MODEL:
+            model_dir = optarg;
+            break;
+        case OPT_OUT:
+            out = optarg;
+            break;
+        case OPT_RESUME:
+            resume = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("features", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc) return cli_usage("features", "unexpected argument '%s'", argv[optind]);

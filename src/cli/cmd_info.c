@@ -23,8 +23,14 @@ static const char *act_name(enum medvlm_act a)
 }
 
 static const char *known_files[] = {
-    "config.json",    "model.safetensors", "pytorch_model.bin",     "preprocessor_config.json",
-    "tokenizer.json", "vocab.json",        "merges.txt",            "tokenizer_config.json",
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer_config.json",
     "special_tokens_map.json",
 };
 
@@ -38,9 +44,12 @@ static struct counts count_params(const struct medvlm_model *m)
     struct counts c = {0};
     for (int i = 0; i < medvlm_model_param_count(m); i++) {
         const struct medvlm_param_info *p = medvlm_model_param(m, i);
-        if (p->tower == MEDVLM_TOWER_TEXT) c.text += p->numel;
-        else if (p->tower == MEDVLM_TOWER_VISION) c.vision += p->numel;
-        else c.shared += p->numel;
+        if (p->tower == MEDVLM_TOWER_TEXT)
+            c.text += p->numel;
+        else if (p->tower == MEDVLM_TOWER_VISION)
+            c.vision += p->numel;
+        else
+            c.shared += p->numel;
         c.dtypes |= 1u << p->file_dtype;
     }
     return c;
@@ -55,8 +64,8 @@ static void print_tower_text(const char *name, const struct medvlm_tower_config 
            t->intermediate_size);
     if (vision) {
         int g = t->image_size / t->patch_size;
-        printf("  image %d px, patch %d, %d patches + class token\n", t->image_size,
-               t->patch_size, g * g);
+        printf("  image %d px, patch %d, %d patches + class token\n", t->image_size, t->patch_size,
+               g * g);
     } else {
         printf("  vocabulary %d, context %d, eos id %d\n", t->vocab_size,
                t->max_position_embeddings, t->eos_token_id);
@@ -90,9 +99,14 @@ int cmd_info(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_usage("info", "unknown option '%s'", argv[optind - 1]);
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("info", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
@@ -113,8 +127,8 @@ int cmd_info(int argc, char **argv)
         json_tower(&cfg->text, 0, n.text);
         printf(",\"vision\":");
         json_tower(&cfg->vision, 1, n.vision);
-        printf(",\"parameters\":{\"text\":%zu,\"vision\":%zu,\"shared\":%zu,\"total\":%zu}",
-               n.text, n.vision, n.shared, n.text + n.vision + n.shared);
+        printf(",\"parameters\":{\"text\":%zu,\"vision\":%zu,\"shared\":%zu,\"total\":%zu}", n.text,
+               n.vision, n.shared, n.text + n.vision + n.shared);
         printf(",\"dtypes\":[");
         int first = 1;
         for (int d = 0; d < MEDVLM_DTYPE_COUNT; d++)

@@ -51,13 +51,18 @@ static int init_model(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': preset = optarg; break;
+        case 'p':
+            preset = optarg;
+            break;
         case 's':
             if (!cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
                 return cli_usage("init", "--seed expects a non-negative integer, got '%s'", optarg);
             break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_usage("init", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("init", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1) return cli_usage("init", "init model expects one output DIR");
@@ -89,12 +94,10 @@ static int init_model(int argc, char **argv)
 
 static int init_data(int argc, char **argv)
 {
-    static const struct option opts[] = {{"classes", required_argument, NULL, 'c'},
-                                         {"per-class", required_argument, NULL, 'n'},
-                                         {"size", required_argument, NULL, 'z'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"classes", required_argument, NULL, 'c'}, {"per-class", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 'z'},    {"seed", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     char classes_buf[4096] = "NC,G3,G4,G5";
     long per_class = 8, size = 256, seed = 0;
     int c;
@@ -119,8 +122,11 @@ static int init_data(int argc, char **argv)
             if (!cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
                 return cli_usage("init", "--seed expects a non-negative integer, got '%s'", optarg);
             break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_usage("init", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("init", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1) return cli_usage("init", "init data expects one output DIR");
@@ -128,8 +134,11 @@ static int init_data(int argc, char **argv)
     int k = 0;
     for (char *tok = strtok(classes_buf, ","); tok; tok = strtok(NULL, ",")) {
         if (k == MAX_CLASSES) return cli_usage("init", "at most %d classes", MAX_CLASSES);
-        if (!*tok || strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(tok))
-            return cli_usage("init", "class names may use letters, digits, '_' and '-' only: '%s'", tok);
+        if (!*tok ||
+            strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                strlen(tok))
+            return cli_usage("init", "class names may use letters, digits, '_' and '-' only: '%s'",
+                             tok);
         classes[k++] = tok;
     }
     if (k < 1) return cli_usage("init", "--classes is empty");

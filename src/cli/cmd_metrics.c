@@ -35,7 +35,8 @@ static char **class_list(const char *list, const struct medvlm_table *t, int tc,
     *n = 0;
     if (list) {
         char *copy = strdup(list);
-        for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) names[(*n)++] = strdup(tok);
+        for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
+            names[(*n)++] = strdup(tok);
         free(copy);
         return names;
     }
@@ -71,12 +72,19 @@ int cmd_metrics(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': classes = optarg; break;
-        case 'j': json = optarg; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
+        case 'c':
+            classes = optarg;
+            break;
+        case 'j':
+            json = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
         case ':':
             return cli_usage("metrics", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("metrics", "unknown option '%s'", argv[optind - 1]);
+        default:
+            return cli_usage("metrics", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1)

@@ -21,13 +21,19 @@ static const char *usage =
     "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
     "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
     "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per image\n"
-    "\n" CLI_DATA_HELP
-    "\n"
+    "\n" CLI_DATA_HELP "\n"
     "example:\n"
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";
 
-enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_PROMPTS, OPT_FEATURES, OPT_SAVE_PROTOS, OPT_JSON, OPT_PRED };
+enum {
+    OPT_MODEL = CLI_OPT_FIRST_FREE,
+    OPT_PROMPTS,
+    OPT_FEATURES,
+    OPT_SAVE_PROTOS,
+    OPT_JSON,
+    OPT_PRED
+};
 
 /* The prompts' class index of each features class (by name), or an error naming the class. */
 static int map_classes(const struct medvlm_features *f, const struct medvlm_prompts *p, int *map,
@@ -48,15 +54,16 @@ static int map_classes(const struct medvlm_features *f, const struct medvlm_prom
 
 int cmd_zeroshot(int argc, char **argv)
 {
-    static const struct option opts[] = {CLI_DATA_OPTIONS,
-                                         {"model", required_argument, NULL, OPT_MODEL},
-                                         {"prompts", required_argument, NULL, OPT_PROMPTS},
-                                         {"features", required_argument, NULL, OPT_FEATURES},
-                                         {"save-prototypes", required_argument, NULL, OPT_SAVE_PROTOS},
-                                         {"json", required_argument, NULL, OPT_JSON},
-                                         {"predictions", required_argument, NULL, OPT_PRED},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        CLI_DATA_OPTIONS,
+        {"model", required_argument, NULL, OPT_MODEL},
+        {"prompts", required_argument, NULL, OPT_PROMPTS},
+        {"features", required_argument, NULL, OPT_FEATURES},
+        {"save-prototypes", required_argument, NULL, OPT_SAVE_PROTOS},
+        {"json", required_argument, NULL, OPT_JSON},
+        {"predictions", required_argument, NULL, OPT_PRED},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct cli_data_args a;
     const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *save = NULL;
     const char *json = NULL, *pred_path = NULL;
@@ -70,14 +77,29 @@ int cmd_zeroshot(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case OPT_MODEL: model_dir = optarg; break;
-        case OPT_PROMPTS: prompts_path = optarg; break;
-        case OPT_FEATURES: feats_path = optarg; break;
-        case OPT_SAVE_PROTOS: save = optarg; break;
-        case OPT_JSON: json = optarg; break;
-        case OPT_PRED: pred_path = optarg; break;
-        case 'h': fputs(usage, stdout); return CLI_OK;
-        default: return cli_usage("zeroshot", "unknown option '%s'", argv[optind - 1]);
+        case OPT_MODEL:
+            model_dir = optarg;
+            break;
+        case OPT_PROMPTS:
+            prompts_path = optarg;
+            break;
+        case OPT_FEATURES:
+            feats_path = optarg;
+            break;
+        case OPT_SAVE_PROTOS:
+            save = optarg;
+            break;
+        case OPT_JSON:
+            json = optarg;
+            break;
+        case OPT_PRED:
+            pred_path = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage("zeroshot", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc) return cli_usage("zeroshot", "unexpected argument '%s'", argv[optind]);
@@ -142,14 +164,17 @@ int cmd_zeroshot(int argc, char **argv)
     } else {
         if (!a.ds.classes) a.ds.classes = classes_csv;
         if (medvlm_dataset_load(&a.ds, &ds)) goto fail_msg;
-        struct medvlm_features_job job = {.model = m, .data = ds, .pre = a.pre,
-                                          .batch_size = a.batch_size, .threads = a.threads,
+        struct medvlm_features_job job = {.model = m,
+                                          .data = ds,
+                                          .pre = a.pre,
+                                          .batch_size = a.batch_size,
+                                          .threads = a.threads,
                                           .skip_bad = a.skip_bad,
                                           .progress = cli_progress_for_terminal(),
                                           .progress_user = "embedding"};
         if (medvlm_features_extract(&job, &res)) goto fail_msg;
-        struct medvlm_features tmp = {.n = res.n, .n_classes = ds->n_classes,
-                                      .classes = ds->classes};
+        struct medvlm_features tmp = {
+            .n = res.n, .n_classes = ds->n_classes, .classes = ds->classes};
         if (ds->n_classes > (int)(sizeof map / sizeof map[0]) ||
             !map_classes(&tmp, pr, map, a.ds.labels_path ? a.ds.labels_path : a.ds.images_dir,
                          prompts_path))

@@ -19,20 +19,43 @@ int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *
 {
     long v;
     switch (c) {
-    case CLI_OPT_IMAGES: a->ds.images_dir = arg; return 1;
-    case CLI_OPT_LABELS: a->ds.labels_path = arg; return 1;
-    case CLI_OPT_CLASSES: a->ds.classes = arg; return 1;
-    case CLI_OPT_SHEET: a->ds.sheet = arg; return 1;
-    case CLI_OPT_IMAGE_COLUMN: a->ds.image_column = arg; return 1;
-    case CLI_OPT_LABEL_COLUMN: a->ds.label_column = arg; return 1;
-    case CLI_OPT_SKIP_MISSING: a->ds.skip_missing = 1; return 1;
-    case CLI_OPT_SKIP_BAD: a->skip_bad = 1; return 1;
-    case CLI_OPT_NO_ANTIALIAS: a->pre.antialias = 0; return 1;
-    case CLI_OPT_NO_CENTER_CROP: a->pre.center_crop = 0; return 1;
+    case CLI_OPT_IMAGES:
+        a->ds.images_dir = arg;
+        return 1;
+    case CLI_OPT_LABELS:
+        a->ds.labels_path = arg;
+        return 1;
+    case CLI_OPT_CLASSES:
+        a->ds.classes = arg;
+        return 1;
+    case CLI_OPT_SHEET:
+        a->ds.sheet = arg;
+        return 1;
+    case CLI_OPT_IMAGE_COLUMN:
+        a->ds.image_column = arg;
+        return 1;
+    case CLI_OPT_LABEL_COLUMN:
+        a->ds.label_column = arg;
+        return 1;
+    case CLI_OPT_SKIP_MISSING:
+        a->ds.skip_missing = 1;
+        return 1;
+    case CLI_OPT_SKIP_BAD:
+        a->skip_bad = 1;
+        return 1;
+    case CLI_OPT_NO_ANTIALIAS:
+        a->pre.antialias = 0;
+        return 1;
+    case CLI_OPT_NO_CENTER_CROP:
+        a->pre.center_crop = 0;
+        return 1;
     case CLI_OPT_PREPROCESS:
-        if (strcmp(arg, "hf") == 0) a->pre.pipeline = MEDVLM_PREPROCESS_HF;
-        else if (strcmp(arg, "tutorial") == 0) a->pre.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
-        else return -cli_usage(cmd, "--preprocess expects hf or tutorial, got '%s'", arg);
+        if (strcmp(arg, "hf") == 0)
+            a->pre.pipeline = MEDVLM_PREPROCESS_HF;
+        else if (strcmp(arg, "tutorial") == 0)
+            a->pre.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
+        else
+            return -cli_usage(cmd, "--preprocess expects hf or tutorial, got '%s'", arg);
         return 1;
     case CLI_OPT_BATCH_SIZE:
         if (!cli_parse_int(arg, 1, 4096, &v))

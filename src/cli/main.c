@@ -14,7 +14,8 @@ static const struct cli_command commands[] = {
     {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
     {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
     {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset"},
-    {"features", cmd_features, "embed a dataset's images once (resumable), for zero-shot and adapters"},
+    {"features", cmd_features,
+     "embed a dataset's images once (resumable), for zero-shot and adapters"},
     {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
@@ -25,14 +26,13 @@ static const struct cli_command commands[] = {
 
 static void print_help(FILE *f)
 {
-    fprintf(f,
-            "usage: medvlm [--version] [--help] COMMAND [ARGS]\n"
-            "\n"
-            "Adapt CLIP-family medical vision-language models (PLIP, CLIP, QuiltNet) to a new\n"
-            "image-classification task: zero-shot, few-shot adapters, parameter-efficient\n"
-            "fine-tuning.\n"
-            "\n"
-            "commands:\n");
+    fprintf(f, "usage: medvlm [--version] [--help] COMMAND [ARGS]\n"
+               "\n"
+               "Adapt CLIP-family medical vision-language models (PLIP, CLIP, QuiltNet) to a new\n"
+               "image-classification task: zero-shot, few-shot adapters, parameter-efficient\n"
+               "fine-tuning.\n"
+               "\n"
+               "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'medvlm COMMAND --help' describes one command, with an example.\n"
@@ -106,11 +106,21 @@ void cli_json_string(FILE *f, const char *s)
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
         default:
             if (*p < 0x20)
                 fprintf(f, "\\u%04x", *p);

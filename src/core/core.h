@@ -31,7 +31,7 @@ void mv_err_clear(void);
 void *mv_malloc(size_t n);            /* NULL + error message on failure; n == 0 -> 1 byte */
 void *mv_calloc(size_t n, size_t sz); /* overflow-checked */
 void *mv_realloc(void *p, size_t n);
-void *mv_aligned(size_t n);           /* 64-byte aligned, release with mv_free */
+void *mv_aligned(size_t n); /* 64-byte aligned, release with mv_free */
 char *mv_strdup(const char *s);
 char *mv_strndup(const char *s, size_t n);
 void mv_free(void *p);
@@ -68,8 +68,8 @@ struct mv_rng {
 };
 void mv_rng_seed(struct mv_rng *r, uint64_t seed);
 uint64_t mv_rng_u64(struct mv_rng *r);
-double mv_rng_uniform(struct mv_rng *r); /* [0, 1) with 53 bits */
-float mv_rng_normal(struct mv_rng *r);   /* standard normal (Box-Muller) */
+double mv_rng_uniform(struct mv_rng *r);             /* [0, 1) with 53 bits */
+float mv_rng_normal(struct mv_rng *r);               /* standard normal (Box-Muller) */
 uint64_t mv_rng_below(struct mv_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 
 /* ---- logging ---- */
@@ -95,7 +95,7 @@ bool mv_is_file(const char *path);
 double mv_now(void); /* monotonic seconds */
 
 #define MV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define MV_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MV_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MV_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define MV_MAX(a, b)    ((a) > (b) ? (a) : (b))
 
 #endif

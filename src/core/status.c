@@ -16,17 +16,28 @@ const char *medvlm_last_error(void)
 const char *medvlm_status_name(enum medvlm_status st)
 {
     switch (st) {
-    case MEDVLM_OK: return "ok";
-    case MEDVLM_ERR_ARG: return "invalid argument";
-    case MEDVLM_ERR_IO: return "i/o error";
-    case MEDVLM_ERR_FORMAT: return "malformed input";
-    case MEDVLM_ERR_SHAPE: return "shape mismatch";
-    case MEDVLM_ERR_MISSING: return "missing";
-    case MEDVLM_ERR_NOMEM: return "out of memory";
-    case MEDVLM_ERR_OVERFLOW: return "size overflow";
-    case MEDVLM_ERR_UNSUPPORTED: return "unsupported";
-    case MEDVLM_ERR_LIMIT: return "limit exceeded";
-    case MEDVLM_ERR_INTERNAL: return "internal error";
+    case MEDVLM_OK:
+        return "ok";
+    case MEDVLM_ERR_ARG:
+        return "invalid argument";
+    case MEDVLM_ERR_IO:
+        return "i/o error";
+    case MEDVLM_ERR_FORMAT:
+        return "malformed input";
+    case MEDVLM_ERR_SHAPE:
+        return "shape mismatch";
+    case MEDVLM_ERR_MISSING:
+        return "missing";
+    case MEDVLM_ERR_NOMEM:
+        return "out of memory";
+    case MEDVLM_ERR_OVERFLOW:
+        return "size overflow";
+    case MEDVLM_ERR_UNSUPPORTED:
+        return "unsupported";
+    case MEDVLM_ERR_LIMIT:
+        return "limit exceeded";
+    case MEDVLM_ERR_INTERNAL:
+        return "internal error";
     }
     return "unknown status";
 }

@@ -57,8 +57,10 @@ enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
                 i++;
                 for (;;) {
                     if (i >= len) {
-                        st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: a quoted field is never "
-                                    "closed (expected a closing \")", path, quote_line);
+                        st = mv_err(MEDVLM_ERR_FORMAT,
+                                    "%s: line %d: a quoted field is never "
+                                    "closed (expected a closing \")",
+                                    path, quote_line);
                         goto fail;
                     }
                     char c = data[i];
@@ -78,9 +80,10 @@ enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
                 if (i < len && data[i] != ',' && data[i] != '\n' &&
                     !(data[i] == '\r' && i + 1 < len && data[i + 1] == '\n') &&
                     !(data[i] == '\r' && i + 1 == len)) {
-                    st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: expected ',' or the end of the "
-                                "line after a closing quote, got '%c'", path, line,
-                                (unsigned char)data[i] >= 0x20 ? data[i] : '?');
+                    st = mv_err(MEDVLM_ERR_FORMAT,
+                                "%s: line %d: expected ',' or the end of the "
+                                "line after a closing quote, got '%c'",
+                                path, line, (unsigned char)data[i] >= 0x20 ? data[i] : '?');
                     goto fail;
                 }
             } else { /* unquoted: the bytes themselves, no copy */
@@ -109,8 +112,10 @@ enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
     mv_free(f.buf);
     return mv_tb_finish(&b, path, 0, out);
 nul:
-    st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: a NUL byte (expected text; is this a binary "
-                "file?)", path, line);
+    st = mv_err(MEDVLM_ERR_FORMAT,
+                "%s: line %d: a NUL byte (expected text; is this a binary "
+                "file?)",
+                path, line);
     goto fail;
 nomem:
     st = mv_err(MEDVLM_ERR_NOMEM, "%s: out of memory reading the table", path);

@@ -12,13 +12,13 @@
 
 struct mv_table_builder {
     struct mv_arena arena; /* the cell texts; handed to the table */
-    char **cells;     /* all cells, row after row (into arena) */
+    char **cells;          /* all cells, row after row (into arena) */
     size_t n_cells, cap_cells;
     size_t *row_start; /* (n_rows + 1) index of each row's first cell */
     int *row_line;
     size_t n_rows, cap_rows;
-    size_t row_first;  /* first cell of the row being built */
-    size_t bytes;      /* total text held, against MV_TABLE_MAX_BYTES */
+    size_t row_first; /* first cell of the row being built */
+    size_t bytes;     /* total text held, against MV_TABLE_MAX_BYTES */
 };
 #define MV_TABLE_MAX_BYTES ((size_t)1 << 30)
 #define MV_TABLE_MAX_CELLS ((size_t)1 << 26)
@@ -41,8 +41,8 @@ void mv_tb_free(struct mv_table_builder *b);
 /* Parse CSV / xlsx bytes held in memory (used by medvlm_table_load and the fuzzers). */
 enum medvlm_status mv_csv_parse(const char *path, const char *data, size_t len,
                                 struct medvlm_table **out);
-enum medvlm_status mv_xlsx_parse(const char *path, const void *data, size_t len,
-                                 const char *sheet, struct medvlm_table **out);
+enum medvlm_status mv_xlsx_parse(const char *path, const void *data, size_t len, const char *sheet,
+                                 struct medvlm_table **out);
 
 /* ---- CPython's `random` module: MT19937 with random.seed(int), getrandbits, _randbelow
  * and shuffle, bit for bit (checked against /usr/bin/python3). ---- */

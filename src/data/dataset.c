@@ -42,8 +42,10 @@ static enum medvlm_status split_classes(const char *list, char ***out, int *n_ou
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
         if (len == 0) {
             free_strings(names, n);
-            return mv_err(MEDVLM_ERR_ARG, "classes '%s': an empty class name (expected names "
-                          "separated by commas, e.g. NC,G3,G4,G5)", list);
+            return mv_err(MEDVLM_ERR_ARG,
+                          "classes '%s': an empty class name (expected names "
+                          "separated by commas, e.g. NC,G3,G4,G5)",
+                          list);
         }
         names[n] = mv_strndup(p, len);
         if (!names[n]) {
@@ -52,8 +54,10 @@ static enum medvlm_status split_classes(const char *list, char ***out, int *n_ou
         }
         for (int j = 0; j < n; j++) {
             if (strcmp(names[j], names[n]) == 0) {
-                enum medvlm_status st = mv_err(MEDVLM_ERR_ARG, "classes '%s': class '%s' is "
-                                               "named twice", list, names[n]);
+                enum medvlm_status st = mv_err(MEDVLM_ERR_ARG,
+                                               "classes '%s': class '%s' is "
+                                               "named twice",
+                                               list, names[n]);
                 free_strings(names, n + 1);
                 return st;
             }
@@ -118,8 +122,8 @@ static enum medvlm_status add_image(struct medvlm_dataset *d, const char *dir, c
 
 /* ---- label cells ---- */
 
-/* A one-hot cell as a number: "0", "1", "1.0", TRUE / FALSE; empty counts as NaN (pandas would read NaN,
- * so the row does not sum to 1). */
+/* A one-hot cell as a number: "0", "1", "1.0", TRUE / FALSE; empty counts as NaN (pandas would read
+ * NaN, so the row does not sum to 1). */
 static int parse_number(const char *s, double *out)
 {
     while (*s == ' ') s++;
@@ -221,8 +225,8 @@ static void join_names(char *buf, size_t cap, char *const *names, int n)
 
 /* ---- from a label table ---- */
 
-static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
-                                     char **classes, int k, struct medvlm_dataset **out)
+static enum medvlm_status from_table(const struct medvlm_dataset_options *opt, char **classes,
+                                     int k, struct medvlm_dataset **out)
 {
     enum medvlm_status st;
     struct medvlm_table *t = NULL;
@@ -244,12 +248,16 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
     if (img < 0) {
         join_names(msg, sizeof msg, t->header, t->n_cols);
         if (opt->image_column)
-            st = mv_err(MEDVLM_ERR_MISSING, "%s: no column named '%s' for the image names (the "
-                        "header has: %s)", path, opt->image_column, msg);
+            st = mv_err(MEDVLM_ERR_MISSING,
+                        "%s: no column named '%s' for the image names (the "
+                        "header has: %s)",
+                        path, opt->image_column, msg);
         else
-            st = mv_err(MEDVLM_ERR_MISSING, "%s: no image-name column (looked for image_name, "
+            st = mv_err(MEDVLM_ERR_MISSING,
+                        "%s: no image-name column (looked for image_name, "
                         "Path, image, filename; the header has: %s); name it with the image "
-                        "column option", path, msg);
+                        "column option",
+                        path, msg);
         goto fail;
     }
 
@@ -268,7 +276,8 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
         class_col = mv_calloc((size_t)k, sizeof *class_col);
         if (!class_col) goto nomem;
         one_hot = 1;
-        for (int c = 0; c < k; c++) one_hot &= (class_col[c] = medvlm_table_column(t, classes[c])) >= 0;
+        for (int c = 0; c < k; c++)
+            one_hot &= (class_col[c] = medvlm_table_column(t, classes[c])) >= 0;
     }
     if (!one_hot && label < 0)
         for (size_t i = 0; i < MV_ARRAY_LEN(label_columns) && label < 0; i++)
@@ -278,13 +287,16 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
         if (classes) {
             int c = 0;
             while (c < k && class_col[c] >= 0) c++;
-            st = mv_err(MEDVLM_ERR_MISSING, "%s: unknown class '%s': no column of that name for "
-                        "one-hot labels and no label/class column (the header has: %s)", path,
-                        classes[c], msg);
+            st = mv_err(MEDVLM_ERR_MISSING,
+                        "%s: unknown class '%s': no column of that name for "
+                        "one-hot labels and no label/class column (the header has: %s)",
+                        path, classes[c], msg);
         } else {
-            st = mv_err(MEDVLM_ERR_MISSING, "%s: no label column (label, class) and no class "
+            st = mv_err(MEDVLM_ERR_MISSING,
+                        "%s: no label column (label, class) and no class "
                         "names given for one-hot columns (e.g. classes NC,G3,G4,G5; the header "
-                        "has: %s)", path, msg);
+                        "has: %s)",
+                        path, msg);
         }
         goto fail;
     }
@@ -309,9 +321,10 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
             for (int c = 0; c < k; c++) {
                 double v;
                 if (!parse_number(row[class_col[c]], &v)) {
-                    st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d, column %s: expected a number "
-                                "(one-hot 0/1), got '%.40s'", path, t->line_word, line, classes[c],
-                                row[class_col[c]]);
+                    st = mv_err(MEDVLM_ERR_FORMAT,
+                                "%s: %s %d, column %s: expected a number "
+                                "(one-hot 0/1), got '%.40s'",
+                                path, t->line_word, line, classes[c], row[class_col[c]]);
                     goto fail;
                 }
                 sum += v;
@@ -329,9 +342,10 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
             lab = find_class(classes, k, v);
             if (lab < 0) {
                 join_names(msg, sizeof msg, classes, k);
-                st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d: unknown class '%.60s' in column %s "
-                            "(expected one of: %s, or an index 0..%d)", path, t->line_word, line, v,
-                            t->header[label], msg, k - 1);
+                st = mv_err(MEDVLM_ERR_FORMAT,
+                            "%s: %s %d: unknown class '%.60s' in column %s "
+                            "(expected one of: %s, or an index 0..%d)",
+                            path, t->line_word, line, v, t->header[label], msg, k - 1);
                 goto fail;
             }
         }
@@ -354,12 +368,15 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt,
                 int first = -1, second = -1;
                 for (int r = 0; r < t->n_rows; r++) {
                     if (strcmp(t->cells[(size_t)r * t->n_cols + img], sorted[i]) != 0) continue;
-                    if (first < 0) first = t->line[r];
-                    else if (second < 0) second = t->line[r];
+                    if (first < 0)
+                        first = t->line[r];
+                    else if (second < 0)
+                        second = t->line[r];
                 }
-                st = mv_err(MEDVLM_ERR_FORMAT, "%s: %s %d: duplicate image name '%.200s' "
-                            "(already listed at %s %d)", path, t->line_word, second, sorted[i],
-                            t->line_word, first);
+                st = mv_err(MEDVLM_ERR_FORMAT,
+                            "%s: %s %d: duplicate image name '%.200s' "
+                            "(already listed at %s %d)",
+                            path, t->line_word, second, sorted[i], t->line_word, first);
                 mv_free(sorted);
                 goto fail;
             }
@@ -435,8 +452,8 @@ static enum medvlm_status list_dir(const char *dir, int want_dirs, char ***out, 
     return MEDVLM_OK;
 }
 
-static enum medvlm_status from_folders(const struct medvlm_dataset_options *opt,
-                                       char **classes, int k, struct medvlm_dataset **out)
+static enum medvlm_status from_folders(const struct medvlm_dataset_options *opt, char **classes,
+                                       int k, struct medvlm_dataset **out)
 {
     enum medvlm_status st = MEDVLM_OK;
     char **found = NULL, **files = NULL;
@@ -444,15 +461,19 @@ static enum medvlm_status from_folders(const struct medvlm_dataset_options *opt,
     struct medvlm_dataset *d = NULL;
     const char *root = opt->images_dir;
     if (!mv_is_dir(root))
-        return mv_err(MEDVLM_ERR_IO, "%s: not a folder (expected one sub-folder of images per "
-                      "class, or give a label table)", root);
+        return mv_err(MEDVLM_ERR_IO,
+                      "%s: not a folder (expected one sub-folder of images per "
+                      "class, or give a label table)",
+                      root);
     if ((st = list_dir(root, 1, &found, &n_found))) return st;
     if (!classes) {
         classes = found;
         k = n_found;
         if (k == 0) {
-            st = mv_err(MEDVLM_ERR_MISSING, "%s: no class sub-folders (expected one sub-folder "
-                        "of images per class)", root);
+            st = mv_err(MEDVLM_ERR_MISSING,
+                        "%s: no class sub-folders (expected one sub-folder "
+                        "of images per class)",
+                        root);
             goto fail;
         }
     } else {
@@ -460,8 +481,10 @@ static enum medvlm_status from_folders(const struct medvlm_dataset_options *opt,
             int hit = 0;
             for (int j = 0; j < n_found && !hit; j++) hit = strcmp(found[j], classes[c]) == 0;
             if (!hit) {
-                st = mv_err(MEDVLM_ERR_MISSING, "%s: unknown class '%s': no sub-folder of that "
-                            "name", root, classes[c]);
+                st = mv_err(MEDVLM_ERR_MISSING,
+                            "%s: unknown class '%s': no sub-folder of that "
+                            "name",
+                            root, classes[c]);
                 goto fail;
             }
         }
@@ -536,9 +559,10 @@ static enum medvlm_status check_files(const struct medvlm_dataset_options *opt,
     }
     if (missing == 0) return MEDVLM_OK;
     if (!opt->skip_missing)
-        return mv_err(MEDVLM_ERR_MISSING, "%d of the %d listed images do not exist under %s "
-                      "(each is named in the log above): %s%s", missing, d->n,
-                      opt->images_dir ? opt->images_dir : ".", first,
+        return mv_err(MEDVLM_ERR_MISSING,
+                      "%d of the %d listed images do not exist under %s "
+                      "(each is named in the log above): %s%s",
+                      missing, d->n, opt->images_dir ? opt->images_dir : ".", first,
                       used + 4 >= sizeof first ? "..." : "");
     /* drop them, keeping the order */
     int k = 0;
@@ -622,8 +646,10 @@ enum medvlm_status medvlm_dataset_subset(const struct medvlm_dataset *d, const i
         return mv_err(MEDVLM_ERR_ARG, "dataset subset: need a dataset and n >= 0 indices");
     for (int i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= d->n)
-            return mv_err(MEDVLM_ERR_ARG, "dataset subset: index %d (entry %d) is outside "
-                          "0..%d", idx[i], i, d->n - 1);
+            return mv_err(MEDVLM_ERR_ARG,
+                          "dataset subset: index %d (entry %d) is outside "
+                          "0..%d",
+                          idx[i], i, d->n - 1);
     struct medvlm_dataset *s = dataset_new(n);
     if (!s) return MEDVLM_ERR_NOMEM;
     for (int i = 0; i < n; i++) {

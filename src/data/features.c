@@ -24,9 +24,8 @@ static char *job_fingerprint(const struct medvlm_features_job *job, int d, int h
     }
     return mv_asprintf("model=%s dim=%d input=%dx%d pipeline=%d size=%d antialias=%d crop=%d "
                        "images=%d hash=%016llx",
-                       medvlm_model_dir(job->model), d, h, w, (int)job->pre.pipeline,
-                       job->pre.size, job->pre.antialias, job->pre.center_crop, ds->n,
-                       (unsigned long long)hash);
+                       medvlm_model_dir(job->model), d, h, w, (int)job->pre.pipeline, job->pre.size,
+                       job->pre.antialias, job->pre.center_crop, ds->n, (unsigned long long)hash);
 }
 
 enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job,
@@ -80,9 +79,8 @@ enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job
     for (int b = 0; b < nb; b++) {
         if (log && mv_resume_is_done(log, b)) continue;
         int first = b * B, count = MV_MIN(B, ds->n - first);
-        st = medvlm_image_preprocess_files((const char *const *)ds->paths + first, count, NULL,
-                                           pp, &job->pre, job->threads, pixels,
-                                           (size_t)B * per, item);
+        st = medvlm_image_preprocess_files((const char *const *)ds->paths + first, count, NULL, pp,
+                                           &job->pre, job->threads, pixels, (size_t)B * per, item);
         int bad = 0;
         for (int i = 0; i < count; i++) {
             ok[i] = item[i] == MEDVLM_OK;
@@ -95,8 +93,8 @@ enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job
                 mv_err(item[i], "%s: cannot be preprocessed (%s)", ds->paths[first + i],
                        medvlm_status_name(item[i]));
             }
-            mv_log(job->skip_bad ? MEDVLM_LOG_WARN : MEDVLM_LOG_ERROR, "%s%s",
-                   medvlm_last_error(), job->skip_bad ? " (skipped)" : "");
+            mv_log(job->skip_bad ? MEDVLM_LOG_WARN : MEDVLM_LOG_ERROR, "%s%s", medvlm_last_error(),
+                   job->skip_bad ? " (skipped)" : "");
             memset(pixels + (size_t)i * per, 0, per * sizeof(float));
         }
         if (bad && !job->skip_bad) {

@@ -7,8 +7,7 @@
 #include <string.h>
 
 enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_classes, int shots,
-                                         int64_t seed, int allow_fewer, int **out_idx,
-                                         int *out_n)
+                                         int64_t seed, int allow_fewer, int **out_idx, int *out_n)
 {
     enum medvlm_status st = MEDVLM_OK;
     int *rows = NULL, *idx = NULL, *taken = NULL, *have = NULL;
@@ -18,12 +17,14 @@ enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_cla
     if (shots <= 0)
         return mv_err(MEDVLM_ERR_ARG, "fewshot: the number of shots must be >= 1, got %d", shots);
     if (n_classes <= 0 || n < 0 || (n > 0 && !labels))
-        return mv_err(MEDVLM_ERR_ARG, "fewshot: need n >= 0 labels and >= 1 class (got n %d, "
-                      "%d classes)", n, n_classes);
+        return mv_err(MEDVLM_ERR_ARG,
+                      "fewshot: need n >= 0 labels and >= 1 class (got n %d, "
+                      "%d classes)",
+                      n, n_classes);
     size_t cap;
     if (!mv_mul_ok((size_t)n_classes, (size_t)shots, &cap) || cap > (size_t)1 << 31)
-        return mv_err(MEDVLM_ERR_OVERFLOW, "fewshot: %d classes x %d shots is too many",
-                      n_classes, shots);
+        return mv_err(MEDVLM_ERR_OVERFLOW, "fewshot: %d classes x %d shots is too many", n_classes,
+                      shots);
     if (cap > (size_t)n) cap = (size_t)n;
     rows = mv_calloc((size_t)n + 1, sizeof *rows);
     idx = mv_calloc(cap + 1, sizeof *idx);
@@ -46,9 +47,10 @@ enum medvlm_status medvlm_fewshot_sample(const int64_t *labels, int n, int n_cla
     }
     for (int c = 0; c < n_classes; c++) {
         if (have[c] < shots && !allow_fewer) {
-            st = mv_err(MEDVLM_ERR_MISSING, "fewshot: class %d has %d image%s, fewer than the "
-                        "%d shots asked for (allow fewer to take them all)", c, have[c],
-                        have[c] == 1 ? "" : "s", shots);
+            st = mv_err(MEDVLM_ERR_MISSING,
+                        "fewshot: class %d has %d image%s, fewer than the "
+                        "%d shots asked for (allow fewer to take them all)",
+                        c, have[c], have[c] == 1 ? "" : "s", shots);
             goto fail;
         }
     }

@@ -22,8 +22,8 @@ static void init_by_array(struct mv_pyrandom *r, const uint32_t *key, int len)
     init_genrand(r, 19650218u);
     int i = 1, j = 0;
     for (int k = MT_N > len ? MT_N : len; k > 0; k--) {
-        r->mt[i] = (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1664525u)) + key[j] +
-                   (uint32_t)j;
+        r->mt[i] =
+            (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1664525u)) + key[j] + (uint32_t)j;
         i++;
         j++;
         if (i >= MT_N) {
@@ -33,8 +33,7 @@ static void init_by_array(struct mv_pyrandom *r, const uint32_t *key, int len)
         if (j >= len) j = 0;
     }
     for (int k = MT_N - 1; k > 0; k--) {
-        r->mt[i] = (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1566083941u)) -
-                   (uint32_t)i;
+        r->mt[i] = (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
         i++;
         if (i >= MT_N) {
             r->mt[0] = r->mt[MT_N - 1];

@@ -96,7 +96,8 @@ static void render_tile(uint8_t *rgb, int size, int c, int k, struct mv_rng *rng
                 if (d > 1) continue;
                 float a = 0.85f * (1 - d * d);
                 uint8_t *p = &rgb[((size_t)y * size + x) * 3];
-                for (int ch = 0; ch < 3; ch++) p[ch] = (uint8_t)clamp255((1 - a) * p[ch] + a * nuc[ch]);
+                for (int ch = 0; ch < 3; ch++)
+                    p[ch] = (uint8_t)clamp255((1 - a) * p[ch] + a * nuc[ch]);
             }
     }
 }
@@ -107,8 +108,8 @@ enum medvlm_status medvlm_synth_dataset(const char *dir, const char *const *clas
     enum medvlm_status st = MEDVLM_OK;
     char *img_dir = NULL, *csv = NULL, *table = NULL;
     uint8_t *rgb = NULL;
-    if (!dir || !classes || k < 1 || k > 1000 || per_class < 1 || per_class > 100000 ||
-        size < 16 || size > 4096)
+    if (!dir || !classes || k < 1 || k > 1000 || per_class < 1 || per_class > 100000 || size < 16 ||
+        size > 4096)
         return mv_err(MEDVLM_ERR_ARG,
                       "synthetic data: need 1..1000 classes, 1..100000 images per class and a "
                       "size of 16..4096 px");

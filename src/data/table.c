@@ -114,16 +114,18 @@ enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, in
         goto fail;
     }
     if (b->n_rows == 0) {
-        st = mv_err(MEDVLM_ERR_FORMAT, "%s: the table is empty (expected a header row with "
-                    "column names)", path);
+        st = mv_err(MEDVLM_ERR_FORMAT,
+                    "%s: the table is empty (expected a header row with "
+                    "column names)",
+                    path);
         goto fail;
     }
     int ncols = (int)(b->row_start[1] - b->row_start[0]);
     if (pad) /* trailing empty header cells are not columns */
         while (ncols > 0 && b->cells[b->row_start[0] + (size_t)ncols - 1][0] == '\0') ncols--;
     if (ncols == 0) {
-        st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: the header row is empty", path,
-                    b->row_line[0]);
+        st =
+            mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: the header row is empty", path, b->row_line[0]);
         goto fail;
     }
     struct table_owned *own = mv_calloc(1, sizeof *own);
@@ -149,16 +151,20 @@ enum medvlm_status mv_tb_finish(struct mv_table_builder *b, const char *path, in
         size_t first = b->row_start[r], len = b->row_start[r + 1] - first;
         int line = b->row_line[r];
         if (!pad && len != (size_t)ncols) {
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: line %d: expected %d fields as in the header, "
-                        "got %zu", path, line, ncols, len);
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "%s: line %d: expected %d fields as in the header, "
+                        "got %zu",
+                        path, line, ncols, len);
             goto fail;
         }
         for (size_t c = (size_t)ncols; c < len; c++) {
             if (b->cells[first + c][0] != '\0') {
                 char col[16];
                 column_letters((int)c, col);
-                st = mv_err(MEDVLM_ERR_FORMAT, "%s: row %d: a value in column %s, beyond the "
-                            "header's %d columns", path, line, col, ncols);
+                st = mv_err(MEDVLM_ERR_FORMAT,
+                            "%s: row %d: a value in column %s, beyond the "
+                            "header's %d columns",
+                            path, line, col, ncols);
                 goto fail;
             }
         }
@@ -193,8 +199,7 @@ int medvlm_table_column(const struct medvlm_table *t, const char *name)
     return -1;
 }
 
-enum medvlm_status medvlm_table_load(const char *path, const char *sheet,
-                                     struct medvlm_table **out)
+enum medvlm_status medvlm_table_load(const char *path, const char *sheet, struct medvlm_table **out)
 {
     if (!out) return mv_err(MEDVLM_ERR_ARG, "table: out must not be NULL");
     *out = NULL;
@@ -207,14 +212,17 @@ enum medvlm_status medvlm_table_load(const char *path, const char *sheet,
         st = mv_xlsx_parse(path, data, len, sheet, out);
     } else {
         size_t pl = strlen(path);
-        if (pl >= 5 && (strcasecmp(path + pl - 5, ".xlsx") == 0 ||
-                        strcasecmp(path + pl - 5, ".xlsm") == 0)) {
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: not an .xlsx file (expected a zip archive "
-                        "starting with PK, got %s)", path,
-                        len == 0 ? "an empty file" : "other bytes");
+        if (pl >= 5 &&
+            (strcasecmp(path + pl - 5, ".xlsx") == 0 || strcasecmp(path + pl - 5, ".xlsm") == 0)) {
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "%s: not an .xlsx file (expected a zip archive "
+                        "starting with PK, got %s)",
+                        path, len == 0 ? "an empty file" : "other bytes");
         } else if (sheet) {
-            st = mv_err(MEDVLM_ERR_ARG, "%s: a sheet ('%s') was asked for, but the file is "
-                        "CSV, not .xlsx", path, sheet);
+            st = mv_err(MEDVLM_ERR_ARG,
+                        "%s: a sheet ('%s') was asked for, but the file is "
+                        "CSV, not .xlsx",
+                        path, sheet);
         } else {
             st = mv_csv_parse(path, data, len, out);
         }

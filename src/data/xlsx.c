@@ -149,9 +149,10 @@ static void emit_cell(struct xlsx *x)
     } else if (strcmp(t, "s") == 0) {
         long idx;
         if (!parse_uint(val, 1L << 30, &idx) || (size_t)idx >= x->n_strings) {
-            fail_at(x, mv_err(MEDVLM_ERR_FORMAT, "%s: sheet row %d: shared string index '%.40s' "
-                              "is not one of the %zu strings", x->path, x->row_num, val,
-                              x->n_strings));
+            fail_at(x, mv_err(MEDVLM_ERR_FORMAT,
+                              "%s: sheet row %d: shared string index '%.40s' "
+                              "is not one of the %zu strings",
+                              x->path, x->row_num, val, x->n_strings));
             return;
         }
         val = x->strings[idx];
@@ -163,8 +164,10 @@ static void emit_cell(struct xlsx *x)
         }
     }
     if (x->cell_col < x->next_col) {
-        fail_at(x, mv_err(MEDVLM_ERR_FORMAT, "%s: sheet row %d (XML line %d): cells out of "
-                          "order (expected columns left to right)", x->path, x->row_num, line));
+        fail_at(x, mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: sheet row %d (XML line %d): cells out of "
+                          "order (expected columns left to right)",
+                          x->path, x->row_num, line));
         return;
     }
     if (len == 0) return; /* an empty cell is a gap */
@@ -196,9 +199,10 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
         if (strcmp(n, "sheet") == 0) {
             const char *sn = attr(atts, "name", 0), *rid = attr(atts, "id", 1);
             if (!sn || !rid) {
-                fail_at(x, mv_err(MEDVLM_ERR_FORMAT, "%s: xl/workbook.xml line %d: a <sheet> "
-                                  "without name or r:id", x->path,
-                                  (int)XML_GetCurrentLineNumber(x->parser)));
+                fail_at(x, mv_err(MEDVLM_ERR_FORMAT,
+                                  "%s: xl/workbook.xml line %d: a <sheet> "
+                                  "without name or r:id",
+                                  x->path, (int)XML_GetCurrentLineNumber(x->parser)));
                 return;
             }
             if (x->n_sheets == x->cap_sheets) {
@@ -257,9 +261,10 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
             if (r) {
                 parse_ref(r, &col, &row);
                 if (col < 0 || col >= XLSX_MAX_COLS) {
-                    fail_at(x, mv_err(MEDVLM_ERR_FORMAT, "%s: sheet row %d: bad cell reference "
-                                      "'%.20s' (expected a column and row such as B7)", x->path,
-                                      x->row_num, r));
+                    fail_at(x, mv_err(MEDVLM_ERR_FORMAT,
+                                      "%s: sheet row %d: bad cell reference "
+                                      "'%.20s' (expected a column and row such as B7)",
+                                      x->path, x->row_num, r));
                     return;
                 }
             }
@@ -357,15 +362,19 @@ static enum medvlm_status parse_part(struct xlsx *x, zip_t *za, const char *entr
     zip_int64_t idx = zip_name_locate(za, entry, 0);
     if (idx < 0) {
         if (optional) return MEDVLM_OK;
-        return mv_err(MEDVLM_ERR_FORMAT, "%s: not a valid .xlsx workbook: the archive has no "
-                      "%s", x->path, entry);
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "%s: not a valid .xlsx workbook: the archive has no "
+                      "%s",
+                      x->path, entry);
     }
     zip_stat_t zs;
     if (zip_stat_index(za, (zip_uint64_t)idx, 0, &zs) != 0)
         return mv_err(MEDVLM_ERR_FORMAT, "%s: %s: %s", x->path, entry, zip_strerror(za));
     if ((zs.valid & ZIP_STAT_SIZE) && zs.size > XLSX_MAX_PART)
-        return mv_err(MEDVLM_ERR_LIMIT, "%s: %s is %llu bytes uncompressed, over the limit of "
-                      "%llu", x->path, entry, (unsigned long long)zs.size,
+        return mv_err(MEDVLM_ERR_LIMIT,
+                      "%s: %s is %llu bytes uncompressed, over the limit of "
+                      "%llu",
+                      x->path, entry, (unsigned long long)zs.size,
                       (unsigned long long)XLSX_MAX_PART);
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (!zf)
@@ -394,8 +403,8 @@ static enum medvlm_status parse_part(struct xlsx *x, zip_t *za, const char *entr
         }
         total += (zip_uint64_t)got;
         if (total > XLSX_MAX_PART) {
-            st = mv_err(MEDVLM_ERR_LIMIT, "%s: %s is larger than the limit of %llu bytes",
-                        x->path, entry, (unsigned long long)XLSX_MAX_PART);
+            st = mv_err(MEDVLM_ERR_LIMIT, "%s: %s is larger than the limit of %llu bytes", x->path,
+                        entry, (unsigned long long)XLSX_MAX_PART);
             break;
         }
         if (XML_Parse(p, buf, (int)got, got == 0) != XML_STATUS_OK) {
@@ -430,8 +439,8 @@ static char *resolve_target(const char *target)
     return mv_asprintf("xl/%s", t);
 }
 
-enum medvlm_status mv_xlsx_parse(const char *path, const void *data, size_t len,
-                                 const char *sheet, struct medvlm_table **out)
+enum medvlm_status mv_xlsx_parse(const char *path, const void *data, size_t len, const char *sheet,
+                                 struct medvlm_table **out)
 {
     enum medvlm_status st = MEDVLM_OK;
     struct xlsx x = {.path = path};
@@ -481,8 +490,10 @@ enum medvlm_status mv_xlsx_parse(const char *path, const void *data, size_t len,
     x.want_rid = x.sheets[which].rid;
     if ((st = parse_part(&x, za, "xl/_rels/workbook.xml.rels", PART_RELS, 0))) goto fail;
     if (!x.target) {
-        st = mv_err(MEDVLM_ERR_FORMAT, "%s: xl/_rels/workbook.xml.rels has no relationship %s "
-                    "for sheet '%s'", path, x.want_rid, x.sheets[which].name);
+        st = mv_err(MEDVLM_ERR_FORMAT,
+                    "%s: xl/_rels/workbook.xml.rels has no relationship %s "
+                    "for sheet '%s'",
+                    path, x.want_rid, x.sheets[which].name);
         goto fail;
     }
     part = resolve_target(x.target);

@@ -14,8 +14,8 @@
 enum medvlm_status medvlm_argmax_rows(const float *probs, int n, int c, int64_t *preds)
 {
     if (n < 0 || c <= 0 || (n > 0 && (!probs || !preds)))
-        return mv_err(MEDVLM_ERR_ARG, "argmax: need n >= 0 rows and c >= 1 columns, got %d x %d",
-                      n, c);
+        return mv_err(MEDVLM_ERR_ARG, "argmax: need n >= 0 rows and c >= 1 columns, got %d x %d", n,
+                      c);
     for (int i = 0; i < n; i++) {
         const float *row = probs + (size_t)i * (size_t)c; // (C)
         int best = 0;
@@ -188,11 +188,15 @@ enum medvlm_status medvlm_metrics_compute(const int64_t *refs, const int64_t *pr
         return mv_err(MEDVLM_ERR_ARG, "metrics: need at least one class, got %d", n_classes);
     for (int i = 0; i < n; i++) {
         if (refs[i] < 0 || refs[i] >= n_classes)
-            return mv_err(MEDVLM_ERR_ARG, "metrics: true label %lld of sample %d is outside "
-                          "0..%d", (long long)refs[i], i, n_classes - 1);
+            return mv_err(MEDVLM_ERR_ARG,
+                          "metrics: true label %lld of sample %d is outside "
+                          "0..%d",
+                          (long long)refs[i], i, n_classes - 1);
         if (preds[i] < 0 || preds[i] >= n_classes)
-            return mv_err(MEDVLM_ERR_ARG, "metrics: predicted label %lld of sample %d is outside "
-                          "0..%d", (long long)preds[i], i, n_classes - 1);
+            return mv_err(MEDVLM_ERR_ARG,
+                          "metrics: predicted label %lld of sample %d is outside "
+                          "0..%d",
+                          (long long)preds[i], i, n_classes - 1);
     }
     st = metrics_alloc(out, n_classes, n);
     if (st) return st;
@@ -205,8 +209,10 @@ enum medvlm_status medvlm_metrics_compute(const int64_t *refs, const int64_t *pr
     }
     for (int c = 0; c < n_classes; c++)
         if (out->support[c] == 0)
-            mv_log(MEDVLM_LOG_WARN, "metrics: class %d has no sample among the %d true labels; "
-                   "left out of balanced accuracy", c, n);
+            mv_log(MEDVLM_LOG_WARN,
+                   "metrics: class %d has no sample among the %d true labels; "
+                   "left out of balanced accuracy",
+                   c, n);
     return MEDVLM_OK;
 }
 
@@ -222,14 +228,16 @@ static int find_label(const int64_t *u, int k, int64_t v)
     int lo = 0, hi = k - 1;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (u[mid] < v) lo = mid + 1;
-        else hi = mid;
+        if (u[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
 
-enum medvlm_status medvlm_metrics_compute_union(const int64_t *refs, const int64_t *preds,
-                                                int n, struct medvlm_metrics *out)
+enum medvlm_status medvlm_metrics_compute_union(const int64_t *refs, const int64_t *preds, int n,
+                                                struct medvlm_metrics *out)
 {
     if (!out) return mv_err(MEDVLM_ERR_ARG, "metrics: out must not be NULL");
     memset(out, 0, sizeof *out);

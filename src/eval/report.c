@@ -23,7 +23,7 @@ static enum medvlm_status check_metrics(const struct medvlm_metrics *m)
     if (!m || m->n_classes <= 0 || !m->confusion || !m->labels || !m->support ||
         !m->per_class_recall || !m->per_class_precision || !m->per_class_f1)
         return mv_err(MEDVLM_ERR_ARG, "metrics report: the metrics are empty (compute them "
-                      "with medvlm_metrics_compute first)");
+                                      "with medvlm_metrics_compute first)");
     return MEDVLM_OK;
 }
 
@@ -69,11 +69,13 @@ enum medvlm_status medvlm_metrics_format_table(const struct medvlm_metrics *m,
     put_score(&b, m->quadratic_kappa, 0, 4);
     mv_eval_buf_printf(&b, "\n");
     if (m->n_absent > 0)
-        mv_eval_buf_printf(&b, "(%d class(es) without true samples: recall n/a, left out of "
-                           "balanced accuracy)\n", m->n_absent);
+        mv_eval_buf_printf(&b,
+                           "(%d class(es) without true samples: recall n/a, left out of "
+                           "balanced accuracy)\n",
+                           m->n_absent);
 
-    mv_eval_buf_printf(&b, "\n%-*s  %7s  %9s  %7s  %7s\n", w, "class", "recall", "precision",
-                       "F1", "support");
+    mv_eval_buf_printf(&b, "\n%-*s  %7s  %9s  %7s  %7s\n", w, "class", "recall", "precision", "F1",
+                       "support");
     for (int c = 0; c < k; c++) {
         mv_eval_buf_printf(&b, "%-*.40s  ", w, class_name(m, class_names, c, nb, sizeof nb));
         put_score(&b, m->per_class_recall[c], 7, 3);
@@ -161,8 +163,10 @@ enum medvlm_status medvlm_predictions_write_csv(const char *path, const char *co
                                                 const char *const *class_names, int k)
 {
     if (!path || n < 0 || k <= 0 || (n > 0 && (!refs || !preds)))
-        return mv_err(MEDVLM_ERR_ARG, "predictions csv: need a path, n >= 0 samples with refs "
-                      "and preds, and k >= 1 classes (got n %d, k %d)", n, k);
+        return mv_err(MEDVLM_ERR_ARG,
+                      "predictions csv: need a path, n >= 0 samples with refs "
+                      "and preds, and k >= 1 classes (got n %d, k %d)",
+                      n, k);
     struct mv_eval_buf b = {0};
     char nb[32];
     mv_eval_buf_printf(&b, "image,true_label,predicted_label");

@@ -68,8 +68,8 @@ static enum medvlm_status read_tower(const char *file, const cJSON *obj, const c
     if (!obj) return MEDVLM_OK;
     if (!cJSON_IsObject(obj))
         return mv_err(MEDVLM_ERR_FORMAT, "%s: \"%s\" must be an object", file, where);
-#define INT(key, field)                                                                        \
-    if ((st = mv_json_int(file, obj, key, &t->field)) != MEDVLM_OK)                            \
+#define INT(key, field)                                                                            \
+    if ((st = mv_json_int(file, obj, key, &t->field)) != MEDVLM_OK)                                \
         return mv_err_ctx(st, "%s", where);
     INT("hidden_size", hidden_size)
     INT("intermediate_size", intermediate_size)
@@ -222,8 +222,8 @@ static enum medvlm_status read_vec3(const char *file, const cJSON *root, const c
 }
 
 /* "size": 224 | {"shortest_edge": 224} | {"height": h, "width": w} */
-static enum medvlm_status read_size(const char *file, const cJSON *root, const char *key,
-                                    int *edge, int *h, int *w)
+static enum medvlm_status read_size(const char *file, const cJSON *root, const char *key, int *edge,
+                                    int *h, int *w)
 {
     const cJSON *v = mv_json_get(root, key);
     enum medvlm_status st;
@@ -234,7 +234,8 @@ static enum medvlm_status read_size(const char *file, const cJSON *root, const c
         if (edge) *edge = n;
         if (h) *h = *w = n;
     } else if (cJSON_IsObject(v)) {
-        if (edge && (st = mv_json_int(file, v, "shortest_edge", edge))) return mv_err_ctx(st, "%s", key);
+        if (edge && (st = mv_json_int(file, v, "shortest_edge", edge)))
+            return mv_err_ctx(st, "%s", key);
         if (h && (st = mv_json_int(file, v, "height", h))) return mv_err_ctx(st, "%s", key);
         if (h && (st = mv_json_int(file, v, "width", w))) return mv_err_ctx(st, "%s", key);
         if (edge && mv_json_get(v, "height") && !mv_json_get(v, "shortest_edge"))

@@ -78,8 +78,8 @@ void mv_bpe_files_free(struct mv_bpe_files *f);
 enum medvlm_status mv_bpe_parse_vocab(struct mv_bpe_files *f, const char *what, const char *text,
                                       size_t len);
 /* merges.txt text: the first line ("#version ...") is skipped, as the slow tokenizer does. */
-enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what,
-                                       const char *text, size_t len);
+enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what, const char *text,
+                                       size_t len);
 /* tokenizer.json text: model.vocab and model.merges ("a b" strings or ["a", "b"] pairs). */
 enum medvlm_status mv_bpe_parse_tokenizer_json(struct mv_bpe_files *f, const char *what,
                                                const char *text, size_t len);
@@ -140,6 +140,6 @@ enum medvlm_status mv_st_from_tensors(const char *path, void *map, size_t map_si
 /* ---- feature and prototype files (featfile.c): the readers on an open file ---- */
 enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm_features **out);
 enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st,
-                                        struct medvlm_prototypes **out);
+                                         struct medvlm_prototypes **out);
 
 #endif

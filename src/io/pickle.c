@@ -24,12 +24,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PK_MAX_STACK (1u << 20)
-#define PK_MAX_MARKS (1u << 16)
-#define PK_MAX_MEMO (1u << 20)
+#define PK_MAX_STACK   (1u << 20)
+#define PK_MAX_MARKS   (1u << 16)
+#define PK_MAX_MEMO    (1u << 20)
 #define PK_MAX_OBJECTS (1u << 20) /* ~100 MB; a state dict needs ~20 per tensor */
-#define PK_MAX_ITEMS (1u << 23)
-#define PK_MAX_LINE 256 /* GLOBAL module / name lines */
+#define PK_MAX_ITEMS   (1u << 23)
+#define PK_MAX_LINE    256 /* GLOBAL module / name lines */
 
 enum pk_kind {
     PK_NONE,
@@ -49,14 +49,14 @@ enum pk_global { G_ORDERED_DICT, G_REBUILD_TENSOR, G_REBUILD_PARAM, G_STORAGE };
 
 struct pk_obj {
     enum pk_kind kind;
-    int64_t i;          /* BOOL, INT; STORAGE: numel */
-    const char *s;      /* STR; STORAGE: key (not NUL-terminated) */
+    int64_t i;     /* BOOL, INT; STORAGE: numel */
+    const char *s; /* STR; STORAGE: key (not NUL-terminated) */
     size_t len;
     struct pk_obj **items; /* TUPLE, LIST, DICT */
     size_t n, cap;
     enum pk_global global;
-    enum medvlm_dtype dtype;   /* GLOBAL G_STORAGE, STORAGE */
-    struct mv_torch_tensor *t; /* TENSOR */
+    enum medvlm_dtype dtype;      /* GLOBAL G_STORAGE, STORAGE */
+    struct mv_torch_tensor *t;    /* TENSOR */
     const struct pk_obj *storage; /* TENSOR: its STORAGE */
 };
 
@@ -97,8 +97,8 @@ static const struct {
 
 static const char *kind_name(enum pk_kind k)
 {
-    static const char *names[] = {"None", "bool",   "int",    "float",   "str",   "tuple",
-                                  "list", "dict",   "global", "storage", "tensor"};
+    static const char *names[] = {"None", "bool", "int",    "float",   "str",   "tuple",
+                                  "list", "dict", "global", "storage", "tensor"};
     return names[k];
 }
 
@@ -257,8 +257,8 @@ static bool str_eq(const struct pk_obj *o, const char *s)
     return o->kind == PK_STR && o->len == strlen(s) && memcmp(o->s, s, o->len) == 0;
 }
 
-static enum medvlm_status find_global(struct vm *v, const char *mod, size_t mlen,
-                                      const char *name, size_t nlen)
+static enum medvlm_status find_global(struct vm *v, const char *mod, size_t mlen, const char *name,
+                                      size_t nlen)
 {
     for (size_t i = 0; i < MV_ARRAY_LEN(allowed); i++) {
         if (strlen(allowed[i].module) == mlen && memcmp(allowed[i].module, mod, mlen) == 0 &&
@@ -319,7 +319,8 @@ static enum medvlm_status op_persid(struct vm *v)
                    "persistent id must be ('storage', torch.<X>Storage, key, location, numel), "
                    "got a %s of %zu items",
                    kind_name(pid->kind), pid->kind == PK_TUPLE ? pid->n : (size_t)0);
-    if (numel < 0) return bad(v, MEDVLM_ERR_FORMAT, "storage has negative size %lld", (long long)numel);
+    if (numel < 0)
+        return bad(v, MEDVLM_ERR_FORMAT, "storage has negative size %lld", (long long)numel);
     const struct pk_obj *key = pid->items[2];
     if (key->len == 0 || key->len > 255 || memchr(key->s, '\0', key->len) ||
         memchr(key->s, '/', key->len))
@@ -361,10 +362,13 @@ static enum medvlm_status rebuild_tensor(struct vm *v, const struct pk_obj *args
     const struct pk_obj *s = args->items[0];
     int64_t offset;
     if (s->kind != PK_STORAGE)
-        return bad(v, MEDVLM_ERR_FORMAT, "_rebuild_tensor_v2: first argument must be a storage, "
-                   "got %s", kind_name(s->kind));
+        return bad(v, MEDVLM_ERR_FORMAT,
+                   "_rebuild_tensor_v2: first argument must be a storage, "
+                   "got %s",
+                   kind_name(s->kind));
     if (!as_int(args->items[1], &offset) || offset < 0)
-        return bad(v, MEDVLM_ERR_FORMAT, "_rebuild_tensor_v2: storage offset must be a "
+        return bad(v, MEDVLM_ERR_FORMAT,
+                   "_rebuild_tensor_v2: storage offset must be a "
                    "non-negative integer");
     struct pk_obj *o = new_obj(v, PK_TENSOR);
     if (!o) return v->fail;
@@ -376,8 +380,8 @@ static enum medvlm_status rebuild_tensor(struct vm *v, const struct pk_obj *args
     if ((st = int_tuple(v, args->items[2], "size", t->shape, &t->ndim))) return st;
     if ((st = int_tuple(v, args->items[3], "stride", t->stride, &nstride))) return st;
     if (nstride != t->ndim)
-        return bad(v, MEDVLM_ERR_FORMAT, "tensor size has %d dimensions but stride has %d",
-                   t->ndim, nstride);
+        return bad(v, MEDVLM_ERR_FORMAT, "tensor size has %d dimensions but stride has %d", t->ndim,
+                   nstride);
     if (args->items[4]->kind != PK_BOOL && args->items[4]->kind != PK_INT)
         return bad(v, MEDVLM_ERR_FORMAT, "_rebuild_tensor_v2: requires_grad must be a bool");
     t->dtype = s->dtype;
@@ -459,7 +463,9 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
             }
             v->marks[v->n_marks++] = v->sp;
             break;
-        case 'N': st = push(v, new_obj(v, PK_NONE)); break;
+        case 'N':
+            st = push(v, new_obj(v, PK_NONE));
+            break;
         case 0x88: /* NEWTRUE */
         case 0x89: /* NEWFALSE */
             if ((a = new_obj(v, PK_BOOL))) a->i = op == 0x88;
@@ -485,8 +491,9 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
             if ((st = need(v, (size_t)w))) return st;
             uint64_t n = rd_le(v->p + v->pos, w);
             v->pos += (size_t)w;
-            if (n > 8) return bad(v, MEDVLM_ERR_UNSUPPORTED, "integer of %llu bytes (at most 8)",
-                                  (unsigned long long)n);
+            if (n > 8)
+                return bad(v, MEDVLM_ERR_UNSUPPORTED, "integer of %llu bytes (at most 8)",
+                           (unsigned long long)n);
             if ((st = need(v, (size_t)n))) return st;
             uint64_t x = rd_le(v->p + v->pos, (int)n);
             if (n > 0 && n < 8 && (v->p[v->pos + n - 1] & 0x80)) x |= ~(uint64_t)0 << (8 * n);
@@ -500,8 +507,8 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
             st = push(v, new_obj(v, PK_FLOAT)); /* the value is never needed */
             break;
         }
-        case 'X':    /* BINUNICODE */
-        case 'T': {  /* BINSTRING */
+        case 'X':   /* BINUNICODE */
+        case 'T': { /* BINSTRING */
             if ((st = need(v, 4))) return st;
             uint64_t n = rd_le(v->p + v->pos, 4);
             if (op == 'T' && n > INT32_MAX)
@@ -525,9 +532,15 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
             st = push_str(v, (size_t)n);
             break;
         }
-        case ')': st = push(v, new_obj(v, PK_TUPLE)); break;
-        case ']': st = push(v, new_obj(v, PK_LIST)); break;
-        case '}': st = push(v, new_obj(v, PK_DICT)); break;
+        case ')':
+            st = push(v, new_obj(v, PK_TUPLE));
+            break;
+        case ']':
+            st = push(v, new_obj(v, PK_LIST));
+            break;
+        case '}':
+            st = push(v, new_obj(v, PK_DICT));
+            break;
         case 't': /* TUPLE */
         case 'l': /* LIST */
             if ((st = pop_mark(v, &first))) return st;
@@ -559,8 +572,10 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
         case 'u': /* SETITEMS */
             if ((st = pop_mark(v, &first))) return st;
             if (first <= floor_sp(v))
-                return bad(v, MEDVLM_ERR_FORMAT, "%s needs a container below its MARK, the stack "
-                           "is empty there", op == 'e' ? "APPENDS" : "SETITEMS");
+                return bad(v, MEDVLM_ERR_FORMAT,
+                           "%s needs a container below its MARK, the stack "
+                           "is empty there",
+                           op == 'e' ? "APPENDS" : "SETITEMS");
             b = v->stack[first - 1];
             if (b->kind != (op == 'e' ? PK_LIST : PK_DICT))
                 return bad(v, MEDVLM_ERR_FORMAT, "%s to a %s", op == 'e' ? "APPENDS" : "SETITEMS",
@@ -579,8 +594,10 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
         case 'b': /* BUILD: OrderedDict state such as _metadata; ignored */
             if (!(a = pop(v)) || !(b = top(v))) return MEDVLM_ERR_FORMAT;
             if (b->kind != PK_DICT)
-                return bad(v, MEDVLM_ERR_UNSUPPORTED, "BUILD on a %s (only dict state is "
-                           "accepted)", kind_name(b->kind));
+                return bad(v, MEDVLM_ERR_UNSUPPORTED,
+                           "BUILD on a %s (only dict state is "
+                           "accepted)",
+                           kind_name(b->kind));
             break;
         case '0': /* POP */
             if (!pop(v)) return MEDVLM_ERR_FORMAT;
@@ -593,10 +610,10 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
             if (!(a = top(v))) return MEDVLM_ERR_FORMAT;
             st = push(v, a);
             break;
-        case 'h': /* BINGET */
-        case 'j': /* LONG_BINGET */
-        case 'q': /* BINPUT */
-        case 'r': /* LONG_BINPUT */
+        case 'h':    /* BINGET */
+        case 'j':    /* LONG_BINGET */
+        case 'q':    /* BINPUT */
+        case 'r':    /* LONG_BINPUT */
         case 0x94: { /* MEMOIZE */
             size_t idx;
             if (op == 0x94) {
@@ -631,15 +648,21 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
             v->memo[idx] = a;
             break;
         }
-        case 'c': st = op_global(v); break;
+        case 'c':
+            st = op_global(v);
+            break;
         case 0x93: /* STACK_GLOBAL */
             if (!(b = pop(v)) || !(a = pop(v))) return MEDVLM_ERR_FORMAT;
             if (a->kind != PK_STR || b->kind != PK_STR)
                 return bad(v, MEDVLM_ERR_FORMAT, "STACK_GLOBAL needs two strings");
             st = find_global(v, a->s, a->len, b->s, b->len);
             break;
-        case 'Q': st = op_persid(v); break;
-        case 'R': st = op_reduce(v); break;
+        case 'Q':
+            st = op_persid(v);
+            break;
+        case 'R':
+            st = op_reduce(v);
+            break;
         default:
             return bad(v, MEDVLM_ERR_UNSUPPORTED,
                        "pickle opcode 0x%02x is not allowed in a weights file (corrupt or not a "
@@ -673,8 +696,10 @@ enum medvlm_status mv_pickle_state_dict(const char *what, const void *buf, size_
     if ((st = run(&v, &res))) goto fail;
     v.op_pos = v.pos;
     if (res->kind != PK_DICT) {
-        st = bad(&v, MEDVLM_ERR_FORMAT, "data.pkl holds a %s, expected a dict of tensors (a "
-                 "state dict)", kind_name(res->kind));
+        st = bad(&v, MEDVLM_ERR_FORMAT,
+                 "data.pkl holds a %s, expected a dict of tensors (a "
+                 "state dict)",
+                 kind_name(res->kind));
         goto fail;
     }
     size_t n = res->n / 2;
@@ -691,13 +716,17 @@ enum medvlm_status mv_pickle_state_dict(const char *what, const void *buf, size_
         const struct pk_obj *k = res->items[2 * i], *val = res->items[2 * i + 1];
         char name[80];
         if (k->kind != PK_STR || memchr(k->s, '\0', k->len) || k->len == 0) {
-            st = bad(&v, MEDVLM_ERR_FORMAT, "state dict key %zu is a %s, expected a non-empty "
-                     "name", i, kind_name(k->kind));
+            st = bad(&v, MEDVLM_ERR_FORMAT,
+                     "state dict key %zu is a %s, expected a non-empty "
+                     "name",
+                     i, kind_name(k->kind));
             goto fail;
         }
         if (val->kind != PK_TENSOR) {
-            st = bad(&v, MEDVLM_ERR_UNSUPPORTED, "state dict entry \"%s\" is a %s, expected a "
-                     "tensor", printable(name, sizeof name, k->s, k->len), kind_name(val->kind));
+            st = bad(&v, MEDVLM_ERR_UNSUPPORTED,
+                     "state dict entry \"%s\" is a %s, expected a "
+                     "tensor",
+                     printable(name, sizeof name, k->s, k->len), kind_name(val->kind));
             goto fail;
         }
         t[i] = *val->t;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define PROMPT_PLACEHOLDER "[CLS]"
-#define PROMPTS_MAX ((size_t)1 << 16) /* prompts per class and in all */
+#define PROMPTS_MAX        ((size_t)1 << 16) /* prompts per class and in all */
 #define PROMPT_CLASSES_MAX 4096
 
 void medvlm_prompts_free(struct medvlm_prompts *p)
@@ -77,31 +77,40 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
     enum medvlm_status st = MEDVLM_OK;
     struct medvlm_prompts *p = NULL;
     if (!cJSON_IsObject(root))
-        return mv_err(MEDVLM_ERR_FORMAT, "%s: expected a JSON object with \"descriptions\" (and "
-                      "optionally \"classes\", \"templates\")", what);
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "%s: expected a JSON object with \"descriptions\" (and "
+                      "optionally \"classes\", \"templates\")",
+                      what);
     for (const cJSON *k = root->child; k; k = k->next)
         if (strcmp(k->string, "classes") && strcmp(k->string, "templates") &&
             strcmp(k->string, "descriptions"))
-            return mv_err(MEDVLM_ERR_FORMAT, "%s: unknown key \"%s\" (expected classes, "
-                          "templates, descriptions)", what, k->string);
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: unknown key \"%s\" (expected classes, "
+                          "templates, descriptions)",
+                          what, k->string);
     const cJSON *classes = mv_json_get(root, "classes");
     const cJSON *templates = mv_json_get(root, "templates");
     const cJSON *desc = mv_json_get(root, "descriptions");
     if (!cJSON_IsObject(desc) || !desc->child)
-        return mv_err(MEDVLM_ERR_FORMAT, "%s: \"descriptions\" must be an object mapping each "
-                      "class to a list of descriptions, e.g. {\"NC\": [\"benign glands\"]}", what);
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "%s: \"descriptions\" must be an object mapping each "
+                      "class to a list of descriptions, e.g. {\"NC\": [\"benign glands\"]}",
+                      what);
     int n_templates = 0;
     const char *dummy;
     if (templates) {
         n_templates = string_list(templates, &dummy);
         if (n_templates <= 0)
-            return mv_err(MEDVLM_ERR_FORMAT, "%s: \"templates\" must be a non-empty list of "
-                          "strings containing %s", what, PROMPT_PLACEHOLDER);
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: \"templates\" must be a non-empty list of "
+                          "strings containing %s",
+                          what, PROMPT_PLACEHOLDER);
         for (int t = 0; t < n_templates; t++)
             if (!strstr(list_item(templates, t)->valuestring, PROMPT_PLACEHOLDER))
-                return mv_err(MEDVLM_ERR_FORMAT, "%s: template %d \"%.80s\" has no %s "
-                              "placeholder", what, t, list_item(templates, t)->valuestring,
-                              PROMPT_PLACEHOLDER);
+                return mv_err(MEDVLM_ERR_FORMAT,
+                              "%s: template %d \"%.80s\" has no %s "
+                              "placeholder",
+                              what, t, list_item(templates, t)->valuestring, PROMPT_PLACEHOLDER);
     }
     /* described classes: unique, each with a non-empty list of strings */
     int n_desc = 0;
@@ -112,8 +121,10 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
                               d->string);
         int n = string_list(d, &dummy);
         if (n < 0)
-            return mv_err(MEDVLM_ERR_FORMAT, "%s: descriptions of class \"%s\" must be a string "
-                          "or a list of strings", what, d->string);
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: descriptions of class \"%s\" must be a string "
+                          "or a list of strings",
+                          what, d->string);
         if (n == 0)
             return mv_err(MEDVLM_ERR_MISSING, "%s: class \"%s\" has no descriptions", what,
                           d->string);
@@ -125,27 +136,35 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
     if (classes) {
         k = string_list(classes, &dummy);
         if (k <= 0 || cJSON_IsString(classes))
-            return mv_err(MEDVLM_ERR_FORMAT, "%s: \"classes\" must be a non-empty list of class "
-                          "names", what);
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: \"classes\" must be a non-empty list of class "
+                          "names",
+                          what);
         if (k > PROMPT_CLASSES_MAX)
             return mv_err(MEDVLM_ERR_LIMIT, "%s: more than %d classes", what, PROMPT_CLASSES_MAX);
         for (int c = 0; c < k; c++) {
             const char *name = cJSON_GetArrayItem(classes, c)->valuestring;
             for (int j = 0; j < c; j++)
                 if (strcmp(cJSON_GetArrayItem(classes, j)->valuestring, name) == 0)
-                    return mv_err(MEDVLM_ERR_FORMAT, "%s: class \"%s\" is listed twice in "
-                                  "\"classes\"", what, name);
+                    return mv_err(MEDVLM_ERR_FORMAT,
+                                  "%s: class \"%s\" is listed twice in "
+                                  "\"classes\"",
+                                  what, name);
             if (!cJSON_GetObjectItemCaseSensitive(desc, name))
-                return mv_err(MEDVLM_ERR_MISSING, "%s: class \"%s\" has no descriptions (add "
-                              "\"descriptions\": {\"%s\": [...]})", what, name, name);
+                return mv_err(MEDVLM_ERR_MISSING,
+                              "%s: class \"%s\" has no descriptions (add "
+                              "\"descriptions\": {\"%s\": [...]})",
+                              what, name, name);
         }
         for (const cJSON *d = desc->child; d; d = d->next) {
             int listed = 0;
             for (int c = 0; c < k && !listed; c++)
                 listed = strcmp(cJSON_GetArrayItem(classes, c)->valuestring, d->string) == 0;
             if (!listed)
-                return mv_err(MEDVLM_ERR_FORMAT, "%s: descriptions for unknown class \"%s\" (not "
-                              "in \"classes\")", what, d->string);
+                return mv_err(MEDVLM_ERR_FORMAT,
+                              "%s: descriptions for unknown class \"%s\" (not "
+                              "in \"classes\")",
+                              what, d->string);
         }
     }
 

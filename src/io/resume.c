@@ -25,9 +25,9 @@ struct mv_resume {
     char *path;
     int fd;
     int n_items, dim, batch, n_batches;
-    uint8_t *done;   /* (n_batches) */
-    uint8_t *ok;     /* (n_items) */
-    float *embeds;   /* (n_items, dim) */
+    uint8_t *done; /* (n_batches) */
+    uint8_t *ok;   /* (n_items) */
+    float *embeds; /* (n_items, dim) */
     int n_done;
     unsigned char *rec; /* one record's bytes, sized for a full batch */
 };
@@ -90,7 +90,8 @@ static enum medvlm_status replay(struct mv_resume *r, size_t header_len)
         off += rs;
     }
     if (off < size && ftruncate(r->fd, (off_t)off) != 0)
-        return mv_err(MEDVLM_ERR_IO, "%s: cannot truncate a torn record: %s", r->path, strerror(errno));
+        return mv_err(MEDVLM_ERR_IO, "%s: cannot truncate a torn record: %s", r->path,
+                      strerror(errno));
     if (lseek(r->fd, (off_t)off, SEEK_SET) < 0)
         return mv_err(MEDVLM_ERR_IO, "%s: seek failed", r->path);
     return MEDVLM_OK;

@@ -19,13 +19,13 @@
 
 struct medvlm_st {
     char *path;
-    void *map;       /* whole file, read-only; NULL when parsing a caller's buffer */
+    void *map; /* whole file, read-only; NULL when parsing a caller's buffer */
     size_t map_size;
     int count;
     struct medvlm_tensor_info *t;
-    cJSON *meta;     /* the "__metadata__" object, or NULL */
+    cJSON *meta; /* the "__metadata__" object, or NULL */
     struct mv_arena names;
-    void **owned;    /* buffers some tensors point into (pytorch_model.bin copies), or NULL */
+    void **owned; /* buffers some tensors point into (pytorch_model.bin copies), or NULL */
     int n_owned;
 };
 
@@ -33,11 +33,11 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[MEDVLM_DTYPE_COUNT] = {
-    [MEDVLM_DTYPE_F32] = {"F32", 4}, [MEDVLM_DTYPE_F16] = {"F16", 2},
+    [MEDVLM_DTYPE_F32] = {"F32", 4},   [MEDVLM_DTYPE_F16] = {"F16", 2},
     [MEDVLM_DTYPE_BF16] = {"BF16", 2}, [MEDVLM_DTYPE_F64] = {"F64", 8},
-    [MEDVLM_DTYPE_I64] = {"I64", 8}, [MEDVLM_DTYPE_I32] = {"I32", 4},
-    [MEDVLM_DTYPE_I16] = {"I16", 2}, [MEDVLM_DTYPE_I8] = {"I8", 1},
-    [MEDVLM_DTYPE_U8] = {"U8", 1}, [MEDVLM_DTYPE_BOOL] = {"BOOL", 1},
+    [MEDVLM_DTYPE_I64] = {"I64", 8},   [MEDVLM_DTYPE_I32] = {"I32", 4},
+    [MEDVLM_DTYPE_I16] = {"I16", 2},   [MEDVLM_DTYPE_I8] = {"I8", 1},
+    [MEDVLM_DTYPE_U8] = {"U8", 1},     [MEDVLM_DTYPE_BOOL] = {"BOOL", 1},
 };
 
 const char *medvlm_dtype_name(enum medvlm_dtype dt)
@@ -184,8 +184,8 @@ enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
         const char *name = it->string ? it->string : "";
         struct medvlm_tensor_info *t = &f->t[f->count];
         if (!cJSON_IsObject(it)) {
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: tensor \"%s\": entry must be an object", path,
-                        name);
+            st =
+                mv_err(MEDVLM_ERR_FORMAT, "%s: tensor \"%s\": entry must be an object", path, name);
             goto fail;
         }
         for (int j = 0; j < f->count; j++)
@@ -216,8 +216,8 @@ enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
             uint64_t v;
             if (!json_uint(d, &v) || v > (uint64_t)INT64_MAX) {
                 st = mv_err(MEDVLM_ERR_FORMAT,
-                            "%s: tensor \"%s\": shape entries must be non-negative integers",
-                            path, name);
+                            "%s: tensor \"%s\": shape entries must be non-negative integers", path,
+                            name);
                 goto fail;
             }
             t->shape[t->ndim++] = (int64_t)v;
@@ -226,9 +226,9 @@ enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
         if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
             !json_uint(cJSON_GetArrayItem(offs, 0), &begin) ||
             !json_uint(cJSON_GetArrayItem(offs, 1), &end)) {
-            st = mv_err(MEDVLM_ERR_FORMAT,
-                        "%s: tensor \"%s\": data_offsets must be [begin, end] integers", path,
-                        name);
+            st =
+                mv_err(MEDVLM_ERR_FORMAT,
+                       "%s: tensor \"%s\": data_offsets must be [begin, end] integers", path, name);
             goto fail;
         }
         if (begin > end || end > data_size) {
@@ -239,10 +239,8 @@ enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
             goto fail;
         }
         size_t numel, nbytes;
-        if (!mv_numel(t->shape, t->ndim, &numel) ||
-            !mv_mul_ok(numel, dtypes[dti].size, &nbytes)) {
-            st = mv_err(MEDVLM_ERR_OVERFLOW, "%s: tensor \"%s\": shape size overflows", path,
-                        name);
+        if (!mv_numel(t->shape, t->ndim, &numel) || !mv_mul_ok(numel, dtypes[dti].size, &nbytes)) {
+            st = mv_err(MEDVLM_ERR_OVERFLOW, "%s: tensor \"%s\": shape size overflows", path, name);
             goto fail;
         }
         if (nbytes != end - begin) {
@@ -269,10 +267,11 @@ enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
     for (int i = 0; i < f->count; i++) {
         const struct medvlm_tensor_info *t = order[i];
         if (t->nbytes == 0) continue;
-        if (prev && (const unsigned char *)prev->data + prev->nbytes >
-                        (const unsigned char *)t->data) {
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: tensors \"%s\" and \"%s\" overlap in the data region",
-                        path, prev->name, t->name);
+        if (prev &&
+            (const unsigned char *)prev->data + prev->nbytes > (const unsigned char *)t->data) {
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "%s: tensors \"%s\" and \"%s\" overlap in the data region", path,
+                        prev->name, t->name);
             goto fail;
         }
         prev = t;
@@ -400,7 +399,9 @@ enum medvlm_status medvlm_st_get_f32(const struct medvlm_st *st, const char *nam
     const unsigned char *src = t->data;
     for (size_t i = 0; i < n; i++) {
         switch (t->dtype) {
-        case MEDVLM_DTYPE_F32: memcpy(&buf[i], src + 4 * i, 4); break;
+        case MEDVLM_DTYPE_F32:
+            memcpy(&buf[i], src + 4 * i, 4);
+            break;
         case MEDVLM_DTYPE_F16:
         case MEDVLM_DTYPE_BF16: {
             uint16_t h;

@@ -55,8 +55,7 @@ static enum medvlm_status find_pickle(struct tb *b, const struct mv_zip_entry **
         if (memchr(e->name, '/', e->name_len - tl)) continue; /* nested: not the top record */
         if (*out)
             return mv_err(MEDVLM_ERR_FORMAT, "%s: two data.pkl records (\"%.*s\" and \"%.*s\")",
-                          b->path, (int)(*out)->name_len, (*out)->name, (int)e->name_len,
-                          e->name);
+                          b->path, (int)(*out)->name_len, (*out)->name, (int)e->name_len, e->name);
         *out = e;
     }
     if (!*out)
@@ -186,14 +185,14 @@ static enum medvlm_status bind_tensor(struct tb *b, const struct mv_torch_tensor
     uint64_t end;
     if (!mv_numel(t->shape, t->ndim, &numel) || !mv_mul_ok(numel, esz, &nbytes) ||
         !view_end(t, numel, &end))
-        return mv_err(MEDVLM_ERR_OVERFLOW, "%s: tensor \"%s\": size or stride overflows",
-                      b->path, t->name);
+        return mv_err(MEDVLM_ERR_OVERFLOW, "%s: tensor \"%s\": size or stride overflows", b->path,
+                      t->name);
     if (end > t->storage_numel)
         return mv_err(MEDVLM_ERR_FORMAT,
                       "%s: tensor \"%s\": storage offset %llu with its size and stride reaches "
                       "element %llu, past the storage's %llu elements",
-                      b->path, t->name, (unsigned long long)t->offset,
-                      (unsigned long long)end, (unsigned long long)t->storage_numel);
+                      b->path, t->name, (unsigned long long)t->offset, (unsigned long long)end,
+                      (unsigned long long)t->storage_numel);
     out->name = t->name;
     out->dtype = t->dtype;
     out->ndim = t->ndim;
@@ -233,9 +232,9 @@ static enum medvlm_status build(const char *path, const void *buf, size_t size, 
     mv_arena_init(&b.arena, 16 * 1024);
     b.owned_limit = size > SIZE_MAX / 4 ? SIZE_MAX : 2 * size + ((size_t)1 << 20);
     if (size == 0) {
-        st = mv_err(MEDVLM_ERR_FORMAT,
-                    "%s: file is empty (expected a PyTorch checkpoint written by torch.save)",
-                    path);
+        st =
+            mv_err(MEDVLM_ERR_FORMAT,
+                   "%s: file is empty (expected a PyTorch checkpoint written by torch.save)", path);
         goto fail;
     }
     if (size < 2 || p[0] != 'P' || p[1] != 'K') {
@@ -255,8 +254,8 @@ static enum medvlm_status build(const char *path, const void *buf, size_t size, 
     if ((st = find_pickle(&b, &pkl))) goto fail;
     if ((st = mv_zip_stored(path, pkl))) goto fail;
     if (pkl->usize > TB_MAX_PICKLE) {
-        st = mv_err(MEDVLM_ERR_LIMIT, "%s: data.pkl is %llu bytes, over the %zu-byte limit",
-                    path, (unsigned long long)pkl->usize, TB_MAX_PICKLE);
+        st = mv_err(MEDVLM_ERR_LIMIT, "%s: data.pkl is %llu bytes, over the %zu-byte limit", path,
+                    (unsigned long long)pkl->usize, TB_MAX_PICKLE);
         goto fail;
     }
     if (mv_crc32(pkl->data, (size_t)pkl->usize) != pkl->crc) {

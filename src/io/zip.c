@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SIG_LOCAL 0x04034b50u
-#define SIG_CENTRAL 0x02014b50u
-#define SIG_EOCD 0x06054b50u
-#define SIG_EOCD64 0x06064b50u
+#define SIG_LOCAL      0x04034b50u
+#define SIG_CENTRAL    0x02014b50u
+#define SIG_EOCD       0x06054b50u
+#define SIG_EOCD64     0x06064b50u
 #define SIG_EOCD64_LOC 0x07064b50u
 
 static uint16_t rd16(const unsigned char *p)
@@ -28,8 +28,7 @@ static uint16_t rd16(const unsigned char *p)
 
 static uint32_t rd32(const unsigned char *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t rd64(const unsigned char *p)
@@ -213,10 +212,10 @@ enum medvlm_status mv_zip_open(const char *path, const void *buf, size_t size, s
             goto fail;
         }
         if (e->method == 0 && csize != usize) {
-            st = mv_err(MEDVLM_ERR_FORMAT,
-                        "%s: zip entry \"%.*s\" is stored but its sizes differ (%llu vs %llu)",
-                        path, (int)nlen, e->name, (unsigned long long)csize,
-                        (unsigned long long)usize);
+            st =
+                mv_err(MEDVLM_ERR_FORMAT,
+                       "%s: zip entry \"%.*s\" is stored but its sizes differ (%llu vs %llu)", path,
+                       (int)nlen, e->name, (unsigned long long)csize, (unsigned long long)usize);
             goto fail;
         }
         e->csize = csize;

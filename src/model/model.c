@@ -316,7 +316,8 @@ enum medvlm_status medvlm_model_save(const struct medvlm_model *m, const char *d
         return mv_err(MEDVLM_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
     cJSON *cfg = cJSON_CreateObject();
     if (!cfg) return mv_err(MEDVLM_ERR_NOMEM, "out of memory");
-    cJSON_AddItemToObject(cfg, "architectures", cJSON_CreateStringArray((const char *[]){"CLIPModel"}, 1));
+    cJSON_AddItemToObject(cfg, "architectures",
+                          cJSON_CreateStringArray((const char *[]){"CLIPModel"}, 1));
     cJSON_AddStringToObject(cfg, "model_type", "clip");
     cJSON_AddNumberToObject(cfg, "projection_dim", m->cfg.projection_dim);
     cJSON_AddNumberToObject(cfg, "logit_scale_init_value", m->cfg.logit_scale_init_value);

@@ -51,7 +51,7 @@ struct medvlm_model {
     struct medvlm_param_info *params;
     const float ***slots; /* slots[i]: the tower-view pointer that params[i].data feeds */
     int n_params;
-    float *owned;  /* one buffer: random weights, or F16/BF16 converted to F32 */
+    float *owned; /* one buffer: random weights, or F16/BF16 converted to F32 */
     struct mv_arena names;
 };
 

@@ -61,8 +61,8 @@ static void add(struct table_builder *tb, enum medvlm_tower tower, const float *
     tb->n++;
 }
 
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define ADD1(tw, slot, a, ...) add(&tb, tw, slot, 1, SHAPE(a), __VA_ARGS__)
+#define SHAPE(...)                ((const int64_t[]){__VA_ARGS__})
+#define ADD1(tw, slot, a, ...)    add(&tb, tw, slot, 1, SHAPE(a), __VA_ARGS__)
 #define ADD2(tw, slot, a, b, ...) add(&tb, tw, slot, 2, SHAPE(a, b), __VA_ARGS__)
 
 static void add_layers(struct table_builder *tb0, struct mv_tower *t, enum medvlm_tower tw,

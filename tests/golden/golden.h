@@ -19,8 +19,8 @@ struct golden_ctx {
     const char *golden_dir; /* the set: manifest.json, model/, images/, inputs/ */
     const char *out_dir;    /* where <stage>.safetensors files go */
     cJSON *manifest;
-    char *model_dir;                /* golden_dir/model */
-    struct medvlm_model *model;     /* loaded on first use by golden_model() */
+    char *model_dir;            /* golden_dir/model */
+    struct medvlm_model *model; /* loaded on first use by golden_model() */
 };
 
 /* Path inside the golden folder (caller frees with medvlm_free). */

@@ -20,13 +20,33 @@ static double elem(const struct medvlm_tensor_info *t, size_t i, int *ok)
     const unsigned char *p = t->data;
     *ok = 1;
     switch (t->dtype) {
-    case MEDVLM_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
-    case MEDVLM_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return v; }
-    case MEDVLM_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); return (double)v; }
-    case MEDVLM_DTYPE_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); return v; }
-    case MEDVLM_DTYPE_U8: return p[i];
-    case MEDVLM_DTYPE_BOOL: return p[i];
-    default: *ok = 0; return 0;
+    case MEDVLM_DTYPE_F32: {
+        float v;
+        memcpy(&v, p + 4 * i, 4);
+        return v;
+    }
+    case MEDVLM_DTYPE_F64: {
+        double v;
+        memcpy(&v, p + 8 * i, 8);
+        return v;
+    }
+    case MEDVLM_DTYPE_I64: {
+        int64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        return (double)v;
+    }
+    case MEDVLM_DTYPE_I32: {
+        int32_t v;
+        memcpy(&v, p + 4 * i, 4);
+        return v;
+    }
+    case MEDVLM_DTYPE_U8:
+        return p[i];
+    case MEDVLM_DTYPE_BOOL:
+        return p[i];
+    default:
+        *ok = 0;
+        return 0;
     }
 }
 
@@ -41,16 +61,19 @@ static void fail(const char *stage, const char *name, const char *fmt, const cha
 static void compare_tensor(const char *stage, const char *name, const cJSON *spec,
                            const struct medvlm_tensor_info *o, const struct medvlm_tensor_info *r)
 {
-    size_t no = o->nbytes / medvlm_dtype_size(o->dtype), nr = r->nbytes / medvlm_dtype_size(r->dtype);
+    size_t no = o->nbytes / medvlm_dtype_size(o->dtype),
+           nr = r->nbytes / medvlm_dtype_size(r->dtype);
     int shape_ok = o->ndim == r->ndim;
     for (int d = 0; shape_ok && d < o->ndim; d++) shape_ok = o->shape[d] == r->shape[d];
     if (!shape_ok && !(no == 1 && nr == 1)) {
         char buf[256];
         int n = 0;
         n += snprintf(buf + n, sizeof buf - n, "out [");
-        for (int d = 0; d < o->ndim; d++) n += snprintf(buf + n, sizeof buf - n, "%s%lld", d ? "," : "", (long long)o->shape[d]);
+        for (int d = 0; d < o->ndim; d++)
+            n += snprintf(buf + n, sizeof buf - n, "%s%lld", d ? "," : "", (long long)o->shape[d]);
         n += snprintf(buf + n, sizeof buf - n, "] vs ref [");
-        for (int d = 0; d < r->ndim; d++) n += snprintf(buf + n, sizeof buf - n, "%s%lld", d ? "," : "", (long long)r->shape[d]);
+        for (int d = 0; d < r->ndim; d++)
+            n += snprintf(buf + n, sizeof buf - n, "%s%lld", d ? "," : "", (long long)r->shape[d]);
         snprintf(buf + n, sizeof buf - n, "]");
         fail(stage, name, "shape mismatch: %s", buf);
         return;
@@ -76,7 +99,11 @@ static void compare_tensor(const char *stage, const char *name, const cJSON *spe
         int good = exact ? a == b : (d <= atol + rtol * fabs(b));
         if (isnan(a) || isnan(b)) good = 0;
         if (!good) {
-            if (!bad) { first = i; fo = a; fr = b; }
+            if (!bad) {
+                first = i;
+                fo = a;
+                fr = b;
+            }
             bad++;
         }
         if (d > max_abs) max_abs = d;
@@ -132,9 +159,12 @@ int main(int argc, char **argv)
             for (const cJSON *t = spec->child; t; t = t->next) {
                 const struct medvlm_tensor_info *ot = medvlm_st_find(o, t->string);
                 const struct medvlm_tensor_info *rt = medvlm_st_find(r, t->string);
-                if (!rt) fail(stage, t->string, "%s", "missing from the reference file");
-                else if (!ot) fail(stage, t->string, "%s", "missing from the output (not written)");
-                else compare_tensor(stage, t->string, t, ot, rt);
+                if (!rt)
+                    fail(stage, t->string, "%s", "missing from the reference file");
+                else if (!ot)
+                    fail(stage, t->string, "%s", "missing from the output (not written)");
+                else
+                    compare_tensor(stage, t->string, t, ot, rt);
             }
         }
         medvlm_st_free(o);

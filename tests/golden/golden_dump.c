@@ -17,14 +17,10 @@ struct stage {
 };
 
 static const struct stage stages[] = {
-    {"decode", golden_stage_decode},
-    {"pixels", golden_stage_pixels},
-    {"tokens", golden_stage_tokens},
-    {"text", golden_stage_text},
-    {"vision", golden_stage_vision},
-    {"clip", golden_stage_clip},
-    {"zeroshot", golden_stage_zeroshot},
-    {"adapters", golden_stage_adapters},
+    {"decode", golden_stage_decode},     {"pixels", golden_stage_pixels},
+    {"tokens", golden_stage_tokens},     {"text", golden_stage_text},
+    {"vision", golden_stage_vision},     {"clip", golden_stage_clip},
+    {"zeroshot", golden_stage_zeroshot}, {"adapters", golden_stage_adapters},
     {"metrics", golden_stage_metrics},
 };
 

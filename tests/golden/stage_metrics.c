@@ -25,8 +25,10 @@ static enum medvlm_status one_case(struct medvlm_st *in, const char *name, size_
     if (!probs || probs->dtype != MEDVLM_DTYPE_F32 || probs->ndim != 2 ||
         refs->dtype != MEDVLM_DTYPE_I64 || refs->ndim != 1 || probs->shape[0] != refs->shape[0] ||
         refs->shape[0] > 1 << 30 || probs->shape[1] > 1 << 20)
-        return mv_err(MEDVLM_ERR_FORMAT, "metrics_inputs: %s needs I64 [M] refs and F32 [M, C] "
-                      "%s", name, key);
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "metrics_inputs: %s needs I64 [M] refs and F32 [M, C] "
+                      "%s",
+                      name, key);
     int n = (int)refs->shape[0], c = (int)probs->shape[1];
     preds = mv_calloc((size_t)n, sizeof *preds);
     if (!preds) return MEDVLM_ERR_NOMEM;

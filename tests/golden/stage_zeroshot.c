@@ -16,8 +16,8 @@ static enum medvlm_status manifest_prompts(const struct golden_ctx *g, int ensem
                                            const char ***texts, int **cls, int *n, int *k)
 {
     const cJSON *classes = cJSON_GetObjectItemCaseSensitive(g->manifest, "classes");
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(
-        g->manifest, ensemble ? "ensemble_prompts" : "single_prompts");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(g->manifest, ensemble ? "ensemble_prompts"
+                                                                              : "single_prompts");
     *k = cJSON_GetArraySize(classes);
     int total = 0;
     for (int c = 0; c < *k; c++) {
@@ -98,10 +98,10 @@ enum medvlm_status golden_stage_zeroshot(struct golden_ctx *g)
             s = MEDVLM_ERR_NOMEM;
             goto done;
         }
-        if ((s = medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts,
-                                            cls, np, k, D, protos)) ||
-            (s = medvlm_zeroshot_logits(feats, n, protos, k, D, medvlm_model_logit_scale(m),
-                                        logits, probs)))
+        if ((s = medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, cls,
+                                            np, k, D, protos)) ||
+            (s = medvlm_zeroshot_logits(feats, n, protos, k, D, medvlm_model_logit_scale(m), logits,
+                                        probs)))
             goto done;
         char name[64];
         snprintf(name, sizeof name, "prototypes_%s", kind);

@@ -135,12 +135,15 @@ int main(void)
     expect_error(d, "bad-model/model.safetensors", "larger than the file");
 
     make_good(m, d);
-    raw_weights(d, "{\"logit_scale\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4000]}}", 8);
+    raw_weights(d, "{\"logit_scale\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4000]}}",
+                8);
     expect_error(d, "bad-model/model.safetensors", "out of range");
 
     make_good(m, d);
-    raw_weights(d, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-                   "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
+    raw_weights(d,
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+                24);
     expect_error(d, "bad-model/model.safetensors", "overlap");
 
     make_good(m, d);
@@ -150,7 +153,8 @@ int main(void)
     make_good(m, d);
     rewrite(d, NULL, "vision_model.encoder.layers.0.mlp.fc1.weight", MEDVLM_DTYPE_F32, 2,
             (int64_t[]){16, 32});
-    expect_error(d, "vision_model.encoder.layers.0.mlp.fc1.weight", "shape [16, 32], expected [32, 16]");
+    expect_error(d, "vision_model.encoder.layers.0.mlp.fc1.weight",
+                 "shape [16, 32], expected [32, 16]");
 
     make_good(m, d);
     rewrite(d, "vision_model.pre_layrnorm.bias", NULL, MEDVLM_DTYPE_F32, 0, NULL);
@@ -185,11 +189,13 @@ int main(void)
         medvlm_st_free(st);
         CHECK_OK(medvlm_st_writer_save(w, "bad-model/model.safetensors"));
         medvlm_st_writer_free(w);
-        CHECK(run_info(d, out, sizeof out) == 0 && strstr(out, "weight dtypes F16"), "f16: %s", out);
+        CHECK(run_info(d, out, sizeof out) == 0 && strstr(out, "weight dtypes F16"), "f16: %s",
+              out);
         struct medvlm_model *h;
         CHECK_OK(medvlm_model_load(d, MEDVLM_LOAD_VISION, &h));
         if (h) {
-            const struct medvlm_param_info *p = medvlm_model_param_find(h, "visual_projection.weight");
+            const struct medvlm_param_info *p =
+                medvlm_model_param_find(h, "visual_projection.weight");
             CHECK(p && p->data && p->data[0] == 1.0f && p->data[p->numel - 1] == 1.0f, "converted");
             p = medvlm_model_param_find(h, "text_projection.weight");
             CHECK(p && p->data == NULL, "text tower not converted for a vision-only load");

@@ -49,8 +49,8 @@ int main(void)
         sum += z;
         sq += z * z;
     }
-    CHECK(fabs(sum / 1e5) < 0.02 && fabs(sq / 1e5 - 1) < 0.03, "normal mean %g var %g",
-          sum / 1e5, sq / 1e5);
+    CHECK(fabs(sum / 1e5) < 0.02 && fabs(sq / 1e5 - 1) < 0.03, "normal mean %g var %g", sum / 1e5,
+          sq / 1e5);
     for (int i = 0; i < 1000; i++) CHECK(mv_rng_below(&r1, 7) < 7, "below");
 
     /* atomic write: content lands, no temp file left */

@@ -59,10 +59,16 @@ static void test_pyrandom(void)
         {1, {577090037u, 2444712010u, 3639700191u}, 840964324912ull, 4705193143269049553ull, 15},
         {42, {2746317213u, 478163327u, 107420369u}, 303832645883ull, 4117511471858006928ull, 17},
         {-7, {1390851128u, 4071050724u, 647892279u}, 714660325134ull, 1336213610742710224ull, 105},
-        {4294967301ll, {675479763u, 2085189291u, 1213270837u}, 665247166058ull,
-         267910309641445477ull, 45},
-        {INT64_MAX, {1359979423u, 2819855560u, 2711238091u}, 881038174048ull,
-         8364931118716031454ull, 13},
+        {4294967301ll,
+         {675479763u, 2085189291u, 1213270837u},
+         665247166058ull,
+         267910309641445477ull,
+         45},
+        {INT64_MAX,
+         {1359979423u, 2819855560u, 2711238091u},
+         881038174048ull,
+         8364931118716031454ull,
+         13},
     };
     for (size_t i = 0; i < MV_ARRAY_LEN(cases); i++) {
         mv_pyrandom_seed(&r, cases[i].seed);
@@ -82,7 +88,8 @@ static void test_pyrandom(void)
     for (int i = 0; i < 20; i++) x[i] = i;
     mv_pyrandom_seed(&r, 3);
     mv_pyrandom_shuffle_int(&r, x, 20);
-    static const int want[20] = {8, 3, 6, 5, 15, 16, 2, 12, 0, 1, 13, 10, 19, 9, 14, 11, 4, 17, 18, 7};
+    static const int want[20] = {8,  3,  6,  5, 15, 16, 2, 12, 0,  1,
+                                 13, 10, 19, 9, 14, 11, 4, 17, 18, 7};
     CHECK(memcmp(x, want, sizeof want) == 0, "shuffle(seed 3) differs from Python");
     /* random.Random(3)._randbelow(n) for n in (1, 2, 3, 1000, 2**31, 2**40 + 3) */
     mv_pyrandom_seed(&r, 3);
@@ -123,11 +130,10 @@ static void test_fewshot(void)
     CHECK_OK(medvlm_fewshot_sample(d->labels, d->n, d->n_classes, 16, 1, 0, &idx, &n));
     CHECK(n == 64, "K=16: %d images", n);
     static const int p1[4] = {0, 1, 2, 16};
-    static const char *const n1[4] = {
-        "16B0027040_Block_Region_10_3_5_xini_33710_yini_19060.jpg",
-        "16B0027040_Block_Region_1_13_14_xini_31977_yini_120779.jpg",
-        "18B0005478J_Block_Region_14_1_0_xini_43363_yini_6600.jpg",
-        "18B0002932D_Block_Region_10_12_7_xini_16713_yini_69825.jpg"};
+    static const char *const n1[4] = {"16B0027040_Block_Region_10_3_5_xini_33710_yini_19060.jpg",
+                                      "16B0027040_Block_Region_1_13_14_xini_31977_yini_120779.jpg",
+                                      "18B0005478J_Block_Region_14_1_0_xini_43363_yini_6600.jpg",
+                                      "18B0002932D_Block_Region_10_12_7_xini_16713_yini_69825.jpg"};
     check_names(d, idx, n, p1, n1, 4, "K=16 S=1");
     for (int i = 0; i < n; i++)
         CHECK(d->labels[idx[i]] == i / 16, "K=16: entry %d has class %lld", i,
@@ -137,11 +143,10 @@ static void test_fewshot(void)
     /* K=1, seed 0 */
     CHECK_OK(medvlm_fewshot_sample(d->labels, d->n, d->n_classes, 1, 0, 0, &idx, &n));
     static const int p2[4] = {0, 1, 2, 3};
-    static const char *const n2[4] = {
-        "18B0005478I_Block_Region_2_14_11_xini_19020_yini_149166.jpg",
-        "17B0034179_Block_Region_3_4_3_xini_8835_yini_35612.jpg",
-        "18B0002930B_Block_Region_4_4_19_xini_25625_yini_7750.jpg",
-        "17B0024162_Block_Region_4_14_8_xini_24129_yini_50778.jpg"};
+    static const char *const n2[4] = {"18B0005478I_Block_Region_2_14_11_xini_19020_yini_149166.jpg",
+                                      "17B0034179_Block_Region_3_4_3_xini_8835_yini_35612.jpg",
+                                      "18B0002930B_Block_Region_4_4_19_xini_25625_yini_7750.jpg",
+                                      "17B0024162_Block_Region_4_14_8_xini_24129_yini_50778.jpg"};
     CHECK(n == 4, "K=1: %d", n);
     check_names(d, idx, n, p2, n2, 4, "K=1 S=0");
     medvlm_free(idx);
@@ -149,15 +154,14 @@ static void test_fewshot(void)
     /* K=2, seed 2024 */
     CHECK_OK(medvlm_fewshot_sample(d->labels, d->n, d->n_classes, 2, 2024, 0, &idx, &n));
     static const int p3[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    static const char *const n3[8] = {
-        "18B0005478H_Block_Region_8_10_1_xini_23978_yini_12658.jpg",
-        "16B0027040_Block_Region_1_1_5_xini_22761_yini_108491.jpg",
-        "17B0029534_Block_Region_6_3_3_xini_13252_yini_53694.jpg",
-        "18B0001510G_Block_Region_4_25_29_xini_34891_yini_79199.jpg",
-        "17B0017511_Block_Region_2_14_7_xini_14164_yini_113797.jpg",
-        "16B0022786_Block_Region_1_18_16_xini_23411_yini_63882.jpg",
-        "17B0035225_Block_Region_12_24_3_xini_17813_yini_24474.jpg",
-        "18B0005773_Block_Region_3_3_32_xini_45886_yini_55465.jpg"};
+    static const char *const n3[8] = {"18B0005478H_Block_Region_8_10_1_xini_23978_yini_12658.jpg",
+                                      "16B0027040_Block_Region_1_1_5_xini_22761_yini_108491.jpg",
+                                      "17B0029534_Block_Region_6_3_3_xini_13252_yini_53694.jpg",
+                                      "18B0001510G_Block_Region_4_25_29_xini_34891_yini_79199.jpg",
+                                      "17B0017511_Block_Region_2_14_7_xini_14164_yini_113797.jpg",
+                                      "16B0022786_Block_Region_1_18_16_xini_23411_yini_63882.jpg",
+                                      "17B0035225_Block_Region_12_24_3_xini_17813_yini_24474.jpg",
+                                      "18B0005773_Block_Region_3_3_32_xini_45886_yini_55465.jpg"};
     CHECK(n == 8, "K=2: %d", n);
     check_names(d, idx, n, p3, n3, 8, "K=2 S=2024");
     medvlm_free(idx);
@@ -176,12 +180,11 @@ static void test_fewshot(void)
     if (!d) return;
     CHECK_OK(medvlm_fewshot_sample(d->labels, d->n, d->n_classes, 4, 5, 0, &idx, &n));
     static const int p4[5] = {0, 4, 8, 12, 15};
-    static const char *const n4[5] = {
-        "16B0028138_Block_Region_4_18_2_xini_8073_yini_24104.jpg",
-        "16B0024177_Block_Region_0_6_14_xini_36647_yini_114785.jpg",
-        "16B0026795_Block_Region_10_20_4_xini_21514_yini_125418.jpg",
-        "17B0028627_Block_Region_2_7_0_xini_5815_yini_110427.jpg",
-        "17B0028627_Block_Region_2_26_9_xini_15031_yini_129883.jpg"};
+    static const char *const n4[5] = {"16B0028138_Block_Region_4_18_2_xini_8073_yini_24104.jpg",
+                                      "16B0024177_Block_Region_0_6_14_xini_36647_yini_114785.jpg",
+                                      "16B0026795_Block_Region_10_20_4_xini_21514_yini_125418.jpg",
+                                      "17B0028627_Block_Region_2_7_0_xini_5815_yini_110427.jpg",
+                                      "17B0028627_Block_Region_2_26_9_xini_15031_yini_129883.jpg"};
     CHECK(n == 16, "Test K=4: %d", n);
     check_names(d, idx, n, p4, n4, 5, "Test K=4 S=5");
     medvlm_free(idx);
@@ -245,7 +248,8 @@ static void test_sicap_tables(void)
             struct medvlm_table *y = NULL;
             CHECK_OK(medvlm_table_load(shared_path(rel), NULL, &y));
             if (y) {
-                CHECK(y->n_rows == x->n_rows && y->n_cols == x->n_cols && !strcmp(y->header[0], "Path"),
+                CHECK(y->n_rows == x->n_rows && y->n_cols == x->n_cols &&
+                          !strcmp(y->header[0], "Path"),
                       "%s shape", rel);
                 int diff = -1;
                 for (int r = 0; r < x->n_rows && r < y->n_rows && diff < 0; r++)
@@ -266,7 +270,8 @@ static void test_sicap_tables(void)
                         same = !strcmp(e->names[r], d->names[r]) && e->labels[r] == d->labels[r];
                     CHECK(same, "%s: dataset differs from the xlsx one", rel);
                     CHECK(!strncmp(e->paths[0], "/data/sicap/images/", 19) &&
-                              !strcmp(e->paths[0] + 19, e->names[0]), "paths: %s", e->paths[0]);
+                              !strcmp(e->paths[0] + 19, e->names[0]),
+                          "paths: %s", e->paths[0]);
                 }
                 medvlm_dataset_free(e);
                 medvlm_table_free(y);
@@ -276,13 +281,14 @@ static void test_sicap_tables(void)
         medvlm_table_free(x);
     }
     /* wsi_labels.xlsx has other columns: a table, but no image column */
-    struct medvlm_dataset_options o = {.labels_path = shared_path("sicapv2-partition/wsi_labels.xlsx"),
-                                       .classes = "NC,G3"};
+    struct medvlm_dataset_options o = {
+        .labels_path = shared_path("sicapv2-partition/wsi_labels.xlsx"), .classes = "NC,G3"};
     struct medvlm_dataset *d = NULL;
     CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_MISSING, "no image-name column");
     struct medvlm_table *w = NULL;
-    CHECK_ERR(medvlm_table_load(shared_path("sicapv2-partition/partition/Test/Train.xlsx"), "Nope",
-                                &w), MEDVLM_ERR_MISSING, "no sheet named 'Nope'");
+    CHECK_ERR(
+        medvlm_table_load(shared_path("sicapv2-partition/partition/Test/Train.xlsx"), "Nope", &w),
+        MEDVLM_ERR_MISSING, "no sheet named 'Nope'");
 }
 
 /* ---- hand-made xlsx: named sheets through the rels, inline strings, booleans, gaps ---- */
@@ -299,33 +305,35 @@ static const char *make_xlsx(const char *name, int with_strings)
     int err;
     zip_t *z = zip_open(p, ZIP_CREATE | ZIP_TRUNCATE, &err);
     zip_put_text(z, "xl/workbook.xml",
-            "<?xml version=\"1.0\"?><workbook xmlns=\"http://schemas.openxmlformats.org/"
-            "spreadsheetml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/"
-            "officeDocument/2006/relationships\"><sheets><sheet name=\"First\" sheetId=\"1\" "
-            "r:id=\"rId7\"/><sheet name=\"Labels\" sheetId=\"2\" r:id=\"rId3\"/></sheets>"
-            "</workbook>");
-    zip_put_text(z, "xl/_rels/workbook.xml.rels",
-            "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/"
-            "relationships\"><Relationship Id=\"rId3\" Target=\"worksheets/other.xml\" "
-            "Type=\"x\"/><Relationship Id=\"rId7\" Target=\"/xl/worksheets/s1.xml\" Type=\"x\"/>"
-            "</Relationships>");
+                 "<?xml version=\"1.0\"?><workbook xmlns=\"http://schemas.openxmlformats.org/"
+                 "spreadsheetml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/"
+                 "officeDocument/2006/relationships\"><sheets><sheet name=\"First\" sheetId=\"1\" "
+                 "r:id=\"rId7\"/><sheet name=\"Labels\" sheetId=\"2\" r:id=\"rId3\"/></sheets>"
+                 "</workbook>");
+    zip_put_text(
+        z, "xl/_rels/workbook.xml.rels",
+        "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/"
+        "relationships\"><Relationship Id=\"rId3\" Target=\"worksheets/other.xml\" "
+        "Type=\"x\"/><Relationship Id=\"rId7\" Target=\"/xl/worksheets/s1.xml\" Type=\"x\"/>"
+        "</Relationships>");
     if (with_strings)
         zip_put_text(z, "xl/sharedStrings.xml",
-                "<sst xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">"
-                "<si><t>file</t></si><si><r><t>la</t></r><r><t xml:space=\"preserve\">bel </t>"
-                "</r><rPh><t>IGNORED</t></rPh></si><si><t>a&amp;b.png</t></si></sst>");
+                     "<sst xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">"
+                     "<si><t>file</t></si><si><r><t>la</t></r><r><t xml:space=\"preserve\">bel </t>"
+                     "</r><rPh><t>IGNORED</t></rPh></si><si><t>a&amp;b.png</t></si></sst>");
     zip_put_text(z, "xl/worksheets/s1.xml",
-            "<worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">"
-            "<sheetData><row r=\"1\"><c r=\"A1\"><v>1</v></c></row></sheetData></worksheet>");
-    zip_put_text(z, "xl/worksheets/other.xml",
-            "<x:worksheet xmlns:x=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">"
-            "<x:sheetData><x:row r=\"1\"><x:c r=\"A1\" t=\"s\"><x:v>0</x:v></x:c><x:c r=\"C1\" "
-            "t=\"s\"><x:v>1</x:v></x:c></x:row>"
-            "<x:row r=\"2\"><x:c r=\"A2\" t=\"s\"><x:v>2</x:v></x:c><x:c r=\"B2\" t=\"b\">"
-            "<x:v>1</x:v></x:c><x:c r=\"C2\" t=\"inlineStr\"><x:is><x:t>G3</x:t></x:is></x:c>"
-            "</x:row><x:row r=\"3\"><x:c r=\"A3\" s=\"1\"/></x:row>"
-            "<x:row r=\"5\"><x:c r=\"A5\" t=\"inlineStr\"><x:is><x:t>b.png</x:t></x:is></x:c>"
-            "<x:c r=\"C5\"><x:v>0.25</x:v></x:c></x:row></x:sheetData></x:worksheet>");
+                 "<worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">"
+                 "<sheetData><row r=\"1\"><c r=\"A1\"><v>1</v></c></row></sheetData></worksheet>");
+    zip_put_text(
+        z, "xl/worksheets/other.xml",
+        "<x:worksheet xmlns:x=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\">"
+        "<x:sheetData><x:row r=\"1\"><x:c r=\"A1\" t=\"s\"><x:v>0</x:v></x:c><x:c r=\"C1\" "
+        "t=\"s\"><x:v>1</x:v></x:c></x:row>"
+        "<x:row r=\"2\"><x:c r=\"A2\" t=\"s\"><x:v>2</x:v></x:c><x:c r=\"B2\" t=\"b\">"
+        "<x:v>1</x:v></x:c><x:c r=\"C2\" t=\"inlineStr\"><x:is><x:t>G3</x:t></x:is></x:c>"
+        "</x:row><x:row r=\"3\"><x:c r=\"A3\" s=\"1\"/></x:row>"
+        "<x:row r=\"5\"><x:c r=\"A5\" t=\"inlineStr\"><x:is><x:t>b.png</x:t></x:is></x:c>"
+        "<x:c r=\"C5\"><x:v>0.25</x:v></x:c></x:row></x:sheetData></x:worksheet>");
     zip_close(z);
     return p;
 }
@@ -344,21 +352,25 @@ static void test_xlsx_handmade(void)
     if (t) {
         CHECK(t->n_cols == 3 && t->n_rows == 2, "Labels: %d x %d", t->n_rows, t->n_cols);
         CHECK(!strcmp(t->header[0], "file") && !strcmp(t->header[1], "") &&
-                  !strcmp(t->header[2], "label "), "rich text + gap: '%s' '%s' '%s'",
-              t->header[0], t->header[1], t->header[2]);
+                  !strcmp(t->header[2], "label "),
+              "rich text + gap: '%s' '%s' '%s'", t->header[0], t->header[1], t->header[2]);
         CHECK(!strcmp(t->cells[0], "a&b.png") && !strcmp(t->cells[1], "TRUE") &&
-                  !strcmp(t->cells[2], "G3"), "row 2: %s %s %s", t->cells[0], t->cells[1],
-              t->cells[2]);
+                  !strcmp(t->cells[2], "G3"),
+              "row 2: %s %s %s", t->cells[0], t->cells[1], t->cells[2]);
         CHECK(!strcmp(t->cells[3], "b.png") && !strcmp(t->cells[4], "") &&
-                  !strcmp(t->cells[5], "0.25") && t->line[1] == 5, "row 5 (row 3 empty skipped)");
+                  !strcmp(t->cells[5], "0.25") && t->line[1] == 5,
+              "row 5 (row 3 empty skipped)");
         CHECK(medvlm_table_column(t, "FILE") == 0 && medvlm_table_column(t, "x") == -1, "column");
         medvlm_table_free(t);
         t = NULL;
     }
     /* a dataset from it: messages say "row" for sheets */
     const char *g3[1] = {"G3"};
-    struct medvlm_dataset_options o = {.labels_path = p, .sheet = "Labels", .image_column = "file",
-                                       .label_column = "label ", .class_names = g3,
+    struct medvlm_dataset_options o = {.labels_path = p,
+                                       .sheet = "Labels",
+                                       .image_column = "file",
+                                       .label_column = "label ",
+                                       .class_names = g3,
                                        .n_class_names = 1};
     struct medvlm_dataset *d = NULL;
     CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_FORMAT,
@@ -386,7 +398,8 @@ static void test_csv(void)
         CHECK(t->n_rows == 4 && t->n_cols == 2 && !strcmp(t->header[0], "image"), "shape/BOM");
         CHECK(!strcmp(t->cells[0], "a,1.jpg") && !strcmp(t->cells[2], "b \"2\".jpg") &&
                   !strcmp(t->cells[3], "G\n3") && !strcmp(t->cells[5], "") &&
-                  !strcmp(t->cells[6], "") && !strcmp(t->cells[7], "x"), "quoting");
+                  !strcmp(t->cells[6], "") && !strcmp(t->cells[7], "x"),
+              "quoting");
         CHECK(t->line[0] == 2 && t->line[1] == 4 && t->line[2] == 6 && t->line[3] == 7,
               "lines %d %d %d %d", t->line[0], t->line[1], t->line[2], t->line[3]);
         medvlm_table_free(t);
@@ -455,11 +468,13 @@ static void test_datasets(void)
     o.labels_path = write_tmp("oh.csv", "Path,NC,G3,G4\na.jpg,1,0,0\n");
     CHECK_ERR(medvlm_dataset_load(&o, &d), MEDVLM_ERR_MISSING, "unknown class 'G9'");
     o.classes = "NC,G3";
-    o.labels_path = write_tmp("oh2.csv", "Path,NC,G3\na.jpg,1,0\nb.jpg,0,0\nc.jpg,FALSE,1.0\nd.jpg,1,1\n"
-                                             "e.jpg,,1\n");
+    o.labels_path =
+        write_tmp("oh2.csv", "Path,NC,G3\na.jpg,1,0\nb.jpg,0,0\nc.jpg,FALSE,1.0\nd.jpg,1,1\n"
+                             "e.jpg,,1\n");
     CHECK_OK(medvlm_dataset_load(&o, &d));
     if (d) {
-        CHECK(d->n == 2 && d->skipped_rows == 3 && d->labels[1] == 1 && !strcmp(d->names[1], "c.jpg"),
+        CHECK(d->n == 2 && d->skipped_rows == 3 && d->labels[1] == 1 &&
+                  !strcmp(d->names[1], "c.jpg"),
               "one-hot skipped rows");
         medvlm_dataset_free(d);
         d = NULL;
@@ -495,7 +510,8 @@ static void test_datasets(void)
     o.images_dir = img;
     o.classes = "NC,G3";
     o.check_files = 1;
-    o.labels_path = write_tmp("miss.csv", "Path,NC,G3\n"
+    o.labels_path =
+        write_tmp("miss.csv", "Path,NC,G3\n"
                               "17B0011996_Block_Region_5_10_15_xini_21983_yini_63887.jpg,0,1\n"
                               "gone1.jpg,1,0\ngone2.jpg,0,1\n");
     medvlm_set_log(NULL, NULL, MEDVLM_LOG_ERROR);
@@ -518,15 +534,17 @@ static void test_datasets(void)
     CHECK_OK(medvlm_dataset_load(&o, &d));
     if (d) {
         CHECK(d->n_classes == 8 && d->n == 24 && !strcmp(d->classes[0], "01_TUMOR") &&
-                  !strcmp(d->classes[7], "08_EMPTY") && d->labels[23] == 7, "folders: %d %d",
-              d->n_classes, d->n);
+                  !strcmp(d->classes[7], "08_EMPTY") && d->labels[23] == 7,
+              "folders: %d %d", d->n_classes, d->n);
         CHECK(!strcmp(d->names[0], "01_TUMOR/1A11_CRC-Prim-HE-07_022.tif_Row_601_Col_151.tif") &&
-                  mv_is_file(d->paths[0]), "folder names: %s", d->names[0]);
+                  mv_is_file(d->paths[0]),
+              "folder names: %s", d->names[0]);
         int pick[2] = {23, 0};
         struct medvlm_dataset *s = NULL;
         CHECK_OK(medvlm_dataset_subset(d, pick, 2, &s));
         CHECK(s && s->n == 2 && s->labels[0] == 7 && !strcmp(s->names[1], d->names[0]) &&
-                  s->n_classes == 8, "subset");
+                  s->n_classes == 8,
+              "subset");
         medvlm_dataset_free(s);
         pick[0] = 24;
         CHECK_ERR(medvlm_dataset_subset(d, pick, 2, &s), MEDVLM_ERR_ARG, "index 24");

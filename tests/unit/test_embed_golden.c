@@ -31,7 +31,8 @@ static void compare(const char *out_path, const char *out_name, const char *ref_
     if (o && r) {
         const struct medvlm_tensor_info *a = medvlm_st_find(o, out_name);
         const struct medvlm_tensor_info *b = medvlm_st_find(r, ref_name);
-        CHECK(a && b && a->nbytes == b->nbytes, "%s: %s vs %s shapes", out_path, out_name, ref_name);
+        CHECK(a && b && a->nbytes == b->nbytes, "%s: %s vs %s shapes", out_path, out_name,
+              ref_name);
         if (a && b && a->nbytes == b->nbytes)
             check_close_f32(out_name, a->data, b->data, a->nbytes / 4, atol, 0);
     }

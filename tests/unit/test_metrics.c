@@ -95,8 +95,8 @@ static void test_round_argmax(void)
           "ties to even");
     CHECK(medvlm_round_half_even(2.0 / 3.0, 3) == 0.667, "2/3");
 
-    const float probs[4 * 3] = {0.2f, 0.5f, 0.5f, 1.0f, 0.0f, 0.0f, 0.1f, NAN, 0.9f,
-                                -1.0f, -0.5f, -0.7f};
+    const float probs[4 * 3] = {0.2f, 0.5f, 0.5f, 1.0f,  0.0f,  0.0f,
+                                0.1f, NAN,  0.9f, -1.0f, -0.5f, -0.7f};
     int64_t out[4];
     CHECK_OK(medvlm_argmax_rows(probs, 4, 3, out));
     CHECK(out[0] == 1 && out[1] == 0 && out[2] == 1 && out[3] == 1, "argmax %lld %lld %lld %lld",
@@ -126,7 +126,8 @@ static void test_reports(void)
         CHECK(strstr(text, "quadratic kappa    0.6774") != NULL, "table kappa");
         CHECK(strstr(text, "G4       0.667      1.000    0.800        3") != NULL, "table row:\n%s",
               text);
-        CHECK(strstr(text, "\nNC      1   1   0   0\nG3      0   2   0   0\n") != NULL, "table confusion row:\n%s", text);
+        CHECK(strstr(text, "\nNC      1   1   0   0\nG3      0   2   0   0\n") != NULL,
+              "table confusion row:\n%s", text);
         CHECK(strstr(text, "\n       NC  G3  G4  G5\n") != NULL, "table header:\n%s", text);
     }
     medvlm_free(text);
@@ -142,18 +143,21 @@ static void test_reports(void)
     if (root) {
         const cJSON *cls = cJSON_GetObjectItem(root, "classes");
         CHECK(cJSON_GetArraySize(cls) == 4 &&
-              !strcmp(cJSON_GetArrayItem(cls, 1)->valuestring, "G3"), "json classes");
+                  !strcmp(cJSON_GetArrayItem(cls, 1)->valuestring, "G3"),
+              "json classes");
         CHECK(cJSON_GetObjectItem(root, "balanced_accuracy")->valuedouble == 79.16666666666666,
               "json balanced accuracy");
         CHECK(cJSON_GetObjectItem(root, "accuracy")->valuedouble == 75.0, "json accuracy");
         const cJSON *cm = cJSON_GetObjectItem(root, "confusion_matrix");
         CHECK(cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 2), 0)->valuedouble == 1 &&
-              cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 0), 2)->valuedouble == 0,
+                  cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 0), 2)->valuedouble == 0,
               "json confusion rows = true class");
         CHECK(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "per_class_recall"), 2)->valuedouble ==
-                  2.0 / 3.0, "json recall");
+                  2.0 / 3.0,
+              "json recall");
         CHECK(cJSON_IsNumber(cJSON_GetObjectItem(root, "quadratic_kappa")) &&
-              cJSON_IsNumber(cJSON_GetObjectItem(root, "macro_f1")), "json kappa/F1");
+                  cJSON_IsNumber(cJSON_GetObjectItem(root, "macro_f1")),
+              "json kappa/F1");
         cJSON_Delete(root);
     }
     medvlm_metrics_free(&m);
@@ -176,7 +180,8 @@ static void test_reports(void)
     if (t) {
         CHECK(t->n_rows == 3 && t->n_cols == 7 && !strcmp(t->header[4], "p_G,3") &&
                   !strcmp(t->cells[7], imgs[1]) && !strcmp(t->cells[8], "G,3") &&
-                  !strcmp(t->cells[13], "0.25"), "csv round trip");
+                  !strcmp(t->cells[13], "0.25"),
+              "csv round trip");
         medvlm_table_free(t);
     }
     CHECK_ERR(medvlm_metrics_write_json("/nonexistent-dir/x.json", &m, names), MEDVLM_ERR_ARG,

@@ -31,7 +31,8 @@ static void test_golden_model(const char *golden)
         if (strstr(t->name, "position_ids")) continue;
         if (!strncmp(t->name, "text_model.", 11) || !strncmp(t->name, "text_projection", 15))
             file_text += n;
-        else if (!strncmp(t->name, "vision_model.", 13) || !strncmp(t->name, "visual_projection", 17))
+        else if (!strncmp(t->name, "vision_model.", 13) ||
+                 !strncmp(t->name, "visual_projection", 17))
             file_vision += n;
         else
             file_other += n;
@@ -40,16 +41,21 @@ static void test_golden_model(const char *golden)
     for (int i = 0; i < medvlm_model_param_count(m); i++) {
         const struct medvlm_param_info *p = medvlm_model_param(m, i);
         CHECK(p->data || p->tower == MEDVLM_TOWER_SHARED, "%s bound", p->name);
-        if (p->tower == MEDVLM_TOWER_TEXT) text += p->numel;
-        else if (p->tower == MEDVLM_TOWER_VISION) vision += p->numel;
-        else other += p->numel;
+        if (p->tower == MEDVLM_TOWER_TEXT)
+            text += p->numel;
+        else if (p->tower == MEDVLM_TOWER_VISION)
+            vision += p->numel;
+        else
+            other += p->numel;
     }
     CHECK(text == file_text && vision == file_vision && other == file_other,
-          "counts text %zu/%zu vision %zu/%zu other %zu/%zu", text, file_text, vision,
-          file_vision, other, file_other);
+          "counts text %zu/%zu vision %zu/%zu other %zu/%zu", text, file_text, vision, file_vision,
+          other, file_other);
     /* values are the file's: spot-check a weight, zero-copy */
-    const struct medvlm_tensor_info *q = medvlm_st_find(st, "vision_model.encoder.layers.1.mlp.fc2.weight");
-    const struct medvlm_param_info *p = medvlm_model_param_find(m, "vision_model.encoder.layers.1.mlp.fc2.weight");
+    const struct medvlm_tensor_info *q =
+        medvlm_st_find(st, "vision_model.encoder.layers.1.mlp.fc2.weight");
+    const struct medvlm_param_info *p =
+        medvlm_model_param_find(m, "vision_model.encoder.layers.1.mlp.fc2.weight");
     CHECK(q && p && memcmp(p->data, q->data, q->nbytes) == 0, "fc2 values");
     CHECK(m->owned == NULL, "F32 weights are mapped, not copied");
     CHECK(m->vision.layers[1].fc2.w == p->data, "tower view points at the same data");
@@ -64,14 +70,18 @@ static void test_golden_model(const char *golden)
     cJSON *man;
     CHECK_OK(mv_json_load(man_path, &man));
     const cJSON *rc = cJSON_GetObjectItem(man, "resolved_config");
-    const cJSON *tc = cJSON_GetObjectItem(rc, "text_config"), *vc = cJSON_GetObjectItem(rc, "vision_config");
+    const cJSON *tc = cJSON_GetObjectItem(rc, "text_config"),
+                *vc = cJSON_GetObjectItem(rc, "vision_config");
     const struct medvlm_config *cfg = medvlm_model_config(m);
     CHECK(cfg->projection_dim == cJSON_GetObjectItem(rc, "projection_dim")->valueint, "proj");
     CHECK(cfg->text.hidden_size == cJSON_GetObjectItem(tc, "hidden_size")->valueint, "text width");
     CHECK(cfg->text.eos_token_id == cJSON_GetObjectItem(tc, "eos_token_id")->valueint, "eos");
-    CHECK(cfg->vision.num_hidden_layers == cJSON_GetObjectItem(vc, "num_hidden_layers")->valueint, "layers");
+    CHECK(cfg->vision.num_hidden_layers == cJSON_GetObjectItem(vc, "num_hidden_layers")->valueint,
+          "layers");
     CHECK(cfg->vision.patch_size == cJSON_GetObjectItem(vc, "patch_size")->valueint, "patch");
-    CHECK(fabsf(cfg->vision.layer_norm_eps - (float)cJSON_GetObjectItem(vc, "layer_norm_eps")->valuedouble) < 1e-12f, "eps");
+    CHECK(fabsf(cfg->vision.layer_norm_eps -
+                (float)cJSON_GetObjectItem(vc, "layer_norm_eps")->valuedouble) < 1e-12f,
+          "eps");
     cJSON_Delete(man);
     medvlm_model_free(m);
 
@@ -92,18 +102,21 @@ static void test_config_styles(void)
 {
     struct medvlm_config c;
     /* new style with missing keys -> transformers defaults */
-    write_text("cfg.json", "{\"projection_dim\": 16, \"text_config\": {\"hidden_size\": 32, "
-                           "\"num_attention_heads\": 4, \"foo\": [1,{}]}, \"vision_config\": null}");
+    write_text("cfg.json",
+               "{\"projection_dim\": 16, \"text_config\": {\"hidden_size\": 32, "
+               "\"num_attention_heads\": 4, \"foo\": [1,{}]}, \"vision_config\": null}");
     CHECK_OK(medvlm_config_load("cfg.json", &c));
     CHECK(c.projection_dim == 16 && c.text.hidden_size == 32 && c.text.num_hidden_layers == 12 &&
               c.vision.hidden_size == 768 && c.text.eos_token_id == 49407,
           "defaults");
     /* old style: *_config_dict wins over *_config */
-    write_text("cfg.json", "{\"text_config\": {\"hidden_size\": 64}, \"text_config_dict\": "
-                           "{\"hidden_size\": 128, \"hidden_act\": \"gelu\"}, \"vision_config_dict\": "
-                           "{\"patch_size\": 16, \"image_size\": 224}}");
+    write_text("cfg.json",
+               "{\"text_config\": {\"hidden_size\": 64}, \"text_config_dict\": "
+               "{\"hidden_size\": 128, \"hidden_act\": \"gelu\"}, \"vision_config_dict\": "
+               "{\"patch_size\": 16, \"image_size\": 224}}");
     CHECK_OK(medvlm_config_load("cfg.json", &c));
-    CHECK(c.text.hidden_size == 128 && c.text.hidden_act == MEDVLM_ACT_GELU && c.vision.patch_size == 16,
+    CHECK(c.text.hidden_size == 128 && c.text.hidden_act == MEDVLM_ACT_GELU &&
+              c.vision.patch_size == 16,
           "dict style");
     /* flat vision config */
     write_text("cfg.json", "{\"model_type\": \"clip_vision_model\", \"hidden_size\": 96, "
@@ -121,8 +134,9 @@ static void test_config_styles(void)
     unlink("cfg.json");
 
     struct medvlm_preproc_config pp;
-    write_text("pp.json", "{\"size\": {\"shortest_edge\": 256}, \"crop_size\": {\"height\": 240, "
-                          "\"width\": 200}, \"do_center_crop\": false, \"image_mean\": [0.5,0.5,0.5]}");
+    write_text("pp.json",
+               "{\"size\": {\"shortest_edge\": 256}, \"crop_size\": {\"height\": 240, "
+               "\"width\": 200}, \"do_center_crop\": false, \"image_mean\": [0.5,0.5,0.5]}");
     CHECK_OK(medvlm_preproc_load("pp.json", &pp));
     CHECK(pp.shortest_edge == 256 && pp.crop_height == 240 && pp.crop_width == 200 &&
               !pp.do_center_crop && pp.mean[1] == 0.5f && pp.std[0] > 0.26f,
@@ -159,9 +173,11 @@ static void test_random_roundtrip(void)
     if (a && b) {
         CHECK(medvlm_model_param_count(a) == medvlm_model_param_count(b), "same table");
         for (int i = 0; i < medvlm_model_param_count(a); i++) {
-            const struct medvlm_param_info *p = medvlm_model_param(a, i), *q = medvlm_model_param(b, i);
+            const struct medvlm_param_info *p = medvlm_model_param(a, i),
+                                           *q = medvlm_model_param(b, i);
             CHECK(strcmp(p->name, q->name) == 0 && (p->tower == MEDVLM_TOWER_SHARED ||
-                  memcmp(p->data, q->data, p->numel * 4) == 0), "%s round trip", p->name);
+                                                    memcmp(p->data, q->data, p->numel * 4) == 0),
+                  "%s round trip", p->name);
         }
         CHECK(b->vision.n_pos == 17 && b->cfg.vision.hidden_act == MEDVLM_ACT_GELU, "config kept");
         CHECK(medvlm_model_logit_scale(b) == cfg.logit_scale_init_value, "logit scale");

@@ -8,16 +8,14 @@ static int same_as_manifest(const struct medvlm_prompts *p, const cJSON *classes
                             const cJSON *expected, const char *what)
 {
     int ok = p->n_classes == cJSON_GetArraySize(classes);
-    CHECK(ok, "%s: %d classes, manifest has %d", what, p->n_classes,
-          cJSON_GetArraySize(classes));
+    CHECK(ok, "%s: %d classes, manifest has %d", what, p->n_classes, cJSON_GetArraySize(classes));
     for (int c = 0; ok && c < p->n_classes; c++) {
         const char *name = cJSON_GetArrayItem(classes, c)->valuestring;
-        CHECK(!strcmp(p->classes[c], name), "%s: class %d is %s, want %s", what, c,
-              p->classes[c], name);
+        CHECK(!strcmp(p->classes[c], name), "%s: class %d is %s, want %s", what, c, p->classes[c],
+              name);
         /* expected: an object class -> list, or a flat list (one prompt per class) */
-        const cJSON *want = cJSON_IsObject(expected)
-                                ? cJSON_GetObjectItemCaseSensitive(expected, name)
-                                : NULL;
+        const cJSON *want =
+            cJSON_IsObject(expected) ? cJSON_GetObjectItemCaseSensitive(expected, name) : NULL;
         int n = want ? cJSON_GetArraySize(want) : 1;
         CHECK(p->n_prompts[c] == n, "%s: class %s has %d prompts, want %d", what, name,
               p->n_prompts[c], n);
@@ -72,8 +70,8 @@ static void test_golden(const char *golden, const char *src)
         CHECK(!strcmp(p->prompts[0][0], "benign prostatic tissue.") &&
                   !strcmp(p->prompts[0][1], "an H&E image of benign prostatic tissue.") &&
                   !strcmp(p->prompts[0][6], "non-cancerous prostate glands with basal cells."),
-              "conch order (descriptions outer): %s | %s | %s", p->prompts[0][0],
-              p->prompts[0][1], p->prompts[0][6]);
+              "conch order (descriptions outer): %s | %s | %s", p->prompts[0][0], p->prompts[0][1],
+              p->prompts[0][6]);
     }
     medvlm_prompts_free(p);
     cJSON_Delete(man);
@@ -86,13 +84,15 @@ static void test_forms_and_errors(void)
     struct medvlm_prompts *p = NULL;
     /* no classes key: the descriptions' order; a single string; [CLS] twice */
     CHECK_OK(PARSE("{\"templates\": [\"[CLS] or [CLS]\", \"x [CLS]\"], \"descriptions\": "
-                   "{\"b\": \"one\", \"a\": [\"two\", \"three\"]}}", &p));
+                   "{\"b\": \"one\", \"a\": [\"two\", \"three\"]}}",
+                   &p));
     if (p) {
         CHECK(p->n_classes == 2 && !strcmp(p->classes[0], "b") && p->n_prompts[0] == 2 &&
-                  p->n_prompts[1] == 4, "forms");
+                  p->n_prompts[1] == 4,
+              "forms");
         CHECK(!strcmp(p->prompts[0][0], "one or one") && !strcmp(p->prompts[1][1], "x two") &&
-                  !strcmp(p->prompts[1][2], "three or three"), "expansion: %s %s %s",
-              p->prompts[0][0], p->prompts[1][1], p->prompts[1][2]);
+                  !strcmp(p->prompts[1][2], "three or three"),
+              "expansion: %s %s %s", p->prompts[0][0], p->prompts[1][1], p->prompts[1][2]);
     }
     medvlm_prompts_free(p);
     medvlm_prompts_free(NULL);
@@ -101,12 +101,14 @@ static void test_forms_and_errors(void)
               MEDVLM_ERR_MISSING, "t.json: class \"G3\" has no descriptions");
     CHECK_ERR(PARSE("{\"descriptions\": {\"NC\": []}}", &p), MEDVLM_ERR_MISSING,
               "class \"NC\" has no descriptions");
-    CHECK_ERR(PARSE("{\"classes\": [\"NC\"], \"descriptions\": {\"NC\": [\"x\"], \"G9\": [\"y\"]}}",
-                    &p), MEDVLM_ERR_FORMAT, "descriptions for unknown class \"G9\"");
+    CHECK_ERR(
+        PARSE("{\"classes\": [\"NC\"], \"descriptions\": {\"NC\": [\"x\"], \"G9\": [\"y\"]}}", &p),
+        MEDVLM_ERR_FORMAT, "descriptions for unknown class \"G9\"");
     CHECK_ERR(PARSE("{\n\"classes\": [\"NC\"],\n\"descriptions\": {\"NC\": [\"x\"],}\n}", &p),
               MEDVLM_ERR_FORMAT, "t.json: malformed JSON near line 3");
-    CHECK_ERR(PARSE("{\"templates\": [\"no placeholder\"], \"descriptions\": {\"NC\": [\"x\"]}}",
-                    &p), MEDVLM_ERR_FORMAT, "template 0 \"no placeholder\" has no [CLS]");
+    CHECK_ERR(
+        PARSE("{\"templates\": [\"no placeholder\"], \"descriptions\": {\"NC\": [\"x\"]}}", &p),
+        MEDVLM_ERR_FORMAT, "template 0 \"no placeholder\" has no [CLS]");
     CHECK_ERR(PARSE("{\"descriptions\": {\"NC\": [1]}}", &p), MEDVLM_ERR_FORMAT,
               "must be a string or a list of strings");
     CHECK_ERR(PARSE("{\"descriptions\": {\"NC\": \"a\", \"NC\": \"b\"}}", &p), MEDVLM_ERR_FORMAT,

@@ -52,7 +52,8 @@ int main(void)
         CHECK(t && memcmp(t->data, u, sizeof u) == 0, "U8");
         t = medvlm_st_find(st, "scalar");
         CHECK(t && t->ndim == 0 && t->nbytes == 4, "scalar");
-        CHECK(medvlm_st_metadata(st, "classes") && strcmp(medvlm_st_metadata(st, "classes"), "NC,G3") == 0,
+        CHECK(medvlm_st_metadata(st, "classes") &&
+                  strcmp(medvlm_st_metadata(st, "classes"), "NC,G3") == 0,
               "metadata");
         CHECK(medvlm_st_find(st, "nope") == NULL, "absent");
         CHECK_ERR(medvlm_st_get_f32(st, "l", &fd, &owned, NULL), MEDVLM_ERR_SHAPE, "dtype I64");
@@ -96,11 +97,14 @@ int main(void)
                         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                         8, &x),
               MEDVLM_ERR_FORMAT, "appears twice");
-    CHECK_ERR(parse_raw("{\"__metadata__\":{\"k\":1}}", 0, &x), MEDVLM_ERR_FORMAT, "must be a string");
-    CHECK_OK(parse_raw("{\"__metadata__\":{\"format\":\"pt\"},\"e\":{\"dtype\":\"F32\",\"shape\":[0],"
-                       "\"data_offsets\":[0,0]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                       4, &x));
-    CHECK_ERR(medvlm_st_open("/nonexistent.safetensors", &x), MEDVLM_ERR_IO, "/nonexistent.safetensors");
+    CHECK_ERR(parse_raw("{\"__metadata__\":{\"k\":1}}", 0, &x), MEDVLM_ERR_FORMAT,
+              "must be a string");
+    CHECK_OK(parse_raw(
+        "{\"__metadata__\":{\"format\":\"pt\"},\"e\":{\"dtype\":\"F32\",\"shape\":[0],"
+        "\"data_offsets\":[0,0]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        4, &x));
+    CHECK_ERR(medvlm_st_open("/nonexistent.safetensors", &x), MEDVLM_ERR_IO,
+              "/nonexistent.safetensors");
     FILE *e = fopen("empty.safetensors", "w");
     fclose(e);
     CHECK_ERR(medvlm_st_open("empty.safetensors", &x), MEDVLM_ERR_FORMAT, "empty");

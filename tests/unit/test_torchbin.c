@@ -88,12 +88,12 @@ static void check_message(const char *path)
     CHECK(strstr(m, path) != NULL && strchr(m, '\n') == NULL, "message \"%s\" names %s", m, path);
 }
 
-#define PARSE_ERR(buf, n, want, needle)                                                        \
-    do {                                                                                       \
-        struct medvlm_st *s_ = NULL;                                                           \
-        CHECK_ERR(mv_torchbin_parse("bad.bin", buf, n, &s_), want, needle);                    \
-        CHECK(s_ == NULL, "no table on failure");                                              \
-        check_message("bad.bin");                                                              \
+#define PARSE_ERR(buf, n, want, needle)                                                            \
+    do {                                                                                           \
+        struct medvlm_st *s_ = NULL;                                                               \
+        CHECK_ERR(mv_torchbin_parse("bad.bin", buf, n, &s_), want, needle);                        \
+        CHECK(s_ == NULL, "no table on failure");                                                  \
+        check_message("bad.bin");                                                                  \
     } while (0)
 
 static void test_dtypes(const char *file)
@@ -104,11 +104,11 @@ static void test_dtypes(const char *file)
     static const struct {
         const char *name;
         enum medvlm_dtype dt;
-    } want[] = {{"f32", MEDVLM_DTYPE_F32}, {"f16", MEDVLM_DTYPE_F16}, {"bf16", MEDVLM_DTYPE_BF16},
-                {"f64", MEDVLM_DTYPE_F64}, {"i64", MEDVLM_DTYPE_I64}, {"i32", MEDVLM_DTYPE_I32},
-                {"i16", MEDVLM_DTYPE_I16}, {"i8", MEDVLM_DTYPE_I8},   {"u8", MEDVLM_DTYPE_U8},
-                {"bool", MEDVLM_DTYPE_BOOL}, {"scalar", MEDVLM_DTYPE_F32},
-                {"empty", MEDVLM_DTYPE_F32}};
+    } want[] = {
+        {"f32", MEDVLM_DTYPE_F32},   {"f16", MEDVLM_DTYPE_F16},    {"bf16", MEDVLM_DTYPE_BF16},
+        {"f64", MEDVLM_DTYPE_F64},   {"i64", MEDVLM_DTYPE_I64},    {"i32", MEDVLM_DTYPE_I32},
+        {"i16", MEDVLM_DTYPE_I16},   {"i8", MEDVLM_DTYPE_I8},      {"u8", MEDVLM_DTYPE_U8},
+        {"bool", MEDVLM_DTYPE_BOOL}, {"scalar", MEDVLM_DTYPE_F32}, {"empty", MEDVLM_DTYPE_F32}};
     CHECK(medvlm_st_count(st) == 12, "%s: %d tensors", file, medvlm_st_count(st));
     for (int i = 0; i < 12 && i < medvlm_st_count(st); i++) {
         const struct medvlm_tensor_info *t = medvlm_st_at(st, i);
@@ -127,7 +127,8 @@ static void test_dtypes(const char *file)
         int32_t i32;
         int16_t i16;
         uint16_t h;
-        if ((t = medvlm_st_find(st, "f32")) && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3) {
+        if ((t = medvlm_st_find(st, "f32")) && t->ndim == 2 && t->shape[0] == 2 &&
+            t->shape[1] == 3) {
             memcpy(&f, (const unsigned char *)t->data + 4 * k, 4);
             CHECK(f == base / 4, "f32[%d] = %g", k, f);
         } else {
@@ -238,7 +239,8 @@ static void compare_models(const char *a_dir, const char *b_dir, enum medvlm_dty
               "param count %d", medvlm_model_param_count(a));
         int same = 0;
         for (int i = 0; i < medvlm_model_param_count(a); i++) {
-            const struct medvlm_param_info *p = medvlm_model_param(a, i), *q = medvlm_model_param(b, i);
+            const struct medvlm_param_info *p = medvlm_model_param(a, i),
+                                           *q = medvlm_model_param(b, i);
             if (p->tower == MEDVLM_TOWER_SHARED) continue;
             bool ok = p->data && q->data && p->numel == q->numel &&
                       memcmp(p->data, q->data, p->numel * sizeof(float)) == 0 &&
@@ -471,19 +473,29 @@ static void test_pickle_machine(void)
     CHECK_ERR(run_pickle("}h\x05.", 4), MEDVLM_ERR_FORMAT, "memo entry 5");
     CHECK_ERR(run_pickle("}r\xff\xff\xff\x7f.", 7), MEDVLM_ERR_LIMIT, "memo index");
     CHECK_ERR(run_pickle("}X\xff\xff\xff\x7f", 6), MEDVLM_ERR_FORMAT, "truncated");
-    CHECK_ERR(run_pickle("c__builtin__\neval\n.", 19), MEDVLM_ERR_UNSUPPORTED,
-              "__builtin__.eval");
-    CHECK_ERR(run_pickle("\x8c\x08" "builtins\x8c\x04" "exec\x93.", 17), MEDVLM_ERR_UNSUPPORTED,
-              "builtins.exec");
+    CHECK_ERR(run_pickle("c__builtin__\neval\n.", 19), MEDVLM_ERR_UNSUPPORTED, "__builtin__.eval");
+    CHECK_ERR(run_pickle("\x8c\x08"
+                         "builtins\x8c\x04"
+                         "exec\x93.",
+                         17),
+              MEDVLM_ERR_UNSUPPORTED, "builtins.exec");
     CHECK_ERR(run_pickle("ctorch\nFloatStorage\n)R.", 23), MEDVLM_ERR_UNSUPPORTED,
               "called directly");
     CHECK_ERR(run_pickle("}K\x01K\x02s.", 8), MEDVLM_ERR_FORMAT, "key 0 is a int");
-    CHECK_ERR(run_pickle("}X\x01\x00\x00\x00" "aK\x02s.", 13), MEDVLM_ERR_UNSUPPORTED,
-              "\"a\" is a int");
+    CHECK_ERR(run_pickle("}X\x01\x00\x00\x00"
+                         "aK\x02s.",
+                         13),
+              MEDVLM_ERR_UNSUPPORTED, "\"a\" is a int");
     CHECK_ERR(run_pickle("i", 1), MEDVLM_ERR_UNSUPPORTED, "opcode 0x69");
     CHECK_ERR(run_pickle("K\x01\x85Q.", 5), MEDVLM_ERR_FORMAT, "persistent id");
-    CHECK_ERR(run_pickle("K\x01K\x02" "b.", 6), MEDVLM_ERR_UNSUPPORTED, "BUILD on a int");
-    CHECK_ERR(run_pickle("(K\x01K\x02K\x03" "d.", 9), MEDVLM_ERR_FORMAT, "odd number");
+    CHECK_ERR(run_pickle("K\x01K\x02"
+                         "b.",
+                         6),
+              MEDVLM_ERR_UNSUPPORTED, "BUILD on a int");
+    CHECK_ERR(run_pickle("(K\x01K\x02K\x03"
+                         "d.",
+                         9),
+              MEDVLM_ERR_FORMAT, "odd number");
     CHECK_ERR(run_pickle("(K\x01u.", 5), MEDVLM_ERR_FORMAT, "below its MARK");
     /* deep marks and a long stack hit the limits, not the memory */
     size_t big = (1u << 16) + 10;
