@@ -15,7 +15,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-DEB_PACKAGES = build-essential cmake pkg-config clang libclang-rt-14-dev \
+DEB_PACKAGES = build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 	libopenblas-openmp-dev libcjson-dev libutf8proc-dev libzip-dev libexpat1-dev \
 	libjpeg62-turbo-dev libpng-dev libtiff-dev
 
@@ -61,7 +61,7 @@ install: build
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-format-check:
+format-check: deps
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
