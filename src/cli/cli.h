@@ -51,16 +51,20 @@ enum {
     CLI_OPT_THREADS,
     CLI_OPT_FIRST_FREE /* commands number their own long options from here */
 };
-/* getopt_long rows for the shared flags, to splice into a command's option table. */
-#define CLI_DATA_OPTIONS                                                                           \
+/* getopt_long rows for the shared flags, to splice into a command's option table: the label
+ * table / image folder flags alone, or with the preprocessing and speed flags. */
+#define CLI_TABLE_OPTIONS                                                                          \
     {"images", required_argument, NULL, CLI_OPT_IMAGES},                                           \
         {"labels", required_argument, NULL, CLI_OPT_LABELS},                                       \
         {"classes", required_argument, NULL, CLI_OPT_CLASSES},                                     \
         {"sheet", required_argument, NULL, CLI_OPT_SHEET},                                         \
         {"image-column", required_argument, NULL, CLI_OPT_IMAGE_COLUMN},                           \
         {"label-column", required_argument, NULL, CLI_OPT_LABEL_COLUMN},                           \
-        {"skip-missing", no_argument, NULL, CLI_OPT_SKIP_MISSING},                                 \
-        {"skip-bad", no_argument, NULL, CLI_OPT_SKIP_BAD},                                         \
+    {                                                                                              \
+        "skip-missing", no_argument, NULL, CLI_OPT_SKIP_MISSING                                    \
+    }
+#define CLI_DATA_OPTIONS                                                                           \
+    CLI_TABLE_OPTIONS, {"skip-bad", no_argument, NULL, CLI_OPT_SKIP_BAD},                          \
         {"preprocess", required_argument, NULL, CLI_OPT_PREPROCESS},                               \
         {"no-antialias", no_argument, NULL, CLI_OPT_NO_ANTIALIAS},                                 \
         {"no-center-crop", no_argument, NULL, CLI_OPT_NO_CENTER_CROP},                             \
@@ -94,6 +98,8 @@ struct cli_data_args {
     int threads; /* 0 = default */
 };
 void cli_data_args_init(struct cli_data_args *a);
+/* Handle one label-table flag (CLI_TABLE_OPTIONS): 1 handled, 0 not one of them. */
+int cli_table_opt(int c, const char *arg, struct medvlm_dataset_options *ds);
 /* Handle one shared flag: 1 handled, 0 not a shared flag, -CLI_USAGE bad value (printed). */
 int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *a);
 

@@ -29,14 +29,8 @@ int cmd_dataset(int argc, char **argv)
 {
     struct medvlm_dataset_options opt = {0};
     int list = 0;
-    static const struct option opts[] = {{"labels", required_argument, NULL, 'l'},
-                                         {"images", required_argument, NULL, 'I'},
-                                         {"classes", required_argument, NULL, 'c'},
-                                         {"sheet", required_argument, NULL, 'S'},
-                                         {"image-column", required_argument, NULL, 'i'},
-                                         {"label-column", required_argument, NULL, 'L'},
+    static const struct option opts[] = {CLI_TABLE_OPTIONS,
                                          {"check-files", no_argument, NULL, 'f'},
-                                         {"skip-missing", no_argument, NULL, 'm'},
                                          {"list", no_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -44,30 +38,10 @@ int cmd_dataset(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_table_opt(c, optarg, &opt)) continue;
         switch (c) {
-        case 'l':
-            opt.labels_path = optarg;
-            break;
-        case 'I':
-            opt.images_dir = optarg;
-            break;
-        case 'c':
-            opt.classes = optarg;
-            break;
-        case 'S':
-            opt.sheet = optarg;
-            break;
-        case 'i':
-            opt.image_column = optarg;
-            break;
-        case 'L':
-            opt.label_column = optarg;
-            break;
         case 'f':
             opt.check_files = 1;
-            break;
-        case 'm':
-            opt.skip_missing = 1;
             break;
         case 'p':
             list = 1;

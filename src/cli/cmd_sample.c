@@ -31,14 +31,10 @@ int cmd_sample(int argc, char **argv)
     struct medvlm_dataset_options opt = {0};
     long shots = 0, seed = 1;
     int allow_fewer = 0, with_labels = 0, have_shots = 0;
-    static const struct option opts[] = {{"labels", required_argument, NULL, 'l'},
-                                         {"classes", required_argument, NULL, 'c'},
+    static const struct option opts[] = {CLI_TABLE_OPTIONS,
                                          {"shots", required_argument, NULL, 'k'},
                                          {"seed", required_argument, NULL, 's'},
                                          {"allow-fewer", no_argument, NULL, 'a'},
-                                         {"sheet", required_argument, NULL, 'S'},
-                                         {"image-column", required_argument, NULL, 'i'},
-                                         {"label-column", required_argument, NULL, 'L'},
                                          {"with-labels", no_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -46,13 +42,8 @@ int cmd_sample(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_table_opt(c, optarg, &opt)) continue;
         switch (c) {
-        case 'l':
-            opt.labels_path = optarg;
-            break;
-        case 'c':
-            opt.classes = optarg;
-            break;
         case 'k':
             if (!cli_parse_int(optarg, 1, 1L << 30, &shots))
                 return cli_usage("sample", "--shots expects an integer >= 1, got '%s'", optarg);
@@ -64,15 +55,6 @@ int cmd_sample(int argc, char **argv)
             break;
         case 'a':
             allow_fewer = 1;
-            break;
-        case 'S':
-            opt.sheet = optarg;
-            break;
-        case 'i':
-            opt.image_column = optarg;
-            break;
-        case 'L':
-            opt.label_column = optarg;
             break;
         case 'w':
             with_labels = 1;

@@ -15,31 +15,39 @@ void cli_data_args_init(struct cli_data_args *a)
     a->ds.check_files = 1; /* every missing image is reported by name before any work */
 }
 
+int cli_table_opt(int c, const char *arg, struct medvlm_dataset_options *ds)
+{
+    switch (c) {
+    case CLI_OPT_IMAGES:
+        ds->images_dir = arg;
+        return 1;
+    case CLI_OPT_LABELS:
+        ds->labels_path = arg;
+        return 1;
+    case CLI_OPT_CLASSES:
+        ds->classes = arg;
+        return 1;
+    case CLI_OPT_SHEET:
+        ds->sheet = arg;
+        return 1;
+    case CLI_OPT_IMAGE_COLUMN:
+        ds->image_column = arg;
+        return 1;
+    case CLI_OPT_LABEL_COLUMN:
+        ds->label_column = arg;
+        return 1;
+    case CLI_OPT_SKIP_MISSING:
+        ds->skip_missing = 1;
+        return 1;
+    }
+    return 0;
+}
+
 int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *a)
 {
     long v;
+    if (cli_table_opt(c, arg, &a->ds)) return 1;
     switch (c) {
-    case CLI_OPT_IMAGES:
-        a->ds.images_dir = arg;
-        return 1;
-    case CLI_OPT_LABELS:
-        a->ds.labels_path = arg;
-        return 1;
-    case CLI_OPT_CLASSES:
-        a->ds.classes = arg;
-        return 1;
-    case CLI_OPT_SHEET:
-        a->ds.sheet = arg;
-        return 1;
-    case CLI_OPT_IMAGE_COLUMN:
-        a->ds.image_column = arg;
-        return 1;
-    case CLI_OPT_LABEL_COLUMN:
-        a->ds.label_column = arg;
-        return 1;
-    case CLI_OPT_SKIP_MISSING:
-        a->ds.skip_missing = 1;
-        return 1;
     case CLI_OPT_SKIP_BAD:
         a->skip_bad = 1;
         return 1;
