@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # run_clap.sh BUILD_DIR [REPS]: CLAP training (100 epochs, batch 32, SGD 0.9, lr 1e-3) in C and in
-# PyTorch (/work/shared/bench/torch_baseline.py, or $MEDVLM_TORCH_BASELINE), alternating in one
+# PyTorch (../shared/bench/torch_baseline.py beside the clone, or $MEDVLM_TORCH_BASELINE), alternating in one
 # run on 64 x 512 and 10,000 x 512 random features. Prints the JSON lines of both.
 set -eu
 build=${1:?usage: run_clap.sh BUILD_DIR [REPS]}
 reps=${2:-3}
-baseline=${MEDVLM_TORCH_BASELINE:-/work/shared/bench/torch_baseline.py}
+baseline=${MEDVLM_TORCH_BASELINE:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench/torch_baseline.py}
 for n in 64 10000; do
   for round in 1 2; do
     /usr/bin/python3 "$baseline" clap --n "$n" --threads 1 --reps "$reps"
