@@ -129,7 +129,5 @@ enum medvlm_status mv_adapter_train_split(struct medvlm_adapter *a, const float 
 /* Mean cross-entropy over B rows of logits (B, K) with labels Y; writes
  * dlogits = (softmax - onehot) / B when dlogits != NULL. */
 double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K);
-/* Row-wise softmax into probs (B, K). */
-void mv_softmax_rows(float *probs, const float *logits, int B, int K);
 
 #endif

@@ -17,6 +17,8 @@
  */
 #include "adapters.h"
 
+#include "../ops/ops.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -93,7 +95,7 @@ static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, co
     }
     mv_mm_nt(logits, X, a->zsn, n, K, D);
     for (size_t i = 0; i < (size_t)n * K; i++) logits[i] *= a->scale;
-    mv_softmax_rows(logits, logits, n, K);
+    mv_softmax_forward(logits, logits, n, K);
     for (int i = 0; i < n; i++) {
         sum[Y[i]] += logits[(size_t)i * K + Y[i]];
         count[Y[i]]++;

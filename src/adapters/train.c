@@ -41,19 +41,6 @@ double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, i
     return total / B;
 }
 
-void mv_softmax_rows(float *probs, const float *logits, int B, int K)
-{
-    for (int b = 0; b < B; b++) {
-        const float *l = logits + (size_t)b * K;
-        float *p = probs + (size_t)b * K;
-        float mx = l[0];
-        for (int c = 1; c < K; c++) mx = l[c] > mx ? l[c] : mx;
-        double sum = 0;
-        for (int c = 0; c < K; c++) sum += exp((double)l[c] - mx);
-        for (int c = 0; c < K; c++) p[c] = (float)(exp((double)l[c] - mx) / sum);
-    }
-}
-
 long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
 {
     const struct mv_adapter_ops *ops = o ? mv_adapter_ops_for(o->method) : NULL;

@@ -6,20 +6,12 @@
  * re-normalised (a single prompt: its normalised embedding), as the PEFT-MedVLMs tutorial
  * builds them; logits = exp(logit_scale) * features . prototypes^T.
  */
-#include "../core/core.h"
+#include "adapters.h"
+
+#include "../ops/ops.h"
 
 #include <math.h>
 #include <string.h>
-
-static void l2_normalise_rows(float *x, int n, int d)
-{
-    for (int i = 0; i < n; i++) {
-        double ss = 0;
-        for (int j = 0; j < d; j++) ss += (double)x[(size_t)i * d + j] * x[(size_t)i * d + j];
-        float inv = (float)(1.0 / sqrt(ss > 1e-24 ? ss : 1e-24));
-        for (int j = 0; j < d; j++) x[(size_t)i * d + j] *= inv;
-    }
-}
 
 enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
                                               const struct medvlm_tokenizer *tok, int max_len,
@@ -78,7 +70,7 @@ enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
     /* mean then re-normalise: the mean's scale cancels, but it is kept for the exact op order */
     for (int c = 0; c < k; c++)
         for (int j = 0; j < d; j++) protos[(size_t)c * d + j] /= (float)count[c];
-    l2_normalise_rows(protos, k, d);
+    mv_l2norm_forward(protos, NULL, protos, k, d);
 fail:
     mv_free(ids32);
     mv_free(ids);
@@ -93,22 +85,10 @@ enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const fl
 {
     if (!features || !protos || !logits || n < 0 || k < 1 || d < 1)
         return mv_err(MEDVLM_ERR_ARG, "zero-shot logits: bad arguments");
+    /* the same kernel and scaling as the adapters' zero-shot method: identical logits */
+    mv_mm_nt(logits, features, protos, n, k, d);
     const float s = expf(logit_scale);
-    for (int i = 0; i < n; i++) {
-        const float *x = features + (size_t)i * d;
-        float *l = logits + (size_t)i * k;
-        for (int c = 0; c < k; c++) {
-            const float *p = protos + (size_t)c * d;
-            float dot = 0;
-            for (int j = 0; j < d; j++) dot += x[j] * p[j];
-            l[c] = dot * s;
-        }
-        if (probs) {
-            float mx = l[0], sum = 0;
-            for (int c = 1; c < k; c++) mx = l[c] > mx ? l[c] : mx;
-            for (int c = 0; c < k; c++) sum += (probs[(size_t)i * k + c] = expf(l[c] - mx));
-            for (int c = 0; c < k; c++) probs[(size_t)i * k + c] /= sum;
-        }
-    }
+    for (size_t i = 0; i < (size_t)n * k; i++) logits[i] *= s;
+    if (probs) mv_softmax_forward(probs, logits, n, k);
     return MEDVLM_OK;
 }

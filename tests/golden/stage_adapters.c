@@ -8,6 +8,7 @@
 
 #include "../../src/adapters/adapters.h"
 #include "../../src/io/io.h"
+#include "../../src/ops/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -89,7 +90,7 @@ static enum medvlm_status add_eval(struct medvlm_st_writer *w, const char *prefi
     snprintf(name, sizeof name, "%s.test_logits", prefix);
     if ((s = add_f32(w, name, logits, 2, in->nte, in->k))) goto fail;
     if (with_probs) {
-        mv_softmax_rows(probs, logits, in->nte, in->k);
+        mv_softmax_forward(probs, logits, in->nte, in->k);
         snprintf(name, sizeof name, "%s.test_probs", prefix);
         if ((s = add_f32(w, name, probs, 2, in->nte, in->k))) goto fail;
     }
