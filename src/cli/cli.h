@@ -103,6 +103,11 @@ int cli_table_opt(int c, const char *arg, struct medvlm_dataset_options *ds);
 /* Handle one shared flag: 1 handled, 0 not a shared flag, -CLI_USAGE bad value (printed). */
 int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *a);
 
+/* Read a text file as lines ("\n" or "\r\n"; a final newline ends the last line, it does not
+ * start an empty one). *data holds the text, *lines (n) point into it; free both with free().
+ * On failure the message (naming the file) is in medvlm_last_error(). */
+int cli_read_lines(const char *path, char **data, char ***lines, int *n);
+
 typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);
 /* A progress line on stderr when it is a terminal, else NULL (no output). */
 cli_progress_fn cli_progress_for_terminal(void);

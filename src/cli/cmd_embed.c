@@ -23,48 +23,6 @@ static const char *usage =
 
 enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_PROMPTS, OPT_IMAGE };
 
-#define MAX_PROMPTS 100000
-
-/* One prompt per line (no trailing newline kept; empty lines skipped). */
-static int read_prompts(const char *path, char **buf, char ***lines, int *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "medvlm: %s: cannot open the prompts file\n", path);
-        return 0;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap);
-    size_t got;
-    while (b && (got = fread(b + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-            }
-            b = nb;
-        }
-    }
-    fclose(f);
-    if (!b) return 0;
-    b[len] = '\0';
-    char **l = malloc(MAX_PROMPTS * sizeof *l);
-    int k = 0;
-    for (char *p = b, *e; p && *p && k < MAX_PROMPTS; p = e ? e + 1 : NULL) {
-        e = strchr(p, '\n');
-        if (e) *e = '\0';
-        size_t pl = strlen(p);
-        if (pl && p[pl - 1] == '\r') p[pl - 1] = '\0';
-        if (*p) l[k++] = p;
-    }
-    *buf = b;
-    *lines = l;
-    *n = k;
-    return 1;
-}
-
 static char *json_array(const char *const *s, int n)
 {
     size_t cap = 16;
@@ -155,7 +113,7 @@ int cmd_embed(int argc, char **argv)
     struct medvlm_features_result res = {0};
     float *te = NULL;
     int *tc = NULL;
-    if (prompts_path && !read_prompts(prompts_path, &pbuf, &prompts, &n_prompts)) goto done;
+    if (prompts_path && !cli_read_lines(prompts_path, &pbuf, &prompts, &n_prompts)) goto fail_msg;
     unsigned flags = (n_images ? MEDVLM_LOAD_VISION : 0) | (n_prompts ? MEDVLM_LOAD_TEXT : 0);
     if (!flags) {
         fprintf(stderr, "medvlm: %s: no prompts in the file\n", prompts_path);

@@ -51,42 +51,13 @@ static int add_prompt(struct prompts *p, char *s)
 
 static int read_prompt_file(struct prompts *p, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        free(buf);
-        return 0;
-    }
-    buf[len] = '\0';
-    p->file_data = buf;
-    char *s = buf, *end = buf + len;
-    while (s < end) {
-        char *nl = memchr(s, '\n', (size_t)(end - s));
-        char *e = nl ? nl : end;
-        *e = '\0';
-        if (e > s && e[-1] == '\r') e[-1] = '\0';
-        if (!add_prompt(p, s)) return 0;
-        s = e + 1;
-    }
-    return 1;
+    char **lines;
+    int n;
+    if (!cli_read_lines(path, &p->file_data, &lines, &n)) return 0;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) ok = add_prompt(p, lines[i]);
+    free(lines);
+    return ok;
 }
 
 static void print_json_ints(const int32_t *v, int n)
@@ -152,7 +123,7 @@ int cmd_tokenize(int argc, char **argv)
     int32_t *ids = NULL, *mask = NULL;
     int *lens = NULL, *full = NULL;
     if (file && !read_prompt_file(&p, file)) {
-        fprintf(stderr, "medvlm tokenize: %s: cannot read the prompt file\n", file);
+        fprintf(stderr, "medvlm tokenize: %s\n", medvlm_last_error());
         goto done;
     }
     int from_file = p.n;

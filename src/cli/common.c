@@ -2,6 +2,8 @@
  * progress line. */
 #include "cli.h"
 
+#include "core/core.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,4 +98,30 @@ static void progress_line(int done, int total, int computed, double seconds, voi
 cli_progress_fn cli_progress_for_terminal(void)
 {
     return isatty(STDERR_FILENO) ? progress_line : NULL;
+}
+
+int cli_read_lines(const char *path, char **data, char ***lines, int *n)
+{
+    size_t len;
+    *lines = NULL;
+    *n = 0;
+    if (mv_read_file(path, data, &len) != MEDVLM_OK) return 0;
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++) count += (*data)[i] == '\n';
+    *lines = malloc((count + 1) * sizeof **lines);
+    if (!*lines) {
+        free(*data);
+        *data = NULL;
+        mv_err(MEDVLM_ERR_NOMEM, "%s: out of memory", path);
+        return 0;
+    }
+    for (char *s = *data, *end = *data + len; s < end;) {
+        char *e = memchr(s, '\n', (size_t)(end - s));
+        if (!e) e = end;
+        *e = '\0';
+        if (e > s && e[-1] == '\r') e[-1] = '\0';
+        (*lines)[(*n)++] = s;
+        s = e + 1;
+    }
+    return 1;
 }
