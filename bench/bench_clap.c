@@ -1,5 +1,5 @@
 /*
- * bench_clap [--n N] [--dim D] [--classes K] [--reps R] [--method NAME] [--threads 1|2]
+ * bench_clap [--n N] [--dim D] [--classes K] [--reps R] [--method NAME] [--threads T] [--epochs E]
  *
  * Times one adapter training run as the PEFT-MedVLMs notebook's train_adapter does it
  * (100 epochs, shuffled batches of 32, SGD momentum 0.9, lr 1e-3; CLAP by default) on N x D
@@ -23,7 +23,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int n = 10000, d = 512, k = 4, reps = 5, threads = 1;
+    int n = 10000, d = 512, k = 4, reps = 5, threads = 0, epochs = 100;
     const char *method = "clap";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--n"))
@@ -32,6 +32,8 @@ int main(int argc, char **argv)
             d = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--classes"))
             k = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--epochs"))
+            epochs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--method"))
@@ -54,7 +56,9 @@ int main(int argc, char **argv)
         return 2;
     }
     medvlm_adapter_options_default(&o, m); /* 100 epochs, batch 32, SGD 0.9, lr 1e-3 */
-    o.threads = threads;
+    o.threads = threads;                   /* 0: the library's count */
+    if (!threads) threads = medvlm_get_threads();
+    o.epochs = epochs;
     float *X = malloc(sizeof(float) * (size_t)n * d), *zs = malloc(sizeof(float) * (size_t)k * d);
     int64_t *Y = malloc(sizeof(int64_t) * (size_t)n);
     long steps = medvlm_adapter_steps(&o, n);

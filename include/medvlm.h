@@ -689,8 +689,9 @@ struct medvlm_adapter_options {
     float alpha;    /* clipadapter residual ratio 0.5; tipadapter cache weight 1; taskres 0.5 */
     float beta;     /* tipadapter sharpness, 1 */
     int hidden;     /* clipadapter bottleneck width; 0 = D / 4 */
-    int threads;    /* 2: lp, zslp, clap, taskres split the classes over two threads
-                     * (bit-identical results); 1 (default): one thread */
+    int threads;    /* lp, zslp, clap, taskres: threads that split the feature columns
+                     * (D / 256 blocks at most); every count gives the same bits.
+                     * 0 (default): the library's count (medvlm_set_threads) */
     int clap_alm;   /* clap: 1 = augmented-Lagrangian multiplier updates */
     float clap_rho; /* clap_alm penalty weight rho, 1 */
     /* Optional initial values (copied; NULL = the method's own init): lp (K, D);

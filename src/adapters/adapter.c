@@ -38,7 +38,7 @@ void medvlm_adapter_options_default(struct medvlm_adapter_options *o,
     o->adam_beta2 = 0.999f;
     o->adam_eps = 1e-8f;
     o->seed = 0;
-    o->threads = 1;
+    o->threads = 0;
     o->alpha =
         method == MEDVLM_ADAPTER_TIPADAPTER || method == MEDVLM_ADAPTER_TIPADAPTER_F ? 1.0f : 0.5f;
     o->beta = 1.0f;

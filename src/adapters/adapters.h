@@ -95,19 +95,28 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
  * Brows (L) rows of N floats. */
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
+/* C (M, N) = A (L, M)^T Brows: mv_mm_tn_acc_rows onto a zeroed C, without the zeroing. */
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
 /* The plain-loop siblings (a test compares them). */
 void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
-/* dot(a, b), sum (a - b)^2, dst += a x + b y over L floats. */
+/* dot(a, b), sum (a - b)^2, dst += a x + b y, dst = a x + b y (the bits of mv_axpby_acc
+ * onto zeros), dst += x over L floats. */
 float mv_dot(const float *a, const float *b, int L);
 float mv_sqdist(const float *a, const float *b, int L);
 void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L);
+void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L);
+void mv_add_acc(float *dst, const float *x, int L);
+/* sum (a - b)^2 accumulated in double, in order. */
+double mv_sqdist_f64(const float *a, const float *b, int L);
 float mv_dot_ref(const float *a, const float *b, int L);
 float mv_sqdist_ref(const float *a, const float *b, int L);
 void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L);
+void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, int L);
+void mv_add_acc_ref(float *dst, const float *x, int L);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
-/* ---- the prototype methods on a range of classes (proto.c), for the split trainer ---- */
+/* ---- the prototype methods on a range of classes (proto.c) ---- */
 
 /* Columns k0..k1-1 of logits (B, K); ws sized by the method's ws_floats(B). */
 void mv_proto_forward_range(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
@@ -117,17 +126,35 @@ void mv_proto_backward_range(struct medvlm_adapter *a, float *ws, const float *c
                              int k0, int k1, const float *dlogits);
 /* CLAP: terms[c - k0] = the penalty of class c (the loss adds their sum / K); grad: += dW. */
 void mv_clap_penalty_range(struct medvlm_adapter *a, int k0, int k1, int grad, double *terms);
-void mv_clap_epoch_end_range(struct medvlm_adapter *a, int k0, int k1);
+/* CLAP: the penalty of class c at squared distance z = |W_c - zs_c|^2 (without the 1/K), and
+ * *dz = its derivative in z. */
+double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *dz);
+/* CLAP-ALM outer step for class c at squared distance z: lambda_c <- max(0, lambda_c + rho z). */
+void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z);
 
-/* Train with the classes split over two OpenMP threads (prototype methods only; results
- * bit-identical to one thread). MEDVLM_ERR_UNSUPPORTED when the split does not apply. */
-enum medvlm_status mv_adapter_train_split(struct medvlm_adapter *a, const float *X,
-                                          const int64_t *Y, int n, float *losses);
+/* ---- the training loops ---- */
+
+/* Train a (initialised) through its vtable, one thread (train.c): every method. */
+enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                         int n, float *losses);
+
+/* 1 for lp, zslp, clap, taskres: the methods mv_adapter_train_proto trains. */
+int mv_adapter_proto_trains(const struct medvlm_adapter *a);
+/* Train a (initialised) with train.c's loop, rows of a step spread over up to `threads`
+ * threads (0 = the library's count); the same bits whatever the count. threads_used
+ * (optional) receives the number that ran. */
+enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
+                                          const int64_t *Y, int n, float *losses, int threads,
+                                          int *threads_used);
 
 /* ---- losses (train.c) ---- */
 
 /* Mean cross-entropy over B rows of logits (B, K) with labels Y; writes
  * dlogits = (softmax - onehot) / B when dlogits != NULL. */
 double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K);
+/* The sum (not the mean) over the B rows, and dlogits = (softmax - onehot) gscale: one part
+ * of a batch whose mean is taken later. */
+double mv_cross_entropy_sum(float *dlogits, const float *logits, const int64_t *Y, int B, int K,
+                            float gscale);
 
 #endif

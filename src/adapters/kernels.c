@@ -35,8 +35,9 @@ static void mm_nt_plain(float *C, const float *A, const float *const *Arows, con
 }
 
 static void mm_tn_acc_plain(float *C, const float *A, const float *Bm, const float *const *Brows,
-                            int M, int N, int L)
+                            int M, int N, int L, int acc)
 {
+    if (!acc) memset(C, 0, (size_t)M * N * sizeof(float));
     for (int l = 0; l < L; l++) {
         const float *b = Brows ? Brows[l] : Bm + (size_t)l * N;
         for (int i = 0; i < M; i++) {
@@ -54,7 +55,7 @@ void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L
 
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+    mm_tn_acc_plain(C, A, Bm, NULL, M, N, L, 1);
 }
 
 float mv_dot_ref(const float *a, const float *b, int L)
@@ -74,6 +75,23 @@ float mv_sqdist_ref(const float *a, const float *b, int L)
 void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L)
 {
     for (int l = 0; l < L; l++) dst[l] += a * x[l] + b * y[l];
+}
+
+double mv_sqdist_f64(const float *a, const float *b, int L)
+{
+    double z = 0;
+    for (int l = 0; l < L; l++) z += ((double)a[l] - b[l]) * ((double)a[l] - b[l]);
+    return z;
+}
+
+void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, int L)
+{
+    for (int l = 0; l < L; l++) dst[l] = a * x[l] + b * y[l];
+}
+
+void mv_add_acc_ref(float *dst, const float *x, int L)
+{
+    for (int l = 0; l < L; l++) dst[l] += x[l];
 }
 
 #ifdef MV_HAVE_X86
@@ -159,6 +177,49 @@ __attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
     memcpy(out1, r + 4, 4 * sizeof(float));
 }
 
+/* Three rows against b0..b3: twelve accumulators, enough to cover the FMA latency. */
+__attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1, float *out2,
+                                                       const float *a0, const float *a1,
+                                                       const float *a2, const float *const *bk,
+                                                       int L)
+{
+    const float *b0 = bk[0], *b1 = bk[1], *b2 = bk[2], *b3 = bk[3];
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    __m256 u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+    int l = 0;
+    for (; l + 8 <= L; l += 8) {
+        __m256 x = _mm256_loadu_ps(a0 + l), y = _mm256_loadu_ps(a1 + l);
+        __m256 z = _mm256_loadu_ps(a2 + l), w = _mm256_loadu_ps(b0 + l);
+        s0 = _mm256_fmadd_ps(x, w, s0);
+        t0 = _mm256_fmadd_ps(y, w, t0);
+        u0 = _mm256_fmadd_ps(z, w, u0);
+        w = _mm256_loadu_ps(b1 + l);
+        s1 = _mm256_fmadd_ps(x, w, s1);
+        t1 = _mm256_fmadd_ps(y, w, t1);
+        u1 = _mm256_fmadd_ps(z, w, u1);
+        w = _mm256_loadu_ps(b2 + l);
+        s2 = _mm256_fmadd_ps(x, w, s2);
+        t2 = _mm256_fmadd_ps(y, w, t2);
+        u2 = _mm256_fmadd_ps(z, w, u2);
+        w = _mm256_loadu_ps(b3 + l);
+        s3 = _mm256_fmadd_ps(x, w, s3);
+        t3 = _mm256_fmadd_ps(y, w, t3);
+        u3 = _mm256_fmadd_ps(z, w, u3);
+    }
+    float r[12] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3), hsum256(t0), hsum256(t1),
+                   hsum256(t2), hsum256(t3), hsum256(u0), hsum256(u1), hsum256(u2), hsum256(u3)};
+    for (; l < L; l++)
+        for (int c = 0; c < 4; c++) {
+            r[c] = fmaf(a0[l], bk[c][l], r[c]);
+            r[4 + c] = fmaf(a1[l], bk[c][l], r[4 + c]);
+            r[8 + c] = fmaf(a2[l], bk[c][l], r[8 + c]);
+        }
+    memcpy(out0, r, 4 * sizeof(float));
+    memcpy(out1, r + 4, 4 * sizeof(float));
+    memcpy(out2, r + 8, 4 * sizeof(float));
+}
+
 __attribute__((target("avx2,fma"))) static float dot1(const float *a, const float *b, int L)
 {
     __m256 s = _mm256_setzero_ps();
@@ -175,6 +236,23 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
                                                            const float *Bm, int M, int N, int L)
 {
     int i = 0;
+    for (; i + 3 <= M && N >= 4; i += 3) {
+        const float *a0 = Arows ? Arows[i] : A + (size_t)i * L;
+        const float *a1 = Arows ? Arows[i + 1] : A + (size_t)(i + 1) * L;
+        const float *a2 = Arows ? Arows[i + 2] : A + (size_t)(i + 2) * L;
+        float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const float *bk[4] = {Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L,
+                                  Bm + (size_t)(j + 2) * L, Bm + (size_t)(j + 3) * L};
+            dot4x3(c0 + j, c1 + j, c2 + j, a0, a1, a2, bk, L);
+        }
+        for (; j < N; j++) {
+            c0[j] = dot1(a0, Bm + (size_t)j * L, L);
+            c1[j] = dot1(a1, Bm + (size_t)j * L, L);
+            c2[j] = dot1(a2, Bm + (size_t)j * L, L);
+        }
+    }
     for (; i + 2 <= M && N >= 4; i += 2) {
         const float *a0 = Arows ? Arows[i] : A + (size_t)i * L;
         const float *a1 = Arows ? Arows[i + 1] : A + (size_t)(i + 1) * L;
@@ -199,21 +277,30 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
     }
 }
 
-/* C rows i..i+3, columns j..j+15 accumulated over all l in registers. */
+/* C rows i..i+3, columns j..j+15 accumulated over all l in registers, starting from C
+ * (acc) or from zero. */
 __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const float *A,
                                                                const float *Bm,
                                                                const float *const *Brows, int M,
-                                                               int N, int L)
+                                                               int N, int L, int acc)
 {
+    if (!acc) /* the tails below accumulate in C */
+        for (int i = 0; i < M; i++)
+            for (int j = (i < M - M % 4 ? N - N % 16 : N - N % 8); j < N; j++)
+                C[(size_t)i * N + j] = 0;
     int i = 0;
     for (; i + 4 <= M; i += 4) {
         float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
         int j = 0;
         for (; j + 16 <= N; j += 16) {
-            __m256 a0 = _mm256_loadu_ps(c0 + j), b0 = _mm256_loadu_ps(c0 + j + 8);
-            __m256 a1 = _mm256_loadu_ps(c1 + j), b1 = _mm256_loadu_ps(c1 + j + 8);
-            __m256 a2 = _mm256_loadu_ps(c2 + j), b2 = _mm256_loadu_ps(c2 + j + 8);
-            __m256 a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
+            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0,
+                   b3 = a0;
+            if (acc) {
+                a0 = _mm256_loadu_ps(c0 + j), b0 = _mm256_loadu_ps(c0 + j + 8);
+                a1 = _mm256_loadu_ps(c1 + j), b1 = _mm256_loadu_ps(c1 + j + 8);
+                a2 = _mm256_loadu_ps(c2 + j), b2 = _mm256_loadu_ps(c2 + j + 8);
+                a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
+            }
             for (int l = 0; l < L; l++) {
                 const float *ar = A + (size_t)l * M + i;
                 const float *br = (Brows ? Brows[l] : Bm + (size_t)l * N) + j;
@@ -252,12 +339,12 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
         float *c = C + (size_t)i * N;
         int j = 0;
         for (; j + 8 <= N; j += 8) {
-            __m256 acc = _mm256_loadu_ps(c + j);
+            __m256 v = acc ? _mm256_loadu_ps(c + j) : _mm256_setzero_ps();
             for (int l = 0; l < L; l++)
-                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (size_t)l * M + i),
-                                      _mm256_loadu_ps((Brows ? Brows[l] : Bm + (size_t)l * N) + j),
-                                      acc);
-            _mm256_storeu_ps(c + j, acc);
+                v = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (size_t)l * M + i),
+                                    _mm256_loadu_ps((Brows ? Brows[l] : Bm + (size_t)l * N) + j),
+                                    v);
+            _mm256_storeu_ps(c + j, v);
         }
         for (; j < N; j++)
             for (int l = 0; l < L; l++)
@@ -298,6 +385,27 @@ __attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float
     for (; l < L; l++) dst[l] += a * x[l] + b * y[l];
 }
 
+/* dst = a x + b y with the roundings of axpby_acc_avx2 onto a zeroed dst. */
+__attribute__((target("avx2,fma"))) static void axpby_avx2(float *dst, float a, const float *x,
+                                                           float b, const float *y, int L)
+{
+    __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    int l = 0;
+    for (; l + 8 <= L; l += 8) {
+        __m256 d = _mm256_fmadd_ps(va, _mm256_loadu_ps(x + l), _mm256_setzero_ps());
+        _mm256_storeu_ps(dst + l, _mm256_fmadd_ps(vb, _mm256_loadu_ps(y + l), d));
+    }
+    for (; l < L; l++) dst[l] = 0.0f + (a * x[l] + b * y[l]);
+}
+
+__attribute__((target("avx2"))) static void add_acc_avx2(float *dst, const float *x, int L)
+{
+    int l = 0;
+    for (; l + 8 <= L; l += 8)
+        _mm256_storeu_ps(dst + l, _mm256_add_ps(_mm256_loadu_ps(dst + l), _mm256_loadu_ps(x + l)));
+    for (; l < L; l++) dst[l] += x[l];
+}
+
 static int simd_level = -1;
 
 int mv_kernels_simd(void)
@@ -328,17 +436,25 @@ void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L);
+        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L, 1);
     else
-        mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+        mm_tn_acc_plain(C, A, Bm, NULL, M, N, L, 1);
 }
 
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L);
+        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 1);
     else
-        mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
+        mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 1);
+}
+
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
+{
+    if (mv_kernels_simd())
+        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 0);
+    else
+        mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -357,6 +473,22 @@ void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, 
         axpby_acc_avx2(dst, a, x, b, y, L);
     else
         mv_axpby_acc_ref(dst, a, x, b, y, L);
+}
+
+void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L)
+{
+    if (mv_kernels_simd())
+        axpby_avx2(dst, a, x, b, y, L);
+    else
+        mv_axpby_ref(dst, a, x, b, y, L);
+}
+
+void mv_add_acc(float *dst, const float *x, int L)
+{
+    if (mv_kernels_simd())
+        add_acc_avx2(dst, x, L);
+    else
+        mv_add_acc_ref(dst, x, L);
 }
 
 #else
@@ -378,12 +510,17 @@ void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, 
 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
-    mm_tn_acc_plain(C, A, Bm, NULL, M, N, L);
+    mm_tn_acc_plain(C, A, Bm, NULL, M, N, L, 1);
 }
 
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
 {
-    mm_tn_acc_plain(C, A, NULL, Brows, M, N, L);
+    mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 1);
+}
+
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
+{
+    mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -399,6 +536,16 @@ float mv_sqdist(const float *a, const float *b, int L)
 void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L)
 {
     mv_axpby_acc_ref(dst, a, x, b, y, L);
+}
+
+void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L)
+{
+    mv_axpby_ref(dst, a, x, b, y, L);
+}
+
+void mv_add_acc(float *dst, const float *x, int L)
+{
+    mv_add_acc_ref(dst, x, L);
 }
 
 #endif

@@ -237,27 +237,31 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *con
  * Augmented Lagrangian (clap_alm): mean_c P(z_c, lambda_c, rho) with the PHR penalty
  * P = lambda z + rho z^2 / 2 when lambda + rho z >= 0, else -lambda^2 / (2 rho);
  * dP/dz = max(lambda + rho z, 0). */
+double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *dz)
+{
+    const double lam = a->lambdas[c], rho = a->opt.clap_rho;
+    if (!a->opt.clap_alm) {
+        *dz = lam;
+        return lam * z;
+    }
+    if (lam + rho * z >= 0) {
+        *dz = lam + rho * z;
+        return lam * z + rho * z * z / 2;
+    }
+    *dz = 0;
+    return -lam * lam / (2 * rho);
+}
+
 /* terms[c - k0] = the penalty of class c (without the 1/K); grad: dW rows += its gradient. */
 void mv_clap_penalty_range(struct medvlm_adapter *a, int k0, int k1, int grad, double *terms)
 {
     const int K = a->k, D = a->d;
     const float *W = a->params[0].data;
     float *dW = a->params[0].grad;
-    const float rho = a->opt.clap_rho;
     for (int c = k0; c < k1; c++) {
         const float *w = W + (size_t)c * D, *t = a->zs + (size_t)c * D;
-        double z = mv_sqdist(w, t, D);
-        double lam = a->lambdas[c], dz;
-        if (!a->opt.clap_alm) {
-            terms[c - k0] = lam * z;
-            dz = lam;
-        } else if (lam + rho * z >= 0) {
-            terms[c - k0] = lam * z + rho * z * z / 2;
-            dz = lam + rho * z;
-        } else {
-            terms[c - k0] = -lam * lam / (2 * rho);
-            dz = 0;
-        }
+        double dz;
+        terms[c - k0] = mv_clap_penalty(a, c, mv_sqdist(w, t, D), &dz);
         if (grad) {
             float f = (float)(2.0 * dz / K);
             mv_axpby_acc(dW + (size_t)c * D, f, w, -f, t, D);
@@ -276,23 +280,21 @@ static double clap_regularizer(struct medvlm_adapter *a, int grad)
     return total / a->k;
 }
 
+void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z)
+{
+    double v = a->lambdas[c] + a->opt.clap_rho * z;
+    a->lambdas[c] = (float)(v > 0 ? v : 0);
+}
+
 /* Outer step of the augmented Lagrangian: lambda_c <- dP/dz at the current W. */
-void mv_clap_epoch_end_range(struct medvlm_adapter *a, int k0, int k1)
+static void clap_epoch_end(struct medvlm_adapter *a)
 {
     if (!a->opt.clap_alm) return;
     const int D = a->d;
-    for (int c = k0; c < k1; c++) {
+    for (int c = 0; c < a->k; c++) {
         const float *w = a->params[0].data + (size_t)c * D, *t = a->zs + (size_t)c * D;
-        double z = 0;
-        for (int j = 0; j < D; j++) z += ((double)w[j] - t[j]) * ((double)w[j] - t[j]);
-        double v = a->lambdas[c] + a->opt.clap_rho * z;
-        a->lambdas[c] = (float)(v > 0 ? v : 0);
+        mv_clap_alm_update(a, c, mv_sqdist_f64(w, t, D));
     }
-}
-
-static void clap_epoch_end(struct medvlm_adapter *a)
-{
-    mv_clap_epoch_end_range(a, 0, a->k);
 }
 
 const struct mv_adapter_ops mv_adapter_zeroshot_ops = {.method = MEDVLM_ADAPTER_ZEROSHOT,

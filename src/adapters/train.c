@@ -15,12 +15,14 @@
 #include <math.h>
 #include <string.h>
 
-/* log_softmax with max subtraction in float, the sum of exponentials in double; the
- * exponentials are kept in dlogits so each is computed once. */
-double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K)
+/* log_softmax with max subtraction in float, the sums of exponentials in double; the
+ * exponentials are kept in dlogits so each is computed once. The loss needs
+ * sum_b log(sum_b) and takes it as the log of products of up to 16 sums (each in [1, K]),
+ * one log per 16 rows. */
+double mv_cross_entropy_sum(float *dlogits, const float *logits, const int64_t *Y, int B, int K,
+                            float gscale)
 {
-    double total = 0;
-    const float invb = 1.0f / (float)B;
+    double total = 0, prod = 1;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * K;
         float *g = dlogits ? dlogits + (size_t)b * K : NULL;
@@ -32,13 +34,23 @@ double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, i
             if (g) g[c] = e;
             sum += e;
         }
-        total += (double)mx + log(sum) - (double)l[Y[b]];
+        total += (double)mx - (double)l[Y[b]];
+        prod *= sum;
+        if (b % 16 == 15 || b == B - 1) {
+            total += log(prod);
+            prod = 1;
+        }
         if (g) {
             float inv = (float)(1.0 / sum);
-            for (int c = 0; c < K; c++) g[c] = (g[c] * inv - (c == Y[b])) * invb;
+            for (int c = 0; c < K; c++) g[c] = (g[c] * inv - (c == Y[b])) * gscale;
         }
     }
-    return total / B;
+    return total;
+}
+
+double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, int B, int K)
+{
+    return mv_cross_entropy_sum(dlogits, logits, Y, B, K, 1.0f / (float)B) / B;
 }
 
 long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
@@ -100,16 +112,10 @@ static enum mv_optim_kind optim_kind(enum medvlm_optimizer o)
                                          : MV_OPTIM_SGD;
 }
 
-/* The loop proper: a is initialised; losses (steps) optional. */
-static enum medvlm_status run_training(struct medvlm_adapter *a, const float *X, const int64_t *Y,
-                                       int n, float *losses)
+enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *X, const int64_t *Y,
+                                         int n, float *losses)
 {
     const struct medvlm_adapter_options *o = &a->opt;
-    if (o->threads > 1) {
-        enum medvlm_status sst = mv_adapter_train_split(a, X, Y, n, losses);
-        if (sst != MEDVLM_ERR_UNSUPPORTED) return sst;
-        mv_err_clear(); /* not splittable here: one thread, same numbers */
-    }
     const int D = a->d, K = a->k;
     const long steps = medvlm_adapter_steps(o, n);
     const int iters = MV_MAX(n / o->batch_size, 1);
@@ -215,7 +221,9 @@ enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, 
     a->opt.init_prototypes = a->opt.init_w1 = a->opt.init_w2 = NULL;
     if (st) goto fail;
     if (a->ops->trains && medvlm_adapter_steps(o, n) > 0) {
-        st = run_training(a, X, Y, n, losses_out);
+        st = mv_adapter_proto_trains(a)
+                 ? mv_adapter_train_proto(a, X, Y, n, losses_out, o->threads, NULL)
+                 : mv_adapter_train_loop(a, X, Y, n, losses_out);
         if (st) goto fail;
     }
     *out = a;

@@ -41,6 +41,8 @@ static const char *usage =
     "  --hidden H          clipadapter bottleneck (default D/4)\n"
     "  --clap-alm          clap: augmented-Lagrangian multiplier updates after each epoch\n"
     "  --rho X             clap-alm penalty weight (1)\n"
+    "  --threads N         training threads (default: all cores; lp, zslp, clap and taskres\n"
+    "                      split the feature columns, and every count gives the same numbers)\n"
     "  --json FILE         write the results as JSON\n"
     "  --out FILE          save the adapter (one method; trained with the first seed)\n"
     "\n"
@@ -96,19 +98,31 @@ static int parse_seeds(const char *s, struct adapt_args *a)
 
 static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
 {
-    static const struct option opts[] = {
-        {"method", required_argument, NULL, 'm'},   {"train", required_argument, NULL, 'T'},
-        {"test", required_argument, NULL, 't'},     {"prototypes", required_argument, NULL, 'p'},
-        {"shots", required_argument, NULL, 'k'},    {"seed", required_argument, NULL, 's'},
-        {"seeds", required_argument, NULL, 'S'},    {"allow-fewer", no_argument, NULL, 'a'},
-        {"epochs", required_argument, NULL, 'e'},   {"batch-size", required_argument, NULL, 'b'},
-        {"lr", required_argument, NULL, 'l'},       {"optimizer", required_argument, NULL, 'o'},
-        {"momentum", required_argument, NULL, 'M'}, {"weight-decay", required_argument, NULL, 'w'},
-        {"schedule", required_argument, NULL, 'c'}, {"alpha", required_argument, NULL, 'A'},
-        {"beta", required_argument, NULL, 'B'},     {"hidden", required_argument, NULL, 'H'},
-        {"clap-alm", no_argument, NULL, 'L'},       {"rho", required_argument, NULL, 'r'},
-        {"json", required_argument, NULL, 'j'},     {"out", required_argument, NULL, 'O'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"method", required_argument, NULL, 'm'},
+                                         {"train", required_argument, NULL, 'T'},
+                                         {"test", required_argument, NULL, 't'},
+                                         {"prototypes", required_argument, NULL, 'p'},
+                                         {"shots", required_argument, NULL, 'k'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"seeds", required_argument, NULL, 'S'},
+                                         {"allow-fewer", no_argument, NULL, 'a'},
+                                         {"epochs", required_argument, NULL, 'e'},
+                                         {"batch-size", required_argument, NULL, 'b'},
+                                         {"lr", required_argument, NULL, 'l'},
+                                         {"optimizer", required_argument, NULL, 'o'},
+                                         {"momentum", required_argument, NULL, 'M'},
+                                         {"weight-decay", required_argument, NULL, 'w'},
+                                         {"schedule", required_argument, NULL, 'c'},
+                                         {"alpha", required_argument, NULL, 'A'},
+                                         {"beta", required_argument, NULL, 'B'},
+                                         {"hidden", required_argument, NULL, 'H'},
+                                         {"clap-alm", no_argument, NULL, 'L'},
+                                         {"rho", required_argument, NULL, 'r'},
+                                         {"json", required_argument, NULL, 'j'},
+                                         {"out", required_argument, NULL, 'O'},
+                                         {"threads", required_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     long v;
     double x;
@@ -174,6 +188,11 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
                 return cli_usage("adapt", "--batch-size expects an integer >= 1, got '%s'", optarg);
             a->o.batch_size = (int)v;
             a->have_batch = 1;
+            break;
+        case 'n':
+            if (!cli_parse_int(optarg, 1, 1024, &v))
+                return cli_usage("adapt", "--threads expects 1..1024, got '%s'", optarg);
+            a->o.threads = (int)v;
             break;
         case 'H':
             if (!cli_parse_int(optarg, 1, 1 << 20, &v))
@@ -266,6 +285,7 @@ static void method_options(const struct adapt_args *a, enum medvlm_adapter_metho
     if (a->have_hidden) o->hidden = a->o.hidden;
     if (a->have_rho) o->clap_rho = a->o.clap_rho;
     o->clap_alm = a->clap_alm;
+    o->threads = a->o.threads; /* 0: all cores */
 }
 
 /* Same model: equal dims; same task: the same class names in the same order. */

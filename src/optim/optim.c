@@ -146,19 +146,28 @@ static void adam_span(const struct mv_optim_config *c, float lr, long t, float *
     }
 }
 
+void mv_optim_update(struct mv_optim *o, float lr, long step, size_t off, size_t n)
+{
+    size_t base = 0, end = off + n;
+    for (int s = 0; s < o->nspans && base < end; s++) {
+        const struct mv_span *sp = &o->spans[s];
+        size_t lo = MV_MAX(off, base), hi = MV_MIN(end, base + sp->n);
+        if (lo < hi) {
+            size_t i = lo - base, m = hi - lo;
+            if (o->cfg.kind == MV_OPTIM_SGD)
+                sgd_span(&o->cfg, lr, step == 1, sp->param + i, sp->grad + i, o->state + lo, m);
+            else
+                adam_span(&o->cfg, lr, step, sp->param + i, sp->grad + i, o->state + lo,
+                          o->state + o->total + lo, m);
+        }
+        base += sp->n;
+    }
+}
+
 void mv_optim_step(struct mv_optim *o, float lr)
 {
     o->step++;
-    size_t off = 0;
-    for (int s = 0; s < o->nspans; s++) {
-        const struct mv_span *sp = &o->spans[s];
-        if (o->cfg.kind == MV_OPTIM_SGD)
-            sgd_span(&o->cfg, lr, o->step == 1, sp->param, sp->grad, o->state + off, sp->n);
-        else
-            adam_span(&o->cfg, lr, o->step, sp->param, sp->grad, o->state + off,
-                      o->state + o->total + off, sp->n);
-        off += sp->n;
-    }
+    mv_optim_update(o, lr, o->step, 0, o->total);
 }
 
 float mv_sched_lr(enum mv_sched_kind kind, float base, float eta_min, long t, long total)

@@ -52,6 +52,10 @@ void mv_optim_free(struct mv_optim *o);
 void mv_optim_reset(struct mv_optim *o);
 /* One update of every span with learning rate lr (the schedule's value for this step). */
 void mv_optim_step(struct mv_optim *o, float lr);
+/* The same update restricted to elements [off, off + n) of the spans laid end to end, as
+ * step number `step` (1-based; o->step is left alone): threads may update disjoint ranges of
+ * one step at once. mv_optim_step is o->step++ and this over all o->total elements. */
+void mv_optim_update(struct mv_optim *o, float lr, long step, size_t off, size_t n);
 
 /* ---- schedules ---- */
 

@@ -448,47 +448,58 @@ static void test_training_behaviour(void)
     medvlm_adapter_free(a2);
 }
 
-/* Two threads (classes split) give bit-identical trajectories and parameters; odd K and a D
- * that is not a multiple of 8 exercise uneven splits and the kernels' tails. */
+/* Any thread count gives the bits of one thread: D = 777 is three column blocks (256, 256
+ * and 265 wide: the kernels' tails), K = 5; shuffled mini-batches, Adam with a cosine
+ * schedule, CLAP-ALM's outer steps. */
 static void test_threads(void)
 {
-    enum { N = 45, D = 37, K = 5 };
+    enum { N = 90, D = 777, K = 5, E = 4 };
     static float X[N * D], zs[K * D];
     static int64_t Y[N];
     struct mv_rng r;
-    omp_set_num_threads(2); /* whatever OMP_NUM_THREADS says */
     mv_rng_seed(&r, 77);
     random_task(&r, X, Y, zs, N, D, K);
     static const enum medvlm_adapter_method ms[] = {MEDVLM_ADAPTER_LP, MEDVLM_ADAPTER_ZSLP,
                                                     MEDVLM_ADAPTER_CLAP, MEDVLM_ADAPTER_TASKRES};
     for (size_t mi = 0; mi < MV_ARRAY_LEN(ms); mi++)
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             struct medvlm_adapter_options o;
             medvlm_adapter_options_default(&o, ms[mi]);
-            o.epochs = 4;
-            o.batch_size = 8; /* 5 shuffled steps per epoch */
+            o.epochs = E;
+            o.batch_size = variant == 3 ? 100 : 8; /* full batch, or 11 shuffled steps */
             o.lr = 0.05f;
             o.seed = 3;
             o.optimizer = variant == 1 ? MEDVLM_OPTIMIZER_ADAM : MEDVLM_OPTIMIZER_SGD;
+            o.schedule = variant == 1 ? MEDVLM_SCHEDULE_COSINE : MEDVLM_SCHEDULE_CONSTANT;
             o.clap_alm = variant == 2;
-            float l1[20], l2[20];
+            long steps = medvlm_adapter_steps(&o, N);
+            float l1[E * 11], l2[E * 11];
             struct medvlm_adapter *a1 = NULL, *a2 = NULL;
+            o.threads = 1;
             CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a1, l1));
-            /* the split trainer itself (not a silent fallback), on a fresh init */
-            o.epochs = 0;
-            CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
-            if (!a1 || !a2) continue;
-            a2->opt.epochs = 4;
-            CHECK_OK(mv_adapter_train_split(a2, X, Y, N, l2));
-            CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
-                      memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) == 0 &&
-                      memcmp(a1->lambdas, a2->lambdas, K * sizeof(float)) == 0,
-                  "%s variant %d: two threads differ from one (loss %.9g vs %.9g)",
-                  medvlm_adapter_method_name(ms[mi]), variant, l1[19], l2[19]);
+            for (int T = 2; T <= 3; T++) {
+                /* the threaded trainer itself on a fresh init, and how many threads ran */
+                o.epochs = 0;
+                CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
+                o.epochs = E;
+                if (!a1 || !a2) continue;
+                a2->opt.epochs = E;
+                int used = 0;
+                omp_set_num_threads(T); /* whatever OMP_NUM_THREADS says */
+                CHECK_OK(mv_adapter_train_proto(a2, X, Y, N, l2, T, &used));
+                CHECK(used == T, "%d threads asked, %d ran", T, used);
+                CHECK(memcmp(l1, l2, (size_t)steps * sizeof(float)) == 0 &&
+                          memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) ==
+                              0 &&
+                          memcmp(a1->lambdas, a2->lambdas, K * sizeof(float)) == 0,
+                      "%s variant %d: %d threads differ from one (loss %.9g vs %.9g)",
+                      medvlm_adapter_method_name(ms[mi]), variant, T, l1[steps - 1], l2[steps - 1]);
+                medvlm_adapter_free(a2);
+                a2 = NULL;
+            }
             medvlm_adapter_free(a1);
-            medvlm_adapter_free(a2);
         }
-    /* through the public option, and a method that cannot split falls back */
+    /* through the public option, for a method trained by the generic loop too */
     struct medvlm_adapter_options o;
     medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_CLIPADAPTER);
     o.threads = 2;
@@ -496,6 +507,60 @@ static void test_threads(void)
     struct medvlm_adapter *a = NULL;
     CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a, NULL));
     medvlm_adapter_free(a);
+}
+
+/* The prototype methods' trainer is the generic loop reorganised: the same bits with one
+ * column block (D < 512), the same numbers within float rounding with two (D = 600), where
+ * dot products are summed from two halves. */
+static void test_proto_vs_loop(void)
+{
+    enum { N = 90, DMAX = 600, K = 5, E = 3 };
+    static float X[N * DMAX], zs[K * DMAX];
+    static int64_t Y[N];
+    static const enum medvlm_adapter_method ms[] = {MEDVLM_ADAPTER_LP, MEDVLM_ADAPTER_ZSLP,
+                                                    MEDVLM_ADAPTER_CLAP, MEDVLM_ADAPTER_TASKRES};
+    static const int dims[] = {37, DMAX};
+    for (int di = 0; di < 2; di++) {
+        const int D = dims[di];
+        struct mv_rng r;
+        mv_rng_seed(&r, 78);
+        random_task(&r, X, Y, zs, N, D, K);
+        for (size_t mi = 0; mi < MV_ARRAY_LEN(ms); mi++)
+            for (int variant = 0; variant < 3; variant++) {
+                struct medvlm_adapter_options o;
+                medvlm_adapter_options_default(&o, ms[mi]);
+                o.epochs = E;
+                o.batch_size = variant == 0 ? 16 : 40;
+                o.lr = 0.05f;
+                o.seed = 5;
+                o.optimizer = variant == 2 ? MEDVLM_OPTIMIZER_ADAM : MEDVLM_OPTIMIZER_SGD;
+                o.clap_alm = variant == 2;
+                long steps = medvlm_adapter_steps(&o, N);
+                float l1[E * 5], l2[E * 5];
+                struct medvlm_adapter *a1 = NULL, *a2 = NULL;
+                CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a1, l1));
+                o.epochs = 0;
+                CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
+                if (!a1 || !a2) continue;
+                a2->opt.epochs = E;
+                CHECK_OK(mv_adapter_train_loop(a2, X, Y, N, l2));
+                if (D < 512) {
+                    CHECK(memcmp(l1, l2, (size_t)steps * sizeof(float)) == 0 &&
+                              memcmp(a1->param_buf, a2->param_buf,
+                                     a1->param_total * sizeof(float)) == 0 &&
+                              memcmp(a1->lambdas, a2->lambdas, K * sizeof(float)) == 0,
+                          "%s variant %d: one block differs from the generic loop", a1->ops->name,
+                          variant);
+                } else {
+                    check_close_f32("losses", l1, l2, (size_t)steps, 1e-6, 1e-5);
+                    check_close_f32("parameters", a1->param_buf, a2->param_buf, a1->param_total,
+                                    1e-6, 1e-5);
+                    check_close_f32("lambdas", a1->lambdas, a2->lambdas, K, 1e-6, 1e-5);
+                }
+                medvlm_adapter_free(a1);
+                medvlm_adapter_free(a2);
+            }
+    }
 }
 
 static void test_save_load(void)
@@ -622,6 +687,7 @@ int main(void)
     test_lr_zero();
     test_training_behaviour();
     test_threads();
+    test_proto_vs_loop();
     test_save_load();
     test_errors();
     return check_summary();

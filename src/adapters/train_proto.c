@@ -1,0 +1,448 @@
+/*
+ * train_proto.c - the training loop of train.c for the prototype methods (lp, zslp, clap,
+ * taskres: one weight row per class, cosine logits, see proto.c), spread over threads.
+ *
+ * Glossary: B batch rows, N training rows, D feature dim, K classes, NB column blocks.
+ *
+ * On the tutorial's shapes (B = 32, K = 4, D = 512) a step is two tiny matrix products, and
+ * with thousands of training rows most of its time goes to reading B shuffled feature rows
+ * (64 KB) from memory: one core cannot draw that fast, two draw well over twice as much.
+ * So the feature columns are cut in NB blocks (D / 256 of them, multiples of 8 wide) and
+ * each thread owns whole blocks: their columns of every batch row, and their columns of
+ * the prototypes, gradients and optimizer state, in private contiguous (K, width) copies.
+ * Only sums of K or B x K numbers cross between threads:
+ *
+ *   A. each block: its partial dot products x_b . w_k (B, K) and, for CLAP, its partial
+ *      |w_k - zs_k|^2; it prefetches its columns of the next step's rows.  -- barrier
+ *   B. every thread: the logits (partials summed in block order, times s / |w_k|), the
+ *      cross-entropy and dlogits (B, K), the same numbers everywhere; then each block:
+ *      G = dlogits^T X_block (K, width) and its partial w_k . G_k.          -- barrier
+ *   C. each block: the gradient through the normalisation,
+ *        dW_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)   (proto.c; TaskRes dR = alpha dW),
+ *      CLAP's penalty gradient, the optimizer update, and its partial |w_k|^2 for the next
+ *      step (read after the next step's first barrier, so buffered by step parity).
+ *
+ * The blocks and the order of their sums depend on D alone, so every thread count gives
+ * the bits of one thread; with one block (D < 512) the numbers are exactly those of the
+ * generic loop. Each thread shuffles with its own copy of the seeded RNG (train.c's stream),
+ * so all agree on every batch without talking; an epoch's order is drawn one epoch ahead so
+ * the last step of an epoch can prefetch the first rows of the next.
+ */
+#include "adapters.h"
+
+#include "../optim/optim.h"
+
+#include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define BLOCK_MIN 256            /* columns per block at least: D / BLOCK_MIN blocks */
+#define PREFETCH_ABOVE (4 << 20) /* bytes of features beyond which rows are fetched ahead */
+
+/* A block of columns [d0, d0 + dn): private copies, contiguous (K, dn). */
+struct col_block {
+    int d0, dn;
+    float *w;     /* (K, dn) the trained parameter (W, or TaskRes's R) */
+    float *dw;    /* (K, dn) its gradient */
+    float *weff;  /* (K, dn) the effective prototypes: w, or zs + alpha R */
+    float *zs;    /* (K, dn) */
+    float *g;     /* (K, dn) dlogits^T X_block */
+    const float **xb; /* (B) this step's rows, advanced to column d0 */
+    struct mv_optim opt;
+};
+
+/* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
+ * does not make the other burn its time slice. */
+struct spin_barrier {
+    atomic_int count, gen;
+    int n;
+};
+
+static void barrier_wait(struct spin_barrier *b)
+{
+    if (b->n <= 1) return;
+    int g = atomic_load_explicit(&b->gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == b->n - 1) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->gen, g + 1, memory_order_release);
+        return;
+    }
+    for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spin++) {
+        if (spin < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/* What the threads share. Each array indexed by block is written by the block's thread. */
+struct proto_run {
+    struct medvlm_adapter *a;
+    const float *X;   /* (N, D) */
+    const int64_t *Y; /* (N) */
+    int n, B, NB, iters, shuffle;
+    int prefetch; /* the features do not sit in cache: fetch rows ahead */
+    long steps;
+    struct col_block *blocks; /* (NB) */
+    float *lp;      /* (NB, B, K) partial dot products */
+    float *wgp;     /* (NB, K) partial w_k . G_k */
+    double *zp;     /* (2, NB, K) CLAP partial |w_k - zs_k|^2, by step parity */
+    double *np;     /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
+    double *zalm;   /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
+    float *losses;  /* (steps) or NULL */
+    int *orders;    /* (T, 2, N) each thread's row order of this epoch and of the next */
+    struct spin_barrier bar;
+};
+
+/* Per thread: logits and dlogits of the step (the same numbers in every thread). */
+struct proto_thread {
+    float *logits, *dl; /* (B, K) */
+    int64_t *yb;        /* (B) labels of the step's rows */
+    float *fac;         /* (K) s / max(|weff_k|, eps) */
+};
+
+/* dst = src, then the Fisher-Yates shuffle train.c draws. */
+static void shuffle_order(int *dst, const int *src, int n, struct mv_rng *rng)
+{
+    if (dst != src) memcpy(dst, src, (size_t)n * sizeof(int));
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)mv_rng_below(rng, (uint64_t)i + 1);
+        int t = dst[i];
+        dst[i] = dst[j];
+        dst[j] = t;
+    }
+}
+
+/* Block j's effective prototypes and their partial squared norms into np row `slot`. */
+static void refresh_block(struct proto_run *r, int j, int slot)
+{
+    const struct medvlm_adapter *a = r->a;
+    const int K = a->k;
+    struct col_block *c = &r->blocks[j];
+    double *np = r->np + ((size_t)slot * r->NB + j) * K;
+    for (int k = 0; k < K; k++) {
+        float *we = c->weff + (size_t)k * c->dn;
+        if (a->ops->method == MEDVLM_ADAPTER_TASKRES) {
+            const float *zs = c->zs + (size_t)k * c->dn, *R = c->w + (size_t)k * c->dn;
+            for (int i = 0; i < c->dn; i++) we[i] = zs[i] + a->opt.alpha * R[i];
+        }
+        np[k] = mv_dot(we, we, c->dn);
+    }
+}
+
+/* Phase A for block j: rows order[0..B-1]; next (or NULL): the next step's order. */
+static void block_dots(struct proto_run *r, int j, const int *order, const int *next, int par)
+{
+    const struct medvlm_adapter *a = r->a;
+    const int K = a->k, D = a->d;
+    struct col_block *c = &r->blocks[j];
+    for (int b = 0; b < r->B; b++) c->xb[b] = r->X + (size_t)order[b] * D + c->d0;
+    if (next)
+        for (int b = 0; b < r->B; b++) {
+            const char *p = (const char *)(r->X + (size_t)next[b] * D + c->d0);
+            for (size_t off = 0; off < (size_t)c->dn * sizeof(float); off += 64)
+                __builtin_prefetch(p + off);
+        }
+    mv_mm_nt_rows(r->lp + (size_t)j * r->B * K, c->xb, c->weff, r->B, K, c->dn);
+    if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
+        double *zp = r->zp + ((size_t)par * r->NB + j) * K;
+        for (int k = 0; k < K; k++)
+            zp[k] = mv_sqdist(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
+    }
+}
+
+/* Phase B, every thread: logits, cross-entropy sum and dlogits of the step. */
+static double step_loss(const struct proto_run *r, struct proto_thread *th, const int *order,
+                        int par)
+{
+    const struct medvlm_adapter *a = r->a;
+    const int K = a->k, B = r->B;
+    for (int k = 0; k < K; k++) {
+        double n2 = 0;
+        for (int j = 0; j < r->NB; j++) n2 += r->np[((size_t)par * r->NB + j) * K + k];
+        th->fac[k] = a->scale / fmaxf(sqrtf((float)n2), 1e-12f);
+    }
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++) {
+            float v = r->lp[(size_t)b * K + k];
+            for (int j = 1; j < r->NB; j++) v += r->lp[((size_t)j * B + b) * K + k];
+            th->logits[(size_t)b * K + k] = v * th->fac[k];
+        }
+    for (int b = 0; b < B; b++) th->yb[b] = r->Y[order[b]];
+    return mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
+}
+
+/* Phase B for block j: G = dlogits^T X_block and the partial w_k . G_k. */
+static void block_grad(struct proto_run *r, const struct proto_thread *th, int j)
+{
+    const int K = r->a->k;
+    struct col_block *c = &r->blocks[j];
+    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B);
+    for (int k = 0; k < K; k++)
+        r->wgp[(size_t)j * K + k] =
+            mv_dot(c->weff + (size_t)k * c->dn, c->g + (size_t)k * c->dn, c->dn);
+}
+
+/* Phase C for block j at (0-based) step `step`. */
+static void block_update(struct proto_run *r, int j, long step, float lr, int par)
+{
+    struct medvlm_adapter *a = r->a;
+    const int K = a->k, NB = r->NB;
+    struct col_block *c = &r->blocks[j];
+    const float s = a->scale * (a->ops->method == MEDVLM_ADAPTER_TASKRES ? a->opt.alpha : 1.0f);
+    for (int k = 0; k < K; k++) {
+        double n2 = 0, wg = 0;
+        for (int i = 0; i < NB; i++) {
+            n2 += r->np[((size_t)par * NB + i) * K + k];
+            wg += r->wgp[(size_t)i * K + k];
+        }
+        const float rk = sqrtf((float)n2);
+        const float *g = c->g + (size_t)k * c->dn, *we = c->weff + (size_t)k * c->dn;
+        float *dw = c->dw + (size_t)k * c->dn;
+        if (rk > 1e-12f) {
+            float inv = 1.0f / rk;
+            mv_axpby(dw, s * inv, g, -s * (float)wg * inv * inv * inv, we, c->dn);
+        } else {
+            mv_axpby(dw, s / 1e-12f, g, 0.0f, we, c->dn);
+        }
+        if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
+            double z = 0, dz;
+            for (int i = 0; i < NB; i++) z += r->zp[((size_t)par * NB + i) * K + k];
+            (void)mv_clap_penalty(a, k, z, &dz);
+            float f = (float)(2.0 * dz / K);
+            mv_axpby_acc(dw, f, c->w + (size_t)k * c->dn, -f, c->zs + (size_t)k * c->dn, c->dn);
+        }
+    }
+    mv_optim_update(&c->opt, lr, step + 1, 0, (size_t)K * c->dn);
+    refresh_block(r, j, par ^ 1);
+}
+
+/* The CLAP penalty of the step (the loss adds terms / K), from the partial distances. */
+static double step_penalty(const struct proto_run *r, int par)
+{
+    const struct medvlm_adapter *a = r->a;
+    const int K = a->k;
+    double total = 0, dz;
+    for (int k = 0; k < K; k++) {
+        double z = 0;
+        for (int j = 0; j < r->NB; j++) z += r->zp[((size_t)par * r->NB + j) * K + k];
+        total += mv_clap_penalty(a, k, z, &dz);
+    }
+    return total / K;
+}
+
+static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int T)
+{
+    struct medvlm_adapter *a = r->a;
+    const struct medvlm_adapter_options *o = &a->opt;
+    const int K = a->k, n = r->n, B = r->B, NB = r->NB;
+    const int clap = a->ops->method == MEDVLM_ADAPTER_CLAP;
+    const enum mv_sched_kind sched =
+        o->schedule == MEDVLM_SCHEDULE_COSINE ? MV_SCHED_COSINE : MV_SCHED_CONSTANT;
+    int *order = r->orders + (size_t)t * 2 * n, *next = order + n;
+    struct mv_rng rng;
+    mv_rng_seed(&rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE", as train.c */
+    for (int i = 0; i < n; i++) order[i] = i;
+    if (r->shuffle) shuffle_order(order, order, n, &rng);
+    for (int j = t; j < NB; j += T) refresh_block(r, j, 0);
+    barrier_wait(&r->bar);
+    long step = 0;
+    for (int e = 0; e < o->epochs; e++) {
+        const int ahead = r->shuffle && e + 1 < o->epochs;
+        if (ahead) shuffle_order(next, order, n, &rng);
+        for (int it = 0; it < r->iters; it++, step++) {
+            const int par = (int)(step & 1);
+            const int *cur = order + (size_t)it * B;
+            const int *nx = !r->prefetch       ? NULL /* the next step's rows, to prefetch */
+                            : it + 1 < r->iters ? cur + B
+                            : ahead             ? next
+                                                : NULL;
+            for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
+            barrier_wait(&r->bar);
+            double ce = step_loss(r, th, cur, par);
+            for (int j = t; j < NB; j += T) block_grad(r, th, j);
+            barrier_wait(&r->bar);
+            float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
+            for (int j = t; j < NB; j += T) block_update(r, j, step, lr, par);
+            if (t == 0 && r->losses)
+                r->losses[step] = (float)(ce / B + (clap ? step_penalty(r, par) : 0.0));
+        }
+        if (clap && o->clap_alm) { /* the outer step, on the distances after the epoch */
+            for (int j = t; j < NB; j += T) {
+                const struct col_block *c = &r->blocks[j];
+                for (int k = 0; k < K; k++)
+                    r->zalm[(size_t)j * K + k] = mv_sqdist_f64(
+                        c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
+            }
+            barrier_wait(&r->bar);
+            if (t == 0)
+                for (int k = 0; k < K; k++) {
+                    double z = 0;
+                    for (int j = 0; j < NB; j++) z += r->zalm[(size_t)j * K + k];
+                    mv_clap_alm_update(a, k, z);
+                }
+            barrier_wait(&r->bar);
+        }
+        if (ahead) {
+            int *tmp = order;
+            order = next;
+            next = tmp;
+        }
+    }
+}
+
+static enum mv_optim_kind optim_kind(enum medvlm_optimizer o)
+{
+    return o == MEDVLM_OPTIMIZER_ADAM    ? MV_OPTIM_ADAM
+           : o == MEDVLM_OPTIMIZER_ADAMW ? MV_OPTIM_ADAMW
+                                         : MV_OPTIM_SGD;
+}
+
+int mv_adapter_proto_trains(const struct medvlm_adapter *a)
+{
+    enum medvlm_adapter_method m = a->ops->method;
+    return m == MEDVLM_ADAPTER_LP || m == MEDVLM_ADAPTER_ZSLP || m == MEDVLM_ADAPTER_CLAP ||
+           m == MEDVLM_ADAPTER_TASKRES;
+}
+
+/* Block j of NB over D columns: multiples of 8 wide, as even as that allows. */
+static void block_cols(int D, int NB, int j, int *d0, int *dn)
+{
+    int lo = j == 0 ? 0 : (int)((long)D * j / NB) / 8 * 8;
+    int hi = j == NB - 1 ? D : (int)((long)D * (j + 1) / NB) / 8 * 8;
+    *d0 = lo;
+    *dn = hi - lo;
+}
+
+enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
+                                          const int64_t *Y, int n, float *losses, int threads,
+                                          int *threads_used)
+{
+    if (!mv_adapter_proto_trains(a))
+        return mv_err(MEDVLM_ERR_INTERNAL, "adapter: %s is not a prototype method", a->ops->name);
+    const struct medvlm_adapter_options *o = &a->opt;
+    const int K = a->k, D = a->d;
+    struct proto_run r = {.a = a, .X = X, .Y = Y, .n = n, .losses = losses};
+    r.B = MV_MIN(o->batch_size, n);
+    r.iters = MV_MAX(n / o->batch_size, 1);
+    r.shuffle = o->batch_size < n;
+    r.steps = medvlm_adapter_steps(o, n);
+    r.NB = MV_MAX(1, D / BLOCK_MIN);
+    r.prefetch = r.shuffle && (double)n * D * sizeof(float) > PREFETCH_ABOVE;
+    int T = threads;
+#ifdef _OPENMP
+    if (T <= 0) T = omp_get_max_threads();
+    if (omp_in_parallel()) T = 1;
+#else
+    T = 1;
+#endif
+    T = MV_MAX(1, MV_MIN(T, r.NB));
+    enum medvlm_status st = MEDVLM_ERR_NOMEM;
+    const size_t kd = (size_t)K * D;
+    struct proto_thread th[64];
+    T = MV_MIN(T, (int)MV_ARRAY_LEN(th));
+    memset(th, 0, sizeof th);
+    float *pool = NULL; /* every block's w, dw, weff, zs, g: 5 (K, D) */
+    const float **xbs = NULL;
+    r.blocks = mv_calloc((size_t)r.NB, sizeof *r.blocks);
+    pool = mv_aligned(5 * kd * sizeof(float) + 64 * (size_t)r.NB * 5);
+    xbs = mv_calloc((size_t)r.NB * r.B, sizeof(float *));
+    r.lp = mv_calloc((size_t)r.NB * r.B * K, sizeof(float));
+    r.wgp = mv_calloc((size_t)r.NB * K, sizeof(float));
+    r.zp = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
+    r.np = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
+    r.zalm = mv_calloc((size_t)r.NB * K, sizeof(double));
+    r.orders = mv_calloc((size_t)T * 2 * n, sizeof(int));
+    if (!r.blocks || !pool || !xbs || !r.lp || !r.wgp || !r.zp || !r.np || !r.zalm || !r.orders)
+        goto fail;
+    for (int t = 0; t < T; t++) {
+        th[t].logits = mv_calloc((size_t)r.B * K, sizeof(float));
+        th[t].dl = mv_calloc((size_t)r.B * K, sizeof(float));
+        th[t].yb = mv_calloc((size_t)r.B, sizeof(int64_t));
+        th[t].fac = mv_calloc((size_t)K, sizeof(float));
+        if (!th[t].logits || !th[t].dl || !th[t].yb || !th[t].fac) goto fail;
+    }
+    struct mv_optim_config oc;
+    mv_optim_config_default(&oc, optim_kind(o->optimizer));
+    oc.lr = o->lr;
+    oc.momentum = o->optimizer == MEDVLM_OPTIMIZER_SGD ? o->momentum : 0;
+    oc.weight_decay = o->weight_decay;
+    oc.beta1 = o->adam_beta1;
+    oc.beta2 = o->adam_beta2;
+    oc.eps = o->adam_eps;
+    float *next = pool;
+    for (int j = 0; j < r.NB; j++) {
+        struct col_block *c = &r.blocks[j];
+        block_cols(D, r.NB, j, &c->d0, &c->dn);
+        const size_t m = (size_t)K * c->dn, stride = (m + 15) / 16 * 16; /* 64-byte aligned */
+        c->w = next;
+        c->dw = next + stride;
+        c->zs = next + 2 * stride;
+        c->g = next + 3 * stride;
+        c->weff = a->ops->method == MEDVLM_ADAPTER_TASKRES ? next + 4 * stride : c->w;
+        next += 5 * stride;
+        c->xb = xbs + (size_t)j * r.B;
+        for (int k = 0; k < K; k++) {
+            memcpy(c->w + (size_t)k * c->dn, a->params[0].data + (size_t)k * D + c->d0,
+                   (size_t)c->dn * sizeof(float));
+            memcpy(c->zs + (size_t)k * c->dn, a->zs + (size_t)k * D + c->d0,
+                   (size_t)c->dn * sizeof(float));
+        }
+        struct mv_span span = {c->w, c->dw, m};
+        if ((st = mv_optim_init(&c->opt, &oc, &span, 1))) goto fail;
+        st = MEDVLM_ERR_NOMEM;
+    }
+    int used = 1;
+    r.bar.n = 1;
+#ifdef _OPENMP
+    if (T > 1) {
+#pragma omp parallel num_threads(T)
+        {
+            /* the runtime may give fewer threads than asked: split over those there are */
+            int nt = omp_get_num_threads();
+#pragma omp single
+            {
+                used = nt;
+                r.bar.n = nt;
+            }
+            run_thread(&r, &th[omp_get_thread_num()], omp_get_thread_num(), nt);
+        }
+    } else
+#endif
+        run_thread(&r, &th[0], 0, 1);
+    for (int j = 0; j < r.NB; j++) {
+        const struct col_block *c = &r.blocks[j];
+        for (int k = 0; k < K; k++)
+            memcpy(a->params[0].data + (size_t)k * D + c->d0, c->w + (size_t)k * c->dn,
+                   (size_t)c->dn * sizeof(float));
+    }
+    if (threads_used) *threads_used = used;
+    st = MEDVLM_OK;
+fail:
+    if (r.blocks)
+        for (int j = 0; j < r.NB; j++) mv_optim_free(&r.blocks[j].opt);
+    for (int t = 0; t < T; t++) {
+        mv_free(th[t].logits);
+        mv_free(th[t].dl);
+        mv_free(th[t].yb);
+        mv_free(th[t].fac);
+    }
+    mv_free(r.blocks);
+    mv_free(pool);
+    mv_free((void *)xbs);
+    mv_free(r.lp);
+    mv_free(r.wgp);
+    mv_free(r.zp);
+    mv_free(r.np);
+    mv_free(r.zalm);
+    mv_free(r.orders);
+    return st;
+}
