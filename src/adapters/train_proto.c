@@ -41,17 +41,17 @@
 #include <omp.h>
 #endif
 
-#define BLOCK_MIN 256            /* columns per block at least: D / BLOCK_MIN blocks */
+#define BLOCK_MIN      256       /* columns per block at least: D / BLOCK_MIN blocks */
 #define PREFETCH_ABOVE (4 << 20) /* bytes of features beyond which rows are fetched ahead */
 
 /* A block of columns [d0, d0 + dn): private copies, contiguous (K, dn). */
 struct col_block {
     int d0, dn;
-    float *w;     /* (K, dn) the trained parameter (W, or TaskRes's R) */
-    float *dw;    /* (K, dn) its gradient */
-    float *weff;  /* (K, dn) the effective prototypes: w, or zs + alpha R */
-    float *zs;    /* (K, dn) */
-    float *g;     /* (K, dn) dlogits^T X_block */
+    float *w;         /* (K, dn) the trained parameter (W, or TaskRes's R) */
+    float *dw;        /* (K, dn) its gradient */
+    float *weff;      /* (K, dn) the effective prototypes: w, or zs + alpha R */
+    float *zs;        /* (K, dn) */
+    float *g;         /* (K, dn) dlogits^T X_block */
     const float **xb; /* (B) this step's rows, advanced to column d0 */
     struct mv_optim opt;
 };
@@ -59,7 +59,8 @@ struct col_block {
 /* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
  * does not make the other burn its time slice. */
 struct spin_barrier {
-    atomic_int count, gen;
+    _Alignas(64) atomic_int count; /* a line each: the waiters poll gen while count moves */
+    _Alignas(64) atomic_int gen;
     int n;
 };
 
@@ -92,14 +93,14 @@ struct proto_run {
     int prefetch; /* the features do not sit in cache: fetch rows ahead */
     long steps;
     struct col_block *blocks; /* (NB) */
-    float *lp;      /* (NB, B, K) partial dot products */
-    float *wgp;     /* (NB, K) partial w_k . G_k */
-    double *zp;     /* (2, NB, K) CLAP partial |w_k - zs_k|^2, by step parity */
-    double *np;     /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
-    double *zalm;   /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
-    float *losses;  /* (steps) or NULL */
-    int *orders;    /* (T, 2, N) each thread's row order of this epoch and of the next */
-    struct spin_barrier bar;
+    float *lp;                /* (NB, B, K) partial dot products */
+    float *wgp;               /* (NB, K) partial w_k . G_k */
+    double *zp;               /* (2, NB, K) CLAP partial |w_k - zs_k|^2, by step parity */
+    double *np;    /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
+    double *zalm;  /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
+    float *losses; /* (steps) or NULL */
+    int *orders;   /* (T, 2, N) each thread's row order of this epoch and of the next */
+    struct spin_barrier *bar; /* apart from the fields above, which every step reads */
 };
 
 /* Per thread: logits and dlogits of the step (the same numbers in every thread). */
@@ -253,7 +254,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
     for (int i = 0; i < n; i++) order[i] = i;
     if (r->shuffle) shuffle_order(order, order, n, &rng);
     for (int j = t; j < NB; j += T) refresh_block(r, j, 0);
-    barrier_wait(&r->bar);
+    barrier_wait(r->bar);
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
         const int ahead = r->shuffle && e + 1 < o->epochs;
@@ -261,15 +262,15 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
         for (int it = 0; it < r->iters; it++, step++) {
             const int par = (int)(step & 1);
             const int *cur = order + (size_t)it * B;
-            const int *nx = !r->prefetch       ? NULL /* the next step's rows, to prefetch */
+            const int *nx = !r->prefetch        ? NULL /* the next step's rows, to prefetch */
                             : it + 1 < r->iters ? cur + B
                             : ahead             ? next
                                                 : NULL;
             for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
-            barrier_wait(&r->bar);
+            barrier_wait(r->bar);
             double ce = step_loss(r, th, cur, par);
             for (int j = t; j < NB; j += T) block_grad(r, th, j);
-            barrier_wait(&r->bar);
+            barrier_wait(r->bar);
             float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
             for (int j = t; j < NB; j += T) block_update(r, j, step, lr, par);
             if (t == 0 && r->losses)
@@ -279,17 +280,17 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
             for (int j = t; j < NB; j += T) {
                 const struct col_block *c = &r->blocks[j];
                 for (int k = 0; k < K; k++)
-                    r->zalm[(size_t)j * K + k] = mv_sqdist_f64(
-                        c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
+                    r->zalm[(size_t)j * K + k] =
+                        mv_sqdist_f64(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
             }
-            barrier_wait(&r->bar);
+            barrier_wait(r->bar);
             if (t == 0)
                 for (int k = 0; k < K; k++) {
                     double z = 0;
                     for (int j = 0; j < NB; j++) z += r->zalm[(size_t)j * K + k];
                     mv_clap_alm_update(a, k, z);
                 }
-            barrier_wait(&r->bar);
+            barrier_wait(r->bar);
         }
         if (ahead) {
             int *tmp = order;
@@ -361,7 +362,9 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.np = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
     r.zalm = mv_calloc((size_t)r.NB * K, sizeof(double));
     r.orders = mv_calloc((size_t)T * 2 * n, sizeof(int));
-    if (!r.blocks || !pool || !xbs || !r.lp || !r.wgp || !r.zp || !r.np || !r.zalm || !r.orders)
+    r.bar = mv_aligned(sizeof *r.bar);
+    if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.wgp || !r.zp || !r.np || !r.zalm ||
+        !r.orders)
         goto fail;
     for (int t = 0; t < T; t++) {
         th[t].logits = mv_calloc((size_t)r.B * K, sizeof(float));
@@ -401,7 +404,8 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         st = MEDVLM_ERR_NOMEM;
     }
     int used = 1;
-    r.bar.n = 1;
+    memset(r.bar, 0, sizeof *r.bar);
+    r.bar->n = 1;
 #ifdef _OPENMP
     if (T > 1) {
 #pragma omp parallel num_threads(T)
@@ -411,7 +415,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
 #pragma omp single
             {
                 used = nt;
-                r.bar.n = nt;
+                r.bar->n = nt;
             }
             run_thread(&r, &th[omp_get_thread_num()], omp_get_thread_num(), nt);
         }
@@ -444,5 +448,6 @@ fail:
     mv_free(r.np);
     mv_free(r.zalm);
     mv_free(r.orders);
+    mv_free(r.bar);
     return st;
 }
