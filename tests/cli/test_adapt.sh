@@ -55,6 +55,14 @@ aca=$(grep '^balanced accuracy' "$out")
 run "predict clap" 0 predict --adapter "$tmp/clap.safetensors" --features "$tmp/test.safetensors"
 has "predict = adapt" "^$aca\$" "$out"
 
+# the thread count is a speed choice only: the same adapter file bytes
+run "threads 1" 0 adapt --method clap $T $P --shots 4 --seed 3 --threads 1 --out "$tmp/clap1.safetensors"
+run "threads 2" 0 adapt --method clap $T $P --shots 4 --seed 3 --threads 2 --out "$tmp/clap2.safetensors"
+cmp -s "$tmp/clap1.safetensors" "$tmp/clap2.safetensors"; check "threads 1 = threads 2 = default" $?
+cmp -s "$tmp/clap1.safetensors" "$tmp/clap.safetensors"; check "threads 1 = default" $?
+run "threads 0" 2 adapt --method clap $T $P --shots 4 --threads 0
+has "threads 0" "--threads expects 1..1024, got '0'" "$err"
+
 # several seeds: the mean of the per-seed column is the printed mean
 run "seeds" 0 adapt --method lp $T $P --shots 4 --seeds 1,2,3 --epochs 50 --optimizer adam --lr 0.01
 has "seeds" "^seeds 1 2 3" "$out"
