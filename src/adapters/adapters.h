@@ -116,16 +116,11 @@ void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, 
 void mv_add_acc_ref(float *dst, const float *x, int L);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
-/* ---- the prototype methods on a range of classes (proto.c) ---- */
+/* ---- the prototype methods (proto.c) ---- */
 
-/* Columns k0..k1-1 of logits (B, K); ws sized by the method's ws_floats(B). */
-void mv_proto_forward_range(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                            int k0, int k1, float *logits);
-/* Gradient rows k0..k1-1 += from dlogits (B, K), after mv_proto_forward_range on this ws. */
-void mv_proto_backward_range(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                             int k0, int k1, const float *dlogits);
-/* CLAP: terms[c - k0] = the penalty of class c (the loss adds their sum / K); grad: += dW. */
-void mv_clap_penalty_range(struct medvlm_adapter *a, int k0, int k1, int grad, double *terms);
+/* W_k . G_k of the backward pass, G = dlogits^T X, as sum_b dlogits_bk raw_bk from the raw
+ * dot products raw = X W^T (B, K) of the forward pass, in double, in row order. */
+float mv_proto_wg(const float *dlogits, const float *raw, int B, int K, int k);
 /* CLAP: the penalty of class c at squared distance z = |W_c - zs_c|^2 (without the 1/K), and
  * *dz = its derivative in z. */
 double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *dz);

@@ -12,8 +12,7 @@
  *
  * The normalisation is folded into the logits' columns, Wn_k = W_k / r_k with r_k = |W_k|
  * (F.normalize: max(r_k, 1e-12)), so Wn is never materialised: logits = (X W^T) s / r_k.
- * Forward, backward and the CLAP penalty work on a range of classes, so that the split
- * trainer (train_split.c) can give each thread its own classes.
+ * train_proto.c trains these methods with the same formulas, spread over threads.
  */
 #include "adapters.h"
 
@@ -117,7 +116,7 @@ static size_t ws_none(const struct medvlm_adapter *a, int B)
 
 static size_t ws_proto(const struct medvlm_adapter *a, int B)
 {
-    return 2 * (size_t)a->k * a->d + (size_t)a->k + 2 * (size_t)B * a->k;
+    return 2 * (size_t)a->k * a->d + (size_t)a->k + (size_t)B * a->k;
 }
 
 static void scale_logits(float *logits, float s, size_t n)
@@ -140,95 +139,80 @@ static void backward_none(struct medvlm_adapter *a, float *ws, const float *cons
     (void)a, (void)ws, (void)X, (void)B, (void)dlogits;
 }
 
-/* Workspace views for B rows: Weff (K, D) | norms (K) | G (K, D) | lg (B, K) | dl (B, K). */
+/* Workspace views for B rows: Weff (K, D) | norms (K) | G (K, D) | raw (B, K). */
 struct proto_ws {
-    float *weff, *norms, *G, *lg, *dl;
+    float *weff, *norms, *G, *raw;
 };
 
-static struct proto_ws proto_views(const struct medvlm_adapter *a, float *ws, int B)
+static struct proto_ws proto_views(const struct medvlm_adapter *a, float *ws)
 {
     size_t kd = (size_t)a->k * a->d;
-    struct proto_ws v = {ws, ws + kd, ws + kd + a->k, ws + 2 * kd + a->k, NULL};
-    v.dl = v.lg + (size_t)B * a->k;
+    struct proto_ws v = {ws, ws + kd, ws + kd + a->k, ws + 2 * kd + a->k};
     return v;
 }
 
-/* Rows k0..k1-1 of W (K, D) of this step: the prototypes, or zs + alpha R for TaskRes. */
-static const float *effective_w(const struct medvlm_adapter *a, float *weff, int k0, int k1)
+/* W (K, D) of this step: the prototypes, or zs + alpha R for TaskRes. */
+static const float *effective_w(const struct medvlm_adapter *a, float *weff)
 {
     if (a->ops->method != MEDVLM_ADAPTER_TASKRES) return a->params[0].data;
     const float *R = a->params[0].data;
-    for (size_t i = (size_t)k0 * a->d; i < (size_t)k1 * a->d; i++)
-        weff[i] = a->zs[i] + a->opt.alpha * R[i];
+    for (size_t i = 0; i < (size_t)a->k * a->d; i++) weff[i] = a->zs[i] + a->opt.alpha * R[i];
     return weff;
 }
 
-/* Columns k0..k1-1 of logits (B, K). Every logit is computed the same way whatever the
- * range (see kernels.c), so splitting the classes over threads changes no bit. */
-void mv_proto_forward_range(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                            int k0, int k1, float *logits)
+/* logits (B, K) = s raw / max(r_k, eps) with raw = X W^T (kept for the backward pass) and
+ * r_k = |W_k|. */
+static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                          float *logits)
 {
-    const int K = a->k, D = a->d, kn = k1 - k0;
-    struct proto_ws v = proto_views(a, ws, B);
-    const float *W = effective_w(a, v.weff, k0, k1);
-    float *out = kn == K ? logits : v.lg; /* (B, kn) */
-    mv_mm_nt_rows(out, X, W + (size_t)k0 * D, B, kn, D);
-    for (int k = k0; k < k1; k++) {
+    const int K = a->k, D = a->d;
+    struct proto_ws v = proto_views(a, ws);
+    const float *W = effective_w(a, v.weff);
+    mv_mm_nt_rows(v.raw, X, W, B, K, D);
+    for (int k = 0; k < K; k++) {
         const float *w = W + (size_t)k * D;
         v.norms[k] = sqrtf(mv_dot(w, w, D));
     }
     for (int b = 0; b < B; b++)
-        for (int k = 0; k < kn; k++)
-            logits[(size_t)b * K + k0 + k] =
-                out[(size_t)b * kn + k] * (a->scale / fmaxf(v.norms[k0 + k], 1e-12f));
+        for (int k = 0; k < K; k++)
+            logits[(size_t)b * K + k] =
+                v.raw[(size_t)b * K + k] * (a->scale / fmaxf(v.norms[k], 1e-12f));
+}
+
+float mv_proto_wg(const float *dlogits, const float *raw, int B, int K, int k)
+{
+    double wg = 0;
+    for (int b = 0; b < B; b++) wg += (double)dlogits[(size_t)b * K + k] * raw[(size_t)b * K + k];
+    return (float)wg;
 }
 
 /* In the forward pass logits = s X Wn^T with Wn_k = W_k / r_k, so dWn = s G with
  * G = dlogits^T X, and through the normalisation
  *   dW_k = (dWn_k - Wn_k (Wn_k . dWn_k)) / r_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)
- * (below eps the divisor is the constant eps). TaskRes: W = zs + alpha R, so dR = alpha dW.
- * Rows k0..k1-1 of the gradient only. */
-void mv_proto_backward_range(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                             int k0, int k1, const float *dlogits)
+ * (below eps the divisor is the constant eps). W_k . G_k = sum_b dlogits_bk (x_b . W_k)
+ * comes from the forward pass's raw dot products (mv_proto_wg). TaskRes: W = zs + alpha R,
+ * so dR = alpha dW. */
+static void backward_proto(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
+                           const float *dlogits)
 {
-    const int K = a->k, D = a->d, kn = k1 - k0;
-    struct proto_ws v = proto_views(a, ws, B);
+    const int K = a->k, D = a->d;
+    struct proto_ws v = proto_views(a, ws);
     const float *W = a->ops->method == MEDVLM_ADAPTER_TASKRES ? v.weff : a->params[0].data;
-    const float *dl = dlogits; /* (B, kn) */
-    if (kn != K) {
-        for (int b = 0; b < B; b++)
-            memcpy(v.dl + (size_t)b * kn, dlogits + (size_t)b * K + k0, (size_t)kn * sizeof(float));
-        dl = v.dl;
-    }
-    float *G = v.G + (size_t)k0 * D;
-    memset(G, 0, (size_t)kn * D * sizeof(float));
-    mv_mm_tn_acc_rows(G, dl, X, kn, D, B);
+    mv_mm_tn_rows(v.G, dlogits, X, K, D, B);
     float s = a->scale;
     if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
-    for (int k = k0; k < k1; k++) {
+    for (int k = 0; k < K; k++) {
         const float *g = v.G + (size_t)k * D, *w = W + (size_t)k * D;
         float *dw = a->params[0].grad + (size_t)k * D;
         float r = v.norms[k];
         if (r > 1e-12f) {
             float inv = 1.0f / r;
-            float wg = mv_dot(w, g, D);
+            float wg = mv_proto_wg(dlogits, v.raw, B, K, k);
             mv_axpby_acc(dw, s * inv, g, -s * wg * inv * inv * inv, w, D);
         } else {
             mv_axpby_acc(dw, s / 1e-12f, g, 0.0f, w, D);
         }
     }
-}
-
-static void forward_proto(const struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                          float *logits)
-{
-    mv_proto_forward_range(a, ws, X, B, 0, a->k, logits);
-}
-
-static void backward_proto(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
-                           const float *dlogits)
-{
-    mv_proto_backward_range(a, ws, X, B, 0, a->k, dlogits);
 }
 
 /* ---- CLAP: the class-wise penalty towards the zero-shot prototypes ---- */
@@ -252,32 +236,23 @@ double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *
     return -lam * lam / (2 * rho);
 }
 
-/* terms[c - k0] = the penalty of class c (without the 1/K); grad: dW rows += its gradient. */
-void mv_clap_penalty_range(struct medvlm_adapter *a, int k0, int k1, int grad, double *terms)
+/* mean_c of the penalties; grad: dW += its gradient. */
+static double clap_regularizer(struct medvlm_adapter *a, int grad)
 {
     const int K = a->k, D = a->d;
     const float *W = a->params[0].data;
     float *dW = a->params[0].grad;
-    for (int c = k0; c < k1; c++) {
+    double total = 0;
+    for (int c = 0; c < K; c++) {
         const float *w = W + (size_t)c * D, *t = a->zs + (size_t)c * D;
         double dz;
-        terms[c - k0] = mv_clap_penalty(a, c, mv_sqdist(w, t, D), &dz);
+        total += mv_clap_penalty(a, c, mv_sqdist(w, t, D), &dz);
         if (grad) {
             float f = (float)(2.0 * dz / K);
             mv_axpby_acc(dW + (size_t)c * D, f, w, -f, t, D);
         }
     }
-}
-
-static double clap_regularizer(struct medvlm_adapter *a, int grad)
-{
-    double terms[256], total = 0;
-    for (int k0 = 0; k0 < a->k; k0 += 256) {
-        int k1 = MV_MIN(a->k, k0 + 256);
-        mv_clap_penalty_range(a, k0, k1, grad, terms);
-        for (int c = k0; c < k1; c++) total += terms[c - k0];
-    }
-    return total / a->k;
+    return total / K;
 }
 
 void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z)

@@ -10,17 +10,19 @@
  * So the feature columns are cut in NB blocks (D / 256 of them, multiples of 8 wide) and
  * each thread owns whole blocks: their columns of every batch row, and their columns of
  * the prototypes, gradients and optimizer state, in private contiguous (K, width) copies.
- * Only sums of K or B x K numbers cross between threads:
+ * Only sums of K or B x K numbers cross between threads, and a step has one barrier:
  *
  *   A. each block: its partial dot products x_b . w_k (B, K) and, for CLAP, its partial
  *      |w_k - zs_k|^2; it prefetches its columns of the next step's rows.  -- barrier
- *   B. every thread: the logits (partials summed in block order, times s / |w_k|), the
- *      cross-entropy and dlogits (B, K), the same numbers everywhere; then each block:
- *      G = dlogits^T X_block (K, width) and its partial w_k . G_k.          -- barrier
- *   C. each block: the gradient through the normalisation,
- *        dW_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)   (proto.c; TaskRes dR = alpha dW),
- *      CLAP's penalty gradient, the optimizer update, and its partial |w_k|^2 for the next
- *      step (read after the next step's first barrier, so buffered by step parity).
+ *   B. every thread: the raw dot products (partials summed in block order), the logits
+ *      (times s / |w_k|), the cross-entropy, dlogits (B, K) and W_k . G_k = sum_b dlogits_bk
+ *      raw_bk (proto.c), the same numbers everywhere; then each block:
+ *      G = dlogits^T X_block (K, width), the gradient through the normalisation,
+ *        dW_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)   (TaskRes: dR = alpha dW),
+ *      CLAP's penalty gradient, the optimizer update, and its partial |w_k|^2.
+ *   What B reads from other threads (partials of A, norms of the previous B) is buffered by
+ *   step parity: a thread can only overwrite it two steps later, after the next barrier,
+ *   which every thread passes only once done with this step.
  *
  * The blocks and the order of their sums depend on D alone, so every thread count gives
  * the bits of one thread; with one block (D < 512) the numbers are exactly those of the
@@ -93,8 +95,7 @@ struct proto_run {
     int prefetch; /* the features do not sit in cache: fetch rows ahead */
     long steps;
     struct col_block *blocks; /* (NB) */
-    float *lp;                /* (NB, B, K) partial dot products */
-    float *wgp;               /* (NB, K) partial w_k . G_k */
+    float *lp;                /* (2, NB, B, K) partial dot products, by step parity */
     double *zp;               /* (2, NB, K) CLAP partial |w_k - zs_k|^2, by step parity */
     double *np;    /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
     double *zalm;  /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
@@ -105,9 +106,10 @@ struct proto_run {
 
 /* Per thread: logits and dlogits of the step (the same numbers in every thread). */
 struct proto_thread {
-    float *logits, *dl; /* (B, K) */
-    int64_t *yb;        /* (B) labels of the step's rows */
-    float *fac;         /* (K) s / max(|weff_k|, eps) */
+    float *raw, *logits, *dl; /* (B, K) */
+    float *wg;                /* (K) W_k . G_k */
+    int64_t *yb;              /* (B) labels of the step's rows */
+    float *fac;               /* (K) s / max(|weff_k|, eps) */
 };
 
 /* dst = src, then the Fisher-Yates shuffle train.c draws. */
@@ -152,7 +154,7 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
             for (size_t off = 0; off < (size_t)c->dn * sizeof(float); off += 64)
                 __builtin_prefetch(p + off);
         }
-    mv_mm_nt_rows(r->lp + (size_t)j * r->B * K, c->xb, c->weff, r->B, K, c->dn);
+    mv_mm_nt_rows(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn);
     if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
         double *zp = r->zp + ((size_t)par * r->NB + j) * K;
         for (int k = 0; k < K; k++)
@@ -160,7 +162,8 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
     }
 }
 
-/* Phase B, every thread: logits, cross-entropy sum and dlogits of the step. */
+/* Phase B, every thread: raw dot products, logits, dlogits, W_k . G_k and the cross-entropy
+ * sum of the step. */
 static double step_loss(const struct proto_run *r, struct proto_thread *th, const int *order,
                         int par)
 {
@@ -171,46 +174,38 @@ static double step_loss(const struct proto_run *r, struct proto_thread *th, cons
         for (int j = 0; j < r->NB; j++) n2 += r->np[((size_t)par * r->NB + j) * K + k];
         th->fac[k] = a->scale / fmaxf(sqrtf((float)n2), 1e-12f);
     }
+    const float *lp = r->lp + (size_t)par * r->NB * B * K;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < K; k++) {
-            float v = r->lp[(size_t)b * K + k];
-            for (int j = 1; j < r->NB; j++) v += r->lp[((size_t)j * B + b) * K + k];
+            float v = lp[(size_t)b * K + k];
+            for (int j = 1; j < r->NB; j++) v += lp[((size_t)j * B + b) * K + k];
+            th->raw[(size_t)b * K + k] = v;
             th->logits[(size_t)b * K + k] = v * th->fac[k];
         }
     for (int b = 0; b < B; b++) th->yb[b] = r->Y[order[b]];
-    return mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
+    double ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
+    for (int k = 0; k < K; k++) th->wg[k] = mv_proto_wg(th->dl, th->raw, B, K, k);
+    return ce;
 }
 
-/* Phase B for block j: G = dlogits^T X_block and the partial w_k . G_k. */
-static void block_grad(struct proto_run *r, const struct proto_thread *th, int j)
-{
-    const int K = r->a->k;
-    struct col_block *c = &r->blocks[j];
-    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B);
-    for (int k = 0; k < K; k++)
-        r->wgp[(size_t)j * K + k] =
-            mv_dot(c->weff + (size_t)k * c->dn, c->g + (size_t)k * c->dn, c->dn);
-}
-
-/* Phase C for block j at (0-based) step `step`. */
-static void block_update(struct proto_run *r, int j, long step, float lr, int par)
+/* Phase B for block j at (0-based) step `step`: G, the gradient, the update. */
+static void block_update(struct proto_run *r, const struct proto_thread *th, int j, long step,
+                         float lr, int par)
 {
     struct medvlm_adapter *a = r->a;
     const int K = a->k, NB = r->NB;
     struct col_block *c = &r->blocks[j];
     const float s = a->scale * (a->ops->method == MEDVLM_ADAPTER_TASKRES ? a->opt.alpha : 1.0f);
+    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B);
     for (int k = 0; k < K; k++) {
-        double n2 = 0, wg = 0;
-        for (int i = 0; i < NB; i++) {
-            n2 += r->np[((size_t)par * NB + i) * K + k];
-            wg += r->wgp[(size_t)i * K + k];
-        }
+        double n2 = 0;
+        for (int i = 0; i < NB; i++) n2 += r->np[((size_t)par * NB + i) * K + k];
         const float rk = sqrtf((float)n2);
         const float *g = c->g + (size_t)k * c->dn, *we = c->weff + (size_t)k * c->dn;
         float *dw = c->dw + (size_t)k * c->dn;
         if (rk > 1e-12f) {
             float inv = 1.0f / rk;
-            mv_axpby(dw, s * inv, g, -s * (float)wg * inv * inv * inv, we, c->dn);
+            mv_axpby(dw, s * inv, g, -s * th->wg[k] * inv * inv * inv, we, c->dn);
         } else {
             mv_axpby(dw, s / 1e-12f, g, 0.0f, we, c->dn);
         }
@@ -269,10 +264,8 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
             for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
             barrier_wait(r->bar);
             double ce = step_loss(r, th, cur, par);
-            for (int j = t; j < NB; j += T) block_grad(r, th, j);
-            barrier_wait(r->bar);
             float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
-            for (int j = t; j < NB; j += T) block_update(r, j, step, lr, par);
+            for (int j = t; j < NB; j += T) block_update(r, th, j, step, lr, par);
             if (t == 0 && r->losses)
                 r->losses[step] = (float)(ce / B + (clap ? step_penalty(r, par) : 0.0));
         }
@@ -356,22 +349,23 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.blocks = mv_calloc((size_t)r.NB, sizeof *r.blocks);
     pool = mv_aligned(5 * kd * sizeof(float) + 64 * (size_t)r.NB * 5);
     xbs = mv_calloc((size_t)r.NB * r.B, sizeof(float *));
-    r.lp = mv_calloc((size_t)r.NB * r.B * K, sizeof(float));
-    r.wgp = mv_calloc((size_t)r.NB * K, sizeof(float));
+    r.lp = mv_calloc(2 * (size_t)r.NB * r.B * K, sizeof(float));
     r.zp = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
     r.np = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
     r.zalm = mv_calloc((size_t)r.NB * K, sizeof(double));
     r.orders = mv_calloc((size_t)T * 2 * n, sizeof(int));
     r.bar = mv_aligned(sizeof *r.bar);
-    if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.wgp || !r.zp || !r.np || !r.zalm ||
-        !r.orders)
+    if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm || !r.orders)
         goto fail;
     for (int t = 0; t < T; t++) {
+        th[t].raw = mv_calloc((size_t)r.B * K, sizeof(float));
+        th[t].wg = mv_calloc((size_t)K, sizeof(float));
         th[t].logits = mv_calloc((size_t)r.B * K, sizeof(float));
         th[t].dl = mv_calloc((size_t)r.B * K, sizeof(float));
         th[t].yb = mv_calloc((size_t)r.B, sizeof(int64_t));
         th[t].fac = mv_calloc((size_t)K, sizeof(float));
-        if (!th[t].logits || !th[t].dl || !th[t].yb || !th[t].fac) goto fail;
+        if (!th[t].raw || !th[t].wg || !th[t].logits || !th[t].dl || !th[t].yb || !th[t].fac)
+            goto fail;
     }
     struct mv_optim_config oc;
     mv_optim_config_default(&oc, optim_kind(o->optimizer));
@@ -434,6 +428,8 @@ fail:
     if (r.blocks)
         for (int j = 0; j < r.NB; j++) mv_optim_free(&r.blocks[j].opt);
     for (int t = 0; t < T; t++) {
+        mv_free(th[t].raw);
+        mv_free(th[t].wg);
         mv_free(th[t].logits);
         mv_free(th[t].dl);
         mv_free(th[t].yb);
@@ -443,7 +439,6 @@ fail:
     mv_free(pool);
     mv_free((void *)xbs);
     mv_free(r.lp);
-    mv_free(r.wgp);
     mv_free(r.zp);
     mv_free(r.np);
     mv_free(r.zalm);
