@@ -101,19 +101,17 @@ void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, i
 void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 /* dot(a, b), sum (a - b)^2, dst += a x + b y, dst = a x + b y (the bits of mv_axpby_acc
- * onto zeros), dst += x over L floats. */
+ * onto zeros) over L floats. */
 float mv_dot(const float *a, const float *b, int L);
 float mv_sqdist(const float *a, const float *b, int L);
 void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L);
 void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L);
-void mv_add_acc(float *dst, const float *x, int L);
 /* sum (a - b)^2 accumulated in double, in order. */
 double mv_sqdist_f64(const float *a, const float *b, int L);
 float mv_dot_ref(const float *a, const float *b, int L);
 float mv_sqdist_ref(const float *a, const float *b, int L);
 void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L);
 void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, int L);
-void mv_add_acc_ref(float *dst, const float *x, int L);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
 /* ---- the prototype methods (proto.c) ---- */

@@ -89,11 +89,6 @@ void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, 
     for (int l = 0; l < L; l++) dst[l] = a * x[l] + b * y[l];
 }
 
-void mv_add_acc_ref(float *dst, const float *x, int L)
-{
-    for (int l = 0; l < L; l++) dst[l] += x[l];
-}
-
 #ifdef MV_HAVE_X86
 
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
@@ -398,14 +393,6 @@ __attribute__((target("avx2,fma"))) static void axpby_avx2(float *dst, float a, 
     for (; l < L; l++) dst[l] = 0.0f + (a * x[l] + b * y[l]);
 }
 
-__attribute__((target("avx2"))) static void add_acc_avx2(float *dst, const float *x, int L)
-{
-    int l = 0;
-    for (; l + 8 <= L; l += 8)
-        _mm256_storeu_ps(dst + l, _mm256_add_ps(_mm256_loadu_ps(dst + l), _mm256_loadu_ps(x + l)));
-    for (; l < L; l++) dst[l] += x[l];
-}
-
 static int simd_level = -1;
 
 int mv_kernels_simd(void)
@@ -483,14 +470,6 @@ void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int 
         mv_axpby_ref(dst, a, x, b, y, L);
 }
 
-void mv_add_acc(float *dst, const float *x, int L)
-{
-    if (mv_kernels_simd())
-        add_acc_avx2(dst, x, L);
-    else
-        mv_add_acc_ref(dst, x, L);
-}
-
 #else
 
 int mv_kernels_simd(void)
@@ -541,11 +520,6 @@ void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, 
 void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L)
 {
     mv_axpby_ref(dst, a, x, b, y, L);
-}
-
-void mv_add_acc(float *dst, const float *x, int L)
-{
-    mv_add_acc_ref(dst, x, L);
 }
 
 #endif

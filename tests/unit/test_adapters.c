@@ -357,6 +357,19 @@ static void test_kernels(void)
         mv_mm_tn_acc_ref(C3, A2, rev2, M, N, L);
         snprintf(name, sizeof name, "mm_tn_acc_rows %dx%dx%d", M, N, L);
         check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
+        /* the overwriting form: whatever C held (NaN here), as accumulating onto zeros */
+        for (int i = 0; i < M * N; i++) C1[i] = NAN, C3[i] = 0;
+        mv_mm_tn_rows(C1, A2, ra, M, N, L);
+        mv_mm_tn_acc_ref(C3, A2, rev2, M, N, L);
+        snprintf(name, sizeof name, "mm_tn_rows %dx%dx%d", M, N, L);
+        check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
+        /* dst = a x + b y: the bits of dst += a x + b y onto zeros, and the plain loop */
+        for (int i = 0; i < N; i++) C1[i] = NAN, C2[i] = 0, C3[i] = NAN;
+        mv_axpby(C1, 0.7f, B2, -1.3f, Bm, N);
+        mv_axpby_acc(C2, 0.7f, B2, -1.3f, Bm, N);
+        mv_axpby_ref(C3, 0.7f, B2, -1.3f, Bm, N);
+        CHECK(memcmp(C1, C2, sizeof(float) * N) == 0, "axpby %d: not axpby_acc onto zeros", N);
+        check_close_f32("axpby vs plain", C1, C3, (size_t)N, 1e-6, 1e-6);
         free(ra), free(rev), free(C3), free(rev2);
         free(A), free(Bm), free(C1), free(C2), free(A2), free(B2);
     }
@@ -399,6 +412,27 @@ static void test_optim_rules(void)
     CHECK(fabsf(mv_sched_lr(MV_SCHED_COSINE, 1, 0, 5, 10) - 0.5f) < 1e-6f, "cosine middle");
     CHECK(mv_sched_lr(MV_SCHED_COSINE, 1, 0, 10, 10) < 1e-6f, "cosine end");
     CHECK(mv_sched_lr(MV_SCHED_CONSTANT, 0.3f, 0, 7, 10) == 0.3f, "constant");
+    /* ranges of a step (as threads apply them, across a span boundary) = the whole step */
+    for (int kind = MV_OPTIM_SGD; kind <= MV_OPTIM_ADAMW; kind++) {
+        float pa[19], pb[19], ga[19];
+        for (int i = 0; i < 19; i++)
+            pa[i] = pb[i] = 0.1f * (float)i - 0.5f, ga[i] = 0.3f - 0.05f * i;
+        struct mv_span sa[2] = {{pa, ga, 11}, {pa + 11, ga + 11, 8}};
+        struct mv_span sb[2] = {{pb, ga, 11}, {pb + 11, ga + 11, 8}};
+        struct mv_optim oa, ob;
+        mv_optim_config_default(&c, (enum mv_optim_kind)kind);
+        c.momentum = kind == MV_OPTIM_SGD ? 0.9f : 0.0f;
+        CHECK_OK(mv_optim_init(&oa, &c, sa, 2));
+        CHECK_OK(mv_optim_init(&ob, &c, sb, 2));
+        for (long t = 1; t <= 3; t++) {
+            mv_optim_step(&oa, 0.01f);
+            mv_optim_update(&ob, 0.01f, t, 7, 12);
+            mv_optim_update(&ob, 0.01f, t, 0, 7);
+        }
+        CHECK(memcmp(pa, pb, sizeof pa) == 0, "optimizer %d: ranges differ from whole steps", kind);
+        mv_optim_free(&oa);
+        mv_optim_free(&ob);
+    }
 }
 
 static void test_training_behaviour(void)
