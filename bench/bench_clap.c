@@ -1,10 +1,15 @@
 /*
  * bench_clap [--n N] [--dim D] [--classes K] [--reps R] [--method NAME] [--threads T] [--epochs E]
+ *            [--walk]
  *
  * Times one adapter training run as the PEFT-MedVLMs notebook's train_adapter does it
  * (100 epochs, shuffled batches of 32, SGD momentum 0.9, lr 1e-3; CLAP by default) on N x D
  * random l2-normalised features with labels i mod K: the C counterpart of
  * `torch_baseline.py clap --n N`. Prints one JSON line: times of R runs and the median.
+ *
+ * --walk times only the reading: every epoch a new random order, batches of 32 rows, each
+ * of the T threads summing its share of the columns of every row, no arithmetic beyond
+ * that and no synchronisation. The memory floor under a training run of that size.
  */
 #include "medvlm.h"
 
@@ -15,6 +20,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
+typedef float v8f __attribute__((vector_size(32)));
+
+/* Read X (n, d) as the trainer does: per epoch a new order, per step `batch` rows, thread t
+ * of T its contiguous share of the columns. Returns a sum so that nothing is optimised out. */
+static double walk(const float *X, int n, int d, int epochs, int batch, int threads)
+{
+    double total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+        int T = omp_get_num_threads(), t = omp_get_thread_num();
+        int d0 = (int)((long)d * t / T), d1 = (int)((long)d * (t + 1) / T);
+        int *perm = malloc(sizeof(int) * (size_t)n);
+        struct mv_rng r;
+        mv_rng_seed(&r, 1); /* every thread the same orders */
+        v8f acc[4] = {{0}};
+        float tail = 0;
+        for (int i = 0; perm && i < n; i++) perm[i] = i;
+        for (int e = 0; perm && e < epochs; e++) {
+            for (int i = n - 1; i > 0; i--) {
+                int j = (int)mv_rng_below(&r, (uint64_t)i + 1), tmp = perm[i];
+                perm[i] = perm[j];
+                perm[j] = tmp;
+            }
+            for (int s = 0; s + batch <= n; s += batch)
+                for (int b = s; b < s + batch; b++) {
+                    const float *x = X + (size_t)perm[b] * d;
+                    int j = d0;
+                    for (; j + 8 <= d1; j += 8) {
+                        v8f v;
+                        memcpy(&v, x + j, sizeof v);
+                        acc[(j >> 3) & 3] += v;
+                    }
+                    for (; j < d1; j++) tail += x[j];
+                }
+        }
+        for (int i = 0; i < 4; i++)
+            for (int l = 0; l < 8; l++) total += acc[i][l];
+        total += tail;
+        free(perm);
+    }
+    return total;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -23,9 +73,18 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    int n = 10000, d = 512, k = 4, reps = 5, threads = 0, epochs = 100;
+    int n = 10000, d = 512, k = 4, reps = 5, threads = 0, epochs = 100, walk_only = 0;
     const char *method = "clap";
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--walk")) {
+            walk_only = 1;
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_clap: %s needs a value\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--n"))
             n = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dim"))
@@ -81,7 +140,9 @@ int main(int argc, char **argv)
     for (int rep = -1; rep < reps; rep++) { /* rep -1: warm-up */
         struct medvlm_adapter *a = NULL;
         double t0 = mv_now();
-        if (medvlm_adapter_train(&o, X, Y, n, d, zs, k, logf(100.0f), &a, losses)) {
+        if (walk_only) {
+            losses[steps ? steps - 1 : 0] = (float)walk(X, n, d, o.epochs, o.batch_size, threads);
+        } else if (medvlm_adapter_train(&o, X, Y, n, d, zs, k, logf(100.0f), &a, losses)) {
             fprintf(stderr, "bench_clap: %s\n", medvlm_last_error());
             return 1;
         }
@@ -89,10 +150,10 @@ int main(int argc, char **argv)
         if (rep >= 0) times[rep] = t;
         medvlm_adapter_free(a);
     }
-    printf("{\"mode\":\"%s\",\"threads\":%d,\"n\":%d,\"dim\":%d,\"classes\":%d,\"epochs\":%d,"
+    printf("{\"mode\":\"%s%s\",\"threads\":%d,\"n\":%d,\"dim\":%d,\"classes\":%d,\"epochs\":%d,"
            "\"batch\":%d,"
            "\"steps\":%ld,\"final_loss\":%.6g,\"times\":[",
-           method, threads, n, d, k, o.epochs, o.batch_size, steps,
+           method, walk_only ? "-walk" : "", threads, n, d, k, o.epochs, o.batch_size, steps,
            steps ? losses[steps - 1] : 0.0);
     for (int i = 0; i < reps; i++) printf("%s%.6f", i ? "," : "", times[i]);
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
