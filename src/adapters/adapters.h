@@ -140,7 +140,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
                                           const int64_t *Y, int n, float *losses, int threads,
                                           int *threads_used);
 
-/* ---- losses (train.c) ---- */
+/* ---- losses (loss.c) ---- */
 
 /* Mean cross-entropy over B rows of logits (B, K) with labels Y; writes
  * dlogits = (softmax - onehot) / B when dlogits != NULL. */

@@ -328,7 +328,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.B = MV_MIN(o->batch_size, n);
     r.iters = MV_MAX(n / o->batch_size, 1);
     r.shuffle = o->batch_size < n;
-    r.steps = medvlm_adapter_steps(o, n);
+    r.steps = (long)o->epochs * r.iters;
     r.NB = MV_MAX(1, D / BLOCK_MIN);
     r.prefetch = r.shuffle && (double)n * D * sizeof(float) > PREFETCH_ABOVE;
     int T = threads;
