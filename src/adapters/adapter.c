@@ -4,6 +4,8 @@
  */
 #include "adapters.h"
 
+#include "../optim/optim.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -221,4 +223,18 @@ const char *medvlm_adapter_class_name(const struct medvlm_adapter *a, int c)
 int medvlm_adapter_shots(const struct medvlm_adapter *a)
 {
     return a->shots;
+}
+
+void mv_adapter_optim_config(const struct medvlm_adapter_options *o, struct mv_optim_config *oc)
+{
+    enum mv_optim_kind kind = o->optimizer == MEDVLM_OPTIMIZER_ADAM    ? MV_OPTIM_ADAM
+                              : o->optimizer == MEDVLM_OPTIMIZER_ADAMW ? MV_OPTIM_ADAMW
+                                                                       : MV_OPTIM_SGD;
+    mv_optim_config_default(oc, kind);
+    oc->lr = o->lr;
+    oc->momentum = o->optimizer == MEDVLM_OPTIMIZER_SGD ? o->momentum : 0;
+    oc->weight_decay = o->weight_decay;
+    oc->beta1 = o->adam_beta1;
+    oc->beta2 = o->adam_beta2;
+    oc->eps = o->adam_eps;
 }

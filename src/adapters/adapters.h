@@ -84,6 +84,9 @@ enum medvlm_status mv_adapter_create(const struct medvlm_adapter_options *o, int
 /* The adapter held by an open safetensors file (medvlm_adapter_load without the file). */
 enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_adapter **out);
 struct mv_adapter_param *mv_adapter_param_find(struct medvlm_adapter *a, const char *name);
+struct mv_optim_config;
+/* The optimizer the options ask for (kind, lr, momentum for SGD, weight decay, Adam's). */
+void mv_adapter_optim_config(const struct medvlm_adapter_options *o, struct mv_optim_config *oc);
 
 /* ---- kernels (kernels.c): plain loops, with an AVX2+FMA variant picked at run time ---- */
 

@@ -68,13 +68,6 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
     return MEDVLM_OK;
 }
 
-static enum mv_optim_kind optim_kind(enum medvlm_optimizer o)
-{
-    return o == MEDVLM_OPTIMIZER_ADAM    ? MV_OPTIM_ADAM
-           : o == MEDVLM_OPTIMIZER_ADAMW ? MV_OPTIM_ADAMW
-                                         : MV_OPTIM_SGD;
-}
-
 enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *X, const int64_t *Y,
                                          int n, float *losses)
 {
@@ -100,13 +93,7 @@ enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *
     if (!ws || !logits || !dlogits || !xb || !yb || !perm) goto fail;
 
     struct mv_optim_config oc;
-    mv_optim_config_default(&oc, optim_kind(o->optimizer));
-    oc.lr = o->lr;
-    oc.momentum = o->optimizer == MEDVLM_OPTIMIZER_SGD ? o->momentum : 0;
-    oc.weight_decay = o->weight_decay;
-    oc.beta1 = o->adam_beta1;
-    oc.beta2 = o->adam_beta2;
-    oc.eps = o->adam_eps;
+    mv_adapter_optim_config(o, &oc);
     struct mv_span spans[MV_ADAPTER_MAX_PARAMS];
     for (int i = 0; i < a->nparams; i++)
         spans[i] = (struct mv_span){a->params[i].data, a->params[i].grad, a->params[i].n};

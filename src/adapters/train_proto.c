@@ -293,13 +293,6 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
     }
 }
 
-static enum mv_optim_kind optim_kind(enum medvlm_optimizer o)
-{
-    return o == MEDVLM_OPTIMIZER_ADAM    ? MV_OPTIM_ADAM
-           : o == MEDVLM_OPTIMIZER_ADAMW ? MV_OPTIM_ADAMW
-                                         : MV_OPTIM_SGD;
-}
-
 int mv_adapter_proto_trains(const struct medvlm_adapter *a)
 {
     enum medvlm_adapter_method m = a->ops->method;
@@ -368,13 +361,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
             goto fail;
     }
     struct mv_optim_config oc;
-    mv_optim_config_default(&oc, optim_kind(o->optimizer));
-    oc.lr = o->lr;
-    oc.momentum = o->optimizer == MEDVLM_OPTIMIZER_SGD ? o->momentum : 0;
-    oc.weight_decay = o->weight_decay;
-    oc.beta1 = o->adam_beta1;
-    oc.beta2 = o->adam_beta2;
-    oc.eps = o->adam_eps;
+    mv_adapter_optim_config(o, &oc);
     float *next = pool;
     for (int j = 0; j < r.NB; j++) {
         struct col_block *c = &r.blocks[j];
