@@ -98,8 +98,23 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
  * Brows (L) rows of N floats. */
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
-/* C (M, N) = A (L, M)^T Brows: mv_mm_tn_acc_rows onto a zeroed C, without the zeroing. */
-void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
+/* Cache lines to prefetch from inside the kernels' inner loops, one every `every`
+ * iterations: the next step's rows, fetched while this step computes. */
+struct mv_prefetch {
+    const float *const *rows; /* (nrows) */
+    int nrows, lines;         /* lines of 64 bytes per row */
+    int every, tick;
+    int b, line; /* the next line: row b, line `line` */
+};
+/* Issue whatever the stream has left. */
+void mv_prefetch_rest(struct mv_prefetch *pf);
+/* C (M, N) = A (L, M)^T Brows: mv_mm_tn_acc_rows onto a zeroed C, without the zeroing;
+ * pf (or NULL) advanced from the inner loop. */
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L,
+                   struct mv_prefetch *pf);
+/* mv_mm_nt_rows, advancing pf (or NULL) from the inner loop. */
+void mv_mm_nt_rows_pf(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                      struct mv_prefetch *pf);
 /* The plain-loop siblings (a test compares them). */
 void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);

@@ -21,6 +21,26 @@
 #include <immintrin.h>
 #endif
 
+/* One line of the stream every pf->every calls. */
+static inline void prefetch_tick(struct mv_prefetch *pf)
+{
+    if (!pf || ++pf->tick < pf->every) return;
+    pf->tick = 0;
+    if (pf->b >= pf->nrows) return;
+    __builtin_prefetch((const char *)pf->rows[pf->b] + (size_t)pf->line * 64);
+    if (++pf->line == pf->lines) {
+        pf->line = 0;
+        pf->b++;
+    }
+}
+
+void mv_prefetch_rest(struct mv_prefetch *pf)
+{
+    for (; pf && pf->b < pf->nrows; pf->b++, pf->line = 0)
+        for (; pf->line < pf->lines; pf->line++)
+            __builtin_prefetch((const char *)pf->rows[pf->b] + (size_t)pf->line * 64);
+}
+
 static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm, int M,
                         int N, int L)
 {
@@ -176,7 +196,7 @@ __attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
 __attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1, float *out2,
                                                        const float *a0, const float *a1,
                                                        const float *a2, const float *const *bk,
-                                                       int L)
+                                                       int L, struct mv_prefetch *pf)
 {
     const float *b0 = bk[0], *b1 = bk[1], *b2 = bk[2], *b3 = bk[3];
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -184,6 +204,7 @@ __attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1,
     __m256 u0 = s0, u1 = s0, u2 = s0, u3 = s0;
     int l = 0;
     for (; l + 8 <= L; l += 8) {
+        prefetch_tick(pf);
         __m256 x = _mm256_loadu_ps(a0 + l), y = _mm256_loadu_ps(a1 + l);
         __m256 z = _mm256_loadu_ps(a2 + l), w = _mm256_loadu_ps(b0 + l);
         s0 = _mm256_fmadd_ps(x, w, s0);
@@ -228,7 +249,8 @@ __attribute__((target("avx2,fma"))) static float dot1(const float *a, const floa
 
 __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float *A,
                                                            const float *const *Arows,
-                                                           const float *Bm, int M, int N, int L)
+                                                           const float *Bm, int M, int N, int L,
+                                                           struct mv_prefetch *pf)
 {
     int i = 0;
     for (; i + 3 <= M && N >= 4; i += 3) {
@@ -240,7 +262,7 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
         for (; j + 4 <= N; j += 4) {
             const float *bk[4] = {Bm + (size_t)j * L, Bm + (size_t)(j + 1) * L,
                                   Bm + (size_t)(j + 2) * L, Bm + (size_t)(j + 3) * L};
-            dot4x3(c0 + j, c1 + j, c2 + j, a0, a1, a2, bk, L);
+            dot4x3(c0 + j, c1 + j, c2 + j, a0, a1, a2, bk, L, pf);
         }
         for (; j < N; j++) {
             c0[j] = dot1(a0, Bm + (size_t)j * L, L);
@@ -274,10 +296,9 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
 
 /* C rows i..i+3, columns j..j+15 accumulated over all l in registers, starting from C
  * (acc) or from zero. */
-__attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const float *A,
-                                                               const float *Bm,
-                                                               const float *const *Brows, int M,
-                                                               int N, int L, int acc)
+__attribute__((target("avx2,fma"))) static void
+mm_tn_acc_avx2(float *C, const float *A, const float *Bm, const float *const *Brows, int M, int N,
+               int L, int acc, struct mv_prefetch *pf)
 {
     if (!acc) /* the tails below accumulate in C */
         for (int i = 0; i < M; i++)
@@ -297,6 +318,7 @@ __attribute__((target("avx2,fma"))) static void mm_tn_acc_avx2(float *C, const f
                 a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
             }
             for (int l = 0; l < L; l++) {
+                prefetch_tick(pf);
                 const float *ar = A + (size_t)l * M + i;
                 const float *br = (Brows ? Brows[l] : Bm + (size_t)l * N) + j;
                 __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);
@@ -407,7 +429,7 @@ int mv_kernels_simd(void)
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_nt_avx2(C, A, NULL, Bm, M, N, L);
+        mm_nt_avx2(C, A, NULL, Bm, M, N, L, NULL);
     else
         mm_nt_plain(C, A, NULL, Bm, M, N, L);
 }
@@ -415,7 +437,7 @@ void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L);
+        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L, NULL);
     else
         mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
@@ -423,7 +445,7 @@ void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L, 1);
+        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L, 1, NULL);
     else
         mm_tn_acc_plain(C, A, Bm, NULL, M, N, L, 1);
 }
@@ -431,17 +453,27 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 1);
+        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 1, NULL);
     else
         mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 1);
 }
 
-void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L,
+                   struct mv_prefetch *pf)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 0);
+        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 0, pf);
     else
         mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
+}
+
+void mv_mm_nt_rows_pf(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                      struct mv_prefetch *pf)
+{
+    if (mv_kernels_simd())
+        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L, pf);
+    else
+        mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -497,9 +529,18 @@ void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int 
     mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 1);
 }
 
-void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L,
+                   struct mv_prefetch *pf)
 {
+    (void)pf;
     mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
+}
+
+void mv_mm_nt_rows_pf(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                      struct mv_prefetch *pf)
+{
+    (void)pf;
+    mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)

@@ -198,7 +198,7 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *con
     const int K = a->k, D = a->d;
     struct proto_ws v = proto_views(a, ws);
     const float *W = a->ops->method == MEDVLM_ADAPTER_TASKRES ? v.weff : a->params[0].data;
-    mv_mm_tn_rows(v.G, dlogits, X, K, D, B);
+    mv_mm_tn_rows(v.G, dlogits, X, K, D, B, NULL);
     float s = a->scale;
     if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
     for (int k = 0; k < K; k++) {

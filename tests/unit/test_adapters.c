@@ -359,7 +359,7 @@ static void test_kernels(void)
         check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
         /* the overwriting form: whatever C held (NaN here), as accumulating onto zeros */
         for (int i = 0; i < M * N; i++) C1[i] = NAN, C3[i] = 0;
-        mv_mm_tn_rows(C1, A2, ra, M, N, L);
+        mv_mm_tn_rows(C1, A2, ra, M, N, L, NULL);
         mv_mm_tn_acc_ref(C3, A2, rev2, M, N, L);
         snprintf(name, sizeof name, "mm_tn_rows %dx%dx%d", M, N, L);
         check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
