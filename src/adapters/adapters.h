@@ -98,13 +98,12 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
  * Brows (L) rows of N floats. */
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
-/* Cache lines to prefetch from inside the kernels' inner loops, one every `every`
- * iterations: the next step's rows, fetched while this step computes. */
+/* Cache lines to prefetch from inside the kernels' inner loops, one per iteration: the next
+ * step's rows, fetched while this step computes. */
 struct mv_prefetch {
     const float *const *rows; /* (nrows) */
     int nrows, lines;         /* lines of 64 bytes per row */
-    int every, tick;
-    int b, line; /* the next line: row b, line `line` */
+    int b, line;              /* the next line: row b, line `line` */
 };
 /* Issue whatever the stream has left. */
 void mv_prefetch_rest(struct mv_prefetch *pf);
@@ -134,9 +133,10 @@ void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, 
 int mv_kernels_simd(void);
 /* ---- the prototype methods (proto.c) ---- */
 
-/* W_k . G_k of the backward pass, G = dlogits^T X, as sum_b dlogits_bk raw_bk from the raw
- * dot products raw = X W^T (B, K) of the forward pass, in double, in row order. */
-float mv_proto_wg(const float *dlogits, const float *raw, int B, int K, int k);
+/* wg (K) = W_k . G_k of the backward pass, G = dlogits^T X, as sum_b dlogits_bk raw_bk from
+ * the raw dot products raw = X W^T (B, K) of the forward pass, accumulated in acc (K) in
+ * double, in row order. */
+void mv_proto_wg(float *wg, double *acc, const float *dlogits, const float *raw, int B, int K);
 /* CLAP: the penalty of class c at squared distance z = |W_c - zs_c|^2 (without the 1/K), and
  * *dz = its derivative in z. */
 double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *dz);

@@ -21,17 +21,35 @@
 #include <immintrin.h>
 #endif
 
-/* One line of the stream every pf->every calls. */
-static inline void prefetch_tick(struct mv_prefetch *pf)
+/* The stream's position, copied into a local for the length of a loop so that it lives in
+ * registers; pf NULL: an empty stream. */
+struct pf_cursor {
+    const float *const *rows;
+    int nrows, lines, b, line;
+};
+
+static inline struct pf_cursor pf_begin(const struct mv_prefetch *pf)
 {
-    if (!pf || ++pf->tick < pf->every) return;
-    pf->tick = 0;
-    if (pf->b >= pf->nrows) return;
-    __builtin_prefetch((const char *)pf->rows[pf->b] + (size_t)pf->line * 64);
-    if (++pf->line == pf->lines) {
-        pf->line = 0;
-        pf->b++;
+    struct pf_cursor c = {0};
+    if (pf) c = (struct pf_cursor){pf->rows, pf->nrows, pf->lines, pf->b, pf->line};
+    return c;
+}
+
+static inline void pf_next(struct pf_cursor *c)
+{
+    if (c->b >= c->nrows) return;
+    __builtin_prefetch((const char *)c->rows[c->b] + (size_t)c->line * 64);
+    if (++c->line == c->lines) {
+        c->line = 0;
+        c->b++;
     }
+}
+
+static inline void pf_end(struct mv_prefetch *pf, const struct pf_cursor *c)
+{
+    if (!pf) return;
+    pf->b = c->b;
+    pf->line = c->line;
 }
 
 void mv_prefetch_rest(struct mv_prefetch *pf)
@@ -202,9 +220,10 @@ __attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1,
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
     __m256 u0 = s0, u1 = s0, u2 = s0, u3 = s0;
+    struct pf_cursor pc = pf_begin(pf);
     int l = 0;
     for (; l + 8 <= L; l += 8) {
-        prefetch_tick(pf);
+        pf_next(&pc);
         __m256 x = _mm256_loadu_ps(a0 + l), y = _mm256_loadu_ps(a1 + l);
         __m256 z = _mm256_loadu_ps(a2 + l), w = _mm256_loadu_ps(b0 + l);
         s0 = _mm256_fmadd_ps(x, w, s0);
@@ -223,6 +242,7 @@ __attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1,
         t3 = _mm256_fmadd_ps(y, w, t3);
         u3 = _mm256_fmadd_ps(z, w, u3);
     }
+    pf_end(pf, &pc);
     float r[12] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3), hsum256(t0), hsum256(t1),
                    hsum256(t2), hsum256(t3), hsum256(u0), hsum256(u1), hsum256(u2), hsum256(u3)};
     for (; l < L; l++)
@@ -317,8 +337,9 @@ mm_tn_acc_avx2(float *C, const float *A, const float *Bm, const float *const *Br
                 a2 = _mm256_loadu_ps(c2 + j), b2 = _mm256_loadu_ps(c2 + j + 8);
                 a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
             }
+            struct pf_cursor pc = pf_begin(pf);
             for (int l = 0; l < L; l++) {
-                prefetch_tick(pf);
+                pf_next(&pc);
                 const float *ar = A + (size_t)l * M + i;
                 const float *br = (Brows ? Brows[l] : Bm + (size_t)l * N) + j;
                 __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);
@@ -333,6 +354,7 @@ mm_tn_acc_avx2(float *C, const float *A, const float *Bm, const float *const *Br
                 a3 = _mm256_fmadd_ps(g3, x, a3);
                 b3 = _mm256_fmadd_ps(g3, y, b3);
             }
+            pf_end(pf, &pc);
             _mm256_storeu_ps(c0 + j, a0);
             _mm256_storeu_ps(c0 + j + 8, b0);
             _mm256_storeu_ps(c1 + j, a1);

@@ -116,7 +116,7 @@ static size_t ws_none(const struct medvlm_adapter *a, int B)
 
 static size_t ws_proto(const struct medvlm_adapter *a, int B)
 {
-    return 2 * (size_t)a->k * a->d + (size_t)a->k + (size_t)B * a->k;
+    return 2 * (size_t)a->k * a->d + 4 * (size_t)a->k + (size_t)B * a->k;
 }
 
 static void scale_logits(float *logits, float s, size_t n)
@@ -139,15 +139,18 @@ static void backward_none(struct medvlm_adapter *a, float *ws, const float *cons
     (void)a, (void)ws, (void)X, (void)B, (void)dlogits;
 }
 
-/* Workspace views for B rows: Weff (K, D) | norms (K) | G (K, D) | raw (B, K). */
+/* Workspace views for B rows: acc (K doubles) | Weff (K, D) | norms (K) | wg (K) | G (K, D) |
+ * raw (B, K). */
 struct proto_ws {
-    float *weff, *norms, *G, *raw;
+    double *acc;
+    float *weff, *norms, *wg, *G, *raw;
 };
 
 static struct proto_ws proto_views(const struct medvlm_adapter *a, float *ws)
 {
-    size_t kd = (size_t)a->k * a->d;
-    struct proto_ws v = {ws, ws + kd, ws + kd + a->k, ws + 2 * kd + a->k};
+    const size_t kd = (size_t)a->k * a->d, K = (size_t)a->k;
+    struct proto_ws v = {(double *)(void *)ws, ws + 2 * K,      ws + 2 * K + kd,
+                         ws + 3 * K + kd,      ws + 4 * K + kd, ws + 4 * K + 2 * kd};
     return v;
 }
 
@@ -179,11 +182,13 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
                 v.raw[(size_t)b * K + k] * (a->scale / fmaxf(v.norms[k], 1e-12f));
 }
 
-float mv_proto_wg(const float *dlogits, const float *raw, int B, int K, int k)
+void mv_proto_wg(float *wg, double *acc, const float *dlogits, const float *raw, int B, int K)
 {
-    double wg = 0;
-    for (int b = 0; b < B; b++) wg += (double)dlogits[(size_t)b * K + k] * raw[(size_t)b * K + k];
-    return (float)wg;
+    for (int k = 0; k < K; k++) acc[k] = 0;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            acc[k] += (double)dlogits[(size_t)b * K + k] * raw[(size_t)b * K + k];
+    for (int k = 0; k < K; k++) wg[k] = (float)acc[k];
 }
 
 /* In the forward pass logits = s X Wn^T with Wn_k = W_k / r_k, so dWn = s G with
@@ -201,14 +206,14 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *con
     mv_mm_tn_rows(v.G, dlogits, X, K, D, B, NULL);
     float s = a->scale;
     if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
+    mv_proto_wg(v.wg, v.acc, dlogits, v.raw, B, K);
     for (int k = 0; k < K; k++) {
         const float *g = v.G + (size_t)k * D, *w = W + (size_t)k * D;
         float *dw = a->params[0].grad + (size_t)k * D;
         float r = v.norms[k];
         if (r > 1e-12f) {
             float inv = 1.0f / r;
-            float wg = mv_proto_wg(dlogits, v.raw, B, K, k);
-            mv_axpby_acc(dw, s * inv, g, -s * wg * inv * inv * inv, w, D);
+            mv_axpby_acc(dw, s * inv, g, -s * v.wg[k] * inv * inv * inv, w, D);
         } else {
             mv_axpby_acc(dw, s / 1e-12f, g, 0.0f, w, D);
         }

@@ -116,6 +116,7 @@ struct proto_run {
 struct proto_thread {
     float *raw, *logits, *dl; /* (B, K) */
     float *wg;                /* (K) W_k . G_k */
+    double *acc;              /* (K) its sums */
     int64_t *yb;              /* (B) labels of the step's rows */
     float *fac;               /* (K) s / max(|weff_k|, eps) */
 };
@@ -158,12 +159,11 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
     for (int b = 0; b < r->B; b++) c->xb[b] = r->X + (size_t)order[b] * D + c->d0;
     c->pf = (struct mv_prefetch){.rows = c->xn,
                                  .nrows = next ? r->B : 0,
-                                 .every = 1,
                                  .lines = (int)(((size_t)c->dn * sizeof(float) + 63) / 64)};
     if (next)
         for (int b = 0; b < r->B; b++) c->xn[b] = r->X + (size_t)next[b] * D + c->d0;
     mv_mm_nt_rows_pf(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn,
-                     &c->pf);
+                     next ? &c->pf : NULL);
     if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
         double *zp = r->zp + ((size_t)par * r->NB + j) * K;
         for (int k = 0; k < K; k++)
@@ -184,16 +184,16 @@ static double step_loss(const struct proto_run *r, struct proto_thread *th, cons
         th->fac[k] = a->scale / fmaxf(sqrtf((float)n2), 1e-12f);
     }
     const float *lp = r->lp + (size_t)par * r->NB * B * K;
+    const size_t bk = (size_t)B * K;
+    memcpy(th->raw, lp, bk * sizeof(float));
+    for (int j = 1; j < r->NB; j++)
+        for (size_t i = 0; i < bk; i++) th->raw[i] += lp[j * bk + i];
     for (int b = 0; b < B; b++)
-        for (int k = 0; k < K; k++) {
-            float v = lp[(size_t)b * K + k];
-            for (int j = 1; j < r->NB; j++) v += lp[((size_t)j * B + b) * K + k];
-            th->raw[(size_t)b * K + k] = v;
-            th->logits[(size_t)b * K + k] = v * th->fac[k];
-        }
+        for (int k = 0; k < K; k++)
+            th->logits[(size_t)b * K + k] = th->raw[(size_t)b * K + k] * th->fac[k];
     for (int b = 0; b < B; b++) th->yb[b] = r->Y[order[b]];
     double ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
-    for (int k = 0; k < K; k++) th->wg[k] = mv_proto_wg(th->dl, th->raw, B, K, k);
+    mv_proto_wg(th->wg, th->acc, th->dl, th->raw, B, K);
     return ce;
 }
 
@@ -205,7 +205,7 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
     const int K = a->k, NB = r->NB;
     struct col_block *c = &r->blocks[j];
     const float s = a->scale * (a->ops->method == MEDVLM_ADAPTER_TASKRES ? a->opt.alpha : 1.0f);
-    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B, &c->pf);
+    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B, c->pf.nrows ? &c->pf : NULL);
     mv_prefetch_rest(&c->pf);
     for (int k = 0; k < K; k++) {
         double n2 = 0;
@@ -363,11 +363,13 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     for (int t = 0; t < T; t++) {
         th[t].raw = mv_calloc((size_t)r.B * K, sizeof(float));
         th[t].wg = mv_calloc((size_t)K, sizeof(float));
+        th[t].acc = mv_calloc((size_t)K, sizeof(double));
         th[t].logits = mv_calloc((size_t)r.B * K, sizeof(float));
         th[t].dl = mv_calloc((size_t)r.B * K, sizeof(float));
         th[t].yb = mv_calloc((size_t)r.B, sizeof(int64_t));
         th[t].fac = mv_calloc((size_t)K, sizeof(float));
-        if (!th[t].raw || !th[t].wg || !th[t].logits || !th[t].dl || !th[t].yb || !th[t].fac)
+        if (!th[t].raw || !th[t].wg || !th[t].acc || !th[t].logits || !th[t].dl || !th[t].yb ||
+            !th[t].fac)
             goto fail;
     }
     struct mv_optim_config oc;
@@ -428,6 +430,7 @@ fail:
     for (int t = 0; t < T; t++) {
         mv_free(th[t].raw);
         mv_free(th[t].wg);
+        mv_free(th[t].acc);
         mv_free(th[t].logits);
         mv_free(th[t].dl);
         mv_free(th[t].yb);
