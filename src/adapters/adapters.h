@@ -129,6 +129,24 @@ float mv_dot_ref(const float *a, const float *b, int L);
 float mv_sqdist_ref(const float *a, const float *b, int L);
 void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L);
 void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, int L);
+/* The prototype trainer's update of one class row, in one pass, for SGD with momentum after
+ * its first step: the bits of, in turn,
+ *   dW = a G + b Weff (mv_axpby);  CLAP: dW += f W - f zs (mv_axpby_acc);
+ *   buf = mom buf + damp dW;  W -= lr buf (the optimizer's SGD);
+ *   TaskRes: Weff = zs + alpha W (else Weff is W);  return mv_dot(Weff, Weff).
+ * mv_row_update_ref: the same in plain loops (its sum is not mv_dot's; a test compares). */
+struct mv_row_update {
+    float a, b;
+    int clap;
+    float f;
+    float mom, damp, lr;
+    int taskres;
+    float alpha;
+};
+float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                    const float *g, const float *zs, int L);
+float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                        const float *g, const float *zs, int L);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
 /* ---- the prototype methods (proto.c) ---- */

@@ -127,6 +127,22 @@ void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, 
     for (int l = 0; l < L; l++) dst[l] = a * x[l] + b * y[l];
 }
 
+float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                        const float *g, const float *zs, int L)
+{
+    float r = 0;
+    for (int l = 0; l < L; l++) {
+        float d = u->a * g[l] + u->b * weff[l];
+        if (u->clap) d += u->f * w[l] - u->f * zs[l];
+        buf[l] = u->mom * buf[l] + u->damp * d;
+        w[l] -= u->lr * buf[l];
+        float we = u->taskres ? zs[l] + u->alpha * w[l] : w[l];
+        if (u->taskres) weff[l] = we;
+        r += we * we;
+    }
+    return r;
+}
+
 #ifdef MV_HAVE_X86
 
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
@@ -437,6 +453,68 @@ __attribute__((target("avx2,fma"))) static void axpby_avx2(float *dst, float a, 
     for (; l < L; l++) dst[l] = 0.0f + (a * x[l] + b * y[l]);
 }
 
+/* The trainer's per-class update in one pass; see mv_row_update. Each line repeats one of the
+ * separate kernels' operations in its order, the tail its scalar form, one operation per
+ * statement so that no compiler fuses a multiply and an add the separate kernels keep
+ * apart. */
+__attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv_row_update *u,
+                                                                 float *w, float *buf, float *weff,
+                                                                 const float *g, const float *zs,
+                                                                 int L)
+{
+    const __m256 zero = _mm256_setzero_ps(), va = _mm256_set1_ps(u->a), vb = _mm256_set1_ps(u->b);
+    const __m256 vf = _mm256_set1_ps(u->f), vnf = _mm256_set1_ps(-u->f);
+    const __m256 vm = _mm256_set1_ps(u->mom), vd = _mm256_set1_ps(u->damp);
+    const __m256 vl = _mm256_set1_ps(u->lr), val = _mm256_set1_ps(u->alpha);
+    __m256 acc = zero;
+    int l = 0;
+    for (; l + 8 <= L; l += 8) {
+        __m256 we = _mm256_loadu_ps(weff + l), wv = _mm256_loadu_ps(w + l);
+        __m256 d = _mm256_fmadd_ps(va, _mm256_loadu_ps(g + l), zero); /* mv_axpby */
+        d = _mm256_fmadd_ps(vb, we, d);
+        if (u->clap) { /* mv_axpby_acc */
+            d = _mm256_fmadd_ps(vf, wv, d);
+            d = _mm256_fmadd_ps(vnf, _mm256_loadu_ps(zs + l), d);
+        }
+        __m256 m = _mm256_mul_ps(vm, _mm256_loadu_ps(buf + l)); /* SGD */
+        __m256 bb = _mm256_add_ps(m, _mm256_mul_ps(vd, d));
+        _mm256_storeu_ps(buf + l, bb);
+        wv = _mm256_sub_ps(wv, _mm256_mul_ps(vl, bb));
+        _mm256_storeu_ps(w + l, wv);
+        we = wv;
+        if (u->taskres) { /* the effective prototype */
+            we = _mm256_add_ps(_mm256_loadu_ps(zs + l), _mm256_mul_ps(val, wv));
+            _mm256_storeu_ps(weff + l, we);
+        }
+        acc = _mm256_fmadd_ps(we, we, acc); /* mv_dot */
+    }
+    float r = hsum256(acc);
+    for (; l < L; l++) {
+        float p = u->a * g[l], q = u->b * weff[l];
+        float d = p + q;
+        d = 0.0f + d;
+        if (u->clap) {
+            p = u->f * w[l];
+            q = -u->f * zs[l];
+            p = p + q;
+            d += p;
+        }
+        p = u->mom * buf[l];
+        q = u->damp * d;
+        buf[l] = p + q;
+        p = u->lr * buf[l];
+        w[l] -= p;
+        float we = w[l];
+        if (u->taskres) {
+            p = u->alpha * w[l];
+            we = zs[l] + p;
+            weff[l] = we;
+        }
+        r = fmaf(we, we, r);
+    }
+    return r;
+}
+
 static int simd_level = -1;
 
 int mv_kernels_simd(void)
@@ -516,6 +594,13 @@ void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, 
         mv_axpby_acc_ref(dst, a, x, b, y, L);
 }
 
+float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                    const float *g, const float *zs, int L)
+{
+    return mv_kernels_simd() ? row_update_avx2(u, w, buf, weff, g, zs, L)
+                             : mv_row_update_ref(u, w, buf, weff, g, zs, L);
+}
+
 void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L)
 {
     if (mv_kernels_simd())
@@ -583,6 +668,12 @@ void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, 
 void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L)
 {
     mv_axpby_ref(dst, a, x, b, y, L);
+}
+
+float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                    const float *g, const float *zs, int L)
+{
+    return mv_row_update_ref(u, w, buf, weff, g, zs, L);
 }
 
 #endif

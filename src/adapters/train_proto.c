@@ -207,26 +207,40 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
     const float s = a->scale * (a->ops->method == MEDVLM_ADAPTER_TASKRES ? a->opt.alpha : 1.0f);
     mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B, c->pf.nrows ? &c->pf : NULL);
     mv_prefetch_rest(&c->pf);
+    struct mv_row_update u = {.clap = a->ops->method == MEDVLM_ADAPTER_CLAP,
+                              .taskres = a->ops->method == MEDVLM_ADAPTER_TASKRES,
+                              .alpha = a->opt.alpha,
+                              .lr = lr};
+    const int fused =
+        mv_kernels_simd() && mv_optim_sgd_momentum(&c->opt, step + 1, &u.mom, &u.damp);
     for (int k = 0; k < K; k++) {
         double n2 = 0;
         for (int i = 0; i < NB; i++) n2 += r->np[((size_t)par * NB + i) * K + k];
         const float rk = sqrtf((float)n2);
-        const float *g = c->g + (size_t)k * c->dn, *we = c->weff + (size_t)k * c->dn;
-        float *dw = c->dw + (size_t)k * c->dn;
+        const size_t row = (size_t)k * c->dn;
         if (rk > 1e-12f) {
             float inv = 1.0f / rk;
-            mv_axpby(dw, s * inv, g, -s * th->wg[k] * inv * inv * inv, we, c->dn);
+            u.a = s * inv;
+            u.b = -s * th->wg[k] * inv * inv * inv;
         } else {
-            mv_axpby(dw, s / 1e-12f, g, 0.0f, we, c->dn);
+            u.a = s / 1e-12f;
+            u.b = 0.0f;
         }
-        if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
+        if (u.clap) {
             double z = 0, dz;
             for (int i = 0; i < NB; i++) z += r->zp[((size_t)par * NB + i) * K + k];
             (void)mv_clap_penalty(a, k, z, &dz);
-            float f = (float)(2.0 * dz / K);
-            mv_axpby_acc(dw, f, c->w + (size_t)k * c->dn, -f, c->zs + (size_t)k * c->dn, c->dn);
+            u.f = (float)(2.0 * dz / K);
         }
+        if (fused) { /* all of the below in one pass over the row */
+            r->np[((size_t)(par ^ 1) * NB + j) * K + k] = mv_row_update(
+                &u, c->w + row, c->opt.state + row, c->weff + row, c->g + row, c->zs + row, c->dn);
+            continue;
+        }
+        mv_axpby(c->dw + row, u.a, c->g + row, u.b, c->weff + row, c->dn);
+        if (u.clap) mv_axpby_acc(c->dw + row, u.f, c->w + row, -u.f, c->zs + row, c->dn);
     }
+    if (fused) return;
     mv_optim_update(&c->opt, lr, step + 1, 0, (size_t)K * c->dn);
     refresh_block(r, j, par ^ 1);
 }

@@ -164,6 +164,17 @@ void mv_optim_update(struct mv_optim *o, float lr, long step, size_t off, size_t
     }
 }
 
+int mv_optim_sgd_momentum(const struct mv_optim *o, long step, float *mom, float *damp)
+{
+    const struct mv_optim_config *c = &o->cfg;
+    if (c->kind != MV_OPTIM_SGD || c->momentum == 0 || c->weight_decay != 0 || c->nesterov ||
+        step <= 1)
+        return 0;
+    *mom = c->momentum;
+    *damp = 1.0f - c->dampening;
+    return 1;
+}
+
 void mv_optim_step(struct mv_optim *o, float lr)
 {
     o->step++;

@@ -57,6 +57,11 @@ void mv_optim_step(struct mv_optim *o, float lr);
  * one step at once. mv_optim_step is o->step++ and this over all o->total elements. */
 void mv_optim_update(struct mv_optim *o, float lr, long step, size_t off, size_t n);
 
+/* 1 when step `step` (1-based) of o is plain SGD with momentum (no weight decay, no
+ * nesterov, not the first step): buf = mom buf + damp g; p -= lr buf, with the momentum
+ * buffer at o->state; *mom and *damp then hold the factors. */
+int mv_optim_sgd_momentum(const struct mv_optim *o, long step, float *mom, float *damp);
+
 /* ---- schedules ---- */
 
 enum mv_sched_kind { MV_SCHED_CONSTANT, MV_SCHED_COSINE };

@@ -370,6 +370,56 @@ static void test_kernels(void)
         mv_axpby_ref(C3, 0.7f, B2, -1.3f, Bm, N);
         CHECK(memcmp(C1, C2, sizeof(float) * N) == 0, "axpby %d: not axpby_acc onto zeros", N);
         check_close_f32("axpby vs plain", C1, C3, (size_t)N, 1e-6, 1e-6);
+        /* the fused row update = its separate kernels in turn (bits), = plain loops (close) */
+        for (int variant = 0; variant < 3; variant++) {
+            const int n = N, clap = variant == 1, taskres = variant == 2;
+            float *w0 = malloc(sizeof(float) * 8 * (size_t)n);
+            float *w1 = w0 + n, *w2 = w1 + n, *b0 = w2 + n, *b1 = b0 + n, *b2 = b1 + n;
+            float *e0 = b2 + n, *dw = e0 + n;
+            float e1[600], e2[600];
+            fill_normal(w0, (size_t)n, &r, 1);
+            fill_normal(b0, (size_t)n, &r, 1);
+            for (int i = 0; i < n; i++) {
+                w1[i] = w2[i] = w0[i];
+                b1[i] = b2[i] = b0[i];
+                e0[i] = e1[i] = e2[i] = taskres ? Bm[i] + 0.5f * w0[i] : w0[i];
+            }
+            struct mv_row_update u = {.a = 0.3f,
+                                      .b = -0.7f,
+                                      .clap = clap,
+                                      .f = 0.05f,
+                                      .mom = 0.9f,
+                                      .damp = 1.0f,
+                                      .lr = 0.01f,
+                                      .taskres = taskres,
+                                      .alpha = 0.5f};
+            float *we1 = taskres ? e1 : w1, *we2 = taskres ? e2 : w2;
+            float n1 = mv_row_update(&u, w1, b1, we1, B2, Bm, n);
+            float n3 = mv_row_update_ref(&u, w2, b2, we2, B2, Bm, n);
+            /* the separate kernels */
+            float *we0 = taskres ? e0 : w0;
+            mv_axpby(dw, u.a, B2, u.b, we0, n);
+            if (clap) mv_axpby_acc(dw, u.f, w0, -u.f, Bm, n);
+            struct mv_span sp = {w0, dw, (size_t)n};
+            struct mv_optim o;
+            struct mv_optim_config c;
+            mv_optim_config_default(&c, MV_OPTIM_SGD);
+            c.momentum = 0.9f;
+            CHECK_OK(mv_optim_init(&o, &c, &sp, 1));
+            memcpy(o.state, b0, sizeof(float) * n);
+            mv_optim_update(&o, 0.01f, 2, 0, (size_t)n);
+            if (taskres)
+                for (int i = 0; i < n; i++) e0[i] = Bm[i] + 0.5f * w0[i];
+            float n0 = mv_dot(we0, we0, n);
+            CHECK(memcmp(w0, w1, sizeof(float) * n) == 0 &&
+                      memcmp(o.state, b1, sizeof(float) * n) == 0 &&
+                      memcmp(we0, we1, sizeof(float) * n) == 0 && n0 == n1,
+                  "row update %d (variant %d): not its kernels in turn", n, variant);
+            check_close_f32("row update vs plain", w2, w1, (size_t)n, 1e-6, 1e-5);
+            CHECK(fabsf(n3 - n1) <= 1e-4f * fabsf(n1) + 1e-6f, "row update norm %g vs %g", n1, n3);
+            mv_optim_free(&o);
+            free(w0);
+        }
         free(ra), free(rev), free(C3), free(rev2);
         free(A), free(Bm), free(C1), free(C2), free(A2), free(B2);
     }
