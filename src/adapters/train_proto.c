@@ -19,7 +19,8 @@
  *      raw_bk (proto.c), the same numbers everywhere; then each block:
  *      G = dlogits^T X_block (K, width), the gradient through the normalisation,
  *        dW_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)   (TaskRes: dR = alpha dW),
- *      CLAP's penalty gradient, the optimizer update, and its partial |w_k|^2.
+ *      CLAP's penalty gradient, the optimizer update, and its partial |w_k|^2 (for SGD with
+ *      momentum all of that in one pass per class row, mv_row_update, the same bits).
  *   What B reads from other threads (partials of A, norms of the previous B) is buffered by
  *   step parity: a thread can only overwrite it two steps later, after the next barrier,
  *   which every thread passes only once done with this step.
