@@ -9,7 +9,8 @@
  *
  * --walk times only the reading: every epoch a new random order, batches of 32 rows, each
  * of the T threads summing its share of the columns of every row, no arithmetic beyond
- * that and no synchronisation. The memory floor under a training run of that size.
+ * that and no synchronisation, no prefetching: what plainly reading the data costs (the trainer,
+ * which prefetches while it computes, can beat it).
  */
 #include "medvlm.h"
 
