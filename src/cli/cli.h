@@ -28,6 +28,10 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* The rest of every subcommand's option switch, for getopt_long with ':' leading its optstring:
+ * 'h' prints `usage` and gives CLI_OK; ':' (an option without its value) and anything else
+ * unknown are usage errors naming the option. */
+int cli_option_end(const char *cmd, const char *usage, int c, char *const *argv);
 /* Parse a whole decimal integer in [lo, hi]; false on anything else. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double *out);

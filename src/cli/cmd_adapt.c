@@ -247,14 +247,9 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
                                  optarg);
             a->have_sched = 1;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            *done = 1;
-            return CLI_OK;
-        case ':':
-            return cli_usage("adapt", "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage("adapt", "unknown option '%s'", argv[optind - 1]);
+            *done = c == 'h';
+            return cli_option_end("adapt", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("adapt", "unexpected argument '%s'", argv[optind]);

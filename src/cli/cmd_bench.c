@@ -323,7 +323,7 @@ int cmd_bench(int argc, char **argv)
     int gemm = 0, c;
     long v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
         case 'r':
             if (strcmp(optarg, "plip") != 0)
@@ -367,11 +367,8 @@ int cmd_bench(int argc, char **argv)
         case 'p':
             o.profile = 1;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("bench", "unknown option");
+            return cli_option_end("bench", usage, c, argv);
         }
     }
     if (optind < argc) return cli_usage("bench", "unexpected argument '%s'", argv[optind]);

@@ -37,7 +37,7 @@ int cmd_dataset(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (cli_table_opt(c, optarg, &opt)) continue;
         switch (c) {
         case 'f':
@@ -46,13 +46,8 @@ int cmd_dataset(int argc, char **argv)
         case 'p':
             list = 1;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage("dataset", "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage("dataset", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("dataset", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("dataset", "unexpected argument '%s'", argv[optind]);

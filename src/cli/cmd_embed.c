@@ -69,7 +69,7 @@ int cmd_embed(int argc, char **argv)
     if (!images) return CLI_FAIL;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == CLI_OPT_IMAGES) c = OPT_IMAGE; /* --images FILE here names one image */
         if ((r = cli_data_opt("embed", c, optarg, &a)) != 0) {
             if (r < 0) return free(images), -r;
@@ -88,13 +88,9 @@ int cmd_embed(int argc, char **argv)
         case OPT_IMAGE:
             images[n_images++] = optarg;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            free(images);
-            return CLI_OK;
         default:
             free(images);
-            return cli_usage("embed", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("embed", usage, c, argv);
         }
     }
     for (int i = optind; i < argc; i++) images[n_images++] = argv[i];

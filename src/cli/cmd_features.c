@@ -37,7 +37,7 @@ int cmd_features(int argc, char **argv)
     cli_data_args_init(&a);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if ((r = cli_data_opt("features", c, optarg, &a)) != 0) {
             if (r < 0) return -r;
             continue;
@@ -52,11 +52,8 @@ int cmd_features(int argc, char **argv)
         case OPT_RESUME:
             resume = 1;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("features", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("features", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("features", "unexpected argument '%s'", argv[optind]);

@@ -49,7 +49,7 @@ static int init_model(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             preset = optarg;
@@ -58,11 +58,8 @@ static int init_model(int argc, char **argv)
             if (!cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
                 return cli_usage("init", "--seed expects a non-negative integer, got '%s'", optarg);
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("init", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("init", usage, c, argv);
         }
     }
     if (argc - optind != 1) return cli_usage("init", "init model expects one output DIR");
@@ -103,7 +100,7 @@ static int init_data(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             if (strlen(optarg) >= sizeof classes_buf)
@@ -122,11 +119,8 @@ static int init_data(int argc, char **argv)
             if (!cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
                 return cli_usage("init", "--seed expects a non-negative integer, got '%s'", optarg);
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("init", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("init", usage, c, argv);
         }
     }
     if (argc - optind != 1) return cli_usage("init", "init data expects one output DIR");

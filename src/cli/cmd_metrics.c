@@ -70,7 +70,7 @@ int cmd_metrics(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             classes = optarg;
@@ -78,13 +78,8 @@ int cmd_metrics(int argc, char **argv)
         case 'j':
             json = optarg;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage("metrics", "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage("metrics", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("metrics", usage, c, argv);
         }
     }
     if (argc - optind != 1)

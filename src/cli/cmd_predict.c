@@ -51,13 +51,8 @@ int cmd_predict(int argc, char **argv)
         case 'p':
             csv = optarg;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage("predict", "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage("predict", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("predict", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("predict", "unexpected argument '%s'", argv[optind]);

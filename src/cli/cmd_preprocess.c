@@ -154,7 +154,7 @@ int cmd_preprocess(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             model = optarg;
@@ -190,12 +190,8 @@ int cmd_preprocess(int argc, char **argv)
         case 'g':
             png_dir = optarg;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("preprocess", "option '%s' is unknown or needs a value",
-                             argv[optind - 1]);
+            return cli_option_end("preprocess", usage, c, argv);
         }
     }
     if (!model) return cli_usage("preprocess", "--model DIR is required");

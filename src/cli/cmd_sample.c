@@ -41,7 +41,7 @@ int cmd_sample(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (cli_table_opt(c, optarg, &opt)) continue;
         switch (c) {
         case 'k':
@@ -59,13 +59,8 @@ int cmd_sample(int argc, char **argv)
         case 'w':
             with_labels = 1;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage("sample", "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage("sample", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("sample", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("sample", "unexpected argument '%s'", argv[optind]);

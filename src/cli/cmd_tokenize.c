@@ -80,7 +80,7 @@ int cmd_tokenize(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             model = optarg;
@@ -109,11 +109,8 @@ int cmd_tokenize(int argc, char **argv)
             else
                 return cli_usage("tokenize", "--pad '%s': expected none, longest or max", optarg);
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("tokenize", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_option_end("tokenize", usage, c, argv);
         }
     }
     if (!model) return cli_usage("tokenize", "--model DIR is required");

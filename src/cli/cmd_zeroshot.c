@@ -71,7 +71,7 @@ int cmd_zeroshot(int argc, char **argv)
     cli_data_args_init(&a);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if ((r = cli_data_opt("zeroshot", c, optarg, &a)) != 0) {
             if (r < 0) return -r;
             continue;
@@ -95,11 +95,8 @@ int cmd_zeroshot(int argc, char **argv)
         case OPT_PRED:
             pred_path = optarg;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return CLI_OK;
         default:
-            return cli_usage("zeroshot", "unknown option '%s'", argv[optind - 1]);
+            return cli_option_end("zeroshot", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("zeroshot", "unexpected argument '%s'", argv[optind]);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -79,6 +80,16 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'medvlm %s --help'.\n", cmd);
     return CLI_USAGE;
+}
+
+int cli_option_end(const char *cmd, const char *usage, int c, char *const *argv)
+{
+    if (c == 'h') {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (c == ':') return cli_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
+    return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
 int cli_parse_int(const char *s, long lo, long hi, long *out)
