@@ -199,6 +199,17 @@ nomem:
     return MEDVLM_ERR_NOMEM;
 }
 
+/* d's class names: copies of classes[0..k-1]; 0 when out of memory. */
+static int set_classes(struct medvlm_dataset *d, char *const *classes, int k)
+{
+    d->n_classes = k;
+    d->classes = mv_calloc((size_t)k, sizeof *d->classes);
+    if (!d->classes) return 0;
+    for (int c = 0; c < k; c++)
+        if (!(d->classes[c] = mv_strdup(classes[c]))) return 0;
+    return 1;
+}
+
 static int find_class(char **classes, int k, const char *s)
 {
     for (int c = 0; c < k; c++)
@@ -383,11 +394,7 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt, c
         }
         mv_free(sorted);
     }
-    d->n_classes = k;
-    d->classes = mv_calloc((size_t)k, sizeof *d->classes);
-    if (!d->classes) goto nomem;
-    for (int c = 0; c < k; c++)
-        if (!(d->classes[c] = mv_strdup(classes[c]))) goto nomem;
+    if (!set_classes(d, classes, k)) goto nomem;
     *out = d;
     d = NULL;
     goto done;
@@ -519,11 +526,7 @@ static enum medvlm_status from_folders(const struct medvlm_dataset_options *opt,
             n_files = 0;
         }
     }
-    d->n_classes = k;
-    d->classes = mv_calloc((size_t)k, sizeof *d->classes);
-    if (!d->classes) goto nomem;
-    for (int c = 0; c < k; c++)
-        if (!(d->classes[c] = mv_strdup(classes[c]))) goto nomem;
+    if (!set_classes(d, classes, k)) goto nomem;
     *out = d;
     d = NULL;
     goto done;
