@@ -82,6 +82,16 @@ static enum medvlm_status hf_resized(int width, int height, const struct medvlm_
     return MEDVLM_OK;
 }
 
+/* opt, or (NULL) the defaults written into *def. */
+static const struct medvlm_preprocess_options *
+options_or_default(const struct medvlm_preprocess_options *opt,
+                   struct medvlm_preprocess_options *def)
+{
+    if (opt) return opt;
+    medvlm_preprocess_options_default(def);
+    return def;
+}
+
 static int hf_crop(const struct medvlm_preproc_config *pp,
                    const struct medvlm_preprocess_options *opt)
 {
@@ -94,10 +104,7 @@ enum medvlm_status medvlm_image_preprocess_size(int width, int height,
                                                 int *out_h, int *out_w)
 {
     struct medvlm_preprocess_options def;
-    if (!opt) {
-        medvlm_preprocess_options_default(&def);
-        opt = &def;
-    }
+    opt = options_or_default(opt, &def);
     enum medvlm_status st = check_config(pp, opt);
     if (st) return st;
     if (width <= 0 || height <= 0)
@@ -120,11 +127,8 @@ enum medvlm_status medvlm_image_preprocess_fixed_size(const struct medvlm_prepro
                                                       int *out_h, int *out_w)
 {
     struct medvlm_preprocess_options def;
-    if (!opt) {
-        medvlm_preprocess_options_default(&def);
-        opt = &def;
-    }
-    enum medvlm_status st = check_config(pp, opt);
+    opt = options_or_default(opt, &def);
+    enum medvlm_status st = check_config(pp, opt); /* before looking at pp's crop */
     if (st) return st;
     if (opt->pipeline == MEDVLM_PREPROCESS_HF && !hf_crop(pp, opt))
         return mv_err(MEDVLM_ERR_ARG, "preprocess: without a centre crop the HF pipeline gives "
@@ -170,10 +174,7 @@ enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
                                            float *out_chw, size_t out_cap, int *out_h, int *out_w)
 {
     struct medvlm_preprocess_options def;
-    if (!opt) {
-        medvlm_preprocess_options_default(&def);
-        opt = &def;
-    }
+    opt = options_or_default(opt, &def);
     if (!img || !img->rgb || !out_chw)
         return mv_err(MEDVLM_ERR_ARG, "medvlm_image_preprocess: NULL image or output");
     int oh, ow;
