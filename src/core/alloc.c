@@ -135,12 +135,18 @@ void *mv_arena_alloc(struct mv_arena *a, size_t n)
     return p;
 }
 
+char *mv_arena_strndup(struct mv_arena *a, const char *s, size_t n)
+{
+    char *p = mv_arena_alloc(a, n + 1);
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
 char *mv_arena_strdup(struct mv_arena *a, const char *s)
 {
-    size_t n = strlen(s);
-    char *p = mv_arena_alloc(a, n + 1);
-    if (p) memcpy(p, s, n + 1);
-    return p;
+    return mv_arena_strndup(a, s, strlen(s));
 }
 
 void mv_arena_free(struct mv_arena *a)

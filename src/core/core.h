@@ -59,6 +59,7 @@ struct mv_arena {
 void mv_arena_init(struct mv_arena *a, size_t block_size);
 void *mv_arena_alloc(struct mv_arena *a, size_t n); /* 16-byte aligned; NULL on failure */
 char *mv_arena_strdup(struct mv_arena *a, const char *s);
+char *mv_arena_strndup(struct mv_arena *a, const char *s, size_t n); /* n bytes + NUL */
 void mv_arena_free(struct mv_arena *a);
 
 /* ---- RNG: xoshiro256** seeded by splitmix64; the same stream on every platform ---- */

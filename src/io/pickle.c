@@ -674,15 +674,6 @@ static enum medvlm_status run(struct vm *v, struct pk_obj **result)
     return bad(v, MEDVLM_ERR_FORMAT, "data.pkl ends without STOP (truncated)");
 }
 
-static char *arena_strn(struct mv_arena *a, const char *s, size_t n)
-{
-    char *p = mv_arena_alloc(a, n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 enum medvlm_status mv_pickle_state_dict(const char *what, const void *buf, size_t len,
                                         struct mv_arena *arena, struct mv_torch_tensor **out,
                                         int *count)
@@ -731,8 +722,8 @@ enum medvlm_status mv_pickle_state_dict(const char *what, const void *buf, size_
         }
         t[i] = *val->t;
         const struct pk_obj *s = val->storage;
-        t[i].name = arena_strn(arena, k->s, k->len);
-        t[i].storage_key = arena_strn(arena, s->s, s->len);
+        t[i].name = mv_arena_strndup(arena, k->s, k->len);
+        t[i].storage_key = mv_arena_strndup(arena, s->s, s->len);
         if (!t[i].name || !t[i].storage_key) {
             st = MEDVLM_ERR_NOMEM;
             goto fail;

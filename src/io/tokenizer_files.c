@@ -33,15 +33,6 @@ void mv_bpe_files_free(struct mv_bpe_files *f)
     f->added_bos = f->added_eos = -1;
 }
 
-static char *arena_strndup(struct mv_arena *a, const char *s, size_t n)
-{
-    char *p = mv_arena_alloc(a, n + 1);
-    if (!p) return NULL;
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 static enum medvlm_status add_vocab(struct mv_bpe_files *f, const char *tok, int32_t id)
 {
     if (f->n_vocab == f->cap_vocab) {
@@ -75,7 +66,7 @@ static enum medvlm_status add_merge(struct mv_bpe_files *f, const char *a, size_
         f->merge_b = pb;
         f->cap_merges = cap;
     }
-    char *sa = arena_strndup(&f->arena, a, na), *sb = arena_strndup(&f->arena, b, nb);
+    char *sa = mv_arena_strndup(&f->arena, a, na), *sb = mv_arena_strndup(&f->arena, b, nb);
     if (!sa || !sb) return MEDVLM_ERR_NOMEM;
     f->merge_a[f->n_merges] = sa;
     f->merge_b[f->n_merges] = sb;
