@@ -94,10 +94,6 @@ void mv_adapter_optim_config(const struct medvlm_adapter_options *o, struct mv_o
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L);
 /* C (M, N) += A (L, M)^T Bm (L, N). */
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L);
-/* The same with the row operand given as row pointers: Arows (M) rows of L floats;
- * Brows (L) rows of N floats. */
-void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L);
-void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
 /* Cache lines to prefetch from inside the kernels' inner loops, one per iteration: the next
  * step's rows, fetched while this step computes. */
 struct mv_prefetch {
@@ -107,13 +103,14 @@ struct mv_prefetch {
 };
 /* Issue whatever the stream has left. */
 void mv_prefetch_rest(struct mv_prefetch *pf);
-/* C (M, N) = A (L, M)^T Brows: mv_mm_tn_acc_rows onto a zeroed C, without the zeroing;
- * pf (or NULL) advanced from the inner loop. */
+/* The same products with the row operand given as row pointers: Arows (M) rows of L floats;
+ * Brows (L) rows of N floats. mv_mm_tn_rows overwrites C (mv_mm_tn_acc_rows onto zeros,
+ * without the zeroing). pf (or NULL) is advanced from the inner loop. */
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                   struct mv_prefetch *pf);
+void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
 void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L,
                    struct mv_prefetch *pf);
-/* mv_mm_nt_rows, advancing pf (or NULL) from the inner loop. */
-void mv_mm_nt_rows_pf(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
-                      struct mv_prefetch *pf);
 /* The plain-loop siblings (a test compares them). */
 void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
 void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);

@@ -86,7 +86,7 @@ static void forward(const struct medvlm_adapter *a, float *ws, const float *cons
     const float *w1 = a->params[0].data, *w2 = a->params[1].data;
     const float alpha = a->opt.alpha;
     struct views v = carve(a, ws, B);
-    mv_mm_nt_rows(v.h1, X, w1, B, H, D);
+    mv_mm_nt_rows(v.h1, X, w1, B, H, D, NULL);
     for (size_t i = 0; i < (size_t)B * H; i++) v.h1[i] = v.h1[i] > 0 ? v.h1[i] : 0;
     mv_mm_nt(v.h2, v.h1, w2, B, D, H);
     for (size_t i = 0; i < (size_t)B * D; i++) v.h2[i] = v.h2[i] > 0 ? v.h2[i] : 0;

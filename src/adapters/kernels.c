@@ -534,10 +534,11 @@ void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
         mm_nt_plain(C, A, NULL, Bm, M, N, L);
 }
 
-void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                   struct mv_prefetch *pf)
 {
     if (mv_kernels_simd())
-        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L, NULL);
+        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L, pf);
     else
         mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
@@ -565,15 +566,6 @@ void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, i
         mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 0, pf);
     else
         mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
-}
-
-void mv_mm_nt_rows_pf(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
-                      struct mv_prefetch *pf)
-{
-    if (mv_kernels_simd())
-        mm_nt_avx2(C, NULL, Arows, Bm, M, N, L, pf);
-    else
-        mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)
@@ -621,8 +613,10 @@ void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
     mm_nt_plain(C, A, NULL, Bm, M, N, L);
 }
 
-void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L)
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                   struct mv_prefetch *pf)
 {
+    (void)pf;
     mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
@@ -641,13 +635,6 @@ void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, i
 {
     (void)pf;
     mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
-}
-
-void mv_mm_nt_rows_pf(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
-                      struct mv_prefetch *pf)
-{
-    (void)pf;
-    mm_nt_plain(C, NULL, Arows, Bm, M, N, L);
 }
 
 float mv_dot(const float *a, const float *b, int L)

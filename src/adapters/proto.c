@@ -129,7 +129,7 @@ static void forward_zeroshot(const struct medvlm_adapter *a, float *ws, const fl
                              int B, float *logits)
 {
     (void)ws;
-    mv_mm_nt_rows(logits, X, a->zsn, B, a->k, a->d);
+    mv_mm_nt_rows(logits, X, a->zsn, B, a->k, a->d, NULL);
     scale_logits(logits, a->scale, (size_t)B * a->k);
 }
 
@@ -171,7 +171,7 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
     const int K = a->k, D = a->d;
     struct proto_ws v = proto_views(a, ws);
     const float *W = effective_w(a, v.weff);
-    mv_mm_nt_rows(v.raw, X, W, B, K, D);
+    mv_mm_nt_rows(v.raw, X, W, B, K, D, NULL);
     for (int k = 0; k < K; k++) {
         const float *w = W + (size_t)k * D;
         v.norms[k] = sqrtf(mv_dot(w, w, D));

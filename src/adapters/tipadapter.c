@@ -51,9 +51,9 @@ static void forward(const struct medvlm_adapter *a, float *ws, const float *cons
     const int N = a->n_cache, D = a->d, K = a->k;
     const float beta = a->opt.beta, alpha = a->opt.alpha;
     float *A = ws;
-    mv_mm_nt_rows(logits, X, a->zsn, B, K, D);
+    mv_mm_nt_rows(logits, X, a->zsn, B, K, D, NULL);
     for (size_t i = 0; i < (size_t)B * K; i++) logits[i] *= a->scale;
-    mv_mm_nt_rows(A, X, a->params[0].data, B, N, D);
+    mv_mm_nt_rows(A, X, a->params[0].data, B, N, D, NULL);
     for (int b = 0; b < B; b++) {
         float *Ab = A + (size_t)b * N, *l = logits + (size_t)b * K;
         for (int i = 0; i < N; i++) {

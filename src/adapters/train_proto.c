@@ -163,8 +163,8 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
                                  .lines = (int)(((size_t)c->dn * sizeof(float) + 63) / 64)};
     if (next)
         for (int b = 0; b < r->B; b++) c->xn[b] = r->X + (size_t)next[b] * D + c->d0;
-    mv_mm_nt_rows_pf(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn,
-                     next ? &c->pf : NULL);
+    mv_mm_nt_rows(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn,
+                  next ? &c->pf : NULL);
     if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
         double *zp = r->zp + ((size_t)par * r->NB + j) * K;
         for (int k = 0; k < K; k++)

@@ -343,7 +343,7 @@ static void test_kernels(void)
             ra[i] = A + (size_t)(M - 1 - i) * L;
             memcpy(rev + (size_t)i * L, ra[i], sizeof(float) * L);
         }
-        mv_mm_nt_rows(C1, ra, Bm, M, N, L);
+        mv_mm_nt_rows(C1, ra, Bm, M, N, L, NULL);
         mv_mm_nt_ref(C3, rev, Bm, M, N, L);
         snprintf(name, sizeof name, "mm_nt_rows %dx%dx%d", M, N, L);
         check_close_f32(name, C1, C3, (size_t)M * N, 1e-4, 1e-4);
