@@ -160,6 +160,9 @@ void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z);
 
 /* ---- the training loops ---- */
 
+/* The RNG of the per-epoch shuffle (mv_rng_shuffle of the row order, once per epoch), seeded
+ * from the options; both loops draw the same orders. */
+void mv_adapter_shuffle_rng(struct mv_rng *rng, const struct medvlm_adapter_options *o);
 /* Train a (initialised) through its vtable, one thread (train.c): every method. */
 enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *X, const int64_t *Y,
                                          int n, float *losses);

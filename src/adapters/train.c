@@ -16,6 +16,11 @@
 #include <math.h>
 #include <string.h>
 
+void mv_adapter_shuffle_rng(struct mv_rng *rng, const struct medvlm_adapter_options *o)
+{
+    mv_rng_seed(rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE": apart from init draws */
+}
+
 long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
 {
     const struct mv_adapter_ops *ops = o ? mv_adapter_ops_for(o->method) : NULL;
@@ -101,17 +106,11 @@ enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *
     if (st) goto fail;
 
     struct mv_rng rng;
-    mv_rng_seed(&rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE": apart from init draws */
+    mv_adapter_shuffle_rng(&rng, o);
     for (int i = 0; i < n; i++) perm[i] = i;
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
-        if (shuffle)
-            for (int i = n - 1; i > 0; i--) {
-                int j = (int)mv_rng_below(&rng, (uint64_t)i + 1);
-                int t = perm[i];
-                perm[i] = perm[j];
-                perm[j] = t;
-            }
+        if (shuffle) mv_rng_shuffle(&rng, perm, n);
         for (int it = 0; it < iters; it++, step++) {
             for (int b = 0; b < B; b++) {
                 int r = perm[it * B + b];

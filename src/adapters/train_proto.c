@@ -122,18 +122,6 @@ struct proto_thread {
     float *fac;               /* (K) s / max(|weff_k|, eps) */
 };
 
-/* dst = src, then the Fisher-Yates shuffle train.c draws. */
-static void shuffle_order(int *dst, const int *src, int n, struct mv_rng *rng)
-{
-    if (dst != src) memcpy(dst, src, (size_t)n * sizeof(int));
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)mv_rng_below(rng, (uint64_t)i + 1);
-        int t = dst[i];
-        dst[i] = dst[j];
-        dst[j] = t;
-    }
-}
-
 /* Block j's effective prototypes and their partial squared norms into np row `slot`. */
 static void refresh_block(struct proto_run *r, int j, int slot)
 {
@@ -270,15 +258,18 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
         o->schedule == MEDVLM_SCHEDULE_COSINE ? MV_SCHED_COSINE : MV_SCHED_CONSTANT;
     int *order = r->orders + (size_t)t * 2 * n, *next = order + n;
     struct mv_rng rng;
-    mv_rng_seed(&rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE", as train.c */
+    mv_adapter_shuffle_rng(&rng, o);
     for (int i = 0; i < n; i++) order[i] = i;
-    if (r->shuffle) shuffle_order(order, order, n, &rng);
+    if (r->shuffle) mv_rng_shuffle(&rng, order, n);
     for (int j = t; j < NB; j += T) refresh_block(r, j, 0);
     barrier_wait(r->bar);
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
         const int ahead = r->shuffle && e + 1 < o->epochs;
-        if (ahead) shuffle_order(next, order, n, &rng);
+        if (ahead) { /* the next epoch's order: this one shuffled again */
+            memcpy(next, order, (size_t)n * sizeof(int));
+            mv_rng_shuffle(&rng, next, n);
+        }
         for (int it = 0; it < r->iters; it++, step++) {
             const int par = (int)(step & 1);
             const int *cur = order + (size_t)it * B;

@@ -69,9 +69,10 @@ struct mv_rng {
 };
 void mv_rng_seed(struct mv_rng *r, uint64_t seed);
 uint64_t mv_rng_u64(struct mv_rng *r);
-double mv_rng_uniform(struct mv_rng *r);             /* [0, 1) with 53 bits */
-float mv_rng_normal(struct mv_rng *r);               /* standard normal (Box-Muller) */
-uint64_t mv_rng_below(struct mv_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
+double mv_rng_uniform(struct mv_rng *r);              /* [0, 1) with 53 bits */
+float mv_rng_normal(struct mv_rng *r);                /* standard normal (Box-Muller) */
+uint64_t mv_rng_below(struct mv_rng *r, uint64_t n);  /* uniform in [0, n), unbiased */
+void mv_rng_shuffle(struct mv_rng *r, int *a, int n); /* Fisher-Yates from the last element */
 
 /* ---- logging ---- */
 

@@ -56,3 +56,13 @@ uint64_t mv_rng_below(struct mv_rng *r, uint64_t n)
     while (x >= limit);
     return x % n;
 }
+
+void mv_rng_shuffle(struct mv_rng *r, int *a, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)mv_rng_below(r, (uint64_t)i + 1);
+        int t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
