@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static int check_passed, check_failed;
 
@@ -69,6 +70,18 @@ static inline int check_close_f32(const char *name, const float *a, const float 
     }
     check_passed++;
     return 1;
+}
+
+/* Run a shell command; its stdout (and what it redirects) into out (cap bytes, NUL-ended).
+ * Returns its exit status, -1 when it could not run or did not exit. */
+static inline int check_run(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static inline int check_summary(void)

@@ -6,7 +6,6 @@
 #include "io/io.h"
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *cli;
@@ -16,12 +15,7 @@ static int run_info(const char *dir, char *out, size_t cap)
 {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' info '%s' 2>&1", cli, dir);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return check_run(cmd, out, cap);
 }
 
 static void expect_error(const char *dir, const char *needle1, const char *needle2)

@@ -9,18 +9,7 @@
 #include "golden_path.h"
 #include "io/io.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
-
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void compare(const char *out_path, const char *out_name, const char *ref_path,
                     const char *ref_name, double atol)
@@ -63,7 +52,7 @@ int main(void)
         len += (size_t)snprintf(cmd + len, sizeof cmd - len, " '%s/images/%s'", g, f->valuestring);
     }
     snprintf(cmd + len, sizeof cmd - len, " 2>&1");
-    int rc = run(cmd, out, sizeof out);
+    int rc = check_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "image embeddings"), "embed: exit %d: %s", rc, out);
     char ref[4096];
     snprintf(ref, sizeof ref, "%s/expected/vision.safetensors", g);
@@ -80,14 +69,14 @@ int main(void)
              "'%s' embed --model '%s/model' --out embed-bad-out.safetensors '%s/images/img1.png' "
              "embed-bad.jpg 2>&1",
              cli, g, g);
-    rc = run(cmd, out, sizeof out);
+    rc = check_run(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "embed-bad.jpg") && access("embed-bad-out.safetensors", F_OK) != 0,
           "bad image: exit %d, output %s", rc, out);
     snprintf(cmd, sizeof cmd,
              "'%s' embed --model '%s/model' --skip-bad --out embed-bad-out.safetensors "
              "'%s/images/img1.png' embed-bad.jpg 2>&1",
              cli, g, g);
-    rc = run(cmd, out, sizeof out);
+    rc = check_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "embed-bad.jpg") && strstr(out, "1 image embeddings"),
           "--skip-bad: exit %d, output %s", rc, out);
     cJSON_Delete(man);
