@@ -94,18 +94,18 @@ void mv_adapter_optim_config(const struct medvlm_adapter_options *o, struct mv_o
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L);
 /* C (M, N) += A (L, M)^T Bm (L, N). */
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L);
-/* Cache lines to prefetch from inside the kernels' inner loops, one per iteration: the next
- * step's rows, fetched while this step computes. */
+/* Addresses to prefetch from inside the kernels' inner loops, one per iteration that issues
+ * one: a cursor into a list, advanced as they go. A call issues exactly
+ * mv_mm_nt_prefetches / mv_mm_tn_prefetches of them; the list must hold that many (pad it
+ * with any address already in cache). */
 struct mv_prefetch {
-    const float *const *rows; /* (nrows) */
-    int nrows, lines;         /* lines of 64 bytes per row */
-    int b, line;              /* the next line: row b, line `line` */
+    const void *const *at;
 };
-/* Issue whatever the stream has left. */
-void mv_prefetch_rest(struct mv_prefetch *pf);
+long mv_mm_nt_prefetches(int M, int N, int L);
+long mv_mm_tn_prefetches(int M, int N, int L);
 /* The same products with the row operand given as row pointers: Arows (M) rows of L floats;
  * Brows (L) rows of N floats. mv_mm_tn_rows overwrites C (mv_mm_tn_acc_rows onto zeros,
- * without the zeroing). pf (or NULL) is advanced from the inner loop. */
+ * without the zeroing). pf: the prefetch cursor, or NULL. */
 void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
                    struct mv_prefetch *pf);
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);

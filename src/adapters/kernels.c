@@ -21,44 +21,6 @@
 #include <immintrin.h>
 #endif
 
-/* The stream's position, copied into a local for the length of a loop so that it lives in
- * registers; pf NULL: an empty stream. */
-struct pf_cursor {
-    const float *const *rows;
-    int nrows, lines, b, line;
-};
-
-static inline struct pf_cursor pf_begin(const struct mv_prefetch *pf)
-{
-    struct pf_cursor c = {0};
-    if (pf) c = (struct pf_cursor){pf->rows, pf->nrows, pf->lines, pf->b, pf->line};
-    return c;
-}
-
-static inline void pf_next(struct pf_cursor *c)
-{
-    if (c->b >= c->nrows) return;
-    __builtin_prefetch((const char *)c->rows[c->b] + (size_t)c->line * 64);
-    if (++c->line == c->lines) {
-        c->line = 0;
-        c->b++;
-    }
-}
-
-static inline void pf_end(struct mv_prefetch *pf, const struct pf_cursor *c)
-{
-    if (!pf) return;
-    pf->b = c->b;
-    pf->line = c->line;
-}
-
-void mv_prefetch_rest(struct mv_prefetch *pf)
-{
-    for (; pf && pf->b < pf->nrows; pf->b++, pf->line = 0)
-        for (; pf->line < pf->lines; pf->line++)
-            __builtin_prefetch((const char *)pf->rows[pf->b] + (size_t)pf->line * 64);
-}
-
 static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm, int M,
                         int N, int L)
 {
@@ -143,6 +105,19 @@ float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, flo
     return r;
 }
 
+/* The prefetches the AVX2 kernels issue: one per 8-float iteration of dot4x3 (full 3-row,
+ * 4-column groups), one per two l of the first four rows' 16-column tiles. The plain loops
+ * issue none. */
+long mv_mm_nt_prefetches(int M, int N, int L)
+{
+    return N >= 4 ? (long)(M / 3) * (N / 4) * (L / 8) : 0;
+}
+
+long mv_mm_tn_prefetches(int M, int N, int L)
+{
+    return M >= 4 ? (long)(N / 16) * ((L + 1) / 2) : 0;
+}
+
 #ifdef MV_HAVE_X86
 
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
@@ -152,6 +127,21 @@ __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
     lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
     lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 0x55));
     return _mm_cvtss_f32(lo);
+}
+
+/* (hsum256(a), hsum256(b), hsum256(c), hsum256(d)) into out[0..3], with hsum256's very
+ * additions ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)), four at a time. */
+__attribute__((target("avx2,fma"))) static inline void reduce4(float *out, __m256 a, __m256 b,
+                                                               __m256 c, __m256 d)
+{
+    __m256 x = _mm256_add_ps(_mm256_permute2f128_ps(a, c, 0x20), /* (a', c'): v_i + v_i+4 */
+                             _mm256_permute2f128_ps(a, c, 0x31));
+    __m256 y =
+        _mm256_add_ps(_mm256_permute2f128_ps(b, d, 0x20), _mm256_permute2f128_ps(b, d, 0x31));
+    /* (a'0 + a'2, b'0 + b'2, a'1 + a'3, b'1 + b'3 | the same of c', d') */
+    __m256 t = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));
+    t = _mm256_add_ps(t, _mm256_shuffle_ps(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+    _mm_storeu_ps(out, _mm_movelh_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
 }
 
 /*
@@ -175,17 +165,13 @@ __attribute__((target("avx2,fma"))) static void dot4(float *out, const float *a,
         s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + l), s2);
         s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + l), s3);
     }
-    float r0 = hsum256(s0), r1 = hsum256(s1), r2 = hsum256(s2), r3 = hsum256(s3);
+    reduce4(out, s0, s1, s2, s3);
     for (; l < L; l++) {
-        r0 = fmaf(a[l], b0[l], r0);
-        r1 = fmaf(a[l], b1[l], r1);
-        r2 = fmaf(a[l], b2[l], r2);
-        r3 = fmaf(a[l], b3[l], r3);
+        out[0] = fmaf(a[l], b0[l], out[0]);
+        out[1] = fmaf(a[l], b1[l], out[1]);
+        out[2] = fmaf(a[l], b2[l], out[2]);
+        out[3] = fmaf(a[l], b3[l], out[3]);
     }
-    out[0] = r0;
-    out[1] = r1;
-    out[2] = r2;
-    out[3] = r3;
 }
 
 /* Two rows a0, a1 against b0..b3: eight dot products, one W load serves both rows. */
@@ -210,8 +196,9 @@ __attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
         t2 = _mm256_fmadd_ps(y, w2, t2);
         t3 = _mm256_fmadd_ps(y, w3, t3);
     }
-    float r[8] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3),
-                  hsum256(t0), hsum256(t1), hsum256(t2), hsum256(t3)};
+    float r[8];
+    reduce4(r, s0, s1, s2, s3);
+    reduce4(r + 4, t0, t1, t2, t3);
     for (; l < L; l++) {
         r[0] = fmaf(a0[l], b0[l], r[0]);
         r[1] = fmaf(a0[l], b1[l], r[1]);
@@ -226,20 +213,20 @@ __attribute__((target("avx2,fma"))) static void dot4x2(float *out0, float *out1,
     memcpy(out1, r + 4, 4 * sizeof(float));
 }
 
-/* Three rows against b0..b3: twelve accumulators, enough to cover the FMA latency. */
-__attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1, float *out2,
-                                                       const float *a0, const float *a1,
-                                                       const float *a2, const float *const *bk,
-                                                       int L, struct mv_prefetch *pf)
+/* Three rows against b0..b3: twelve accumulators, enough to cover the FMA latency. pf (or
+ * NULL, a constant where inlined): one prefetch per 8-float iteration. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+dot4x3(float *out0, float *out1, float *out2, const float *a0, const float *a1, const float *a2,
+       const float *const *bk, int L, struct mv_prefetch *pf)
 {
+    const void *const *at = pf ? pf->at : NULL;
     const float *b0 = bk[0], *b1 = bk[1], *b2 = bk[2], *b3 = bk[3];
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     __m256 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
     __m256 u0 = s0, u1 = s0, u2 = s0, u3 = s0;
-    struct pf_cursor pc = pf_begin(pf);
     int l = 0;
     for (; l + 8 <= L; l += 8) {
-        pf_next(&pc);
+        if (pf) __builtin_prefetch(*at++);
         __m256 x = _mm256_loadu_ps(a0 + l), y = _mm256_loadu_ps(a1 + l);
         __m256 z = _mm256_loadu_ps(a2 + l), w = _mm256_loadu_ps(b0 + l);
         s0 = _mm256_fmadd_ps(x, w, s0);
@@ -258,9 +245,11 @@ __attribute__((target("avx2,fma"))) static void dot4x3(float *out0, float *out1,
         t3 = _mm256_fmadd_ps(y, w, t3);
         u3 = _mm256_fmadd_ps(z, w, u3);
     }
-    pf_end(pf, &pc);
-    float r[12] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3), hsum256(t0), hsum256(t1),
-                   hsum256(t2), hsum256(t3), hsum256(u0), hsum256(u1), hsum256(u2), hsum256(u3)};
+    if (pf) pf->at = at;
+    float r[12];
+    reduce4(r, s0, s1, s2, s3);
+    reduce4(r + 4, t0, t1, t2, t3);
+    reduce4(r + 8, u0, u1, u2, u3);
     for (; l < L; l++)
         for (int c = 0; c < 4; c++) {
             r[c] = fmaf(a0[l], bk[c][l], r[c]);
@@ -283,10 +272,9 @@ __attribute__((target("avx2,fma"))) static float dot1(const float *a, const floa
     return r;
 }
 
-__attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float *A,
-                                                           const float *const *Arows,
-                                                           const float *Bm, int M, int N, int L,
-                                                           struct mv_prefetch *pf)
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+mm_nt_body(float *C, const float *A, const float *const *Arows, const float *Bm, int M, int N,
+           int L, struct mv_prefetch *pf)
 {
     int i = 0;
     for (; i + 3 <= M && N >= 4; i += 3) {
@@ -330,11 +318,85 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
     }
 }
 
-/* C rows i..i+3, columns j..j+15 accumulated over all l in registers, starting from C
- * (acc) or from zero. */
-__attribute__((target("avx2,fma"))) static void
-mm_tn_acc_avx2(float *C, const float *A, const float *Bm, const float *const *Brows, int M, int N,
-               int L, int acc, struct mv_prefetch *pf)
+/* The instances: without and with prefetching. */
+__attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float *A,
+                                                           const float *const *Arows,
+                                                           const float *Bm, int M, int N, int L,
+                                                           struct mv_prefetch *pf)
+{
+    if (pf)
+        mm_nt_body(C, A, Arows, Bm, M, N, L, pf);
+    else
+        mm_nt_body(C, A, Arows, Bm, M, N, L, NULL);
+}
+
+/* Row l of the tn products' right operand: a row pointer (rows, a constant where inlined), or
+ * row l of the matrix. */
+#define TN_ROW(l) (rows ? Brows[l] : Bm + (size_t)(l)*N)
+
+/* C rows i..i+3, columns j..j+15 (one cache line of a 64-byte aligned row), accumulated over
+ * all l in registers, starting from C (acc) or from zero.
+ * pf (or NULL): one prefetch per two l. Inlined with constant rows and pf nullness, so the
+ * inner loop is, per l, 8 FMAs, 2 loads, 4 broadcasts and the pointer walk. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+tn_tile4x16(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
+            struct mv_prefetch *pf, int M, int N, int L, int i, int j, int acc)
+{
+    float *c0 = C + (size_t)i * N + j, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
+    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+    if (acc) {
+        a0 = _mm256_loadu_ps(c0), b0 = _mm256_loadu_ps(c0 + 8);
+        a1 = _mm256_loadu_ps(c1), b1 = _mm256_loadu_ps(c1 + 8);
+        a2 = _mm256_loadu_ps(c2), b2 = _mm256_loadu_ps(c2 + 8);
+        a3 = _mm256_loadu_ps(c3), b3 = _mm256_loadu_ps(c3 + 8);
+    }
+    const void *const *at = pf ? pf->at : NULL;
+    const float *ar = A + i;
+#define TN_STEP(l)                                                                                 \
+    do {                                                                                           \
+        const float *br = TN_ROW(l) + j;                                                           \
+        __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);                               \
+        __m256 g = _mm256_broadcast_ss(ar);                                                        \
+        a0 = _mm256_fmadd_ps(g, x, a0);                                                            \
+        b0 = _mm256_fmadd_ps(g, y, b0);                                                            \
+        g = _mm256_broadcast_ss(ar + 1);                                                           \
+        a1 = _mm256_fmadd_ps(g, x, a1);                                                            \
+        b1 = _mm256_fmadd_ps(g, y, b1);                                                            \
+        g = _mm256_broadcast_ss(ar + 2);                                                           \
+        a2 = _mm256_fmadd_ps(g, x, a2);                                                            \
+        b2 = _mm256_fmadd_ps(g, y, b2);                                                            \
+        g = _mm256_broadcast_ss(ar + 3);                                                           \
+        a3 = _mm256_fmadd_ps(g, x, a3);                                                            \
+        b3 = _mm256_fmadd_ps(g, y, b3);                                                            \
+        ar += M;                                                                                   \
+    } while (0)
+    int l = 0;
+    for (; l + 2 <= L; l += 2) {
+        if (pf) __builtin_prefetch(*at++);
+        TN_STEP(l);
+        TN_STEP(l + 1);
+    }
+    if (l < L) {
+        if (pf) __builtin_prefetch(*at++);
+        TN_STEP(l);
+    }
+#undef TN_STEP
+    if (pf) pf->at = at;
+    _mm256_storeu_ps(c0, a0);
+    _mm256_storeu_ps(c0 + 8, b0);
+    _mm256_storeu_ps(c1, a1);
+    _mm256_storeu_ps(c1 + 8, b1);
+    _mm256_storeu_ps(c2, a2);
+    _mm256_storeu_ps(c2 + 8, b2);
+    _mm256_storeu_ps(c3, a3);
+    _mm256_storeu_ps(c3 + 8, b3);
+}
+
+/* C (M, N) (+)= A (L, M)^T B (L, N), B as Brows or the matrix Bm; pf: see tn_tile4x16
+ * (prefetches issued while the first four rows of C are computed). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+mm_tn_body(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
+           struct mv_prefetch *pf, int M, int N, int L, int acc)
 {
     if (!acc) /* the tails below accumulate in C */
         for (int i = 0; i < M; i++)
@@ -342,48 +404,17 @@ mm_tn_acc_avx2(float *C, const float *A, const float *Bm, const float *const *Br
                 C[(size_t)i * N + j] = 0;
     int i = 0;
     for (; i + 4 <= M; i += 4) {
-        float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
         int j = 0;
-        for (; j + 16 <= N; j += 16) {
-            __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0,
-                   b3 = a0;
-            if (acc) {
-                a0 = _mm256_loadu_ps(c0 + j), b0 = _mm256_loadu_ps(c0 + j + 8);
-                a1 = _mm256_loadu_ps(c1 + j), b1 = _mm256_loadu_ps(c1 + j + 8);
-                a2 = _mm256_loadu_ps(c2 + j), b2 = _mm256_loadu_ps(c2 + j + 8);
-                a3 = _mm256_loadu_ps(c3 + j), b3 = _mm256_loadu_ps(c3 + j + 8);
-            }
-            struct pf_cursor pc = pf_begin(pf);
-            for (int l = 0; l < L; l++) {
-                pf_next(&pc);
-                const float *ar = A + (size_t)l * M + i;
-                const float *br = (Brows ? Brows[l] : Bm + (size_t)l * N) + j;
-                __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);
-                __m256 g0 = _mm256_broadcast_ss(ar), g1 = _mm256_broadcast_ss(ar + 1);
-                __m256 g2 = _mm256_broadcast_ss(ar + 2), g3 = _mm256_broadcast_ss(ar + 3);
-                a0 = _mm256_fmadd_ps(g0, x, a0);
-                b0 = _mm256_fmadd_ps(g0, y, b0);
-                a1 = _mm256_fmadd_ps(g1, x, a1);
-                b1 = _mm256_fmadd_ps(g1, y, b1);
-                a2 = _mm256_fmadd_ps(g2, x, a2);
-                b2 = _mm256_fmadd_ps(g2, y, b2);
-                a3 = _mm256_fmadd_ps(g3, x, a3);
-                b3 = _mm256_fmadd_ps(g3, y, b3);
-            }
-            pf_end(pf, &pc);
-            _mm256_storeu_ps(c0 + j, a0);
-            _mm256_storeu_ps(c0 + j + 8, b0);
-            _mm256_storeu_ps(c1 + j, a1);
-            _mm256_storeu_ps(c1 + j + 8, b1);
-            _mm256_storeu_ps(c2 + j, a2);
-            _mm256_storeu_ps(c2 + j + 8, b2);
-            _mm256_storeu_ps(c3 + j, a3);
-            _mm256_storeu_ps(c3 + j + 8, b3);
-        }
+        for (; j + 16 <= N; j += 16)
+            if (pf && i == 0)
+                tn_tile4x16(C, A, Bm, Brows, rows, pf, M, N, L, i, j, acc);
+            else
+                tn_tile4x16(C, A, Bm, Brows, rows, NULL, M, N, L, i, j, acc);
+        float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
         for (; j < N; j++)
             for (int l = 0; l < L; l++) {
                 const float *ar = A + (size_t)l * M + i;
-                float b = (Brows ? Brows[l] : Bm + (size_t)l * N)[j];
+                float b = TN_ROW(l)[j];
                 c0[j] = fmaf(ar[0], b, c0[j]);
                 c1[j] = fmaf(ar[1], b, c1[j]);
                 c2[j] = fmaf(ar[2], b, c2[j]);
@@ -397,14 +428,30 @@ mm_tn_acc_avx2(float *C, const float *A, const float *Bm, const float *const *Br
             __m256 v = acc ? _mm256_loadu_ps(c + j) : _mm256_setzero_ps();
             for (int l = 0; l < L; l++)
                 v = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (size_t)l * M + i),
-                                    _mm256_loadu_ps((Brows ? Brows[l] : Bm + (size_t)l * N) + j),
-                                    v);
+                                    _mm256_loadu_ps(TN_ROW(l) + j), v);
             _mm256_storeu_ps(c + j, v);
         }
         for (; j < N; j++)
-            for (int l = 0; l < L; l++)
-                c[j] = fmaf(A[(size_t)l * M + i], (Brows ? Brows[l] : Bm + (size_t)l * N)[j], c[j]);
+            for (int l = 0; l < L; l++) c[j] = fmaf(A[(size_t)l * M + i], TN_ROW(l)[j], c[j]);
     }
+}
+
+/* The three instances: matrix, rows, rows with prefetch. */
+__attribute__((target("avx2,fma"))) static void
+mm_tn_mat_avx2(float *C, const float *A, const float *Bm, int M, int N, int L, int acc)
+{
+    mm_tn_body(C, A, Bm, NULL, 0, NULL, M, N, L, acc);
+}
+
+__attribute__((target("avx2,fma"))) static void mm_tn_rows_avx2(float *C, const float *A,
+                                                                const float *const *Brows,
+                                                                struct mv_prefetch *pf, int M,
+                                                                int N, int L, int acc)
+{
+    if (pf)
+        mm_tn_body(C, A, NULL, Brows, 1, pf, M, N, L, acc);
+    else
+        mm_tn_body(C, A, NULL, Brows, 1, NULL, M, N, L, acc);
 }
 
 __attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b, int L)
@@ -546,7 +593,7 @@ void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, 
 void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, Bm, NULL, M, N, L, 1, NULL);
+        mm_tn_mat_avx2(C, A, Bm, M, N, L, 1);
     else
         mm_tn_acc_plain(C, A, Bm, NULL, M, N, L, 1);
 }
@@ -554,7 +601,7 @@ void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L
 void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 1, NULL);
+        mm_tn_rows_avx2(C, A, Brows, NULL, M, N, L, 1);
     else
         mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 1);
 }
@@ -563,7 +610,7 @@ void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, i
                    struct mv_prefetch *pf)
 {
     if (mv_kernels_simd())
-        mm_tn_acc_avx2(C, A, NULL, Brows, M, N, L, 0, pf);
+        mm_tn_rows_avx2(C, A, Brows, pf, M, N, L, 0);
     else
         mm_tn_acc_plain(C, A, NULL, Brows, M, N, L, 0);
 }

@@ -182,8 +182,30 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
                 v.raw[(size_t)b * K + k] * (a->scale / fmaxf(v.norms[k], 1e-12f));
 }
 
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+/* K = 4: the four sums in one vector of doubles, the same products and additions in the same
+ * order as the loop below. */
+__attribute__((target("avx2,fma"))) static void wg4(float *wg, const float *dlogits,
+                                                    const float *raw, int B)
+{
+    __m256d acc = _mm256_setzero_pd();
+    for (int b = 0; b < B; b++)
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(dlogits + 4 * b)),
+                                               _mm256_cvtps_pd(_mm_loadu_ps(raw + 4 * b))));
+    _mm_storeu_ps(wg, _mm256_cvtpd_ps(acc));
+}
+#endif
+
 void mv_proto_wg(float *wg, double *acc, const float *dlogits, const float *raw, int B, int K)
 {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (K == 4 && mv_kernels_simd()) {
+        wg4(wg, dlogits, raw, B);
+        return;
+    }
+#endif
     for (int k = 0; k < K; k++) acc[k] = 0;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < K; k++)

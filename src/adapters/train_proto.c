@@ -32,10 +32,11 @@
  * the last step of an epoch can prefetch the first rows of the next.
  *
  * Features that do not sit in cache are read at the memory's pace, so a block prefetches its
- * columns of the next step's rows while it computes: one cache line per inner iteration of
- * its two kernels (struct mv_prefetch), the rest after them. Issued in one burst instead,
- * the prefetches stall the core as long as the loads would; spread, they overlap the
- * arithmetic (about 1.35x faster at 10,000 x 512, see BENCHMARKS.md).
+ * columns of the next step's rows while it computes: their cache lines, listed in the order
+ * the next forward pass reads them, one per inner iteration of the forward kernel and one
+ * per two of the backward kernel (struct mv_prefetch), the rest after them. Issued in one
+ * burst instead, the prefetches stall the core as long as the loads would; spread, they
+ * overlap the arithmetic (see BENCHMARKS.md).
  */
 #include "adapters.h"
 
@@ -62,8 +63,10 @@ struct col_block {
     float *zs;        /* (K, dn) */
     float *g;         /* (K, dn) dlogits^T X_block */
     const float **xb; /* (B) this step's rows, advanced to column d0 */
-    const float **xn; /* (B) the next step's, to prefetch */
+    const void **pfl; /* (npf) the lines of the next step's rows, then padding */
+    long nlines, npf; /* real entries, all entries */
     struct mv_prefetch pf;
+    int fetching; /* this step prefetches */
     struct mv_optim opt;
 };
 
@@ -146,13 +149,18 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
     const int K = a->k, D = a->d;
     struct col_block *c = &r->blocks[j];
     for (int b = 0; b < r->B; b++) c->xb[b] = r->X + (size_t)order[b] * D + c->d0;
-    c->pf = (struct mv_prefetch){.rows = c->xn,
-                                 .nrows = next ? r->B : 0,
-                                 .lines = (int)(((size_t)c->dn * sizeof(float) + 63) / 64)};
-    if (next)
-        for (int b = 0; b < r->B; b++) c->xn[b] = r->X + (size_t)next[b] * D + c->d0;
+    c->fetching = next != NULL;
+    if (next) { /* the next step's lines in the order its forward pass will read them */
+        const int lines = (int)(c->nlines / r->B);
+        const void **l = c->pfl;
+        for (int b = 0; b < r->B; b++) {
+            const char *row = (const char *)(r->X + (size_t)next[b] * D + c->d0);
+            for (int i = 0; i < lines; i++) *l++ = row + (size_t)i * 64;
+        }
+        c->pf.at = c->pfl;
+    }
     mv_mm_nt_rows(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn,
-                  next ? &c->pf : NULL);
+                  c->fetching ? &c->pf : NULL);
     if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
         double *zp = r->zp + ((size_t)par * r->NB + j) * K;
         for (int k = 0; k < K; k++)
@@ -194,8 +202,9 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
     const int K = a->k, NB = r->NB;
     struct col_block *c = &r->blocks[j];
     const float s = a->scale * (a->ops->method == MEDVLM_ADAPTER_TASKRES ? a->opt.alpha : 1.0f);
-    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B, c->pf.nrows ? &c->pf : NULL);
-    mv_prefetch_rest(&c->pf);
+    mv_mm_tn_rows(c->g, th->dl, c->xb, K, c->dn, r->B, c->fetching ? &c->pf : NULL);
+    if (c->fetching) /* what the kernels' iterations did not cover */
+        for (const void *const *l = c->pf.at; l < c->pfl + c->nlines; l++) __builtin_prefetch(*l);
     struct mv_row_update u = {.clap = a->ops->method == MEDVLM_ADAPTER_CLAP,
                               .taskres = a->ops->method == MEDVLM_ADAPTER_TASKRES,
                               .alpha = a->opt.alpha,
@@ -357,7 +366,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     const float **xbs = NULL;
     r.blocks = mv_calloc((size_t)r.NB, sizeof *r.blocks);
     pool = mv_aligned(5 * kd * sizeof(float) + 64 * (size_t)r.NB * 5);
-    xbs = mv_calloc((size_t)r.NB * 2 * r.B, sizeof(float *));
+    xbs = mv_calloc((size_t)r.NB * r.B, sizeof(float *));
     r.lp = mv_calloc(2 * (size_t)r.NB * r.B * K, sizeof(float));
     r.zp = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
     r.np = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
@@ -391,8 +400,15 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         c->g = next + 3 * stride;
         c->weff = a->ops->method == MEDVLM_ADAPTER_TASKRES ? next + 4 * stride : c->w;
         next += 5 * stride;
-        c->xb = xbs + (size_t)j * 2 * r.B;
-        c->xn = c->xb + r.B;
+        c->xb = xbs + (size_t)j * r.B;
+        c->nlines = (long)r.B * (((long)c->dn * (long)sizeof(float) + 63) / 64);
+        c->npf = MV_MAX(c->nlines,
+                        mv_mm_nt_prefetches(r.B, K, c->dn) + mv_mm_tn_prefetches(K, c->dn, r.B));
+        if (r.prefetch) {
+            c->pfl = mv_calloc((size_t)c->npf, sizeof(void *));
+            if (!c->pfl) goto fail;
+            for (long i = c->nlines; i < c->npf; i++) c->pfl[i] = c->pfl; /* in cache */
+        }
         for (int k = 0; k < K; k++) {
             memcpy(c->w + (size_t)k * c->dn, a->params[0].data + (size_t)k * D + c->d0,
                    (size_t)c->dn * sizeof(float));
@@ -432,7 +448,10 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     st = MEDVLM_OK;
 fail:
     if (r.blocks)
-        for (int j = 0; j < r.NB; j++) mv_optim_free(&r.blocks[j].opt);
+        for (int j = 0; j < r.NB; j++) {
+            mv_optim_free(&r.blocks[j].opt);
+            mv_free(r.blocks[j].pfl);
+        }
     for (int t = 0; t < T; t++) {
         mv_free(th[t].raw);
         mv_free(th[t].wg);

@@ -425,6 +425,83 @@ static void test_kernels(void)
     }
 }
 
+/* The step's small pieces: the cross-entropy (K = 4 has a vector path) and W.G from the raw
+ * dot products against double oracles; the products' logits are mv_dot's very bits however
+ * rows and columns are grouped; the prefetch cursor changes no bit and advances exactly as
+ * many entries as announced. */
+static void test_step_pieces(void)
+{
+    struct mv_rng r;
+    mv_rng_seed(&r, 11);
+    static const int shapes[][2] = {{32, 4}, {6, 4}, {34, 4}, {5, 4}, {32, 3}, {7, 9}};
+    for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
+        const int B = shapes[s][0], K = shapes[s][1];
+        float logits[34 * 9], dl[34 * 9], raw[34 * 9], wg[9];
+        double acc[9];
+        int64_t Y[34];
+        fill_normal(logits, (size_t)B * K, &r, 8); /* softmax far from uniform */
+        fill_normal(raw, (size_t)B * K, &r, 1);
+        for (int b = 0; b < B; b++) Y[b] = (int64_t)mv_rng_below(&r, (uint64_t)K);
+        const float gs = 1.0f / (float)B;
+        double ce = mv_cross_entropy_sum(dl, logits, Y, B, K, gs), ce_ref = 0;
+        double ce_only = mv_cross_entropy_sum(NULL, logits, Y, B, K, gs);
+        float want[34 * 9];
+        for (int b = 0; b < B; b++) {
+            const float *l = logits + (size_t)b * K;
+            double mx = l[0], sum = 0;
+            for (int k = 1; k < K; k++) mx = fmax(mx, l[k]);
+            for (int k = 0; k < K; k++) sum += exp(l[k] - mx);
+            ce_ref += mx + log(sum) - l[Y[b]];
+            for (int k = 0; k < K; k++)
+                want[b * K + k] = (float)((exp(l[k] - mx) / sum - (k == Y[b])) / B);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "cross-entropy B %d K %d", B, K);
+        CHECK(fabs(ce - ce_ref) <= 1e-5 * fabs(ce_ref) && fabs(ce_only - ce_ref) <= 1e-5 * ce_ref,
+              "%s: %.9g / %.9g vs %.9g", name, ce, ce_only, ce_ref);
+        check_close_f32(name, dl, want, (size_t)B * K, 1e-7, 1e-5);
+        mv_proto_wg(wg, acc, dl, raw, B, K);
+        for (int k = 0; k < K; k++) {
+            double w = 0;
+            for (int b = 0; b < B; b++) w += (double)dl[b * K + k] * raw[b * K + k];
+            CHECK(wg[k] == (float)w, "W.G B %d K %d class %d: %.9g vs %.9g", B, K, k, wg[k], w);
+        }
+    }
+    /* logits = mv_dot bits; with a prefetch cursor the same bits, the cursor moved exactly */
+    static const int prod[][3] = {{32, 4, 256}, {32, 4, 512}, {7, 9, 40}, {5, 3, 19}};
+    for (size_t s = 0; s < MV_ARRAY_LEN(prod); s++) {
+        const int M = prod[s][0], N = prod[s][1], L = prod[s][2];
+        float *X = malloc(sizeof(float) * M * L), *W = malloc(sizeof(float) * N * L);
+        float *C0 = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * M * N);
+        float *G0 = malloc(sizeof(float) * N * L), *G1 = malloc(sizeof(float) * N * L);
+        float *D = malloc(sizeof(float) * M * N);
+        const float **rows = malloc(sizeof(float *) * M);
+        fill_normal(X, (size_t)M * L, &r, 1);
+        fill_normal(W, (size_t)N * L, &r, 1);
+        fill_normal(D, (size_t)M * N, &r, 1);
+        for (int i = 0; i < M; i++) rows[i] = X + (size_t)((i * 5) % M) * L;
+        long nt = mv_mm_nt_prefetches(M, N, L), tn = mv_mm_tn_prefetches(N, L, M);
+        const void **list = malloc(sizeof(void *) * (size_t)(nt + tn + 1));
+        for (long i = 0; i < nt + tn + 1; i++) list[i] = X;
+        mv_mm_nt_rows(C0, rows, W, M, N, L, NULL);
+        struct mv_prefetch pf = {list};
+        mv_mm_nt_rows(C1, rows, W, M, N, L, &pf);
+        int same = memcmp(C0, C1, sizeof(float) * M * N) == 0;
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < N; k++) same &= C0[i * N + k] == mv_dot(rows[i], W + k * L, L);
+        CHECK(same, "mm_nt_rows %dx%dx%d: not mv_dot's bits with and without prefetching", M, N, L);
+        const void *const *mid = pf.at;
+        mv_mm_tn_rows(G0, D, rows, N, L, M, NULL);
+        mv_mm_tn_rows(G1, D, rows, N, L, M, &pf);
+        CHECK(memcmp(G0, G1, sizeof(float) * N * L) == 0, "mm_tn_rows %dx%dx%d: prefetch", N, L, M);
+        if (mv_kernels_simd())
+            CHECK(mid - list == nt && pf.at - mid == tn,
+                  "prefetches %dx%dx%d: %ld + %ld issued, %ld + %ld announced", M, N, L,
+                  (long)(mid - list), (long)(pf.at - mid), nt, tn);
+        free(list), free(rows), free(X), free(W), free(C0), free(C1), free(G0), free(G1), free(D);
+    }
+}
+
 static void test_optim_rules(void)
 {
     float p[1] = {1}, g[1] = {1};
@@ -756,6 +833,7 @@ static void test_errors(void)
 int main(void)
 {
     test_kernels();
+    test_step_pieces();
     test_optim_rules();
     for (uint64_t seed = 1; seed <= 3; seed++) {
         gradcheck(MEDVLM_ADAPTER_LP, 0, seed);
