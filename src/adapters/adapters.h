@@ -144,6 +144,14 @@ float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *
                     const float *g, const float *zs, int L);
 float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, float *weff,
                         const float *g, const float *zs, int L);
+/* list (n * lines) = the 64-byte lines of rows base + idx[b] * stride, `lines` per row, row
+ * after row: what a prefetch cursor walks. */
+void mv_line_list(const void **list, const float *base, size_t stride, const int *idx, int n,
+                  int lines);
+/* raw (B, K) = the sum of np partial (B, K) arrays in order; logits = raw times fac (K) by
+ * column. */
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, int B, int K,
+                       const float *fac);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
 /* ---- the prototype methods (proto.c) ---- */

@@ -118,6 +118,27 @@ long mv_mm_tn_prefetches(int M, int N, int L)
     return M >= 4 ? (long)(N / 16) * ((L + 1) / 2) : 0;
 }
 
+static void line_list_plain(const void **list, const float *base, size_t stride, const int *idx,
+                            int n, int lines)
+{
+    for (int b = 0; b < n; b++) {
+        const char *row = (const char *)(base + (size_t)idx[b] * stride);
+        for (int i = 0; i < lines; i++) *list++ = row + (size_t)i * 64;
+    }
+}
+
+static void partial_logits_plain(float *raw, float *logits, const float *parts, int np, int B,
+                                 int K, const float *fac)
+{
+    const size_t n = (size_t)B * K;
+    for (size_t i = 0; i < n; i++) {
+        float v = parts[i];
+        for (int j = 1; j < np; j++) v += parts[(size_t)j * n + i];
+        raw[i] = v;
+        logits[i] = v * fac[i % (size_t)K];
+    }
+}
+
 #ifdef MV_HAVE_X86
 
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v)
@@ -513,13 +534,14 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
     const __m256 vf = _mm256_set1_ps(u->f), vnf = _mm256_set1_ps(-u->f);
     const __m256 vm = _mm256_set1_ps(u->mom), vd = _mm256_set1_ps(u->damp);
     const __m256 vl = _mm256_set1_ps(u->lr), val = _mm256_set1_ps(u->alpha);
+    const int clap = u->clap, taskres = u->taskres; /* not reloaded after every store */
     __m256 acc = zero;
     int l = 0;
     for (; l + 8 <= L; l += 8) {
         __m256 we = _mm256_loadu_ps(weff + l), wv = _mm256_loadu_ps(w + l);
         __m256 d = _mm256_fmadd_ps(va, _mm256_loadu_ps(g + l), zero); /* mv_axpby */
         d = _mm256_fmadd_ps(vb, we, d);
-        if (u->clap) { /* mv_axpby_acc */
+        if (clap) { /* mv_axpby_acc */
             d = _mm256_fmadd_ps(vf, wv, d);
             d = _mm256_fmadd_ps(vnf, _mm256_loadu_ps(zs + l), d);
         }
@@ -529,7 +551,7 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
         wv = _mm256_sub_ps(wv, _mm256_mul_ps(vl, bb));
         _mm256_storeu_ps(w + l, wv);
         we = wv;
-        if (u->taskres) { /* the effective prototype */
+        if (taskres) { /* the effective prototype */
             we = _mm256_add_ps(_mm256_loadu_ps(zs + l), _mm256_mul_ps(val, wv));
             _mm256_storeu_ps(weff + l, we);
         }
@@ -560,6 +582,38 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
         r = fmaf(we, we, r);
     }
     return r;
+}
+
+__attribute__((target("avx2,fma"))) static void line_list_avx2(const void **list, const float *base,
+                                                               size_t stride, const int *idx, int n,
+                                                               int lines)
+{
+    const __m256i step = _mm256_set1_epi64x(256);
+    for (int b = 0; b < n; b++) {
+        const float *row = base + (size_t)idx[b] * stride;
+        __m256i at = _mm256_add_epi64(_mm256_set1_epi64x((long long)(uintptr_t)row),
+                                      _mm256_setr_epi64x(0, 64, 128, 192));
+        int i = 0;
+        for (; i + 4 <= lines; i += 4, at = _mm256_add_epi64(at, step))
+            _mm256_storeu_si256((__m256i *)(void *)(list + i), at);
+        for (; i < lines; i++) list[i] = (const char *)row + (size_t)i * 64;
+        list += lines;
+    }
+}
+
+/* K = 4, B even: eight logits per vector, the plain loop's additions and products. */
+__attribute__((target("avx2,fma"))) static void
+partial_logits4(float *raw, float *logits, const float *parts, int np, int B, const float *fac)
+{
+    const size_t n = (size_t)B * 4;
+    const __m256 f = _mm256_setr_ps(fac[0], fac[1], fac[2], fac[3], fac[0], fac[1], fac[2], fac[3]);
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 v = _mm256_loadu_ps(parts + i);
+        for (int j = 1; j < np; j++)
+            v = _mm256_add_ps(v, _mm256_loadu_ps(parts + (size_t)j * n + i));
+        _mm256_storeu_ps(raw + i, v);
+        _mm256_storeu_ps(logits + i, _mm256_mul_ps(v, f));
+    }
 }
 
 static int simd_level = -1;
@@ -648,6 +702,24 @@ void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int 
         mv_axpby_ref(dst, a, x, b, y, L);
 }
 
+void mv_line_list(const void **list, const float *base, size_t stride, const int *idx, int n,
+                  int lines)
+{
+    if (mv_kernels_simd())
+        line_list_avx2(list, base, stride, idx, n, lines);
+    else
+        line_list_plain(list, base, stride, idx, n, lines);
+}
+
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, int B, int K,
+                       const float *fac)
+{
+    if (K == 4 && B % 2 == 0 && mv_kernels_simd())
+        partial_logits4(raw, logits, parts, np, B, fac);
+    else
+        partial_logits_plain(raw, logits, parts, np, B, K, fac);
+}
+
 #else
 
 int mv_kernels_simd(void)
@@ -708,6 +780,18 @@ float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *
                     const float *g, const float *zs, int L)
 {
     return mv_row_update_ref(u, w, buf, weff, g, zs, L);
+}
+
+void mv_line_list(const void **list, const float *base, size_t stride, const int *idx, int n,
+                  int lines)
+{
+    line_list_plain(list, base, stride, idx, n, lines);
+}
+
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, int B, int K,
+                       const float *fac)
+{
+    partial_logits_plain(raw, logits, parts, np, B, K, fac);
 }
 
 #endif

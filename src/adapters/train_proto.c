@@ -151,12 +151,7 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
     for (int b = 0; b < r->B; b++) c->xb[b] = r->X + (size_t)order[b] * D + c->d0;
     c->fetching = next != NULL;
     if (next) { /* the next step's lines in the order its forward pass will read them */
-        const int lines = (int)(c->nlines / r->B);
-        const void **l = c->pfl;
-        for (int b = 0; b < r->B; b++) {
-            const char *row = (const char *)(r->X + (size_t)next[b] * D + c->d0);
-            for (int i = 0; i < lines; i++) *l++ = row + (size_t)i * 64;
-        }
+        mv_line_list(c->pfl, r->X + c->d0, (size_t)D, next, r->B, (int)(c->nlines / r->B));
         c->pf.at = c->pfl;
     }
     mv_mm_nt_rows(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn,
@@ -180,14 +175,8 @@ static double step_loss(const struct proto_run *r, struct proto_thread *th, cons
         for (int j = 0; j < r->NB; j++) n2 += r->np[((size_t)par * r->NB + j) * K + k];
         th->fac[k] = a->scale / fmaxf(sqrtf((float)n2), 1e-12f);
     }
-    const float *lp = r->lp + (size_t)par * r->NB * B * K;
-    const size_t bk = (size_t)B * K;
-    memcpy(th->raw, lp, bk * sizeof(float));
-    for (int j = 1; j < r->NB; j++)
-        for (size_t i = 0; i < bk; i++) th->raw[i] += lp[j * bk + i];
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < K; k++)
-            th->logits[(size_t)b * K + k] = th->raw[(size_t)b * K + k] * th->fac[k];
+    mv_partial_logits(th->raw, th->logits, r->lp + (size_t)par * r->NB * B * K, r->NB, B, K,
+                      th->fac);
     for (int b = 0; b < B; b++) th->yb[b] = r->Y[order[b]];
     double ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
     mv_proto_wg(th->wg, th->acc, th->dl, th->raw, B, K);

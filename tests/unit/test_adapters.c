@@ -467,6 +467,32 @@ static void test_step_pieces(void)
             CHECK(wg[k] == (float)w, "W.G B %d K %d class %d: %.9g vs %.9g", B, K, k, wg[k], w);
         }
     }
+    /* partial sums to logits (K = 4 has a vector path): the plain additions and products */
+    for (int K = 3; K <= 4; K++) {
+        const int B = 6, np = 3;
+        float parts[3 * 6 * 4], raw[6 * 4], lg[6 * 4], fac[4] = {0.5f, -3.0f, 7.25f, 1e-3f};
+        fill_normal(parts, (size_t)np * B * K, &r, 1);
+        mv_partial_logits(raw, lg, parts, np, B, K, fac);
+        int same = 1;
+        for (int i = 0; i < B * K; i++) {
+            float v = parts[i];
+            for (int j = 1; j < np; j++) v += parts[j * B * K + i];
+            same &= raw[i] == v && lg[i] == v * fac[i % K];
+        }
+        CHECK(same, "partial logits K %d: not the plain sums and products", K);
+    }
+    /* the prefetch list: every line of the chosen rows, row after row */
+    {
+        static float base[10 * 40];
+        const int idx[3] = {7, 0, 9}, lines = 5;
+        const void *list[15];
+        mv_line_list(list, base + 8, 40, idx, 3, lines);
+        int ok = 1;
+        for (int b = 0; b < 3; b++)
+            for (int i = 0; i < lines; i++)
+                ok &= list[b * lines + i] == (const char *)(base + 8 + idx[b] * 40) + 64 * i;
+        CHECK(ok, "line list: wrong addresses");
+    }
     /* logits = mv_dot bits; with a prefetch cursor the same bits, the cursor moved exactly */
     static const int prod[][3] = {{32, 4, 256}, {32, 4, 512}, {7, 9, 40}, {5, 3, 19}};
     for (size_t s = 0; s < MV_ARRAY_LEN(prod); s++) {
