@@ -8,9 +8,10 @@
  * `torch_baseline.py clap --n N`. Prints one JSON line: times of R runs and the median.
  *
  * --walk times only the reading: every epoch a new random order, batches of 32 rows, each
- * of the T threads summing its share of the columns of every row, no arithmetic beyond
- * that and no synchronisation, no prefetching: what plainly reading the data costs (the trainer,
- * which prefetches while it computes, can beat it).
+ * of the T threads summing its share of the columns of every row while prefetching the next
+ * step's, no other arithmetic and no synchronisation: what bringing the rows in from memory
+ * costs at the trainer's pace of prefetching, a floor for the trainer (which does all its
+ * arithmetic on top) as long as the features do not sit in cache.
  */
 #include "medvlm.h"
 
@@ -26,7 +27,9 @@
 typedef float v8f __attribute__((vector_size(32)));
 
 /* Read X (n, d) as the trainer does: per epoch a new order, per step `batch` rows, thread t
- * of T its contiguous share of the columns. Returns a sum so that nothing is optimised out. */
+ * of T its contiguous share of the columns, and while reading a row, one cache line per 16
+ * floats of the same row of the next step (within an epoch) prefetched. Returns a sum so that
+ * nothing is optimised out. */
 static double walk(const float *X, int n, int d, int epochs, int batch, int threads)
 {
     double total = 0;
@@ -49,8 +52,12 @@ static double walk(const float *X, int n, int d, int epochs, int batch, int thre
             for (int s = 0; s + batch <= n; s += batch)
                 for (int b = s; b < s + batch; b++) {
                     const float *x = X + (size_t)perm[b] * d;
+                    /* the same row of the next step, or this one at an epoch's last step */
+                    const char *ahead =
+                        (const char *)(X + (size_t)perm[s + 2 * batch <= n ? b + batch : b] * d);
                     int j = d0;
                     for (; j + 8 <= d1; j += 8) {
+                        if (!(j & 15)) __builtin_prefetch(ahead + (size_t)j * sizeof(float));
                         v8f v;
                         memcpy(&v, x + j, sizeof v);
                         acc[(j >> 3) & 3] += v;
