@@ -148,10 +148,10 @@ float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, flo
  * after row: what a prefetch cursor walks. */
 void mv_line_list(const void **list, const float *base, size_t stride, const int *idx, int n,
                   int lines);
-/* raw (B, K) = the sum of np partial (B, K) arrays in order; logits = raw times fac (K) by
- * column. */
-void mv_partial_logits(float *raw, float *logits, const float *parts, int np, int B, int K,
-                       const float *fac);
+/* raw (B, K) = the sum of np partial (B, K) arrays (stride floats apart) in order; logits =
+ * raw times fac (K) by column. */
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
+                       int K, const float *fac);
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
 /* ---- the prototype methods (proto.c) ---- */

@@ -127,13 +127,13 @@ static void line_list_plain(const void **list, const float *base, size_t stride,
     }
 }
 
-static void partial_logits_plain(float *raw, float *logits, const float *parts, int np, int B,
-                                 int K, const float *fac)
+static void partial_logits_plain(float *raw, float *logits, const float *parts, int np,
+                                 size_t stride, int B, int K, const float *fac)
 {
     const size_t n = (size_t)B * K;
     for (size_t i = 0; i < n; i++) {
         float v = parts[i];
-        for (int j = 1; j < np; j++) v += parts[(size_t)j * n + i];
+        for (int j = 1; j < np; j++) v += parts[(size_t)j * stride + i];
         raw[i] = v;
         logits[i] = v * fac[i % (size_t)K];
     }
@@ -602,15 +602,17 @@ __attribute__((target("avx2,fma"))) static void line_list_avx2(const void **list
 }
 
 /* K = 4, B even: eight logits per vector, the plain loop's additions and products. */
-__attribute__((target("avx2,fma"))) static void
-partial_logits4(float *raw, float *logits, const float *parts, int np, int B, const float *fac)
+__attribute__((target("avx2,fma"))) static void partial_logits4(float *raw, float *logits,
+                                                                const float *parts, int np,
+                                                                size_t stride, int B,
+                                                                const float *fac)
 {
     const size_t n = (size_t)B * 4;
     const __m256 f = _mm256_setr_ps(fac[0], fac[1], fac[2], fac[3], fac[0], fac[1], fac[2], fac[3]);
     for (size_t i = 0; i < n; i += 8) {
         __m256 v = _mm256_loadu_ps(parts + i);
         for (int j = 1; j < np; j++)
-            v = _mm256_add_ps(v, _mm256_loadu_ps(parts + (size_t)j * n + i));
+            v = _mm256_add_ps(v, _mm256_loadu_ps(parts + (size_t)j * stride + i));
         _mm256_storeu_ps(raw + i, v);
         _mm256_storeu_ps(logits + i, _mm256_mul_ps(v, f));
     }
@@ -711,13 +713,13 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
         line_list_plain(list, base, stride, idx, n, lines);
 }
 
-void mv_partial_logits(float *raw, float *logits, const float *parts, int np, int B, int K,
-                       const float *fac)
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
+                       int K, const float *fac)
 {
     if (K == 4 && B % 2 == 0 && mv_kernels_simd())
-        partial_logits4(raw, logits, parts, np, B, fac);
+        partial_logits4(raw, logits, parts, np, stride, B, fac);
     else
-        partial_logits_plain(raw, logits, parts, np, B, K, fac);
+        partial_logits_plain(raw, logits, parts, np, stride, B, K, fac);
 }
 
 #else
@@ -788,10 +790,10 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
     line_list_plain(list, base, stride, idx, n, lines);
 }
 
-void mv_partial_logits(float *raw, float *logits, const float *parts, int np, int B, int K,
-                       const float *fac)
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
+                       int K, const float *fac)
 {
-    partial_logits_plain(raw, logits, parts, np, B, K, fac);
+    partial_logits_plain(raw, logits, parts, np, stride, B, K, fac);
 }
 
 #endif

@@ -54,7 +54,9 @@
 #define BLOCK_MIN      256       /* columns per block at least: D / BLOCK_MIN blocks */
 #define PREFETCH_ABOVE (4 << 20) /* bytes of features beyond which rows are fetched ahead */
 
-/* A block of columns [d0, d0 + dn): private copies, contiguous (K, dn). */
+/* A block of columns [d0, d0 + dn): private copies, contiguous (K, dn). Each block on its own
+ * cache lines, like everything below that one thread writes and another reads or writes
+ * beside: two cores writing one line take turns owning it, at the price of a cache miss. */
 struct col_block {
     int d0, dn;
     float *w;         /* (K, dn) the trained parameter (W, or TaskRes's R) */
@@ -68,7 +70,7 @@ struct col_block {
     struct mv_prefetch pf;
     int fetching; /* this step prefetches */
     struct mv_optim opt;
-};
+} __attribute__((aligned(64)));
 
 /* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
  * does not make the other burn its time slice. */
@@ -107,14 +109,33 @@ struct proto_run {
     int prefetch; /* the features do not sit in cache: fetch rows ahead */
     long steps;
     struct col_block *blocks; /* (NB) */
-    float *lp;                /* (2, NB, B, K) partial dot products, by step parity */
-    double *zp;               /* (2, NB, K) CLAP partial |w_k - zs_k|^2, by step parity */
+    /* Arrays by (parity, block), each (parity, block) part padded to whole cache lines:
+     * lp_stride floats or k_stride doubles apart. */
+    size_t lp_stride, k_stride;
+    float *lp;     /* (2, NB, B, K) partial dot products, by step parity */
+    double *zp;    /* (2, NB, K) CLAP partial |w_k - zs_k|^2, by step parity */
     double *np;    /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
     double *zalm;  /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
     float *losses; /* (steps) or NULL */
     int *orders;   /* (T, 2, N) each thread's row order of this epoch and of the next */
     struct spin_barrier *bar; /* apart from the fields above, which every step reads */
 };
+
+/* The parts of the shared arrays: block j's at parity par. */
+static float *lp_at(const struct proto_run *r, int par, int j)
+{
+    return r->lp + ((size_t)par * r->NB + j) * r->lp_stride;
+}
+
+static double *zp_at(const struct proto_run *r, int par, int j)
+{
+    return r->zp + ((size_t)par * r->NB + j) * r->k_stride;
+}
+
+static double *np_at(const struct proto_run *r, int par, int j)
+{
+    return r->np + ((size_t)par * r->NB + j) * r->k_stride;
+}
 
 /* Per thread: logits and dlogits of the step (the same numbers in every thread). */
 struct proto_thread {
@@ -131,7 +152,7 @@ static void refresh_block(struct proto_run *r, int j, int slot)
     const struct medvlm_adapter *a = r->a;
     const int K = a->k;
     struct col_block *c = &r->blocks[j];
-    double *np = r->np + ((size_t)slot * r->NB + j) * K;
+    double *np = np_at(r, slot, j);
     for (int k = 0; k < K; k++) {
         float *we = c->weff + (size_t)k * c->dn;
         if (a->ops->method == MEDVLM_ADAPTER_TASKRES) {
@@ -154,10 +175,9 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
         mv_line_list(c->pfl, r->X + c->d0, (size_t)D, next, r->B, (int)(c->nlines / r->B));
         c->pf.at = c->pfl;
     }
-    mv_mm_nt_rows(r->lp + ((size_t)par * r->NB + j) * r->B * K, c->xb, c->weff, r->B, K, c->dn,
-                  c->fetching ? &c->pf : NULL);
+    mv_mm_nt_rows(lp_at(r, par, j), c->xb, c->weff, r->B, K, c->dn, c->fetching ? &c->pf : NULL);
     if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
-        double *zp = r->zp + ((size_t)par * r->NB + j) * K;
+        double *zp = zp_at(r, par, j);
         for (int k = 0; k < K; k++)
             zp[k] = mv_sqdist(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
     }
@@ -172,11 +192,10 @@ static double step_loss(const struct proto_run *r, struct proto_thread *th, cons
     const int K = a->k, B = r->B;
     for (int k = 0; k < K; k++) {
         double n2 = 0;
-        for (int j = 0; j < r->NB; j++) n2 += r->np[((size_t)par * r->NB + j) * K + k];
+        for (int j = 0; j < r->NB; j++) n2 += np_at(r, par, j)[k];
         th->fac[k] = a->scale / fmaxf(sqrtf((float)n2), 1e-12f);
     }
-    mv_partial_logits(th->raw, th->logits, r->lp + (size_t)par * r->NB * B * K, r->NB, B, K,
-                      th->fac);
+    mv_partial_logits(th->raw, th->logits, lp_at(r, par, 0), r->NB, r->lp_stride, B, K, th->fac);
     for (int b = 0; b < B; b++) th->yb[b] = r->Y[order[b]];
     double ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
     mv_proto_wg(th->wg, th->acc, th->dl, th->raw, B, K);
@@ -202,7 +221,7 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
         mv_kernels_simd() && mv_optim_sgd_momentum(&c->opt, step + 1, &u.mom, &u.damp);
     for (int k = 0; k < K; k++) {
         double n2 = 0;
-        for (int i = 0; i < NB; i++) n2 += r->np[((size_t)par * NB + i) * K + k];
+        for (int i = 0; i < NB; i++) n2 += np_at(r, par, i)[k];
         const float rk = sqrtf((float)n2);
         const size_t row = (size_t)k * c->dn;
         if (rk > 1e-12f) {
@@ -215,13 +234,13 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
         }
         if (u.clap) {
             double z = 0, dz;
-            for (int i = 0; i < NB; i++) z += r->zp[((size_t)par * NB + i) * K + k];
+            for (int i = 0; i < NB; i++) z += zp_at(r, par, i)[k];
             (void)mv_clap_penalty(a, k, z, &dz);
             u.f = (float)(2.0 * dz / K);
         }
         if (fused) { /* all of the below in one pass over the row */
-            r->np[((size_t)(par ^ 1) * NB + j) * K + k] = mv_row_update(
-                &u, c->w + row, c->opt.state + row, c->weff + row, c->g + row, c->zs + row, c->dn);
+            np_at(r, par ^ 1, j)[k] = mv_row_update(&u, c->w + row, c->opt.state + row,
+                                                    c->weff + row, c->g + row, c->zs + row, c->dn);
             continue;
         }
         mv_axpby(c->dw + row, u.a, c->g + row, u.b, c->weff + row, c->dn);
@@ -240,7 +259,7 @@ static double step_penalty(const struct proto_run *r, int par)
     double total = 0, dz;
     for (int k = 0; k < K; k++) {
         double z = 0;
-        for (int j = 0; j < r->NB; j++) z += r->zp[((size_t)par * r->NB + j) * K + k];
+        for (int j = 0; j < r->NB; j++) z += zp_at(r, par, j)[k];
         total += mv_clap_penalty(a, k, z, &dz);
     }
     return total / K;
@@ -287,14 +306,14 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
             for (int j = t; j < NB; j += T) {
                 const struct col_block *c = &r->blocks[j];
                 for (int k = 0; k < K; k++)
-                    r->zalm[(size_t)j * K + k] =
+                    r->zalm[(size_t)j * r->k_stride + k] =
                         mv_sqdist_f64(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
             }
             barrier_wait(r->bar);
             if (t == 0)
                 for (int k = 0; k < K; k++) {
                     double z = 0;
-                    for (int j = 0; j < NB; j++) z += r->zalm[(size_t)j * K + k];
+                    for (int j = 0; j < NB; j++) z += r->zalm[(size_t)j * r->k_stride + k];
                     mv_clap_alm_update(a, k, z);
                 }
             barrier_wait(r->bar);
@@ -305,6 +324,14 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
             next = tmp;
         }
     }
+}
+
+/* n bytes, 64-byte aligned, zeroed; NULL when out of memory. */
+static void *aligned_zeros(size_t n)
+{
+    void *p = mv_aligned(n);
+    if (p) memset(p, 0, n);
+    return p;
 }
 
 int mv_adapter_proto_trains(const struct medvlm_adapter *a)
@@ -353,28 +380,33 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     memset(th, 0, sizeof th);
     float *pool = NULL; /* every block's w, dw, weff, zs, g: 5 (K, D) */
     const float **xbs = NULL;
-    r.blocks = mv_calloc((size_t)r.NB, sizeof *r.blocks);
+    r.lp_stride = ((size_t)r.B * K + 15) / 16 * 16;
+    r.k_stride = ((size_t)K + 7) / 8 * 8;
+    const size_t xb_stride = ((size_t)r.B + 7) / 8 * 8;
+    r.blocks = aligned_zeros((size_t)r.NB * sizeof *r.blocks);
     pool = mv_aligned(5 * kd * sizeof(float) + 64 * (size_t)r.NB * 5);
-    xbs = mv_calloc((size_t)r.NB * r.B, sizeof(float *));
-    r.lp = mv_calloc(2 * (size_t)r.NB * r.B * K, sizeof(float));
-    r.zp = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
-    r.np = mv_calloc(2 * (size_t)r.NB * K, sizeof(double));
-    r.zalm = mv_calloc((size_t)r.NB * K, sizeof(double));
+    xbs = aligned_zeros((size_t)r.NB * xb_stride * sizeof(float *));
+    r.lp = aligned_zeros(2 * (size_t)r.NB * r.lp_stride * sizeof(float));
+    r.zp = aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
+    r.np = aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
+    r.zalm = aligned_zeros((size_t)r.NB * r.k_stride * sizeof(double));
     r.orders = mv_calloc((size_t)T * 2 * n, sizeof(int));
     r.bar = mv_aligned(sizeof *r.bar);
     if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm || !r.orders)
         goto fail;
-    for (int t = 0; t < T; t++) {
-        th[t].raw = mv_calloc((size_t)r.B * K, sizeof(float));
-        th[t].wg = mv_calloc((size_t)K, sizeof(float));
-        th[t].acc = mv_calloc((size_t)K, sizeof(double));
-        th[t].logits = mv_calloc((size_t)r.B * K, sizeof(float));
-        th[t].dl = mv_calloc((size_t)r.B * K, sizeof(float));
-        th[t].yb = mv_calloc((size_t)r.B, sizeof(int64_t));
-        th[t].fac = mv_calloc((size_t)K, sizeof(float));
-        if (!th[t].raw || !th[t].wg || !th[t].acc || !th[t].logits || !th[t].dl || !th[t].yb ||
-            !th[t].fac)
-            goto fail;
+    for (int t = 0; t < T; t++) { /* one allocation per thread, parts on their own lines */
+        const size_t bk = ((size_t)r.B * K * sizeof(float) + 63) / 64 * 64;
+        const size_t kf = ((size_t)K * sizeof(double) + 63) / 64 * 64;
+        const size_t yb = ((size_t)r.B * sizeof(int64_t) + 63) / 64 * 64;
+        char *m = aligned_zeros(3 * bk + 3 * kf + yb);
+        if (!m) goto fail;
+        th[t].raw = (float *)(void *)m;
+        th[t].logits = (float *)(void *)(m + bk);
+        th[t].dl = (float *)(void *)(m + 2 * bk);
+        th[t].acc = (double *)(void *)(m + 3 * bk);
+        th[t].wg = (float *)(void *)(m + 3 * bk + kf);
+        th[t].fac = (float *)(void *)(m + 3 * bk + 2 * kf);
+        th[t].yb = (int64_t *)(void *)(m + 3 * bk + 3 * kf);
     }
     struct mv_optim_config oc;
     mv_adapter_optim_config(o, &oc);
@@ -389,7 +421,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         c->g = next + 3 * stride;
         c->weff = a->ops->method == MEDVLM_ADAPTER_TASKRES ? next + 4 * stride : c->w;
         next += 5 * stride;
-        c->xb = xbs + (size_t)j * r.B;
+        c->xb = xbs + (size_t)j * xb_stride;
         c->nlines = (long)r.B * (((long)c->dn * (long)sizeof(float) + 63) / 64);
         c->npf = MV_MAX(c->nlines,
                         mv_mm_nt_prefetches(r.B, K, c->dn) + mv_mm_tn_prefetches(K, c->dn, r.B));
@@ -441,15 +473,7 @@ fail:
             mv_optim_free(&r.blocks[j].opt);
             mv_free(r.blocks[j].pfl);
         }
-    for (int t = 0; t < T; t++) {
-        mv_free(th[t].raw);
-        mv_free(th[t].wg);
-        mv_free(th[t].acc);
-        mv_free(th[t].logits);
-        mv_free(th[t].dl);
-        mv_free(th[t].yb);
-        mv_free(th[t].fac);
-    }
+    for (int t = 0; t < T; t++) mv_free(th[t].raw); /* the thread's one allocation */
     mv_free(r.blocks);
     mv_free(pool);
     mv_free((void *)xbs);

@@ -469,14 +469,14 @@ static void test_step_pieces(void)
     }
     /* partial sums to logits (K = 4 has a vector path): the plain additions and products */
     for (int K = 3; K <= 4; K++) {
-        const int B = 6, np = 3;
-        float parts[3 * 6 * 4], raw[6 * 4], lg[6 * 4], fac[4] = {0.5f, -3.0f, 7.25f, 1e-3f};
-        fill_normal(parts, (size_t)np * B * K, &r, 1);
-        mv_partial_logits(raw, lg, parts, np, B, K, fac);
+        const int B = 6, np = 3, stride = B * K + 5; /* parts padded apart */
+        float parts[3 * 29], raw[6 * 4], lg[6 * 4], fac[4] = {0.5f, -3.0f, 7.25f, 1e-3f};
+        fill_normal(parts, (size_t)np * stride, &r, 1);
+        mv_partial_logits(raw, lg, parts, np, (size_t)stride, B, K, fac);
         int same = 1;
         for (int i = 0; i < B * K; i++) {
             float v = parts[i];
-            for (int j = 1; j < np; j++) v += parts[j * B * K + i];
+            for (int j = 1; j < np; j++) v += parts[j * stride + i];
             same &= raw[i] == v && lg[i] == v * fac[i % K];
         }
         CHECK(same, "partial logits K %d: not the plain sums and products", K);
