@@ -2,8 +2,8 @@
 # run_clap.sh BUILD_DIR [REPS]: CLAP training (100 epochs, batch 32, SGD 0.9, lr 1e-3) in C (1 and 2
 # threads) and in PyTorch (../shared/bench/torch_baseline.py beside the clone, or
 # $MEDVLM_TORCH_BASELINE), alternating in one run on 64 x 512 and 10,000 x 512 random features.
-# At 10,000 rows also the bare reading of the features in the epochs' orders (bench_clap --walk,
-# 2 threads): what plainly reading the data costs. Prints the JSON lines of all.
+# At 10,000 rows also the reading of the features in the epochs' orders (bench_clap --walk,
+# 2 threads, prefetching as the trainer does): the memory floor. Prints the JSON lines of all.
 set -eu
 build=${1:?usage: run_clap.sh BUILD_DIR [REPS]}
 reps=${2:-3}
