@@ -225,6 +225,11 @@ int medvlm_adapter_shots(const struct medvlm_adapter *a)
     return a->shots;
 }
 
+void mv_adapter_shuffle_rng(struct mv_rng *rng, const struct medvlm_adapter_options *o)
+{
+    mv_rng_seed(rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE": apart from init draws */
+}
+
 void mv_adapter_optim_config(const struct medvlm_adapter_options *o, struct mv_optim_config *oc)
 {
     enum mv_optim_kind kind = o->optimizer == MEDVLM_OPTIMIZER_ADAM    ? MV_OPTIM_ADAM

@@ -85,6 +85,9 @@ enum medvlm_status mv_adapter_create(const struct medvlm_adapter_options *o, int
 enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_adapter **out);
 struct mv_adapter_param *mv_adapter_param_find(struct medvlm_adapter *a, const char *name);
 struct mv_optim_config;
+/* The RNG of the per-epoch shuffle (mv_rng_shuffle of the row order, once per epoch), seeded
+ * from the options; both training loops draw the same orders. */
+void mv_adapter_shuffle_rng(struct mv_rng *rng, const struct medvlm_adapter_options *o);
 /* The optimizer the options ask for (kind, lr, momentum for SGD, weight decay, Adam's). */
 void mv_adapter_optim_config(const struct medvlm_adapter_options *o, struct mv_optim_config *oc);
 
@@ -168,9 +171,6 @@ void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z);
 
 /* ---- the training loops ---- */
 
-/* The RNG of the per-epoch shuffle (mv_rng_shuffle of the row order, once per epoch), seeded
- * from the options; both loops draw the same orders. */
-void mv_adapter_shuffle_rng(struct mv_rng *rng, const struct medvlm_adapter_options *o);
 /* Train a (initialised) through its vtable, one thread (train.c): every method. */
 enum medvlm_status mv_adapter_train_loop(struct medvlm_adapter *a, const float *X, const int64_t *Y,
                                          int n, float *losses);

@@ -16,11 +16,6 @@
 #include <math.h>
 #include <string.h>
 
-void mv_adapter_shuffle_rng(struct mv_rng *rng, const struct medvlm_adapter_options *o)
-{
-    mv_rng_seed(rng, o->seed ^ 0x53485546464c45ull); /* "SHUFFLE": apart from init draws */
-}
-
 long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
 {
     const struct mv_adapter_ops *ops = o ? mv_adapter_ops_for(o->method) : NULL;
