@@ -7,9 +7,12 @@
  *   mv_mm_tn_acc  C (M, N) += A (L, M)^T Bm (L, N)     dW += dlogits^T X
  *
  * The *_rows forms take the feature operand as an array of row pointers, so that a shuffled
- * mini-batch is read where it lies instead of being copied together first.
+ * mini-batch is read where it lies instead of being copied together first, and may prefetch
+ * the next mini-batch's cache lines from their inner loops through a cursor into a list
+ * (mv_line_list builds it).
  *
- * and the vector pieces around them (dot, squared distance, dst += a x + b y).
+ * And the vector pieces around them: dot, squared distance, dst (+)= a x + b y, the prototype
+ * trainer's fused row update and its partial sums into logits.
  */
 #include "adapters.h"
 
