@@ -696,6 +696,44 @@ static void test_threads(void)
     medvlm_adapter_free(a);
 }
 
+/* Features beyond 4 MB: the trainer prefetches the next step's rows from its kernels (the list,
+ * the cursor, the padding, the rest after the kernels). It reads only, so 2 threads still give
+ * the bits of 1, for K = 4 (tiles and groups full), 9 (more than one tile row) and 3 (no
+ * kernel prefetches, all after). */
+static void test_threads_prefetch(void)
+{
+    enum { N = 2100, D = 512 }; /* 4.3 MB */
+    float *X = malloc(sizeof(float) * N * D), zs[9 * D];
+    int64_t *Y = malloc(sizeof(int64_t) * N);
+    struct mv_rng r;
+    mv_rng_seed(&r, 5);
+    static const int ks[] = {4, 9, 3};
+    for (size_t i = 0; X && Y && i < MV_ARRAY_LEN(ks); i++) {
+        const int K = ks[i];
+        random_task(&r, X, Y, zs, N, D, K);
+        struct medvlm_adapter_options o;
+        medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_CLAP);
+        o.epochs = 2;
+        o.lr = 0.05f;
+        float l1[2 * (N / 32)], l2[2 * (N / 32)];
+        struct medvlm_adapter *a1 = NULL, *a2 = NULL;
+        o.threads = 1;
+        CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a1, l1));
+        o.threads = 2;
+        omp_set_num_threads(2);
+        CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, l2));
+        if (a1 && a2)
+            CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
+                      memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) == 0,
+                  "prefetching trainer, K %d: 2 threads differ from one (loss %.9g vs %.9g)", K,
+                  l1[MV_ARRAY_LEN(l1) - 1], l2[MV_ARRAY_LEN(l2) - 1]);
+        medvlm_adapter_free(a1);
+        medvlm_adapter_free(a2);
+    }
+    free(X);
+    free(Y);
+}
+
 /* The prototype methods' trainer is the generic loop reorganised: the same bits with one
  * column block (D < 512), the same numbers within float rounding with two (D = 600), where
  * dot products are summed from two halves. */
@@ -875,6 +913,7 @@ int main(void)
     test_lr_zero();
     test_training_behaviour();
     test_threads();
+    test_threads_prefetch();
     test_proto_vs_loop();
     test_save_load();
     test_errors();
