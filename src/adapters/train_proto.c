@@ -326,14 +326,6 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
     }
 }
 
-/* n bytes, 64-byte aligned, zeroed; NULL when out of memory. */
-static void *aligned_zeros(size_t n)
-{
-    void *p = mv_aligned(n);
-    if (p) memset(p, 0, n);
-    return p;
-}
-
 int mv_adapter_proto_trains(const struct medvlm_adapter *a)
 {
     enum medvlm_adapter_method m = a->ops->method;
@@ -383,13 +375,13 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.lp_stride = ((size_t)r.B * K + 15) / 16 * 16;
     r.k_stride = ((size_t)K + 7) / 8 * 8;
     const size_t xb_stride = ((size_t)r.B + 7) / 8 * 8;
-    r.blocks = aligned_zeros((size_t)r.NB * sizeof *r.blocks);
+    r.blocks = mv_aligned_zeros((size_t)r.NB * sizeof *r.blocks);
     pool = mv_aligned(5 * kd * sizeof(float) + 64 * (size_t)r.NB * 5);
-    xbs = aligned_zeros((size_t)r.NB * xb_stride * sizeof(float *));
-    r.lp = aligned_zeros(2 * (size_t)r.NB * r.lp_stride * sizeof(float));
-    r.zp = aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
-    r.np = aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
-    r.zalm = aligned_zeros((size_t)r.NB * r.k_stride * sizeof(double));
+    xbs = mv_aligned_zeros((size_t)r.NB * xb_stride * sizeof(float *));
+    r.lp = mv_aligned_zeros(2 * (size_t)r.NB * r.lp_stride * sizeof(float));
+    r.zp = mv_aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
+    r.np = mv_aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
+    r.zalm = mv_aligned_zeros((size_t)r.NB * r.k_stride * sizeof(double));
     r.orders = mv_calloc((size_t)T * 2 * n, sizeof(int));
     r.bar = mv_aligned(sizeof *r.bar);
     if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm || !r.orders)
@@ -398,7 +390,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         const size_t bk = ((size_t)r.B * K * sizeof(float) + 63) / 64 * 64;
         const size_t kf = ((size_t)K * sizeof(double) + 63) / 64 * 64;
         const size_t yb = ((size_t)r.B * sizeof(int64_t) + 63) / 64 * 64;
-        char *m = aligned_zeros(3 * bk + 3 * kf + yb);
+        char *m = mv_aligned_zeros(3 * bk + 3 * kf + yb);
         if (!m) goto fail;
         th[t].raw = (float *)(void *)m;
         th[t].logits = (float *)(void *)(m + bk);

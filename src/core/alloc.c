@@ -44,6 +44,13 @@ void *mv_aligned(size_t n)
     return p;
 }
 
+void *mv_aligned_zeros(size_t n)
+{
+    void *p = mv_aligned(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
 char *mv_strdup(const char *s)
 {
     return mv_strndup(s, strlen(s));

@@ -31,7 +31,8 @@ void mv_err_clear(void);
 void *mv_malloc(size_t n);            /* NULL + error message on failure; n == 0 -> 1 byte */
 void *mv_calloc(size_t n, size_t sz); /* overflow-checked */
 void *mv_realloc(void *p, size_t n);
-void *mv_aligned(size_t n); /* 64-byte aligned, release with mv_free */
+void *mv_aligned(size_t n);       /* 64-byte aligned, release with mv_free */
+void *mv_aligned_zeros(size_t n); /* the same, zeroed */
 char *mv_strdup(const char *s);
 char *mv_strndup(const char *s, size_t n);
 void mv_free(void *p);

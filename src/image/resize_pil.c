@@ -155,9 +155,8 @@ struct hweights {
 static enum medvlm_status hweights_init(struct hweights *hw, const struct mv_pil_axis *ax)
 {
     hw->pairs = (ax->ksize + 1) / 2;
-    hw->wv = mv_aligned((size_t)ax->n * hw->pairs * 16 * sizeof *hw->wv);
+    hw->wv = mv_aligned_zeros((size_t)ax->n * hw->pairs * 16 * sizeof *hw->wv);
     if (!hw->wv) return MEDVLM_ERR_NOMEM;
-    memset(hw->wv, 0, (size_t)ax->n * hw->pairs * 16 * sizeof *hw->wv);
     for (int i = 0; i < ax->n; i++) {
         const int32_t *k = ax->k + (size_t)i * ax->ksize;
         int cnt = ax->bounds[2 * i + 1];

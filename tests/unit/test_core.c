@@ -24,6 +24,14 @@ int main(void)
     CHECK(!mv_numel(neg, 2, &out), "negative dim rejected");
     CHECK(mv_calloc(SIZE_MAX / 4, 8) == NULL && strstr(medvlm_last_error(), "overflow"),
           "calloc overflow: %s", medvlm_last_error());
+    /* aligned allocations: 64-byte aligned, zeroed on request, overflow refused */
+    unsigned char *za = mv_aligned_zeros(100);
+    int zeros = za && ((uintptr_t)za & 63) == 0;
+    for (int i = 0; za && i < 100; i++) zeros &= za[i] == 0;
+    CHECK(zeros, "mv_aligned_zeros: not 64-byte aligned zeros");
+    mv_free(za);
+    CHECK(mv_aligned_zeros(SIZE_MAX - 10) == NULL && strstr(medvlm_last_error(), "overflow"),
+          "aligned overflow: %s", medvlm_last_error());
 
     /* arena: alignment and many blocks */
     struct mv_arena a;
