@@ -65,8 +65,9 @@ struct col_block {
     float *zs;        /* (K, dn) */
     float *g;         /* (K, dn) dlogits^T X_block */
     const float **xb; /* (B) this step's rows, advanced to column d0 */
-    const void **pfl; /* (npf) the lines of the next step's rows, then padding */
-    long nlines, npf; /* real entries, all entries */
+    const void **pfl; /* the lines of the next step's rows (nlines), then padding up to what
+                         the kernels consume */
+    long nlines;
     struct mv_prefetch pf;
     int fetching; /* this step prefetches */
     struct mv_optim opt;
@@ -415,12 +416,12 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         next += 5 * stride;
         c->xb = xbs + (size_t)j * xb_stride;
         c->nlines = (long)r.B * (((long)c->dn * (long)sizeof(float) + 63) / 64);
-        c->npf = MV_MAX(c->nlines,
-                        mv_mm_nt_prefetches(r.B, K, c->dn) + mv_mm_tn_prefetches(K, c->dn, r.B));
         if (r.prefetch) {
-            c->pfl = mv_calloc((size_t)c->npf, sizeof(void *));
+            const long npf = MV_MAX(c->nlines, mv_mm_nt_prefetches(r.B, K, c->dn) +
+                                                   mv_mm_tn_prefetches(K, c->dn, r.B));
+            c->pfl = mv_calloc((size_t)npf, sizeof(void *));
             if (!c->pfl) goto fail;
-            for (long i = c->nlines; i < c->npf; i++) c->pfl[i] = c->pfl; /* in cache */
+            for (long i = c->nlines; i < npf; i++) c->pfl[i] = c->pfl; /* in cache */
         }
         for (int k = 0; k < K; k++) {
             memcpy(c->w + (size_t)k * c->dn, a->params[0].data + (size_t)k * D + c->d0,
