@@ -155,6 +155,11 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
  * raw times fac (K) by column. */
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
                        int K, const float *fac);
+/* Where the AVX2+FMA variants exist (kernels.c, loss.c, proto.c); mv_kernels_simd says at run
+ * time whether the CPU runs them. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define MV_HAVE_X86 1
+#endif
 /* 1 when the AVX2+FMA variants are in use. */
 int mv_kernels_simd(void);
 /* ---- the prototype methods (proto.c) ---- */

@@ -19,8 +19,7 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define MV_HAVE_X86 1
+#ifdef MV_HAVE_X86
 #include <immintrin.h>
 #endif
 

@@ -9,17 +9,13 @@
 
 #include <math.h>
 
-/* log_softmax with max subtraction in float, the sums of exponentials in double. With
- * dlogits, 16 rows at a time: their exponentials taken there all at once by the ops'
- * vectorised exp (within ~2 ulps of expf; PyTorch's own is not libm's either) and kept, and
- * sum_b log(sum_b) as the log of the product of their sums (each in [1, K]). Without, one
- * expf and one log per row. */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef MV_HAVE_X86
 #include <immintrin.h>
 
-/* The 16-row groups below for K = 4 and an even number of rows, two rows per 8-lane vector:
- * the same steps, with the sums of exponentials in float (in the order (e0 + e2) + (e1 + e3))
- * and the max, normalisation and one-hot subtraction done on both rows at once. */
+/* mv_cross_entropy_sum's 16-row groups (below) for K = 4 and an even number of rows, two rows
+ * per 8-lane vector: the same steps, with the sums of exponentials in float (in the order
+ * (e0 + e2) + (e1 + e3)) and the max, normalisation and one-hot subtraction done on both rows
+ * at once. */
 __attribute__((target("avx2,fma"))) static double ce_group4(float *g0, const float *l0,
                                                             const int64_t *Y, int nb, float gscale)
 {
@@ -56,11 +52,17 @@ __attribute__((target("avx2,fma"))) static double ce_group4(float *g0, const flo
 }
 #endif
 
+/* log_softmax with max subtraction in float, the sums of exponentials in double. With
+ * dlogits, 16 rows at a time: their exponentials taken there all at once by the ops'
+ * vectorised exp (within ~2 ulps of expf; PyTorch's own is not libm's either) and kept, and
+ * sum_b log(sum_b) as the log of the product of their sums (each in [1, K]). Without, one
+ * expf and one log per row. */
+
 double mv_cross_entropy_sum(float *dlogits, const float *logits, const int64_t *Y, int B, int K,
                             float gscale)
 {
     double total = 0;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef MV_HAVE_X86
     if (dlogits && K == 4 && B % 2 == 0 && mv_kernels_simd()) {
         for (int b0 = 0; b0 < B; b0 += 16)
             total += ce_group4(dlogits + (size_t)b0 * 4, logits + (size_t)b0 * 4, Y + b0,

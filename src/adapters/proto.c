@@ -182,7 +182,7 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
                 v.raw[(size_t)b * K + k] * (a->scale / fmaxf(v.norms[k], 1e-12f));
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef MV_HAVE_X86
 #include <immintrin.h>
 
 /* K = 4: the four sums in one vector of doubles, the same products and additions in the same
@@ -200,7 +200,7 @@ __attribute__((target("avx2,fma"))) static void wg4(float *wg, const float *dlog
 
 void mv_proto_wg(float *wg, double *acc, const float *dlogits, const float *raw, int B, int K)
 {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef MV_HAVE_X86
     if (K == 4 && mv_kernels_simd()) {
         wg4(wg, dlogits, raw, B);
         return;

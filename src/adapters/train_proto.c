@@ -92,7 +92,7 @@ static void barrier_wait(struct spin_barrier *b)
     }
     for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spin++) {
         if (spin < 20000) {
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef MV_HAVE_X86
             __builtin_ia32_pause();
 #endif
         } else {
