@@ -108,16 +108,27 @@ float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, flo
 }
 
 /* The prefetches the AVX2 kernels issue: one per 8-float iteration of dot4x3 (full 3-row,
- * 4-column groups), one per two l of the first four rows' 16-column tiles. The plain loops
+ * 4-column groups), one per two l of the first four rows' 24- and 16-column tiles. The plain loops
  * issue none. */
 long mv_mm_nt_prefetches(int M, int N, int L)
 {
     return N >= 4 ? (long)(M / 3) * (N / 4) * (L / 8) : 0;
 }
 
+/* The columns the AVX2 tn kernel tiles in a row of N: 24-wide tiles, then one 16-wide if it fits.
+ */
+static int tn_tiled(int N, int *tiles)
+{
+    int n24 = N / 24, n16 = N % 24 >= 16;
+    if (tiles) *tiles = n24 + n16;
+    return 24 * n24 + 16 * n16;
+}
+
 long mv_mm_tn_prefetches(int M, int N, int L)
 {
-    return M >= 4 ? (long)(N / 16) * ((L + 1) / 2) : 0;
+    int tiles;
+    (void)tn_tiled(N, &tiles);
+    return M >= 4 ? (long)tiles * ((L + 1) / 2) : 0;
 }
 
 static void line_list_plain(const void **list, const float *base, size_t stride, const int *idx,
@@ -357,21 +368,28 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
  * row l of the matrix. */
 #define TN_ROW(l) (rows ? Brows[l] : Bm + (size_t)(l)*N)
 
-/* C rows i..i+3, columns j..j+15 (one cache line of a 64-byte aligned row), accumulated over
- * all l in registers, starting from C (acc) or from zero.
- * pf (or NULL): one prefetch per two l. Inlined with constant rows and pf nullness, so the
- * inner loop is, per l, 8 FMAs, 2 loads, 4 broadcasts and the pointer walk. */
+/* C rows i..i+3, columns j..j+W-1 (W = 16 or 24: 8 or 12 accumulators; twelve cover the
+ * FMA latency, eight do not quite), accumulated over all l in registers, starting from C
+ * (acc) or from zero. pf (or NULL): one prefetch per two l. Inlined with constant W, rows and
+ * pf nullness, so the inner loop is, per l, W / 2 FMAs, W / 8 loads, 4 broadcasts and the
+ * pointer walk. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-tn_tile4x16(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
-            struct mv_prefetch *pf, int M, int N, int L, int i, int j, int acc)
+tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
+         struct mv_prefetch *pf, int M, int N, int L, int i, int j, int acc, int W)
 {
     float *c0 = C + (size_t)i * N + j, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
-    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+    const int wide = W == 24;
+    __m256 a0 = _mm256_setzero_ps(), b0 = a0, e0 = a0, a1 = a0, b1 = a0, e1 = a0;
+    __m256 a2 = a0, b2 = a0, e2 = a0, a3 = a0, b3 = a0, e3 = a0;
     if (acc) {
         a0 = _mm256_loadu_ps(c0), b0 = _mm256_loadu_ps(c0 + 8);
         a1 = _mm256_loadu_ps(c1), b1 = _mm256_loadu_ps(c1 + 8);
         a2 = _mm256_loadu_ps(c2), b2 = _mm256_loadu_ps(c2 + 8);
         a3 = _mm256_loadu_ps(c3), b3 = _mm256_loadu_ps(c3 + 8);
+        if (wide) {
+            e0 = _mm256_loadu_ps(c0 + 16), e1 = _mm256_loadu_ps(c1 + 16);
+            e2 = _mm256_loadu_ps(c2 + 16), e3 = _mm256_loadu_ps(c3 + 16);
+        }
     }
     const void *const *at = pf ? pf->at : NULL;
     const float *ar = A + i;
@@ -379,18 +397,23 @@ tn_tile4x16(float *C, const float *A, const float *Bm, const float *const *Brows
     do {                                                                                           \
         const float *br = TN_ROW(l) + j;                                                           \
         __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);                               \
+        __m256 z = wide ? _mm256_loadu_ps(br + 16) : x;                                            \
         __m256 g = _mm256_broadcast_ss(ar);                                                        \
         a0 = _mm256_fmadd_ps(g, x, a0);                                                            \
         b0 = _mm256_fmadd_ps(g, y, b0);                                                            \
+        if (wide) e0 = _mm256_fmadd_ps(g, z, e0);                                                  \
         g = _mm256_broadcast_ss(ar + 1);                                                           \
         a1 = _mm256_fmadd_ps(g, x, a1);                                                            \
         b1 = _mm256_fmadd_ps(g, y, b1);                                                            \
+        if (wide) e1 = _mm256_fmadd_ps(g, z, e1);                                                  \
         g = _mm256_broadcast_ss(ar + 2);                                                           \
         a2 = _mm256_fmadd_ps(g, x, a2);                                                            \
         b2 = _mm256_fmadd_ps(g, y, b2);                                                            \
+        if (wide) e2 = _mm256_fmadd_ps(g, z, e2);                                                  \
         g = _mm256_broadcast_ss(ar + 3);                                                           \
         a3 = _mm256_fmadd_ps(g, x, a3);                                                            \
         b3 = _mm256_fmadd_ps(g, y, b3);                                                            \
+        if (wide) e3 = _mm256_fmadd_ps(g, z, e3);                                                  \
         ar += M;                                                                                   \
     } while (0)
     int l = 0;
@@ -413,6 +436,12 @@ tn_tile4x16(float *C, const float *A, const float *Bm, const float *const *Brows
     _mm256_storeu_ps(c2 + 8, b2);
     _mm256_storeu_ps(c3, a3);
     _mm256_storeu_ps(c3 + 8, b3);
+    if (wide) {
+        _mm256_storeu_ps(c0 + 16, e0);
+        _mm256_storeu_ps(c1 + 16, e1);
+        _mm256_storeu_ps(c2 + 16, e2);
+        _mm256_storeu_ps(c3 + 16, e3);
+    }
 }
 
 /* C (M, N) (+)= A (L, M)^T B (L, N), B as Brows or the matrix Bm; pf: see tn_tile4x16
@@ -421,18 +450,25 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void
 mm_tn_body(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
            struct mv_prefetch *pf, int M, int N, int L, int acc)
 {
+    const int tiled = tn_tiled(N, NULL);
     if (!acc) /* the tails below accumulate in C */
         for (int i = 0; i < M; i++)
-            for (int j = (i < M - M % 4 ? N - N % 16 : N - N % 8); j < N; j++)
-                C[(size_t)i * N + j] = 0;
+            for (int j = (i < M - M % 4 ? tiled : N - N % 8); j < N; j++) C[(size_t)i * N + j] = 0;
     int i = 0;
     for (; i + 4 <= M; i += 4) {
         int j = 0;
-        for (; j + 16 <= N; j += 16)
+        for (; j + 24 <= N; j += 24)
             if (pf && i == 0)
-                tn_tile4x16(C, A, Bm, Brows, rows, pf, M, N, L, i, j, acc);
+                tn_tile4(C, A, Bm, Brows, rows, pf, M, N, L, i, j, acc, 24);
             else
-                tn_tile4x16(C, A, Bm, Brows, rows, NULL, M, N, L, i, j, acc);
+                tn_tile4(C, A, Bm, Brows, rows, NULL, M, N, L, i, j, acc, 24);
+        if (j + 16 <= N) {
+            if (pf && i == 0)
+                tn_tile4(C, A, Bm, Brows, rows, pf, M, N, L, i, j, acc, 16);
+            else
+                tn_tile4(C, A, Bm, Brows, rows, NULL, M, N, L, i, j, acc, 16);
+            j += 16;
+        }
         float *c0 = C + (size_t)i * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
         for (; j < N; j++)
             for (int l = 0; l < L; l++) {

@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 void *mv_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -41,6 +45,26 @@ void *mv_aligned(size_t n)
     rounded &= ~(size_t)63;
     void *p = aligned_alloc(64, rounded ? rounded : 64);
     if (!p) mv_err(MEDVLM_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *mv_aligned_large(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t rounded;
+    if (!mv_add_ok(n, huge - 1, &rounded)) {
+        mv_err(MEDVLM_ERR_OVERFLOW, "aligned allocation of %zu bytes overflows", n);
+        return NULL;
+    }
+    rounded = rounded / huge * huge;
+    void *p = aligned_alloc(huge, rounded ? rounded : huge);
+    if (!p) {
+        mv_err(MEDVLM_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: without it, ordinary pages */
+#endif
     return p;
 }
 

@@ -33,6 +33,9 @@ void *mv_calloc(size_t n, size_t sz); /* overflow-checked */
 void *mv_realloc(void *p, size_t n);
 void *mv_aligned(size_t n);       /* 64-byte aligned, release with mv_free */
 void *mv_aligned_zeros(size_t n); /* the same, zeroed */
+/* 2 MB aligned and rounded up to 2 MB, asking the kernel for huge pages where it has them (so a
+ * large array read in random order costs fewer TLB misses); release with mv_free */
+void *mv_aligned_large(size_t n);
 char *mv_strdup(const char *s);
 char *mv_strndup(const char *s, size_t n);
 void mv_free(void *p);

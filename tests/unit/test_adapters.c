@@ -314,8 +314,10 @@ static void test_kernels(void)
 {
     struct mv_rng r;
     mv_rng_seed(&r, 3);
-    static const int shapes[][3] = {{32, 4, 512}, {5, 7, 9},   {1, 1, 1},
-                                    {3, 17, 33},  {8, 512, 4}, {6, 5, 40}};
+    /* tn's tiles: 24 wide, then one 16 wide, then the tails: N = 40, 30, 20, 64, 256 */
+    static const int shapes[][3] = {{32, 4, 512}, {5, 7, 9},  {1, 1, 1},   {3, 17, 33},
+                                    {8, 512, 4},  {6, 5, 40}, {4, 40, 6},  {9, 30, 5},
+                                    {4, 20, 3},   {5, 64, 7}, {4, 256, 32}};
     for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
         int M = shapes[s][0], N = shapes[s][1], L = shapes[s][2];
         float *A = malloc(sizeof(float) * M * L), *Bm = malloc(sizeof(float) * N * L);

@@ -32,6 +32,18 @@ int main(void)
     mv_free(za);
     CHECK(mv_aligned_zeros(SIZE_MAX - 10) == NULL && strstr(medvlm_last_error(), "overflow"),
           "aligned overflow: %s", medvlm_last_error());
+    /* large ones: 2 MB aligned, every requested byte usable */
+    const size_t big_n = ((size_t)5 << 20) + 3;
+    unsigned char *lg = mv_aligned_large(big_n);
+    CHECK(lg && ((uintptr_t)lg & (((uintptr_t)2 << 20) - 1)) == 0, "mv_aligned_large: %p",
+          (void *)lg);
+    if (lg) {
+        memset(lg, 0xab, big_n);
+        CHECK(lg[0] == 0xab && lg[big_n - 1] == 0xab, "mv_aligned_large: not writable");
+    }
+    mv_free(lg);
+    CHECK(mv_aligned_large(SIZE_MAX - 10) == NULL && strstr(medvlm_last_error(), "overflow"),
+          "large overflow: %s", medvlm_last_error());
 
     /* arena: alignment and many blocks */
     struct mv_arena a;
