@@ -444,7 +444,7 @@ tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, i
     }
 }
 
-/* C (M, N) (+)= A (L, M)^T B (L, N), B as Brows or the matrix Bm; pf: see tn_tile4x16
+/* C (M, N) (+)= A (L, M)^T B (L, N), B as Brows or the matrix Bm; pf: see tn_tile4
  * (prefetches issued while the first four rows of C are computed). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 mm_tn_body(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
