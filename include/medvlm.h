@@ -648,8 +648,9 @@ enum medvlm_status medvlm_zeroshot_logits(const float *features, int n, const fl
  *                (w1 (H, D), w2 (D, H), H = D/4 unless set; a = alpha, default 0.5)
  *   clap         zslp + mean_c lambda_c ||W_c - zs_c||^2, lambda_c = mean zero-shot
  *                probability of class c over its training samples (CLAP, Silva-Rodriguez et
- *                al. CVPR 2024); clap_alm = 1 updates lambda by the augmented-Lagrangian
- *                outer step after every epoch
+ *                al. CVPR 2024); clap_alm = 1 updates lambda after every epoch by the
+ *                authors' augmented-Lagrangian outer step: lambda_c <- max(0, lambda_c +
+ *                rho_c z_c), rho_c <- z_c (rho_c from clap_rho, 0)
  *   tipadapter   s X normalise_rows(zs)^T + alpha exp(-beta (1 - X keys^T)) onehot(Y),
  *                keys = the training features (training-free; alpha 1, beta 1 by default)
  *   tipadapter-f the same with the keys fine-tuned
@@ -693,7 +694,7 @@ struct medvlm_adapter_options {
                      * (D / 256 blocks at most); every count gives the same bits.
                      * 0 (default): the library's count (medvlm_set_threads) */
     int clap_alm;   /* clap: 1 = augmented-Lagrangian multiplier updates */
-    float clap_rho; /* clap_alm penalty weight rho, 1 */
+    float clap_rho; /* clap_alm initial penalty parameter rho_c, 0 (the CLAP code's) */
     /* Optional initial values (copied; NULL = the method's own init): lp (K, D);
      * clipadapter w1 (H, D) and w2 (D, H) with H = hidden. */
     const float *init_prototypes;

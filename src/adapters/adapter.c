@@ -44,7 +44,7 @@ void medvlm_adapter_options_default(struct medvlm_adapter_options *o,
     o->alpha =
         method == MEDVLM_ADAPTER_TIPADAPTER || method == MEDVLM_ADAPTER_TIPADAPTER_F ? 1.0f : 0.5f;
     o->beta = 1.0f;
-    o->clap_rho = 1.0f;
+    o->clap_rho = 0.0f;
 }
 
 const char *medvlm_adapter_method_name(enum medvlm_adapter_method m)
@@ -105,7 +105,8 @@ enum medvlm_status mv_adapter_create(const struct medvlm_adapter_options *o, int
     a->zs = mv_calloc(kd, sizeof(float));
     a->zsn = mv_calloc(kd, sizeof(float));
     a->lambdas = mv_calloc((size_t)k, sizeof(float));
-    if (!a->zs || !a->zsn || !a->lambdas) goto fail;
+    a->rhos = mv_calloc((size_t)k, sizeof(float));
+    if (!a->zs || !a->zsn || !a->lambdas || !a->rhos) goto fail;
     memcpy(a->zs, zs, kd * sizeof(float));
     for (int c = 0; c < k; c++) {
         const float *z = zs + (size_t)c * d;
@@ -149,6 +150,7 @@ void medvlm_adapter_free(struct medvlm_adapter *a)
     mv_free(a->zs);
     mv_free(a->zsn);
     mv_free(a->lambdas);
+    mv_free(a->rhos);
     mv_free(a->param_buf);
     mv_free(a->grad_buf);
     mv_free(a->cache_labels);

@@ -64,6 +64,7 @@ struct medvlm_adapter {
     float *param_buf, *grad_buf;
     size_t param_total;
     float *lambdas;        /* (K) CLAP */
+    float *rhos;           /* (K) CLAP-ALM penalty parameters */
     int n_cache;           /* Tip-Adapter: rows of the cache */
     int64_t *cache_labels; /* (N) Tip-Adapter */
     char **class_names;    /* (K) from a loaded file, or NULL */
@@ -171,7 +172,8 @@ void mv_proto_wg(float *wg, double *acc, const float *dlogits, const float *raw,
 /* CLAP: the penalty of class c at squared distance z = |W_c - zs_c|^2 (without the 1/K), and
  * *dz = its derivative in z. */
 double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *dz);
-/* CLAP-ALM outer step for class c at squared distance z: lambda_c <- max(0, lambda_c + rho z). */
+/* CLAP-ALM outer step for class c at squared distance z: lambda_c <- max(0, lambda_c + rho_c z),
+ * then rho_c <- z. */
 void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z);
 
 /* ---- the training loops ---- */

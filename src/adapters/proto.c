@@ -99,7 +99,10 @@ static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, co
         sum[Y[i]] += logits[(size_t)i * K + Y[i]];
         count[Y[i]]++;
     }
-    for (int c = 0; c < K; c++) a->lambdas[c] = count[c] ? (float)(sum[c] / count[c]) : 0.0f;
+    for (int c = 0; c < K; c++) {
+        a->lambdas[c] = count[c] ? (float)(sum[c] / count[c]) : 0.0f;
+        a->rhos[c] = a->opt.clap_rho;
+    }
     mv_free(logits);
     mv_free(sum);
     mv_free(count);
@@ -244,23 +247,13 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *con
 
 /* ---- CLAP: the class-wise penalty towards the zero-shot prototypes ---- */
 
-/* Plain: mean_c lambda_c z_c with z_c = ||W_c - zs_c||^2.
- * Augmented Lagrangian (clap_alm): mean_c P(z_c, lambda_c, rho) with the PHR penalty
- * P = lambda z + rho z^2 / 2 when lambda + rho z >= 0, else -lambda^2 / (2 rho);
- * dP/dz = max(lambda + rho z, 0). */
+/* mean_c lambda_c z_c with z_c = ||W_c - zs_c||^2: class c's term and its dz. The
+ * augmented-Lagrangian variant (clap_alm) keeps this loss and moves lambda between epochs
+ * (mv_clap_alm_update), as the authors' code does. */
 double mv_clap_penalty(const struct medvlm_adapter *a, int c, double z, double *dz)
 {
-    const double lam = a->lambdas[c], rho = a->opt.clap_rho;
-    if (!a->opt.clap_alm) {
-        *dz = lam;
-        return lam * z;
-    }
-    if (lam + rho * z >= 0) {
-        *dz = lam + rho * z;
-        return lam * z + rho * z * z / 2;
-    }
-    *dz = 0;
-    return -lam * lam / (2 * rho);
+    *dz = a->lambdas[c];
+    return a->lambdas[c] * z;
 }
 
 /* mean_c of the penalties; grad: dW += its gradient. */
@@ -282,13 +275,17 @@ static double clap_regularizer(struct medvlm_adapter *a, int grad)
     return total / K;
 }
 
+/* The CLAP code's outer step (its PHR gradient): x = lambda_c + rho_c z; lambda_c <- x when
+ * x >= 0, else 0; then rho_c <- z. rho_c starts at clap_rho (0 there), so the first step
+ * leaves lambda as it is. */
 void mv_clap_alm_update(struct medvlm_adapter *a, int c, double z)
 {
-    double v = a->lambdas[c] + a->opt.clap_rho * z;
-    a->lambdas[c] = (float)(v > 0 ? v : 0);
+    double x = (double)a->lambdas[c] + (double)a->rhos[c] * z;
+    a->lambdas[c] = (float)(x >= 0 ? x : 0);
+    a->rhos[c] = (float)z;
 }
 
-/* Outer step of the augmented Lagrangian: lambda_c <- dP/dz at the current W. */
+/* Outer step of the augmented Lagrangian after an epoch, on the current distances. */
 static void clap_epoch_end(struct medvlm_adapter *a)
 {
     if (!a->opt.clap_alm) return;

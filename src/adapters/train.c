@@ -49,7 +49,8 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
             return mv_err(MEDVLM_ERR_LIMIT, "adapter train: %d epochs x %d steps is too many",
                           o->epochs, MV_MAX(n / o->batch_size, 1));
     }
-    if (!isfinite(o->alpha) || !isfinite(o->beta) || o->hidden < 0 || !(o->clap_rho > 0))
+    if (!isfinite(o->alpha) || !isfinite(o->beta) || o->hidden < 0 || !(o->clap_rho >= 0) ||
+        !isfinite(o->clap_rho))
         return mv_err(MEDVLM_ERR_ARG,
                       "adapter train: alpha %g, beta %g, hidden %d, rho %g out of range",
                       (double)o->alpha, (double)o->beta, o->hidden, (double)o->clap_rho);

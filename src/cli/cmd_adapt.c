@@ -40,7 +40,7 @@ static const char *usage =
     "  --beta X            tipadapter sharpness (1)\n"
     "  --hidden H          clipadapter bottleneck (default D/4)\n"
     "  --clap-alm          clap: augmented-Lagrangian multiplier updates after each epoch\n"
-    "  --rho X             clap-alm penalty weight (1)\n"
+    "  --rho X             clap-alm initial penalty parameter (0; then each class's distance)\n"
     "  --threads N         training threads (default: all cores; lp, zslp, clap and taskres\n"
     "                      split the feature columns, and every count gives the same numbers)\n"
     "  --json FILE         write the results as JSON\n"
@@ -206,7 +206,7 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
         case 'A':
         case 'B':
         case 'r':
-            if (!cli_parse_float(optarg, &x) || (c != 'A' && x < 0) || (c == 'r' && x <= 0))
+            if (!cli_parse_float(optarg, &x) || (c != 'A' && x < 0))
                 return cli_usage("adapt", "--%s expects a %s number, got '%s'",
                                  c == 'l'   ? "lr"
                                  : c == 'M' ? "momentum"
@@ -214,10 +214,7 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
                                  : c == 'A' ? "alpha"
                                  : c == 'B' ? "beta"
                                             : "rho",
-                                 c == 'A'   ? "finite"
-                                 : c == 'r' ? "positive"
-                                            : "non-negative",
-                                 optarg);
+                                 c == 'A' ? "finite" : "non-negative", optarg);
             if (c == 'l') a->o.lr = (float)x, a->have_lr = 1;
             if (c == 'M') a->o.momentum = (float)x, a->have_momentum = 1;
             if (c == 'w') a->o.weight_decay = (float)x, a->have_wd = 1;

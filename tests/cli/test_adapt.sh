@@ -63,6 +63,12 @@ cmp -s "$tmp/clap1.safetensors" "$tmp/clap.safetensors"; check "threads 1 = defa
 run "threads 0" 2 adapt --method clap $T $P --shots 4 --threads 0
 has "threads 0" "--threads expects 1..1024, got '0'" "$err"
 
+# CLAP's augmented-Lagrangian variant: rho from 0 by default, any non-negative start accepted
+run "clap-alm" 0 adapt --method clap --clap-alm $T $P --shots 4 --seed 3 --out "$tmp/alm.safetensors"
+run "clap-alm rho" 0 adapt --method clap --clap-alm --rho 0.5 $T $P --shots 4 --seed 3
+run "clap-alm bad rho" 2 adapt --method clap --clap-alm --rho -1 $T $P --shots 4
+has "clap-alm bad rho" "--rho expects a non-negative number, got '-1'" "$err"
+
 # several seeds: the mean of the per-seed column is the printed mean
 run "seeds" 0 adapt --method lp $T $P --shots 4 --seeds 1,2,3 --epochs 50 --optimizer adam --lr 0.01
 has "seeds" "^seeds 1 2 3" "$out"
