@@ -108,15 +108,14 @@ float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, flo
 }
 
 /* The prefetches the AVX2 kernels issue: one per 8-float iteration of dot4x3 (full 3-row,
- * 4-column groups), one per two l of the first four rows' 24- and 16-column tiles. The plain loops
- * issue none. */
+ * 4-column groups), one per two l of the first four rows' 24- and 16-column tiles. The plain
+ * loops issue none. */
 long mv_mm_nt_prefetches(int M, int N, int L)
 {
     return N >= 4 ? (long)(M / 3) * (N / 4) * (L / 8) : 0;
 }
 
-/* The columns the AVX2 tn kernel tiles in a row of N: 24-wide tiles, then one 16-wide if it fits.
- */
+/* The columns the AVX2 tn kernel tiles in a row of N: 24 wide, then one 16 wide if it fits. */
 static int tn_tiled(int N, int *tiles)
 {
     int n24 = N / 24, n16 = N % 24 >= 16;
