@@ -392,27 +392,23 @@ tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, i
     }
     const void *const *at = pf ? pf->at : NULL;
     const float *ar = A + i;
+/* Row r of the tile at one l: the broadcast A value times x, y (and z). */
+#define TN_FMA(r)                                                                                  \
+    do {                                                                                           \
+        __m256 g = _mm256_broadcast_ss(ar + (r));                                                  \
+        a##r = _mm256_fmadd_ps(g, x, a##r);                                                        \
+        b##r = _mm256_fmadd_ps(g, y, b##r);                                                        \
+        if (wide) e##r = _mm256_fmadd_ps(g, z, e##r);                                              \
+    } while (0)
 #define TN_STEP(l)                                                                                 \
     do {                                                                                           \
         const float *br = TN_ROW(l) + j;                                                           \
         __m256 x = _mm256_loadu_ps(br), y = _mm256_loadu_ps(br + 8);                               \
         __m256 z = wide ? _mm256_loadu_ps(br + 16) : x;                                            \
-        __m256 g = _mm256_broadcast_ss(ar);                                                        \
-        a0 = _mm256_fmadd_ps(g, x, a0);                                                            \
-        b0 = _mm256_fmadd_ps(g, y, b0);                                                            \
-        if (wide) e0 = _mm256_fmadd_ps(g, z, e0);                                                  \
-        g = _mm256_broadcast_ss(ar + 1);                                                           \
-        a1 = _mm256_fmadd_ps(g, x, a1);                                                            \
-        b1 = _mm256_fmadd_ps(g, y, b1);                                                            \
-        if (wide) e1 = _mm256_fmadd_ps(g, z, e1);                                                  \
-        g = _mm256_broadcast_ss(ar + 2);                                                           \
-        a2 = _mm256_fmadd_ps(g, x, a2);                                                            \
-        b2 = _mm256_fmadd_ps(g, y, b2);                                                            \
-        if (wide) e2 = _mm256_fmadd_ps(g, z, e2);                                                  \
-        g = _mm256_broadcast_ss(ar + 3);                                                           \
-        a3 = _mm256_fmadd_ps(g, x, a3);                                                            \
-        b3 = _mm256_fmadd_ps(g, y, b3);                                                            \
-        if (wide) e3 = _mm256_fmadd_ps(g, z, e3);                                                  \
+        TN_FMA(0);                                                                                 \
+        TN_FMA(1);                                                                                 \
+        TN_FMA(2);                                                                                 \
+        TN_FMA(3);                                                                                 \
         ar += M;                                                                                   \
     } while (0)
     int l = 0;
@@ -426,6 +422,7 @@ tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, i
         TN_STEP(l);
     }
 #undef TN_STEP
+#undef TN_FMA
     if (pf) pf->at = at;
     _mm256_storeu_ps(c0, a0);
     _mm256_storeu_ps(c0 + 8, b0);
