@@ -111,7 +111,7 @@ struct proto_run {
     struct medvlm_adapter *a;
     const float *X;   /* (N, D): the caller's features, or `copy` */
     float *copy;      /* (N, D) or NULL: the features copied onto huge pages, by the threads */
-    const float *src; /* what is copied */
+    const float *src; /* the caller's features */
     const int64_t *Y; /* (N) */
     int n, B, NB, iters, shuffle;
     int prefetch; /* the features do not sit in cache: fetch rows ahead */
@@ -362,7 +362,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         return mv_err(MEDVLM_ERR_INTERNAL, "adapter: %s is not a prototype method", a->ops->name);
     const struct medvlm_adapter_options *o = &a->opt;
     const int K = a->k, D = a->d;
-    struct proto_run r = {.a = a, .X = X, .Y = Y, .n = n, .losses = losses};
+    struct proto_run r = {.a = a, .X = X, .src = X, .Y = Y, .n = n, .losses = losses};
     r.B = MV_MIN(o->batch_size, n);
     r.iters = MV_MAX(n / o->batch_size, 1);
     r.shuffle = o->batch_size < n;
@@ -371,9 +371,10 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.prefetch = r.shuffle && (double)n * D * sizeof(float) > PREFETCH_ABOVE;
     if (r.prefetch && (double)n * D * sizeof(float) <= COPY_BELOW) {
         r.copy = mv_aligned_large((size_t)n * (size_t)D * sizeof(float));
-        if (!r.copy) mv_err_clear(); /* then the caller's features, on their pages */
-        r.src = X;
-        if (r.copy) r.X = r.copy;
+        if (r.copy)
+            r.X = r.copy;
+        else
+            mv_err_clear(); /* then the caller's features, on their pages */
     }
     int T = threads;
 #ifdef _OPENMP
