@@ -152,6 +152,12 @@ float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, flo
  * after row: what a prefetch cursor walks. */
 void mv_line_list(const void **list, const float *base, size_t stride, const int *idx, int n,
                   int lines);
+/* The index of the first of x[0..n) that is not finite (NaN, +-inf), or n. */
+size_t mv_first_nonfinite(const float *x, size_t n);
+/* mv_first_nonfinite and mv_mm_nt split over `threads` threads (<= 0: OpenMP's default; one
+ * for small inputs or inside a parallel region), the same results. */
+size_t mv_first_nonfinite_par(const float *x, size_t n, int threads);
+void mv_mm_nt_par(float *C, const float *A, const float *Bm, int M, int N, int L, int threads);
 /* raw (B, K) = the sum of np partial (B, K) arrays (stride floats apart) in order; logits =
  * raw times fac (K) by column. */
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,

@@ -19,6 +19,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #ifdef MV_HAVE_X86
 #include <immintrin.h>
 #endif
@@ -652,6 +656,25 @@ __attribute__((target("avx2,fma"))) static void partial_logits4(float *raw, floa
     }
 }
 
+/* The index of the first of x[0..n) that is not finite, or n; 64 floats per test. */
+__attribute__((target("avx2,fma"))) static size_t first_nonfinite_avx2(const float *x, size_t n)
+{
+    const __m256i expo = _mm256_set1_epi32(0x7f800000);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i any = _mm256_setzero_si256();
+        for (int v = 0; v < 64; v += 8) {
+            __m256i e = _mm256_and_si256(
+                _mm256_loadu_si256((const __m256i *)(const void *)(x + i + v)), expo);
+            any = _mm256_or_si256(any, _mm256_cmpeq_epi32(e, expo));
+        }
+        if (!_mm256_testz_si256(any, any)) break;
+    }
+    for (; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
 static int simd_level = -1;
 
 int mv_kernels_simd(void)
@@ -747,6 +770,14 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
         line_list_plain(list, base, stride, idx, n, lines);
 }
 
+size_t mv_first_nonfinite(const float *x, size_t n)
+{
+    if (mv_kernels_simd()) return first_nonfinite_avx2(x, n);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
                        int K, const float *fac)
 {
@@ -824,6 +855,13 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
     line_list_plain(list, base, stride, idx, n, lines);
 }
 
+size_t mv_first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
                        int K, const float *fac)
 {
@@ -831,3 +869,50 @@ void mv_partial_logits(float *raw, float *logits, const float *parts, int np, si
 }
 
 #endif
+
+/* ---- the same over threads, for whole feature tables (threads <= 0: OpenMP's default) ---- */
+
+#define PAR_ABOVE (1 << 20) /* floats read: below, one thread (a team costs ~10 us) */
+
+static int team_size(int threads, size_t work)
+{
+#ifdef _OPENMP
+    if (work < PAR_ABOVE || omp_in_parallel()) return 1;
+    return threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads, (void)work;
+    return 1;
+#endif
+}
+
+size_t mv_first_nonfinite_par(const float *x, size_t n, int threads)
+{
+    const int T = team_size(threads, n);
+    if (T <= 1) return mv_first_nonfinite(x, n);
+    const size_t chunk = 1 << 16;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+    size_t first = n;
+#pragma omp parallel for num_threads(T) schedule(static) reduction(min : first)
+    for (long c = 0; c < nchunks; c++) {
+        const size_t lo = (size_t)c * chunk, len = MV_MIN(chunk, n - lo);
+        const size_t f = mv_first_nonfinite(x + lo, len);
+        if (f < len && lo + f < first) first = lo + f;
+    }
+    return first;
+}
+
+void mv_mm_nt_par(float *C, const float *A, const float *Bm, int M, int N, int L, int threads)
+{
+    const int T = team_size(threads, (size_t)M * (size_t)L);
+    if (T <= 1) {
+        mv_mm_nt(C, A, Bm, M, N, L);
+        return;
+    }
+    const int rows = 240; /* a multiple of the kernel's 3-row groups */
+    const int nchunks = (M + rows - 1) / rows;
+#pragma omp parallel for num_threads(T) schedule(static)
+    for (int c = 0; c < nchunks; c++) {
+        const int lo = c * rows;
+        mv_mm_nt(C + (size_t)lo * N, A + (size_t)lo * L, Bm, MV_MIN(rows, M - lo), N, L);
+    }
+}

@@ -92,7 +92,7 @@ static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, co
         mv_free(count);
         return MEDVLM_ERR_NOMEM;
     }
-    mv_mm_nt(logits, X, a->zsn, n, K, D);
+    mv_mm_nt_par(logits, X, a->zsn, n, K, D, a->opt.threads);
     for (size_t i = 0; i < (size_t)n * K; i++) logits[i] *= a->scale;
     mv_softmax_forward(logits, logits, n, K);
     for (int i = 0; i < n; i++) {

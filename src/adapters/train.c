@@ -62,10 +62,10 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
     size_t nd;
     if (!mv_mul_ok((size_t)n, (size_t)d, &nd))
         return mv_err(MEDVLM_ERR_OVERFLOW, "adapter train: %d x %d features overflow", n, d);
-    for (size_t i = 0; i < nd; i++)
-        if (!isfinite(X[i]))
-            return mv_err(MEDVLM_ERR_ARG, "adapter train: feature %zu of sample %zu is not finite",
-                          i % (size_t)d, i / (size_t)d);
+    size_t i = mv_first_nonfinite_par(X, nd, o->threads);
+    if (i < nd)
+        return mv_err(MEDVLM_ERR_ARG, "adapter train: feature %zu of sample %zu is not finite",
+                      i % (size_t)d, i / (size_t)d);
     return MEDVLM_OK;
 }
 

@@ -423,6 +423,58 @@ static void test_kernels(void)
     }
 }
 
+/* Whole-table kernels: the first non-finite feature (vector blocks of 64, the tail, over
+ * threads above a million floats) and mv_mm_nt split over threads (the same bits). */
+static void test_table_kernels(void)
+{
+    const size_t n = 3000000;
+    float *x = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 1000) * 1e-3f - 0.5f;
+    CHECK(mv_first_nonfinite(x, n) == n && mv_first_nonfinite_par(x, n, 2) == n,
+          "finite table: no index");
+    CHECK(mv_first_nonfinite(x, 0) == 0, "empty table");
+    const size_t at[] = {0, 5, 63, 64, 65, 65535, 65536, 1000001, 2500000, n - 1};
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < MV_ARRAY_LEN(at); i++)
+        for (size_t b = 0; b < MV_ARRAY_LEN(bad); b++) {
+            float keep = x[at[i]];
+            x[at[i]] = bad[b];
+            for (int t = 0; t <= 2; t++)
+                CHECK(mv_first_nonfinite_par(x, n, t) == at[i], "%g at %zu, %d threads: got %zu",
+                      (double)bad[b], at[i], t, mv_first_nonfinite_par(x, n, t));
+            CHECK(mv_first_nonfinite(x + at[i] / 2, n - at[i] / 2) == at[i] - at[i] / 2,
+                  "%g at %zu from an odd start", (double)bad[b], at[i]);
+            x[at[i]] = keep;
+        }
+    x[2000000] = NAN, x[2999999] = INFINITY, x[1999999] = -INFINITY;
+    CHECK(mv_first_nonfinite_par(x, n, 2) == 1999999, "three: the first");
+    x[2000000] = x[2999999] = x[1999999] = 0;
+    /* the trainer's check names the sample and the feature */
+    const int N = 2500, D = 512;
+    struct mv_rng r;
+    mv_rng_seed(&r, 9);
+    fill_normal(x, (size_t)N * D, &r, 1);
+    int64_t *Y = calloc(N, sizeof(int64_t));
+    float zs[4 * 512];
+    fill_normal(zs, MV_ARRAY_LEN(zs), &r, 1);
+    x[(size_t)2001 * D + 17] = NAN;
+    struct medvlm_adapter_options o;
+    medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_LP);
+    struct medvlm_adapter *a = NULL;
+    CHECK_ERR(medvlm_adapter_train(&o, x, Y, N, D, zs, 4, 1.0f, &a, NULL), MEDVLM_ERR_ARG,
+              "feature 17 of sample 2001 is not finite");
+    x[(size_t)2001 * D + 17] = 0;
+    /* mm_nt over threads: the one-thread bits */
+    float *C1 = malloc(sizeof(float) * N * 4), *C2 = malloc(sizeof(float) * N * 4);
+    mv_mm_nt(C1, x, zs, N, 4, D);
+    for (int t = 0; t <= 2; t++) {
+        for (int i = 0; i < N * 4; i++) C2[i] = NAN;
+        mv_mm_nt_par(C2, x, zs, N, 4, D, t);
+        CHECK(memcmp(C1, C2, sizeof(float) * N * 4) == 0, "mm_nt_par, %d threads: not mm_nt", t);
+    }
+    free(x), free(Y), free(C1), free(C2);
+}
+
 /* The step's small pieces: the cross-entropy (K = 4 has a vector path) and W.G from the raw
  * dot products against double oracles; the products' logits are mv_dot's very bits however
  * rows and columns are grouped; the prefetch cursor changes no bit and advances exactly as
@@ -915,6 +967,7 @@ static void test_errors(void)
 int main(void)
 {
     test_kernels();
+    test_table_kernels();
     test_step_pieces();
     test_optim_rules();
     for (uint64_t seed = 1; seed <= 3; seed++) {

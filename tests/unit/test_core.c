@@ -72,6 +72,32 @@ int main(void)
     CHECK(fabs(sum / 1e5) < 0.02 && fabs(sq / 1e5 - 1) < 0.03, "normal mean %g var %g", sum / 1e5,
           sq / 1e5);
     for (int i = 0; i < 1000; i++) CHECK(mv_rng_below(&r1, 7) < 7, "below");
+    /* below: the draws of its definition (reject x >= UINT64_MAX - UINT64_MAX % n), including
+     * bounds where the rejection is frequent */
+    const uint64_t bounds[] = {2,
+                               3,
+                               7,
+                               10000,
+                               (1ull << 32) + 1,
+                               1ull << 63,
+                               (1ull << 63) + 5,
+                               UINT64_MAX / 3 * 2,
+                               UINT64_MAX - 1,
+                               UINT64_MAX};
+    for (size_t b = 0; b < sizeof bounds / sizeof *bounds; b++) {
+        const uint64_t n = bounds[b];
+        mv_rng_seed(&r2, 5 + b);
+        mv_rng_seed(&r3, 5 + b);
+        int same = 1;
+        for (int i = 0; i < 2000; i++) {
+            uint64_t x, limit = UINT64_MAX - UINT64_MAX % n;
+            do x = mv_rng_u64(&r3);
+            while (x >= limit);
+            uint64_t got = mv_rng_below(&r2, n);
+            same &= got == x % n && got < n;
+        }
+        CHECK(same, "below(%llu): the definition's draws", (unsigned long long)n);
+    }
 
     /* atomic write: content lands, no temp file left */
     char path[] = "test_core_atomic.txt";
