@@ -27,9 +27,10 @@
  *
  * The blocks and the order of their sums depend on D alone, so every thread count gives
  * the bits of one thread; with one block (D < 512) the numbers are exactly those of the
- * generic loop. Each thread shuffles with its own copy of the seeded RNG (train.c's stream),
- * so all agree on every batch without talking; an epoch's order is drawn one epoch ahead so
- * the last step of an epoch can prefetch the first rows of the next.
+ * generic loop. The row orders are train.c's shuffles, drawn one epoch ahead (the last step of
+ * an epoch prefetches the first rows of the next) into an array the threads share, by the
+ * threads that wait at the barriers: a few swaps at a time, so that the shuffle (~50 us for
+ * 10,000 rows, a 64-bit division per swap) fills time otherwise spent spinning.
  *
  * Features that do not sit in cache are read at the memory's pace, so a block prefetches its
  * columns of the next step's rows while it computes: their cache lines, listed in the order
@@ -46,6 +47,7 @@
 
 #include "../optim/optim.h"
 
+#include <limits.h>
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -78,15 +80,58 @@ struct col_block {
     struct mv_optim opt;
 } __attribute__((aligned(64)));
 
+/* The epochs' row orders, shared by the threads: epoch e reads orders[e % 3]. While it runs,
+ * the next epoch's order (this one shuffled again, train.c's draws) is built in
+ * orders[(e + 1) % 3] by whichever thread waits at a barrier, a few swaps at a time under a
+ * lock, and finished by the first thread that needs it: the epoch's last step prefetches the
+ * next epoch's first rows. A thread can lag one step behind the other, so the order of the
+ * previous epoch may still be read while the next is built: hence three. */
+struct shuffler {
+    _Alignas(64) atomic_int lock;
+    atomic_int built;  /* the last epoch whose order is complete */
+    int epoch, at;     /* under the lock: the epoch being built, where its shuffle resumes */
+    struct mv_rng rng; /* under the lock */
+    int *orders;       /* (3, N) */
+    int n;
+};
+
+#define WAIT_SWAPS 8 /* a waiting thread's share at a time: ~100 cycles, then it looks again */
+
+static int *order_of(const struct shuffler *sh, int epoch)
+{
+    return sh->orders + (size_t)(epoch % 3) * (size_t)sh->n;
+}
+
+/* Up to `swaps` swaps of epoch `target`'s shuffle, unless another thread is at it; 1 once
+ * its order is complete (and visible to the caller). */
+static int shuffle_some(struct shuffler *sh, int target, int swaps)
+{
+    if (atomic_load_explicit(&sh->built, memory_order_acquire) >= target) return 1;
+    if (atomic_exchange_explicit(&sh->lock, 1, memory_order_acquire)) return 0;
+    int done = atomic_load_explicit(&sh->built, memory_order_relaxed) >= target;
+    if (!done) {
+        if (sh->epoch != target) { /* start it from the previous epoch's order */
+            memcpy(order_of(sh, target), order_of(sh, target - 1), (size_t)sh->n * sizeof(int));
+            sh->epoch = target;
+            sh->at = sh->n - 1;
+        }
+        sh->at = mv_rng_shuffle_part(&sh->rng, order_of(sh, target), sh->at, swaps);
+        if ((done = sh->at <= 0)) atomic_store_explicit(&sh->built, target, memory_order_release);
+    }
+    atomic_store_explicit(&sh->lock, 0, memory_order_release);
+    return done;
+}
+
 /* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
- * does not make the other burn its time slice. */
+ * does not make the other burn its time slice. While it spins, a thread shuffles epoch
+ * `target`'s order (none if target < 0). */
 struct spin_barrier {
     _Alignas(64) atomic_int count; /* a line each: the waiters poll gen while count moves */
     _Alignas(64) atomic_int gen;
     int n;
 };
 
-static void barrier_wait(struct spin_barrier *b)
+static void barrier_wait(struct spin_barrier *b, struct shuffler *sh, int target)
 {
     if (b->n <= 1) return;
     int g = atomic_load_explicit(&b->gen, memory_order_acquire);
@@ -96,6 +141,8 @@ static void barrier_wait(struct spin_barrier *b)
         return;
     }
     for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spin++) {
+        if (target >= 0 && !shuffle_some(sh, target, WAIT_SWAPS)) continue;
+        target = -1; /* done, or another thread is at it */
         if (spin < 20000) {
 #ifdef MV_HAVE_X86
             __builtin_ia32_pause();
@@ -125,7 +172,7 @@ struct proto_run {
     double *np;    /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
     double *zalm;  /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
     float *losses; /* (steps) or NULL */
-    int *orders;   /* (T, 2, N) each thread's row order of this epoch and of the next */
+    struct shuffler *sh;
     struct spin_barrier *bar; /* apart from the fields above, which every step reads */
 };
 
@@ -281,33 +328,32 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
     const int clap = a->ops->method == MEDVLM_ADAPTER_CLAP;
     const enum mv_sched_kind sched =
         o->schedule == MEDVLM_SCHEDULE_COSINE ? MV_SCHED_COSINE : MV_SCHED_CONSTANT;
-    int *order = r->orders + (size_t)t * 2 * n, *next = order + n;
-    struct mv_rng rng;
-    mv_adapter_shuffle_rng(&rng, o);
-    for (int i = 0; i < n; i++) order[i] = i;
-    if (r->shuffle) mv_rng_shuffle(&rng, order, n);
     for (int j = t; j < NB; j += T) refresh_block(r, j, 0);
     if (r->copy) { /* each thread its share of the rows */
         const size_t lo = (size_t)n * t / T, hi = (size_t)n * (t + 1) / T, D = (size_t)a->d;
         memcpy(r->copy + lo * D, r->src + lo * D, (hi - lo) * D * sizeof(float));
     }
-    barrier_wait(r->bar);
+    barrier_wait(r->bar, r->sh, -1);
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
         const int ahead = r->shuffle && e + 1 < o->epochs;
-        if (ahead) { /* the next epoch's order: this one shuffled again */
-            memcpy(next, order, (size_t)n * sizeof(int));
-            mv_rng_shuffle(&rng, next, n);
-        }
+        const int target = ahead ? e + 1 : -1; /* the order to build while waiting */
+        const int *order = order_of(r->sh, r->shuffle ? e : 0);
         for (int it = 0; it < r->iters; it++, step++) {
             const int par = (int)(step & 1);
             const int *cur = order + (size_t)it * B;
             const int *nx = !r->prefetch        ? NULL /* the next step's rows, to prefetch */
                             : it + 1 < r->iters ? cur + B
-                            : ahead             ? next
+                            : ahead             ? order_of(r->sh, e + 1)
                                                 : NULL;
+            if (ahead && it + 1 == r->iters) /* the next epoch's order, complete */
+                while (!shuffle_some(r->sh, e + 1, INT_MAX)) {
+#ifdef MV_HAVE_X86
+                    __builtin_ia32_pause();
+#endif
+                }
             for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
-            barrier_wait(r->bar);
+            barrier_wait(r->bar, r->sh, target);
             double ce = step_loss(r, th, cur, par);
             float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
             for (int j = t; j < NB; j += T) block_update(r, th, j, step, lr, par);
@@ -321,19 +367,14 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
                     r->zalm[(size_t)j * r->k_stride + k] =
                         mv_sqdist_f64(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
             }
-            barrier_wait(r->bar);
+            barrier_wait(r->bar, r->sh, target);
             if (t == 0)
                 for (int k = 0; k < K; k++) {
                     double z = 0;
                     for (int j = 0; j < NB; j++) z += r->zalm[(size_t)j * r->k_stride + k];
                     mv_clap_alm_update(a, k, z);
                 }
-            barrier_wait(r->bar);
-        }
-        if (ahead) {
-            int *tmp = order;
-            order = next;
-            next = tmp;
+            barrier_wait(r->bar, r->sh, target);
         }
     }
 }
@@ -401,10 +442,16 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.zp = mv_aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
     r.np = mv_aligned_zeros(2 * (size_t)r.NB * r.k_stride * sizeof(double));
     r.zalm = mv_aligned_zeros((size_t)r.NB * r.k_stride * sizeof(double));
-    r.orders = mv_calloc((size_t)T * 2 * n, sizeof(int));
+    r.sh = mv_aligned_zeros(sizeof *r.sh);
+    if (r.sh) r.sh->orders = mv_calloc(3 * (size_t)n, sizeof(int));
     r.bar = mv_aligned(sizeof *r.bar);
-    if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm || !r.orders)
+    if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm || !r.sh ||
+        !r.sh->orders)
         goto fail;
+    r.sh->n = n; /* the first epoch's order: train.c's first shuffle */
+    mv_adapter_shuffle_rng(&r.sh->rng, o);
+    for (int i = 0; i < n; i++) r.sh->orders[i] = i;
+    if (r.shuffle) mv_rng_shuffle(&r.sh->rng, r.sh->orders, n);
     for (int t = 0; t < T; t++) { /* one allocation per thread, parts on their own lines */
         const size_t bk = ((size_t)r.B * K * sizeof(float) + 63) / 64 * 64;
         const size_t kf = ((size_t)K * sizeof(double) + 63) / 64 * 64;
@@ -492,7 +539,8 @@ fail:
     mv_free(r.zp);
     mv_free(r.np);
     mv_free(r.zalm);
-    mv_free(r.orders);
+    if (r.sh) mv_free(r.sh->orders);
+    mv_free(r.sh);
     mv_free(r.bar);
     mv_free(r.copy);
     return st;

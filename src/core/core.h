@@ -77,6 +77,9 @@ double mv_rng_uniform(struct mv_rng *r);              /* [0, 1) with 53 bits */
 float mv_rng_normal(struct mv_rng *r);                /* standard normal (Box-Muller) */
 uint64_t mv_rng_below(struct mv_rng *r, uint64_t n);  /* uniform in [0, n), unbiased */
 void mv_rng_shuffle(struct mv_rng *r, int *a, int n); /* Fisher-Yates from the last element */
+/* The same shuffle in parts: up to `count` of its swaps from index i (n - 1 to start) down;
+ * returns the index to resume from, 0 once done. */
+int mv_rng_shuffle_part(struct mv_rng *r, int *a, int i, int count);
 
 /* ---- logging ---- */
 

@@ -59,12 +59,18 @@ uint64_t mv_rng_below(struct mv_rng *r, uint64_t n)
     return x % n;
 }
 
-void mv_rng_shuffle(struct mv_rng *r, int *a, int n)
+int mv_rng_shuffle_part(struct mv_rng *r, int *a, int i, int count)
 {
-    for (int i = n - 1; i > 0; i--) {
+    for (; i > 0 && count > 0; i--, count--) {
         int j = (int)mv_rng_below(r, (uint64_t)i + 1);
         int t = a[i];
         a[i] = a[j];
         a[j] = t;
     }
+    return i;
+}
+
+void mv_rng_shuffle(struct mv_rng *r, int *a, int n)
+{
+    (void)mv_rng_shuffle_part(r, a, n - 1, n);
 }

@@ -98,6 +98,18 @@ int main(void)
         }
         CHECK(same, "below(%llu): the definition's draws", (unsigned long long)n);
     }
+    /* a shuffle in parts of any sizes is the shuffle in one go */
+    static int whole[1000], parts[1000];
+    for (int i = 0; i < 1000; i++) whole[i] = parts[i] = i;
+    mv_rng_seed(&r2, 11);
+    mv_rng_seed(&r3, 11);
+    mv_rng_shuffle(&r2, whole, 1000);
+    int at = 999, calls = 0;
+    while (at > 0) at = mv_rng_shuffle_part(&r3, parts, at, 1 + calls++ % 13);
+    CHECK(memcmp(whole, parts, sizeof whole) == 0 && mv_rng_u64(&r2) == mv_rng_u64(&r3),
+          "shuffle in %d parts differs", calls);
+    CHECK(mv_rng_shuffle_part(&r3, parts, 0, 5) == 0 && mv_rng_shuffle_part(&r3, parts, 7, 0) == 7,
+          "shuffle part: nothing to do");
 
     /* atomic write: content lands, no temp file left */
     char path[] = "test_core_atomic.txt";
