@@ -87,11 +87,11 @@ struct col_block {
  * next epoch's first rows. A thread can lag one step behind the other, so the order of the
  * previous epoch may still be read while the next is built: hence three. */
 struct shuffler {
-    _Alignas(64) atomic_int lock;
-    atomic_int built;  /* the last epoch whose order is complete */
-    int epoch, at;     /* under the lock: the epoch being built, where its shuffle resumes */
-    struct mv_rng rng; /* under the lock */
-    int *orders;       /* (3, N) */
+    _Alignas(64) atomic_int lock; /* a line that the threads poll, apart from the state */
+    atomic_int built;             /* the last epoch whose order is complete */
+    _Alignas(64) int epoch, at;   /* under the lock: the epoch being built, where it resumes */
+    struct mv_rng rng;            /* under the lock */
+    int *orders;                  /* (3, N) */
     int n;
 };
 
@@ -102,12 +102,17 @@ static int *order_of(const struct shuffler *sh, int epoch)
     return sh->orders + (size_t)(epoch % 3) * (size_t)sh->n;
 }
 
-/* Up to `swaps` swaps of epoch `target`'s shuffle, unless another thread is at it; 1 once
- * its order is complete (and visible to the caller). */
+enum { SHUFFLE_BUSY = -1, SHUFFLE_MORE, SHUFFLE_DONE };
+
+/* Up to `swaps` swaps of epoch `target`'s shuffle: SHUFFLE_DONE once its order is complete
+ * (and visible to the caller), SHUFFLE_MORE if swaps remain, SHUFFLE_BUSY if another thread
+ * is at it (looked at without writing, so as not to pull the lock's line from under it). */
 static int shuffle_some(struct shuffler *sh, int target, int swaps)
 {
-    if (atomic_load_explicit(&sh->built, memory_order_acquire) >= target) return 1;
-    if (atomic_exchange_explicit(&sh->lock, 1, memory_order_acquire)) return 0;
+    if (atomic_load_explicit(&sh->built, memory_order_acquire) >= target) return SHUFFLE_DONE;
+    if (atomic_load_explicit(&sh->lock, memory_order_relaxed) ||
+        atomic_exchange_explicit(&sh->lock, 1, memory_order_acquire))
+        return SHUFFLE_BUSY;
     int done = atomic_load_explicit(&sh->built, memory_order_relaxed) >= target;
     if (!done) {
         if (sh->epoch != target) { /* start it from the previous epoch's order */
@@ -119,7 +124,7 @@ static int shuffle_some(struct shuffler *sh, int target, int swaps)
         if ((done = sh->at <= 0)) atomic_store_explicit(&sh->built, target, memory_order_release);
     }
     atomic_store_explicit(&sh->lock, 0, memory_order_release);
-    return done;
+    return done ? SHUFFLE_DONE : SHUFFLE_MORE;
 }
 
 /* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
@@ -141,8 +146,10 @@ static void barrier_wait(struct spin_barrier *b, struct shuffler *sh, int target
         return;
     }
     for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spin++) {
-        if (target >= 0 && !shuffle_some(sh, target, WAIT_SWAPS)) continue;
-        target = -1; /* done, or another thread is at it */
+        if (target >= 0) {
+            if (shuffle_some(sh, target, WAIT_SWAPS) == SHUFFLE_MORE) continue;
+            target = -1; /* done, or another thread is at it */
+        }
         if (spin < 20000) {
 #ifdef MV_HAVE_X86
             __builtin_ia32_pause();
@@ -347,7 +354,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
                             : ahead             ? order_of(r->sh, e + 1)
                                                 : NULL;
             if (ahead && it + 1 == r->iters) /* the next epoch's order, complete */
-                while (!shuffle_some(r->sh, e + 1, INT_MAX)) {
+                while (shuffle_some(r->sh, e + 1, INT_MAX) != SHUFFLE_DONE) {
 #ifdef MV_HAVE_X86
                     __builtin_ia32_pause();
 #endif
