@@ -134,6 +134,14 @@ long mv_mm_tn_prefetches(int M, int N, int L)
     return M >= 4 ? (long)tiles * ((L + 1) / 2) : 0;
 }
 
+/* The first index in [i, n) whose float is not finite, or n. */
+static size_t first_nonfinite_plain(const float *x, size_t i, size_t n)
+{
+    for (; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
 static void line_list_plain(const void **list, const float *base, size_t stride, const int *idx,
                             int n, int lines)
 {
@@ -670,9 +678,7 @@ __attribute__((target("avx2,fma"))) static size_t first_nonfinite_avx2(const flo
         }
         if (!_mm256_testz_si256(any, any)) break;
     }
-    for (; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return n;
+    return first_nonfinite_plain(x, i, n);
 }
 
 static int simd_level = -1;
@@ -772,10 +778,7 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
 
 size_t mv_first_nonfinite(const float *x, size_t n)
 {
-    if (mv_kernels_simd()) return first_nonfinite_avx2(x, n);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return n;
+    return mv_kernels_simd() ? first_nonfinite_avx2(x, n) : first_nonfinite_plain(x, 0, n);
 }
 
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
@@ -857,9 +860,7 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
 
 size_t mv_first_nonfinite(const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return n;
+    return first_nonfinite_plain(x, 0, n);
 }
 
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,

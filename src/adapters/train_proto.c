@@ -179,7 +179,7 @@ struct proto_run {
     double *np;    /* (2, NB, K) partial |weff_k|^2, by the parity of the step that reads it */
     double *zalm;  /* (NB, K) CLAP-ALM: partial squared distances at an epoch's end */
     float *losses; /* (steps) or NULL */
-    struct shuffler *sh;
+    struct shuffler *sh;      /* the epochs' row orders */
     struct spin_barrier *bar; /* apart from the fields above, which every step reads */
 };
 
