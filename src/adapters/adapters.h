@@ -154,6 +154,9 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
                   int lines);
 /* The index of the first of x[0..n) that is not finite (NaN, +-inf), or n. */
 size_t mv_first_nonfinite(const float *x, size_t n);
+/* The threads an adapter loop runs on when asked for `threads`: <= 0, the library's count;
+ * one inside a parallel region (or without OpenMP). */
+int mv_adapter_team(int threads);
 /* mv_first_nonfinite and mv_mm_nt split over `threads` threads (<= 0: OpenMP's default; one
  * for small inputs or inside a parallel region), the same results. */
 size_t mv_first_nonfinite_par(const float *x, size_t n, int threads);

@@ -871,19 +871,24 @@ void mv_partial_logits(float *raw, float *logits, const float *parts, int np, si
 
 #endif
 
-/* ---- the same over threads, for whole feature tables (threads <= 0: OpenMP's default) ---- */
+/* ---- the same over threads, for whole feature tables ---- */
+
+int mv_adapter_team(int threads)
+{
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+    return threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
 
 #define PAR_ABOVE (1 << 20) /* floats read: below, one thread (a team costs ~10 us) */
 
 static int team_size(int threads, size_t work)
 {
-#ifdef _OPENMP
-    if (work < PAR_ABOVE || omp_in_parallel()) return 1;
-    return threads > 0 ? threads : omp_get_max_threads();
-#else
-    (void)threads, (void)work;
-    return 1;
-#endif
+    return work < PAR_ABOVE ? 1 : mv_adapter_team(threads);
 }
 
 size_t mv_first_nonfinite_par(const float *x, size_t n, int threads)

@@ -424,14 +424,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         else
             mv_err_clear(); /* then the caller's features, on their pages */
     }
-    int T = threads;
-#ifdef _OPENMP
-    if (T <= 0) T = omp_get_max_threads();
-    if (omp_in_parallel()) T = 1;
-#else
-    T = 1;
-#endif
-    T = MV_MAX(1, MV_MIN(T, r.NB));
+    int T = MV_MAX(1, MV_MIN(mv_adapter_team(threads), r.NB));
     enum medvlm_status st = MEDVLM_ERR_NOMEM;
     const size_t kd = (size_t)K * D;
     struct proto_thread th[64];
