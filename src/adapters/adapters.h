@@ -209,5 +209,9 @@ double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *Y, i
  * of a batch whose mean is taken later. */
 double mv_cross_entropy_sum(float *dlogits, const float *logits, const int64_t *Y, int B, int K,
                             float gscale);
+/* Only mv_cross_entropy_sum's dlogits (the same bits), for a caller that does not need the
+ * value. */
+void mv_cross_entropy_grad(float *dlogits, const float *logits, const int64_t *Y, int B, int K,
+                           float gscale);
 
 #endif

@@ -581,6 +581,7 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
     const __m256 vm = _mm256_set1_ps(u->mom), vd = _mm256_set1_ps(u->damp);
     const __m256 vl = _mm256_set1_ps(u->lr), val = _mm256_set1_ps(u->alpha);
     const int clap = u->clap, taskres = u->taskres; /* not reloaded after every store */
+    const int unit = u->damp == 1.0f;
     __m256 acc = zero;
     int l = 0;
     for (; l + 8 <= L; l += 8) {
@@ -591,8 +592,8 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
             d = _mm256_fmadd_ps(vf, wv, d);
             d = _mm256_fmadd_ps(vnf, _mm256_loadu_ps(zs + l), d);
         }
-        __m256 m = _mm256_mul_ps(vm, _mm256_loadu_ps(buf + l)); /* SGD */
-        __m256 bb = _mm256_add_ps(m, _mm256_mul_ps(vd, d));
+        __m256 m = _mm256_mul_ps(vm, _mm256_loadu_ps(buf + l));        /* SGD */
+        __m256 bb = _mm256_add_ps(m, unit ? d : _mm256_mul_ps(vd, d)); /* x 1: the same bits */
         _mm256_storeu_ps(buf + l, bb);
         wv = _mm256_sub_ps(wv, _mm256_mul_ps(vl, bb));
         _mm256_storeu_ps(w + l, wv);

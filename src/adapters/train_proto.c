@@ -248,7 +248,7 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
 /* Phase B, every thread: raw dot products, logits, dlogits, W_k . G_k and the cross-entropy
  * sum of the step. */
 static double step_loss(const struct proto_run *r, struct proto_thread *th, const int *order,
-                        int par)
+                        int par, int value)
 {
     const struct medvlm_adapter *a = r->a;
     const int K = a->k, B = r->B;
@@ -259,7 +259,11 @@ static double step_loss(const struct proto_run *r, struct proto_thread *th, cons
     }
     mv_partial_logits(th->raw, th->logits, lp_at(r, par, 0), r->NB, r->lp_stride, B, K, th->fac);
     for (int b = 0; b < B; b++) th->yb[b] = r->Y[order[b]];
-    double ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
+    double ce = 0;
+    if (value)
+        ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
+    else
+        mv_cross_entropy_grad(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
     mv_proto_wg(th->wg, th->acc, th->dl, th->raw, B, K);
     return ce;
 }
@@ -361,7 +365,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
                 }
             for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
             barrier_wait(r->bar, r->sh, target);
-            double ce = step_loss(r, th, cur, par);
+            double ce = step_loss(r, th, cur, par, t == 0 && r->losses);
             float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
             for (int j = t; j < NB; j += T) block_update(r, th, j, step, lr, par);
             if (t == 0 && r->losses)

@@ -483,19 +483,22 @@ static void test_step_pieces(void)
 {
     struct mv_rng r;
     mv_rng_seed(&r, 11);
-    static const int shapes[][2] = {{32, 4}, {6, 4}, {34, 4}, {5, 4}, {32, 3}, {7, 9}};
+    static const int shapes[][2] = {{32, 4}, {6, 4}, {34, 4}, {66, 4}, {5, 4}, {32, 3}, {7, 9}};
     for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
         const int B = shapes[s][0], K = shapes[s][1];
-        float logits[34 * 9], dl[34 * 9], raw[34 * 9], wg[9];
+        float logits[66 * 9], dl[66 * 9], dl_only[66 * 9], raw[66 * 9], wg[9];
         double acc[9];
-        int64_t Y[34];
+        int64_t Y[66];
         fill_normal(logits, (size_t)B * K, &r, 8); /* softmax far from uniform */
         fill_normal(raw, (size_t)B * K, &r, 1);
         for (int b = 0; b < B; b++) Y[b] = (int64_t)mv_rng_below(&r, (uint64_t)K);
         const float gs = 1.0f / (float)B;
         double ce = mv_cross_entropy_sum(dl, logits, Y, B, K, gs), ce_ref = 0;
         double ce_only = mv_cross_entropy_sum(NULL, logits, Y, B, K, gs);
-        float want[34 * 9];
+        mv_cross_entropy_grad(dl_only, logits, Y, B, K, gs);
+        CHECK(memcmp(dl, dl_only, sizeof(float) * (size_t)B * K) == 0,
+              "cross-entropy B %d K %d: the gradient alone differs", B, K);
+        float want[66 * 9];
         for (int b = 0; b < B; b++) {
             const float *l = logits + (size_t)b * K;
             double mx = l[0], sum = 0;
