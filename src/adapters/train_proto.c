@@ -128,34 +128,39 @@ static int shuffle_some(struct shuffler *sh, int target, int swaps)
 }
 
 /* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
- * does not make the other burn its time slice. While it spins, a thread shuffles epoch
- * `target`'s order (none if target < 0). */
+ * does not make the other burn its time slice. Each thread counts its arrivals on a line of
+ * its own and waits until every other count has caught up: one store and one read of each
+ * other line per passage, no read-modify-write of a shared line. While it spins, a thread
+ * shuffles epoch `target`'s order (none if target < 0). */
+struct arrival {
+    _Alignas(64) atomic_long count;
+};
+
 struct spin_barrier {
-    _Alignas(64) atomic_int count; /* a line each: the waiters poll gen while count moves */
-    _Alignas(64) atomic_int gen;
+    struct arrival *at; /* (n) */
     int n;
 };
 
-static void barrier_wait(struct spin_barrier *b, struct shuffler *sh, int target)
+static void barrier_wait(struct spin_barrier *b, int t, struct shuffler *sh, int target)
 {
     if (b->n <= 1) return;
-    int g = atomic_load_explicit(&b->gen, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == b->n - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->gen, g + 1, memory_order_release);
-        return;
-    }
-    for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spin++) {
-        if (target >= 0) {
-            if (shuffle_some(sh, target, WAIT_SWAPS) == SHUFFLE_MORE) continue;
-            target = -1; /* done, or another thread is at it */
-        }
-        if (spin < 20000) {
+    const long mine = atomic_load_explicit(&b->at[t].count, memory_order_relaxed) + 1;
+    atomic_store_explicit(&b->at[t].count, mine, memory_order_release);
+    for (int u = 0; u < b->n; u++) {
+        if (u == t) continue;
+        for (long spin = 0; atomic_load_explicit(&b->at[u].count, memory_order_acquire) < mine;
+             spin++) {
+            if (target >= 0) {
+                if (shuffle_some(sh, target, WAIT_SWAPS) == SHUFFLE_MORE) continue;
+                target = -1; /* done, or another thread is at it */
+            }
+            if (spin < 20000) {
 #ifdef MV_HAVE_X86
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
-        } else {
-            sched_yield();
+            } else {
+                sched_yield();
+            }
         }
     }
 }
@@ -344,7 +349,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
         const size_t lo = (size_t)n * t / T, hi = (size_t)n * (t + 1) / T, D = (size_t)a->d;
         memcpy(r->copy + lo * D, r->src + lo * D, (hi - lo) * D * sizeof(float));
     }
-    barrier_wait(r->bar, r->sh, -1);
+    barrier_wait(r->bar, t, r->sh, -1);
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
         const int ahead = r->shuffle && e + 1 < o->epochs;
@@ -364,7 +369,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
 #endif
                 }
             for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
-            barrier_wait(r->bar, r->sh, target);
+            barrier_wait(r->bar, t, r->sh, target);
             double ce = step_loss(r, th, cur, par, t == 0 && r->losses);
             float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
             for (int j = t; j < NB; j += T) block_update(r, th, j, step, lr, par);
@@ -378,14 +383,14 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
                     r->zalm[(size_t)j * r->k_stride + k] =
                         mv_sqdist_f64(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
             }
-            barrier_wait(r->bar, r->sh, target);
+            barrier_wait(r->bar, t, r->sh, target);
             if (t == 0)
                 for (int k = 0; k < K; k++) {
                     double z = 0;
                     for (int j = 0; j < NB; j++) z += r->zalm[(size_t)j * r->k_stride + k];
                     mv_clap_alm_update(a, k, z);
                 }
-            barrier_wait(r->bar, r->sh, target);
+            barrier_wait(r->bar, t, r->sh, target);
         }
     }
 }
@@ -448,9 +453,10 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.zalm = mv_aligned_zeros((size_t)r.NB * r.k_stride * sizeof(double));
     r.sh = mv_aligned_zeros(sizeof *r.sh);
     if (r.sh) r.sh->orders = mv_calloc(3 * (size_t)n, sizeof(int));
-    r.bar = mv_aligned(sizeof *r.bar);
-    if (!r.bar || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm || !r.sh ||
-        !r.sh->orders)
+    r.bar = mv_aligned_zeros(sizeof *r.bar);
+    if (r.bar) r.bar->at = mv_aligned_zeros((size_t)T * sizeof *r.bar->at);
+    if (!r.bar || !r.bar->at || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm ||
+        !r.sh || !r.sh->orders)
         goto fail;
     r.sh->n = n; /* the first epoch's order: train.c's first shuffle */
     mv_adapter_shuffle_rng(&r.sh->rng, o);
@@ -503,7 +509,6 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         st = MEDVLM_ERR_NOMEM;
     }
     int used = 1;
-    memset(r.bar, 0, sizeof *r.bar);
     r.bar->n = 1;
 #ifdef _OPENMP
     if (T > 1) {
@@ -545,6 +550,7 @@ fail:
     mv_free(r.zalm);
     if (r.sh) mv_free(r.sh->orders);
     mv_free(r.sh);
+    if (r.bar) mv_free(r.bar->at);
     mv_free(r.bar);
     mv_free(r.copy);
     return st;
