@@ -78,12 +78,37 @@ static enum medvlm_status init_zs(struct medvlm_adapter *a, const float *X, cons
 
 /* lambda_c = mean over the training rows of class c of softmax(s X normalise(zs)^T)[c];
  * 0 for a class without rows. */
+/* p[i] = softmax(s l_i)[Y_i] for the rows l_i of logits (n, K): mv_softmax_forward's very
+ * operations on the scaled logits, for the label's probability alone (K + 1 exponentials a
+ * row instead of 2 K); rows split over the threads. */
+static void label_probs(float *p, const float *logits, const int64_t *Y, int n, int K, float s,
+                        int threads)
+{
+    const int T = (size_t)n * K < 4096 ? 1 : mv_adapter_team(threads);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#else
+    (void)T;
+#endif
+    for (int i = 0; i < n; i++) {
+        const float *l = logits + (size_t)i * K;
+        float mx = -INFINITY;
+        for (int j = 0; j < K; j++) {
+            const float x = l[j] * s;
+            mx = x > mx ? x : mx;
+        }
+        double sum = 0;
+        for (int j = 0; j < K; j++) sum += exp((double)(l[j] * s) - mx);
+        p[i] = (float)(exp((double)(l[Y[i]] * s) - mx) / sum);
+    }
+}
+
 static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, const int64_t *Y,
                                     int n)
 {
     init_zs(a, X, Y, n);
     const int K = a->k, D = a->d;
-    float *logits = mv_calloc((size_t)n * K, sizeof(float));
+    float *logits = mv_calloc((size_t)n * K + (size_t)n, sizeof(float));
     double *sum = mv_calloc((size_t)K, sizeof(double));
     int *count = mv_calloc((size_t)K, sizeof(int));
     if (!logits || !sum || !count) {
@@ -92,11 +117,11 @@ static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, co
         mv_free(count);
         return MEDVLM_ERR_NOMEM;
     }
+    float *p = logits + (size_t)n * K;
     mv_mm_nt_par(logits, X, a->zsn, n, K, D, a->opt.threads);
-    for (size_t i = 0; i < (size_t)n * K; i++) logits[i] *= a->scale;
-    mv_softmax_forward(logits, logits, n, K);
+    label_probs(p, logits, Y, n, K, a->scale, a->opt.threads);
     for (int i = 0; i < n; i++) {
-        sum[Y[i]] += logits[(size_t)i * K + Y[i]];
+        sum[Y[i]] += p[i];
         count[Y[i]]++;
     }
     for (int c = 0; c < K; c++) {

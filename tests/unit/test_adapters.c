@@ -9,6 +9,7 @@
  */
 #include "adapters/adapters.h"
 #include "check.h"
+#include "ops/ops.h"
 #include "optim/optim.h"
 
 #include <omp.h>
@@ -766,6 +767,42 @@ static void test_threads(void)
     medvlm_adapter_free(a);
 }
 
+/* CLAP's multipliers: per class, the mean over its rows of the zero-shot softmax probability
+ * of the label, the bits of the plain definition (mv_mm_nt, the logits scaled, then
+ * mv_softmax_forward) on one and two threads, on a table big enough to be split. */
+static void test_clap_init(void)
+{
+    enum { N = 1500, D = 40, K = 4 };
+    static float X[N * D], zs[K * D], logits[N * K];
+    static int64_t Y[N];
+    struct mv_rng r;
+    mv_rng_seed(&r, 5);
+    random_task(&r, X, Y, zs, N, D, K);
+    for (int T = 1; T <= 2; T++) {
+        struct medvlm_adapter_options o;
+        medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_CLAP);
+        o.epochs = 0;
+        o.threads = T;
+        struct medvlm_adapter *a = NULL;
+        CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 3.0f, &a, NULL));
+        if (!a) continue;
+        mv_mm_nt(logits, X, a->zsn, N, K, D);
+        for (int i = 0; i < N * K; i++) logits[i] *= a->scale;
+        mv_softmax_forward(logits, logits, N, K);
+        double sum[K] = {0};
+        int count[K] = {0};
+        for (int i = 0; i < N; i++) {
+            sum[Y[i]] += logits[(size_t)i * K + Y[i]];
+            count[Y[i]]++;
+        }
+        int same = 1;
+        for (int c = 0; c < K; c++) same &= a->lambdas[c] == (float)(sum[c] / count[c]);
+        CHECK(same, "CLAP multipliers on %d threads: not the definition's bits (%.9g vs %.9g)", T,
+              a->lambdas[0], (float)(sum[0] / count[0]));
+        medvlm_adapter_free(a);
+    }
+}
+
 /* Features beyond 4 MB: the trainer prefetches the next step's rows from its kernels (the list,
  * the cursor, the padding, the rest after the kernels). It reads only, so 2 threads still give
  * the bits of 1, for K = 4 (tiles and groups full), 9 (more than one tile row) and 3 (no
@@ -972,6 +1009,7 @@ int main(void)
     test_kernels();
     test_table_kernels();
     test_step_pieces();
+    test_clap_init();
     test_optim_rules();
     for (uint64_t seed = 1; seed <= 3; seed++) {
         gradcheck(MEDVLM_ADAPTER_LP, 0, seed);
