@@ -199,6 +199,9 @@ int mv_adapter_proto_trains(const struct medvlm_adapter *a);
 enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
                                           const int64_t *Y, int n, float *losses, int threads,
                                           int *threads_used);
+/* For tests: >= 0 makes mv_adapter_train_proto alternate, epoch by epoch, between the team and
+ * thread (value mod threads) alone, whatever the timings; -1 (the default) leaves it to them. */
+extern int mv_adapter_proto_alternate;
 
 /* ---- losses (loss.c) ---- */
 

@@ -51,6 +51,8 @@
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -113,7 +115,12 @@ static int shuffle_some(struct shuffler *sh, int target, int swaps)
     if (atomic_load_explicit(&sh->lock, memory_order_relaxed) ||
         atomic_exchange_explicit(&sh->lock, 1, memory_order_acquire))
         return SHUFFLE_BUSY;
-    int done = atomic_load_explicit(&sh->built, memory_order_relaxed) >= target;
+    const int built = atomic_load_explicit(&sh->built, memory_order_relaxed);
+    int done = built >= target;
+    if (!done && sh->epoch != target && built < target - 1) { /* its start is not ready */
+        atomic_store_explicit(&sh->lock, 0, memory_order_release);
+        return SHUFFLE_BUSY;
+    }
     if (!done) {
         if (sh->epoch != target) { /* start it from the previous epoch's order */
             memcpy(order_of(sh, target), order_of(sh, target - 1), (size_t)sh->n * sizeof(int));
@@ -186,7 +193,98 @@ struct proto_run {
     float *losses; /* (steps) or NULL */
     struct shuffler *sh;      /* the epochs' row orders */
     struct spin_barrier *bar; /* apart from the fields above, which every step reads */
+    struct pace *pace;        /* (T) each thread's timings of the current period */
+    int period;               /* epochs per period: the team or one thread runs a period */
+    int solo;                 /* this period: -1 the team, or the one thread that runs it */
+    int solo_periods;         /* periods run solo since the team last ran one */
+    int probe_every;          /* solo periods before the team runs one again */
+    int probing;              /* the thread that ran solo before this team period, or -1 */
+    uint64_t team_step;       /* the team's median step at its last period, in ticks */
+    uint64_t *solo_step;      /* (T) each thread's median step alone, 0 if never measured */
 };
+
+/* A thread's timings of the first PACE_STEPS steps of a period, in ticks: the whole step and
+ * the step less its wait at the barrier. */
+#define PACE_STEPS 32
+#define PACE_PROBE 4 /* solo periods before the team runs one again, at first */
+
+struct pace {
+    _Alignas(64) uint32_t step[PACE_STEPS];
+    uint32_t busy[PACE_STEPS];
+    int n;
+};
+
+static uint64_t ticks(void)
+{
+#ifdef MV_HAVE_X86
+    return __builtin_ia32_rdtsc();
+#else
+    return (uint64_t)(mv_now() * 1e9);
+#endif
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return (a > b) - (a < b);
+}
+
+static uint64_t median_u32(const uint32_t *v, int n)
+{
+    uint32_t tmp[PACE_STEPS];
+    memcpy(tmp, v, (size_t)n * sizeof *v);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_u32);
+    return tmp[n / 2];
+}
+
+/* Who runs the next period, from the timings of the one that ended (thread 0, between two
+ * barriers). The team, unless one core is so much slower that the faster thread alone would
+ * step faster: each block's work is then done by that thread in turn while the other idles
+ * (and shuffles). Which thread does the arithmetic changes no bit of the result. A thread
+ * alone is first expected to take 1 + 0.7 (T - 1) times its busy time in a team of T (1.7
+ * for two: two blocks instead of one, the cross-entropy once, as measured here); then its
+ * measured step counts. The team gets a period again
+ * after `probe_every` solo periods, in case the cores have evened out: 4, doubled (up to 32)
+ * each time the team turns out still slower. */
+int mv_adapter_proto_alternate = -1;
+
+static int next_runner(struct proto_run *r, int T)
+{
+    const int solo = r->solo;
+    if (mv_adapter_proto_alternate >= 0) return solo >= 0 ? -1 : mv_adapter_proto_alternate % T;
+    if (solo >= 0) {
+        const struct pace *p = &r->pace[solo];
+        if (p->n < 4) return solo;
+        r->solo_step[solo] = median_u32(p->step, p->n);
+        if (r->solo_step[solo] >= r->team_step) { /* alone was the wrong guess */
+            r->probe_every = PACE_PROBE;
+            return -1;
+        }
+        if (++r->solo_periods < r->probe_every) return solo;
+        r->probing = solo;
+        return -1;
+    }
+    const int probed = r->probing;
+    r->probing = -1;
+    for (int t = 0; t < T; t++)
+        if (r->pace[t].n < 4) return -1;
+    r->team_step = median_u32(r->pace[0].step, r->pace[0].n);
+    int fast = 0;
+    uint64_t best = UINT64_MAX;
+    for (int t = 0; t < T; t++) {
+        const uint64_t b = median_u32(r->pace[t].busy, r->pace[t].n);
+        if (b < best) best = b, fast = t;
+    }
+    const uint64_t alone =
+        r->solo_step[fast] ? r->solo_step[fast] : best * (uint64_t)(10 + 7 * (T - 1)) / 10;
+    if (alone * 10 >= r->team_step * 9) {
+        r->probe_every = PACE_PROBE;
+        return -1;
+    }
+    if (probed == fast) r->probe_every = MV_MIN(2 * r->probe_every, 32);
+    r->solo_periods = 0;
+    return fast;
+}
 
 /* The parts of the shared arrays: block j's at parity par. */
 static float *lp_at(const struct proto_run *r, int par, int j)
@@ -355,29 +453,53 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
         const int ahead = r->shuffle && e + 1 < o->epochs;
         const int target = ahead ? e + 1 : -1; /* the order to build while waiting */
         const int *order = order_of(r->sh, r->shuffle ? e : 0);
-        for (int it = 0; it < r->iters; it++, step++) {
+        struct pace *pc = &r->pace[t];
+        if (T > 1 && e % r->period == 0) { /* a new period: who runs it */
+            if (e > 0) {
+                barrier_wait(r->bar, t, r->sh, target);
+                if (t == 0) r->solo = next_runner(r, T);
+                barrier_wait(r->bar, t, r->sh, target);
+            }
+            pc->n = 0;
+        }
+        const int solo = r->solo, team = solo < 0;
+        const int j0 = team ? t : t == solo ? 0 : NB, js = team ? T : 1; /* my blocks */
+        const int records = t == (team ? 0 : solo) && r->losses;
+        for (int it = 0; it < r->iters && j0 < NB; it++, step++) {
             const int par = (int)(step & 1);
             const int *cur = order + (size_t)it * B;
             const int *nx = !r->prefetch        ? NULL /* the next step's rows, to prefetch */
                             : it + 1 < r->iters ? cur + B
                             : ahead             ? order_of(r->sh, e + 1)
                                                 : NULL;
+            const int timed = T > 1 && pc->n < PACE_STEPS;
+            const uint64_t t0 = timed ? ticks() : 0;
             if (ahead && it + 1 == r->iters) /* the next epoch's order, complete */
                 while (shuffle_some(r->sh, e + 1, INT_MAX) != SHUFFLE_DONE) {
 #ifdef MV_HAVE_X86
                     __builtin_ia32_pause();
 #endif
                 }
-            for (int j = t; j < NB; j += T) block_dots(r, j, cur, nx, par);
-            barrier_wait(r->bar, t, r->sh, target);
-            double ce = step_loss(r, th, cur, par, t == 0 && r->losses);
+            for (int j = j0; j < NB; j += js) block_dots(r, j, cur, nx, par);
+            uint64_t waited = 0;
+            if (team) {
+                const uint64_t w0 = timed ? ticks() : 0;
+                barrier_wait(r->bar, t, r->sh, target);
+                if (timed) waited = ticks() - w0;
+            }
+            double ce = step_loss(r, th, cur, par, records);
             float lr = mv_sched_lr(sched, o->lr, 0.0f, step, r->steps);
-            for (int j = t; j < NB; j += T) block_update(r, th, j, step, lr, par);
-            if (t == 0 && r->losses)
-                r->losses[step] = (float)(ce / B + (clap ? step_penalty(r, par) : 0.0));
+            for (int j = j0; j < NB; j += js) block_update(r, th, j, step, lr, par);
+            if (records) r->losses[step] = (float)(ce / B + (clap ? step_penalty(r, par) : 0.0));
+            if (timed) {
+                const uint64_t dt = ticks() - t0;
+                pc->step[pc->n] = (uint32_t)MV_MIN(dt, UINT32_MAX);
+                pc->busy[pc->n++] = (uint32_t)MV_MIN(dt - MV_MIN(waited, dt), UINT32_MAX);
+            }
         }
-        if (clap && o->clap_alm) { /* the outer step, on the distances after the epoch */
-            for (int j = t; j < NB; j += T) {
+        if (j0 >= NB) step += r->iters; /* idle this period */
+        if (clap && o->clap_alm) {      /* the outer step, on the distances after the epoch */
+            for (int j = j0; j < NB; j += js) {
                 const struct col_block *c = &r->blocks[j];
                 for (int k = 0; k < K; k++)
                     r->zalm[(size_t)j * r->k_stride + k] =
@@ -455,8 +577,13 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     if (r.sh) r.sh->orders = mv_calloc(3 * (size_t)n, sizeof(int));
     r.bar = mv_aligned_zeros(sizeof *r.bar);
     if (r.bar) r.bar->at = mv_aligned_zeros((size_t)T * sizeof *r.bar->at);
-    if (!r.bar || !r.bar->at || !r.blocks || !pool || !xbs || !r.lp || !r.zp || !r.np || !r.zalm ||
-        !r.sh || !r.sh->orders)
+    r.pace = mv_aligned_zeros((size_t)T * sizeof *r.pace);
+    r.solo_step = mv_calloc((size_t)T, sizeof *r.solo_step);
+    r.solo = r.probing = -1;
+    r.probe_every = PACE_PROBE;
+    r.period = mv_adapter_proto_alternate >= 0 ? 1 : MV_MAX(1, 128 / r.iters);
+    if (!r.bar || !r.bar->at || !r.pace || !r.solo_step || !r.blocks || !pool || !xbs || !r.lp ||
+        !r.zp || !r.np || !r.zalm || !r.sh || !r.sh->orders)
         goto fail;
     r.sh->n = n; /* the first epoch's order: train.c's first shuffle */
     mv_adapter_shuffle_rng(&r.sh->rng, o);
@@ -552,6 +679,8 @@ fail:
     mv_free(r.sh);
     if (r.bar) mv_free(r.bar->at);
     mv_free(r.bar);
+    mv_free(r.pace);
+    mv_free(r.solo_step);
     mv_free(r.copy);
     return st;
 }

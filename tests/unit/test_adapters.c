@@ -741,19 +741,32 @@ static void test_threads(void)
                 CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
                 o.epochs = E;
                 if (!a1 || !a2) continue;
-                a2->opt.epochs = E;
-                int used = 0;
-                omp_set_num_threads(T); /* whatever OMP_NUM_THREADS says */
-                CHECK_OK(mv_adapter_train_proto(a2, X, Y, N, l2, T, &used));
-                CHECK(used == T, "%d threads asked, %d ran", T, used);
-                CHECK(memcmp(l1, l2, (size_t)steps * sizeof(float)) == 0 &&
-                          memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) ==
-                              0 &&
-                          memcmp(a1->lambdas, a2->lambdas, K * sizeof(float)) == 0,
-                      "%s variant %d: %d threads differ from one (loss %.9g vs %.9g)",
-                      medvlm_adapter_method_name(ms[mi]), variant, T, l1[steps - 1], l2[steps - 1]);
-                medvlm_adapter_free(a2);
-                a2 = NULL;
+                /* the team throughout, then alternating with thread 0 or the last alone */
+                for (int alt = -1; alt < T; alt += T - 1) {
+                    if (alt >= 0) {
+                        o.epochs = 0;
+                        CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
+                        o.epochs = E;
+                        if (!a2) continue;
+                    }
+                    a2->opt.epochs = E;
+                    int used = 0;
+                    omp_set_num_threads(T); /* whatever OMP_NUM_THREADS says */
+                    mv_adapter_proto_alternate = alt;
+                    CHECK_OK(mv_adapter_train_proto(a2, X, Y, N, l2, T, &used));
+                    mv_adapter_proto_alternate = -1;
+                    CHECK(used == T, "%d threads asked, %d ran", T, used);
+                    CHECK(memcmp(l1, l2, (size_t)steps * sizeof(float)) == 0 &&
+                              memcmp(a1->param_buf, a2->param_buf,
+                                     a1->param_total * sizeof(float)) == 0 &&
+                              memcmp(a1->lambdas, a2->lambdas, K * sizeof(float)) == 0,
+                          "%s variant %d: %d threads (alternating with %d) differ from one "
+                          "(loss %.9g vs %.9g)",
+                          medvlm_adapter_method_name(ms[mi]), variant, T, alt, l1[steps - 1],
+                          l2[steps - 1]);
+                    medvlm_adapter_free(a2);
+                    a2 = NULL;
+                }
             }
             medvlm_adapter_free(a1);
         }
@@ -820,22 +833,29 @@ static void test_threads_prefetch(void)
         random_task(&r, X, Y, zs, N, D, K);
         struct medvlm_adapter_options o;
         medvlm_adapter_options_default(&o, MEDVLM_ADAPTER_CLAP);
-        o.epochs = 2;
+        o.epochs = 3;
         o.lr = 0.05f;
-        float l1[2 * (N / 32)], l2[2 * (N / 32)];
+        float l1[3 * (N / 32)], l2[3 * (N / 32)];
         struct medvlm_adapter *a1 = NULL, *a2 = NULL;
         o.threads = 1;
         CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a1, l1));
         o.threads = 2;
         omp_set_num_threads(2);
-        CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, l2));
-        if (a1 && a2)
-            CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
-                      memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) == 0,
-                  "prefetching trainer, K %d: 2 threads differ from one (loss %.9g vs %.9g)", K,
-                  l1[MV_ARRAY_LEN(l1) - 1], l2[MV_ARRAY_LEN(l2) - 1]);
+        for (int alt = -1; alt < 2; alt++) { /* the team, then alternating with a thread alone */
+            mv_adapter_proto_alternate = alt;
+            CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, l2));
+            mv_adapter_proto_alternate = -1;
+            if (a1 && a2)
+                CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
+                          memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) ==
+                              0,
+                      "prefetching trainer, K %d, alternating with %d: 2 threads differ from one "
+                      "(loss %.9g vs %.9g)",
+                      K, alt, l1[MV_ARRAY_LEN(l1) - 1], l2[MV_ARRAY_LEN(l2) - 1]);
+            medvlm_adapter_free(a2);
+            a2 = NULL;
+        }
         medvlm_adapter_free(a1);
-        medvlm_adapter_free(a2);
     }
     free(X);
     free(Y);
