@@ -154,12 +154,15 @@ void mv_line_list(const void **list, const float *base, size_t stride, const int
                   int lines);
 /* The index of the first of x[0..n) that is not finite (NaN, +-inf), or n. */
 size_t mv_first_nonfinite(const float *x, size_t n);
+/* The same index, copying src to dst on the way: all n values when they are all finite. */
+size_t mv_copy_first_nonfinite(float *dst, const float *src, size_t n);
 /* The threads an adapter loop runs on when asked for `threads`: <= 0, the library's count;
  * one inside a parallel region (or without OpenMP). */
 int mv_adapter_team(int threads);
 /* mv_first_nonfinite and mv_mm_nt split over `threads` threads (<= 0: OpenMP's default; one
  * for small inputs or inside a parallel region), the same results. */
 size_t mv_first_nonfinite_par(const float *x, size_t n, int threads);
+size_t mv_copy_first_nonfinite_par(float *dst, const float *src, size_t n, int threads);
 void mv_mm_nt_par(float *C, const float *A, const float *Bm, int M, int N, int L, int threads);
 /* raw (B, K) = the sum of np partial (B, K) arrays (stride floats apart) in order; logits =
  * raw times fac (K) by column. */
@@ -202,6 +205,14 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
 /* For tests: >= 0 makes mv_adapter_train_proto alternate, epoch by epoch, between the team and
  * thread (value mod threads) alone, whatever the timings; -1 (the default) leaves it to them. */
 extern int mv_adapter_proto_alternate;
+/* 1 if training method o on n rows of d features reads them from memory rather than cache
+ * (over 4 MB, shuffled batches, a prototype method): then the rows are better on 2 MB pages
+ * (mv_aligned_large), copied there by medvlm_adapter_train as it checks them. */
+int mv_adapter_proto_stages(const struct medvlm_adapter_options *o, int n, int d);
+/* mv_adapter_train_proto on features already so copied: it does not copy them again. */
+enum medvlm_status mv_adapter_train_proto_staged(struct medvlm_adapter *a, const float *X,
+                                                 const int64_t *Y, int n, float *losses,
+                                                 int threads);
 
 /* ---- losses (loss.c) ---- */
 

@@ -142,6 +142,14 @@ static size_t first_nonfinite_plain(const float *x, size_t i, size_t n)
     return n;
 }
 
+/* Copies [i, n) and scans it; the copy stops at the first value that is not finite. */
+static size_t copy_first_nonfinite_plain(float *dst, const float *src, size_t i, size_t n)
+{
+    const size_t f = first_nonfinite_plain(src, i, n);
+    memcpy(dst + i, src + i, (f - i) * sizeof(float));
+    return f;
+}
+
 static void line_list_plain(const void **list, const float *base, size_t stride, const int *idx,
                             int n, int lines)
 {
@@ -682,6 +690,24 @@ __attribute__((target("avx2,fma"))) static size_t first_nonfinite_avx2(const flo
     return first_nonfinite_plain(x, i, n);
 }
 
+/* first_nonfinite_avx2 that also copies what it reads: 64 floats per branch. */
+__attribute__((target("avx2,fma"))) static size_t
+copy_first_nonfinite_avx2(float *dst, const float *src, size_t n)
+{
+    const __m256i expo = _mm256_set1_epi32(0x7f800000);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i any = _mm256_setzero_si256();
+        for (int v = 0; v < 64; v += 8) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(src + i + v));
+            any = _mm256_or_si256(any, _mm256_cmpeq_epi32(_mm256_and_si256(x, expo), expo));
+            _mm256_storeu_si256((__m256i *)(void *)(dst + i + v), x);
+        }
+        if (!_mm256_testz_si256(any, any)) break;
+    }
+    return copy_first_nonfinite_plain(dst, src, i, n);
+}
+
 static int simd_level = -1;
 
 int mv_kernels_simd(void)
@@ -782,6 +808,12 @@ size_t mv_first_nonfinite(const float *x, size_t n)
     return mv_kernels_simd() ? first_nonfinite_avx2(x, n) : first_nonfinite_plain(x, 0, n);
 }
 
+size_t mv_copy_first_nonfinite(float *dst, const float *src, size_t n)
+{
+    return mv_kernels_simd() ? copy_first_nonfinite_avx2(dst, src, n)
+                             : copy_first_nonfinite_plain(dst, src, 0, n);
+}
+
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
                        int K, const float *fac)
 {
@@ -864,6 +896,11 @@ size_t mv_first_nonfinite(const float *x, size_t n)
     return first_nonfinite_plain(x, 0, n);
 }
 
+size_t mv_copy_first_nonfinite(float *dst, const float *src, size_t n)
+{
+    return copy_first_nonfinite_plain(dst, src, 0, n);
+}
+
 void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
                        int K, const float *fac)
 {
@@ -903,6 +940,22 @@ size_t mv_first_nonfinite_par(const float *x, size_t n, int threads)
     for (long c = 0; c < nchunks; c++) {
         const size_t lo = (size_t)c * chunk, len = MV_MIN(chunk, n - lo);
         const size_t f = mv_first_nonfinite(x + lo, len);
+        if (f < len && lo + f < first) first = lo + f;
+    }
+    return first;
+}
+
+size_t mv_copy_first_nonfinite_par(float *dst, const float *src, size_t n, int threads)
+{
+    const int T = team_size(threads, n);
+    if (T <= 1) return mv_copy_first_nonfinite(dst, src, n);
+    const size_t chunk = 1 << 16;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+    size_t first = n;
+#pragma omp parallel for num_threads(T) schedule(static) reduction(min : first)
+    for (long c = 0; c < nchunks; c++) {
+        const size_t lo = (size_t)c * chunk, len = MV_MIN(chunk, n - lo);
+        const size_t f = mv_copy_first_nonfinite(dst + lo, src + lo, len);
         if (f < len && lo + f < first) first = lo + f;
     }
     return first;

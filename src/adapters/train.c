@@ -24,8 +24,11 @@ long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
     return (long)o->epochs * iters;
 }
 
+/* Checks the arguments and that every feature is finite; with staged != NULL, copies the
+ * features there as it scans them. */
 static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, const float *X,
-                                       const int64_t *Y, int n, int d, const float *zs, int k)
+                                       const int64_t *Y, int n, int d, const float *zs, int k,
+                                       float *staged)
 {
     if (!o || !zs || d <= 0 || k <= 0 || n < 0 || (n > 0 && (!X || !Y)))
         return mv_err(MEDVLM_ERR_ARG, "adapter train: NULL input or bad sizes (n %d, d %d, k %d)",
@@ -62,7 +65,8 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
     size_t nd;
     if (!mv_mul_ok((size_t)n, (size_t)d, &nd))
         return mv_err(MEDVLM_ERR_OVERFLOW, "adapter train: %d x %d features overflow", n, d);
-    size_t i = mv_first_nonfinite_par(X, nd, o->threads);
+    size_t i = staged ? mv_copy_first_nonfinite_par(staged, X, nd, o->threads)
+                      : mv_first_nonfinite_par(X, nd, o->threads);
     if (i < nd)
         return mv_err(MEDVLM_ERR_ARG, "adapter train: feature %zu of sample %zu is not finite",
                       i % (size_t)d, i / (size_t)d);
@@ -155,25 +159,35 @@ enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, 
     struct medvlm_adapter *a = NULL;
     if (!out) return mv_err(MEDVLM_ERR_ARG, "adapter train: NULL out");
     *out = NULL;
-    enum medvlm_status st = check_inputs(o, X, Y, n, d, zs_prototypes, k);
-    if (st) return st;
+    /* features the trainer will read from memory: onto 2 MB pages, as they are checked */
+    float *staged = NULL;
+    if (o && n > 0 && d > 0 && X && mv_adapter_proto_stages(o, n, d)) {
+        staged = mv_aligned_large((size_t)n * (size_t)d * sizeof(float));
+        if (!staged) mv_err_clear(); /* then they are read where they are */
+    }
+    enum medvlm_status st = check_inputs(o, X, Y, n, d, zs_prototypes, k, staged);
+    if (st) goto fail;
+    const float *Xs = staged ? staged : X;
     st = mv_adapter_create(o, d, k, n, zs_prototypes, logit_scale, &a);
-    if (st) return st;
+    if (st) goto fail;
     a->opt.init_prototypes = o->init_prototypes;
     a->opt.init_w1 = o->init_w1;
     a->opt.init_w2 = o->init_w2;
-    st = a->ops->init(a, X, Y, n);
+    st = a->ops->init(a, Xs, Y, n);
     a->opt.init_prototypes = a->opt.init_w1 = a->opt.init_w2 = NULL;
     if (st) goto fail;
     if (a->ops->trains && medvlm_adapter_steps(o, n) > 0) {
-        st = mv_adapter_proto_trains(a)
+        st = staged ? mv_adapter_train_proto_staged(a, staged, Y, n, losses_out, o->threads)
+             : mv_adapter_proto_trains(a)
                  ? mv_adapter_train_proto(a, X, Y, n, losses_out, o->threads, NULL)
                  : mv_adapter_train_loop(a, X, Y, n, losses_out);
         if (st) goto fail;
     }
+    mv_free(staged);
     *out = a;
     return MEDVLM_OK;
 fail:
+    mv_free(staged);
     medvlm_adapter_free(a);
     return st;
 }

@@ -533,9 +533,20 @@ static void block_cols(int D, int NB, int j, int *d0, int *dn)
     *dn = hi - lo;
 }
 
-enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
-                                          const int64_t *Y, int n, float *losses, int threads,
-                                          int *threads_used)
+int mv_adapter_proto_stages(const struct medvlm_adapter_options *o, int n, int d)
+{
+    const struct mv_adapter_ops *ops = o ? mv_adapter_ops_for(o->method) : NULL;
+    if (!ops || o->epochs <= 0 || o->batch_size <= 0 || o->batch_size >= n || d <= 0) return 0;
+    const enum medvlm_adapter_method m = ops->method;
+    const double bytes = (double)n * d * sizeof(float);
+    return (m == MEDVLM_ADAPTER_LP || m == MEDVLM_ADAPTER_ZSLP || m == MEDVLM_ADAPTER_CLAP ||
+            m == MEDVLM_ADAPTER_TASKRES) &&
+           bytes > PREFETCH_ABOVE && bytes <= COPY_BELOW;
+}
+
+static enum medvlm_status train_proto(struct medvlm_adapter *a, const float *X, int staged,
+                                      const int64_t *Y, int n, float *losses, int threads,
+                                      int *threads_used)
 {
     if (!mv_adapter_proto_trains(a))
         return mv_err(MEDVLM_ERR_INTERNAL, "adapter: %s is not a prototype method", a->ops->name);
@@ -548,7 +559,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.steps = (long)o->epochs * r.iters;
     r.NB = MV_MAX(1, D / BLOCK_MIN);
     r.prefetch = r.shuffle && (double)n * D * sizeof(float) > PREFETCH_ABOVE;
-    if (r.prefetch && (double)n * D * sizeof(float) <= COPY_BELOW) {
+    if (r.prefetch && !staged && (double)n * D * sizeof(float) <= COPY_BELOW) {
         r.copy = mv_aligned_large((size_t)n * (size_t)D * sizeof(float));
         if (r.copy)
             r.X = r.copy;
@@ -683,4 +694,18 @@ fail:
     mv_free(r.solo_step);
     mv_free(r.copy);
     return st;
+}
+
+enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
+                                          const int64_t *Y, int n, float *losses, int threads,
+                                          int *threads_used)
+{
+    return train_proto(a, X, 0, Y, n, losses, threads, threads_used);
+}
+
+enum medvlm_status mv_adapter_train_proto_staged(struct medvlm_adapter *a, const float *X,
+                                                 const int64_t *Y, int n, float *losses,
+                                                 int threads)
+{
+    return train_proto(a, X, 1, Y, n, losses, threads, NULL);
 }

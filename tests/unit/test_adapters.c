@@ -431,8 +431,17 @@ static void test_table_kernels(void)
     const size_t n = 3000000;
     float *x = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) x[i] = (float)(i % 1000) * 1e-3f - 0.5f;
+    float *y = malloc(sizeof(float) * n);
     CHECK(mv_first_nonfinite(x, n) == n && mv_first_nonfinite_par(x, n, 2) == n,
           "finite table: no index");
+    for (int t = 0; t <= 2; t++) { /* the copying scan: all of it, from odd starts too */
+        memset(y, 0, sizeof(float) * n);
+        CHECK(mv_copy_first_nonfinite_par(y, x, n, t) == n && memcmp(x, y, sizeof(float) * n) == 0,
+              "finite table, %d threads: not copied whole", t);
+        CHECK(mv_copy_first_nonfinite(y + 3, x + 5, n - 77) == n - 77 &&
+                  memcmp(x + 5, y + 3, sizeof(float) * (n - 77)) == 0,
+              "finite table, odd starts: not copied whole");
+    }
     CHECK(mv_first_nonfinite(x, 0) == 0, "empty table");
     const size_t at[] = {0, 5, 63, 64, 65, 65535, 65536, 1000001, 2500000, n - 1};
     const float bad[] = {NAN, INFINITY, -INFINITY};
@@ -440,16 +449,21 @@ static void test_table_kernels(void)
         for (size_t b = 0; b < MV_ARRAY_LEN(bad); b++) {
             float keep = x[at[i]];
             x[at[i]] = bad[b];
-            for (int t = 0; t <= 2; t++)
+            for (int t = 0; t <= 2; t++) {
                 CHECK(mv_first_nonfinite_par(x, n, t) == at[i], "%g at %zu, %d threads: got %zu",
                       (double)bad[b], at[i], t, mv_first_nonfinite_par(x, n, t));
+                CHECK(mv_copy_first_nonfinite_par(y, x, n, t) == at[i],
+                      "copying, %g at %zu, %d threads", (double)bad[b], at[i], t);
+            }
             CHECK(mv_first_nonfinite(x + at[i] / 2, n - at[i] / 2) == at[i] - at[i] / 2,
                   "%g at %zu from an odd start", (double)bad[b], at[i]);
             x[at[i]] = keep;
         }
     x[2000000] = NAN, x[2999999] = INFINITY, x[1999999] = -INFINITY;
     CHECK(mv_first_nonfinite_par(x, n, 2) == 1999999, "three: the first");
+    CHECK(mv_copy_first_nonfinite_par(y, x, n, 2) == 1999999, "copying, three: the first");
     x[2000000] = x[2999999] = x[1999999] = 0;
+    free(y);
     /* the trainer's check names the sample and the feature */
     const int N = 2500, D = 512;
     struct mv_rng r;
@@ -855,6 +869,18 @@ static void test_threads_prefetch(void)
             medvlm_adapter_free(a2);
             a2 = NULL;
         }
+        /* the trainer called on the caller's features copies them itself */
+        o.epochs = 0;
+        CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
+        if (a1 && a2) {
+            a2->opt.epochs = 3;
+            CHECK_OK(mv_adapter_train_proto(a2, X, Y, N, l2, 2, NULL));
+            CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
+                      memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) == 0,
+                  "prefetching trainer, K %d, copying itself: differs from one thread", K);
+        }
+        medvlm_adapter_free(a2);
+        a2 = NULL;
         medvlm_adapter_free(a1);
     }
     free(X);
