@@ -674,38 +674,34 @@ __attribute__((target("avx2,fma"))) static void partial_logits4(float *raw, floa
 }
 
 /* The index of the first of x[0..n) that is not finite, or n; 64 floats per test. */
-__attribute__((target("avx2,fma"))) static size_t first_nonfinite_avx2(const float *x, size_t n)
+/* The index of the first of x[i..n) that is not finite, 64 floats per test of their exponent
+ * bits; with dst (a constant where inlined), copying what it reads. */
+__attribute__((target("avx2,fma"), always_inline)) static inline size_t
+scan_avx2(float *dst, const float *x, size_t n)
 {
     const __m256i expo = _mm256_set1_epi32(0x7f800000);
     size_t i = 0;
     for (; i + 64 <= n; i += 64) {
         __m256i any = _mm256_setzero_si256();
         for (int v = 0; v < 64; v += 8) {
-            __m256i e = _mm256_and_si256(
-                _mm256_loadu_si256((const __m256i *)(const void *)(x + i + v)), expo);
-            any = _mm256_or_si256(any, _mm256_cmpeq_epi32(e, expo));
+            __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(x + i + v));
+            if (dst) _mm256_storeu_si256((__m256i *)(void *)(dst + i + v), e);
+            any = _mm256_or_si256(any, _mm256_cmpeq_epi32(_mm256_and_si256(e, expo), expo));
         }
         if (!_mm256_testz_si256(any, any)) break;
     }
-    return first_nonfinite_plain(x, i, n);
+    return dst ? copy_first_nonfinite_plain(dst, x, i, n) : first_nonfinite_plain(x, i, n);
 }
 
-/* first_nonfinite_avx2 that also copies what it reads: 64 floats per branch. */
+__attribute__((target("avx2,fma"))) static size_t first_nonfinite_avx2(const float *x, size_t n)
+{
+    return scan_avx2(NULL, x, n);
+}
+
 __attribute__((target("avx2,fma"))) static size_t
 copy_first_nonfinite_avx2(float *dst, const float *src, size_t n)
 {
-    const __m256i expo = _mm256_set1_epi32(0x7f800000);
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m256i any = _mm256_setzero_si256();
-        for (int v = 0; v < 64; v += 8) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(src + i + v));
-            any = _mm256_or_si256(any, _mm256_cmpeq_epi32(_mm256_and_si256(x, expo), expo));
-            _mm256_storeu_si256((__m256i *)(void *)(dst + i + v), x);
-        }
-        if (!_mm256_testz_si256(any, any)) break;
-    }
-    return copy_first_nonfinite_plain(dst, src, i, n);
+    return scan_avx2(dst, src, n);
 }
 
 static int simd_level = -1;
@@ -929,36 +925,33 @@ static int team_size(int threads, size_t work)
     return work < PAR_ABOVE ? 1 : mv_adapter_team(threads);
 }
 
-size_t mv_first_nonfinite_par(const float *x, size_t n, int threads)
+/* mv_first_nonfinite (dst NULL) or mv_copy_first_nonfinite over chunks split among threads:
+ * the smallest index found. */
+static size_t scan_par(float *dst, const float *x, size_t n, int threads)
 {
     const int T = team_size(threads, n);
-    if (T <= 1) return mv_first_nonfinite(x, n);
+    if (T <= 1) return dst ? mv_copy_first_nonfinite(dst, x, n) : mv_first_nonfinite(x, n);
     const size_t chunk = 1 << 16;
     const long nchunks = (long)((n + chunk - 1) / chunk);
     size_t first = n;
 #pragma omp parallel for num_threads(T) schedule(static) reduction(min : first)
     for (long c = 0; c < nchunks; c++) {
         const size_t lo = (size_t)c * chunk, len = MV_MIN(chunk, n - lo);
-        const size_t f = mv_first_nonfinite(x + lo, len);
+        const size_t f =
+            dst ? mv_copy_first_nonfinite(dst + lo, x + lo, len) : mv_first_nonfinite(x + lo, len);
         if (f < len && lo + f < first) first = lo + f;
     }
     return first;
 }
 
+size_t mv_first_nonfinite_par(const float *x, size_t n, int threads)
+{
+    return scan_par(NULL, x, n, threads);
+}
+
 size_t mv_copy_first_nonfinite_par(float *dst, const float *src, size_t n, int threads)
 {
-    const int T = team_size(threads, n);
-    if (T <= 1) return mv_copy_first_nonfinite(dst, src, n);
-    const size_t chunk = 1 << 16;
-    const long nchunks = (long)((n + chunk - 1) / chunk);
-    size_t first = n;
-#pragma omp parallel for num_threads(T) schedule(static) reduction(min : first)
-    for (long c = 0; c < nchunks; c++) {
-        const size_t lo = (size_t)c * chunk, len = MV_MIN(chunk, n - lo);
-        const size_t f = mv_copy_first_nonfinite(dst + lo, src + lo, len);
-        if (f < len && lo + f < first) first = lo + f;
-    }
-    return first;
+    return scan_par(dst, src, n, threads);
 }
 
 void mv_mm_nt_par(float *C, const float *A, const float *Bm, int M, int N, int L, int threads)

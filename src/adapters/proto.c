@@ -76,8 +76,6 @@ static enum medvlm_status init_zs(struct medvlm_adapter *a, const float *X, cons
     return MEDVLM_OK;
 }
 
-/* lambda_c = mean over the training rows of class c of softmax(s X normalise(zs)^T)[c];
- * 0 for a class without rows. */
 /* p[i] = softmax(s l_i)[Y_i] for the rows l_i of logits (n, K): mv_softmax_forward's very
  * operations on the scaled logits, for the label's probability alone (K + 1 exponentials a
  * row instead of 2 K); rows split over the threads. */
@@ -103,6 +101,8 @@ static void label_probs(float *p, const float *logits, const int64_t *Y, int n, 
     }
 }
 
+/* lambda_c = mean over the training rows of class c of softmax(s X normalise(zs)^T)[c];
+ * 0 for a class without rows. */
 static enum medvlm_status init_clap(struct medvlm_adapter *a, const float *X, const int64_t *Y,
                                     int n)
 {

@@ -37,11 +37,18 @@
  * the next forward pass reads them, one per inner iteration of the forward kernel and one
  * per two of the backward kernel (struct mv_prefetch), the rest after them. Issued in one
  * burst instead, the prefetches stall the core as long as the loads would; spread, they
- * overlap the arithmetic (see BENCHMARKS.md). Such features (up to 1 GB) are first copied,
- * each thread its share of the rows, into memory on 2 MB pages where the kernel gives them
- * (mv_aligned_large): a step's 32 random rows lie on as many 4 KB pages, nearly each a TLB
- * miss and a page walk (two-level under a hypervisor); the copy costs ~1% of a 10,000-row
- * run and saves ~10%.
+ * overlap the arithmetic (see BENCHMARKS.md). Such features (up to 1 GB) sit best on 2 MB
+ * pages where the kernel gives them (mv_aligned_large): a step's 32 random rows lie on as
+ * many 4 KB pages, nearly each a TLB miss and a page walk (two-level under a hypervisor).
+ * medvlm_adapter_train copies them there as it checks them (mv_adapter_proto_stages);
+ * called on the caller's features, the trainer copies them itself, each thread its share of
+ * the rows. The copy costs ~1% of a 10,000-row run and saves ~10%.
+ *
+ * The barrier makes a step as slow as the slowest core, and on a shared machine one core can
+ * run at half the other's pace for seconds. So training runs in periods (an epoch, or enough
+ * of them for 128 steps), the first steps of each timed, and when the faster thread alone
+ * would step faster than the team it runs the next periods alone, every block in turn (see
+ * next_runner). Blocks are computed the same way whoever computes them: the same bits.
  */
 #include "adapters.h"
 
@@ -237,17 +244,18 @@ static uint64_t median_u32(const uint32_t *v, int n)
     return tmp[n / 2];
 }
 
+/* For tests (adapters.h): >= 0 alternates the team and one thread alone, epoch by epoch. */
+int mv_adapter_proto_alternate = -1;
+
 /* Who runs the next period, from the timings of the one that ended (thread 0, between two
  * barriers). The team, unless one core is so much slower that the faster thread alone would
  * step faster: each block's work is then done by that thread in turn while the other idles
  * (and shuffles). Which thread does the arithmetic changes no bit of the result. A thread
  * alone is first expected to take 1 + 0.7 (T - 1) times its busy time in a team of T (1.7
  * for two: two blocks instead of one, the cross-entropy once, as measured here); then its
- * measured step counts. The team gets a period again
- * after `probe_every` solo periods, in case the cores have evened out: 4, doubled (up to 32)
- * each time the team turns out still slower. */
-int mv_adapter_proto_alternate = -1;
-
+ * measured step counts. The team gets a period again after `probe_every` solo periods, in
+ * case the cores have evened out: 4, doubled (up to 32) each time the team turns out still
+ * slower. */
 static int next_runner(struct proto_run *r, int T)
 {
     const int solo = r->solo;
