@@ -203,6 +203,7 @@ struct proto_run {
     struct pace *pace;        /* (T) each thread's timings of the current period */
     int period;               /* epochs per period: the team or one thread runs a period */
     int solo;                 /* this period: -1 the team, or the one thread that runs it */
+    int recorder;             /* this period's thread that computes the losses */
     int solo_periods;         /* periods run solo since the team last ran one */
     int probe_every;          /* solo periods before the team runs one again */
     int probing;              /* the thread that ran solo before this team period, or -1 */
@@ -283,6 +284,7 @@ static int next_runner(struct proto_run *r, int T)
         const uint64_t b = median_u32(r->pace[t].busy, r->pace[t].n);
         if (b < best) best = b, fast = t;
     }
+    r->recorder = fast; /* the loss values (not needed by the step) on the faster core */
     const uint64_t alone =
         r->solo_step[fast] ? r->solo_step[fast] : best * (uint64_t)(10 + 7 * (T - 1)) / 10;
     if (alone * 10 >= r->team_step * 9) {
@@ -472,7 +474,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
         }
         const int solo = r->solo, team = solo < 0;
         const int j0 = team ? t : t == solo ? 0 : NB, js = team ? T : 1; /* my blocks */
-        const int records = t == (team ? 0 : solo) && r->losses;
+        const int records = t == (team ? r->recorder : solo) && r->losses;
         for (int it = 0; it < r->iters && j0 < NB; it++, step++) {
             const int par = (int)(step & 1);
             const int *cur = order + (size_t)it * B;
