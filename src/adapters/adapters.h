@@ -209,10 +209,6 @@ extern int mv_adapter_proto_alternate;
  * (over 4 MB, shuffled batches, a prototype method): then the rows are better on 2 MB pages
  * (mv_aligned_large), copied there by medvlm_adapter_train as it checks them. */
 int mv_adapter_proto_stages(const struct medvlm_adapter_options *o, int n, int d);
-/* mv_adapter_train_proto on features already so copied: it does not copy them again. */
-enum medvlm_status mv_adapter_train_proto_staged(struct medvlm_adapter *a, const float *X,
-                                                 const int64_t *Y, int n, float *losses,
-                                                 int threads);
 
 /* ---- losses (loss.c) ---- */
 

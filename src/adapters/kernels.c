@@ -673,7 +673,6 @@ __attribute__((target("avx2,fma"))) static void partial_logits4(float *raw, floa
     }
 }
 
-/* The index of the first of x[0..n) that is not finite, or n; 64 floats per test. */
 /* The index of the first of x[i..n) that is not finite, 64 floats per test of their exponent
  * bits; with dst (a constant where inlined), copying what it reads. */
 __attribute__((target("avx2,fma"), always_inline)) static inline size_t

@@ -177,9 +177,8 @@ enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, 
     a->opt.init_prototypes = a->opt.init_w1 = a->opt.init_w2 = NULL;
     if (st) goto fail;
     if (a->ops->trains && medvlm_adapter_steps(o, n) > 0) {
-        st = staged ? mv_adapter_train_proto_staged(a, staged, Y, n, losses_out, o->threads)
-             : mv_adapter_proto_trains(a)
-                 ? mv_adapter_train_proto(a, X, Y, n, losses_out, o->threads, NULL)
+        st = mv_adapter_proto_trains(a)
+                 ? mv_adapter_train_proto(a, Xs, Y, n, losses_out, o->threads, NULL)
                  : mv_adapter_train_loop(a, X, Y, n, losses_out);
         if (st) goto fail;
     }

@@ -40,9 +40,9 @@
  * overlap the arithmetic (see BENCHMARKS.md). Such features (up to 1 GB) sit best on 2 MB
  * pages where the kernel gives them (mv_aligned_large): a step's 32 random rows lie on as
  * many 4 KB pages, nearly each a TLB miss and a page walk (two-level under a hypervisor).
- * medvlm_adapter_train copies them there as it checks them (mv_adapter_proto_stages);
- * called on the caller's features, the trainer copies them itself, each thread its share of
- * the rows. The copy costs ~1% of a 10,000-row run and saves ~10%.
+ * medvlm_adapter_train copies them there as it checks them (mv_adapter_proto_stages); the
+ * trainer reads the features it is given where they are. The copy costs ~1% of a 10,000-row
+ * run and saves ~10%.
  *
  * The barrier makes a step as slow as the slowest core, and on a shared machine one core can
  * run at half the other's pace for seconds. So training runs in periods (an epoch, or enough
@@ -182,9 +182,7 @@ static void barrier_wait(struct spin_barrier *b, int t, struct shuffler *sh, int
 /* What the threads share. Each array indexed by block is written by the block's thread. */
 struct proto_run {
     struct medvlm_adapter *a;
-    const float *X;   /* (N, D): the caller's features, or `copy` */
-    float *copy;      /* (N, D) or NULL: the features copied onto huge pages, by the threads */
-    const float *src; /* the caller's features */
+    const float *X;   /* (N, D) */
     const int64_t *Y; /* (N) */
     int n, B, NB, iters, shuffle;
     int prefetch; /* the features do not sit in cache: fetch rows ahead */
@@ -448,15 +446,11 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
 {
     struct medvlm_adapter *a = r->a;
     const struct medvlm_adapter_options *o = &a->opt;
-    const int K = a->k, n = r->n, B = r->B, NB = r->NB;
+    const int K = a->k, B = r->B, NB = r->NB;
     const int clap = a->ops->method == MEDVLM_ADAPTER_CLAP;
     const enum mv_sched_kind sched =
         o->schedule == MEDVLM_SCHEDULE_COSINE ? MV_SCHED_COSINE : MV_SCHED_CONSTANT;
     for (int j = t; j < NB; j += T) refresh_block(r, j, 0);
-    if (r->copy) { /* each thread its share of the rows */
-        const size_t lo = (size_t)n * t / T, hi = (size_t)n * (t + 1) / T, D = (size_t)a->d;
-        memcpy(r->copy + lo * D, r->src + lo * D, (hi - lo) * D * sizeof(float));
-    }
     barrier_wait(r->bar, t, r->sh, -1);
     long step = 0;
     for (int e = 0; e < o->epochs; e++) {
@@ -554,28 +548,21 @@ int mv_adapter_proto_stages(const struct medvlm_adapter_options *o, int n, int d
            bytes > PREFETCH_ABOVE && bytes <= COPY_BELOW;
 }
 
-static enum medvlm_status train_proto(struct medvlm_adapter *a, const float *X, int staged,
-                                      const int64_t *Y, int n, float *losses, int threads,
-                                      int *threads_used)
+enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
+                                          const int64_t *Y, int n, float *losses, int threads,
+                                          int *threads_used)
 {
     if (!mv_adapter_proto_trains(a))
         return mv_err(MEDVLM_ERR_INTERNAL, "adapter: %s is not a prototype method", a->ops->name);
     const struct medvlm_adapter_options *o = &a->opt;
     const int K = a->k, D = a->d;
-    struct proto_run r = {.a = a, .X = X, .src = X, .Y = Y, .n = n, .losses = losses};
+    struct proto_run r = {.a = a, .X = X, .Y = Y, .n = n, .losses = losses};
     r.B = MV_MIN(o->batch_size, n);
     r.iters = MV_MAX(n / o->batch_size, 1);
     r.shuffle = o->batch_size < n;
     r.steps = (long)o->epochs * r.iters;
     r.NB = MV_MAX(1, D / BLOCK_MIN);
     r.prefetch = r.shuffle && (double)n * D * sizeof(float) > PREFETCH_ABOVE;
-    if (r.prefetch && !staged && (double)n * D * sizeof(float) <= COPY_BELOW) {
-        r.copy = mv_aligned_large((size_t)n * (size_t)D * sizeof(float));
-        if (r.copy)
-            r.X = r.copy;
-        else
-            mv_err_clear(); /* then the caller's features, on their pages */
-    }
     int T = MV_MAX(1, MV_MIN(mv_adapter_team(threads), r.NB));
     enum medvlm_status st = MEDVLM_ERR_NOMEM;
     const size_t kd = (size_t)K * D;
@@ -702,20 +689,5 @@ fail:
     mv_free(r.bar);
     mv_free(r.pace);
     mv_free(r.solo_step);
-    mv_free(r.copy);
     return st;
-}
-
-enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
-                                          const int64_t *Y, int n, float *losses, int threads,
-                                          int *threads_used)
-{
-    return train_proto(a, X, 0, Y, n, losses, threads, threads_used);
-}
-
-enum medvlm_status mv_adapter_train_proto_staged(struct medvlm_adapter *a, const float *X,
-                                                 const int64_t *Y, int n, float *losses,
-                                                 int threads)
-{
-    return train_proto(a, X, 1, Y, n, losses, threads, NULL);
 }

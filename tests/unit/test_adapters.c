@@ -869,7 +869,7 @@ static void test_threads_prefetch(void)
             medvlm_adapter_free(a2);
             a2 = NULL;
         }
-        /* the trainer called on the caller's features copies them itself */
+        /* the trainer called on the caller's features reads them in place */
         o.epochs = 0;
         CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.0f, &a2, NULL));
         if (a1 && a2) {
@@ -877,7 +877,7 @@ static void test_threads_prefetch(void)
             CHECK_OK(mv_adapter_train_proto(a2, X, Y, N, l2, 2, NULL));
             CHECK(memcmp(l1, l2, sizeof l1) == 0 &&
                       memcmp(a1->param_buf, a2->param_buf, a1->param_total * sizeof(float)) == 0,
-                  "prefetching trainer, K %d, copying itself: differs from one thread", K);
+                  "prefetching trainer, K %d, features in place: differs from one thread", K);
         }
         medvlm_adapter_free(a2);
         a2 = NULL;
