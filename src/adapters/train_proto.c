@@ -115,7 +115,8 @@ enum { SHUFFLE_BUSY = -1, SHUFFLE_MORE, SHUFFLE_DONE };
 
 /* Up to `swaps` swaps of epoch `target`'s shuffle: SHUFFLE_DONE once its order is complete
  * (and visible to the caller), SHUFFLE_MORE if swaps remain, SHUFFLE_BUSY if another thread
- * is at it (looked at without writing, so as not to pull the lock's line from under it). */
+ * is at it (looked at without writing, so as not to pull the lock's line from under it) or
+ * the previous epoch's order is not complete yet. */
 static int shuffle_some(struct shuffler *sh, int target, int swaps)
 {
     if (atomic_load_explicit(&sh->built, memory_order_acquire) >= target) return SHUFFLE_DONE;
@@ -124,11 +125,10 @@ static int shuffle_some(struct shuffler *sh, int target, int swaps)
         return SHUFFLE_BUSY;
     const int built = atomic_load_explicit(&sh->built, memory_order_relaxed);
     int done = built >= target;
-    if (!done && sh->epoch != target && built < target - 1) { /* its start is not ready */
-        atomic_store_explicit(&sh->lock, 0, memory_order_release);
-        return SHUFFLE_BUSY;
-    }
-    if (!done) {
+    /* begun, or its start (the previous order) complete: a thread idle while another runs
+     * the epochs alone may ask ahead */
+    const int ready = sh->epoch == target || built >= target - 1;
+    if (!done && ready) {
         if (sh->epoch != target) { /* start it from the previous epoch's order */
             memcpy(order_of(sh, target), order_of(sh, target - 1), (size_t)sh->n * sizeof(int));
             sh->epoch = target;
@@ -138,7 +138,7 @@ static int shuffle_some(struct shuffler *sh, int target, int swaps)
         if ((done = sh->at <= 0)) atomic_store_explicit(&sh->built, target, memory_order_release);
     }
     atomic_store_explicit(&sh->lock, 0, memory_order_release);
-    return done ? SHUFFLE_DONE : SHUFFLE_MORE;
+    return done ? SHUFFLE_DONE : ready ? SHUFFLE_MORE : SHUFFLE_BUSY;
 }
 
 /* Spin, then yield: a short wait costs ~50 ns, and a thread descheduled on a busy machine
