@@ -391,7 +391,7 @@ __attribute__((target("avx2,fma"))) static void mm_nt_avx2(float *C, const float
  * FMA latency, eight do not quite), accumulated over all l in registers, starting from C
  * (acc) or from zero. pf (or NULL): one prefetch per two l. Inlined with constant W, rows and
  * pf nullness, so the inner loop is, per l, W / 2 FMAs, W / 8 loads, 4 broadcasts and the
- * pointer walk. */
+ * pointer walk, all in registers. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, int rows,
          struct mv_prefetch *pf, int M, int N, int L, int i, int j, int acc, int W)
@@ -431,14 +431,10 @@ tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, i
         TN_FMA(3);                                                                                 \
         ar += M;                                                                                   \
     } while (0)
-    int l = 0;
-    for (; l + 2 <= L; l += 2) {
-        if (pf) __builtin_prefetch(*at++);
-        TN_STEP(l);
-        TN_STEP(l + 1);
-    }
-    if (l < L) {
-        if (pf) __builtin_prefetch(*at++);
+    /* One l per iteration: unrolled by two, GCC 12 keeps three of the twelve accumulators on
+     * the stack (24 wide), and the tile runs 20-25% slower in cache. */
+    for (int l = 0; l < L; l++) {
+        if (pf && !(l & 1)) __builtin_prefetch(*at++);
         TN_STEP(l);
     }
 #undef TN_STEP
