@@ -134,8 +134,10 @@ void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, 
  * its first step: the bits of, in turn,
  *   dW = a G + b Weff (mv_axpby);  CLAP: dW += f W - f zs (mv_axpby_acc);
  *   buf = mom buf + damp dW;  W -= lr buf (the optimizer's SGD);
- *   TaskRes: Weff = zs + alpha W (else Weff is W);  return mv_dot(Weff, Weff).
- * mv_row_update_ref: the same in plain loops (its sum is not mv_dot's; a test compares). */
+ *   TaskRes: Weff = zs + alpha W (else Weff is W);  return mv_dot(Weff, Weff);
+ *   CLAP with dist set: *dist = mv_sqdist(W, zs), the next step's penalty distance.
+ * mv_row_update_ref: the same in plain loops (its sums are not mv_dot's and mv_sqdist's; a
+ * test compares). */
 struct mv_row_update {
     float a, b;
     int clap;
@@ -143,6 +145,7 @@ struct mv_row_update {
     float mom, damp, lr;
     int taskres;
     float alpha;
+    float *dist; /* CLAP: receives |W - zs|^2 of the updated row; NULL: not computed */
 };
 float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *weff,
                     const float *g, const float *zs, int L);

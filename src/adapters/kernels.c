@@ -108,6 +108,7 @@ float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, flo
         if (u->taskres) weff[l] = we;
         r += we * we;
     }
+    if (u->clap && u->dist) *u->dist = mv_sqdist_ref(w, zs, L);
     return r;
 }
 
@@ -525,6 +526,18 @@ __attribute__((target("avx2,fma"))) static void mm_tn_rows_avx2(float *C, const 
         mm_tn_body(C, A, NULL, Brows, 1, NULL, M, N, L, acc);
 }
 
+/* sqdist_avx2's last steps: its two accumulators summed, then the floats past the last full
+ * chunk of 8, from l on. Shared with row_update_avx2, which must give the same bits. */
+__attribute__((target("avx2,fma"), always_inline)) static inline float
+sqdist_finish(__m256 s, __m256 t, const float *a, const float *b, int l, int L)
+{
+    float r = hsum256(_mm256_add_ps(s, t));
+    for (; l < L; l++) r += (a[l] - b[l]) * (a[l] - b[l]);
+    return r;
+}
+
+/* Chunks of 8 alternate between two accumulators: the even ones (and a last unpaired one)
+ * into s, the odd ones into t. */
 __attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, const float *b, int L)
 {
     __m256 s = _mm256_setzero_ps(), t = s;
@@ -539,9 +552,7 @@ __attribute__((target("avx2,fma"))) static float sqdist_avx2(const float *a, con
         __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l));
         s = _mm256_fmadd_ps(d0, d0, s);
     }
-    float r = hsum256(_mm256_add_ps(s, t));
-    for (; l < L; l++) r += (a[l] - b[l]) * (a[l] - b[l]);
-    return r;
+    return sqdist_finish(s, t, a, b, l, L);
 }
 
 __attribute__((target("avx2,fma"))) static void axpby_acc_avx2(float *dst, float a, const float *x,
@@ -585,16 +596,17 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
     const __m256 vm = _mm256_set1_ps(u->mom), vd = _mm256_set1_ps(u->damp);
     const __m256 vl = _mm256_set1_ps(u->lr), val = _mm256_set1_ps(u->alpha);
     const int clap = u->clap, taskres = u->taskres; /* not reloaded after every store */
-    const int unit = u->damp == 1.0f;
-    __m256 acc = zero;
+    const int unit = u->damp == 1.0f, dist = clap && u->dist;
+    __m256 acc = zero, ds = zero, dt = zero; /* dist: sqdist_avx2's two accumulators */
     int l = 0;
     for (; l + 8 <= L; l += 8) {
-        __m256 we = _mm256_loadu_ps(weff + l), wv = _mm256_loadu_ps(w + l);
+        __m256 we = _mm256_loadu_ps(weff + l), wv = _mm256_loadu_ps(w + l), z = zero;
         __m256 d = _mm256_fmadd_ps(va, _mm256_loadu_ps(g + l), zero); /* mv_axpby */
         d = _mm256_fmadd_ps(vb, we, d);
         if (clap) { /* mv_axpby_acc */
+            z = _mm256_loadu_ps(zs + l);
             d = _mm256_fmadd_ps(vf, wv, d);
-            d = _mm256_fmadd_ps(vnf, _mm256_loadu_ps(zs + l), d);
+            d = _mm256_fmadd_ps(vnf, z, d);
         }
         __m256 m = _mm256_mul_ps(vm, _mm256_loadu_ps(buf + l));        /* SGD */
         __m256 bb = _mm256_add_ps(m, unit ? d : _mm256_mul_ps(vd, d)); /* x 1: the same bits */
@@ -607,7 +619,15 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
             _mm256_storeu_ps(weff + l, we);
         }
         acc = _mm256_fmadd_ps(we, we, acc); /* mv_dot */
+        if (dist) { /* mv_sqdist of the updated row: chunk l / 8 even into ds, odd into dt */
+            __m256 e = _mm256_sub_ps(wv, z);
+            if (l & 8)
+                dt = _mm256_fmadd_ps(e, e, dt);
+            else
+                ds = _mm256_fmadd_ps(e, e, ds);
+        }
     }
+    const int tail = l;
     float r = hsum256(acc);
     for (; l < L; l++) {
         float p = u->a * g[l], q = u->b * weff[l];
@@ -632,6 +652,7 @@ __attribute__((target("avx2,fma"))) static float row_update_avx2(const struct mv
         }
         r = fmaf(we, we, r);
     }
+    if (dist) *u->dist = sqdist_finish(ds, dt, w, zs, tail, L);
     return r;
 }
 

@@ -86,6 +86,8 @@ struct col_block {
     long nlines;
     struct mv_prefetch pf;
     int fetching; /* this step prefetches */
+    long zp_step; /* CLAP: the step whose partial |w_k - zs_k|^2 the fused update of the step
+                     before has stored already, or -1 */
     struct mv_optim opt;
 } __attribute__((aligned(64)));
 
@@ -336,8 +338,10 @@ static void refresh_block(struct proto_run *r, int j, int slot)
     }
 }
 
-/* Phase A for block j: rows order[0..B-1]; next (or NULL): the next step's order. */
-static void block_dots(struct proto_run *r, int j, const int *order, const int *next, int par)
+/* Phase A for block j at step `step`: rows order[0..B-1]; next (or NULL): the next step's
+ * order. */
+static void block_dots(struct proto_run *r, int j, const int *order, const int *next, long step,
+                       int par)
 {
     const struct medvlm_adapter *a = r->a;
     const int K = a->k, D = a->d;
@@ -349,7 +353,7 @@ static void block_dots(struct proto_run *r, int j, const int *order, const int *
         c->pf.at = c->pfl;
     }
     mv_mm_nt_rows(lp_at(r, par, j), c->xb, c->weff, r->B, K, c->dn, c->fetching ? &c->pf : NULL);
-    if (a->ops->method == MEDVLM_ADAPTER_CLAP) {
+    if (a->ops->method == MEDVLM_ADAPTER_CLAP && c->zp_step != step) {
         double *zp = zp_at(r, par, j);
         for (int k = 0; k < K; k++)
             zp[k] = mv_sqdist(c->w + (size_t)k * c->dn, c->zs + (size_t)k * c->dn, c->dn);
@@ -396,6 +400,8 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
                               .lr = lr};
     const int fused =
         mv_kernels_simd() && mv_optim_sgd_momentum(&c->opt, step + 1, &u.mom, &u.damp);
+    float dist = 0;
+    if (u.clap) u.dist = &dist; /* the next step's distances, while the rows are at hand */
     for (int k = 0; k < K; k++) {
         double n2 = 0;
         for (int i = 0; i < NB; i++) n2 += np_at(r, par, i)[k];
@@ -418,12 +424,16 @@ static void block_update(struct proto_run *r, const struct proto_thread *th, int
         if (fused) { /* all of the below in one pass over the row */
             np_at(r, par ^ 1, j)[k] = mv_row_update(&u, c->w + row, c->opt.state + row,
                                                     c->weff + row, c->g + row, c->zs + row, c->dn);
+            if (u.clap) zp_at(r, par ^ 1, j)[k] = dist;
             continue;
         }
         mv_axpby(c->dw + row, u.a, c->g + row, u.b, c->weff + row, c->dn);
         if (u.clap) mv_axpby_acc(c->dw + row, u.f, c->w + row, -u.f, c->zs + row, c->dn);
     }
-    if (fused) return;
+    if (fused) {
+        c->zp_step = step + 1;
+        return;
+    }
     mv_optim_update(&c->opt, lr, step + 1, 0, (size_t)K * c->dn);
     refresh_block(r, j, par ^ 1);
 }
@@ -484,7 +494,7 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
                     __builtin_ia32_pause();
 #endif
                 }
-            for (int j = j0; j < NB; j += js) block_dots(r, j, cur, nx, par);
+            for (int j = j0; j < NB; j += js) block_dots(r, j, cur, nx, step, par);
             uint64_t waited = 0;
             if (team) {
                 const uint64_t w0 = timed ? ticks() : 0;
@@ -625,6 +635,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
         c->weff = a->ops->method == MEDVLM_ADAPTER_TASKRES ? next + 4 * stride : c->w;
         next += 5 * stride;
         c->xb = xbs + (size_t)j * xb_stride;
+        c->zp_step = -1;
         c->nlines = (long)r.B * (((long)c->dn * (long)sizeof(float) + 63) / 64);
         if (r.prefetch) {
             const long npf = MV_MAX(c->nlines, mv_mm_nt_prefetches(r.B, K, c->dn) +

@@ -393,8 +393,20 @@ static void test_kernels(void)
                                       .taskres = taskres,
                                       .alpha = 0.5f};
             float *we1 = taskres ? e1 : w1, *we2 = taskres ? e2 : w2;
+            float d1 = -1, d3 = -1; /* CLAP: the updated rows' distances to zs (Bm here) */
+            u.dist = &d1;
             float n1 = mv_row_update(&u, w1, b1, we1, B2, Bm, n);
+            u.dist = &d3;
             float n3 = mv_row_update_ref(&u, w2, b2, we2, B2, Bm, n);
+            if (clap) {
+                float s1 = mv_sqdist(w1, Bm, n), s3 = mv_sqdist_ref(w2, Bm, n);
+                CHECK(memcmp(&d1, &s1, sizeof d1) == 0 && memcmp(&d3, &s3, sizeof d3) == 0,
+                      "row update %d: distance %.9g / %.9g, not mv_sqdist's %.9g / %.9g", n, d1, d3,
+                      s1, s3);
+            } else {
+                CHECK(d1 == -1 && d3 == -1, "row update %d (variant %d): a distance without CLAP",
+                      n, variant);
+            }
             /* the separate kernels */
             float *we0 = taskres ? e0 : w0;
             mv_axpby(dw, u.a, B2, u.b, we0, n);
