@@ -13,14 +13,15 @@
  * Only sums of K or B x K numbers cross between threads, and a step has one barrier:
  *
  *   A. each block: its partial dot products x_b . w_k (B, K) and, for CLAP, its partial
- *      |w_k - zs_k|^2.                                                     -- barrier
+ *      |w_k - zs_k|^2 (unless the fused update of the step before gave it). -- barrier
  *   B. every thread: the raw dot products (partials summed in block order), the logits
  *      (times s / |w_k|), the cross-entropy, dlogits (B, K) and W_k . G_k = sum_b dlogits_bk
  *      raw_bk (proto.c), the same numbers everywhere; then each block:
  *      G = dlogits^T X_block (K, width), the gradient through the normalisation,
  *        dW_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)   (TaskRes: dR = alpha dW),
  *      CLAP's penalty gradient, the optimizer update, and its partial |w_k|^2 (for SGD with
- *      momentum all of that in one pass per class row, mv_row_update, the same bits).
+ *      momentum all of that in one pass per class row, mv_row_update, the same bits, which
+ *      also gives CLAP's next |w_k - zs_k|^2).
  *   What B reads from other threads (partials of A, norms of the previous B) is buffered by
  *   step parity: a thread can only overwrite it two steps later, after the next barrier,
  *   which every thread passes only once done with this step.
