@@ -433,7 +433,7 @@ tn_tile4(float *C, const float *A, const float *Bm, const float *const *Brows, i
         ar += M;                                                                                   \
     } while (0)
     /* One l per iteration: unrolled by two, GCC 12 keeps three of the twelve accumulators on
-     * the stack (24 wide), and the tile runs 20-25% slower in cache. */
+     * the stack (24 wide), and the tile runs 15-20% slower in cache. */
     for (int l = 0; l < L; l++) {
         if (pf && !(l & 1)) __builtin_prefetch(*at++);
         TN_STEP(l);
