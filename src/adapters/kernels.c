@@ -941,20 +941,24 @@ static int team_size(int threads, size_t work)
     return work < PAR_ABOVE ? 1 : mv_adapter_team(threads);
 }
 
-/* mv_first_nonfinite (dst NULL) or mv_copy_first_nonfinite over chunks split among threads:
- * the smallest index found. */
+/* mv_first_nonfinite (dst NULL) or mv_copy_first_nonfinite. */
+static size_t scan(float *dst, const float *x, size_t n)
+{
+    return dst ? mv_copy_first_nonfinite(dst, x, n) : mv_first_nonfinite(x, n);
+}
+
+/* scan over chunks split among threads: the smallest index found. */
 static size_t scan_par(float *dst, const float *x, size_t n, int threads)
 {
     const int T = team_size(threads, n);
-    if (T <= 1) return dst ? mv_copy_first_nonfinite(dst, x, n) : mv_first_nonfinite(x, n);
+    if (T <= 1) return scan(dst, x, n);
     const size_t chunk = 1 << 16;
     const long nchunks = (long)((n + chunk - 1) / chunk);
     size_t first = n;
 #pragma omp parallel for num_threads(T) schedule(static) reduction(min : first)
     for (long c = 0; c < nchunks; c++) {
         const size_t lo = (size_t)c * chunk, len = MV_MIN(chunk, n - lo);
-        const size_t f =
-            dst ? mv_copy_first_nonfinite(dst + lo, x + lo, len) : mv_first_nonfinite(x + lo, len);
+        const size_t f = scan(dst ? dst + lo : NULL, x + lo, len);
         if (f < len && lo + f < first) first = lo + f;
     }
     return first;

@@ -532,11 +532,23 @@ static void run_thread(struct proto_run *r, struct proto_thread *th, int t, int 
     }
 }
 
-int mv_adapter_proto_trains(const struct medvlm_adapter *a)
+/* The methods this trainer runs: one weight row per class. */
+static int proto_method(enum medvlm_adapter_method m)
 {
-    enum medvlm_adapter_method m = a->ops->method;
     return m == MEDVLM_ADAPTER_LP || m == MEDVLM_ADAPTER_ZSLP || m == MEDVLM_ADAPTER_CLAP ||
            m == MEDVLM_ADAPTER_TASKRES;
+}
+
+int mv_adapter_proto_trains(const struct medvlm_adapter *a)
+{
+    return proto_method(a->ops->method);
+}
+
+/* Shuffled batches over more than PREFETCH_ABOVE bytes of features: the rows come from
+ * memory, and the trainer fetches them ahead. */
+static int reads_memory(int batch, int n, int d)
+{
+    return batch < n && (double)n * d * sizeof(float) > PREFETCH_ABOVE;
 }
 
 /* Block j of NB over D columns: multiples of 8 wide, as even as that allows. */
@@ -551,12 +563,9 @@ static void block_cols(int D, int NB, int j, int *d0, int *dn)
 int mv_adapter_proto_stages(const struct medvlm_adapter_options *o, int n, int d)
 {
     const struct mv_adapter_ops *ops = o ? mv_adapter_ops_for(o->method) : NULL;
-    if (!ops || o->epochs <= 0 || o->batch_size <= 0 || o->batch_size >= n || d <= 0) return 0;
-    const enum medvlm_adapter_method m = ops->method;
-    const double bytes = (double)n * d * sizeof(float);
-    return (m == MEDVLM_ADAPTER_LP || m == MEDVLM_ADAPTER_ZSLP || m == MEDVLM_ADAPTER_CLAP ||
-            m == MEDVLM_ADAPTER_TASKRES) &&
-           bytes > PREFETCH_ABOVE && bytes <= COPY_BELOW;
+    if (!ops || o->epochs <= 0 || o->batch_size <= 0 || d <= 0) return 0;
+    return proto_method(ops->method) && reads_memory(o->batch_size, n, d) &&
+           (double)n * d * sizeof(float) <= COPY_BELOW;
 }
 
 enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
@@ -573,7 +582,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.shuffle = o->batch_size < n;
     r.steps = (long)o->epochs * r.iters;
     r.NB = MV_MAX(1, D / BLOCK_MIN);
-    r.prefetch = r.shuffle && (double)n * D * sizeof(float) > PREFETCH_ABOVE;
+    r.prefetch = reads_memory(o->batch_size, n, D);
     int T = MV_MAX(1, MV_MIN(mv_adapter_team(threads), r.NB));
     enum medvlm_status st = MEDVLM_ERR_NOMEM;
     const size_t kd = (size_t)K * D;
