@@ -50,7 +50,7 @@ echo "== features of the training set, then $shots-shot adapters on the tutorial
 "$medvlm" features --model "$model" --images "$train_images" --labels "$train" \
   --classes NC,G3,G4,G5 --out "$out/train_features.safetensors"
 "$medvlm" adapt --method all --train "$out/train_features.safetensors" \
-  --test "$out/test_features.safetensors" --prototypes "$out/prototypes_ensemble.safetensors" \
-  --shots "$shots" --seeds 1,2,3 --json "$out/adapters.json"
+  --test "$out/test_features.safetensors" --prompts "$here/examples/sicapv2_ensemble.json" \
+  --model "$model" --shots "$shots" --seeds 1,2,3 --json "$out/adapters.json"
 echo
 echo "== done in $(( $(date +%s) - t0 )) s; outputs in $out/"

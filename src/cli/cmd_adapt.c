@@ -14,7 +14,8 @@
 #include <string.h>
 
 static const char *usage =
-    "usage: medvlm adapt --method NAME|all --train FEATS --test FEATS --prototypes PROTOS\n"
+    "usage: medvlm adapt --method NAME|all --train FEATS --test FEATS\n"
+    "                    (--prompts PROMPTS.json --model DIR | --prototypes PROTOS)\n"
     "                    --shots K [--seed S | --seeds S1,S2,..] [options] [--out ADAPTER]\n"
     "\n"
     "Few-shot black-box adaptation on frozen features, as the PEFT-MedVLMs tutorial does it:\n"
@@ -26,7 +27,12 @@ static const char *usage =
     "                      taskres, or all (one table comparing every method on the same shots)\n"
     "  --train FEATS       features file (medvlm features) to draw the shots from\n"
     "  --test FEATS        features file to evaluate on\n"
-    "  --prototypes FILE   zero-shot prototypes (medvlm zeroshot --save-prototypes)\n"
+    "  --prompts FILE      class prompts, as for medvlm zeroshot: the zero-shot prototypes\n"
+    "                      (the classifier ZS-LP and CLAP start from) are their text\n"
+    "                      embeddings, computed with --model\n"
+    "  --model DIR         the model the features were extracted with\n"
+    "  --prototypes FILE   instead of --prompts and --model: prototypes saved by\n"
+    "                      medvlm zeroshot --save-prototypes\n"
     "  --shots K           images per class (>= 1)\n"
     "  --seed S            sampling seed, also the adapter's init/shuffle seed (default 1)\n"
     "  --seeds LIST        several seeds: mean and std (population) over them\n"
@@ -48,13 +54,13 @@ static const char *usage =
     "\n"
     "example:\n"
     "  medvlm adapt --method clap --train train.safetensors --test test.safetensors \\\n"
-    "               --prototypes protos.safetensors --shots 16 --seeds 1,2,3 --out "
-    "clap.safetensors\n";
+    "               --prompts examples/sicapv2_ensemble.json --model plip \\\n"
+    "               --shots 16 --seeds 1,2,3 --out clap.safetensors\n";
 
 #define MAX_SEEDS 64
 
 struct adapt_args {
-    const char *train, *test, *protos, *json, *out, *method;
+    const char *train, *test, *protos, *prompts, *model, *json, *out, *method;
     int shots, have_shots, allow_fewer, nseeds;
     long seeds[MAX_SEEDS];
     struct medvlm_adapter_options o; /* user overrides, with have_* flags */
@@ -102,6 +108,8 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
                                          {"train", required_argument, NULL, 'T'},
                                          {"test", required_argument, NULL, 't'},
                                          {"prototypes", required_argument, NULL, 'p'},
+                                         {"prompts", required_argument, NULL, 'P'},
+                                         {"model", required_argument, NULL, 'D'},
                                          {"shots", required_argument, NULL, 'k'},
                                          {"seed", required_argument, NULL, 's'},
                                          {"seeds", required_argument, NULL, 'S'},
@@ -144,6 +152,12 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
             break;
         case 'p':
             a->protos = optarg;
+            break;
+        case 'P':
+            a->prompts = optarg;
+            break;
+        case 'D':
+            a->model = optarg;
             break;
         case 'j':
             a->json = optarg;
@@ -251,8 +265,17 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
     }
     if (optind != argc) return cli_usage("adapt", "unexpected argument '%s'", argv[optind]);
     if (!a->method) return cli_usage("adapt", "--method NAME|all is required");
-    if (!a->train || !a->test || !a->protos)
-        return cli_usage("adapt", "--train, --test and --prototypes are all required");
+    if (!a->train || !a->test) return cli_usage("adapt", "--train and --test are both required");
+    if (a->protos && (a->prompts || a->model))
+        return cli_usage("adapt", "give --prompts with --model, or --prototypes: not both");
+    if (!a->protos && !a->prompts && !a->model)
+        return cli_usage("adapt", "the zero-shot classifier is required: --prompts FILE with "
+                                  "--model DIR, or --prototypes FILE");
+    if (!a->protos && !a->model)
+        return cli_usage("adapt", "--prompts needs --model DIR, the model the features were "
+                                  "extracted with, to embed them");
+    if (!a->protos && !a->prompts)
+        return cli_usage("adapt", "--model needs --prompts FILE, the class prompts to embed");
     if (!a->have_shots) return cli_usage("adapt", "--shots K is required");
     if (a->out && !strcmp(a->method, "all"))
         return cli_usage("adapt", "--out saves one adapter: name one --method, not 'all'");
@@ -286,29 +309,120 @@ static int check_compatible(const struct adapt_args *a, const struct medvlm_feat
 {
     const struct medvlm_features *f[2] = {tr, te};
     const char *name[2] = {a->train, a->test};
+    const char *from = a->protos ? a->protos : a->prompts;
     for (int i = 0; i < 2; i++) {
         if (f[i]->d != p->d) {
             fprintf(stderr,
-                    "medvlm: %s has %d-dimensional features but the prototypes in %s are "
+                    "medvlm: %s has %d-dimensional features but the prototypes of %s are "
                     "%d-dimensional: features and prototypes come from different models\n",
-                    name[i], f[i]->d, a->protos, p->d);
+                    name[i], f[i]->d, from, p->d);
             return 0;
         }
         if (f[i]->n_classes != p->k) {
-            fprintf(stderr, "medvlm: %s has %d classes but the prototypes in %s have %d\n", name[i],
-                    f[i]->n_classes, a->protos, p->k);
+            fprintf(stderr, "medvlm: %s has %d classes but the prototypes of %s have %d\n", name[i],
+                    f[i]->n_classes, from, p->k);
             return 0;
         }
         for (int c = 0; c < p->k; c++)
             if (strcmp(f[i]->classes[c], p->classes[c]) != 0) {
                 fprintf(stderr,
-                        "medvlm: class %d is '%s' in %s but '%s' in the prototypes %s: the "
+                        "medvlm: class %d is '%s' in %s but '%s' in the prototypes of %s: the "
                         "classes must be the same, in the same order\n",
-                        c, f[i]->classes[c], name[i], p->classes[c], a->protos);
+                        c, f[i]->classes[c], name[i], p->classes[c], from);
                 return 0;
             }
     }
     return 1;
+}
+
+/* The zero-shot prototypes of --prompts embedded by --model, in the training features' class
+ * order (the prompts' classes matched by name): what `medvlm zeroshot --save-prototypes`
+ * writes for the same prompts and model. */
+static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_features *tr,
+                             struct medvlm_prototypes **out)
+{
+    int ok = 0, n_texts = 0;
+    struct medvlm_prompts *pr = NULL;
+    struct medvlm_model *m = NULL;
+    struct medvlm_tokenizer *tok = NULL;
+    struct medvlm_encoder *enc = NULL;
+    struct medvlm_prototypes *p = NULL;
+    const char **texts = NULL;
+    int *text_class = NULL, *map = NULL;
+    const int K = tr->n_classes;
+    if (medvlm_prompts_load(a->prompts, &pr) || medvlm_model_load(a->model, MEDVLM_LOAD_TEXT, &m) ||
+        medvlm_tokenizer_load(a->model, &tok)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    const struct medvlm_config *cfg = medvlm_model_config(m);
+    const int D = cfg->projection_dim;
+    if (tr->d != D) {
+        fprintf(stderr,
+                "medvlm: %s has %d-dimensional features but %s embeds the prompts of %s in %d "
+                "dimensions: the features come from a different model\n",
+                a->train, tr->d, a->model, a->prompts, D);
+        goto done;
+    }
+    map = mv_calloc((size_t)K, sizeof *map);
+    if (!map) goto nomem;
+    for (int i = 0; i < K; i++) { /* features class i -> prompts class map[i] */
+        map[i] = -1;
+        for (int k = 0; k < pr->n_classes; k++)
+            if (!strcmp(tr->classes[i], pr->classes[k])) map[i] = k;
+        if (map[i] < 0) {
+            fprintf(stderr, "medvlm: class '%s' of %s has no prompts in %s\n", tr->classes[i],
+                    a->train, a->prompts);
+            goto done;
+        }
+        n_texts += pr->n_prompts[map[i]];
+    }
+    if (pr->n_classes != K) {
+        fprintf(stderr,
+                "medvlm: %s has prompts for %d classes but %s has %d: give the prompts of "
+                "the features' classes only\n",
+                a->prompts, pr->n_classes, a->train, K);
+        goto done;
+    }
+    texts = mv_calloc((size_t)n_texts, sizeof *texts);
+    text_class = mv_calloc((size_t)n_texts, sizeof *text_class);
+    p = mv_calloc(1, sizeof *p);
+    if (!texts || !text_class || !p) goto nomem;
+    p->k = K;
+    p->d = D;
+    p->logit_scale = medvlm_model_logit_scale(m);
+    p->prototypes = mv_calloc((size_t)K * D, sizeof(float));
+    p->classes = mv_calloc((size_t)K, sizeof *p->classes);
+    if (!p->prototypes || !p->classes) goto nomem;
+    for (int i = 0, t = 0; i < K; i++) {
+        if (!(p->classes[i] = mv_strdup(tr->classes[i]))) goto nomem;
+        for (int j = 0; j < pr->n_prompts[map[i]]; j++, t++) {
+            texts[t] = pr->prompts[map[i]][j];
+            text_class[t] = i;
+        }
+    }
+    if (medvlm_encoder_init(m, 32, &enc) ||
+        medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
+                                   n_texts, K, D, p->prototypes)) {
+        cli_fail(a->prompts);
+        goto done;
+    }
+    *out = p;
+    p = NULL;
+    ok = 1;
+    goto done;
+nomem:
+    fprintf(stderr, "medvlm: out of memory\n");
+done:
+    medvlm_prototypes_free(p);
+    medvlm_encoder_free(enc);
+    medvlm_tokenizer_free(tok);
+    medvlm_model_free(m);
+    medvlm_prompts_free(pr);
+    mv_free((void *)texts);
+    mv_free(text_class);
+    mv_free(map);
+    return ok;
 }
 
 /* Every class has at least K training images, unless --allow-fewer. */
@@ -492,9 +606,13 @@ int cmd_adapt(int argc, char **argv)
     rc = CLI_FAIL;
     if (!res) goto done;
     if (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
-        medvlm_prototypes_load(a.protos, &p)) {
+        (a.protos && medvlm_prototypes_load(a.protos, &p))) {
         cli_fail(NULL);
         goto done;
+    }
+    if (!a.protos) {
+        if (a.o.threads) medvlm_set_threads(a.o.threads);
+        if (!prompt_prototypes(&a, tr, &p)) goto done;
     }
     if (!check_compatible(&a, tr, te, p) || !check_shots(&a, tr)) goto done;
     X = calloc((size_t)p->k * a.shots * p->d, sizeof(float));

@@ -84,7 +84,7 @@ grep -Eq '^zeroshot +88\.89 ' "$out"; check "all: zero-shot ACA" $?
 
 # errors: one clear line, no crash
 run "dimension mismatch" 1 adapt --method clap $T --prototypes "$tmp/protos8.safetensors" --shots 4
-has "dimension mismatch" "16-dimensional features but the prototypes in .* are 8-dimensional" "$err"
+has "dimension mismatch" "16-dimensional features but the prototypes of .* are 8-dimensional" "$err"
 run "class names" 1 adapt --method clap $T --prototypes "$tmp/protos_renamed.safetensors" --shots 4
 has "class names" "class 1 is 'grade 3' in .* but 'G3' in the prototypes" "$err"
 run "too few" 1 adapt --method clap $T $P --shots 8
@@ -105,6 +105,15 @@ run "bad lr" 2 adapt --method lp $T $P --shots 4 --lr -1
 has "bad lr" "--lr expects a non-negative number" "$err"
 run "bad optimizer" 2 adapt --method lp $T $P --shots 4 --optimizer rmsprop
 run "no shots" 2 adapt --method lp $T $P
+# the zero-shot classifier: --prompts with --model (test_end_to_end runs them), or --prototypes
+run "no classifier" 2 adapt --method lp $T --shots 4
+has "no classifier" "the zero-shot classifier is required: --prompts FILE with --model DIR, or --prototypes FILE" "$err"
+run "prompts alone" 2 adapt --method lp $T --prompts "$tmp/p.json" --shots 4
+has "prompts alone" "--prompts needs --model DIR" "$err"
+run "model alone" 2 adapt --method lp $T --model "$tmp/model" --shots 4
+has "model alone" "--model needs --prompts FILE" "$err"
+run "both classifiers" 2 adapt --method lp $T $P --prompts "$tmp/p.json" --model "$tmp/model" --shots 4
+has "both classifiers" "give --prompts with --model, or --prototypes: not both" "$err"
 run "adapt help" 0 adapt --help
 has "adapt help" "example" "$out"
 run "predict wrong dims" 1 predict --adapter "$tmp/tip.safetensors" --features "$tmp/protos8.safetensors"

@@ -40,6 +40,35 @@ check "confusion matrix rows sum to the class sizes" $?
 check "zeroshot on a dataset" $?
 diff <(tail -n +2 "$work/zs.txt") <(tail -n +2 "$work/zs2.txt") >/dev/null; check "dataset = features file results" $?
 
+# ---- adapters with the zero-shot classifier from the prompts and the model (the tutorial's
+# form): the same adapter file as from the prototypes zeroshot saved; the prompts' classes are
+# matched to the features' by name
+E=$src/examples/sicapv2_ensemble.json
+"$cli" adapt --method clap --train "$work/feats.safetensors" --test "$work/feats.safetensors" \
+  --prompts "$E" --model "$work/model" --shots 4 --seed 2 --out "$work/a1.safetensors" > "$work/a1.txt"
+check "adapt --prompts --model" $?
+grep -q "^adapt: 4-shot, 16 training images (of 48 in" "$work/a1.txt"; check "adapt header" $?
+"$cli" adapt --method clap --train "$work/feats.safetensors" --test "$work/feats.safetensors" \
+  --prototypes "$work/protos.safetensors" --shots 4 --seed 2 --out "$work/a2.safetensors" >/dev/null
+cmp -s "$work/a1.safetensors" "$work/a2.safetensors"; check "--prompts --model = --prototypes" $?
+printf '{"classes": ["G5", "G4", "G3", "NC"], "descriptions": {"NC": ["non-cancerous"],
+  "G3": ["Gleason grade 3"], "G4": ["Gleason grade 4"], "G5": ["Gleason grade 5"]}}' > "$work/rev.json"
+for p in rev "$src/examples/sicapv2_single"; do
+  "$cli" adapt --method zslp --train "$work/feats.safetensors" --test "$work/feats.safetensors" \
+    --prompts "${p/#rev/$work/rev}.json" --model "$work/model" --shots 4 --out "$work/z_${p##*/}.safetensors" >/dev/null
+done
+cmp -s "$work/z_rev.safetensors" "$work/z_sicapv2_single.safetensors"; check "prompts' class order does not matter" $?
+printf '{"classes": ["NC", "G3", "G4"], "descriptions": {"NC": ["a"], "G3": ["b"], "G4": ["c"]}}' > "$work/p3.json"
+"$cli" adapt --method clap --train "$work/feats.safetensors" --test "$work/feats.safetensors" \
+  --prompts "$work/p3.json" --model "$work/model" --shots 4 > /dev/null 2> "$work/p3.err"
+[ $? = 1 ] && grep -q "class 'G5' of .*feats.safetensors has no prompts in .*p3.json" "$work/p3.err"
+check "a class without prompts named" $?
+./test_featfile --make "$work/ff" > /dev/null && "$cli" adapt --method clap \
+  --train "$work/ff/train.safetensors" --test "$work/ff/test.safetensors" --prompts "$E" \
+  --model "$work/model" --shots 4 > /dev/null 2> "$work/dim.err"
+[ $? = 1 ] && grep -q "has 16-dimensional features but .*model embeds the prompts of .* in 32 dimensions: the features come from a different model" "$work/dim.err"
+check "features from another model: dimension mismatch named" $?
+
 # ---- a listed image that does not exist: named, nothing written, unless --skip-missing
 mv "$work/data/images/synth_G4_00003.jpg" "$work/gone.jpg"
 "$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \
