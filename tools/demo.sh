@@ -49,7 +49,7 @@ echo
 echo "== features of the training set, then $shots-shot adapters on the tutorial's samples"
 "$medvlm" features --model "$model" --images "$train_images" --labels "$train" \
   --classes NC,G3,G4,G5 --out "$out/train_features.safetensors"
-"$medvlm" adapt --method all --train "$out/train_features.safetensors" \
+"$medvlm" adapt --methods all --train "$out/train_features.safetensors" \
   --test "$out/test_features.safetensors" --prompts "$here/examples/sicapv2_ensemble.json" \
   --model "$model" --shots "$shots" --seeds 1,2,3 --json "$out/adapters.json"
 echo

@@ -14,7 +14,7 @@
 #include <string.h>
 
 static const char *usage =
-    "usage: medvlm adapt --method NAME|all --train FEATS --test FEATS\n"
+    "usage: medvlm adapt --method NAME | --methods all|NAME,.. --train FEATS --test FEATS\n"
     "                    (--prompts PROMPTS.json --model DIR | --prototypes PROTOS)\n"
     "                    --shots K [--seed S | --seeds S1,S2,..] [options] [--out ADAPTER]\n"
     "\n"
@@ -24,7 +24,9 @@ static const char *usage =
     "report balanced accuracy (ACA), accuracy and macro-F1 on the test features.\n"
     "\n"
     "  --method NAME       zeroshot, lp, zslp, clipadapter, clap, tipadapter, tipadapter-f,\n"
-    "                      taskres, or all (one table comparing every method on the same shots)\n"
+    "                      taskres\n"
+    "  --methods LIST      all, or names separated by commas: one table comparing them on\n"
+    "                      the same shots (all: zero-shot and every adapter)\n"
     "  --train FEATS       features file (medvlm features) to draw the shots from\n"
     "  --test FEATS        features file to evaluate on\n"
     "  --prompts FILE      class prompts, as for medvlm zeroshot: the zero-shot prototypes\n"
@@ -105,6 +107,7 @@ static int parse_seeds(const char *s, struct adapt_args *a)
 static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
 {
     static const struct option opts[] = {{"method", required_argument, NULL, 'm'},
+                                         {"methods", required_argument, NULL, 'X'},
                                          {"train", required_argument, NULL, 'T'},
                                          {"test", required_argument, NULL, 't'},
                                          {"prototypes", required_argument, NULL, 'p'},
@@ -142,6 +145,10 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
+        case 'X':
+            if (a->method)
+                return cli_usage("adapt", "give --method or --methods once (got '%s' and '%s')",
+                                 a->method, optarg);
             a->method = optarg;
             break;
         case 'T':
@@ -264,7 +271,7 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
         }
     }
     if (optind != argc) return cli_usage("adapt", "unexpected argument '%s'", argv[optind]);
-    if (!a->method) return cli_usage("adapt", "--method NAME|all is required");
+    if (!a->method) return cli_usage("adapt", "--method NAME or --methods all|NAME,.. is required");
     if (!a->train || !a->test) return cli_usage("adapt", "--train and --test are both required");
     if (a->protos && (a->prompts || a->model))
         return cli_usage("adapt", "give --prompts with --model, or --prototypes: not both");
@@ -277,9 +284,44 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
     if (!a->protos && !a->prompts)
         return cli_usage("adapt", "--model needs --prompts FILE, the class prompts to embed");
     if (!a->have_shots) return cli_usage("adapt", "--shots K is required");
-    if (a->out && !strcmp(a->method, "all"))
-        return cli_usage("adapt", "--out saves one adapter: name one --method, not 'all'");
+    if (a->out && (!strcmp(a->method, "all") || strchr(a->method, ',')))
+        return cli_usage("adapt", "--out saves one adapter: name one --method, not '%s'",
+                         a->method);
     return CLI_OK;
+}
+
+/* --method / --methods: "all" (every method, zero-shot first) or names separated by commas,
+ * each once. The count, or 0 after an error message. */
+static int parse_methods(const char *list, enum medvlm_adapter_method *methods)
+{
+    int nm = 0;
+    if (!strcmp(list, "all")) {
+        for (int m = 0; m < MEDVLM_ADAPTER_COUNT; m++)
+            methods[nm++] = (enum medvlm_adapter_method)m;
+        return nm;
+    }
+    for (const char *at = list;; at++) {
+        const char *end = strchr(at, ',');
+        size_t len = end ? (size_t)(end - at) : strlen(at);
+        char name[64];
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, at, len);
+        name[len] = '\0';
+        enum medvlm_adapter_method m;
+        if (medvlm_adapter_method_from_name(name, &m) != MEDVLM_OK) {
+            fprintf(stderr, "medvlm adapt: %s (or all)\n", medvlm_last_error());
+            return 0;
+        }
+        for (int i = 0; i < nm; i++)
+            if (methods[i] == m) {
+                fprintf(stderr, "medvlm adapt: method '%s' is listed twice in '%s'\n", name, list);
+                return 0;
+            }
+        if (nm == MEDVLM_ADAPTER_COUNT) return 0; /* unreachable: each method at most once */
+        methods[nm++] = m;
+        if (!end) return nm;
+        at = end;
+    }
 }
 
 /* The method's defaults with the user's explicit choices on top. */
@@ -527,8 +569,15 @@ static void print_table(const struct adapt_args *a, const struct method_result *
     }
 }
 
+/* The training rows drawn for each seed (rows of the training features, in the sampler's
+ * order), kept for the JSON: which images a result came from. */
+struct draws {
+    int *idx[MAX_SEEDS], n[MAX_SEEDS];
+};
+
 static int write_json(const struct adapt_args *a, const struct method_result *res, int nm,
-                      const struct medvlm_features *tr, const struct medvlm_features *te)
+                      const struct medvlm_features *tr, const struct medvlm_features *te,
+                      const struct draws *dr)
 {
     cJSON *root = cJSON_CreateObject(), *seeds = cJSON_AddArrayToObject(root, "seeds");
     cJSON *methods = cJSON_AddArrayToObject(root, "methods");
@@ -537,6 +586,16 @@ static int write_json(const struct adapt_args *a, const struct method_result *re
     cJSON_AddNumberToObject(root, "test_images", te->n);
     for (int s = 0; s < a->nseeds; s++)
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)a->seeds[s]));
+    if (tr->image_names) { /* per seed, the training images in the sampler's order */
+        cJSON *samples = cJSON_AddArrayToObject(root, "train_images");
+        for (int s = 0; s < a->nseeds; s++) {
+            cJSON *one = cJSON_CreateObject(), *names = cJSON_AddArrayToObject(one, "images");
+            cJSON_AddNumberToObject(one, "seed", (double)a->seeds[s]);
+            for (int i = 0; i < dr->n[s]; i++)
+                cJSON_AddItemToArray(names, cJSON_CreateString(tr->image_names[dr->idx[s][i]]));
+            cJSON_AddItemToArray(samples, one);
+        }
+    }
     for (int i = 0; i < nm; i++) {
         cJSON *m = cJSON_CreateObject(), *runs = NULL;
         cJSON_AddStringToObject(m, "method", medvlm_adapter_method_name(res[i].method));
@@ -584,17 +643,8 @@ int cmd_adapt(int argc, char **argv)
     int done, rc = parse_args(argc, argv, &a, &done);
     if (rc != CLI_OK || done) return rc;
     enum medvlm_adapter_method methods[MEDVLM_ADAPTER_COUNT];
-    int nm = 0;
-    if (!strcmp(a.method, "all")) {
-        for (int m = 0; m < MEDVLM_ADAPTER_COUNT; m++)
-            methods[nm++] = (enum medvlm_adapter_method)m;
-    } else {
-        if (medvlm_adapter_method_from_name(a.method, &methods[0]) != MEDVLM_OK) {
-            fprintf(stderr, "medvlm adapt: %s (or all)\n", medvlm_last_error());
-            return CLI_USAGE;
-        }
-        nm = 1;
-    }
+    int nm = parse_methods(a.method, methods);
+    if (nm <= 0) return CLI_USAGE;
     struct medvlm_features *tr = NULL, *te = NULL;
     struct medvlm_prototypes *p = NULL;
     struct method_result *res = calloc((size_t)nm, sizeof *res);
@@ -603,6 +653,7 @@ int cmd_adapt(int argc, char **argv)
     float *X = NULL;
     int64_t *Y = NULL;
     int *idx = NULL;
+    struct draws dr = {{NULL}, {0}};
     rc = CLI_FAIL;
     if (!res) goto done;
     if (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
@@ -634,7 +685,8 @@ int cmd_adapt(int argc, char **argv)
                    (size_t)p->d * sizeof(float));
             Y[i] = tr->labels[idx[i]];
         }
-        medvlm_free(idx);
+        dr.idx[s] = idx;
+        dr.n[s] = n;
         idx = NULL;
         if (n == 0) {
             fprintf(stderr, "medvlm: no training images were drawn from %s\n", a.train);
@@ -672,7 +724,7 @@ int cmd_adapt(int argc, char **argv)
         printf("\n");
         print_table(&a, res, nm);
     }
-    if (a.json && !write_json(&a, res, nm, tr, te)) goto done;
+    if (a.json && !write_json(&a, res, nm, tr, te, &dr)) goto done;
     if (a.out) {
         if (medvlm_adapter_save(keep, a.out, (const char *const *)p->classes, a.shots)) {
             cli_fail(a.out);
@@ -692,5 +744,6 @@ done:
     free(X);
     free(Y);
     medvlm_free(idx);
+    for (int s = 0; s < a.nseeds; s++) medvlm_free(dr.idx[s]);
     return rc;
 }

@@ -82,6 +82,24 @@ for m in zeroshot lp zslp clipadapter clap tipadapter tipadapter-f taskres; do
 done
 grep -Eq '^zeroshot +88\.89 ' "$out"; check "all: zero-shot ACA" $?
 
+# --methods: a list, one row each in the order given (a single one prints the full table)
+run "methods list" 0 adapt --methods tipadapter,zeroshot $T $P --shots 4 --seed 1
+awk '$1 == "tipadapter" { t = NR } $1 == "zeroshot" { z = NR } END { exit !(t && z && t < z) }' "$out"
+check "methods list: rows in the order given" $?
+grep -Eq '^(lp|clap) ' "$out"; [ $? = 1 ]; check "methods list: only those listed" $?
+run "methods all" 0 adapt --methods all $T $P --shots 4 --seed 1
+grep -Eq '^zeroshot +88\.89 ' "$out"; check "methods all: zero-shot ACA" $?
+run "methods one" 0 adapt --methods zeroshot $T $P --shots 4
+has "methods one" "balanced accuracy  88.89 %" "$out"
+run "methods twice" 2 adapt --methods lp,lp $T $P --shots 4
+has "methods twice" "method 'lp' is listed twice in 'lp,lp'" "$err"
+run "methods unknown" 2 adapt --methods lp,clapp $T $P --shots 4
+has "methods unknown" "unknown adapter method 'clapp'; valid methods: zeroshot, lp" "$err"
+run "method and methods" 2 adapt --method lp --methods all $T $P --shots 4
+has "method and methods" "give --method or --methods once" "$err"
+run "out with a list" 2 adapt --methods lp,clap $T $P --shots 4 --out "$tmp/x.safetensors"
+has "out with a list" "--out saves one adapter: name one --method, not 'lp,clap'" "$err"
+
 # errors: one clear line, no crash
 run "dimension mismatch" 1 adapt --method clap $T --prototypes "$tmp/protos8.safetensors" --shots 4
 has "dimension mismatch" "16-dimensional features but the prototypes of .* are 8-dimensional" "$err"

@@ -51,6 +51,19 @@ grep -q "^adapt: 4-shot, 16 training images (of 48 in" "$work/a1.txt"; check "ad
 "$cli" adapt --method clap --train "$work/feats.safetensors" --test "$work/feats.safetensors" \
   --prototypes "$work/protos.safetensors" --shots 4 --seed 2 --out "$work/a2.safetensors" >/dev/null
 cmp -s "$work/a1.safetensors" "$work/a2.safetensors"; check "--prompts --model = --prototypes" $?
+# the images adapt trained on (its --json) are those `medvlm sample` draws from the table
+"$cli" adapt --methods lp,clap --train "$work/feats.safetensors" --test "$work/feats.safetensors" \
+  --prompts "$E" --model "$work/model" --shots 3 --seeds 1,2 --json "$work/a.json" >/dev/null
+check "adapt --methods --json" $?
+for seed in 1 2; do
+  "$cli" sample --labels "$work/data/labels.csv" --classes NC,G3,G4,G5 --shots 3 --seed $seed > "$work/s$seed.txt"
+  # the seed-th "images" list of the JSON (seeds in the order given), one name per line
+  awk -v k=$seed '/"images":/ && ++i == k { sub(/^[^[]*\[/, ""); sub(/\].*$/, "")
+    n = split($0, v, /", *"/); for (j = 1; j <= n; j++) { gsub(/"/, "", v[j]); print v[j] } }' \
+    "$work/a.json" > "$work/j$seed.txt"
+  [ -s "$work/s$seed.txt" ] && cmp -s "$work/s$seed.txt" "$work/j$seed.txt"
+  check "seed $seed: adapt's training images = medvlm sample's" $?
+done
 printf '{"classes": ["G5", "G4", "G3", "NC"], "descriptions": {"NC": ["non-cancerous"],
   "G3": ["Gleason grade 3"], "G4": ["Gleason grade 4"], "G5": ["Gleason grade 5"]}}' > "$work/rev.json"
 for p in rev "$src/examples/sicapv2_single"; do
