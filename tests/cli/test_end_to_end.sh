@@ -63,6 +63,8 @@ for seed in 1 2; do
     "$work/a.json" > "$work/j$seed.txt"
   [ -s "$work/s$seed.txt" ] && cmp -s "$work/s$seed.txt" "$work/j$seed.txt"
   check "seed $seed: adapt's training images = medvlm sample's" $?
+  "$cli" sample --features "$work/feats.safetensors" --shots 3 --seed $seed > "$work/f$seed.txt"
+  cmp -s "$work/s$seed.txt" "$work/f$seed.txt"; check "seed $seed: sample on the features = on the table" $?
 done
 printf '{"classes": ["G5", "G4", "G3", "NC"], "descriptions": {"NC": ["non-cancerous"],
   "G3": ["Gleason grade 3"], "G4": ["Gleason grade 4"], "G5": ["Gleason grade 5"]}}' > "$work/rev.json"

@@ -43,7 +43,11 @@ rc=$?
 rc=$?
 [ $rc -eq 2 ] && grep -q -- "--shots expects an integer >= 1, got '0'" "$tmp/e" && ok || bad "shots 0: rc $rc"
 "$cli" sample --classes NC --shots 1 > "$tmp/o" 2> "$tmp/e"
-[ $? -eq 2 ] && grep -q -- "--labels TABLE is required" "$tmp/e" && ok || bad "no labels"
+[ $? -eq 2 ] && grep -q -- "give --labels TABLE or --features FEATS (one of them)" "$tmp/e" && ok || bad "no labels"
+"$cli" sample --labels "$part/partition/Test/Train.xlsx" --features "$tmp/f.safetensors" --shots 1 > "$tmp/o" 2> "$tmp/e"
+[ $? -eq 2 ] && grep -q -- "give --labels TABLE or --features FEATS (one of them)" "$tmp/e" && ok || bad "labels and features"
+"$cli" sample --features "$tmp/f.safetensors" --classes NC --shots 1 > "$tmp/o" 2> "$tmp/e"
+[ $? -eq 2 ] && grep -q -- "a features file carries its classes" "$tmp/e" && ok || bad "features with --classes"
 printf 'Path,NC,G3\na.jpg,1,0\nb.jpg,0,1,1\n' > "$tmp/rag.csv"
 "$cli" sample --labels "$tmp/rag.csv" --classes NC,G3 --shots 1 > "$tmp/o" 2> "$tmp/e"
 [ $? -eq 1 ] && grep -q "rag.csv: line 3: expected 3 fields as in the header, got 4" "$tmp/e" && ok || bad "ragged: $(cat "$tmp/e")"
