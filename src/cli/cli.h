@@ -112,6 +112,13 @@ int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *
  * On failure the message (naming the file) is in medvlm_last_error(). */
 int cli_read_lines(const char *path, char **data, char ***lines, int *n);
 
+/* protos (K, D) = the zero-shot prototypes of the prompts of K classes: class i's are the
+ * prompts of pr's class order[i] (order NULL: pr's own classes in turn, K = pr->n_classes),
+ * embedded by m's text tower (medvlm_zeroshot_prototypes). 0 on failure, the message in
+ * medvlm_last_error(). */
+int cli_prompt_prototypes(struct medvlm_model *m, const struct medvlm_tokenizer *tok,
+                          const struct medvlm_prompts *pr, const int *order, int K, float *protos);
+
 typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);
 /* A progress line on stderr when it is a terminal, else NULL (no output). */
 cli_progress_fn cli_progress_for_terminal(void);

@@ -383,22 +383,19 @@ static int check_compatible(const struct adapt_args *a, const struct medvlm_feat
 static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_features *tr,
                              struct medvlm_prototypes **out)
 {
-    int ok = 0, n_texts = 0;
+    int ok = 0;
     struct medvlm_prompts *pr = NULL;
     struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;
-    struct medvlm_encoder *enc = NULL;
     struct medvlm_prototypes *p = NULL;
-    const char **texts = NULL;
-    int *text_class = NULL, *map = NULL;
+    int *map = NULL;
     const int K = tr->n_classes;
     if (medvlm_prompts_load(a->prompts, &pr) || medvlm_model_load(a->model, MEDVLM_LOAD_TEXT, &m) ||
         medvlm_tokenizer_load(a->model, &tok)) {
         cli_fail(NULL);
         goto done;
     }
-    const struct medvlm_config *cfg = medvlm_model_config(m);
-    const int D = cfg->projection_dim;
+    const int D = medvlm_model_config(m)->projection_dim;
     if (tr->d != D) {
         fprintf(stderr,
                 "medvlm: %s has %d-dimensional features but %s embeds the prompts of %s in %d "
@@ -417,7 +414,6 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
                     a->train, a->prompts);
             goto done;
         }
-        n_texts += pr->n_prompts[map[i]];
     }
     if (pr->n_classes != K) {
         fprintf(stderr,
@@ -426,26 +422,17 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
                 a->prompts, pr->n_classes, a->train, K);
         goto done;
     }
-    texts = mv_calloc((size_t)n_texts, sizeof *texts);
-    text_class = mv_calloc((size_t)n_texts, sizeof *text_class);
     p = mv_calloc(1, sizeof *p);
-    if (!texts || !text_class || !p) goto nomem;
+    if (!p) goto nomem;
     p->k = K;
     p->d = D;
     p->logit_scale = medvlm_model_logit_scale(m);
     p->prototypes = mv_calloc((size_t)K * D, sizeof(float));
     p->classes = mv_calloc((size_t)K, sizeof *p->classes);
     if (!p->prototypes || !p->classes) goto nomem;
-    for (int i = 0, t = 0; i < K; i++) {
+    for (int i = 0; i < K; i++)
         if (!(p->classes[i] = mv_strdup(tr->classes[i]))) goto nomem;
-        for (int j = 0; j < pr->n_prompts[map[i]]; j++, t++) {
-            texts[t] = pr->prompts[map[i]][j];
-            text_class[t] = i;
-        }
-    }
-    if (medvlm_encoder_init(m, 32, &enc) ||
-        medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
-                                   n_texts, K, D, p->prototypes)) {
+    if (!cli_prompt_prototypes(m, tok, pr, map, K, p->prototypes)) {
         cli_fail(a->prompts);
         goto done;
     }
@@ -457,12 +444,9 @@ nomem:
     fprintf(stderr, "medvlm: out of memory\n");
 done:
     medvlm_prototypes_free(p);
-    medvlm_encoder_free(enc);
     medvlm_tokenizer_free(tok);
     medvlm_model_free(m);
     medvlm_prompts_free(pr);
-    mv_free((void *)texts);
-    mv_free(text_class);
     mv_free(map);
     return ok;
 }

@@ -110,15 +110,12 @@ int cmd_zeroshot(int argc, char **argv)
     struct medvlm_prompts *pr = NULL;
     struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;
-    struct medvlm_encoder *enc = NULL;
     struct medvlm_features *f = NULL;
     struct medvlm_dataset *ds = NULL;
     struct medvlm_features_result res = {0};
     struct medvlm_metrics met = {0};
     float *protos = NULL, *logits = NULL, *probs = NULL;
     int64_t *refs = NULL, *preds = NULL;
-    const char **texts = NULL;
-    int *text_class = NULL;
     char *table = NULL;
     int map[1024];
 
@@ -187,21 +184,12 @@ int cmd_zeroshot(int argc, char **argv)
     /* prototypes from the prompts */
     int n_texts = 0;
     for (int k = 0; k < K; k++) n_texts += pr->n_prompts[k];
-    texts = malloc((size_t)n_texts * sizeof *texts);
-    text_class = malloc((size_t)n_texts * sizeof *text_class);
     protos = malloc((size_t)K * D * sizeof *protos);
     logits = malloc((size_t)n * K * sizeof *logits);
     probs = malloc((size_t)n * K * sizeof *probs);
     preds = malloc((size_t)n * sizeof *preds);
-    if (!texts || !text_class || !protos || !logits || !probs || !preds) goto fail_msg;
-    for (int k = 0, t = 0; k < K; k++)
-        for (int j = 0; j < pr->n_prompts[k]; j++, t++) {
-            texts[t] = pr->prompts[k][j];
-            text_class[t] = k;
-        }
-    if (medvlm_encoder_init(m, 32, &enc) ||
-        medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
-                                   n_texts, K, D, protos) ||
+    if (!protos || !logits || !probs || !preds) goto fail_msg;
+    if (!cli_prompt_prototypes(m, tok, pr, NULL, K, protos) ||
         medvlm_zeroshot_logits(X, n, protos, K, D, medvlm_model_logit_scale(m), logits, probs) ||
         medvlm_argmax_rows(probs, n, K, preds) || medvlm_metrics_compute(refs, preds, n, K, &met) ||
         medvlm_metrics_format_table(&met, (const char *const *)pr->classes, &table))
@@ -227,7 +215,6 @@ done:
     medvlm_features_result_free(&res);
     medvlm_dataset_free(ds);
     medvlm_features_free(f);
-    medvlm_encoder_free(enc);
     medvlm_tokenizer_free(tok);
     medvlm_model_free(m);
     medvlm_prompts_free(pr);
@@ -236,7 +223,5 @@ done:
     free(probs);
     free(refs);
     free(preds);
-    free(texts);
-    free(text_class);
     return rc;
 }
