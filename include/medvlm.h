@@ -219,6 +219,21 @@ const struct medvlm_preproc_config *medvlm_model_preproc(const struct medvlm_mod
 float medvlm_model_logit_scale(const struct medvlm_model *m); /* raw; use expf() */
 /* "" for a model made in memory. */
 const char *medvlm_model_dir(const struct medvlm_model *m);
+/* 16 hex digits that identify the weights a model embeds with: a hash of its projection
+ * matrices (visual and text, as F32 values) and logit scale, the same whichever towers were
+ * loaded and whether from model.safetensors or pytorch_model.bin. Features, prototypes and
+ * adapters record it, so that files from different models (PLIP and CLIP ViT-B/32 are both
+ * 512-dimensional) are not mixed. "" for a model made in memory. */
+const char *medvlm_model_fingerprint(const struct medvlm_model *m);
+
+/* Which model the embeddings of a features, prototypes or adapter file come from: its
+ * medvlm_model_fingerprint and the folder it was loaded from (metadata model_fingerprint and
+ * model). NULL or "" when unknown: files written before medvlm recorded it, or embeddings
+ * of a model made in memory. Files whose fingerprints are both known and differ come from
+ * different weights, and the command line refuses to mix them. */
+struct medvlm_provenance {
+    const char *fingerprint, *model;
+};
 
 enum medvlm_tower { MEDVLM_TOWER_TEXT = 1, MEDVLM_TOWER_VISION = 2, MEDVLM_TOWER_SHARED = 4 };
 
@@ -739,44 +754,54 @@ const float *medvlm_adapter_lambdas(const struct medvlm_adapter *a);
 
 /* Save as safetensors (atomic): the parameters, `prototypes_zs`, `logit_scale`, and for
  * Tip-Adapter `cache_labels`; metadata medvlm = "adapter/1", method, hparams (JSON), classes
- * (JSON array; class_names may be NULL -> "0", "1", ...), shots, seed. */
+ * (JSON array; class_names may be NULL -> "0", "1", ...), shots, seed, and the provenance of
+ * the features and prototypes it was trained on (from, may be NULL). */
 enum medvlm_status medvlm_adapter_save(const struct medvlm_adapter *a, const char *path,
-                                       const char *const *class_names, int shots);
+                                       const char *const *class_names, int shots,
+                                       const struct medvlm_provenance *from);
 /* Load what medvlm_adapter_save wrote; everything prediction needs is in the file. */
 enum medvlm_status medvlm_adapter_load(const char *path, struct medvlm_adapter **out);
 /* The class names and shots saved with a loaded adapter (NULL / 0 for a trained one). */
 const char *medvlm_adapter_class_name(const struct medvlm_adapter *a, int c);
 int medvlm_adapter_shots(const struct medvlm_adapter *a);
+/* The provenance saved with a loaded adapter (fields NULL when unknown). */
+struct medvlm_provenance medvlm_adapter_provenance(const struct medvlm_adapter *a);
 
 /* Feature files (`medvlm features`): safetensors with `features` (N, D) F32 l2-normalised,
  * `labels` (N) I64, metadata medvlm = "features/1", classes = JSON array of class names,
  * image_names = JSON array of N names. Prototype files (`medvlm zeroshot
  * --save-prototypes`): `prototypes` (K, D) F32 normalised, `logit_scale` [] F32 raw,
- * metadata medvlm = "prototypes/1", classes = JSON array of K names. Loading checks every
- * shape, dtype and label and names the file in its message. */
+ * metadata medvlm = "prototypes/1", classes = JSON array of K names. Both may carry
+ * model_fingerprint and model (medvlm_provenance). Loading checks every shape, dtype and
+ * label and names the file in its message. */
 struct medvlm_features {
     int n, d, n_classes;
-    float *features;    /* (n, d) */
-    int64_t *labels;    /* (n), each in [0, n_classes) */
-    char **classes;     /* (n_classes) */
-    char **image_names; /* (n), or NULL when the file has none */
+    float *features;           /* (n, d) */
+    int64_t *labels;           /* (n), each in [0, n_classes) */
+    char **classes;            /* (n_classes) */
+    char **image_names;        /* (n), or NULL when the file has none */
+    char *fingerprint, *model; /* their provenance, NULL when the file does not say */
 };
 enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features **out);
-/* image_names may be NULL. */
+/* image_names and from may be NULL. */
 enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y, int n,
                                         int d, const char *const *classes, int k,
-                                        const char *const *image_names);
+                                        const char *const *image_names,
+                                        const struct medvlm_provenance *from);
 void medvlm_features_free(struct medvlm_features *f);
 
 struct medvlm_prototypes {
     int k, d;
-    float *prototypes; /* (k, d) */
-    float logit_scale; /* raw */
-    char **classes;    /* (k) */
+    float *prototypes;         /* (k, d) */
+    float logit_scale;         /* raw */
+    char **classes;            /* (k) */
+    char *fingerprint, *model; /* their provenance, NULL when the file does not say */
 };
 enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_prototypes **out);
+/* from may be NULL. */
 enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int k, int d,
-                                          float logit_scale, const char *const *classes);
+                                          float logit_scale, const char *const *classes,
+                                          const struct medvlm_provenance *from);
 void medvlm_prototypes_free(struct medvlm_prototypes *p);
 
 /* ---------------------------------------------------------------- metrics */

@@ -157,6 +157,8 @@ void medvlm_adapter_free(struct medvlm_adapter *a)
     if (a->class_names)
         for (int c = 0; c < a->k; c++) mv_free(a->class_names[c]);
     mv_free(a->class_names);
+    mv_free(a->fingerprint);
+    mv_free(a->model);
     mv_free(a);
 }
 
@@ -220,6 +222,11 @@ const float *medvlm_adapter_lambdas(const struct medvlm_adapter *a)
 const char *medvlm_adapter_class_name(const struct medvlm_adapter *a, int c)
 {
     return a->class_names && c >= 0 && c < a->k ? a->class_names[c] : NULL;
+}
+
+struct medvlm_provenance medvlm_adapter_provenance(const struct medvlm_adapter *a)
+{
+    return (struct medvlm_provenance){a->fingerprint, a->model};
 }
 
 int medvlm_adapter_shots(const struct medvlm_adapter *a)

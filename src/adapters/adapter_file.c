@@ -51,7 +51,8 @@ static char *hparams_json(const struct medvlm_adapter_options *o)
 }
 
 enum medvlm_status medvlm_adapter_save(const struct medvlm_adapter *a, const char *path,
-                                       const char *const *class_names, int shots)
+                                       const char *const *class_names, int shots,
+                                       const struct medvlm_provenance *from)
 {
     if (!a || !path) return mv_err(MEDVLM_ERR_ARG, "adapter save: NULL argument");
     struct medvlm_st_writer *w = NULL;
@@ -90,6 +91,7 @@ enum medvlm_status medvlm_adapter_save(const struct medvlm_adapter *a, const cha
     classes = cJSON_PrintUnformatted(arr);
     if (!classes) goto fail;
     char shots_s[32], seed_s[32];
+    const struct medvlm_provenance loaded = {a->fingerprint, a->model}; /* re-saving a loaded one */
     snprintf(shots_s, sizeof shots_s, "%d", shots ? shots : a->shots);
     snprintf(seed_s, sizeof seed_s, "%" PRIu64, a->opt.seed);
     if ((st = medvlm_st_writer_meta(w, "medvlm", ADAPTER_FORMAT)) ||
@@ -97,7 +99,8 @@ enum medvlm_status medvlm_adapter_save(const struct medvlm_adapter *a, const cha
         (st = medvlm_st_writer_meta(w, "hparams", hp)) ||
         (st = medvlm_st_writer_meta(w, "classes", classes)) ||
         (st = medvlm_st_writer_meta(w, "shots", shots_s)) ||
-        (st = medvlm_st_writer_meta(w, "seed", seed_s)))
+        (st = medvlm_st_writer_meta(w, "seed", seed_s)) ||
+        (st = mv_provenance_write(w, from ? from : &loaded)))
         goto fail;
     st = medvlm_st_writer_save(w, path);
 fail:
@@ -289,6 +292,7 @@ enum medvlm_status mv_adapter_from_st(const struct medvlm_st *st, struct medvlm_
             }
         }
     }
+    if ((s = mv_provenance_read(st, &a->fingerprint, &a->model))) goto fail;
     const char *shots = medvlm_st_metadata(st, "shots");
     if (shots) {
         long v = strtol(shots, NULL, 10);

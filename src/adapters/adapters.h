@@ -63,11 +63,12 @@ struct medvlm_adapter {
     struct mv_adapter_param params[MV_ADAPTER_MAX_PARAMS];
     float *param_buf, *grad_buf;
     size_t param_total;
-    float *lambdas;        /* (K) CLAP */
-    float *rhos;           /* (K) CLAP-ALM penalty parameters */
-    int n_cache;           /* Tip-Adapter: rows of the cache */
-    int64_t *cache_labels; /* (N) Tip-Adapter */
-    char **class_names;    /* (K) from a loaded file, or NULL */
+    float *lambdas;            /* (K) CLAP */
+    float *rhos;               /* (K) CLAP-ALM penalty parameters */
+    int n_cache;               /* Tip-Adapter: rows of the cache */
+    int64_t *cache_labels;     /* (N) Tip-Adapter */
+    char **class_names;        /* (K) from a loaded file, or NULL */
+    char *fingerprint, *model; /* provenance from a loaded file, or NULL */
     int shots;
 };
 

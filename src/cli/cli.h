@@ -119,6 +119,11 @@ int cli_read_lines(const char *path, char **data, char ***lines, int *n);
 int cli_prompt_prototypes(struct medvlm_model *m, const struct medvlm_tokenizer *tok,
                           const struct medvlm_prompts *pr, const int *order, int K, float *protos);
 
+/* 1 unless the embeddings a_what and b_what both record their model (medvlm_provenance) and
+ * the weights differ; then prints which model made each and returns 0. */
+int cli_same_model(const char *a_what, const struct medvlm_provenance *a, const char *b_what,
+                   const struct medvlm_provenance *b);
+
 typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);
 /* A progress line on stderr when it is a terminal, else NULL (no output). */
 cli_progress_fn cli_progress_for_terminal(void);

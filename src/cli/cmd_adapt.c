@@ -352,7 +352,18 @@ static int check_compatible(const struct adapt_args *a, const struct medvlm_feat
     const struct medvlm_features *f[2] = {tr, te};
     const char *name[2] = {a->train, a->test};
     const char *from = a->protos ? a->protos : a->prompts;
+    char what[2][1100];
+    snprintf(what[0], sizeof what[0], "the features in %s", a->train);
+    snprintf(what[1], sizeof what[1], "those in %s", a->test);
+    if (!cli_same_model(what[0], &(struct medvlm_provenance){tr->fingerprint, tr->model}, what[1],
+                        &(struct medvlm_provenance){te->fingerprint, te->model}))
+        return 0;
+    snprintf(what[1], sizeof what[1], "the prototypes of %s", from);
     for (int i = 0; i < 2; i++) {
+        snprintf(what[0], sizeof what[0], "the features in %s", name[i]);
+        if (!cli_same_model(what[0], &(struct medvlm_provenance){f[i]->fingerprint, f[i]->model},
+                            what[1], &(struct medvlm_provenance){p->fingerprint, p->model}))
+            return 0;
         if (f[i]->d != p->d) {
             fprintf(stderr,
                     "medvlm: %s has %d-dimensional features but the prototypes of %s are "
@@ -427,6 +438,9 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
     p->k = K;
     p->d = D;
     p->logit_scale = medvlm_model_logit_scale(m);
+    if (!(p->fingerprint = mv_strdup(medvlm_model_fingerprint(m))) ||
+        !(p->model = mv_strdup(a->model)))
+        goto nomem;
     p->prototypes = mv_calloc((size_t)K * D, sizeof(float));
     p->classes = mv_calloc((size_t)K, sizeof *p->classes);
     if (!p->prototypes || !p->classes) goto nomem;
@@ -710,7 +724,11 @@ int cmd_adapt(int argc, char **argv)
     }
     if (a.json && !write_json(&a, res, nm, tr, te, &dr)) goto done;
     if (a.out) {
-        if (medvlm_adapter_save(keep, a.out, (const char *const *)p->classes, a.shots)) {
+        /* the provenance of its prototypes, or where they do not say, of its features */
+        const struct medvlm_provenance from =
+            p->fingerprint ? (struct medvlm_provenance){p->fingerprint, p->model}
+                           : (struct medvlm_provenance){tr->fingerprint, tr->model};
+        if (medvlm_adapter_save(keep, a.out, (const char *const *)p->classes, a.shots, &from)) {
             cli_fail(a.out);
             goto done;
         }

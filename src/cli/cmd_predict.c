@@ -72,6 +72,13 @@ int cmd_predict(int argc, char **argv)
         goto done;
     }
     int K = medvlm_adapter_classes(ad), D = medvlm_adapter_dim(ad);
+    char what[2][1100];
+    snprintf(what[0], sizeof what[0], "the features in %s", feats_path);
+    snprintf(what[1], sizeof what[1], "the adapter %s was trained on features", adapter_path);
+    const struct medvlm_provenance ap = medvlm_adapter_provenance(ad);
+    if (!cli_same_model(what[0], &(struct medvlm_provenance){f->fingerprint, f->model}, what[1],
+                        &ap))
+        goto done;
     if (f->d != D) {
         fprintf(stderr,
                 "medvlm: %s has %d-dimensional features but the adapter %s expects %d: they "

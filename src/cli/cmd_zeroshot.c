@@ -146,6 +146,12 @@ int cmd_zeroshot(int argc, char **argv)
                     feats_path, f->d, model_dir, D);
             goto done;
         }
+        char what[1100];
+        snprintf(what, sizeof what, "the features in %s", feats_path);
+        if (!cli_same_model(what, &(struct medvlm_provenance){f->fingerprint, f->model},
+                            "the prompts' embeddings",
+                            &(struct medvlm_provenance){medvlm_model_fingerprint(m), model_dir}))
+            goto done;
         if (f->n_classes > (int)(sizeof map / sizeof map[0]) ||
             !map_classes(f, pr, map, feats_path, prompts_path))
             goto done;
@@ -197,8 +203,9 @@ int cmd_zeroshot(int argc, char **argv)
     printf("zero-shot, %d images, %d classes, %d prompts (%s)\n", n, K, n_texts,
            n_texts > K ? "ensemble" : "one per class");
     fputs(table, stdout);
+    const struct medvlm_provenance from = {medvlm_model_fingerprint(m), model_dir};
     if (save && medvlm_prototypes_save(save, protos, K, D, medvlm_model_logit_scale(m),
-                                       (const char *const *)pr->classes))
+                                       (const char *const *)pr->classes, &from))
         goto fail_msg;
     if (json && medvlm_metrics_write_json(json, &met, (const char *const *)pr->classes))
         goto fail_msg;

@@ -130,6 +130,20 @@ done:
     return ok;
 }
 
+int cli_same_model(const char *a_what, const struct medvlm_provenance *a, const char *b_what,
+                   const struct medvlm_provenance *b)
+{
+    if (!a->fingerprint || !*a->fingerprint || !b->fingerprint || !*b->fingerprint ||
+        !strcmp(a->fingerprint, b->fingerprint))
+        return 1;
+    fprintf(stderr,
+            "medvlm: %s come from the model %s (weights %s) but %s from %s (weights %s): "
+            "embeddings of different models do not compare\n",
+            a_what, a->model && *a->model ? a->model : "(folder not recorded)", a->fingerprint,
+            b_what, b->model && *b->model ? b->model : "(folder not recorded)", b->fingerprint);
+    return 0;
+}
+
 int cli_read_lines(const char *path, char **data, char ***lines, int *n)
 {
     size_t len;

@@ -22,10 +22,11 @@ static char *job_fingerprint(const struct medvlm_features_job *job, int d, int h
             hash = (hash ^ *p) * 1099511628211ull;
         hash = (hash ^ (uint64_t)ds->labels[i]) * 1099511628211ull;
     }
-    return mv_asprintf("model=%s dim=%d input=%dx%d pipeline=%d size=%d antialias=%d crop=%d "
-                       "images=%d hash=%016llx",
-                       medvlm_model_dir(job->model), d, h, w, (int)job->pre.pipeline, job->pre.size,
-                       job->pre.antialias, job->pre.center_crop, ds->n, (unsigned long long)hash);
+    return mv_asprintf("model=%s weights=%s dim=%d input=%dx%d pipeline=%d size=%d antialias=%d "
+                       "crop=%d images=%d hash=%016llx",
+                       medvlm_model_dir(job->model), medvlm_model_fingerprint(job->model), d, h, w,
+                       (int)job->pre.pipeline, job->pre.size, job->pre.antialias,
+                       job->pre.center_crop, ds->n, (unsigned long long)hash);
 }
 
 enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job,
@@ -138,9 +139,11 @@ enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job
     res->skipped = ds->n - n_ok;
     res->computed = computed;
     if (job->out_path) {
+        const struct medvlm_provenance from = {medvlm_model_fingerprint(job->model),
+                                               medvlm_model_dir(job->model)};
         if ((st = medvlm_features_save(job->out_path, res->features, res->labels, n_ok, d,
                                        (const char *const *)ds->classes, ds->n_classes,
-                                       (const char *const *)res->names)))
+                                       (const char *const *)res->names, &from)))
             goto fail;
         mv_resume_remove(log);
     }

@@ -113,9 +113,31 @@ static enum medvlm_status get_matrix(const struct medvlm_st *st, const char *nam
     return MEDVLM_OK;
 }
 
+enum medvlm_status mv_provenance_write(struct medvlm_st_writer *w,
+                                       const struct medvlm_provenance *from)
+{
+    enum medvlm_status s = MEDVLM_OK;
+    if (from && from->fingerprint && *from->fingerprint)
+        s = medvlm_st_writer_meta(w, "model_fingerprint", from->fingerprint);
+    if (!s && from && from->model && *from->model)
+        s = medvlm_st_writer_meta(w, "model", from->model);
+    return s;
+}
+
+enum medvlm_status mv_provenance_read(const struct medvlm_st *st, char **fingerprint, char **model)
+{
+    const char *f = medvlm_st_metadata(st, "model_fingerprint");
+    const char *m = medvlm_st_metadata(st, "model");
+    *fingerprint = f ? mv_strdup(f) : NULL;
+    *model = m ? mv_strdup(m) : NULL;
+    return (f && !*fingerprint) || (m && !*model) ? MEDVLM_ERR_NOMEM : MEDVLM_OK;
+}
+
 void medvlm_features_free(struct medvlm_features *f)
 {
     if (!f) return;
+    mv_free(f->fingerprint);
+    mv_free(f->model);
     mv_free(f->features);
     mv_free(f->labels);
     free_names(f->classes, f->n_classes);
@@ -160,6 +182,7 @@ enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm
     if (medvlm_st_metadata(st, "image_names") &&
         (s = read_names(st, "image_names", f->n, &f->image_names, NULL)))
         goto fail;
+    if ((s = mv_provenance_read(st, &f->fingerprint, &f->model))) goto fail;
     *out = f;
     f = NULL;
 fail:
@@ -181,7 +204,8 @@ enum medvlm_status medvlm_features_load(const char *path, struct medvlm_features
 
 enum medvlm_status medvlm_features_save(const char *path, const float *X, const int64_t *Y, int n,
                                         int d, const char *const *classes, int k,
-                                        const char *const *image_names)
+                                        const char *const *image_names,
+                                        const struct medvlm_provenance *from)
 {
     if (!path || !X || !Y || !classes || n <= 0 || d <= 0 || k <= 0)
         return mv_err(MEDVLM_ERR_ARG, "features save: NULL argument or empty sizes");
@@ -198,7 +222,8 @@ enum medvlm_status medvlm_features_save(const char *path, const float *X, const 
     if (image_names && !(ij = names_json(image_names, n))) goto fail;
     if ((s = medvlm_st_writer_meta(w, "medvlm", FEATURES_FORMAT)) ||
         (s = medvlm_st_writer_meta(w, "classes", cj)) ||
-        (ij && (s = medvlm_st_writer_meta(w, "image_names", ij))))
+        (ij && (s = medvlm_st_writer_meta(w, "image_names", ij))) ||
+        (s = mv_provenance_write(w, from)))
         goto fail;
     s = medvlm_st_writer_save(w, path);
 fail:
@@ -211,6 +236,8 @@ fail:
 void medvlm_prototypes_free(struct medvlm_prototypes *p)
 {
     if (!p) return;
+    mv_free(p->fingerprint);
+    mv_free(p->model);
     mv_free(p->prototypes);
     free_names(p->classes, p->k);
     mv_free(p);
@@ -239,7 +266,9 @@ enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st, struct medv
         goto fail;
     }
     memcpy(&p->logit_scale, ls->data, 4);
-    if ((s = read_names(st, "classes", p->k, &p->classes, NULL))) goto fail;
+    if ((s = read_names(st, "classes", p->k, &p->classes, NULL)) ||
+        (s = mv_provenance_read(st, &p->fingerprint, &p->model)))
+        goto fail;
     *out = p;
     p = NULL;
 fail:
@@ -260,7 +289,8 @@ enum medvlm_status medvlm_prototypes_load(const char *path, struct medvlm_protot
 }
 
 enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int k, int d,
-                                          float logit_scale, const char *const *classes)
+                                          float logit_scale, const char *const *classes,
+                                          const struct medvlm_provenance *from)
 {
     if (!path || !P || !classes || k <= 0 || d <= 0)
         return mv_err(MEDVLM_ERR_ARG, "prototypes save: NULL argument or empty sizes");
@@ -277,7 +307,7 @@ enum medvlm_status medvlm_prototypes_save(const char *path, const float *P, int 
         goto fail;
     }
     if ((s = medvlm_st_writer_meta(w, "medvlm", PROTOTYPES_FORMAT)) ||
-        (s = medvlm_st_writer_meta(w, "classes", cj)))
+        (s = medvlm_st_writer_meta(w, "classes", cj)) || (s = mv_provenance_write(w, from)))
         goto fail;
     s = medvlm_st_writer_save(w, path);
 fail:

@@ -140,6 +140,34 @@ static enum medvlm_status bind_weights(struct medvlm_model *m, unsigned flags)
     return MEDVLM_OK;
 }
 
+/* medvlm_model_fingerprint: FNV-1a over 32-bit words (the projection dim, the logit scale's
+ * bits, then both projection matrices' F32 values, read from the file whichever towers are
+ * loaded), ~1 ms for ViT-B/32's. */
+static enum medvlm_status fingerprint(struct medvlm_model *m)
+{
+    static const char *const names[2] = {"visual_projection.weight", "text_projection.weight"};
+    uint64_t h = 1469598103934665603ull;
+    uint32_t w = (uint32_t)m->cfg.projection_dim;
+    h = (h ^ w) * 1099511628211ull;
+    memcpy(&w, &m->logit_scale, sizeof w);
+    h = (h ^ w) * 1099511628211ull;
+    for (int i = 0; i < 2; i++) {
+        const struct medvlm_tensor_info *t;
+        const float *d;
+        float *owned;
+        enum medvlm_status s = medvlm_st_get_f32(m->st, names[i], &d, &owned, &t);
+        if (s) return s;
+        const size_t n = t->nbytes / medvlm_dtype_size(t->dtype); /* checked by bind_weights */
+        for (size_t j = 0; j < n; j++) {
+            memcpy(&w, d + j, sizeof w);
+            h = (h ^ w) * 1099511628211ull;
+        }
+        mv_free(owned);
+    }
+    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
+    return MEDVLM_OK;
+}
+
 enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct medvlm_model **out)
 {
     enum medvlm_status st;
@@ -195,7 +223,7 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
         mv_free(bin);
         if (st) goto fail;
     }
-    if ((st = bind_weights(m, flags))) goto fail;
+    if ((st = bind_weights(m, flags)) || (st = fingerprint(m))) goto fail;
     m->dir = mv_strdup(dir);
     if (!m->dir) {
         st = MEDVLM_ERR_NOMEM;
@@ -380,6 +408,11 @@ float medvlm_model_logit_scale(const struct medvlm_model *m)
 const char *medvlm_model_dir(const struct medvlm_model *m)
 {
     return m->dir ? m->dir : "";
+}
+
+const char *medvlm_model_fingerprint(const struct medvlm_model *m)
+{
+    return m->fingerprint;
 }
 
 int medvlm_model_param_count(const struct medvlm_model *m)

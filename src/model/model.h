@@ -47,6 +47,7 @@ struct medvlm_model {
     struct mv_tower text, vision;
     float logit_scale; /* raw parameter; the logit multiplier is expf(logit_scale) */
     char *dir;
+    char fingerprint[17]; /* medvlm_model_fingerprint, "" for a model made in memory */
     struct medvlm_st *st; /* mapped weights file, or NULL for a model made in memory */
     struct medvlm_param_info *params;
     const float ***slots; /* slots[i]: the tower-view pointer that params[i].data feeds */

@@ -84,6 +84,25 @@ check "a class without prompts named" $?
 [ $? = 1 ] && grep -q "has 16-dimensional features but .*model embeds the prompts of .* in 32 dimensions: the features come from a different model" "$work/dim.err"
 check "features from another model: dimension mismatch named" $?
 
+# ---- embeddings of another model with the same width: the files record which model made
+# them (its weights' fingerprint), and zeroshot, adapt and predict refuse to mix them
+"$cli" init model --preset tiny --seed 4 "$work/model4" >/dev/null
+"$cli" features --model "$work/model4" --images "$work/data/images" --labels "$work/data/labels.csv" \
+  --classes NC,G3,G4,G5 --out "$work/feats4.safetensors" >/dev/null; check "features, second model" $?
+other="come from the model .*model4 (weights [0-9a-f]\{16\}) but .* from .*model (weights [0-9a-f]\{16\}): embeddings of different models do not compare"
+"$cli" zeroshot --model "$work/model" --prompts "$E" --features "$work/feats4.safetensors" > /dev/null 2> "$work/m.err"
+[ $? = 1 ] && grep -q "the features in .*feats4.safetensors $other" "$work/m.err"; check "zeroshot: features of another model" $?
+"$cli" adapt --method clap --train "$work/feats4.safetensors" --test "$work/feats4.safetensors" \
+  --prototypes "$work/protos.safetensors" --shots 4 > /dev/null 2> "$work/m.err"
+[ $? = 1 ] && grep -q "the features in .*feats4.safetensors $other" "$work/m.err"; check "adapt: prototypes of another model" $?
+"$cli" adapt --method clap --train "$work/feats4.safetensors" --test "$work/feats.safetensors" \
+  --prompts "$E" --model "$work/model4" --shots 4 > /dev/null 2> "$work/m.err"
+[ $? = 1 ] && grep -q "the features in .*feats4.safetensors $other" "$work/m.err"; check "adapt: test features of another model" $?
+"$cli" predict --adapter "$work/a1.safetensors" --features "$work/feats4.safetensors" > /dev/null 2> "$work/m.err"
+[ $? = 1 ] && grep -q "the features in .*feats4.safetensors $other" "$work/m.err"; check "predict: features of another model" $?
+"$cli" predict --adapter "$work/a1.safetensors" --features "$work/feats.safetensors" > /dev/null
+check "predict: features of the adapter's model" $?
+
 # ---- a listed image that does not exist: named, nothing written, unless --skip-missing
 mv "$work/data/images/synth_G4_00003.jpg" "$work/gone.jpg"
 "$cli" features --model "$work/model" --images "$work/data/images" --labels "$work/data/labels.csv" \

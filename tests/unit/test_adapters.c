@@ -979,7 +979,9 @@ static void test_save_load(void)
         struct medvlm_adapter *a = NULL, *b = NULL;
         CHECK_OK(medvlm_adapter_train(&o, X, Y, N, D, zs, K, 2.5f, &a, NULL));
         if (!a) continue;
-        CHECK_OK(medvlm_adapter_save(a, path, names, 8));
+        /* the provenance every other method, none for the rest */
+        const struct medvlm_provenance from = {"0123456789abcdef", "/models/plip"};
+        CHECK_OK(medvlm_adapter_save(a, path, names, 8, m % 2 ? &from : NULL));
         CHECK_OK(medvlm_adapter_load(path, &b));
         if (!b) {
             medvlm_adapter_free(a);
@@ -995,20 +997,36 @@ static void test_save_load(void)
               "%s: metadata back", medvlm_adapter_method_name(o.method));
         CHECK(medvlm_adapter_class_name(b, 1) && !strcmp(medvlm_adapter_class_name(b, 1), names[1]),
               "class names back");
+        struct medvlm_provenance pb = medvlm_adapter_provenance(b);
+        if (m % 2)
+            CHECK(pb.fingerprint && !strcmp(pb.fingerprint, from.fingerprint) && pb.model &&
+                      !strcmp(pb.model, from.model),
+                  "%s: provenance back", medvlm_adapter_method_name(o.method));
+        else
+            CHECK(!pb.fingerprint && !pb.model, "%s: no provenance saved, none back",
+                  medvlm_adapter_method_name(o.method));
         medvlm_adapter_free(a);
         medvlm_adapter_free(b);
     }
     /* not an adapter file */
     float P[K * D];
     memcpy(P, zs, sizeof P);
-    CHECK_OK(medvlm_prototypes_save(path, P, K, D, 4.6f, names));
+    CHECK_OK(medvlm_prototypes_save(path, P, K, D, 4.6f, names, NULL));
     struct medvlm_adapter *b = NULL;
     CHECK_ERR(medvlm_adapter_load(path, &b), MEDVLM_ERR_FORMAT, "not a medvlm adapter file");
     struct medvlm_prototypes *pp = NULL;
     CHECK_OK(medvlm_prototypes_load(path, &pp));
     CHECK(pp && pp->k == K && pp->d == D && pp->logit_scale == 4.6f &&
-              !strcmp(pp->classes[2], "grade 4") && !memcmp(pp->prototypes, P, sizeof P),
+              !strcmp(pp->classes[2], "grade 4") && !memcmp(pp->prototypes, P, sizeof P) &&
+              !pp->fingerprint && !pp->model,
           "prototypes round trip");
+    medvlm_prototypes_free(pp);
+    const struct medvlm_provenance src = {"fedcba9876543210", "/models/quiltnet"};
+    CHECK_OK(medvlm_prototypes_save(path, P, K, D, 4.6f, names, &src));
+    CHECK_OK(medvlm_prototypes_load(path, &pp));
+    CHECK(pp && pp->fingerprint && !strcmp(pp->fingerprint, src.fingerprint) && pp->model &&
+              !strcmp(pp->model, src.model),
+          "prototypes provenance round trip");
     medvlm_prototypes_free(pp);
     struct medvlm_features *f = NULL;
     CHECK_ERR(medvlm_features_load(path, &f), MEDVLM_ERR_FORMAT, "not a medvlm features file");
@@ -1018,16 +1036,18 @@ static void test_save_load(void)
         snprintf(imgbuf[i], sizeof imgbuf[i], "img%d.png", i);
         img[i] = imgbuf[i];
     }
-    CHECK_OK(medvlm_features_save(path, X, Y, N, D, names, K, img));
+    CHECK_OK(medvlm_features_save(path, X, Y, N, D, names, K, img, &src));
     CHECK_OK(medvlm_features_load(path, &f));
     CHECK(f && f->n == N && f->d == D && f->n_classes == K && f->labels[5] == Y[5] &&
-              !memcmp(f->features, X, sizeof X) && !strcmp(f->image_names[3], "img3.png"),
+              !memcmp(f->features, X, sizeof X) && !strcmp(f->image_names[3], "img3.png") &&
+              f->fingerprint && !strcmp(f->fingerprint, src.fingerprint) && f->model &&
+              !strcmp(f->model, src.model),
           "features round trip");
     medvlm_features_free(f);
     int64_t badY[N];
     memcpy(badY, Y, sizeof badY);
     badY[4] = 7;
-    CHECK_OK(medvlm_features_save(path, X, badY, N, D, names, K, NULL));
+    CHECK_OK(medvlm_features_save(path, X, badY, N, D, names, K, NULL, NULL));
     CHECK_ERR(medvlm_features_load(path, &f), MEDVLM_ERR_FORMAT, "label 7 of row 4");
     unlink(path);
 }

@@ -53,7 +53,7 @@ static int write_set(const char *path, const int *per_class, int misplaced, stru
             snprintf(names[i], 32, "%s_%02d.png", c == 0 ? "nc" : c == 1 ? "g3" : "g4", j);
             np[i] = names[i];
         }
-    enum medvlm_status st = medvlm_features_save(path, X, Y, n, D, classes, K, np);
+    enum medvlm_status st = medvlm_features_save(path, X, Y, n, D, classes, K, np, NULL);
     if (st) fprintf(stderr, "test_featfile: %s\n", medvlm_last_error());
     free(X), free(Y), free(names), free(np);
     return st == MEDVLM_OK;
@@ -63,7 +63,7 @@ static int write_protos(const char *path, int d, const char *const *names)
 {
     float P[K * D] = {0};
     for (int c = 0; c < K; c++) P[c * d + c] = 1.0f;
-    enum medvlm_status st = medvlm_prototypes_save(path, P, K, d, logf(100.0f), names);
+    enum medvlm_status st = medvlm_prototypes_save(path, P, K, d, logf(100.0f), names, NULL);
     if (st) fprintf(stderr, "test_featfile: %s\n", medvlm_last_error());
     return st == MEDVLM_OK;
 }
