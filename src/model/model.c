@@ -140,17 +140,24 @@ static enum medvlm_status bind_weights(struct medvlm_model *m, unsigned flags)
     return MEDVLM_OK;
 }
 
-/* medvlm_model_fingerprint: FNV-1a over 32-bit words (the projection dim, the logit scale's
- * bits, then both projection matrices' F32 values, read from the file whichever towers are
- * loaded), ~1 ms for ViT-B/32's. */
+/* FNV-1a's step on one 64-bit word. */
+static uint64_t fnv(uint64_t h, uint64_t w)
+{
+    return (h ^ w) * 1099511628211ull;
+}
+
+/* medvlm_model_fingerprint: FNV-1a steps, over the projection dim and the logit scale's bits,
+ * then over both projection matrices' F32 values (read from the file whichever towers are
+ * loaded) as 64-bit words in four interleaved streams (one stream's multiply chain would
+ * take ~1.2 ms at ViT-B/32's size; four take ~0.3), folded into one at the end. */
 static enum medvlm_status fingerprint(struct medvlm_model *m)
 {
     static const char *const names[2] = {"visual_projection.weight", "text_projection.weight"};
-    uint64_t h = 1469598103934665603ull;
-    uint32_t w = (uint32_t)m->cfg.projection_dim;
-    h = (h ^ w) * 1099511628211ull;
-    memcpy(&w, &m->logit_scale, sizeof w);
-    h = (h ^ w) * 1099511628211ull;
+    uint64_t h[4] = {1469598103934665603ull, 1469598103934665603ull ^ 1, 1469598103934665603ull ^ 2,
+                     1469598103934665603ull ^ 3};
+    uint32_t ls;
+    memcpy(&ls, &m->logit_scale, sizeof ls);
+    h[0] = fnv(fnv(h[0], (uint64_t)m->cfg.projection_dim), ls);
     for (int i = 0; i < 2; i++) {
         const struct medvlm_tensor_info *t;
         const float *d;
@@ -158,13 +165,22 @@ static enum medvlm_status fingerprint(struct medvlm_model *m)
         enum medvlm_status s = medvlm_st_get_f32(m->st, names[i], &d, &owned, &t);
         if (s) return s;
         const size_t n = t->nbytes / medvlm_dtype_size(t->dtype); /* checked by bind_weights */
-        for (size_t j = 0; j < n; j++) {
+        size_t j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int k = 0; k < 4; k++) {
+                uint64_t w;
+                memcpy(&w, d + j + 2 * k, sizeof w);
+                h[k] = fnv(h[k], w);
+            }
+        for (; j < n; j++) {
+            uint32_t w;
             memcpy(&w, d + j, sizeof w);
-            h = (h ^ w) * 1099511628211ull;
+            h[0] = fnv(h[0], w);
         }
         mv_free(owned);
     }
-    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)h);
+    const uint64_t all = fnv(fnv(fnv(h[0], h[1]), h[2]), h[3]);
+    snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)all);
     return MEDVLM_OK;
 }
 
