@@ -116,9 +116,9 @@ int cmd_predict(int argc, char **argv)
         cli_fail(NULL);
         goto done;
     }
-    printf("predict: %s adapter (%d-shot, %d classes, D %d) on %d images of %s\n\n%s",
+    printf("predict: %s adapter (%d-shot, %d classes, D %d%s%s) on %d images of %s\n\n%s",
            medvlm_adapter_method_name(medvlm_adapter_method_of(ad)), medvlm_adapter_shots(ad), K, D,
-           f->n, feats_path, table);
+           ap.model ? ", model " : "", ap.model ? ap.model : "", f->n, feats_path, table);
     if (json && medvlm_metrics_write_json(json, &m, names)) {
         cli_fail(json);
         goto done;

@@ -100,8 +100,10 @@ other="come from the model .*model4 (weights [0-9a-f]\{16\}) but .* from .*model
 [ $? = 1 ] && grep -q "the features in .*feats4.safetensors $other" "$work/m.err"; check "adapt: test features of another model" $?
 "$cli" predict --adapter "$work/a1.safetensors" --features "$work/feats4.safetensors" > /dev/null 2> "$work/m.err"
 [ $? = 1 ] && grep -q "the features in .*feats4.safetensors $other" "$work/m.err"; check "predict: features of another model" $?
-"$cli" predict --adapter "$work/a1.safetensors" --features "$work/feats.safetensors" > /dev/null
+"$cli" predict --adapter "$work/a1.safetensors" --features "$work/feats.safetensors" > "$work/p.txt"
 check "predict: features of the adapter's model" $?
+grep -q "^predict: clap adapter (4-shot, 4 classes, D 32, model .*/model) on 48 images" "$work/p.txt"
+check "predict names the adapter's model" $?
 
 # ---- a listed image that does not exist: named, nothing written, unless --skip-missing
 mv "$work/data/images/synth_G4_00003.jpg" "$work/gone.jpg"
