@@ -699,8 +699,10 @@ int cmd_adapt(int argc, char **argv)
     }
     struct medvlm_adapter_options o0;
     method_options(&a, methods[0], a.seeds[0], &o0);
-    printf("adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d\n",
-           a.shots, n, tr->n, a.train, te->n, p->k, p->d);
+    const char *model = p->model ? p->model : tr->model; /* where the files record it */
+    printf(
+        "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d%s%s\n",
+        a.shots, n, tr->n, a.train, te->n, p->k, p->d, model ? ", model " : "", model ? model : "");
     if (nm == 1 && res[0].steps > 0)
         printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
                medvlm_adapter_method_name(methods[0]), o0.epochs, o0.batch_size,
