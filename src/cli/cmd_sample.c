@@ -30,7 +30,7 @@ static const char *usage =
     "  medvlm sample --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"
     "                --shots 16 --seed 1\n";
 
-/* The rows of a features file as a dataset's names, labels and classes (borrowed). */
+/* Load a features file to sample from: its image names are what `sample` prints. */
 static int features_rows(const char *path, struct medvlm_features **f)
 {
     if (medvlm_features_load(path, f) != MEDVLM_OK) return 0;
