@@ -1,7 +1,8 @@
 /*
- * ops.h - the numerical kernels of the transformer: one op family per file, forward now,
- * backward to be written right below each forward. Every optimised kernel has a naive sibling
- * (`*_naive`) that a test compares it with.
+ * ops.h - the numerical kernels of the transformer: one op family per file, each backward
+ * right below its forward. Every optimised kernel has a naive sibling (`*_naive`, double
+ * accumulators) that a test compares it with, and every backward a finite-difference test
+ * (tests/unit/test_ops_backward.c).
  *
  * Dimension letters (the same in every file of src/ops/):
  *   B batch (sequences or images)      N tokens per sequence (T for text)
@@ -9,9 +10,14 @@
  *   C width                            NH heads, HS head size (C = NH * HS)
  *   I MLP width                        P patch size, S image size
  *   K classes / reduction length       D embedding dim
+ *   RK LoRA rank
  *
  * Conventions: signature order is outputs, saved-for-backward, inputs, weights, dims. A saved
- * pointer may be NULL when no backward will follow (inference). Kernels run their own OpenMP
+ * pointer may be NULL when no backward will follow (inference). Backward: input gradients
+ * first, then dout, then the saved tensors, then weights, dims; every gradient ACCUMULATES
+ * (+=, the caller zeroes), and a NULL gradient pointer means "not needed" (a frozen weight
+ * costs no weight-gradient GEMM). Weight-gradient reductions over rows run in a fixed order,
+ * so gradients, like outputs, never depend on the thread count. Kernels run their own OpenMP
  * loops and call the GEMM seam (gemm.c), which runs OpenBLAS on the same libgomp pool; results
  * never depend on the thread count (no reduction is split across threads).
  */
@@ -60,12 +66,39 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
                                 int I, int O);
 void mv_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
                              float alpha, int R, int I, int O);
+/* Backward of out = alpha * (inp w^T + b) (and of the residual form, alpha = 1):
+ * dinp (R, I) += alpha * dout w; dw (O, I) += alpha * dout^T inp; db (O) += alpha * sum_r dout.
+ * Any of dinp, dw, db may be NULL. dout (R, O), inp (R, I), w (O, I). */
+void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, float alpha, int R, int I, int O);
+void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, float alpha, int R, int I, int O);
+
+/* LoRA beside a linear layer: out (R, O) += alpha * (inp A^T) B^T with A (RK, I), B (O, RK);
+ * u (R, RK) = inp A^T is written (saved for backward). alpha is peft's lora_alpha / RK times
+ * any scale folded into the layer (attention's HS^-0.5 for q). */
+void mv_lora_forward(float *out, float *u, const float *inp, const float *A, const float *B,
+                     float alpha, int R, int I, int O, int RK);
+/* Its backward: dB (O, RK) += alpha * dout^T u; du (R, RK) = alpha * dout B (scratch, written);
+ * dA (RK, I) += du^T inp; dinp (R, I) += du A. dA, dB, dinp may be NULL (du is then still
+ * needed when dA or dinp is wanted). */
+void mv_lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
+                      const float *u, const float *inp, const float *A, const float *B, float alpha,
+                      int R, int I, int O, int RK);
 
 /* ---- activation.c ---- */
 
 /* x (R, I) = act(x) in place; quick_gelu x*sigmoid(1.702x) or exact gelu 0.5x(1+erf(x/sqrt2)). */
 void mv_act_forward(float *x, enum medvlm_act act, size_t n);
 void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n);
+/* out (n) = act(inp) out of place (the backward pass recomputes the MLP hidden layer from the
+ * saved pre-activation instead of storing it): the same bits as mv_act_forward. */
+void mv_act_forward_copy(float *out, const float *inp, enum medvlm_act act, size_t n);
+/* dinp (n) += dout * act'(inp), inp the saved pre-activation. dinp must not alias dout. */
+void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                     size_t n);
+void mv_act_backward_naive(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                           size_t n);
 /* x (n) = exp(x) in place, vectorised (relative error ~1e-7), exactly 0 below -87.3 (and
  * for -inf), clamped at 88. */
 void mv_exp_span(float *x, size_t n);
@@ -78,6 +111,15 @@ void mv_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
                           const float *b, int R, int C, float eps);
 void mv_layernorm_forward_naive(float *out, float *mean, float *rstd, const float *inp,
                                 const float *w, const float *b, int R, int C, float eps);
+/* Backward from the saved statistics (the normalised rows are recomputed, not stored):
+ * xhat = (inp - mean) * rstd; dinp (R, C) += rstd * (g - mean(g) - xhat * mean(g * xhat))
+ * with g = dout * w; dw (C) += sum_r dout * xhat; db (C) += sum_r dout. dinp, dw, db may each
+ * be NULL. dinp must not alias dout or inp. */
+void mv_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *mean, const float *rstd, const float *w, int R, int C);
+void mv_layernorm_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *mean, const float *rstd,
+                                 const float *w, int R, int C);
 
 /* ---- attention.c ---- */
 
@@ -102,6 +144,15 @@ void mv_attention_forward(float *out, float *att, const float *q, const float *k
                           const struct mv_seqs *s, int NH, int HS);
 void mv_attention_forward_naive(float *out, float *att, const float *q, const float *k,
                                 const float *v, const struct mv_seqs *s, int NH, int HS);
+/* Backward through the saved probabilities att (softmax backward: dS = P * (dP - rowsum(dP *
+ * P))): dq, dk, dv (R, C) += the gradients w.r.t. the (already scaled) q and k, v; datt is
+ * scratch of att's size (written). dout (R, C). Masked keys have P = 0, hence no gradient. */
+void mv_attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                           const float *att, const float *q, const float *k, const float *v,
+                           const struct mv_seqs *s, int NH, int HS);
+void mv_attention_backward_naive(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                                 const float *att, const float *q, const float *k, const float *v,
+                                 const struct mv_seqs *s, int NH, int HS);
 
 /* ---- loss.c: softmax, l2-normalise, CLIP contrastive loss ---- */
 
@@ -109,8 +160,15 @@ void mv_attention_forward_naive(float *out, float *att, const float *q, const fl
 void mv_softmax_forward(float *out, const float *inp, int R, int K);
 /* out (R, D) = inp / ||inp||_2 per row; norm (R) saved (NULL: not saved); out may alias. */
 void mv_l2norm_forward(float *out, float *norm, const float *inp, int R, int D);
+/* dinp (R, D) += (dout - out * <out, dout>) / norm per row, out = inp / norm the forward's
+ * output and norm (R) its saved norms. */
+void mv_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int R,
+                        int D);
 /* Mean cross-entropy of logits (R, K) against labels (R), log-sum-exp in double. */
 double mv_cross_entropy_forward(const float *logits, const int *labels, int R, int K);
+/* Its gradient: dlogits (R, K) += (softmax(logits) - onehot(labels)) / R. */
+void mv_cross_entropy_backward(float *dlogits, const float *logits, const int *labels, int R,
+                               int K);
 /* CLIP loss of a square logits_per_image (B, B): (CE(rows, arange) + CE(columns, arange)) / 2. */
 double mv_clip_loss_forward(const float *logits_per_image, int B);
 
