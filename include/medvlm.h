@@ -876,6 +876,139 @@ enum medvlm_status medvlm_predictions_write_csv(const char *path, const char *co
                                                 const float *probs, int n,
                                                 const char *const *class_names, int k);
 
+/* ---------------------------------------------------------------- fine-tuning (PEFT) */
+
+/* Parameter-efficient fine-tuning of the vision encoder by backpropagation, the tutorial's
+ * last part: the encoder + a zero-shot-initialised linear head (logits = normalise(features)
+ * normalise_rows(prototypes)^T exp(logit_scale), mean cross-entropy), with a subset of the
+ * encoder trained and the head's prototypes always trained.
+ *
+ *     struct medvlm_peft_options o;
+ *     medvlm_peft_options_default(&o);          // Adam, lr 1e-3, batch 16
+ *     o.mode = MEDVLM_PEFT_LORA;                // rank 4 on q, k, v of every layer
+ *     struct medvlm_peft *ft;
+ *     medvlm_peft_init(model, &o, prototypes, 4, &ft);   // prototypes (K, D) from zero-shot
+ *     for (...) medvlm_peft_step(ft, pixels, labels, B, &loss);
+ *     medvlm_peft_free(ft);
+ *
+ * The trainable sets come from the model's parameter table (Hugging Face names):
+ *   head     the head alone (the encoder frozen: no backward through it)
+ *   ln       the affine of the encoder layers' LayerNorms: names containing "layer_norm"
+ *            (the notebook's rule; pre_layrnorm and post_layernorm stay frozen)
+ *   ln-all   ln + pre_layrnorm + post_layernorm
+ *   bias     every vision bias (LayerNorm biases included)
+ *   lora     LoRA of rank lora_rank on lora_targets of every vision layer (peft's scaling
+ *            lora_alpha / rank; B = 0 and A as torch's default nn.Linear init at the start)
+ *   full     every vision parameter and the visual projection (for comparison)
+ * The model itself is never modified: trained tensors are copies, frozen ones are read from
+ * the model, which must outlive the fine-tuning state. */
+enum medvlm_peft_mode {
+    MEDVLM_PEFT_HEAD,
+    MEDVLM_PEFT_LN,
+    MEDVLM_PEFT_LN_ALL,
+    MEDVLM_PEFT_BIAS,
+    MEDVLM_PEFT_LORA,
+    MEDVLM_PEFT_FULL
+};
+const char *medvlm_peft_mode_name(enum medvlm_peft_mode mode); /* "lora", ... */
+/* MEDVLM_ERR_ARG with the valid names listed when name is not one. */
+enum medvlm_status medvlm_peft_mode_from_name(const char *name, enum medvlm_peft_mode *out);
+
+enum medvlm_lora_target {
+    MEDVLM_LORA_Q = 1,
+    MEDVLM_LORA_K = 2,
+    MEDVLM_LORA_V = 4,
+    MEDVLM_LORA_O = 8,
+    MEDVLM_LORA_FC1 = 16,
+    MEDVLM_LORA_FC2 = 32
+};
+/* "q,k,v" -> MEDVLM_LORA_Q | K | V; names q k v o fc1 fc2 (and peft's module names q_proj
+ * k_proj v_proj out_proj fc1 fc2). MEDVLM_ERR_ARG naming the bad entry and the valid ones. */
+enum medvlm_status medvlm_lora_targets_parse(const char *list, unsigned *out);
+
+struct medvlm_peft_options {
+    enum medvlm_peft_mode mode;      /* default lora */
+    int lora_rank;                   /* 4 */
+    float lora_alpha;                /* 0: = lora_rank (scaling 1) */
+    unsigned lora_targets;           /* MEDVLM_LORA_Q | K | V */
+    enum medvlm_optimizer optimizer; /* Adam (torch 1.13's formula) */
+    float lr;                        /* 1e-3 */
+    float weight_decay;              /* 0 (AdamW: decoupled; Adam, SGD: L2 added to the gradient) */
+    float momentum;                  /* SGD: 0.9 */
+    int max_batch;                   /* images per step at most: 16 (sizes the workspace) */
+    uint64_t seed;                   /* draws the LoRA A initialisation */
+};
+void medvlm_peft_options_default(struct medvlm_peft_options *o);
+
+struct medvlm_peft; /* a fine-tuning state: trained tensors, gradients, optimiser, workspace */
+
+/* Set up fine-tuning of model's vision tower with a head initialised from prototypes (K, D)
+ * (the zero-shot class prototypes; copied). Allocates everything a step needs, once. */
+enum medvlm_status medvlm_peft_init(const struct medvlm_model *model,
+                                    const struct medvlm_peft_options *o, const float *prototypes,
+                                    int K, struct medvlm_peft **out);
+void medvlm_peft_free(struct medvlm_peft *p);
+/* Forward, loss and backward of B <= max_batch images (pixels (B, 3, S, S), labels in
+ * 0..K-1): gradients replace the previous ones; nothing is updated. *loss may be NULL. */
+enum medvlm_status medvlm_peft_backward(struct medvlm_peft *p, const float *pixels,
+                                        const int64_t *labels, int B, float *loss);
+/* medvlm_peft_backward then one optimiser update of every trained tensor. */
+enum medvlm_status medvlm_peft_step(struct medvlm_peft *p, const float *pixels,
+                                    const int64_t *labels, int B, float *loss);
+/* The head's logits (B, K) of the current parameters; with labels (may be NULL) also the
+ * mean cross-entropy in *loss. Any B: runs in chunks of max_batch. */
+enum medvlm_status medvlm_peft_logits(struct medvlm_peft *p, const float *pixels, int B,
+                                      const int64_t *labels, float *logits, float *loss);
+
+/* The trained tensors, in a fixed order: the encoder's (Hugging Face names, table order),
+ * the LoRA pairs ("vision_model.encoder.layers.0.self_attn.q_proj.lora_A.weight" (RK, in),
+ * "...lora_B.weight" (out, RK)), then "head.prototypes" (K, D). data may be written between
+ * steps (to set initial values); grad holds the last backward's gradient. */
+struct medvlm_peft_tensor {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    float *data;
+    const float *grad;
+};
+int medvlm_peft_tensor_count(const struct medvlm_peft *p);
+enum medvlm_status medvlm_peft_tensor_at(const struct medvlm_peft *p, int i,
+                                         struct medvlm_peft_tensor *out);
+/* Index of the tensor called name, -1 if none. */
+int medvlm_peft_tensor_find(const struct medvlm_peft *p, const char *name);
+size_t medvlm_peft_trainable(const struct medvlm_peft *p); /* scalars trained in all */
+const struct medvlm_peft_options *medvlm_peft_options_of(const struct medvlm_peft *p);
+/* Optimiser steps taken so far. */
+long medvlm_peft_steps(const struct medvlm_peft *p);
+/* Bytes of the training workspace (activations kept for backward and scratch). */
+size_t medvlm_peft_workspace_bytes(const struct medvlm_peft *p);
+
+/* Every trained value as one flat array of medvlm_peft_snapshot_size floats (to keep the
+ * best epoch's parameters), and back. */
+size_t medvlm_peft_snapshot_size(const struct medvlm_peft *p);
+void medvlm_peft_snapshot(const struct medvlm_peft *p, float *buf);
+void medvlm_peft_restore(struct medvlm_peft *p, const float *buf);
+
+/* Checkpoints: add the state (trained tensors "param/<name>", the optimiser's moments
+ * "optim/state" and step count "optim/step") to a writer the caller saves with its own
+ * metadata; load it back into a state made with the same settings (every tensor is checked
+ * before anything is overwritten). */
+enum medvlm_status medvlm_peft_state_add(const struct medvlm_peft *p, struct medvlm_st_writer *w);
+enum medvlm_status medvlm_peft_state_load(struct medvlm_peft *p, const struct medvlm_st *st);
+
+/* Write a run folder's model files into dir (which must exist), each atomically:
+ * - lora: adapter_model.safetensors + adapter_config.json in Hugging Face peft's format
+ *   (keys "base_model.model.vision_model.encoder.layers.N.self_attn.q_proj.lora_A.weight",
+ *   a target_modules pattern that selects the vision tower's modules only), loadable with
+ *   PeftModel.from_pretrained(CLIPModel.from_pretrained(model_dir), dir);
+ * - ln, ln-all, bias, full: trained_params.safetensors, the changed tensors under their
+ *   Hugging Face names (model.load_state_dict(..., strict=False) takes them);
+ * - every mode: head.safetensors, the head's prototypes as a prototypes file (K classes named
+ *   by classes, may be NULL) with the logit scale and the model's provenance. */
+enum medvlm_status medvlm_peft_save_run(const struct medvlm_peft *p, const char *dir,
+                                        const char *const *classes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -142,5 +142,6 @@ int cmd_preprocess(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_adapt(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
     {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
     {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
     {"predict", cmd_predict, "classify a features file with a saved adapter"},
+    {"finetune", cmd_finetune, "fine-tune the vision encoder (LayerNorm, bias, LoRA) on few shots"},
     {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };

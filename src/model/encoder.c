@@ -13,7 +13,7 @@
 /* ---- workspace: every view of struct mv_acts carved from one buffer ---- */
 
 struct ws_dims {
-    size_t R, C, I, f_min, att, B, D;
+    size_t R, C, I, f_min, att, B, D, RK;
 };
 
 static bool add_view(size_t *total, size_t n, size_t *at)
@@ -27,18 +27,18 @@ static bool add_view(size_t *total, size_t n, size_t *at)
 /* Offsets of the views for dims d; total floats in *total. With base, also sets the views. */
 static bool carve(const struct ws_dims *d, float *base, struct mv_acts *a, size_t *total)
 {
-    size_t rc, ri, bc, bd, at[10];
+    size_t rc, ri, bc, bd, ru, at[11];
     if (!mv_mul_ok(d->R, d->C, &rc) || !mv_mul_ok(d->R, d->I, &ri) || !mv_mul_ok(d->B, d->C, &bc) ||
-        !mv_mul_ok(d->B, d->D, &bd))
+        !mv_mul_ok(d->B, d->D, &bd) || !mv_mul_ok(d->R, d->RK, &ru))
         return false;
-    size_t sizes[10] = {rc, rc, rc, rc, rc, rc, MV_MAX(ri, d->f_min), d->att, bc, bd};
+    size_t sizes[11] = {rc, rc, rc, rc, rc, rc, MV_MAX(ri, d->f_min), d->att, bc, bd, ru};
     *total = 0;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 11; i++)
         if (!add_view(total, sizes[i], &at[i])) return false;
     if (base) {
-        float **views[10] = {&a->x, &a->h, &a->q,   &a->k,      &a->v,
-                             &a->a, &a->f, &a->att, &a->pooled, &a->unnorm};
-        for (int i = 0; i < 10; i++) *views[i] = base + at[i];
+        float **views[11] = {&a->x, &a->h,   &a->q,      &a->k,      &a->v, &a->a,
+                             &a->f, &a->att, &a->pooled, &a->unnorm, &a->u};
+        for (int i = 0; i < 11; i++) *views[i] = base + at[i];
     }
     return true;
 }
@@ -55,6 +55,7 @@ static bool tower_dims(const struct mv_tower *t, int vision, int max_batch, size
     d->C = (size_t)c->hidden_size;
     d->I = (size_t)c->intermediate_size;
     d->D = D;
+    d->RK = (size_t)t->lora_rank;
     if (!mv_mul_ok(B, N, &d->R) || !mv_mul_ok(N, N, &nn) || !mv_mul_ok(nn, B, &att) ||
         !mv_mul_ok(att, (size_t)c->num_attention_heads, &d->att))
         return false;

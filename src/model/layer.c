@@ -10,43 +10,168 @@
 #include <math.h>
 #include <string.h>
 
-void mv_layer_forward(struct mv_acts *a, const struct mv_layer *L,
-                      const struct medvlm_tower_config *cfg, const struct mv_seqs *s, int R)
+/* out (R, O) = alpha * (inp lin.w^T + lin.b), plus alpha * scale * (inp A^T) B^T when the view
+ * has LoRA (u (R, RK) receives inp A^T). Without LoRA this is exactly the inference GEMM, and
+ * with B = 0 the LoRA term adds exact zeros: the base model's bits either way. */
+static void linear_fwd(float *out, float *u, const float *inp, const struct mv_linear *lin,
+                       const struct mv_tower *t, float alpha, int R, int I, int O)
 {
+    mv_linear_forward(out, inp, lin->w, lin->b, alpha, R, I, O);
+    if (lin->lora_a)
+        mv_lora_forward(out, u, inp, lin->lora_a, lin->lora_b, alpha * t->lora_scale, R, I, O,
+                        t->lora_rank);
+}
+
+/* The residual form: x (R, O) += inp lin.w^T + lin.b (+ LoRA). */
+static void linear_residual_fwd(float *x, float *u, const float *inp, const struct mv_linear *lin,
+                                const struct mv_tower *t, int R, int I, int O)
+{
+    mv_linear_residual_forward(x, inp, lin->w, lin->b, R, I, O);
+    if (lin->lora_a)
+        mv_lora_forward(x, u, inp, lin->lora_a, lin->lora_b, t->lora_scale, R, I, O, t->lora_rank);
+}
+
+void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
+                      const struct mv_tower *tw, const struct mv_seqs *s, int R)
+{
+    const struct medvlm_tower_config *cfg = &tw->cfg;
     const int C = cfg->hidden_size, I = cfg->intermediate_size, NH = cfg->num_attention_heads;
     const int HS = C / NH;
     const float eps = cfg->layer_norm_eps;
     /* HF: q = q_proj(x) * head_dim**-0.5 (a Python double, rounded to float) */
     const float scale = (float)pow((double)HS, -0.5);
+    /* training keeps what backward needs; inference reuses one layer's scratch */
+    float *q = sv ? sv->q : a->q, *k = sv ? sv->k : a->k, *v = sv ? sv->v : a->v;
+    float *att = sv ? sv->att : a->att, *ao = sv ? sv->a : a->a, *f = sv ? sv->f : a->f;
+    float *u[MV_LORA_N];
+    for (int i = 0; i < MV_LORA_N; i++) u[i] = sv ? sv->u[i] : a->u;
     double t;
+    if (sv) memcpy(sv->x_in, a->x, (size_t)R * C * sizeof(float));
     // x (R, C) += out_proj(attention(LN1(x)))
     t = mv_prof_begin();
-    mv_layernorm_forward(a->h, NULL, NULL, a->x, L->ln1.w, L->ln1.b, R, C, eps);
+    mv_layernorm_forward(a->h, sv ? sv->mean1 : NULL, sv ? sv->rstd1 : NULL, a->x, L->ln1.w,
+                         L->ln1.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
-    mv_linear_forward(a->q, a->h, L->q.w, L->q.b, scale, R, C, C);
-    mv_linear_forward(a->k, a->h, L->k.w, L->k.b, 1.0f, R, C, C);
-    mv_linear_forward(a->v, a->h, L->v.w, L->v.b, 1.0f, R, C, C);
+    linear_fwd(q, u[MV_LORA_Q], a->h, &L->q, tw, scale, R, C, C);
+    linear_fwd(k, u[MV_LORA_K], a->h, &L->k, tw, 1.0f, R, C, C);
+    linear_fwd(v, u[MV_LORA_V], a->h, &L->v, tw, 1.0f, R, C, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    mv_attention_forward(a->a, a->att, a->q, a->k, a->v, s, NH, HS);
+    mv_attention_forward(ao, att, q, k, v, s, NH, HS);
     mv_prof_end(MV_PROF_ATTENTION, t);
     t = mv_prof_begin();
-    mv_linear_residual_forward(a->x, a->a, L->o.w, L->o.b, R, C, C);
+    linear_residual_fwd(a->x, u[MV_LORA_O], ao, &L->o, tw, R, C, C);
     mv_prof_end(MV_PROF_GEMM, t);
+    if (sv) memcpy(sv->x_mid, a->x, (size_t)R * C * sizeof(float));
     // x (R, C) += fc2(act(fc1(LN2(x))))
     t = mv_prof_begin();
-    mv_layernorm_forward(a->h, NULL, NULL, a->x, L->ln2.w, L->ln2.b, R, C, eps);
+    mv_layernorm_forward(a->h, sv ? sv->mean2 : NULL, sv ? sv->rstd2 : NULL, a->x, L->ln2.w,
+                         L->ln2.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
-    mv_linear_forward(a->f, a->h, L->fc1.w, L->fc1.b, 1.0f, R, C, I);
+    linear_fwd(f, u[MV_LORA_FC1], a->h, &L->fc1, tw, 1.0f, R, C, I);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    mv_act_forward(a->f, cfg->hidden_act, (size_t)R * (size_t)I);
+    /* inference: in place; training keeps the pre-activation f and feeds fc2 from a copy */
+    float *g = sv ? a->f : f;
+    if (sv)
+        mv_act_forward_copy(g, f, cfg->hidden_act, (size_t)R * (size_t)I);
+    else
+        mv_act_forward(f, cfg->hidden_act, (size_t)R * (size_t)I);
     mv_prof_end(MV_PROF_ACT, t);
     t = mv_prof_begin();
-    mv_linear_residual_forward(a->x, a->f, L->fc2.w, L->fc2.b, R, I, C);
+    linear_residual_fwd(a->x, u[MV_LORA_FC2], g, &L->fc2, tw, R, I, C);
     mv_prof_end(MV_PROF_GEMM, t);
+}
+
+/* Backward of linear_fwd: dinp (R, I) += ..., the view's gradients into G (NULL: frozen). */
+static void linear_bwd(float *dinp, const struct mv_linear_grad *G, float *du, const float *dout,
+                       const float *u, const float *inp, const struct mv_linear *lin,
+                       const struct mv_tower *t, float alpha, int R, int I, int O)
+{
+    mv_linear_backward(dinp, G ? G->w : NULL, G ? G->b : NULL, dout, inp, lin->w, alpha, R, I, O);
+    if (lin->lora_a)
+        mv_lora_backward(dinp, G ? G->lora_a : NULL, G ? G->lora_b : NULL, du, dout, u, inp,
+                         lin->lora_a, lin->lora_b, alpha * t->lora_scale, R, I, O, t->lora_rank);
+}
+
+/* Does the backward of this view need its input (for a weight or LoRA gradient)? */
+static int needs_input(const struct mv_linear_grad *G, const struct mv_linear *lin)
+{
+    return (G && G->w) || lin->lora_a;
+}
+
+void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
+                       const struct mv_layer_saved *sv, const struct mv_layer *L,
+                       const struct mv_tower *tw, const struct mv_seqs *s, int R)
+{
+    const struct medvlm_tower_config *cfg = &tw->cfg;
+    const int C = cfg->hidden_size, I = cfg->intermediate_size, NH = cfg->num_attention_heads;
+    const int HS = C / NH;
+    const float eps = cfg->layer_norm_eps;
+    const float scale = (float)pow((double)HS, -0.5);
+    const size_t RC = (size_t)R * C * sizeof(float), RI = (size_t)R * I * sizeof(float);
+    double t;
+    /* In the forward pass x_out = x_mid + fc2(act(fc1(LN2(x_mid)))): dx passes straight
+     * through the residual to x_mid, and the MLP branch adds its part below. */
+    t = mv_prof_begin();
+    mv_act_forward_copy(ws->g, sv->f, cfg->hidden_act, (size_t)R * I); /* fc2's input */
+    mv_prof_end(MV_PROF_ACT, t);
+    t = mv_prof_begin();
+    memset(ws->dg, 0, RI);
+    linear_bwd(ws->dg, G ? &G->fc2 : NULL, ws->du, dx, sv->u[MV_LORA_FC2], ws->g, &L->fc2, tw, 1.0f,
+               R, I, C);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    memset(ws->df, 0, RI);
+    mv_act_backward(ws->df, ws->dg, sv->f, cfg->hidden_act, (size_t)R * I);
+    mv_prof_end(MV_PROF_ACT, t);
+    t = mv_prof_begin();
+    if (needs_input(G ? &G->fc1 : NULL, &L->fc1)) /* fc1's input LN2(x_mid), recomputed */
+        mv_layernorm_forward(ws->h, NULL, NULL, sv->x_mid, L->ln2.w, L->ln2.b, R, C, eps);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
+    t = mv_prof_begin();
+    memset(ws->dh, 0, RC);
+    linear_bwd(ws->dh, G ? &G->fc1 : NULL, ws->du, ws->df, sv->u[MV_LORA_FC1], ws->h, &L->fc1, tw,
+               1.0f, R, C, I);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    mv_layernorm_backward(dx, G ? G->ln2.w : NULL, G ? G->ln2.b : NULL, ws->dh, sv->x_mid,
+                          sv->mean2, sv->rstd2, L->ln2.w, R, C);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
+    /* dx is now d loss / d x_mid; x_mid = x_in + out_proj(attention(LN1(x_in))) */
+    t = mv_prof_begin();
+    memset(ws->da, 0, RC);
+    linear_bwd(ws->da, G ? &G->o : NULL, ws->du, dx, sv->u[MV_LORA_O], sv->a, &L->o, tw, 1.0f, R, C,
+               C);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    memset(ws->dq, 0, RC);
+    memset(ws->dk, 0, RC);
+    memset(ws->dv, 0, RC);
+    mv_attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->da, sv->att, sv->q, sv->k, sv->v, s,
+                          NH, HS);
+    mv_prof_end(MV_PROF_ATTENTION, t);
+    t = mv_prof_begin();
+    if (needs_input(G ? &G->q : NULL, &L->q) || needs_input(G ? &G->k : NULL, &L->k) ||
+        needs_input(G ? &G->v : NULL, &L->v)) /* q/k/v's input LN1(x_in), recomputed */
+        mv_layernorm_forward(ws->h, NULL, NULL, sv->x_in, L->ln1.w, L->ln1.b, R, C, eps);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
+    t = mv_prof_begin();
+    memset(ws->dh, 0, RC);
+    /* q was scaled by HS^-0.5 after its projection: the scale multiplies its gradients */
+    linear_bwd(ws->dh, G ? &G->q : NULL, ws->du, ws->dq, sv->u[MV_LORA_Q], ws->h, &L->q, tw, scale,
+               R, C, C);
+    linear_bwd(ws->dh, G ? &G->k : NULL, ws->du, ws->dk, sv->u[MV_LORA_K], ws->h, &L->k, tw, 1.0f,
+               R, C, C);
+    linear_bwd(ws->dh, G ? &G->v : NULL, ws->du, ws->dv, sv->u[MV_LORA_V], ws->h, &L->v, tw, 1.0f,
+               R, C, C);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    mv_layernorm_backward(dx, G ? G->ln1.w : NULL, G ? G->ln1.b : NULL, ws->dh, sv->x_in, sv->mean1,
+                          sv->rstd1, L->ln1.w, R, C);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
 }
 
 void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B, int N,

@@ -11,6 +11,10 @@
 struct mv_linear {
     const float *w; /* (out, in): y = x w^T + b */
     const float *b; /* (out), NULL for no bias */
+    /* LoRA beside it (peft's layout), NULL for none: y += scale * (x lora_a^T) lora_b^T with
+     * the tower's lora_rank RK and lora_scale */
+    const float *lora_a; /* (RK, in) */
+    const float *lora_b; /* (out, RK) */
 };
 
 struct mv_norm {
@@ -24,6 +28,23 @@ struct mv_layer {
     struct mv_linear fc1;        /* (I, C) */
     struct mv_linear fc2;        /* (C, I) */
 };
+
+/* Gradients of a layer's parameters: the twins of the views above, member for member (the
+ * parameter table maps a view to its gradient by offset, see mv_param_grad_slot). NULL for a
+ * frozen parameter: its backward then skips that weight-gradient product. */
+struct mv_linear_grad {
+    float *w, *b, *lora_a, *lora_b;
+};
+struct mv_norm_grad {
+    float *w, *b;
+};
+struct mv_layer_grad {
+    struct mv_norm_grad ln1, ln2;
+    struct mv_linear_grad q, k, v, o, fc1, fc2;
+};
+_Static_assert(sizeof(struct mv_layer_grad) == sizeof(struct mv_layer) &&
+                   sizeof(struct mv_linear_grad) == sizeof(struct mv_linear),
+               "gradient views must mirror the parameter views member for member");
 
 /* One tower. Text uses tok_emb/pos_emb/final_ln; vision uses patch_w/class_emb/pos_emb/
  * pre_ln/final_ln (= HF post_layernorm). */
@@ -39,6 +60,17 @@ struct mv_tower {
     struct mv_layer *layers;
     struct mv_norm final_ln;
     const float *proj; /* (D, C) */
+    int lora_rank;     /* RK of the layers' LoRA views (0: none) */
+    float lora_scale;  /* peft's lora_alpha / RK */
+};
+
+/* Gradients of a vision tower (NULL where frozen); layers (L). */
+struct mv_tower_grad {
+    float *pos_emb, *patch_w, *class_emb;
+    struct mv_norm_grad pre_ln;
+    struct mv_layer_grad *layers;
+    struct mv_norm_grad final_ln;
+    float *proj;
 };
 
 struct medvlm_model {
@@ -59,6 +91,12 @@ struct medvlm_model {
 /* Build the parameter table of cfg: every HF tensor name with its shape and the slot in m
  * that points at its data. Loading, saving, counting and PEFT selection all use it. */
 enum medvlm_status mv_params_build(struct medvlm_model *m);
+
+/* Row i of the parameter table as a view of `copy`, a copy of one of m's towers (its layers
+ * array its own): the slot that row feeds there, and in `g` the gradient slot twin of it.
+ * NULL for a row of the other tower (and for logit_scale). */
+const float **mv_param_view_slot(const struct medvlm_model *m, int i, struct mv_tower *copy);
+float **mv_param_grad_slot(const struct medvlm_model *m, int i, struct mv_tower_grad *g);
 
 /* medvlm_model_init_random for the towers in flags (MEDVLM_LOAD_*) only; the others stay
  * unloaded and cost no memory. flags == MEDVLM_LOAD_ALL draws the same weights as

@@ -140,3 +140,66 @@ enum medvlm_status mv_params_build(struct medvlm_model *m)
     m->n_params = tb.n;
     return tb.st;
 }
+
+/* ---- a row's slot in a copy of its tower, and its gradient twin ---- */
+
+/* Which tower row i's slot lies in, and where: a layer (*layer >= 0, byte offset *off inside
+ * struct mv_layer) or the tower struct itself (*layer = -1, offset inside struct mv_tower). */
+static const struct mv_tower *slot_place(const struct medvlm_model *m, int i, int *layer,
+                                         size_t *off)
+{
+    const char *slot = (const char *)m->slots[i];
+    const struct mv_tower *towers[2] = {&m->text, &m->vision};
+    if (!slot) return NULL;
+    for (int k = 0; k < 2; k++) {
+        const struct mv_tower *t = towers[k];
+        const char *l0 = (const char *)t->layers;
+        size_t span = (size_t)t->cfg.num_hidden_layers * sizeof(struct mv_layer);
+        if (l0 && slot >= l0 && slot < l0 + span) {
+            *layer = (int)((size_t)(slot - l0) / sizeof(struct mv_layer));
+            *off = (size_t)(slot - l0) % sizeof(struct mv_layer);
+            return t;
+        }
+        if (slot >= (const char *)t && slot < (const char *)(t + 1)) {
+            *layer = -1;
+            *off = (size_t)(slot - (const char *)t);
+            return t;
+        }
+    }
+    return NULL;
+}
+
+const float **mv_param_view_slot(const struct medvlm_model *m, int i, struct mv_tower *copy)
+{
+    int layer;
+    size_t off;
+    const struct mv_tower *t = slot_place(m, i, &layer, &off);
+    if (!t || t->cfg.hidden_size != copy->cfg.hidden_size ||
+        (copy->layers == t->layers && layer >= 0))
+        return NULL;
+    if ((t == &m->vision) != (m->params[i].tower == MEDVLM_TOWER_VISION)) return NULL;
+    char *base = layer >= 0 ? (char *)&copy->layers[layer] : (char *)copy;
+    return (const float **)(void *)(base + off);
+}
+
+float **mv_param_grad_slot(const struct medvlm_model *m, int i, struct mv_tower_grad *g)
+{
+    int layer;
+    size_t off;
+    const struct mv_tower *t = slot_place(m, i, &layer, &off);
+    if (!t) return NULL;
+    if (layer >= 0) return (float **)(void *)((char *)&g->layers[layer] + off);
+    const char *slot = (const char *)m->slots[i];
+    const struct {
+        const void *view;
+        float **grad;
+    } top[] = {
+        {&t->pos_emb, &g->pos_emb},       {&t->patch_w, &g->patch_w},
+        {&t->class_emb, &g->class_emb},   {&t->pre_ln.w, &g->pre_ln.w},
+        {&t->pre_ln.b, &g->pre_ln.b},     {&t->final_ln.w, &g->final_ln.w},
+        {&t->final_ln.b, &g->final_ln.b}, {&t->proj, &g->proj},
+    };
+    for (size_t k = 0; k < MV_ARRAY_LEN(top); k++)
+        if (slot == (const char *)top[k].view) return top[k].grad;
+    return NULL; /* the text tower's token embedding */
+}

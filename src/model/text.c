@@ -66,7 +66,7 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
     struct mv_seqs s = {
         .B = B, .off = a->off, .len = a->len, .mask = mask, .mask_stride = T, .causal = 1};
     for (int l = 0; l < L; l++) {
-        mv_layer_forward(a, &t->layers[l], c, &s, R);
+        mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, T, C);
     }
     t0 = mv_prof_begin();

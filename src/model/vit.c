@@ -28,6 +28,36 @@ static void im2col(float *patches, const float *pixels, int B, int S, int P)
     }
 }
 
+/* x (B*N, C) = [class; patches] + positions (before pre_layrnorm), from pixels (B, 3, S, S);
+ * patches (B*G, 3PP) and h (B*G, C) are scratch. */
+static void vit_embed(float *x, float *patches, float *h, const struct mv_tower *t,
+                      const float *pixels, int B)
+{
+    const struct medvlm_tower_config *c = &t->cfg;
+    const int S = c->image_size, P = c->patch_size, g = S / P, G = g * g, N = G + 1;
+    const int C = c->hidden_size, R = B * N;
+    // h (B*G, C) = patches (B*G, 3PP) patch_w^T: the stride-P convolution, no bias
+    im2col(patches, pixels, B, S, P);
+    mv_gemm(0, 1, B * G, C, 3 * P * P, 1.0f, patches, 3 * P * P, t->patch_w, 3 * P * P, 0.0f, h, C);
+#pragma omp parallel for schedule(static) if ((size_t)R * C > 262144)
+    for (int r = 0; r < R; r++) {
+        int b = r / N, n = r % N;
+        const float *src = n == 0 ? t->class_emb : h + ((size_t)b * G + n - 1) * C;
+        const float *pos = t->pos_emb + (size_t)n * C;
+        float *dst = x + (size_t)r * C;
+        for (int i = 0; i < C; i++) dst[i] = src[i] + pos[i];
+    }
+}
+
+static void vit_seqs(struct mv_acts *a, struct mv_seqs *s, int B, int N)
+{
+    for (int b = 0; b < B; b++) {
+        a->off[b] = b * N;
+        a->len[b] = N;
+    }
+    *s = (struct mv_seqs){.B = B, .off = a->off, .len = a->len, .mask = NULL, .causal = 0};
+}
+
 enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels, int B,
                                   const struct mv_out_chunk *oc)
 {
@@ -40,29 +70,16 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     const float eps = c->layer_norm_eps;
 
     double t0 = mv_prof_begin();
-    // h (B*G, C) = patches (B*G, 3PP) patch_w^T: the stride-P convolution, no bias
-    im2col(a->f, pixels, B, S, P);
-    mv_gemm(0, 1, B * G, C, 3 * P * P, 1.0f, a->f, 3 * P * P, t->patch_w, 3 * P * P, 0.0f, a->h, C);
     // x (B, N, C) = [class; patches] + positions, then pre_layrnorm in place
-#pragma omp parallel for schedule(static) if ((size_t)R * C > 262144)
-    for (int r = 0; r < R; r++) {
-        int b = r / N, n = r % N;
-        const float *src = n == 0 ? t->class_emb : a->h + ((size_t)b * G + n - 1) * C;
-        const float *pos = t->pos_emb + (size_t)n * C;
-        float *dst = a->x + (size_t)r * C;
-        for (int i = 0; i < C; i++) dst[i] = src[i] + pos[i];
-    }
+    vit_embed(a->x, a->f, a->h, t, pixels, B);
     mv_layernorm_forward(a->x, NULL, NULL, a->x, t->pre_ln.w, t->pre_ln.b, R, C, eps);
     mv_capture_hidden(a, oc, 0, B, N, C);
     mv_prof_end(MV_PROF_EMBED, t0);
 
-    for (int b = 0; b < B; b++) {
-        a->off[b] = b * N;
-        a->len[b] = N;
-    }
-    struct mv_seqs s = {.B = B, .off = a->off, .len = a->len, .mask = NULL, .causal = 0};
+    struct mv_seqs s;
+    vit_seqs(a, &s, B, N);
     for (int l = 0; l < L; l++) {
-        mv_layer_forward(a, &t->layers[l], c, &s, R);
+        mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, N, C);
     }
     t0 = mv_prof_begin();
@@ -75,4 +92,91 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     mv_project_outputs(a, oc, t->proj, B, C, D);
     mv_prof_end(MV_PROF_OTHER, t0);
     return MEDVLM_OK;
+}
+
+/* ---- training: the same pass keeping what backward needs, and the backward below it ---- */
+
+void mv_vit_forward_train(struct mv_acts *a, struct mv_vit_saved *sv, const struct mv_tower *t,
+                          int D, const float *pixels, int B)
+{
+    const struct medvlm_tower_config *c = &t->cfg;
+    const int g = mv_vision_grid(c), N = g * g + 1;
+    const int C = c->hidden_size, L = c->num_hidden_layers, R = B * N;
+    const float eps = c->layer_norm_eps;
+    double t0 = mv_prof_begin();
+    vit_embed(sv->x_emb, a->f, a->h, t, pixels, B);
+    mv_layernorm_forward(a->x, sv->mean0, sv->rstd0, sv->x_emb, t->pre_ln.w, t->pre_ln.b, R, C,
+                         eps);
+    mv_prof_end(MV_PROF_EMBED, t0);
+    struct mv_seqs s;
+    vit_seqs(a, &s, B, N);
+    for (int l = 0; l < L; l++) mv_layer_forward(a, &sv->layers[l], &t->layers[l], t, &s, R);
+    t0 = mv_prof_begin();
+    // x_cls (B, C) = x[:, 0]; pooled = post_layernorm(x_cls); feats = normalise(pooled proj^T)
+    for (int b = 0; b < B; b++)
+        memcpy(sv->x_cls + (size_t)b * C, a->x + (size_t)b * N * C, (size_t)C * sizeof(float));
+    mv_layernorm_forward(sv->pooled, sv->meanf, sv->rstdf, sv->x_cls, t->final_ln.w, t->final_ln.b,
+                         B, C, eps);
+    mv_gemm(0, 1, B, D, C, 1.0f, sv->pooled, C, t->proj, C, 0.0f, a->unnorm, D);
+    mv_l2norm_forward(sv->feats, sv->fnorm, a->unnorm, B, D);
+    mv_prof_end(MV_PROF_OTHER, t0);
+}
+
+void mv_vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, const float *dfeats,
+                     const struct mv_vit_saved *sv, struct mv_acts *a, const struct mv_tower *t,
+                     int D, const float *pixels, int B, int stop_layer)
+{
+    const struct medvlm_tower_config *c = &t->cfg;
+    const int S = c->image_size, P = c->patch_size, g = S / P, G2 = g * g, N = G2 + 1;
+    const int C = c->hidden_size, L = c->num_hidden_layers, R = B * N;
+    double t0 = mv_prof_begin();
+    // feats = unnorm / |unnorm|; unnorm = pooled proj^T
+    memset(ws->dunnorm, 0, (size_t)B * D * sizeof(float));
+    mv_l2norm_backward(ws->dunnorm, dfeats, sv->feats, sv->fnorm, B, D);
+    memset(ws->dpooled, 0, (size_t)B * C * sizeof(float));
+    mv_linear_backward(ws->dpooled, G->proj, NULL, ws->dunnorm, sv->pooled, t->proj, 1.0f, B, C, D);
+    // pooled = post_layernorm(x_cls): only the class-token rows of the last output get a gradient
+    memset(ws->dx, 0, (size_t)R * C * sizeof(float));
+    memset(ws->dcls, 0, (size_t)B * C * sizeof(float));
+    mv_layernorm_backward(ws->dcls, G->final_ln.w, G->final_ln.b, ws->dpooled, sv->x_cls, sv->meanf,
+                          sv->rstdf, t->final_ln.w, B, C);
+    for (int b = 0; b < B; b++)
+        memcpy(ws->dx + (size_t)b * N * C, ws->dcls + (size_t)b * C, (size_t)C * sizeof(float));
+    mv_prof_end(MV_PROF_OTHER, t0);
+    struct mv_seqs s;
+    vit_seqs(a, &s, B, N);
+    for (int l = L - 1; l >= stop_layer; l--)
+        mv_layer_backward(ws->dx, &G->layers[l], &ws->layer, &sv->layers[l], &t->layers[l], t, &s,
+                          R);
+    if (stop_layer > 0) return; /* nothing below is trained */
+    int embed = G->patch_w || G->pos_emb || G->class_emb;
+    if (!G->pre_ln.w && !G->pre_ln.b && !embed) return;
+    t0 = mv_prof_begin();
+    // x (after pre_layrnorm) = LN(x_emb)
+    float *demb = ws->layer.dh; /* (R, C) */
+    memset(demb, 0, (size_t)R * C * sizeof(float));
+    mv_layernorm_backward(embed ? demb : NULL, G->pre_ln.w, G->pre_ln.b, ws->dx, sv->x_emb,
+                          sv->mean0, sv->rstd0, t->pre_ln.w, R, C);
+    if (embed) {
+        // x_emb[b, n] = (n ? patch row : class_emb) + pos_emb[n]
+        for (int b = 0; b < B; b++)
+            for (int n = 0; n < N; n++) {
+                const float *d = demb + ((size_t)b * N + n) * C;
+                if (G->pos_emb)
+                    for (int i = 0; i < C; i++) G->pos_emb[(size_t)n * C + i] += d[i];
+                if (n == 0 && G->class_emb)
+                    for (int i = 0; i < C; i++) G->class_emb[i] += d[i];
+            }
+        if (G->patch_w) {
+            // dpatch_w (C, 3PP) += dh^T patches; dh (B*G, C) gathers the patch rows of demb
+            float *dh = ws->layer.da, *patches = a->f;
+            for (int b = 0; b < B; b++)
+                memcpy(dh + (size_t)b * G2 * C, demb + ((size_t)b * N + 1) * C,
+                       (size_t)G2 * C * sizeof(float));
+            im2col(patches, pixels, B, S, P);
+            mv_linear_backward(NULL, G->patch_w, NULL, dh, patches, t->patch_w, 1.0f, B * G2,
+                               3 * P * P, C);
+        }
+    }
+    mv_prof_end(MV_PROF_EMBED, t0);
 }

@@ -145,3 +145,95 @@ void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n)
                                       : (float)(v / (1.0 + exp(-1.702 * v)));
     }
 }
+
+void mv_act_forward_copy(float *out, const float *inp, enum medvlm_act act, size_t n)
+{
+    // out (n), inp (n)
+    /* copy a chunk, then the in-place kernel on it: the very code of mv_act_forward, the
+     * same bits; chunk by chunk so the copy is still in cache when the kernel reads it */
+    const size_t chunk = 8192;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (n > 262144)
+    for (long c = 0; c < nchunks; c++) {
+        size_t lo = (size_t)c * chunk, len = MV_MIN(n - lo, chunk);
+        if (out != inp) memcpy(out + lo, inp + lo, len * sizeof *out);
+        if (act == MEDVLM_ACT_GELU)
+            gelu_span(out + lo, len);
+        else
+            quick_gelu_span(out + lo, len);
+    }
+}
+
+/* quick_gelu(x) = x s with s = sigmoid(1.702 x), and sigmoid' = s (1 - s), so
+ * quick_gelu'(x) = s + 1.702 x s (1 - s). s from the same 8-lane exp as the forward. */
+static inline __attribute__((always_inline)) v8f quick_gelu_grad8(v8f x)
+{
+    v8f one = splat(1.0f);
+    v8f s = one / (one + mv_expf8(splat(-1.702f) * x));
+    return s + splat(1.702f) * x * s * (one - s);
+}
+
+MV_CLONES static void quick_gelu_backward_span(float *dinp, const float *dout, const float *x,
+                                               size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f vx, vd, vg;
+        memcpy(&vx, x + i, sizeof vx);
+        memcpy(&vd, dout + i, sizeof vd);
+        memcpy(&vg, dinp + i, sizeof vg);
+        vg += vd * quick_gelu_grad8(vx);
+        memcpy(dinp + i, &vg, sizeof vg);
+    }
+    if (i < n) { /* the tail through the same lanes */
+        v8f vx = splat(0.0f), vd = splat(0.0f), vg = splat(0.0f);
+        memcpy(&vx, x + i, (n - i) * sizeof(float));
+        memcpy(&vd, dout + i, (n - i) * sizeof(float));
+        memcpy(&vg, dinp + i, (n - i) * sizeof(float));
+        vg += vd * quick_gelu_grad8(vx);
+        memcpy(dinp + i, &vg, (n - i) * sizeof(float));
+    }
+}
+
+/* gelu(x) = x Phi(x) with Phi the standard normal CDF 0.5 (1 + erf(x / sqrt 2)) and
+ * Phi' = phi = exp(-x^2 / 2) / sqrt(2 pi), so gelu'(x) = Phi(x) + x phi(x). */
+static void gelu_backward_span(float *dinp, const float *dout, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752440f));
+        float pdf = expf(-0.5f * v * v) * 0.39894228040143267794f;
+        dinp[i] += dout[i] * (cdf + v * pdf);
+    }
+}
+
+void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                     size_t n)
+{
+    // dinp (n), dout (n), inp (n)
+    const size_t chunk = 8192;
+    long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (n > 262144)
+    for (long c = 0; c < nchunks; c++) {
+        size_t lo = (size_t)c * chunk, len = MV_MIN(n - lo, chunk);
+        if (act == MEDVLM_ACT_GELU)
+            gelu_backward_span(dinp + lo, dout + lo, inp + lo, len);
+        else
+            quick_gelu_backward_span(dinp + lo, dout + lo, inp + lo, len);
+    }
+}
+
+void mv_act_backward_naive(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                           size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = inp[i], d;
+        if (act == MEDVLM_ACT_GELU) {
+            d = 0.5 * (1.0 + erf(v / sqrt(2.0))) + v * exp(-0.5 * v * v) * 0.39894228040143267794;
+        } else {
+            double s = 1.0 / (1.0 + exp(-1.702 * v));
+            d = s + 1.702 * v * s * (1.0 - s);
+        }
+        dinp[i] = (float)(dinp[i] + (double)dout[i] * d);
+    }
+}

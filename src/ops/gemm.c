@@ -178,3 +178,93 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
             out[(size_t)r * O + o] = (float)(alpha * acc);
         }
 }
+
+/* db (O) += alpha * sum_r dout[r] in double, columns in blocks of MV_DB_BLOCK: every column is
+ * summed over r = 0, 1, ..., R-1 in that order by one thread, so the bits do not depend on how
+ * the blocks fall on threads. The block's accumulators live on the stack (no allocation) and
+ * a row of the block is contiguous in dout. */
+#define MV_DB_BLOCK 64
+static void bias_grad(float *db, const float *dout, float alpha, int R, int O)
+{
+    // db (O), dout (R, O)
+    int blocks = (O + MV_DB_BLOCK - 1) / MV_DB_BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)R * O > 262144 && blocks > 1)
+    for (int bl = 0; bl < blocks; bl++) {
+        int lo = bl * MV_DB_BLOCK, n = MV_MIN(O - lo, MV_DB_BLOCK);
+        double acc[MV_DB_BLOCK] = {0};
+        for (int r = 0; r < R; r++) {
+            const float *d = dout + (size_t)r * O + lo;
+            for (int j = 0; j < n; j++) acc[j] += d[j];
+        }
+        for (int j = 0; j < n; j++) db[lo + j] += (float)(alpha * acc[j]);
+    }
+}
+
+/* In the forward pass out = alpha * (inp w^T + 1 b^T), so with dout = dL/dout:
+ *   dL/dinp = alpha * dout w        (R, O) x (O, I)
+ *   dL/dw   = alpha * dout^T inp    (O, R) x (R, I)
+ *   dL/db   = alpha * 1^T dout      the column sums of dout.
+ * The GEMMs accumulate through beta = 1; the reduction over rows (K of the dw GEMM, the db
+ * sum) is never split across threads, so neither depends on the thread count. */
+void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, float alpha, int R, int I, int O)
+{
+    // dinp (R, I), dw (O, I), db (O), dout (R, O), inp (R, I), w (O, I)
+    if (dinp) mv_gemm(0, 0, R, I, O, alpha, dout, O, w, I, 1.0f, dinp, I);
+    if (dw) mv_gemm(1, 0, O, I, R, alpha, dout, O, inp, I, 1.0f, dw, I);
+    if (db) bias_grad(db, dout, alpha, R, O);
+}
+
+void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, float alpha, int R, int I, int O)
+{
+    if (dinp)
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < I; i++) {
+                double acc = 0;
+                for (int o = 0; o < O; o++)
+                    acc += (double)dout[(size_t)r * O + o] * w[(size_t)o * I + i];
+                dinp[(size_t)r * I + i] += (float)(alpha * acc);
+            }
+    if (dw)
+        for (int o = 0; o < O; o++)
+            for (int i = 0; i < I; i++) {
+                double acc = 0;
+                for (int r = 0; r < R; r++)
+                    acc += (double)dout[(size_t)r * O + o] * inp[(size_t)r * I + i];
+                dw[(size_t)o * I + i] += (float)(alpha * acc);
+            }
+    if (db)
+        for (int o = 0; o < O; o++) {
+            double acc = 0;
+            for (int r = 0; r < R; r++) acc += dout[(size_t)r * O + o];
+            db[o] += (float)(alpha * acc);
+        }
+}
+
+/* LoRA as two thin GEMMs through the rank RK: u = inp A^T first, then out += alpha * u B^T,
+ * never the (O, I) product B A (RK << I, O: two thin GEMMs cost (I + O) RK per row). */
+void mv_lora_forward(float *out, float *u, const float *inp, const float *A, const float *B,
+                     float alpha, int R, int I, int O, int RK)
+{
+    // out (R, O) accumulated, u (R, RK), inp (R, I), A (RK, I), B (O, RK)
+    mv_gemm(0, 1, R, RK, I, 1.0f, inp, I, A, I, 0.0f, u, RK);
+    mv_gemm(0, 1, R, O, RK, alpha, u, RK, B, RK, 1.0f, out, O);
+}
+
+/* In the forward pass u = inp A^T and out += alpha * u B^T, so:
+ *   dL/dB   = alpha * dout^T u      (O, R) x (R, RK)
+ *   dL/du   = alpha * dout B        (R, O) x (O, RK), written to du
+ *   dL/dA   = du^T inp              (RK, R) x (R, I)
+ *   dL/dinp = du A                  (R, RK) x (RK, I). */
+void mv_lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
+                      const float *u, const float *inp, const float *A, const float *B, float alpha,
+                      int R, int I, int O, int RK)
+{
+    // dinp (R, I), dA (RK, I), dB (O, RK), du (R, RK), dout (R, O), u (R, RK), inp (R, I)
+    if (dB) mv_gemm(1, 0, O, RK, R, alpha, dout, O, u, RK, 1.0f, dB, RK);
+    if (!dA && !dinp) return;
+    mv_gemm(0, 0, R, RK, O, alpha, dout, O, B, RK, 0.0f, du, RK);
+    if (dA) mv_gemm(1, 0, RK, I, R, 1.0f, du, RK, inp, I, 1.0f, dA, I);
+    if (dinp) mv_gemm(0, 0, R, I, RK, 1.0f, du, RK, A, I, 1.0f, dinp, I);
+}

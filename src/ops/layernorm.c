@@ -66,3 +66,99 @@ void mv_layernorm_forward_naive(float *out, float *mean, float *rstd, const floa
         if (rstd) rstd[r] = (float)rs;
     }
 }
+
+/* Backward. In the forward pass y = xhat * w + b with xhat = (x - mean) * rstd, mean and
+ * rstd = (var + eps)^-1/2 functions of the whole row. With g = dy * w = dL/dxhat, and
+ * dmean/dx_i = 1/C, drstd/dx_i = -rstd^3 (x_i - mean) / C = -rstd^2 xhat_i / C:
+ *   dL/dx_j = rstd * (g_j - mean(g) - xhat_j * mean(g * xhat)),
+ * the two row means summed in double. The normalised row is recomputed as the forward
+ * computed it, (x - mean) * rstd in float, from the saved float statistics. */
+MV_CLONES static void layernorm_backward_row(float *dx, const float *dy, const float *x,
+                                             const float *w, float m, float rs, int C)
+{
+    double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int i = 0; i < C; i++) {
+        float xh = (x[i] - m) * rs, g = dy[i] * w[i];
+        sg += g;
+        sgx += (double)g * xh;
+    }
+    double mg = sg / C, mgx = sgx / C;
+#pragma omp simd
+    for (int i = 0; i < C; i++) {
+        float xh = (x[i] - m) * rs, g = dy[i] * w[i];
+        dx[i] += (float)(rs * ((double)g - mg - (double)xh * mgx));
+    }
+}
+
+/* dw (C) += sum_r dy * xhat, db (C) += sum_r dy: column sums over the rows, in blocks of
+ * columns; each column is summed over r = 0, 1, ..., R-1 in that order by one thread, in
+ * double accumulators on the stack, so the bits do not depend on the thread count. */
+#define MV_LN_BLOCK 64
+static void layernorm_param_grad(float *dw, float *db, const float *dout, const float *inp,
+                                 const float *mean, const float *rstd, int R, int C)
+{
+    // dw (C), db (C), dout (R, C), inp (R, C), mean (R), rstd (R)
+    int blocks = (C + MV_LN_BLOCK - 1) / MV_LN_BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)R * C > 262144 && blocks > 1)
+    for (int bl = 0; bl < blocks; bl++) {
+        int lo = bl * MV_LN_BLOCK, n = MV_MIN(C - lo, MV_LN_BLOCK);
+        double aw[MV_LN_BLOCK] = {0}, ab[MV_LN_BLOCK] = {0};
+        for (int r = 0; r < R; r++) {
+            const float *dy = dout + (size_t)r * C + lo, *x = inp + (size_t)r * C + lo;
+            float m = mean[r], rs = rstd[r];
+            for (int j = 0; j < n; j++) {
+                float xh = (x[j] - m) * rs;
+                aw[j] += (double)dy[j] * xh;
+                ab[j] += dy[j];
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            if (dw) dw[lo + j] += (float)aw[j];
+            if (db) db[lo + j] += (float)ab[j];
+        }
+    }
+}
+
+void mv_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *mean, const float *rstd, const float *w, int R, int C)
+{
+    // dinp (R, C), dw (C), db (C), dout (R, C), inp (R, C), mean (R), rstd (R), w (C)
+    if (dinp) {
+#pragma omp parallel for schedule(static) if ((size_t)R * C > 262144)
+        for (int r = 0; r < R; r++)
+            layernorm_backward_row(dinp + (size_t)r * C, dout + (size_t)r * C, inp + (size_t)r * C,
+                                   w, mean[r], rstd[r], C);
+    }
+    if (dw || db) layernorm_param_grad(dw, db, dout, inp, mean, rstd, R, C);
+}
+
+void mv_layernorm_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                                 const float *inp, const float *mean, const float *rstd,
+                                 const float *w, int R, int C)
+{
+    for (int r = 0; r < R; r++) {
+        const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
+        double m = mean[r], rs = rstd[r], sg = 0, sgx = 0;
+        for (int i = 0; i < C; i++) {
+            double xh = ((double)x[i] - m) * rs, g = (double)dy[i] * w[i];
+            sg += g;
+            sgx += g * xh;
+        }
+        sg /= C, sgx /= C;
+        for (int i = 0; dinp && i < C; i++) {
+            double xh = ((double)x[i] - m) * rs, g = (double)dy[i] * w[i];
+            dinp[(size_t)r * C + i] += (float)(rs * (g - sg - xh * sgx));
+        }
+    }
+    for (int i = 0; (dw || db) && i < C; i++) {
+        double aw = 0, ab = 0;
+        for (int r = 0; r < R; r++) {
+            double dy = dout[(size_t)r * C + i];
+            aw += dy * (((double)inp[(size_t)r * C + i] - mean[r]) * rstd[r]);
+            ab += dy;
+        }
+        if (dw) dw[i] += (float)aw;
+        if (db) db[i] += (float)ab;
+    }
+}

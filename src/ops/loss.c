@@ -35,6 +35,22 @@ void mv_l2norm_forward(float *out, float *norm, const float *inp, int R, int D)
     }
 }
 
+/* Backward. In the forward pass y = x / n with n = ||x||, and dn/dx = x / n = y, so
+ * dy_i/dx_j = (delta_ij - y_i y_j) / n and dL/dx = (dy - y <y, dy>) / n, the dot in double. */
+void mv_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int R,
+                        int D)
+{
+    // dinp (R, D), dout (R, D), out (R, D), norm (R)
+    for (int r = 0; r < R; r++) {
+        const float *y = out + (size_t)r * D, *dy = dout + (size_t)r * D;
+        double dot = 0;
+        for (int j = 0; j < D; j++) dot += (double)y[j] * dy[j];
+        double inv = 1.0 / norm[r];
+        for (int j = 0; j < D; j++)
+            dinp[(size_t)r * D + j] += (float)(((double)dy[j] - y[j] * dot) * inv);
+    }
+}
+
 /* -log softmax(row)[label] for one row of K values at stride `step`. */
 static double ce_row(const float *x, size_t step, int K, int label)
 {
@@ -51,6 +67,25 @@ double mv_cross_entropy_forward(const float *logits, const int *labels, int R, i
     double total = 0;
     for (int r = 0; r < R; r++) total += ce_row(logits + (size_t)r * K, 1, K, labels[r]);
     return R ? total / R : 0.0;
+}
+
+/* In the forward pass L = (1/R) sum_r (logsumexp(x_r) - x_r[label_r]), and
+ * d logsumexp(x) / dx_j = softmax(x)_j, so dL/dx_rj = (softmax(x_r)_j - [j == label_r]) / R.
+ * The softmax in double with max subtraction, as the forward's log-sum-exp. */
+void mv_cross_entropy_backward(float *dlogits, const float *logits, const int *labels, int R, int K)
+{
+    // dlogits (R, K), logits (R, K), labels (R)
+    for (int r = 0; r < R; r++) {
+        const float *x = logits + (size_t)r * K;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < K; j++) mx = x[j] > mx ? x[j] : mx;
+        for (int j = 0; j < K; j++) sum += exp((double)x[j] - mx);
+        double scale = 1.0 / (sum * R);
+        for (int j = 0; j < K; j++) {
+            double g = exp((double)x[j] - mx) * scale - (j == labels[r] ? 1.0 / R : 0.0);
+            dlogits[(size_t)r * K + j] += (float)g;
+        }
+    }
 }
 
 double mv_clip_loss_forward(const float *logits_per_image, int B)

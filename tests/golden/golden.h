@@ -55,5 +55,8 @@ enum medvlm_status golden_pixel_inputs(const struct golden_ctx *g, float **pixel
 enum medvlm_status golden_stage_decode(struct golden_ctx *g);
 enum medvlm_status golden_stage_pixels(struct golden_ctx *g);
 enum medvlm_status golden_stage_adapters(struct golden_ctx *g);
+/* fine-tuning (stage_peft.c) */
+enum medvlm_status golden_stage_peft_grads(struct golden_ctx *g);
+enum medvlm_status golden_stage_peft_train(struct golden_ctx *g);
 
 #endif

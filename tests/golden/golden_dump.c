@@ -17,11 +17,12 @@ struct stage {
 };
 
 static const struct stage stages[] = {
-    {"decode", golden_stage_decode},     {"pixels", golden_stage_pixels},
-    {"tokens", golden_stage_tokens},     {"text", golden_stage_text},
-    {"vision", golden_stage_vision},     {"clip", golden_stage_clip},
-    {"zeroshot", golden_stage_zeroshot}, {"adapters", golden_stage_adapters},
-    {"metrics", golden_stage_metrics},
+    {"decode", golden_stage_decode},         {"pixels", golden_stage_pixels},
+    {"tokens", golden_stage_tokens},         {"text", golden_stage_text},
+    {"vision", golden_stage_vision},         {"clip", golden_stage_clip},
+    {"zeroshot", golden_stage_zeroshot},     {"adapters", golden_stage_adapters},
+    {"metrics", golden_stage_metrics},       {"peft_grads", golden_stage_peft_grads},
+    {"peft_train", golden_stage_peft_train},
 };
 
 char *golden_path(const struct golden_ctx *g, const char *rel)

@@ -1,0 +1,768 @@
+/* cmd_finetune.c - `medvlm finetune`: parameter-efficient fine-tuning of the vision encoder on
+ * a few-shot subset (the tutorial's last part): LayerNorm affine, bias, LoRA, head or full,
+ * with per-epoch atomic checkpoints and a bit-identical --resume. */
+#include "cli.h"
+
+#include "core/core.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *usage =
+    "usage: medvlm finetune --model DIR --peft MODE --images DIR --labels TABLE --classes LIST\n"
+    "                       --prompts P.json --shots K --out RUN_DIR [options]\n"
+    "\n"
+    "Fine-tune part of the vision encoder with a zero-shot-initialised linear head (the\n"
+    "prompt-ensemble prototypes of P.json; logits = normalised features x normalised\n"
+    "prototypes x exp(logit_scale); mean cross-entropy) on the tutorial's K-shot subset of\n"
+    "TABLE (the subset `medvlm sample` prints for the same seed). The images are decoded and\n"
+    "preprocessed once; every epoch reshuffles them from the seed and ends with an atomic\n"
+    "checkpoint in RUN_DIR, from which --resume continues to bit-identical parameters.\n"
+    "\n"
+    "  --model DIR           Hugging Face CLIP folder\n"
+    "  --peft MODE           head | ln | ln-all | bias | lora | full (default lora):\n"
+    "                        ln = the encoder layers' LayerNorm affine (the notebook's rule),\n"
+    "                        ln-all adds pre/post LayerNorm, bias = every vision bias,\n"
+    "                        lora = LoRA on --lora-targets, full = every vision parameter\n"
+    "  --rank R              LoRA rank (default 4)\n"
+    "  --lora-alpha A        LoRA alpha; the update is scaled by A / R (default A = R)\n"
+    "  --lora-targets LIST   q,k,v,o,fc1,fc2 (default q,k,v)\n"
+    "  --prompts P.json      class prompts (templates x descriptions) for the head\n"
+    "  --shots K             training images per class\n"
+    "  --seed S              sampler (Python random.seed), shuffles and LoRA init (default 1)\n"
+    "  --epochs E            passes over the K-shot set (default 20)\n"
+    "  --batch B             images per step (default 16)\n"
+    "  --lr LR               learning rate (default 1e-3)\n"
+    "  --optimizer NAME      adam (default) | adamw | sgd\n"
+    "  --weight-decay W      (default 0; adamw 0.01)\n"
+    "  --momentum M          sgd momentum (default 0.9)\n"
+    "  --val K2              K2 further images per class as a validation split: its loss is\n"
+    "                        printed each epoch, training stops after --patience epochs\n"
+    "                        without improvement and the best epoch's parameters are kept\n"
+    "  --patience P          (default 3)\n"
+    "  --test TABLE          evaluate the result on TABLE's images (metrics table)\n"
+    "  --test-images DIR     image folder of --test (default: --images)\n"
+    "  --out RUN_DIR         run folder (created): checkpoint.safetensors, adapter files,\n"
+    "                        head.safetensors, run.json\n"
+    "  --resume              continue the run in RUN_DIR from its last checkpoint\n"
+    "  --json FILE           the test metrics as JSON\n" CLI_DATA_HELP "\n"
+    "example:\n"
+    "  medvlm finetune --model plip --peft lora --images SICAPv2/images \\\n"
+    "      --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"
+    "      --prompts examples/sicapv2_ensemble.json --shots 16 --seed 1 \\\n"
+    "      --test SICAPv2/partition/Test/Test.xlsx --out runs/lora-16shot\n";
+
+enum {
+    OPT_MODEL = CLI_OPT_FIRST_FREE,
+    OPT_PEFT,
+    OPT_RANK,
+    OPT_ALPHA,
+    OPT_TARGETS,
+    OPT_PROMPTS,
+    OPT_SHOTS,
+    OPT_SEED,
+    OPT_EPOCHS,
+    OPT_BATCH,
+    OPT_LR,
+    OPT_OPTIMIZER,
+    OPT_WD,
+    OPT_MOMENTUM,
+    OPT_VAL,
+    OPT_PATIENCE,
+    OPT_TEST,
+    OPT_TEST_IMAGES,
+    OPT_OUT,
+    OPT_RESUME,
+    OPT_JSON
+};
+
+struct ft_args {
+    struct cli_data_args data;
+    const char *model, *prompts, *out, *test, *test_images, *json, *peft_name, *targets_name;
+    const char *optimizer_name;
+    struct medvlm_peft_options po;
+    long shots, seed, epochs, val, patience;
+    int resume, have_wd;
+};
+
+/* The settings a checkpoint must share with the run that resumes it, as "flag value" pairs:
+ * the first that differs is named. */
+struct setting {
+    const char *flag;
+    char value[512];
+};
+#define N_SETTINGS 16
+
+static void settings_of(const struct ft_args *a, const char *fingerprint, struct setting *s)
+{
+    const struct medvlm_peft_options *o = &a->po;
+    int i = 0;
+#define SET(f, ...) (s[i].flag = f, snprintf(s[i].value, sizeof s[i].value, __VA_ARGS__), i++)
+    SET("--model (fingerprint)", "%s", fingerprint);
+    SET("--peft", "%s", medvlm_peft_mode_name(o->mode));
+    SET("--rank", "%d", o->mode == MEDVLM_PEFT_LORA ? o->lora_rank : 0);
+    SET("--lora-alpha", "%.9g", o->mode == MEDVLM_PEFT_LORA ? (double)o->lora_alpha : 0.0);
+    SET("--lora-targets", "%u", o->mode == MEDVLM_PEFT_LORA ? o->lora_targets : 0u);
+    SET("--optimizer", "%s", a->optimizer_name);
+    SET("--lr", "%.9g", (double)o->lr);
+    SET("--weight-decay", "%.9g", (double)o->weight_decay);
+    SET("--momentum", "%.9g", (double)o->momentum);
+    SET("--batch", "%d", o->max_batch);
+    SET("--shots", "%ld", a->shots);
+    SET("--seed", "%ld", a->seed);
+    SET("--val", "%ld", a->val);
+    SET("--labels", "%s", a->data.ds.labels_path ? a->data.ds.labels_path : "");
+    SET("--prompts", "%s", a->prompts);
+    SET("--preprocess", "%d/%d/%d", (int)a->data.pre.pipeline, a->data.pre.antialias,
+        a->data.pre.center_crop);
+#undef SET
+}
+
+static int parse_args(int argc, char **argv, struct ft_args *a)
+{
+    static const struct option opts[] = {CLI_DATA_OPTIONS,
+                                         {"model", required_argument, NULL, OPT_MODEL},
+                                         {"peft", required_argument, NULL, OPT_PEFT},
+                                         {"rank", required_argument, NULL, OPT_RANK},
+                                         {"lora-alpha", required_argument, NULL, OPT_ALPHA},
+                                         {"lora-targets", required_argument, NULL, OPT_TARGETS},
+                                         {"prompts", required_argument, NULL, OPT_PROMPTS},
+                                         {"shots", required_argument, NULL, OPT_SHOTS},
+                                         {"seed", required_argument, NULL, OPT_SEED},
+                                         {"epochs", required_argument, NULL, OPT_EPOCHS},
+                                         {"batch", required_argument, NULL, OPT_BATCH},
+                                         {"lr", required_argument, NULL, OPT_LR},
+                                         {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
+                                         {"weight-decay", required_argument, NULL, OPT_WD},
+                                         {"momentum", required_argument, NULL, OPT_MOMENTUM},
+                                         {"val", required_argument, NULL, OPT_VAL},
+                                         {"patience", required_argument, NULL, OPT_PATIENCE},
+                                         {"test", required_argument, NULL, OPT_TEST},
+                                         {"test-images", required_argument, NULL, OPT_TEST_IMAGES},
+                                         {"out", required_argument, NULL, OPT_OUT},
+                                         {"resume", no_argument, NULL, OPT_RESUME},
+                                         {"json", required_argument, NULL, OPT_JSON},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cmd = "finetune";
+    long v;
+    double d;
+    int c, r;
+    cli_data_args_init(&a->data);
+    medvlm_peft_options_default(&a->po);
+    a->seed = 1;
+    a->epochs = 20;
+    a->patience = 3;
+    a->optimizer_name = "adam";
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if ((r = cli_data_opt(cmd, c, optarg, &a->data)) != 0) {
+            if (r < 0) return -r;
+            continue;
+        }
+        switch (c) {
+        case OPT_MODEL:
+            a->model = optarg;
+            break;
+        case OPT_PROMPTS:
+            a->prompts = optarg;
+            break;
+        case OPT_OUT:
+            a->out = optarg;
+            break;
+        case OPT_TEST:
+            a->test = optarg;
+            break;
+        case OPT_TEST_IMAGES:
+            a->test_images = optarg;
+            break;
+        case OPT_JSON:
+            a->json = optarg;
+            break;
+        case OPT_RESUME:
+            a->resume = 1;
+            break;
+        case OPT_PEFT:
+            a->peft_name = optarg;
+            if (medvlm_peft_mode_from_name(optarg, &a->po.mode))
+                return cli_usage(cmd, "--peft: %s", medvlm_last_error());
+            break;
+        case OPT_TARGETS:
+            a->targets_name = optarg;
+            if (medvlm_lora_targets_parse(optarg, &a->po.lora_targets))
+                return cli_usage(cmd, "--lora-targets: %s", medvlm_last_error());
+            break;
+        case OPT_RANK:
+            if (!cli_parse_int(optarg, 1, 4096, &v))
+                return cli_usage(cmd, "--rank expects an integer 1..4096, got '%s'", optarg);
+            a->po.lora_rank = (int)v;
+            break;
+        case OPT_ALPHA:
+            if (!cli_parse_float(optarg, &d) || !(d > 0))
+                return cli_usage(cmd, "--lora-alpha expects a number > 0, got '%s'", optarg);
+            a->po.lora_alpha = (float)d;
+            break;
+        case OPT_SHOTS:
+            if (!cli_parse_int(optarg, 1, 1L << 24, &a->shots))
+                return cli_usage(cmd, "--shots expects an integer >= 1, got '%s'", optarg);
+            break;
+        case OPT_SEED:
+            if (!cli_parse_int(optarg, -(1L << 62), 1L << 62, &a->seed))
+                return cli_usage(cmd, "--seed expects an integer, got '%s'", optarg);
+            break;
+        case OPT_EPOCHS:
+            if (!cli_parse_int(optarg, 1, 1L << 20, &a->epochs))
+                return cli_usage(cmd, "--epochs expects an integer >= 1, got '%s'", optarg);
+            break;
+        case OPT_BATCH:
+            if (!cli_parse_int(optarg, 1, 4096, &v))
+                return cli_usage(cmd, "--batch expects an integer 1..4096, got '%s'", optarg);
+            a->po.max_batch = (int)v;
+            break;
+        case OPT_LR:
+            if (!cli_parse_float(optarg, &d) || !(d >= 0) || !isfinite(d))
+                return cli_usage(cmd, "--lr expects a number >= 0, got '%s'", optarg);
+            a->po.lr = (float)d;
+            break;
+        case OPT_WD:
+            if (!cli_parse_float(optarg, &d) || !(d >= 0) || !isfinite(d))
+                return cli_usage(cmd, "--weight-decay expects a number >= 0, got '%s'", optarg);
+            a->po.weight_decay = (float)d;
+            a->have_wd = 1;
+            break;
+        case OPT_MOMENTUM:
+            if (!cli_parse_float(optarg, &d) || !(d >= 0 && d < 1))
+                return cli_usage(cmd, "--momentum expects a number in [0, 1), got '%s'", optarg);
+            a->po.momentum = (float)d;
+            break;
+        case OPT_OPTIMIZER:
+            a->optimizer_name = optarg;
+            if (!strcmp(optarg, "adam"))
+                a->po.optimizer = MEDVLM_OPTIMIZER_ADAM;
+            else if (!strcmp(optarg, "adamw"))
+                a->po.optimizer = MEDVLM_OPTIMIZER_ADAMW;
+            else if (!strcmp(optarg, "sgd"))
+                a->po.optimizer = MEDVLM_OPTIMIZER_SGD;
+            else
+                return cli_usage(cmd, "--optimizer expects adam, adamw or sgd, got '%s'", optarg);
+            break;
+        case OPT_VAL:
+            if (!cli_parse_int(optarg, 1, 1L << 24, &a->val))
+                return cli_usage(cmd, "--val expects an integer >= 1, got '%s'", optarg);
+            break;
+        case OPT_PATIENCE:
+            if (!cli_parse_int(optarg, 1, 1L << 20, &a->patience))
+                return cli_usage(cmd, "--patience expects an integer >= 1, got '%s'", optarg);
+            break;
+        default:
+            return cli_option_end(cmd, usage, c, argv);
+        }
+    }
+    if (optind != argc) return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!a->model) return cli_usage(cmd, "--model DIR is required");
+    if (!a->prompts) return cli_usage(cmd, "--prompts P.json is required (the head's classes)");
+    if (!a->data.ds.labels_path) return cli_usage(cmd, "--labels TABLE is required");
+    if (!a->shots) return cli_usage(cmd, "--shots K is required");
+    if (!a->out) return cli_usage(cmd, "--out RUN_DIR is required");
+    if (a->po.mode != MEDVLM_PEFT_LORA && a->targets_name)
+        return cli_usage(cmd, "--lora-targets goes with --peft lora");
+    if (a->po.optimizer == MEDVLM_OPTIMIZER_ADAMW && !a->have_wd) a->po.weight_decay = 0.01f;
+    a->po.seed = (uint64_t)a->seed;
+    return CLI_OK;
+}
+
+/* ---- data: the K-shot subset (and validation) decoded and preprocessed once ---- */
+
+struct split {
+    int n;
+    float *pixels; /* (n, 3, S, S) */
+    int64_t *labels;
+    char **names; /* borrowed from the dataset */
+};
+
+static int load_pixels(const struct ft_args *a, const struct medvlm_model *m,
+                       const struct medvlm_dataset *d, const int *idx, int n, struct split *s)
+{
+    int H, W;
+    const struct medvlm_preproc_config *pp = medvlm_model_preproc(m);
+    if (medvlm_image_preprocess_fixed_size(pp, &a->data.pre, &H, &W)) return 0;
+    size_t per = 3 * (size_t)H * W;
+    s->n = n;
+    s->pixels = mv_malloc((size_t)(n ? n : 1) * per * sizeof(float));
+    s->labels = mv_malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    s->names = mv_malloc((size_t)(n ? n : 1) * sizeof(char *));
+    const char **paths = mv_malloc((size_t)(n ? n : 1) * sizeof(char *));
+    if (!s->pixels || !s->labels || !s->names || !paths) {
+        mv_free(paths);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        paths[i] = d->paths[idx[i]];
+        s->labels[i] = d->labels[idx[i]];
+        s->names[i] = d->names[idx[i]];
+    }
+    enum medvlm_status st = medvlm_image_preprocess_files(
+        paths, n, NULL, pp, &a->data.pre, a->data.threads, s->pixels, (size_t)n * per, NULL);
+    mv_free(paths);
+    return st == MEDVLM_OK;
+}
+
+static void split_free(struct split *s)
+{
+    mv_free(s->pixels);
+    mv_free(s->labels);
+    mv_free(s->names);
+}
+
+/* ---- checkpoint: the state + the generator, the epoch, the losses and the best epoch ---- */
+
+struct progress {
+    long epoch; /* epochs finished */
+    struct mv_rng rng;
+    double *losses, *val_losses; /* (epochs) */
+    double best_val;
+    long best_epoch, since_best;
+    float *best; /* snapshot of the best epoch's parameters (with --val) */
+    size_t nbest;
+};
+
+static int save_checkpoint(const struct ft_args *a, const struct medvlm_peft *p,
+                           const struct progress *g, const struct setting *set)
+{
+    struct medvlm_st_writer *w = NULL;
+    char *path = mv_path_join(a->out, "checkpoint.safetensors");
+    int ok = 0;
+    if (!path || medvlm_st_writer_init(&w) || medvlm_peft_state_add(p, w)) goto done;
+    for (int i = 0; i < N_SETTINGS; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "setting %s", set[i].flag);
+        if (medvlm_st_writer_meta(w, key, set[i].value)) goto done;
+    }
+    int64_t ep[4] = {g->epoch, g->best_epoch, g->since_best, 0};
+    double best = g->best_val;
+    int64_t ne = g->epoch ? g->epoch : 1;
+    if (medvlm_st_writer_add(w, "run/epoch", MEDVLM_DTYPE_I64, 1, (int64_t[]){4}, ep) ||
+        medvlm_st_writer_add(w, "run/rng", MEDVLM_DTYPE_I64, 1, (int64_t[]){4}, g->rng.s) ||
+        medvlm_st_writer_add(w, "run/best_val", MEDVLM_DTYPE_F64, 1, (int64_t[]){1}, &best) ||
+        medvlm_st_writer_add(w, "run/losses", MEDVLM_DTYPE_F64, 1, &ne, g->losses) ||
+        medvlm_st_writer_add(w, "run/val_losses", MEDVLM_DTYPE_F64, 1, &ne, g->val_losses) ||
+        (g->best && medvlm_st_writer_add(w, "run/best", MEDVLM_DTYPE_F32, 1,
+                                         (int64_t[]){(int64_t)g->nbest}, g->best)))
+        goto done;
+    ok = medvlm_st_writer_save(w, path) == MEDVLM_OK;
+done:
+    medvlm_st_writer_free(w);
+    mv_free(path);
+    return ok;
+}
+
+static const void *ck_tensor(const struct medvlm_st *st, const char *name, enum medvlm_dtype dt,
+                             size_t nbytes)
+{
+    const struct medvlm_tensor_info *t = medvlm_st_find(st, name);
+    if (!t || t->dtype != dt || t->nbytes != nbytes) {
+        mv_err(MEDVLM_ERR_FORMAT, "%s: tensor \"%s\" missing or of the wrong size",
+               medvlm_st_path(st), name);
+        return NULL;
+    }
+    return t->data;
+}
+
+/* 1 resumed (or nothing to resume: *found 0), 0 failed (printed). */
+static int load_checkpoint(const struct ft_args *a, struct medvlm_peft *p, struct progress *g,
+                           const struct setting *set, int *found)
+{
+    char *path = mv_path_join(a->out, "checkpoint.safetensors");
+    struct medvlm_st *st = NULL;
+    int ok = 0;
+    *found = 0;
+    if (!path) return 0;
+    if (!mv_is_file(path)) {
+        fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
+                path);
+        mv_free(path);
+        return 1;
+    }
+    if (medvlm_st_open(path, &st)) {
+        fprintf(stderr,
+                "medvlm: --resume: %s (a corrupt or truncated checkpoint: delete it to "
+                "start again)\n",
+                medvlm_last_error());
+        goto done;
+    }
+    for (int i = 0; i < N_SETTINGS; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "setting %s", set[i].flag);
+        const char *v = medvlm_st_metadata(st, key);
+        if (!v || strcmp(v, set[i].value)) {
+            fprintf(stderr,
+                    "medvlm: --resume: %s was made with other settings: %s was '%s', this run "
+                    "has '%s'\n",
+                    path, set[i].flag, v ? v : "(not recorded)", set[i].value);
+            goto done;
+        }
+    }
+    const int64_t *ep = ck_tensor(st, "run/epoch", MEDVLM_DTYPE_I64, 32);
+    const uint64_t *rng = ck_tensor(st, "run/rng", MEDVLM_DTYPE_I64, 32);
+    const double *best = ck_tensor(st, "run/best_val", MEDVLM_DTYPE_F64, 8);
+    if (!ep || !rng || !best) goto fail_msg;
+    if (ep[0] < 1 || ep[0] > a->epochs || ep[1] < 0 || ep[1] > ep[0] || ep[2] < 0) {
+        mv_err(MEDVLM_ERR_FORMAT, "%s: epoch %lld of %ld", path, (long long)ep[0], a->epochs);
+        goto fail_msg;
+    }
+    size_t nl = (size_t)ep[0] * sizeof(double);
+    const double *l = ck_tensor(st, "run/losses", MEDVLM_DTYPE_F64, nl);
+    const double *vl = ck_tensor(st, "run/val_losses", MEDVLM_DTYPE_F64, nl);
+    if (!l || !vl) goto fail_msg;
+    const float *bp = NULL;
+    if (g->best && !(bp = ck_tensor(st, "run/best", MEDVLM_DTYPE_F32, g->nbest * sizeof(float))))
+        goto fail_msg;
+    if (medvlm_peft_state_load(p, st)) goto fail_msg;
+    g->epoch = ep[0];
+    g->best_epoch = ep[1];
+    g->since_best = ep[2];
+    memcpy(g->rng.s, rng, 32);
+    g->best_val = *best;
+    memcpy(g->losses, l, nl);
+    memcpy(g->val_losses, vl, nl);
+    if (bp) memcpy(g->best, bp, g->nbest * sizeof(float));
+    *found = 1;
+    ok = 1;
+    goto done;
+fail_msg:
+    fprintf(stderr,
+            "medvlm: --resume: %s (a corrupt or truncated checkpoint: delete it to start "
+            "again)\n",
+            medvlm_last_error());
+done:
+    medvlm_st_free(st);
+    mv_free(path);
+    return ok;
+}
+
+/* ---- progress ---- */
+
+static void bar(int tty, long epoch, long epochs, int done, int total, double loss, double t0)
+{
+    if (!tty) return;
+    double el = mv_now() - t0, frac = ((double)(epoch - 1) + (double)done / total) / epochs;
+    double eta = frac > 0 ? el / frac - el : 0;
+    char b[21];
+    int fill = (int)(20.0 * done / total);
+    for (int i = 0; i < 20; i++) b[i] = i < fill ? '#' : '.';
+    b[20] = 0;
+    fprintf(stderr, "\repoch %ld/%ld [%s] %d/%d loss %.4f ETA %02d:%02d ", epoch, epochs, b, done,
+            total, loss, (int)(eta / 60), (int)fmod(eta, 60));
+    fflush(stderr);
+}
+
+/* ---- the run ---- */
+
+static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
+                          const struct progress *g, const struct setting *set, int n_train,
+                          int n_val, const struct medvlm_metrics *met, char *const *classes, int K,
+                          double seconds)
+{
+    cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "settings");
+    cJSON *ep = cJSON_AddArrayToObject(o, "epochs");
+    for (int i = 0; i < N_SETTINGS; i++) cJSON_AddStringToObject(s, set[i].flag, set[i].value);
+    cJSON_AddStringToObject(o, "model", a->model);
+    cJSON_AddStringToObject(o, "model_fingerprint", set[0].value);
+    cJSON_AddStringToObject(o, "peft", medvlm_peft_mode_name(a->po.mode));
+    cJSON_AddNumberToObject(o, "seed", (double)a->seed);
+    cJSON_AddNumberToObject(o, "trainable_parameters", (double)medvlm_peft_trainable(p));
+    cJSON_AddNumberToObject(o, "train_images", n_train);
+    cJSON_AddNumberToObject(o, "val_images", n_val);
+    cJSON_AddNumberToObject(o, "steps", (double)medvlm_peft_steps(p));
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+    cJSON *cl = cJSON_AddArrayToObject(o, "classes");
+    for (int k = 0; k < K; k++) cJSON_AddItemToArray(cl, cJSON_CreateString(classes[k]));
+    for (long e = 0; e < g->epoch; e++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "epoch", (double)(e + 1));
+        cJSON_AddNumberToObject(r, "loss", g->losses[e]);
+        if (n_val) cJSON_AddNumberToObject(r, "val_loss", g->val_losses[e]);
+        cJSON_AddItemToArray(ep, r);
+    }
+    if (n_val) cJSON_AddNumberToObject(o, "best_epoch", (double)g->best_epoch);
+    if (met) {
+        cJSON *t = cJSON_AddObjectToObject(o, "test");
+        cJSON_AddStringToObject(t, "labels", a->test);
+        cJSON_AddNumberToObject(t, "n", met->n_samples);
+        cJSON_AddNumberToObject(t, "balanced_accuracy", met->balanced_accuracy);
+        cJSON_AddNumberToObject(t, "accuracy", met->accuracy);
+        cJSON_AddNumberToObject(t, "macro_f1", met->macro_f1);
+        cJSON *rc = cJSON_AddArrayToObject(t, "per_class_recall");
+        for (int k = 0; k < met->n_classes; k++)
+            cJSON_AddItemToArray(rc, isnan(met->per_class_recall[k])
+                                         ? cJSON_CreateNull()
+                                         : cJSON_CreateNumber(met->per_class_recall[k]));
+    }
+    char *text = cJSON_Print(o), *path = mv_path_join(a->out, "run.json");
+    int ok = text && path && mv_write_file_atomic(path, text, strlen(text)) == MEDVLM_OK;
+    cJSON_free(text);
+    mv_free(path);
+    cJSON_Delete(o);
+    return ok;
+}
+
+/* Evaluate on the --test table in chunks of the batch size: metrics and the table printed. */
+static int evaluate(const struct ft_args *a, struct medvlm_peft *p, const struct medvlm_model *m,
+                    char *const *classes, int K, struct medvlm_metrics *met)
+{
+    struct medvlm_dataset_options o = a->data.ds;
+    struct medvlm_dataset *d = NULL;
+    struct split s = {0};
+    float *logits = NULL;
+    int64_t *preds = NULL;
+    int *idx = NULL, ok = 0;
+    o.labels_path = a->test;
+    if (a->test_images) o.images_dir = a->test_images;
+    o.class_names = (const char *const *)classes;
+    o.n_class_names = K;
+    o.classes = NULL;
+    if (medvlm_dataset_load(&o, &d)) goto done;
+    idx = mv_malloc((size_t)(d->n ? d->n : 1) * sizeof(int));
+    logits = mv_malloc((size_t)(d->n ? d->n : 1) * K * sizeof(float));
+    preds = mv_malloc((size_t)(d->n ? d->n : 1) * sizeof(int64_t));
+    if (!idx || !logits || !preds) goto done;
+    const int chunk = 256;
+    for (int i0 = 0; i0 < d->n; i0 += chunk) {
+        int n = MV_MIN(chunk, d->n - i0);
+        for (int i = 0; i < n; i++) idx[i] = i0 + i;
+        if (!load_pixels(a, m, d, idx, n, &s)) goto done;
+        if (medvlm_peft_logits(p, s.pixels, n, NULL, logits + (size_t)i0 * K, NULL)) goto done;
+        split_free(&s);
+        memset(&s, 0, sizeof s);
+    }
+    char *table = NULL;
+    if (medvlm_argmax_rows(logits, d->n, K, preds) ||
+        medvlm_metrics_compute(d->labels, preds, d->n, K, met) ||
+        medvlm_metrics_format_table(met, (const char *const *)classes, &table))
+        goto done;
+    printf("fine-tuned (%s), test %s: %d images\n", medvlm_peft_mode_name(a->po.mode), a->test,
+           d->n);
+    fputs(table, stdout);
+    medvlm_free(table);
+    if (a->json && medvlm_metrics_write_json(a->json, met, (const char *const *)classes)) goto done;
+    ok = 1;
+done:
+    if (!ok) cli_fail(a->test);
+    split_free(&s);
+    medvlm_dataset_free(d);
+    mv_free(idx);
+    mv_free(logits);
+    mv_free(preds);
+    return ok;
+}
+
+int cmd_finetune(int argc, char **argv)
+{
+    struct ft_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_OK || argc < 2) return argc < 2 ? cli_usage("finetune", "no arguments") : rc;
+    if (a.data.threads) medvlm_set_threads(a.data.threads);
+    struct medvlm_model *m = NULL;
+    struct medvlm_tokenizer *tok = NULL;
+    struct medvlm_prompts *pr = NULL;
+    struct medvlm_dataset *d = NULL;
+    struct medvlm_peft *p = NULL;
+    struct split tr = {0}, va = {0};
+    struct progress g = {0};
+    struct medvlm_metrics met = {0};
+    struct setting set[N_SETTINGS];
+    float *protos = NULL;
+    int *idx = NULL, *order = NULL, *map = NULL, n_idx = 0, have_met = 0;
+    rc = CLI_FAIL;
+    double t_start = mv_now();
+
+    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL, &m) || medvlm_tokenizer_load(a.model, &tok) ||
+        medvlm_prompts_load(a.prompts, &pr) || medvlm_dataset_load(&a.data.ds, &d)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    const int K = d->n_classes, D = medvlm_model_config(m)->projection_dim;
+    /* the head's classes are the table's, each matched to its prompts by name */
+    map = mv_calloc((size_t)K, sizeof *map);
+    protos = mv_calloc((size_t)K * D, sizeof(float));
+    if (!map || !protos) goto fail_msg;
+    for (int i = 0; i < K; i++) {
+        map[i] = -1;
+        for (int k = 0; k < pr->n_classes; k++)
+            if (!strcmp(d->classes[i], pr->classes[k])) map[i] = k;
+        if (map[i] < 0) {
+            fprintf(stderr, "medvlm: class '%s' of %s has no prompts in %s\n", d->classes[i],
+                    a.data.ds.labels_path, a.prompts);
+            goto done;
+        }
+    }
+    if (!cli_prompt_prototypes(m, tok, pr, map, K, protos)) {
+        cli_fail(a.prompts);
+        goto done;
+    }
+    /* K-shot training images, then --val further ones per class: the first K of each class
+     * in the sampler's order are exactly `medvlm sample --shots K`'s */
+    if (medvlm_fewshot_sample(d->labels, d->n, K, (int)(a.shots + a.val), a.seed, 0, &idx,
+                              &n_idx)) {
+        if (a.val)
+            fprintf(stderr, "medvlm: --shots %ld + --val %ld images per class: ", a.shots, a.val);
+        cli_fail(a.data.ds.labels_path);
+        goto done;
+    }
+    order = mv_malloc((size_t)n_idx * sizeof(int));
+    if (!order) goto fail_msg;
+    {
+        int nt = 0, nv = 0, per = (int)(a.shots + a.val);
+        for (int i = 0; i < n_idx; i++)
+            order[(i % per) < a.shots ? nt++ : n_idx - 1 - nv++] = idx[i];
+        /* validation images keep their sampler order */
+        for (int i = 0; i < nv / 2; i++) {
+            int t = order[nt + i];
+            order[nt + i] = order[n_idx - 1 - i];
+            order[n_idx - 1 - i] = t;
+        }
+        if (!load_pixels(&a, m, d, order, nt, &tr) || !load_pixels(&a, m, d, order + nt, nv, &va)) {
+            cli_fail(NULL);
+            goto done;
+        }
+    }
+    if (mkdir(a.out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "medvlm: cannot create the run folder %s: %s\n", a.out, strerror(errno));
+        goto done;
+    }
+    if (medvlm_peft_init(m, &a.po, protos, K, &p)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    settings_of(&a, medvlm_model_fingerprint(m), set);
+    g.losses = mv_calloc((size_t)a.epochs, sizeof(double));
+    g.val_losses = mv_calloc((size_t)a.epochs, sizeof(double));
+    if (!g.losses || !g.val_losses) goto fail_msg;
+    if (a.val) {
+        g.nbest = medvlm_peft_snapshot_size(p);
+        if (!(g.best = mv_malloc(g.nbest * sizeof(float)))) goto fail_msg;
+        medvlm_peft_snapshot(p, g.best);
+    }
+    g.best_val = INFINITY;
+    mv_rng_seed(&g.rng, (uint64_t)a.seed ^ 0x5eedf17e7u);
+    int found = 0;
+    if (a.resume && !load_checkpoint(&a, p, &g, set, &found)) goto done;
+    if (found)
+        fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a.out, g.epoch, a.epochs);
+    printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
+           "%ld epochs of batch %d\n",
+           a.model, medvlm_peft_mode_name(a.po.mode), medvlm_peft_trainable(p), tr.n, va.n,
+           a.epochs, a.po.max_batch);
+    fflush(stdout);
+
+    const int B = a.po.max_batch, tty = isatty(STDERR_FILENO);
+    const struct medvlm_preproc_config *pp = medvlm_model_preproc(m);
+    int H, W;
+    medvlm_image_preprocess_fixed_size(pp, &a.data.pre, &H, &W);
+    const size_t per = 3 * (size_t)H * W;
+    int *perm = mv_malloc((size_t)tr.n * sizeof(int));
+    float *batch = mv_malloc((size_t)B * per * sizeof(float));
+    int64_t *blab = mv_malloc((size_t)B * sizeof(int64_t));
+    if (!perm || !batch || !blab) {
+        mv_free(perm), mv_free(batch), mv_free(blab);
+        goto fail_msg;
+    }
+    double t0 = mv_now();
+    int stopped = 0;
+    while (g.epoch < a.epochs && !stopped) {
+        long e = g.epoch + 1;
+        for (int i = 0; i < tr.n; i++) perm[i] = i;
+        mv_rng_shuffle(&g.rng, perm, tr.n);
+        double sum = 0;
+        int steps = (tr.n + B - 1) / B;
+        for (int s = 0; s < steps; s++) {
+            int nb = MV_MIN(B, tr.n - s * B);
+            for (int j = 0; j < nb; j++) {
+                int i = perm[s * B + j];
+                memcpy(batch + (size_t)j * per, tr.pixels + (size_t)i * per, per * sizeof(float));
+                blab[j] = tr.labels[i];
+            }
+            float loss;
+            if (medvlm_peft_step(p, batch, blab, nb, &loss)) {
+                mv_free(perm), mv_free(batch), mv_free(blab);
+                goto fail_msg;
+            }
+            sum += (double)loss * nb;
+            bar(tty, e, a.epochs, s + 1, steps, sum / (s * B + nb), t0);
+        }
+        g.losses[e - 1] = sum / tr.n;
+        if (va.n) {
+            float vl;
+            if (medvlm_peft_logits(p, va.pixels, va.n, va.labels, NULL, &vl)) {
+                mv_free(perm), mv_free(batch), mv_free(blab);
+                goto fail_msg;
+            }
+            g.val_losses[e - 1] = vl;
+            if (vl < g.best_val) {
+                g.best_val = vl;
+                g.best_epoch = e;
+                g.since_best = 0;
+                medvlm_peft_snapshot(p, g.best);
+            } else if (++g.since_best >= a.patience) {
+                stopped = 1;
+            }
+        }
+        g.epoch = e;
+        if (tty) fputc('\r', stderr);
+        if (va.n)
+            fprintf(stderr, "epoch %ld/%ld loss %.6f val_loss %.6f%s (%.1f s)%s\n", e, a.epochs,
+                    g.losses[e - 1], g.val_losses[e - 1], g.best_epoch == e ? " *" : "",
+                    mv_now() - t0, tty ? "          " : "");
+        else
+            fprintf(stderr, "epoch %ld/%ld loss %.6f (%.1f s)%s\n", e, a.epochs, g.losses[e - 1],
+                    mv_now() - t0, tty ? "                    " : "");
+        if (!save_checkpoint(&a, p, &g, set)) {
+            mv_free(perm), mv_free(batch), mv_free(blab);
+            cli_fail("writing the checkpoint");
+            goto done;
+        }
+    }
+    mv_free(perm), mv_free(batch), mv_free(blab);
+    if (stopped)
+        fprintf(stderr,
+                "medvlm: early stop after epoch %ld: no better validation loss for %ld "
+                "epochs (best: epoch %ld)\n",
+                g.epoch, a.patience, g.best_epoch);
+    if (g.best && g.best_epoch > 0) medvlm_peft_restore(p, g.best);
+    if (medvlm_peft_save_run(p, a.out, (const char *const *)d->classes)) goto fail_msg;
+    if (a.test) {
+        if (!evaluate(&a, p, m, d->classes, K, &met)) goto done;
+        have_met = 1;
+    }
+    if (!write_run_json(&a, p, &g, set, tr.n, va.n, have_met ? &met : NULL, d->classes, K,
+                        mv_now() - t_start))
+        goto fail_msg;
+    printf("run written to %s\n", a.out);
+    rc = CLI_OK;
+    goto done;
+fail_msg:
+    cli_fail(NULL);
+done:
+    medvlm_metrics_free(&met);
+    medvlm_peft_free(p);
+    split_free(&tr);
+    split_free(&va);
+    mv_free(g.losses);
+    mv_free(g.val_losses);
+    mv_free(g.best);
+    mv_free(protos);
+    mv_free(map);
+    mv_free(order);
+    medvlm_free(idx);
+    medvlm_dataset_free(d);
+    medvlm_prompts_free(pr);
+    medvlm_tokenizer_free(tok);
+    medvlm_model_free(m);
+    return rc;
+}
