@@ -1009,6 +1009,22 @@ enum medvlm_status medvlm_peft_state_load(struct medvlm_peft *p, const struct me
 enum medvlm_status medvlm_peft_save_run(const struct medvlm_peft *p, const char *dir,
                                         const char *const *classes);
 
+/* A fine-tuned model: base with the run folder's changes applied. LoRA is kept beside its
+ * linear layers (merge = 0: every forward adds alpha/r (x A^T) B^T) or folded into their
+ * weights (merge = 1: W + alpha/r B A, what medvlm_model_save then writes as a complete
+ * model folder); the changed tensors of ln / bias / full runs replace the base's. base must be
+ * the model the run was trained from (its fingerprint is checked: a run of another model is
+ * refused, naming both) and must outlive the result, whose weights it shares. The result's
+ * fingerprint hashes the base's and the run's tensors, so features of a fine-tuned model are
+ * not mixed with the base model's. */
+enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const char *run_dir,
+                                          int merge, struct medvlm_model **out);
+/* The fingerprint medvlm_model_apply_run gives the fine-tuned model, from the run folder
+ * alone (it records its base model's fingerprint). */
+enum medvlm_status medvlm_run_fingerprint(const char *run_dir, char fingerprint[17]);
+/* The run folder applied to m, "" for a model loaded as it is. */
+const char *medvlm_model_run(const struct medvlm_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,6 +124,18 @@ int cli_prompt_prototypes(struct medvlm_model *m, const struct medvlm_tokenizer 
 int cli_same_model(const char *a_what, const struct medvlm_provenance *a, const char *b_what,
                    const struct medvlm_provenance *b);
 
+/* A model to use (m) and what it was made from: MODEL_DIR loaded with the towers in flags
+ * and, with run (not NULL), the fine-tuning run folder applied unmerged (the vision tower is
+ * then loaded too). 0 on failure, the message in medvlm_last_error(). */
+struct cli_model {
+    struct medvlm_model *base, *m;
+};
+int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_model *cm);
+void cli_model_free(struct cli_model *cm);
+#define CLI_RUN_HELP                                                                               \
+    "  --run RUN_DIR         apply the fine-tuning of `medvlm finetune --out RUN_DIR` to the\n"  \
+    "                        model (unmerged; a run of another model is refused)\n"
+
 typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);
 /* A progress line on stderr when it is a terminal, else NULL (no output). */
 cli_progress_fn cli_progress_for_terminal(void);
@@ -143,5 +155,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_adapt(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

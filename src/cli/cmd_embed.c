@@ -17,11 +17,12 @@ static const char *usage =
     "\n"
     "  --preprocess hf|tutorial  Hugging Face's CLIPImageProcessor (default here) or the\n"
     "                        notebooks' torchvision pipeline; --no-antialias, --no-center-crop\n"
+    CLI_RUN_HELP
     "\n"
     "example:\n"
     "  medvlm embed --model plip --prompts prompts.txt --out emb.safetensors patches/*.jpg\n";
 
-enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_PROMPTS, OPT_IMAGE };
+enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_PROMPTS, OPT_IMAGE, OPT_RUN };
 
 static char *json_array(const char *const *s, int n)
 {
@@ -57,10 +58,11 @@ int cmd_embed(int argc, char **argv)
                                          {"out", required_argument, NULL, OPT_OUT},
                                          {"prompts", required_argument, NULL, OPT_PROMPTS},
                                          {"image", required_argument, NULL, OPT_IMAGE},
+                                         {"run", required_argument, NULL, OPT_RUN},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct cli_data_args a;
-    const char *model_dir = NULL, *out = NULL, *prompts_path = NULL;
+    const char *model_dir = NULL, *out = NULL, *prompts_path = NULL, *run = NULL;
     int c, r;
     cli_data_args_init(&a);
     a.pre.pipeline = MEDVLM_PREPROCESS_HF;
@@ -82,6 +84,9 @@ int cmd_embed(int argc, char **argv)
         case OPT_OUT:
             out = optarg;
             break;
+        case OPT_RUN:
+            run = optarg;
+            break;
         case OPT_PROMPTS:
             prompts_path = optarg;
             break;
@@ -102,6 +107,7 @@ int cmd_embed(int argc, char **argv)
 
     int rc = CLI_FAIL, n_prompts = 0;
     char *pbuf = NULL, **prompts = NULL, *jnames = NULL, *jprompts = NULL;
+    struct cli_model cm = {0};
     struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;
     struct medvlm_encoder *enc = NULL;
@@ -115,7 +121,8 @@ int cmd_embed(int argc, char **argv)
         fprintf(stderr, "medvlm: %s: no prompts in the file\n", prompts_path);
         goto done;
     }
-    if (medvlm_model_load(model_dir, flags, &m) || medvlm_st_writer_init(&w)) goto fail_msg;
+    if (!cli_model_load(model_dir, run, flags, &cm) || medvlm_st_writer_init(&w)) goto fail_msg;
+    m = cm.m;
     const struct medvlm_config *cfg = medvlm_model_config(m);
     const int D = cfg->projection_dim;
     if (n_images) {
@@ -180,7 +187,7 @@ done:
     medvlm_st_writer_free(w);
     medvlm_encoder_free(enc);
     medvlm_tokenizer_free(tok);
-    medvlm_model_free(m);
+    cli_model_free(&cm);
     free(te);
     free(tc);
     free(jnames);

@@ -14,14 +14,14 @@ static const char *usage =
     "batches are kept in OUT.partial as they go, and --resume continues a killed run with\n"
     "the same result as an uninterrupted one.\n"
     "\n" CLI_DATA_HELP
-    "  --resume              continue from OUT.partial if a killed run left one\n"
+    "  --resume              continue from OUT.partial if a killed run left one\n" CLI_RUN_HELP
     "\n"
     "example (SICAPv2 as in the PEFT-MedVLMs tutorial):\n"
     "  medvlm features --model plip --images SICAPv2/images \\\n"
     "      --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"
     "      --out train_feats.safetensors\n";
 
-enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_RESUME };
+enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_RESUME, OPT_RUN };
 
 int cmd_features(int argc, char **argv)
 {
@@ -29,10 +29,11 @@ int cmd_features(int argc, char **argv)
                                          {"model", required_argument, NULL, OPT_MODEL},
                                          {"out", required_argument, NULL, OPT_OUT},
                                          {"resume", no_argument, NULL, OPT_RESUME},
+                                         {"run", required_argument, NULL, OPT_RUN},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct cli_data_args a;
-    const char *model_dir = NULL, *out = NULL;
+    const char *model_dir = NULL, *out = NULL, *run = NULL;
     int resume = 0, c, r;
     cli_data_args_init(&a);
     optind = 1;
@@ -52,6 +53,9 @@ int cmd_features(int argc, char **argv)
         case OPT_RESUME:
             resume = 1;
             break;
+        case OPT_RUN:
+            run = optarg;
+            break;
         default:
             return cli_option_end("features", usage, c, argv);
         }
@@ -60,6 +64,7 @@ int cmd_features(int argc, char **argv)
     if (!model_dir || !out || !a.ds.images_dir)
         return cli_usage("features", "--model, --images and --out are required");
     if (a.threads) medvlm_set_threads(a.threads);
+    struct cli_model cm = {0};
     struct medvlm_model *m = NULL;
     struct medvlm_dataset *ds = NULL;
     struct medvlm_features_result res = {0};
@@ -71,10 +76,11 @@ int cmd_features(int argc, char **argv)
     if (ds->skipped_rows)
         fprintf(stderr, "medvlm: %d table rows skipped (one-hot values not summing to 1)\n",
                 ds->skipped_rows);
-    if (medvlm_model_load(model_dir, MEDVLM_LOAD_VISION, &m)) {
+    if (!cli_model_load(model_dir, run, MEDVLM_LOAD_VISION, &cm)) {
         cli_fail(NULL);
         goto done;
     }
+    m = cm.m;
     struct medvlm_features_job job = {
         .model = m,
         .data = ds,
@@ -105,6 +111,6 @@ int cmd_features(int argc, char **argv)
 done:
     medvlm_features_result_free(&res);
     medvlm_dataset_free(ds);
-    medvlm_model_free(m);
+    cli_model_free(&cm);
     return rc;
 }

@@ -5,20 +5,24 @@
  */
 #include "cli.h"
 
+#include "core/core.h"
+
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *usage =
-    "usage: medvlm predict --adapter ADAPTER --features FEATS [--json FILE] [--predictions "
-    "FILE.csv]\n"
+    "usage: medvlm predict (--adapter ADAPTER | --run RUN_DIR) --features FEATS [--json FILE]\n"
+    "                      [--predictions FILE.csv]\n"
     "\n"
     "Classify the images of a features file (medvlm features) with an adapter saved by\n"
-    "`medvlm adapt --out`, and report balanced accuracy (ACA), accuracy, macro-F1 and the\n"
-    "per-class table against the file's labels.\n"
+    "`medvlm adapt --out`, or with the head of a fine-tuning run (`medvlm finetune --out`, on\n"
+    "features extracted with `medvlm features --run` of the same run), and report balanced\n"
+    "accuracy (ACA), accuracy, macro-F1 and the per-class table against the file's labels.\n"
     "\n"
     "  --adapter FILE      adapter file (medvlm adapt --out)\n"
+    "  --run RUN_DIR       a fine-tuning run: its head (RUN_DIR/head.safetensors)\n"
     "  --features FILE     features to classify; same model and classes as the adapter\n"
     "  --json FILE         write the metrics as JSON\n"
     "  --predictions FILE  CSV: image, true label, predicted label, one probability per class\n"
@@ -27,11 +31,105 @@ static const char *usage =
     "  medvlm predict --adapter clap.safetensors --features test.safetensors \\\n"
     "                 --predictions predictions.csv\n";
 
+/* The probabilities (softmax of each row) in place of logits (n, K). */
+static void softmax_rows(float *logits, int n, int K)
+{
+    for (int i = 0; i < n; i++) {
+        float *l = logits + (size_t)i * K, mx = l[0];
+        double sum = 0;
+        for (int k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
+        for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
+        for (int k = 0; k < K; k++) l[k] = (float)(exp((double)l[k] - mx) / sum);
+    }
+}
+
+/* --run: the fine-tuned head, logits = features normalise_rows(prototypes)^T exp(scale). */
+static int predict_run(const char *run, const char *feats_path, const char *json, const char *csv)
+{
+    struct medvlm_prototypes *h = NULL;
+    struct medvlm_features *f = NULL;
+    struct medvlm_metrics m = {0};
+    float *logits = NULL;
+    int64_t *preds = NULL;
+    char *table = NULL, *head = mv_path_join(run, "head.safetensors"), fp[17];
+    int rc = CLI_FAIL;
+    if (!head || medvlm_prototypes_load(head, &h) || medvlm_features_load(feats_path, &f) ||
+        medvlm_run_fingerprint(run, fp)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    const int K = h->k, D = h->d;
+    char what[2][1100];
+    snprintf(what[0], sizeof what[0], "the features in %s", feats_path);
+    snprintf(what[1], sizeof what[1], "the fine-tuned encoder of %s", run);
+    if (!cli_same_model(what[0], &(struct medvlm_provenance){f->fingerprint, f->model}, what[1],
+                        &(struct medvlm_provenance){fp, run}))
+        goto done;
+    if (f->d != D || f->n_classes != K) {
+        fprintf(stderr, "medvlm: %s has %d classes of %d-dimensional features but the head of %s "
+                        "has %d classes of %d\n",
+                feats_path, f->n_classes, f->d, run, K, D);
+        goto done;
+    }
+    for (int k = 0; k < K; k++)
+        if (strcmp(h->classes[k], f->classes[k]) != 0) {
+            fprintf(stderr, "medvlm: class %d is '%s' in %s but '%s' in %s: the classes must be "
+                            "the same, in the same order\n",
+                    k, h->classes[k], head, f->classes[k], feats_path);
+            goto done;
+        }
+    logits = calloc((size_t)f->n * K + 1, sizeof(float));
+    preds = calloc((size_t)f->n + 1, sizeof(int64_t));
+    if (!logits || !preds) {
+        fprintf(stderr, "medvlm: out of memory\n");
+        goto done;
+    }
+    for (int k = 0; k < K; k++) { /* the head normalises its prototypes' rows */
+        float *p = h->prototypes + (size_t)k * D;
+        double ss = 0;
+        for (int j = 0; j < D; j++) ss += (double)p[j] * p[j];
+        float nrm = (float)sqrt(ss);
+        for (int j = 0; j < D; j++) p[j] /= nrm;
+    }
+    if (medvlm_zeroshot_logits(f->features, f->n, h->prototypes, K, D, h->logit_scale, logits,
+                               NULL) ||
+        medvlm_argmax_rows(logits, f->n, K, preds) ||
+        medvlm_metrics_compute(f->labels, preds, f->n, K, &m) ||
+        medvlm_metrics_format_table(&m, (const char *const *)h->classes, &table)) {
+        cli_fail(NULL);
+        goto done;
+    }
+    printf("predict: fine-tuned head of %s (%d classes, D %d) on %d images of %s\n\n%s", run, K,
+           D, f->n, feats_path, table);
+    if (json && medvlm_metrics_write_json(json, &m, (const char *const *)h->classes)) {
+        cli_fail(json);
+        goto done;
+    }
+    softmax_rows(logits, f->n, K);
+    if (csv && medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels,
+                                            preds, logits, f->n, (const char *const *)h->classes,
+                                            K)) {
+        cli_fail(csv);
+        goto done;
+    }
+    rc = CLI_OK;
+done:
+    mv_free(head);
+    medvlm_free(table);
+    medvlm_metrics_free(&m);
+    medvlm_prototypes_free(h);
+    medvlm_features_free(f);
+    free(logits);
+    free(preds);
+    return rc;
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *adapter_path = NULL, *feats_path = NULL, *json = NULL, *csv = NULL;
+    const char *adapter_path = NULL, *feats_path = NULL, *json = NULL, *csv = NULL, *run = NULL;
     static const struct option opts[] = {
         {"adapter", required_argument, NULL, 'a'}, {"features", required_argument, NULL, 'f'},
+        {"run", required_argument, NULL, 'r'},
         {"json", required_argument, NULL, 'j'},    {"predictions", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
@@ -41,6 +139,9 @@ int cmd_predict(int argc, char **argv)
         switch (c) {
         case 'a':
             adapter_path = optarg;
+            break;
+        case 'r':
+            run = optarg;
             break;
         case 'f':
             feats_path = optarg;
@@ -56,8 +157,10 @@ int cmd_predict(int argc, char **argv)
         }
     }
     if (optind != argc) return cli_usage("predict", "unexpected argument '%s'", argv[optind]);
-    if (!adapter_path || !feats_path)
-        return cli_usage("predict", "--adapter and --features are both required");
+    if (!adapter_path == !run)
+        return cli_usage("predict", "give the classifier: --adapter FILE or --run RUN_DIR");
+    if (!feats_path) return cli_usage("predict", "--features FEATS is required");
+    if (run) return predict_run(run, feats_path, json, csv);
 
     struct medvlm_adapter *ad = NULL;
     struct medvlm_features *f = NULL;
@@ -124,14 +227,7 @@ int cmd_predict(int argc, char **argv)
         goto done;
     }
     if (csv) {
-        /* probabilities = softmax of the logits, in place */
-        for (int i = 0; i < f->n; i++) {
-            float *l = logits + (size_t)i * K, mx = l[0];
-            double sum = 0;
-            for (int k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
-            for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
-            for (int k = 0; k < K; k++) l[k] = (float)(exp((double)l[k] - mx) / sum);
-        }
+        softmax_rows(logits, f->n, K); /* probabilities, in place */
         if (medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels, preds,
                                          logits, f->n, names, K)) {
             cli_fail(csv);

@@ -21,7 +21,7 @@ static const char *usage =
     "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
     "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
     "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per image\n"
-    "\n" CLI_DATA_HELP "\n"
+    CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
     "example:\n"
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";
@@ -32,7 +32,8 @@ enum {
     OPT_FEATURES,
     OPT_SAVE_PROTOS,
     OPT_JSON,
-    OPT_PRED
+    OPT_PRED,
+    OPT_RUN
 };
 
 /* The prompts' class index of each features class (by name), or an error naming the class. */
@@ -62,11 +63,12 @@ int cmd_zeroshot(int argc, char **argv)
         {"save-prototypes", required_argument, NULL, OPT_SAVE_PROTOS},
         {"json", required_argument, NULL, OPT_JSON},
         {"predictions", required_argument, NULL, OPT_PRED},
+        {"run", required_argument, NULL, OPT_RUN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct cli_data_args a;
     const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *save = NULL;
-    const char *json = NULL, *pred_path = NULL;
+    const char *json = NULL, *pred_path = NULL, *run = NULL;
     int c, r;
     cli_data_args_init(&a);
     optind = 1;
@@ -95,6 +97,9 @@ int cmd_zeroshot(int argc, char **argv)
         case OPT_PRED:
             pred_path = optarg;
             break;
+        case OPT_RUN:
+            run = optarg;
+            break;
         default:
             return cli_option_end("zeroshot", usage, c, argv);
         }
@@ -108,6 +113,7 @@ int cmd_zeroshot(int argc, char **argv)
 
     int rc = CLI_FAIL;
     struct medvlm_prompts *pr = NULL;
+    struct cli_model cm = {0};
     struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;
     struct medvlm_features *f = NULL;
@@ -128,8 +134,9 @@ int cmd_zeroshot(int argc, char **argv)
         strcat(classes_csv, pr->classes[k]);
     }
     unsigned flags = MEDVLM_LOAD_TEXT | (feats_path ? 0 : MEDVLM_LOAD_VISION);
-    if (medvlm_model_load(model_dir, flags, &m) || medvlm_tokenizer_load(model_dir, &tok))
+    if (!cli_model_load(model_dir, run, flags, &cm) || medvlm_tokenizer_load(model_dir, &tok))
         goto fail_msg;
+    m = cm.m;
     const struct medvlm_config *cfg = medvlm_model_config(m);
     const int D = cfg->projection_dim;
 
@@ -223,7 +230,7 @@ done:
     medvlm_dataset_free(ds);
     medvlm_features_free(f);
     medvlm_tokenizer_free(tok);
-    medvlm_model_free(m);
+    cli_model_free(&cm);
     medvlm_prompts_free(pr);
     free(protos);
     free(logits);

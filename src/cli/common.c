@@ -169,3 +169,27 @@ int cli_read_lines(const char *path, char **data, char ***lines, int *n)
     }
     return 1;
 }
+
+int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_model *cm)
+{
+    memset(cm, 0, sizeof *cm);
+    if (run) flags |= MEDVLM_LOAD_VISION; /* a fine-tuning changes the vision tower */
+    if (medvlm_model_load(dir, flags, &cm->base)) return 0;
+    cm->m = cm->base;
+    if (run) {
+        cm->m = NULL;
+        if (medvlm_model_apply_run(cm->base, run, 0, &cm->m)) {
+            medvlm_model_free(cm->base);
+            cm->base = NULL;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void cli_model_free(struct cli_model *cm)
+{
+    if (cm->m != cm->base) medvlm_model_free(cm->m);
+    medvlm_model_free(cm->base);
+    memset(cm, 0, sizeof *cm);
+}

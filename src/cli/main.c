@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
     {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
     {"predict", cmd_predict, "classify a features file with a saved adapter"},
     {"finetune", cmd_finetune, "fine-tune the vision encoder (LayerNorm, bias, LoRA) on few shots"},
+    {"merge", cmd_merge, "fold a fine-tuning run into a complete model folder"},
     {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };

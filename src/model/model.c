@@ -42,6 +42,7 @@ void medvlm_model_free(struct medvlm_model *m)
     mv_free(m->params);
     mv_free(m->slots);
     mv_free(m->dir);
+    mv_free(m->run);
     mv_arena_free(&m->names);
     mv_free(m);
 }
@@ -447,4 +448,29 @@ const struct medvlm_param_info *medvlm_model_param_find(const struct medvlm_mode
     for (int i = 0; i < m->n_params; i++)
         if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
     return NULL;
+}
+
+enum medvlm_status mv_model_derive(const struct medvlm_model *base, struct medvlm_model **out)
+{
+    struct medvlm_model *m;
+    enum medvlm_status st = model_alloc(&base->cfg, &m);
+    *out = NULL;
+    if (st) return st;
+    m->pp = base->pp;
+    m->logit_scale = base->logit_scale;
+    memcpy(m->fingerprint, base->fingerprint, sizeof m->fingerprint);
+    m->dir = mv_strdup(base->dir ? base->dir : "");
+    if (!m->dir) {
+        medvlm_model_free(m);
+        return MEDVLM_ERR_NOMEM;
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        m->params[i].data = base->params[i].data;
+        m->params[i].file_dtype = base->params[i].file_dtype;
+        if (m->slots[i]) *m->slots[i] = base->params[i].data;
+    }
+    m->text.loaded = base->text.loaded;
+    m->vision.loaded = base->vision.loaded;
+    *out = m;
+    return MEDVLM_OK;
 }

@@ -80,6 +80,7 @@ struct medvlm_model {
     float logit_scale; /* raw parameter; the logit multiplier is expf(logit_scale) */
     char *dir;
     char fingerprint[17]; /* medvlm_model_fingerprint, "" for a model made in memory */
+    char *run;            /* the fine-tuning run folder applied to the base weights, or NULL */
     struct medvlm_st *st; /* mapped weights file, or NULL for a model made in memory */
     struct medvlm_param_info *params;
     const float ***slots; /* slots[i]: the tower-view pointer that params[i].data feeds */
@@ -97,6 +98,11 @@ enum medvlm_status mv_params_build(struct medvlm_model *m);
  * NULL for a row of the other tower (and for logit_scale). */
 const float **mv_param_view_slot(const struct medvlm_model *m, int i, struct mv_tower *copy);
 float **mv_param_grad_slot(const struct medvlm_model *m, int i, struct mv_tower_grad *g);
+
+/* A new model with base's config and views pointing at base's weights (which must outlive
+ * it): the start of a fine-tuned model whose changed tensors the caller then points
+ * elsewhere (src/peft/apply.c). */
+enum medvlm_status mv_model_derive(const struct medvlm_model *base, struct medvlm_model **out);
 
 /* medvlm_model_init_random for the towers in flags (MEDVLM_LOAD_*) only; the others stay
  * unloaded and cost no memory. flags == MEDVLM_LOAD_ALL draws the same weights as
