@@ -133,7 +133,7 @@ struct cli_model {
 int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_model *cm);
 void cli_model_free(struct cli_model *cm);
 #define CLI_RUN_HELP                                                                               \
-    "  --run RUN_DIR         apply the fine-tuning of `medvlm finetune --out RUN_DIR` to the\n"  \
+    "  --run RUN_DIR         apply the fine-tuning of `medvlm finetune --out RUN_DIR` to the\n"    \
     "                        model (unmerged; a run of another model is refused)\n"
 
 typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);

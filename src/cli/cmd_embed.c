@@ -16,9 +16,8 @@ static const char *usage =
     "decode is reported by name and nothing is written, unless --skip-bad leaves it out.\n"
     "\n"
     "  --preprocess hf|tutorial  Hugging Face's CLIPImageProcessor (default here) or the\n"
-    "                        notebooks' torchvision pipeline; --no-antialias, --no-center-crop\n"
-    CLI_RUN_HELP
-    "\n"
+    "                        notebooks' torchvision pipeline; --no-antialias, "
+    "--no-center-crop\n" CLI_RUN_HELP "\n"
     "example:\n"
     "  medvlm embed --model plip --prompts prompts.txt --out emb.safetensors patches/*.jpg\n";
 

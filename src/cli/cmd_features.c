@@ -14,8 +14,7 @@ static const char *usage =
     "batches are kept in OUT.partial as they go, and --resume continues a killed run with\n"
     "the same result as an uninterrupted one.\n"
     "\n" CLI_DATA_HELP
-    "  --resume              continue from OUT.partial if a killed run left one\n" CLI_RUN_HELP
-    "\n"
+    "  --resume              continue from OUT.partial if a killed run left one\n" CLI_RUN_HELP "\n"
     "example (SICAPv2 as in the PEFT-MedVLMs tutorial):\n"
     "  medvlm features --model plip --images SICAPv2/images \\\n"
     "      --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"

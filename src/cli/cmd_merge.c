@@ -39,10 +39,17 @@ int cmd_merge(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_dir = optarg; break;
-        case 'r': run = optarg; break;
-        case 'o': out = optarg; break;
-        default: return cli_option_end("merge", usage, c, argv);
+        case 'm':
+            model_dir = optarg;
+            break;
+        case 'r':
+            run = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        default:
+            return cli_option_end("merge", usage, c, argv);
         }
     }
     if (optind != argc) return cli_usage("merge", "unexpected argument '%s'", argv[optind]);

@@ -66,15 +66,17 @@ static int predict_run(const char *run, const char *feats_path, const char *json
                         &(struct medvlm_provenance){fp, run}))
         goto done;
     if (f->d != D || f->n_classes != K) {
-        fprintf(stderr, "medvlm: %s has %d classes of %d-dimensional features but the head of %s "
-                        "has %d classes of %d\n",
+        fprintf(stderr,
+                "medvlm: %s has %d classes of %d-dimensional features but the head of %s "
+                "has %d classes of %d\n",
                 feats_path, f->n_classes, f->d, run, K, D);
         goto done;
     }
     for (int k = 0; k < K; k++)
         if (strcmp(h->classes[k], f->classes[k]) != 0) {
-            fprintf(stderr, "medvlm: class %d is '%s' in %s but '%s' in %s: the classes must be "
-                            "the same, in the same order\n",
+            fprintf(stderr,
+                    "medvlm: class %d is '%s' in %s but '%s' in %s: the classes must be "
+                    "the same, in the same order\n",
                     k, h->classes[k], head, f->classes[k], feats_path);
             goto done;
         }
@@ -99,16 +101,16 @@ static int predict_run(const char *run, const char *feats_path, const char *json
         cli_fail(NULL);
         goto done;
     }
-    printf("predict: fine-tuned head of %s (%d classes, D %d) on %d images of %s\n\n%s", run, K,
-           D, f->n, feats_path, table);
+    printf("predict: fine-tuned head of %s (%d classes, D %d) on %d images of %s\n\n%s", run, K, D,
+           f->n, feats_path, table);
     if (json && medvlm_metrics_write_json(json, &m, (const char *const *)h->classes)) {
         cli_fail(json);
         goto done;
     }
     softmax_rows(logits, f->n, K);
-    if (csv && medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels,
-                                            preds, logits, f->n, (const char *const *)h->classes,
-                                            K)) {
+    if (csv &&
+        medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels, preds,
+                                     logits, f->n, (const char *const *)h->classes, K)) {
         cli_fail(csv);
         goto done;
     }
@@ -127,11 +129,13 @@ done:
 int cmd_predict(int argc, char **argv)
 {
     const char *adapter_path = NULL, *feats_path = NULL, *json = NULL, *csv = NULL, *run = NULL;
-    static const struct option opts[] = {
-        {"adapter", required_argument, NULL, 'a'}, {"features", required_argument, NULL, 'f'},
-        {"run", required_argument, NULL, 'r'},
-        {"json", required_argument, NULL, 'j'},    {"predictions", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"adapter", required_argument, NULL, 'a'},
+                                         {"features", required_argument, NULL, 'f'},
+                                         {"run", required_argument, NULL, 'r'},
+                                         {"json", required_argument, NULL, 'j'},
+                                         {"predictions", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     opterr = 0;

@@ -20,8 +20,8 @@ static const char *usage =
     "                        (see examples/sicapv2_single.json, sicapv2_ensemble.json)\n"
     "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
     "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
-    "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per image\n"
-    CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
+    "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per "
+    "image\n" CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
     "example:\n"
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";

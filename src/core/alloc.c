@@ -9,8 +9,17 @@
 #include <sys/mman.h>
 #endif
 
+/* Allocations made so far (tests check that a training step or a batch makes none). */
+static _Atomic unsigned long alloc_count;
+
+unsigned long mv_alloc_count(void)
+{
+    return alloc_count;
+}
+
 void *mv_malloc(size_t n)
 {
+    alloc_count++;
     void *p = malloc(n ? n : 1);
     if (!p) mv_err(MEDVLM_ERR_NOMEM, "out of memory allocating %zu bytes", n);
     return p;
@@ -18,6 +27,7 @@ void *mv_malloc(size_t n)
 
 void *mv_calloc(size_t n, size_t sz)
 {
+    alloc_count++;
     size_t total;
     if (!mv_mul_ok(n, sz, &total)) {
         mv_err(MEDVLM_ERR_OVERFLOW, "allocation size %zu x %zu overflows", n, sz);
@@ -30,6 +40,7 @@ void *mv_calloc(size_t n, size_t sz)
 
 void *mv_realloc(void *p, size_t n)
 {
+    alloc_count++;
     void *q = realloc(p, n ? n : 1);
     if (!q) mv_err(MEDVLM_ERR_NOMEM, "out of memory reallocating to %zu bytes", n);
     return q;
@@ -37,6 +48,7 @@ void *mv_realloc(void *p, size_t n)
 
 void *mv_aligned(size_t n)
 {
+    alloc_count++;
     size_t rounded;
     if (!mv_add_ok(n, 63, &rounded)) {
         mv_err(MEDVLM_ERR_OVERFLOW, "aligned allocation of %zu bytes overflows", n);
@@ -50,6 +62,7 @@ void *mv_aligned(size_t n)
 
 void *mv_aligned_large(size_t n)
 {
+    alloc_count++;
     const size_t huge = (size_t)2 << 20;
     size_t rounded;
     if (!mv_add_ok(n, huge - 1, &rounded)) {

@@ -40,6 +40,8 @@ char *mv_strdup(const char *s);
 char *mv_strndup(const char *s, size_t n);
 void mv_free(void *p);
 char *mv_asprintf(const char *fmt, ...) MV_PRINTF(1, 2);
+/* How many allocations the functions above have made in this process. */
+unsigned long mv_alloc_count(void);
 
 /* ---- checked size arithmetic: false on overflow ---- */
 

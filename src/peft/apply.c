@@ -92,8 +92,9 @@ static enum medvlm_status open_run(const char *dir, struct run_files *rf)
             (st = mv_json_float(c, cfg, "lora_alpha", &rf->alpha)))
             goto done;
         if (rf->rank < 1 || !(rf->alpha > 0)) {
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: r = %d, lora_alpha = %g (expected r >= 1, alpha > 0)",
-                        c, rf->rank, (double)rf->alpha);
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "%s: r = %d, lora_alpha = %g (expected r >= 1, alpha > 0)", c, rf->rank,
+                        (double)rf->alpha);
             goto done;
         }
     }
@@ -131,11 +132,12 @@ enum medvlm_status medvlm_run_fingerprint(const char *run_dir, char fingerprint[
     char *fp = NULL, *model = NULL;
     enum medvlm_status st = open_run(run_dir, &rf);
     if (!st) st = mv_provenance_read(rf.st, &fp, &model);
-    if (!st && (!fp || !*fp))
-        st = mv_err(MEDVLM_ERR_MISSING, "%s: the run does not record its base model",
-                    medvlm_st_path(rf.st));
-    if (!st && rf.head_only) snprintf(fingerprint, 17, "%s", fp);
-    else if (!st) st = run_hash(rf.st, fp, fingerprint);
+    /* a base made in memory has the fingerprint "" (and records none) */
+    const char *base_fp = fp ? fp : "";
+    if (!st && rf.head_only)
+        snprintf(fingerprint, 17, "%s", base_fp);
+    else if (!st)
+        st = run_hash(rf.st, base_fp, fingerprint);
     mv_free(fp);
     mv_free(model);
     medvlm_st_free(rf.st);
@@ -167,8 +169,9 @@ enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const
     *out = NULL;
     if (!base || !run_dir) return mv_err(MEDVLM_ERR_ARG, "medvlm_model_apply_run: NULL argument");
     if (!base->vision.loaded)
-        return mv_err(MEDVLM_ERR_ARG, "%s: a fine-tuning changes the vision tower: load the model "
-                                      "with MEDVLM_LOAD_VISION",
+        return mv_err(MEDVLM_ERR_ARG,
+                      "%s: a fine-tuning changes the vision tower: load the model "
+                      "with MEDVLM_LOAD_VISION",
                       run_dir);
     enum medvlm_status st = open_run(run_dir, &rf);
     if (st || (st = check_provenance(base, run_dir, rf.st))) goto fail;
@@ -206,8 +209,8 @@ enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const
             }
             int64_t r0 = ab ? outd[tg] : rf.rank, r1 = ab ? rf.rank : in[tg];
             if (t->ndim != 2 || t->shape[0] != r0 || t->shape[1] != r1) {
-                st = mv_err(MEDVLM_ERR_SHAPE, "%s: tensor \"%s\" is not [%lld, %lld] (r = %d)", path,
-                            t->name, (long long)r0, (long long)r1, rf.rank);
+                st = mv_err(MEDVLM_ERR_SHAPE, "%s: tensor \"%s\" is not [%lld, %lld] (r = %d)",
+                            path, t->name, (long long)r0, (long long)r1, rf.rank);
                 goto fail;
             }
             if (l < 64) seen[ab][l] |= 1u << tg;
@@ -223,8 +226,9 @@ enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const
             }
             want = p->numel;
             if (t->nbytes != want * medvlm_dtype_size(t->dtype)) {
-                st = mv_err(MEDVLM_ERR_SHAPE, "%s: tensor \"%s\" holds %zu bytes, expected %zu "
-                                              "values",
+                st = mv_err(MEDVLM_ERR_SHAPE,
+                            "%s: tensor \"%s\" holds %zu bytes, expected %zu "
+                            "values",
                             path, t->name, t->nbytes, want);
                 goto fail;
             }
@@ -237,8 +241,9 @@ enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const
     if (rf.lora)
         for (int l = 0; l < L && l < 64; l++)
             if (seen[0][l] != seen[1][l]) {
-                st = mv_err(MEDVLM_ERR_FORMAT, "%s: layer %d has a lora_A without its lora_B or "
-                                               "the reverse",
+                st = mv_err(MEDVLM_ERR_FORMAT,
+                            "%s: layer %d has a lora_A without its lora_B or "
+                            "the reverse",
                             path, l);
                 goto fail;
             }

@@ -160,8 +160,20 @@ enum medvlm_status medvlm_peft_save_run(const struct medvlm_peft *p, const char 
     }
     medvlm_st_writer_free(h);
     h = NULL;
-    st = medvlm_prototypes_save(path, p->protos, p->K, p->D, p->m->logit_scale, classes,
-                                &(struct medvlm_provenance){p->m->fingerprint, base});
+    char **names = NULL;
+    if (!classes) { /* "0", "1", ...: a prototypes file names its classes */
+        names = mv_calloc((size_t)p->K, sizeof *names);
+        for (int k = 0; names && k < p->K; k++) names[k] = mv_asprintf("%d", k);
+        for (int k = 0; names && k < p->K; k++)
+            if (!names[k]) st = MEDVLM_ERR_NOMEM;
+        if (!names) st = MEDVLM_ERR_NOMEM;
+    }
+    if (!st)
+        st = medvlm_prototypes_save(path, p->protos, p->K, p->D, p->m->logit_scale,
+                                    classes ? classes : (const char *const *)names,
+                                    &(struct medvlm_provenance){p->m->fingerprint, base});
+    for (int k = 0; names && k < p->K; k++) mv_free(names[k]);
+    mv_free(names);
 done:
     medvlm_st_writer_free(w);
     medvlm_st_writer_free(h);
