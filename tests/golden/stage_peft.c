@@ -97,6 +97,27 @@ static void lora_names(int l, const char *mod, int ab, char *ours, size_t n1, ch
 
 static const char *const qkv[3] = {"q_proj", "k_proj", "v_proj"};
 
+/* Write every fine-tuning tensor (grad: its gradient) as "<prefix>.<name>", LoRA tensors
+ * under the reference's short names ("layers.0.q_proj.A"). */
+static enum medvlm_status add_all(struct medvlm_st_writer *w, const struct medvlm_peft *p,
+                                  const char *prefix, int grad)
+{
+    char name[256], ours[160], ref[96];
+    for (int i = 0; i < medvlm_peft_tensor_count(p); i++) {
+        struct medvlm_peft_tensor t;
+        medvlm_peft_tensor_at(p, i, &t);
+        const struct mv_peft_row *r = &p->rows[i];
+        if (r->layer >= 0)
+            lora_names(r->layer, mv_lora_module(r->target), r->ab, ours, sizeof ours, ref,
+                       sizeof ref);
+        snprintf(name, sizeof name, "%s.%s", prefix, r->layer >= 0 ? ref : t.name);
+        enum medvlm_status s = medvlm_st_writer_add(w, name, MEDVLM_DTYPE_F32, t.ndim, t.shape,
+                                                    grad ? t.grad : t.data);
+        if (s) return s;
+    }
+    return MEDVLM_OK;
+}
+
 static enum medvlm_status make_state(struct golden_ctx *g, const struct peft_inputs *in,
                                      enum medvlm_peft_mode mode, struct medvlm_peft **out)
 {
@@ -175,20 +196,8 @@ enum medvlm_status golden_stage_peft_grads(struct golden_ctx *g)
                 if ((s = set_tensor(p, &in, ours, name))) goto done;
             }
     if ((s = medvlm_peft_backward(p, in.pixels, in.labels, in.n, &loss))) goto done;
-    if ((s = add_forward(w, "lora", p, in.n, loss))) goto done;
-    for (int i = 0; i < medvlm_peft_tensor_count(p); i++) {
-        struct medvlm_peft_tensor t;
-        medvlm_peft_tensor_at(p, i, &t);
-        const struct mv_peft_row *r = &p->rows[i];
-        if (r->layer >= 0) {
-            lora_names(r->layer, mv_lora_module(r->target), r->ab, ours, sizeof ours, ref,
-                       sizeof ref);
-            snprintf(name, sizeof name, "lora.grad.%s", ref);
-        } else {
-            snprintf(name, sizeof name, "lora.grad.%s", t.name);
-        }
-        if ((s = add_tensor(w, name, &t, 1))) goto done;
-    }
+    if ((s = add_forward(w, "lora", p, in.n, loss)) || (s = add_all(w, p, "lora.grad", 1)))
+        goto done;
     s = golden_save(g, w, "peft_grads.safetensors");
 done:
     medvlm_peft_free(p);
@@ -233,19 +242,8 @@ enum medvlm_status golden_stage_peft_train(struct golden_ctx *g)
         if ((s = medvlm_st_writer_add(w, name, MEDVLM_DTYPE_F32, 2, (int64_t[]){in.n, in.K},
                                       logits)))
             goto done;
-        for (int i = 0; i < medvlm_peft_tensor_count(p); i++) {
-            struct medvlm_peft_tensor t;
-            medvlm_peft_tensor_at(p, i, &t);
-            const struct mv_peft_row *r = &p->rows[i];
-            if (r->layer >= 0) {
-                lora_names(r->layer, mv_lora_module(r->target), r->ab, ours, sizeof ours, ref,
-                           sizeof ref);
-                snprintf(name, sizeof name, "%s.final.%s", mode, ref);
-            } else {
-                snprintf(name, sizeof name, "%s.final.%s", mode, t.name);
-            }
-            if ((s = add_tensor(w, name, &t, 0))) goto done;
-        }
+        snprintf(name, sizeof name, "%s.final", mode);
+        if ((s = add_all(w, p, name, 0))) goto done;
         medvlm_peft_free(p);
         p = NULL;
     }
