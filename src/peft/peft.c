@@ -183,9 +183,11 @@ static void bind_rows(struct medvlm_peft *p)
             memcpy(data, m->params[r->param].data, r->numel * sizeof(float));
             *mv_param_view_slot(m, r->param, &p->tower) = data;
             *mv_param_grad_slot(m, r->param, &p->grad) = grad;
-            /* which layer is lowest decides where the backward may stop */
+            /* which layer is lowest decides where the backward may stop: the embeddings and
+             * pre_layrnorm need every layer, post_layernorm and the projection none */
             const char *lp = strstr(r->name, "encoder.layers.");
-            int l = lp ? atoi(lp + 15) : 0;
+            int above = strstr(r->name, "post_layernorm") || strstr(r->name, "visual_projection");
+            int l = lp ? atoi(lp + 15) : above ? p->tower.cfg.num_hidden_layers : 0;
             lowest = MV_MIN(lowest, l);
             p->encoder_trained = 1;
         } else if (r->layer >= 0) {
