@@ -565,10 +565,12 @@ static void bar_clear(int width)
 /* ---- the run ---- */
 
 static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
-                          const struct progress *g, const struct setting *set, int n_train,
-                          int n_val, const struct medvlm_metrics *met, char *const *classes, int K,
+                          const struct progress *g, const struct setting *set,
+                          const struct split *tr, const struct split *va,
+                          const struct medvlm_metrics *met, char *const *classes, int K,
                           double seconds)
 {
+    const int n_train = tr->n, n_val = va->n;
     cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "settings");
     cJSON *ep = cJSON_AddArrayToObject(o, "epochs");
     for (int i = 0; i < N_SETTINGS; i++) cJSON_AddStringToObject(s, set[i].flag, set[i].value);
@@ -583,6 +585,11 @@ static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
     cJSON_AddNumberToObject(o, "seconds", seconds);
     cJSON *cl = cJSON_AddArrayToObject(o, "classes");
     for (int k = 0; k < K; k++) cJSON_AddItemToArray(cl, cJSON_CreateString(classes[k]));
+    /* the images trained on (`medvlm sample`'s for the same seed) and validated on */
+    cJSON *tn = cJSON_AddArrayToObject(o, "train_image_names");
+    for (int i = 0; i < n_train; i++) cJSON_AddItemToArray(tn, cJSON_CreateString(tr->names[i]));
+    cJSON *vn = cJSON_AddArrayToObject(o, "val_image_names");
+    for (int i = 0; i < n_val; i++) cJSON_AddItemToArray(vn, cJSON_CreateString(va->names[i]));
     for (long e = 0; e < g->epoch; e++) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddNumberToObject(r, "epoch", (double)(e + 1));
@@ -906,7 +913,7 @@ int cmd_finetune(int argc, char **argv)
         if (!evaluate(&a, p, m, td, d->classes, K, &met)) goto done;
         have_met = 1;
     }
-    if (!write_run_json(&a, p, &g, set, tr.n, va.n, have_met ? &met : NULL, d->classes, K,
+    if (!write_run_json(&a, p, &g, set, &tr, &va, have_met ? &met : NULL, d->classes, K,
                         mv_now() - t_start))
         goto fail_msg;
     printf("wrote %s: %shead.safetensors, run.json (%.1f s)\n", a.out,

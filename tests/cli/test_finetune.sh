@@ -77,6 +77,15 @@ has "run.json" '"test":' "$r"
 aca=$(grep '^balanced accuracy' "$tmp/lora.out" | awk '{ print $3 }')
 grep -Eq '"balanced_accuracy":[[:space:]]*'"${aca%.*}" "$r"; check "run.json: printed balanced accuracy ($aca)" $?
 has "--json" '"balanced_accuracy"' "$tmp/metrics.json"
+# the K-shot images trained on are `medvlm sample`'s for the same seed, in its order
+names() { # names KEY RUN.json: the strings of one array, one a line
+  awk -v k="\"$1\":" '$1 == k { on = 1 } on { print } on && /]/ { exit }' "$2" |
+    grep -o '"[^"]*\.jpg"' | tr -d '"'
+}
+"$cli" sample --labels "$tmp/train/labels.csv" --classes NC,G3,G4,G5 --shots 4 --seed 1 >"$tmp/sample4"
+names train_image_names "$r" >"$tmp/trained"
+[ -s "$tmp/trained" ] && cmp -s "$tmp/sample4" "$tmp/trained"
+check "run.json: trained on medvlm sample's 4-shot images" $?
 has "lora test" "^fine-tuned (lora), 24 test images of $tmp/test/labels.csv, 4 classes" "$tmp/lora.out"
 
 # the metrics table is zeroshot's: the head at lr 0 predicts exactly as zero-shot does
@@ -150,6 +159,13 @@ has "val" "early stop after epoch [0-9]: no better validation loss for 1 epoch (
 has "val" "best val_loss [0-9.]* at epoch [0-9] (its parameters kept)" "$out"
 has "val run.json" '"val_loss":' "$tmp/val/run.json"
 has "val run.json" '"best_epoch":' "$tmp/val/run.json"
+# --val K2 takes the next K2 of each class in the sampler's order: shots 4 + val 2 = sample 6
+"$cli" sample --labels "$tmp/train/labels.csv" --classes NC,G3,G4,G5 --shots 6 --seed 1 >"$tmp/sample6"
+names train_image_names "$tmp/val/run.json" >"$tmp/trained"
+cmp -s "$tmp/sample4" "$tmp/trained"; check "val: the training images unchanged by --val" $?
+names val_image_names "$tmp/val/run.json" >"$tmp/validated"
+awk 'NR % 6 == 5 || NR % 6 == 0' "$tmp/sample6" | cmp -s - "$tmp/validated"
+check "val: the next 2 of each class" $?
 run "val resume stays stopped" 0 finetune $M $D --shots 4 --val 2 --epochs 6 --lr 0.2 --patience 1 --resume --out "$tmp/val"
 hasnt "val resume stays stopped" "^epoch" "$err"
 
