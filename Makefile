@@ -5,7 +5,8 @@
 #   make test       install deps if needed, build, run the whole test suite
 #   make test-sanitize   the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each (build-fuzz/)
-#   make demo       the main job end to end on a generated model and data set
+#   make demo       the main job end to end on a generated model and data set, fine-tuning
+#                   included (MODEL=vinid/plip DATA=SICAPv2 for the real thing)
 #   make bench      the standard benchmark (medvlm bench)
 #   make install    cmake --install (PREFIX=/usr/local)
 

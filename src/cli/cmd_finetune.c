@@ -9,12 +9,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const char *usage =
-    "usage: medvlm finetune --model DIR --peft MODE --images DIR --labels TABLE --classes LIST\n"
+    "usage: medvlm finetune --model DIR --peft MODE --images DIR --labels TABLE\n"
     "                       --prompts P.json --shots K --out RUN_DIR [options]\n"
     "\n"
     "Fine-tune part of the vision encoder with a zero-shot-initialised linear head (the\n"
@@ -23,6 +24,8 @@ static const char *usage =
     "TABLE (the subset `medvlm sample` prints for the same seed). The images are decoded and\n"
     "preprocessed once; every epoch reshuffles them from the seed and ends with an atomic\n"
     "checkpoint in RUN_DIR, from which --resume continues to bit-identical parameters.\n"
+    "The loss of each epoch goes to stderr (with a progress bar when it is a terminal); the\n"
+    "summary and the test metrics to stdout.\n"
     "\n"
     "  --model DIR           Hugging Face CLIP folder\n"
     "  --peft MODE           head | ln | ln-all | bias | lora | full (default lora):\n"
@@ -32,10 +35,12 @@ static const char *usage =
     "  --rank R              LoRA rank (default 4)\n"
     "  --lora-alpha A        LoRA alpha; the update is scaled by A / R (default A = R)\n"
     "  --lora-targets LIST   q,k,v,o,fc1,fc2 (default q,k,v)\n"
-    "  --prompts P.json      class prompts (templates x descriptions) for the head\n"
+    "  --prompts P.json      class prompts (templates x descriptions) for the head; their\n"
+    "                        classes are the default of --classes\n"
     "  --shots K             training images per class\n"
     "  --seed S              sampler (Python random.seed), shuffles and LoRA init (default 1)\n"
-    "  --epochs E            passes over the K-shot set (default 20)\n"
+    "  --epochs E            passes over the K-shot set (default 20); a resumed run may be\n"
+    "                        given more epochs than it started with\n"
     "  --batch B             images per step (default 16)\n"
     "  --lr LR               learning rate (default 1e-3)\n"
     "  --optimizer NAME      adam (default) | adamw | sgd\n"
@@ -47,11 +52,30 @@ static const char *usage =
     "  --patience P          (default 3)\n"
     "  --test TABLE          evaluate the result on TABLE's images (metrics table)\n"
     "  --test-images DIR     image folder of --test (default: --images)\n"
-    "  --out RUN_DIR         run folder (created): checkpoint.safetensors, adapter files,\n"
-    "                        head.safetensors, run.json\n"
-    "  --resume              continue the run in RUN_DIR from its last checkpoint\n"
-    "  --json FILE           the test metrics as JSON\n" CLI_DATA_HELP "\n"
-    "example:\n"
+    "  --json FILE           the test metrics as JSON (with --test)\n"
+    "  --out RUN_DIR         run folder (created; refused if it holds a checkpoint, unless\n"
+    "                        --resume): checkpoint.safetensors, adapter_model.safetensors +\n"
+    "                        adapter_config.json (lora, peft's format) or\n"
+    "                        trained_params.safetensors, head.safetensors, run.json\n"
+    "  --resume              continue the run in RUN_DIR from its last checkpoint (the same\n"
+    "                        settings; a missing checkpoint starts from the beginning)\n"
+    "  --stop-after E        stop after epoch E as if interrupted: its checkpoint is written,\n"
+    "                        the final files are not (--resume continues); to split a run\n"
+    "dataset:\n"
+    "  --images DIR          image folder (names in the table are relative to it)\n"
+    "  --labels TABLE        .xlsx or .csv label table (image column + one-hot class columns\n"
+    "                        or a label column)\n"
+    "  --classes A,B,...     class names in label order (default: the prompts' classes)\n"
+    "  --sheet NAME, --image-column NAME, --label-column NAME\n"
+    "  --skip-missing        leave out listed images that do not exist\n"
+    "preprocessing and speed:\n"
+    "  --preprocess tutorial|hf  the notebooks' torchvision pipeline (default) or\n"
+    "                        Hugging Face's CLIPImageProcessor\n"
+    "  --no-antialias        tutorial: plain bilinear resize (torchvision < 0.17)\n"
+    "  --no-center-crop      hf: no centre crop (as the notebooks set it)\n"
+    "  --threads N           threads (default: all cores; the results do not depend on it)\n"
+    "\n"
+    "example (the tutorial's settings):\n"
     "  medvlm finetune --model plip --peft lora --images SICAPv2/images \\\n"
     "      --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"
     "      --prompts examples/sicapv2_ensemble.json --shots 16 --seed 1 \\\n"
@@ -78,6 +102,7 @@ enum {
     OPT_TEST_IMAGES,
     OPT_OUT,
     OPT_RESUME,
+    OPT_STOP_AFTER,
     OPT_JSON
 };
 
@@ -86,40 +111,68 @@ struct ft_args {
     const char *model, *prompts, *out, *test, *test_images, *json, *peft_name, *targets_name;
     const char *optimizer_name;
     struct medvlm_peft_options po;
-    long shots, seed, epochs, val, patience;
-    int resume, have_wd;
+    long shots, seed, epochs, val, patience, stop_after;
+    int resume, have_wd, have_rank, have_alpha, have_patience, help;
 };
 
 /* The settings a checkpoint must share with the run that resumes it, as "flag value" pairs:
- * the first that differs is named. */
+ * the first that differs is named. --epochs, --patience and --stop-after are left out: they
+ * decide when training stops, not what an epoch computes. */
 struct setting {
     const char *flag;
     char value[512];
 };
-#define N_SETTINGS 16
+#define N_SETTINGS 17
 
-static void settings_of(const struct ft_args *a, const char *fingerprint, struct setting *s)
+/* The shortest decimal that reads back as the same float (0.001, not 0.00100000005). */
+static void float_text(char *buf, size_t n, float x)
 {
-    const struct medvlm_peft_options *o = &a->po;
-    int i = 0;
-#define SET(f, ...) (s[i].flag = f, snprintf(s[i].value, sizeof s[i].value, __VA_ARGS__), i++)
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) return;
+    }
+}
+
+static void settings_of(const struct ft_args *a, const struct medvlm_peft_options *o,
+                        const char *fingerprint, char *const *classes, int K, struct setting *s)
+{
+    static const char *const targets[] = {"q", "k", "v", "o", "fc1", "fc2"};
+    int lora = o->mode == MEDVLM_PEFT_LORA, i = 0;
+    char t[64] = "", f[32];
+    for (int j = 0; lora && j < 6; j++)
+        if (o->lora_targets & (1u << j))
+            snprintf(t + strlen(t), sizeof t - strlen(t), "%s%s", t[0] ? "," : "", targets[j]);
+#define SET(fl, ...) (s[i].flag = fl, snprintf(s[i].value, sizeof s[i].value, __VA_ARGS__), i++)
     SET("--model (fingerprint)", "%s", fingerprint);
     SET("--peft", "%s", medvlm_peft_mode_name(o->mode));
-    SET("--rank", "%d", o->mode == MEDVLM_PEFT_LORA ? o->lora_rank : 0);
-    SET("--lora-alpha", "%.9g", o->mode == MEDVLM_PEFT_LORA ? (double)o->lora_alpha : 0.0);
-    SET("--lora-targets", "%u", o->mode == MEDVLM_PEFT_LORA ? o->lora_targets : 0u);
+    SET("--rank", "%d", lora ? o->lora_rank : 0);
+    float_text(f, sizeof f, lora ? o->lora_alpha : 0.0f);
+    SET("--lora-alpha", "%s", f);
+    SET("--lora-targets", "%s", t);
     SET("--optimizer", "%s", a->optimizer_name);
-    SET("--lr", "%.9g", (double)o->lr);
-    SET("--weight-decay", "%.9g", (double)o->weight_decay);
-    SET("--momentum", "%.9g", (double)o->momentum);
+    float_text(f, sizeof f, o->lr);
+    SET("--lr", "%s", f);
+    float_text(f, sizeof f, o->weight_decay);
+    SET("--weight-decay", "%s", f);
+    float_text(f, sizeof f, o->optimizer == MEDVLM_OPTIMIZER_SGD ? o->momentum : 0.0f);
+    SET("--momentum", "%s", f);
     SET("--batch", "%d", o->max_batch);
     SET("--shots", "%ld", a->shots);
     SET("--seed", "%ld", a->seed);
     SET("--val", "%ld", a->val);
-    SET("--labels", "%s", a->data.ds.labels_path ? a->data.ds.labels_path : "");
+    SET("--labels", "%s", a->data.ds.labels_path);
+    s[i].flag = "--classes";
+    s[i].value[0] = 0;
+    for (int k = 0; k < K; k++)
+        snprintf(s[i].value + strlen(s[i].value), sizeof s[i].value - strlen(s[i].value), "%s%s",
+                 k ? "," : "", classes[k]);
+    i++;
     SET("--prompts", "%s", a->prompts);
-    SET("--preprocess", "%d/%d/%d", (int)a->data.pre.pipeline, a->data.pre.antialias,
-        a->data.pre.center_crop);
+    const struct medvlm_preprocess_options *pre = &a->data.pre;
+    if (pre->pipeline == MEDVLM_PREPROCESS_TUTORIAL)
+        SET("--preprocess", "tutorial%s", pre->antialias ? "" : " --no-antialias");
+    else
+        SET("--preprocess", "hf%s", pre->center_crop == 0 ? " --no-center-crop" : "");
 #undef SET
 }
 
@@ -146,6 +199,7 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
                                          {"test-images", required_argument, NULL, OPT_TEST_IMAGES},
                                          {"out", required_argument, NULL, OPT_OUT},
                                          {"resume", no_argument, NULL, OPT_RESUME},
+                                         {"stop-after", required_argument, NULL, OPT_STOP_AFTER},
                                          {"json", required_argument, NULL, OPT_JSON},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -162,6 +216,12 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        /* shared flags that do not apply: say what does instead of ignoring them */
+        if (c == CLI_OPT_SKIP_BAD)
+            return cli_usage(cmd, "--skip-bad does not apply: every K-shot image must decode");
+        if (c == CLI_OPT_BATCH_SIZE)
+            return cli_usage(cmd, "--batch-size does not apply: --batch B sets the images per "
+                                  "training step");
         if ((r = cli_data_opt(cmd, c, optarg, &a->data)) != 0) {
             if (r < 0) return -r;
             continue;
@@ -202,11 +262,13 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
             if (!cli_parse_int(optarg, 1, 4096, &v))
                 return cli_usage(cmd, "--rank expects an integer 1..4096, got '%s'", optarg);
             a->po.lora_rank = (int)v;
+            a->have_rank = 1;
             break;
         case OPT_ALPHA:
-            if (!cli_parse_float(optarg, &d) || !(d > 0))
+            if (!cli_parse_float(optarg, &d) || !(d > 0) || !isfinite(d))
                 return cli_usage(cmd, "--lora-alpha expects a number > 0, got '%s'", optarg);
             a->po.lora_alpha = (float)d;
+            a->have_alpha = 1;
             break;
         case OPT_SHOTS:
             if (!cli_parse_int(optarg, 1, 1L << 24, &a->shots))
@@ -219,6 +281,10 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
         case OPT_EPOCHS:
             if (!cli_parse_int(optarg, 1, 1L << 20, &a->epochs))
                 return cli_usage(cmd, "--epochs expects an integer >= 1, got '%s'", optarg);
+            break;
+        case OPT_STOP_AFTER:
+            if (!cli_parse_int(optarg, 1, 1L << 20, &a->stop_after))
+                return cli_usage(cmd, "--stop-after expects an epoch >= 1, got '%s'", optarg);
             break;
         case OPT_BATCH:
             if (!cli_parse_int(optarg, 1, 4096, &v))
@@ -259,8 +325,10 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
         case OPT_PATIENCE:
             if (!cli_parse_int(optarg, 1, 1L << 20, &a->patience))
                 return cli_usage(cmd, "--patience expects an integer >= 1, got '%s'", optarg);
+            a->have_patience = 1;
             break;
         default:
+            a->help = c == 'h'; /* usage printed: nothing more to do */
             return cli_option_end(cmd, usage, c, argv);
         }
     }
@@ -270,8 +338,17 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
     if (!a->data.ds.labels_path) return cli_usage(cmd, "--labels TABLE is required");
     if (!a->shots) return cli_usage(cmd, "--shots K is required");
     if (!a->out) return cli_usage(cmd, "--out RUN_DIR is required");
-    if (a->po.mode != MEDVLM_PEFT_LORA && a->targets_name)
-        return cli_usage(cmd, "--lora-targets goes with --peft lora");
+    if (a->po.mode != MEDVLM_PEFT_LORA && (a->targets_name || a->have_rank || a->have_alpha))
+        return cli_usage(cmd, "%s goes with --peft lora, not --peft %s",
+                         a->targets_name ? "--lora-targets"
+                         : a->have_rank  ? "--rank"
+                                         : "--lora-alpha",
+                         medvlm_peft_mode_name(a->po.mode));
+    if (a->have_patience && !a->val) return cli_usage(cmd, "--patience goes with --val K2");
+    if (a->json && !a->test) return cli_usage(cmd, "--json writes the test metrics: give --test");
+    if (a->test_images && !a->test) return cli_usage(cmd, "--test-images goes with --test TABLE");
+    if (a->shots + a->val > INT32_MAX / 2)
+        return cli_usage(cmd, "--shots + --val is too large (%ld)", a->shots + a->val);
     if (a->po.optimizer == MEDVLM_OPTIMIZER_ADAMW && !a->have_wd) a->po.weight_decay = 0.01f;
     a->po.seed = (uint64_t)a->seed;
     return CLI_OK;
@@ -286,6 +363,7 @@ struct split {
     char **names; /* borrowed from the dataset */
 };
 
+/* 1 loaded, 0 failed (the message, naming the image, in medvlm_last_error()). */
 static int load_pixels(const struct ft_args *a, const struct medvlm_model *m,
                        const struct medvlm_dataset *d, const int *idx, int n, struct split *s)
 {
@@ -318,6 +396,29 @@ static void split_free(struct split *s)
     mv_free(s->pixels);
     mv_free(s->labels);
     mv_free(s->names);
+    memset(s, 0, sizeof *s);
+}
+
+/* Every class needs --shots (+ --val) images: else one line naming the class, the table and
+ * how many it has. */
+static int enough_images(const struct ft_args *a, const struct medvlm_dataset *d)
+{
+    for (int c = 0; c < d->n_classes; c++) {
+        int have = 0;
+        for (int i = 0; i < d->n; i++) have += d->labels[i] == c;
+        if (have >= a->shots + a->val) continue;
+        if (a->val)
+            fprintf(stderr,
+                    "medvlm: class '%s' has %d image%s in %s, fewer than --shots %ld + --val "
+                    "%ld = %ld\n",
+                    d->classes[c], have, have == 1 ? "" : "s", a->data.ds.labels_path, a->shots,
+                    a->val, a->shots + a->val);
+        else
+            fprintf(stderr, "medvlm: class '%s' has %d image%s in %s, fewer than --shots %ld\n",
+                    d->classes[c], have, have == 1 ? "" : "s", a->data.ds.labels_path, a->shots);
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- checkpoint: the state + the generator, the epoch, the losses and the best epoch ---- */
@@ -332,13 +433,12 @@ struct progress {
     size_t nbest;
 };
 
-static int save_checkpoint(const struct ft_args *a, const struct medvlm_peft *p,
-                           const struct progress *g, const struct setting *set)
+static int save_checkpoint(const char *path, const struct medvlm_peft *p, const struct progress *g,
+                           const struct setting *set)
 {
     struct medvlm_st_writer *w = NULL;
-    char *path = mv_path_join(a->out, "checkpoint.safetensors");
     int ok = 0;
-    if (!path || medvlm_st_writer_init(&w) || medvlm_peft_state_add(p, w)) goto done;
+    if (medvlm_st_writer_init(&w) || medvlm_peft_state_add(p, w)) goto done;
     for (int i = 0; i < N_SETTINGS; i++) {
         char key[64];
         snprintf(key, sizeof key, "setting %s", set[i].flag);
@@ -358,7 +458,6 @@ static int save_checkpoint(const struct ft_args *a, const struct medvlm_peft *p,
     ok = medvlm_st_writer_save(w, path) == MEDVLM_OK;
 done:
     medvlm_st_writer_free(w);
-    mv_free(path);
     return ok;
 }
 
@@ -374,28 +473,14 @@ static const void *ck_tensor(const struct medvlm_st *st, const char *name, enum 
     return t->data;
 }
 
-/* 1 resumed (or nothing to resume: *found 0), 0 failed (printed). */
-static int load_checkpoint(const struct ft_args *a, struct medvlm_peft *p, struct progress *g,
-                           const struct setting *set, int *found)
+/* Resume from the checkpoint at path (which exists): 1 resumed, 0 failed (printed). Nothing
+ * is written here: a refused checkpoint stays as it was. */
+static int load_checkpoint(const char *path, const struct ft_args *a, struct medvlm_peft *p,
+                           struct progress *g, const struct setting *set)
 {
-    char *path = mv_path_join(a->out, "checkpoint.safetensors");
     struct medvlm_st *st = NULL;
     int ok = 0;
-    *found = 0;
-    if (!path) return 0;
-    if (!mv_is_file(path)) {
-        fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
-                path);
-        mv_free(path);
-        return 1;
-    }
-    if (medvlm_st_open(path, &st)) {
-        fprintf(stderr,
-                "medvlm: --resume: %s (a corrupt or truncated checkpoint: delete it to "
-                "start again)\n",
-                medvlm_last_error());
-        goto done;
-    }
+    if (medvlm_st_open(path, &st)) goto fail_msg;
     for (int i = 0; i < N_SETTINGS; i++) {
         char key[64];
         snprintf(key, sizeof key, "setting %s", set[i].flag);
@@ -403,7 +488,7 @@ static int load_checkpoint(const struct ft_args *a, struct medvlm_peft *p, struc
         if (!v || strcmp(v, set[i].value)) {
             fprintf(stderr,
                     "medvlm: --resume: %s was made with other settings: %s was '%s', this run "
-                    "has '%s'\n",
+                    "has '%s' (give the same, or another --out)\n",
                     path, set[i].flag, v ? v : "(not recorded)", set[i].value);
             goto done;
         }
@@ -412,9 +497,18 @@ static int load_checkpoint(const struct ft_args *a, struct medvlm_peft *p, struc
     const uint64_t *rng = ck_tensor(st, "run/rng", MEDVLM_DTYPE_I64, 32);
     const double *best = ck_tensor(st, "run/best_val", MEDVLM_DTYPE_F64, 8);
     if (!ep || !rng || !best) goto fail_msg;
-    if (ep[0] < 1 || ep[0] > a->epochs || ep[1] < 0 || ep[1] > ep[0] || ep[2] < 0) {
-        mv_err(MEDVLM_ERR_FORMAT, "%s: epoch %lld of %ld", path, (long long)ep[0], a->epochs);
+    if (ep[0] < 1 || ep[0] > (1L << 20) || ep[1] < 0 || ep[1] > ep[0] || ep[2] < 0 ||
+        ep[2] > ep[0]) {
+        mv_err(MEDVLM_ERR_FORMAT, "%s: run/epoch holds %lld, %lld, %lld", path, (long long)ep[0],
+               (long long)ep[1], (long long)ep[2]);
         goto fail_msg;
+    }
+    if (ep[0] > a->epochs) {
+        fprintf(stderr,
+                "medvlm: --resume: %s is after epoch %lld, beyond --epochs %ld: give --epochs "
+                "%lld or more\n",
+                path, (long long)ep[0], a->epochs, (long long)ep[0]);
+        goto done;
     }
     size_t nl = (size_t)ep[0] * sizeof(double);
     const double *l = ck_tensor(st, "run/losses", MEDVLM_DTYPE_F64, nl);
@@ -432,43 +526,51 @@ static int load_checkpoint(const struct ft_args *a, struct medvlm_peft *p, struc
     memcpy(g->losses, l, nl);
     memcpy(g->val_losses, vl, nl);
     if (bp) memcpy(g->best, bp, g->nbest * sizeof(float));
-    *found = 1;
     ok = 1;
     goto done;
 fail_msg:
     fprintf(stderr,
-            "medvlm: --resume: %s (a corrupt or truncated checkpoint: delete it to start "
-            "again)\n",
+            "medvlm: --resume: %s (a corrupt or truncated checkpoint: left as it is; delete it "
+            "to start again)\n",
             medvlm_last_error());
 done:
     medvlm_st_free(st);
-    mv_free(path);
     return ok;
 }
 
 /* ---- progress ---- */
 
-static void bar(int tty, long epoch, long epochs, int done, int total, double loss, double t0)
+/* The bar of one epoch on a terminal; returns its width, for bar_clear. done0 epochs were
+ * finished before this session (a resumed run): the ETA counts from there. */
+static int bar(long epoch, long epochs, long done0, int done, int total, double loss, double t0)
 {
-    if (!tty) return;
-    double el = mv_now() - t0, frac = ((double)(epoch - 1) + (double)done / total) / epochs;
+    double el = mv_now() - t0;
+    double frac = ((double)(epoch - 1 - done0) + (double)done / total) / (double)(epochs - done0);
     double eta = frac > 0 ? el / frac - el : 0;
     char b[21];
     int fill = (int)(20.0 * done / total);
     for (int i = 0; i < 20; i++) b[i] = i < fill ? '#' : '.';
     b[20] = 0;
-    fprintf(stderr, "\repoch %ld/%ld [%s] %d/%d loss %.4f ETA %02d:%02d ", epoch, epochs, b, done,
-            total, loss, (int)(eta / 60), (int)fmod(eta, 60));
+    int w = fprintf(stderr, "\repoch %ld/%ld [%s] %d/%d loss %.4f ETA %dm%02ds ", epoch, epochs, b,
+                    done, total, loss, (int)eta / 60, (int)eta % 60);
     fflush(stderr);
+    return w > 0 ? w : 0;
+}
+
+static void bar_clear(int width)
+{
+    if (width > 0) fprintf(stderr, "\r%*s\r", width, "");
 }
 
 /* ---- the run ---- */
 
 static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
-                          const struct progress *g, const struct setting *set, int n_train,
-                          int n_val, const struct medvlm_metrics *met, char *const *classes, int K,
+                          const struct progress *g, const struct setting *set,
+                          const struct split *tr, const struct split *va,
+                          const struct medvlm_metrics *met, char *const *classes, int K,
                           double seconds)
 {
+    const int n_train = tr->n, n_val = va->n;
     cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "settings");
     cJSON *ep = cJSON_AddArrayToObject(o, "epochs");
     for (int i = 0; i < N_SETTINGS; i++) cJSON_AddStringToObject(s, set[i].flag, set[i].value);
@@ -483,6 +585,11 @@ static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
     cJSON_AddNumberToObject(o, "seconds", seconds);
     cJSON *cl = cJSON_AddArrayToObject(o, "classes");
     for (int k = 0; k < K; k++) cJSON_AddItemToArray(cl, cJSON_CreateString(classes[k]));
+    /* the images trained on (`medvlm sample`'s for the same seed) and validated on */
+    cJSON *tn = cJSON_AddArrayToObject(o, "train_image_names");
+    for (int i = 0; i < n_train; i++) cJSON_AddItemToArray(tn, cJSON_CreateString(tr->names[i]));
+    cJSON *vn = cJSON_AddArrayToObject(o, "val_image_names");
+    for (int i = 0; i < n_val; i++) cJSON_AddItemToArray(vn, cJSON_CreateString(va->names[i]));
     for (long e = 0; e < g->epoch; e++) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddNumberToObject(r, "epoch", (double)(e + 1));
@@ -498,6 +605,10 @@ static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
         cJSON_AddNumberToObject(t, "balanced_accuracy", met->balanced_accuracy);
         cJSON_AddNumberToObject(t, "accuracy", met->accuracy);
         cJSON_AddNumberToObject(t, "macro_f1", met->macro_f1);
+        if (isnan(met->quadratic_kappa))
+            cJSON_AddNullToObject(t, "quadratic_kappa");
+        else
+            cJSON_AddNumberToObject(t, "quadratic_kappa", met->quadratic_kappa);
         cJSON *rc = cJSON_AddArrayToObject(t, "per_class_recall");
         for (int k = 0; k < met->n_classes; k++)
             cJSON_AddItemToArray(rc, isnan(met->per_class_recall[k])
@@ -505,29 +616,29 @@ static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
                                          : cJSON_CreateNumber(met->per_class_recall[k]));
     }
     char *text = cJSON_Print(o), *path = mv_path_join(a->out, "run.json");
-    int ok = text && path && mv_write_file_atomic(path, text, strlen(text)) == MEDVLM_OK;
+    int ok = 0;
+    if (!text || !path)
+        mv_err(MEDVLM_ERR_NOMEM, "run.json: out of memory");
+    else
+        ok = mv_write_file_atomic(path, text, strlen(text)) == MEDVLM_OK;
     cJSON_free(text);
     mv_free(path);
     cJSON_Delete(o);
     return ok;
 }
 
-/* Evaluate on the --test table in chunks of the batch size: metrics and the table printed. */
+/* Evaluate on the --test dataset d in chunks: the metrics, and the table printed as
+ * `medvlm zeroshot` prints its own. 0 on failure (printed). */
 static int evaluate(const struct ft_args *a, struct medvlm_peft *p, const struct medvlm_model *m,
-                    char *const *classes, int K, struct medvlm_metrics *met)
+                    const struct medvlm_dataset *d, char *const *classes, int K,
+                    struct medvlm_metrics *met)
 {
-    struct medvlm_dataset_options o = a->data.ds;
-    struct medvlm_dataset *d = NULL;
     struct split s = {0};
     float *logits = NULL;
     int64_t *preds = NULL;
     int *idx = NULL, ok = 0;
-    o.labels_path = a->test;
-    if (a->test_images) o.images_dir = a->test_images;
-    o.class_names = (const char *const *)classes;
-    o.n_class_names = K;
-    o.classes = NULL;
-    if (medvlm_dataset_load(&o, &d)) goto done;
+    char *table = NULL;
+    const char *what = a->test;
     idx = mv_malloc((size_t)(d->n ? d->n : 1) * sizeof(int));
     logits = mv_malloc((size_t)(d->n ? d->n : 1) * K * sizeof(float));
     preds = mv_malloc((size_t)(d->n ? d->n : 1) * sizeof(int64_t));
@@ -536,58 +647,177 @@ static int evaluate(const struct ft_args *a, struct medvlm_peft *p, const struct
     for (int i0 = 0; i0 < d->n; i0 += chunk) {
         int n = MV_MIN(chunk, d->n - i0);
         for (int i = 0; i < n; i++) idx[i] = i0 + i;
-        if (!load_pixels(a, m, d, idx, n, &s)) goto done;
-        if (medvlm_peft_logits(p, s.pixels, n, NULL, logits + (size_t)i0 * K, NULL)) goto done;
+        if (!load_pixels(a, m, d, idx, n, &s) ||
+            medvlm_peft_logits(p, s.pixels, n, NULL, logits + (size_t)i0 * K, NULL))
+            goto done;
         split_free(&s);
-        memset(&s, 0, sizeof s);
     }
-    char *table = NULL;
     if (medvlm_argmax_rows(logits, d->n, K, preds) ||
         medvlm_metrics_compute(d->labels, preds, d->n, K, met) ||
         medvlm_metrics_format_table(met, (const char *const *)classes, &table))
         goto done;
-    printf("fine-tuned (%s), test %s: %d images\n", medvlm_peft_mode_name(a->po.mode), a->test,
-           d->n);
+    printf("fine-tuned (%s), %d test images of %s, %d classes\n", medvlm_peft_mode_name(a->po.mode),
+           d->n, a->test, K);
     fputs(table, stdout);
-    medvlm_free(table);
+    what = a->json;
     if (a->json && medvlm_metrics_write_json(a->json, met, (const char *const *)classes)) goto done;
     ok = 1;
 done:
-    if (!ok) cli_fail(a->test);
+    if (!ok) {
+        /* the library's messages name the file; add ours only where they do not */
+        const char *e = medvlm_last_error();
+        if (what && e && strstr(e, what)) what = NULL;
+        cli_fail(what);
+    }
+    medvlm_free(table);
     split_free(&s);
-    medvlm_dataset_free(d);
     mv_free(idx);
     mv_free(logits);
     mv_free(preds);
     return ok;
 }
 
+/* Train from epoch g->epoch + 1 to --epochs (or --stop-after, or an early stop), a checkpoint
+ * after each epoch. 1 done (*stopped: 1 early stop, 2 --stop-after), 0 failed (printed). */
+static int train(const struct ft_args *a, struct medvlm_peft *p, const struct split *tr,
+                 const struct split *va, size_t per, struct progress *g, const struct setting *set,
+                 const char *ck_path, int *stopped)
+{
+    const int B = a->po.max_batch, tty = isatty(STDERR_FILENO);
+    const long done0 = g->epoch;
+    int *perm = mv_malloc((size_t)(tr->n ? tr->n : 1) * sizeof(int)), ok = 0, width = 0;
+    float *batch = mv_malloc((size_t)B * per * sizeof(float)); /* (B, 3, S, S) */
+    int64_t *blab = mv_malloc((size_t)B * sizeof(int64_t));
+    const char *what = NULL;
+    if (!perm || !batch || !blab) goto done;
+    /* an early-stopped run stays stopped when resumed with the same --patience */
+    *stopped = va->n && g->since_best >= a->patience;
+    double t0 = mv_now();
+    while (g->epoch < a->epochs && !*stopped) {
+        long e = g->epoch + 1;
+        for (int i = 0; i < tr->n; i++) perm[i] = i;
+        mv_rng_shuffle(&g->rng, perm, tr->n);
+        double sum = 0;
+        int steps = (tr->n + B - 1) / B;
+        for (int s = 0; s < steps; s++) {
+            int nb = MV_MIN(B, tr->n - s * B);
+            for (int j = 0; j < nb; j++) {
+                int i = perm[s * B + j];
+                memcpy(batch + (size_t)j * per, tr->pixels + (size_t)i * per, per * sizeof(float));
+                blab[j] = tr->labels[i];
+            }
+            float loss;
+            if (medvlm_peft_step(p, batch, blab, nb, &loss)) goto done;
+            sum += (double)loss * nb;
+            if (tty) width = bar(e, a->epochs, done0, s + 1, steps, sum / (s * B + nb), t0);
+        }
+        g->losses[e - 1] = sum / tr->n;
+        if (va->n) {
+            float vl;
+            if (medvlm_peft_logits(p, va->pixels, va->n, va->labels, NULL, &vl)) goto done;
+            g->val_losses[e - 1] = vl;
+            if (vl < g->best_val) {
+                g->best_val = vl;
+                g->best_epoch = e;
+                g->since_best = 0;
+                medvlm_peft_snapshot(p, g->best);
+            } else if (++g->since_best >= a->patience) {
+                *stopped = 1;
+            }
+        }
+        g->epoch = e;
+        if (tty) bar_clear(width);
+        if (va->n)
+            fprintf(stderr, "epoch %ld/%ld loss %.6f val_loss %.6f%s (%.1f s)\n", e, a->epochs,
+                    g->losses[e - 1], g->val_losses[e - 1], g->best_epoch == e ? " best" : "",
+                    mv_now() - t0);
+        else
+            fprintf(stderr, "epoch %ld/%ld loss %.6f (%.1f s)\n", e, a->epochs, g->losses[e - 1],
+                    mv_now() - t0);
+        if (!save_checkpoint(ck_path, p, g, set)) {
+            what = ck_path;
+            goto done;
+        }
+        if (a->stop_after && e >= a->stop_after && g->epoch < a->epochs && !*stopped) *stopped = 2;
+    }
+    ok = 1;
+done:
+    if (!ok) {
+        if (tty) bar_clear(width);
+        const char *e = medvlm_last_error();
+        cli_fail(what && e && strstr(e, what) ? NULL : what);
+    }
+    mv_free(perm);
+    mv_free(batch);
+    mv_free(blab);
+    return ok;
+}
+
+/* The prompts' class names as one "A,B,C" list: the default of --classes. */
+static char *classes_csv(const struct medvlm_prompts *pr)
+{
+    size_t n = 1;
+    for (int k = 0; k < pr->n_classes; k++) n += strlen(pr->classes[k]) + 1;
+    char *s = mv_malloc(n);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (int k = 0; k < pr->n_classes; k++) {
+        if (k) strcat(s, ",");
+        strcat(s, pr->classes[k]);
+    }
+    return s;
+}
+
 int cmd_finetune(int argc, char **argv)
 {
     struct ft_args a = {0};
     int rc = parse_args(argc, argv, &a);
-    if (rc != CLI_OK || argc < 2) return argc < 2 ? cli_usage("finetune", "no arguments") : rc;
+    if (rc != CLI_OK || a.help || argc < 2)
+        return argc < 2 ? cli_usage("finetune", "no arguments") : rc;
     if (a.data.threads) medvlm_set_threads(a.data.threads);
     struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;
     struct medvlm_prompts *pr = NULL;
-    struct medvlm_dataset *d = NULL;
+    struct medvlm_dataset *d = NULL, *td = NULL;
     struct medvlm_peft *p = NULL;
     struct split tr = {0}, va = {0};
     struct progress g = {0};
     struct medvlm_metrics met = {0};
     struct setting set[N_SETTINGS];
     float *protos = NULL;
-    int *idx = NULL, *order = NULL, *map = NULL, n_idx = 0, have_met = 0;
+    char *ck_path = mv_path_join(a.out, "checkpoint.safetensors"), *csv = NULL;
+    int *idx = NULL, *order = NULL, *map = NULL, n_idx = 0, have_met = 0, stopped = 0;
     rc = CLI_FAIL;
     double t_start = mv_now();
+    if (!ck_path) goto fail_msg;
 
-    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL, &m) || medvlm_tokenizer_load(a.model, &tok) ||
-        medvlm_prompts_load(a.prompts, &pr) || medvlm_dataset_load(&a.data.ds, &d)) {
-        cli_fail(NULL);
+    /* a run folder's checkpoint is never overwritten by a new run: --resume continues it */
+    int have_ck = mv_is_file(ck_path);
+    if (have_ck && !a.resume) {
+        fprintf(stderr,
+                "medvlm: --out %s already holds a run (%s): add --resume to continue it, or "
+                "give another --out\n",
+                a.out, ck_path);
         goto done;
     }
+    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL, &m) || medvlm_tokenizer_load(a.model, &tok) ||
+        medvlm_prompts_load(a.prompts, &pr))
+        goto fail_msg;
+    if (!a.data.ds.classes) {
+        if (!(csv = classes_csv(pr))) goto fail_msg;
+        a.data.ds.classes = csv;
+    }
+    if (medvlm_dataset_load(&a.data.ds, &d)) goto fail_msg;
     const int K = d->n_classes, D = medvlm_model_config(m)->projection_dim;
+    if (a.test) { /* read (and every image checked) before training, not after */
+        struct medvlm_dataset_options o = a.data.ds;
+        o.labels_path = a.test;
+        if (a.test_images) o.images_dir = a.test_images;
+        o.class_names = (const char *const *)d->classes;
+        o.n_class_names = K;
+        o.classes = NULL;
+        if (medvlm_dataset_load(&o, &td)) goto fail_msg;
+    }
     /* the head's classes are the table's, each matched to its prompts by name */
     map = mv_calloc((size_t)K, sizeof *map);
     protos = mv_calloc((size_t)K * D, sizeof(float));
@@ -602,6 +832,7 @@ int cmd_finetune(int argc, char **argv)
             goto done;
         }
     }
+    if (!enough_images(&a, d)) goto done;
     if (!cli_prompt_prototypes(m, tok, pr, map, K, protos)) {
         cli_fail(a.prompts);
         goto done;
@@ -610,37 +841,28 @@ int cmd_finetune(int argc, char **argv)
      * in the sampler's order are exactly `medvlm sample --shots K`'s */
     if (medvlm_fewshot_sample(d->labels, d->n, K, (int)(a.shots + a.val), a.seed, 0, &idx,
                               &n_idx)) {
-        if (a.val)
-            fprintf(stderr, "medvlm: --shots %ld + --val %ld images per class: ", a.shots, a.val);
         cli_fail(a.data.ds.labels_path);
         goto done;
     }
-    order = mv_malloc((size_t)n_idx * sizeof(int));
+    order = mv_malloc((size_t)(n_idx ? n_idx : 1) * sizeof(int));
     if (!order) goto fail_msg;
     {
+        /* idx is class by class, shots + val each: the first shots of a class train */
         int nt = 0, nv = 0, per = (int)(a.shots + a.val);
         for (int i = 0; i < n_idx; i++)
-            order[(i % per) < a.shots ? nt++ : n_idx - 1 - nv++] = idx[i];
-        /* validation images keep their sampler order */
-        for (int i = 0; i < nv / 2; i++) {
-            int t = order[nt + i];
-            order[nt + i] = order[n_idx - 1 - i];
-            order[n_idx - 1 - i] = t;
-        }
-        if (!load_pixels(&a, m, d, order, nt, &tr) || !load_pixels(&a, m, d, order + nt, nv, &va)) {
-            cli_fail(NULL);
-            goto done;
-        }
+            if (i % per < a.shots) order[nt++] = idx[i];
+        for (int i = 0; i < n_idx; i++)
+            if (i % per >= a.shots) order[nt + nv++] = idx[i];
+        if (!load_pixels(&a, m, d, order, nt, &tr) || !load_pixels(&a, m, d, order + nt, nv, &va))
+            goto fail_msg;
     }
     if (mkdir(a.out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "medvlm: cannot create the run folder %s: %s\n", a.out, strerror(errno));
+        fprintf(stderr, "medvlm: cannot create the run folder --out %s: %s\n", a.out,
+                strerror(errno));
         goto done;
     }
-    if (medvlm_peft_init(m, &a.po, protos, K, &p)) {
-        cli_fail(NULL);
-        goto done;
-    }
-    settings_of(&a, medvlm_model_fingerprint(m), set);
+    if (medvlm_peft_init(m, &a.po, protos, K, &p)) goto fail_msg;
+    settings_of(&a, medvlm_peft_options_of(p), medvlm_model_fingerprint(m), d->classes, K, set);
     g.losses = mv_calloc((size_t)a.epochs, sizeof(double));
     g.val_losses = mv_calloc((size_t)a.epochs, sizeof(double));
     if (!g.losses || !g.val_losses) goto fail_msg;
@@ -651,99 +873,54 @@ int cmd_finetune(int argc, char **argv)
     }
     g.best_val = INFINITY;
     mv_rng_seed(&g.rng, (uint64_t)a.seed ^ 0x5eedf17e7u);
-    int found = 0;
-    if (a.resume && !load_checkpoint(&a, p, &g, set, &found)) goto done;
-    if (found)
+    if (a.resume && !have_ck)
+        fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
+                ck_path);
+    if (a.resume && have_ck) {
+        if (!load_checkpoint(ck_path, &a, p, &g, set)) goto done;
         fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a.out, g.epoch, a.epochs);
+    }
     printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
            "%ld epochs of batch %d\n",
            a.model, medvlm_peft_mode_name(a.po.mode), medvlm_peft_trainable(p), tr.n, va.n,
            a.epochs, a.po.max_batch);
     fflush(stdout);
 
-    const int B = a.po.max_batch, tty = isatty(STDERR_FILENO);
-    const struct medvlm_preproc_config *pp = medvlm_model_preproc(m);
     int H, W;
-    medvlm_image_preprocess_fixed_size(pp, &a.data.pre, &H, &W);
-    const size_t per = 3 * (size_t)H * W;
-    int *perm = mv_malloc((size_t)tr.n * sizeof(int));
-    float *batch = mv_malloc((size_t)B * per * sizeof(float));
-    int64_t *blab = mv_malloc((size_t)B * sizeof(int64_t));
-    if (!perm || !batch || !blab) {
-        mv_free(perm), mv_free(batch), mv_free(blab);
+    if (medvlm_image_preprocess_fixed_size(medvlm_model_preproc(m), &a.data.pre, &H, &W))
         goto fail_msg;
+    if (!train(&a, p, &tr, &va, 3 * (size_t)H * W, &g, set, ck_path, &stopped)) goto done;
+    if (stopped == 2) {
+        printf("stopped after epoch %ld of %ld (--stop-after): the checkpoint %s continues it "
+               "with --resume\n",
+               g.epoch, a.epochs, ck_path);
+        rc = CLI_OK;
+        goto done;
     }
-    double t0 = mv_now();
-    int stopped = 0;
-    while (g.epoch < a.epochs && !stopped) {
-        long e = g.epoch + 1;
-        for (int i = 0; i < tr.n; i++) perm[i] = i;
-        mv_rng_shuffle(&g.rng, perm, tr.n);
-        double sum = 0;
-        int steps = (tr.n + B - 1) / B;
-        for (int s = 0; s < steps; s++) {
-            int nb = MV_MIN(B, tr.n - s * B);
-            for (int j = 0; j < nb; j++) {
-                int i = perm[s * B + j];
-                memcpy(batch + (size_t)j * per, tr.pixels + (size_t)i * per, per * sizeof(float));
-                blab[j] = tr.labels[i];
-            }
-            float loss;
-            if (medvlm_peft_step(p, batch, blab, nb, &loss)) {
-                mv_free(perm), mv_free(batch), mv_free(blab);
-                goto fail_msg;
-            }
-            sum += (double)loss * nb;
-            bar(tty, e, a.epochs, s + 1, steps, sum / (s * B + nb), t0);
-        }
-        g.losses[e - 1] = sum / tr.n;
-        if (va.n) {
-            float vl;
-            if (medvlm_peft_logits(p, va.pixels, va.n, va.labels, NULL, &vl)) {
-                mv_free(perm), mv_free(batch), mv_free(blab);
-                goto fail_msg;
-            }
-            g.val_losses[e - 1] = vl;
-            if (vl < g.best_val) {
-                g.best_val = vl;
-                g.best_epoch = e;
-                g.since_best = 0;
-                medvlm_peft_snapshot(p, g.best);
-            } else if (++g.since_best >= a.patience) {
-                stopped = 1;
-            }
-        }
-        g.epoch = e;
-        if (tty) fputc('\r', stderr);
-        if (va.n)
-            fprintf(stderr, "epoch %ld/%ld loss %.6f val_loss %.6f%s (%.1f s)%s\n", e, a.epochs,
-                    g.losses[e - 1], g.val_losses[e - 1], g.best_epoch == e ? " *" : "",
-                    mv_now() - t0, tty ? "          " : "");
-        else
-            fprintf(stderr, "epoch %ld/%ld loss %.6f (%.1f s)%s\n", e, a.epochs, g.losses[e - 1],
-                    mv_now() - t0, tty ? "                    " : "");
-        if (!save_checkpoint(&a, p, &g, set)) {
-            mv_free(perm), mv_free(batch), mv_free(blab);
-            cli_fail("writing the checkpoint");
-            goto done;
-        }
-    }
-    mv_free(perm), mv_free(batch), mv_free(blab);
     if (stopped)
         fprintf(stderr,
-                "medvlm: early stop after epoch %ld: no better validation loss for %ld "
-                "epochs (best: epoch %ld)\n",
-                g.epoch, a.patience, g.best_epoch);
+                "medvlm: early stop after epoch %ld: no better validation loss for %ld epoch%s "
+                "(best: epoch %ld)\n",
+                g.epoch, a.patience, a.patience == 1 ? "" : "s", g.best_epoch);
+    printf("trained %ld epoch%s, %ld steps: loss %.4f -> %.4f", g.epoch, g.epoch == 1 ? "" : "s",
+           medvlm_peft_steps(p), g.losses[0], g.losses[g.epoch - 1]);
+    if (va.n)
+        printf(", best val_loss %.4f at epoch %ld (its parameters kept)", g.best_val, g.best_epoch);
+    printf("\n");
     if (g.best && g.best_epoch > 0) medvlm_peft_restore(p, g.best);
     if (medvlm_peft_save_run(p, a.out, (const char *const *)d->classes)) goto fail_msg;
-    if (a.test) {
-        if (!evaluate(&a, p, m, d->classes, K, &met)) goto done;
+    if (td) {
+        if (!evaluate(&a, p, m, td, d->classes, K, &met)) goto done;
         have_met = 1;
     }
-    if (!write_run_json(&a, p, &g, set, tr.n, va.n, have_met ? &met : NULL, d->classes, K,
+    if (!write_run_json(&a, p, &g, set, &tr, &va, have_met ? &met : NULL, d->classes, K,
                         mv_now() - t_start))
         goto fail_msg;
-    printf("run written to %s\n", a.out);
+    printf("wrote %s: %shead.safetensors, run.json (%.1f s)\n", a.out,
+           a.po.mode == MEDVLM_PEFT_LORA   ? "adapter_model.safetensors, adapter_config.json, "
+           : a.po.mode == MEDVLM_PEFT_HEAD ? ""
+                                           : "trained_params.safetensors, ",
+           mv_now() - t_start);
     rc = CLI_OK;
     goto done;
 fail_msg:
@@ -759,7 +936,10 @@ done:
     mv_free(protos);
     mv_free(map);
     mv_free(order);
+    mv_free(ck_path);
+    mv_free(csv);
     medvlm_free(idx);
+    medvlm_dataset_free(td);
     medvlm_dataset_free(d);
     medvlm_prompts_free(pr);
     medvlm_tokenizer_free(tok);
