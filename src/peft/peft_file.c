@@ -81,15 +81,21 @@ enum medvlm_status medvlm_peft_state_load(struct medvlm_peft *p, const struct me
 
 static char *lora_regex(unsigned targets)
 {
-    char mods[96] = "";
-    for (int t = 0; t < MV_LORA_N; t++)
-        if (targets & (1u << t)) {
-            if (mods[0]) strcat(mods, "|");
-            strcat(mods, mv_lora_module(t));
-        }
     /* peft matches a string target_modules with re.fullmatch on each module's name: the
-     * vision tower's layers only (the text tower has modules of the same names) */
-    return mv_asprintf("vision_model\\.encoder\\.layers\\.\\d+\\.(self_attn|mlp)\\.(%s)", mods);
+     * vision tower's layers only (the text tower has modules of the same names), each module
+     * under its own parent */
+    char attn[64] = "", mlp[32] = "";
+    for (int t = 0; t < MV_LORA_N; t++) {
+        if (!(targets & (1u << t))) continue;
+        char *dst = t >= MV_LORA_FC1 ? mlp : attn;
+        if (dst[0]) strcat(dst, "|");
+        strcat(dst, mv_lora_module(t));
+    }
+    if (attn[0] && mlp[0])
+        return mv_asprintf("vision_model\\.encoder\\.layers\\.\\d+\\.(self_attn\\.(%s)|mlp\\.(%s))",
+                           attn, mlp);
+    return mv_asprintf("vision_model\\.encoder\\.layers\\.\\d+\\.%s\\.(%s)",
+                       attn[0] ? "self_attn" : "mlp", attn[0] ? attn : mlp);
 }
 
 static enum medvlm_status write_adapter_config(const struct medvlm_peft *p, const char *dir,
@@ -126,12 +132,12 @@ done:
 enum medvlm_status medvlm_peft_save_run(const struct medvlm_peft *p, const char *dir,
                                         const char *const *classes)
 {
-    struct medvlm_st_writer *w = NULL, *h = NULL;
+    struct medvlm_st_writer *w = NULL;
     char name[256], *path = NULL;
     const char *base = p->m->dir;
     int lora = p->o.mode == MEDVLM_PEFT_LORA;
     enum medvlm_status st = medvlm_st_writer_init(&w);
-    if (st || (st = medvlm_st_writer_init(&h))) goto done;
+    if (st) goto done;
     if ((st = medvlm_st_writer_meta(w, "format", "pt"))) goto done;
     if ((st = medvlm_st_writer_meta(w, "medvlm_peft", medvlm_peft_mode_name(p->o.mode)))) goto done;
     if ((st = mv_provenance_write(w, &(struct medvlm_provenance){p->m->fingerprint, base})))
@@ -158,8 +164,6 @@ enum medvlm_status medvlm_peft_save_run(const struct medvlm_peft *p, const char 
         st = MEDVLM_ERR_NOMEM;
         goto done;
     }
-    medvlm_st_writer_free(h);
-    h = NULL;
     char **names = NULL;
     if (!classes) { /* "0", "1", ...: a prototypes file names its classes */
         names = mv_calloc((size_t)p->K, sizeof *names);
@@ -176,7 +180,6 @@ enum medvlm_status medvlm_peft_save_run(const struct medvlm_peft *p, const char 
     mv_free(names);
 done:
     medvlm_st_writer_free(w);
-    medvlm_st_writer_free(h);
     mv_free(path);
     return st;
 }
