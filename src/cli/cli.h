@@ -8,6 +8,8 @@
 
 #include "medvlm.h"
 
+#include "core/core.h"
+
 #include <stdio.h>
 
 #define CLI_OK    0
@@ -135,6 +137,35 @@ void cli_model_free(struct cli_model *cm);
 #define CLI_RUN_HELP                                                                               \
     "  --run RUN_DIR         apply the fine-tuning of `medvlm finetune --out RUN_DIR` to the\n"    \
     "                        model (unmerged; a run of another model is refused)\n"
+
+/* ---- medvlm finetune's checkpoint (finetune_checkpoint.c) ---- */
+
+/* The settings a checkpoint must share with the run that resumes it, as "flag value" pairs:
+ * the first that differs is named. --epochs, --patience and --stop-after are left out: they
+ * decide when training stops, not what an epoch computes. */
+struct cli_ft_setting {
+    const char *flag;
+    char value[512];
+};
+#define CLI_FT_SETTINGS 17
+
+/* Where a run stands after an epoch. */
+struct cli_ft_progress {
+    long epoch; /* epochs finished */
+    struct mv_rng rng;
+    double *losses, *val_losses; /* (epochs) */
+    double best_val;
+    long best_epoch, since_best;
+    float *best; /* snapshot of the best epoch's parameters (with --val) */
+    size_t nbest;
+};
+/* Write path atomically: the state of p, g and the settings. 1 on success. */
+int cli_ft_checkpoint_save(const char *path, const struct medvlm_peft *p,
+                           const struct cli_ft_progress *g, const struct cli_ft_setting *set);
+/* Resume from the checkpoint at path (which exists) for a run of `epochs` epochs: 1 resumed,
+ * 0 refused or failed (printed). Nothing is written: a refused checkpoint stays as it was. */
+int cli_ft_checkpoint_load(const char *path, long epochs, struct medvlm_peft *p,
+                           struct cli_ft_progress *g, const struct cli_ft_setting *set);
 
 typedef void (*cli_progress_fn)(int done, int total, int computed, double seconds, void *user);
 /* A progress line on stderr when it is a terminal, else NULL (no output). */

@@ -115,15 +115,6 @@ struct ft_args {
     int resume, have_wd, have_rank, have_alpha, have_patience, help;
 };
 
-/* The settings a checkpoint must share with the run that resumes it, as "flag value" pairs:
- * the first that differs is named. --epochs, --patience and --stop-after are left out: they
- * decide when training stops, not what an epoch computes. */
-struct setting {
-    const char *flag;
-    char value[512];
-};
-#define N_SETTINGS 17
-
 /* The shortest decimal that reads back as the same float (0.001, not 0.00100000005). */
 static void float_text(char *buf, size_t n, float x)
 {
@@ -134,7 +125,8 @@ static void float_text(char *buf, size_t n, float x)
 }
 
 static void settings_of(const struct ft_args *a, const struct medvlm_peft_options *o,
-                        const char *fingerprint, char *const *classes, int K, struct setting *s)
+                        const char *fingerprint, char *const *classes, int K,
+                        struct cli_ft_setting *s)
 {
     static const char *const targets[] = {"q", "k", "v", "o", "fc1", "fc2"};
     int lora = o->mode == MEDVLM_PEFT_LORA, i = 0;
@@ -421,123 +413,6 @@ static int enough_images(const struct ft_args *a, const struct medvlm_dataset *d
     return 1;
 }
 
-/* ---- checkpoint: the state + the generator, the epoch, the losses and the best epoch ---- */
-
-struct progress {
-    long epoch; /* epochs finished */
-    struct mv_rng rng;
-    double *losses, *val_losses; /* (epochs) */
-    double best_val;
-    long best_epoch, since_best;
-    float *best; /* snapshot of the best epoch's parameters (with --val) */
-    size_t nbest;
-};
-
-static int save_checkpoint(const char *path, const struct medvlm_peft *p, const struct progress *g,
-                           const struct setting *set)
-{
-    struct medvlm_st_writer *w = NULL;
-    int ok = 0;
-    if (medvlm_st_writer_init(&w) || medvlm_peft_state_add(p, w)) goto done;
-    for (int i = 0; i < N_SETTINGS; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "setting %s", set[i].flag);
-        if (medvlm_st_writer_meta(w, key, set[i].value)) goto done;
-    }
-    int64_t ep[4] = {g->epoch, g->best_epoch, g->since_best, 0};
-    double best = g->best_val;
-    int64_t ne = g->epoch ? g->epoch : 1;
-    if (medvlm_st_writer_add(w, "run/epoch", MEDVLM_DTYPE_I64, 1, (int64_t[]){4}, ep) ||
-        medvlm_st_writer_add(w, "run/rng", MEDVLM_DTYPE_I64, 1, (int64_t[]){4}, g->rng.s) ||
-        medvlm_st_writer_add(w, "run/best_val", MEDVLM_DTYPE_F64, 1, (int64_t[]){1}, &best) ||
-        medvlm_st_writer_add(w, "run/losses", MEDVLM_DTYPE_F64, 1, &ne, g->losses) ||
-        medvlm_st_writer_add(w, "run/val_losses", MEDVLM_DTYPE_F64, 1, &ne, g->val_losses) ||
-        (g->best && medvlm_st_writer_add(w, "run/best", MEDVLM_DTYPE_F32, 1,
-                                         (int64_t[]){(int64_t)g->nbest}, g->best)))
-        goto done;
-    ok = medvlm_st_writer_save(w, path) == MEDVLM_OK;
-done:
-    medvlm_st_writer_free(w);
-    return ok;
-}
-
-static const void *ck_tensor(const struct medvlm_st *st, const char *name, enum medvlm_dtype dt,
-                             size_t nbytes)
-{
-    const struct medvlm_tensor_info *t = medvlm_st_find(st, name);
-    if (!t || t->dtype != dt || t->nbytes != nbytes) {
-        mv_err(MEDVLM_ERR_FORMAT, "%s: tensor \"%s\" missing or of the wrong size",
-               medvlm_st_path(st), name);
-        return NULL;
-    }
-    return t->data;
-}
-
-/* Resume from the checkpoint at path (which exists): 1 resumed, 0 failed (printed). Nothing
- * is written here: a refused checkpoint stays as it was. */
-static int load_checkpoint(const char *path, const struct ft_args *a, struct medvlm_peft *p,
-                           struct progress *g, const struct setting *set)
-{
-    struct medvlm_st *st = NULL;
-    int ok = 0;
-    if (medvlm_st_open(path, &st)) goto fail_msg;
-    for (int i = 0; i < N_SETTINGS; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "setting %s", set[i].flag);
-        const char *v = medvlm_st_metadata(st, key);
-        if (!v || strcmp(v, set[i].value)) {
-            fprintf(stderr,
-                    "medvlm: --resume: %s was made with other settings: %s was '%s', this run "
-                    "has '%s' (give the same, or another --out)\n",
-                    path, set[i].flag, v ? v : "(not recorded)", set[i].value);
-            goto done;
-        }
-    }
-    const int64_t *ep = ck_tensor(st, "run/epoch", MEDVLM_DTYPE_I64, 32);
-    const uint64_t *rng = ck_tensor(st, "run/rng", MEDVLM_DTYPE_I64, 32);
-    const double *best = ck_tensor(st, "run/best_val", MEDVLM_DTYPE_F64, 8);
-    if (!ep || !rng || !best) goto fail_msg;
-    if (ep[0] < 1 || ep[0] > (1L << 20) || ep[1] < 0 || ep[1] > ep[0] || ep[2] < 0 ||
-        ep[2] > ep[0]) {
-        mv_err(MEDVLM_ERR_FORMAT, "%s: run/epoch holds %lld, %lld, %lld", path, (long long)ep[0],
-               (long long)ep[1], (long long)ep[2]);
-        goto fail_msg;
-    }
-    if (ep[0] > a->epochs) {
-        fprintf(stderr,
-                "medvlm: --resume: %s is after epoch %lld, beyond --epochs %ld: give --epochs "
-                "%lld or more\n",
-                path, (long long)ep[0], a->epochs, (long long)ep[0]);
-        goto done;
-    }
-    size_t nl = (size_t)ep[0] * sizeof(double);
-    const double *l = ck_tensor(st, "run/losses", MEDVLM_DTYPE_F64, nl);
-    const double *vl = ck_tensor(st, "run/val_losses", MEDVLM_DTYPE_F64, nl);
-    if (!l || !vl) goto fail_msg;
-    const float *bp = NULL;
-    if (g->best && !(bp = ck_tensor(st, "run/best", MEDVLM_DTYPE_F32, g->nbest * sizeof(float))))
-        goto fail_msg;
-    if (medvlm_peft_state_load(p, st)) goto fail_msg;
-    g->epoch = ep[0];
-    g->best_epoch = ep[1];
-    g->since_best = ep[2];
-    memcpy(g->rng.s, rng, 32);
-    g->best_val = *best;
-    memcpy(g->losses, l, nl);
-    memcpy(g->val_losses, vl, nl);
-    if (bp) memcpy(g->best, bp, g->nbest * sizeof(float));
-    ok = 1;
-    goto done;
-fail_msg:
-    fprintf(stderr,
-            "medvlm: --resume: %s (a corrupt or truncated checkpoint: left as it is; delete it "
-            "to start again)\n",
-            medvlm_last_error());
-done:
-    medvlm_st_free(st);
-    return ok;
-}
-
 /* ---- progress ---- */
 
 /* The bar of one epoch on a terminal; returns its width, for bar_clear. done0 epochs were
@@ -565,7 +440,7 @@ static void bar_clear(int width)
 /* ---- the run ---- */
 
 static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
-                          const struct progress *g, const struct setting *set,
+                          const struct cli_ft_progress *g, const struct cli_ft_setting *set,
                           const struct split *tr, const struct split *va,
                           const struct medvlm_metrics *met, char *const *classes, int K,
                           double seconds)
@@ -573,7 +448,7 @@ static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
     const int n_train = tr->n, n_val = va->n;
     cJSON *o = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(o, "settings");
     cJSON *ep = cJSON_AddArrayToObject(o, "epochs");
-    for (int i = 0; i < N_SETTINGS; i++) cJSON_AddStringToObject(s, set[i].flag, set[i].value);
+    for (int i = 0; i < CLI_FT_SETTINGS; i++) cJSON_AddStringToObject(s, set[i].flag, set[i].value);
     cJSON_AddStringToObject(o, "model", a->model);
     cJSON_AddStringToObject(o, "model_fingerprint", set[0].value);
     cJSON_AddStringToObject(o, "peft", medvlm_peft_mode_name(a->po.mode));
@@ -680,8 +555,8 @@ done:
 /* Train from epoch g->epoch + 1 to --epochs (or --stop-after, or an early stop), a checkpoint
  * after each epoch. 1 done (*stopped: 1 early stop, 2 --stop-after), 0 failed (printed). */
 static int train(const struct ft_args *a, struct medvlm_peft *p, const struct split *tr,
-                 const struct split *va, size_t per, struct progress *g, const struct setting *set,
-                 const char *ck_path, int *stopped)
+                 const struct split *va, size_t per, struct cli_ft_progress *g,
+                 const struct cli_ft_setting *set, const char *ck_path, int *stopped)
 {
     const int B = a->po.max_batch, tty = isatty(STDERR_FILENO);
     const long done0 = g->epoch;
@@ -734,7 +609,7 @@ static int train(const struct ft_args *a, struct medvlm_peft *p, const struct sp
         else
             fprintf(stderr, "epoch %ld/%ld loss %.6f (%.1f s)\n", e, a->epochs, g->losses[e - 1],
                     mv_now() - t0);
-        if (!save_checkpoint(ck_path, p, g, set)) {
+        if (!cli_ft_checkpoint_save(ck_path, p, g, set)) {
             what = ck_path;
             goto done;
         }
@@ -781,9 +656,9 @@ int cmd_finetune(int argc, char **argv)
     struct medvlm_dataset *d = NULL, *td = NULL;
     struct medvlm_peft *p = NULL;
     struct split tr = {0}, va = {0};
-    struct progress g = {0};
+    struct cli_ft_progress g = {0};
     struct medvlm_metrics met = {0};
-    struct setting set[N_SETTINGS];
+    struct cli_ft_setting set[CLI_FT_SETTINGS];
     float *protos = NULL;
     char *ck_path = mv_path_join(a.out, "checkpoint.safetensors"), *csv = NULL;
     int *idx = NULL, *order = NULL, *map = NULL, n_idx = 0, have_met = 0, stopped = 0;
@@ -877,7 +752,7 @@ int cmd_finetune(int argc, char **argv)
         fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
                 ck_path);
     if (a.resume && have_ck) {
-        if (!load_checkpoint(ck_path, &a, p, &g, set)) goto done;
+        if (!cli_ft_checkpoint_load(ck_path, a.epochs, p, &g, set)) goto done;
         fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a.out, g.epoch, a.epochs);
     }
     printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
