@@ -8,6 +8,8 @@
 #   make demo       the main job end to end on a generated model and data set, fine-tuning
 #                   included (MODEL=vinid/plip DATA=SICAPv2 for the real thing)
 #   make bench      the standard benchmark (medvlm bench)
+#   make compat     fine-tuning files vs transformers + peft from PyPI (not CI; needs PyPI;
+#                   COMPAT_VENV=/tmp/medvlm-compat-venv, see docs/finetune-compat.md)
 #   make install    cmake --install (PREFIX=/usr/local)
 
 BUILD ?= build
@@ -20,7 +22,7 @@ DEB_PACKAGES = build-essential cmake pkg-config clang clang-format libclang-rt-1
 	libopenblas-openmp-dev libcjson-dev libutf8proc-dev libzip-dev libexpat1-dev \
 	libjpeg62-turbo-dev libpng-dev libtiff-dev
 
-.PHONY: all deps build test test-sanitize fuzz fuzz-ci demo bench install clean format format-check
+.PHONY: all deps build test test-sanitize fuzz fuzz-ci demo bench compat install clean format format-check
 
 all: build
 
@@ -55,6 +57,9 @@ demo: build
 
 bench: build
 	$(BUILD)/medvlm bench
+
+compat: build
+	bash tests/compat/run.sh $(BUILD)/medvlm
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
