@@ -183,10 +183,17 @@ enum mv_prof_op {
     MV_PROF_OTHER,
     MV_PROF_COUNT
 };
+/* Phases of a training step: ops run between mv_prof_phase_begin(ph) and _end are booked to
+ * ph (outside any phase: to MV_PROF_FORWARD), and the phase's wall time is summed. */
+enum mv_prof_phase { MV_PROF_FORWARD, MV_PROF_BACKWARD, MV_PROF_PHASES };
 void mv_prof_enable(int on); /* on: reset the totals and start; off: stop, keep them */
 double mv_prof_begin(void);
 void mv_prof_end(enum mv_prof_op op, double t0);
-double mv_prof_total(enum mv_prof_op op);
+double mv_prof_phase_begin(enum mv_prof_phase ph);
+void mv_prof_phase_end(enum mv_prof_phase ph, double t0);
+double mv_prof_total(enum mv_prof_op op); /* all phases */
+double mv_prof_phase_total(enum mv_prof_phase ph, enum mv_prof_op op);
+double mv_prof_phase_wall(enum mv_prof_phase ph);
 const char *mv_prof_name(enum mv_prof_op op);
 
 /* ---- threads.c ---- */
