@@ -39,6 +39,17 @@ int mv_gemm_skinny_available(void);
 void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc);
 
+/* gemm_packed.c: the same contract as mv_gemm (op(A), op(B) as below), on the calling thread:
+ * packed panels and an AVX-512 12 x 32 register tile, the panels on the stack (~490 KB).
+ * Each element's arithmetic does not depend on M, N, its position or a split of the rows or
+ * columns, so split products are bit-identical to whole ones. mv_gemm_packed_portable: the
+ * same arithmetic in plain C (fmaf), the oracle of the AVX-512 path. */
+int mv_gemm_packed_available(void); /* 1 when the CPU has AVX-512F */
+void mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+void mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                             int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 /* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -52,6 +63,13 @@ void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const floa
 void mv_gemm_set_mode(int deterministic);
 /* GEMMs with at most this many rows use gemm_skinny.c (default 64; 0: never). Benchmarks. */
 void mv_gemm_set_skinny(int max_rows);
+/* The backend of the products: MV_GEMM_AUTO (default) runs gemm_packed.c where the CPU has
+ * AVX-512F and OpenBLAS runs no AVX2/AVX-512 kernel (its core name is not Haswell, Zen,
+ * SkylakeX, Cooperlake or SapphireRapids), else OpenBLAS. For benchmarks and tests. */
+enum mv_gemm_backend { MV_GEMM_AUTO, MV_GEMM_OPENBLAS, MV_GEMM_PACKED };
+void mv_gemm_set_backend(enum mv_gemm_backend b);
+/* The backend in use ("openblas <core>" or "packed avx512"), for reports. */
+const char *mv_gemm_backend_name(void);
 /* Same contract, plain loops with double accumulators: the oracle for tests. */
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
