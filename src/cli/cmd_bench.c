@@ -37,7 +37,8 @@ static const char *usage =
     "                 (results then change in the last bits with the thread count)\n"
     "  --no-skinny    never use the unpacked few-row GEMM kernel (batch 1) but OpenBLAS\n"
     "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1), raw\n"
-    "                 OpenBLAS (its own threading) and as medvlm calls it\n"
+    "                 OpenBLAS (its own threading) and as medvlm calls it (its split, and its\n"
+    "                 packed AVX-512 kernel where OpenBLAS has no AVX kernel for the CPU)\n"
     "  --train MODE   instead: one fine-tuning step of the vision encoder (medvlm_peft_step:\n"
     "                 forward, zero-shot head on K = 4 random prototypes, cross-entropy,\n"
     "                 backward, Adam) with PEFT mode lora (rank 4 on q, k, v), ln, ln-all,\n"
@@ -302,11 +303,13 @@ static int bench_gemm(const struct bench_opts *o)
             double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
             if (o->json)
                 printf("{\"bench\": \"gemm\", \"backend\": \"%s\", \"m\": %d, \"n\": %d, "
-                       "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f}\n",
-                       bname, M, N, K, gf, o->threads, med);
+                       "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f, "
+                       "\"kernel\": \"%s\"}\n",
+                       bname, M, N, K, gf, o->threads, med,
+                       backend ? mv_gemm_backend_name() : "openblas threads");
             else
-                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", bname, M, N, K,
-                       gf, o->threads);
+                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads, %s)\n", bname, M, N,
+                       K, gf, o->threads, backend ? mv_gemm_backend_name() : "openblas threads");
             fflush(stdout);
         }
     }
@@ -445,12 +448,14 @@ static int bench_train(const struct medvlm_model *m, const struct bench_opts *o,
     if (o->json)
         printf("{\"bench\": \"train\", \"peft\": \"%s\", \"batch\": %d, \"step_s\": %.6f, "
                "\"peak_rss_mb\": %.1f, \"threads\": %d, \"gflops\": %.1f, \"trainable\": %zu, "
-               "\"workspace_mb\": %.1f, \"reps\": %d}\n",
-               peft, B, med, peak_rss_mb(), o->threads, gflops, trainable, ws_mb, o->reps);
+               "\"workspace_mb\": %.1f, \"reps\": %d, \"gemm_backend\": \"%s\"}\n",
+               peft, B, med, peak_rss_mb(), o->threads, gflops, trainable, ws_mb, o->reps,
+               mv_gemm_backend_name());
     else
         printf("train %-6s batch %3d  %.4f s/step  %7.1f GFLOP/s  peak RSS %.0f MB (workspace "
-               "%.0f MB)  %zu trainable  (%d threads)\n",
-               peft, B, med, gflops, peak_rss_mb(), ws_mb, trainable, o->threads);
+               "%.0f MB)  %zu trainable  (%d threads, %s)\n",
+               peft, B, med, gflops, peak_rss_mb(), ws_mb, trainable, o->threads,
+               mv_gemm_backend_name());
     fflush(stdout);
     if (o->profile) rc = profile_train(p, o, peft, px, labels, B);
 done:
