@@ -83,10 +83,9 @@ void mv_gemm_set_mode(int deterministic)
 static void gemm_call(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (packed_on()) {
-        mv_gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* the packed kernel, or OpenBLAS when its panels cannot be allocated */
+    if (packed_on() && mv_gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
         return;
-    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -16,7 +16,10 @@
  * split across threads, gives exactly the bits of the whole product, and the plain-C kernel
  * (fmaf in the same order) gives the same bits as the AVX-512 one.
  *
- * The panels live on the stack (about 490 KB): nothing is allocated.
+ * The panels (MC x KC of op(A) in L2 with the KC x NC panel of op(B); ~1.7 MB) are one buffer
+ * per thread, allocated on the thread's first product and kept until the thread ends (a
+ * pthread key's destructor frees it), as OpenBLAS keeps its own: the steady state (every
+ * training step, every batch) allocates nothing.
  *
  * Glossary: M rows of op(A) and C, N columns of op(B) and C, K the reduction length; MR x NR
  * the register tile, MC x KC the packed block of op(A), KC x NC the packed panel of op(B).
@@ -24,6 +27,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
@@ -33,9 +37,14 @@
 
 #define MR 12
 #define NR 32
-#define MC 96
-#define KC 256
-#define NC 384
+#ifndef MV_PACK_MC /* the blocks, overridable for tuning experiments */
+#define MV_PACK_MC 144
+#define MV_PACK_KC 256
+#define MV_PACK_NC 1536
+#endif
+#define MC MV_PACK_MC
+#define KC MV_PACK_KC
+#define NC MV_PACK_NC
 
 _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole tiles");
 
@@ -123,6 +132,10 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
                                                              float alpha, float beta, int first)
 {
     __m512 c0[MR], c1[MR];
+    for (int r = 0; r < m; r++) { /* the tile's rows arrive while the products run */
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
+    }
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int k = 0; k < kc; k++) {
@@ -173,21 +186,54 @@ int mv_gemm_packed_available(void)
 typedef void (*kernel_fn)(int, const float *, const float *, float *, int, int, int, float, float,
                           int);
 
-static void gemm_blocked(kernel_fn kern, int ta, int tb, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                         int ldc)
+/* ---- the per-thread panels ---- */
+
+static pthread_key_t panels_key;
+static pthread_once_t panels_once = PTHREAD_ONCE_INIT;
+static int panels_key_ok;
+
+static void panels_free(void *p)
+{
+    mv_free(p);
+}
+
+static void panels_key_init(void)
+{
+    panels_key_ok = pthread_key_create(&panels_key, panels_free) == 0;
+}
+
+/* This thread's MC x KC + KC x NC floats, NULL when they cannot be had. */
+static float *thread_panels(void)
+{
+    pthread_once(&panels_once, panels_key_init);
+    if (!panels_key_ok) return NULL;
+    float *p = pthread_getspecific(panels_key);
+    if (!p) {
+        p = mv_aligned(((size_t)MC * KC + (size_t)KC * NC) * sizeof(float));
+        if (p && pthread_setspecific(panels_key, p) != 0) {
+            mv_free(p);
+            p = NULL;
+        }
+    }
+    return p;
+}
+
+static int gemm_blocked(kernel_fn kern, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc)
 {
     // C (M, N); op(A) (M, K); op(B) (K, N)
-    _Alignas(64) float pa[MC * KC];
-    _Alignas(64) float pb[KC * NC];
-    if (M <= 0 || N <= 0) return;
+    if (M <= 0 || N <= 0) return 0;
+    float *pa = thread_panels();
+    if (!pa) return -1;
+    float *pb = pa + (size_t)MC * KC;
     if (K <= 0) { /* no products: C = beta * C as the tiles would leave it */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
                 float *o = C + (size_t)i * ldc + j;
                 *o = tile_out(0.0f, beta == 0.0f ? 0.0f : *o, alpha, beta, 1);
             }
-        return;
+        return 0;
     }
     for (int j0 = 0; j0 < N; j0 += NC) {
         int n = MV_MIN(NC, N - j0);
@@ -205,22 +251,21 @@ static void gemm_blocked(kernel_fn kern, int ta, int tb, int M, int N, int K, fl
             }
         }
     }
+    return 0;
 }
 
-void mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc)
+int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc)
 {
 #ifdef MV_HAVE_AVX512_PATH
-    if (__builtin_cpu_supports("avx512f")) {
-        gemm_blocked(kernel_avx512, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
+    if (__builtin_cpu_supports("avx512f"))
+        return gemm_blocked(kernel_avx512, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
-    gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                             int lda, const float *B, int ldb, float beta, float *C, int ldc)
+int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                            int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -40,15 +40,17 @@ void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, i
                              const float *B, int ldb, float beta, float *C, int ldc);
 
 /* gemm_packed.c: the same contract as mv_gemm (op(A), op(B) as below), on the calling thread:
- * packed panels and an AVX-512 12 x 32 register tile, the panels on the stack (~490 KB).
- * Each element's arithmetic does not depend on M, N, its position or a split of the rows or
- * columns, so split products are bit-identical to whole ones. mv_gemm_packed_portable: the
- * same arithmetic in plain C (fmaf), the oracle of the AVX-512 path. */
+ * packed panels and an AVX-512 12 x 32 register tile; the panels are one buffer per thread
+ * (~1.7 MB, made on the thread's first call). Each element's arithmetic does not depend on M,
+ * N, its position or a split of the rows or columns, so split products are bit-identical to
+ * whole ones. mv_gemm_packed_portable: the same arithmetic in plain C (fmaf), the oracle of
+ * the AVX-512 path. Both return 0, or -1 (nothing written) when the panels could not be
+ * allocated. */
 int mv_gemm_packed_available(void); /* 1 when the CPU has AVX-512F */
-void mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                    const float *B, int ldb, float beta, float *C, int ldc);
-void mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                             int lda, const float *B, int ldb, float beta, float *C, int ldc);
+int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                            int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
