@@ -261,6 +261,14 @@ void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
     if (db) bias_grad(db, dout, alpha, R, O);
 }
 
+void mv_linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, float alpha, int R, int I, int O)
+{
+    // dinp (R, I) written, dw (O, I), db (O), dout (R, O), inp (R, I), w (O, I)
+    if (dinp) mv_gemm(0, 0, R, I, O, alpha, dout, O, w, I, 0.0f, dinp, I);
+    mv_linear_backward(NULL, dw, db, dout, inp, w, alpha, R, I, O);
+}
+
 void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, float alpha, int R, int I, int O)
 {

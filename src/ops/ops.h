@@ -91,6 +91,10 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
  * Any of dinp, dw, db may be NULL. dout (R, O), inp (R, I), w (O, I). */
 void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, float alpha, int R, int I, int O);
+/* The same with dinp written (=) instead of accumulated: the first gradient into a buffer
+ * needs no zeroing pass (its GEMM runs with beta = 0). dinp may be NULL. */
+void mv_linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, float alpha, int R, int I, int O);
 void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, float alpha, int R, int I, int O);
 
@@ -119,6 +123,10 @@ void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medv
                      size_t n);
 void mv_act_backward_naive(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
                            size_t n);
+/* dinp (n) = dout * act'(inp), written: the bits of zeroing dinp, then mv_act_backward, without
+ * the zeroing pass. dinp may alias dout. */
+void mv_act_backward_set(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                         size_t n);
 /* x (n) = exp(x) in place, vectorised (relative error ~1e-7), exactly 0 below -87.3 (and
  * for -inf), clamped at 88. */
 void mv_exp_span(float *x, size_t n);
