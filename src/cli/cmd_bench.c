@@ -442,6 +442,12 @@ static int bench_train(const struct medvlm_model *m, const struct bench_opts *o,
         medvlm_peft_step(p, px, labels, B, NULL);
         t[r] = mv_now() - t0;
     }
+    if (o->json) { /* every step's time, in order, before the median sorts them */
+        printf("{\"bench\": \"train_steps\", \"peft\": \"%s\", \"batch\": %d, \"times\": [", peft,
+               B);
+        for (int r = 0; r < o->reps; r++) printf("%s%.4f", r ? ", " : "", t[r]);
+        printf("]}\n");
+    }
     double med = median(t, o->reps), gflops = train_flops(p, cfg, B) / med * 1e-9;
     double ws_mb = (double)medvlm_peft_workspace_bytes(p) / (1024.0 * 1024.0);
     size_t trainable = medvlm_peft_trainable(p);
