@@ -5,7 +5,7 @@
 # head on 4 classes, cross-entropy, backward, Adam) on the PLIP-sized model with random
 # weights, for lora, ln and bias at batch 16 and 32: medvlm (2 and 1 threads), Debian's
 # PyTorch (torch_baseline.py, its best setting --threads 1) and PyTorch + transformers + peft
-# from PyPI (hf_bench.py, --threads 1; for lora also --threads 2), run in turn, ROUNDS times,
+# from PyPI (hf_bench.py, --threads 1 and 2: its MKL/oneDNN kernels scale), run in turn, ROUNDS times,
 # in one sitting. Every run is a separate process; each prints one JSON line, and
 # /usr/bin/time adds its peak RSS. Run nothing else meanwhile. Set up the baselines first
 # (see ../shared/bench/README.md):
@@ -33,11 +33,11 @@ for r in $(seq 1 "$rounds"); do
   for b in 16 32; do
     for m in lora ln bias; do
       cfg="$m-b$b"
-      run medvlm-2t "$cfg" "$medvlm" bench --train "$m" --batch "$b" --threads 2 --reps 3 --json
+      run medvlm-2t "$cfg" "$medvlm" bench --train "$m" --batch "$b" --threads 2 --reps 5 --json
       run torch-1t "$cfg" /usr/bin/python3 "$torch" train --peft "$m" --batch "$b" --threads 1 --reps 1
       run medvlm-1t "$cfg" "$medvlm" bench --train "$m" --batch "$b" --threads 1 --reps 3 --json
       run pypi-1t "$cfg" "$pypi" "$hf" train --peft "$m" --batch "$b" --threads 1 --reps 1
-      [ "$m" = lora ] && run pypi-2t "$cfg" "$pypi" "$hf" train --peft "$m" --batch "$b" --threads 2 --reps 1
+      run pypi-2t "$cfg" "$pypi" "$hf" train --peft "$m" --batch "$b" --threads 2 --reps 1
     done
   done
 done

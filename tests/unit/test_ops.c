@@ -80,9 +80,10 @@ static void test_gemm_skinny(void)
 static void test_gemm_packed(void)
 {
     for (int it = 0; it < 28; it++) {
-        int M = rand_int(1, 230), N = rand_int(1, 800), K = rand_int(1, 600);
+        int M = rand_int(1, 180), N = rand_int(1, 420), K = rand_int(1, 300);
         if (it < 4) M = rand_int(1, 13), N = rand_int(1, 33), K = rand_int(1, 5);
-        if (it % 7 == 6) N = rand_int(1500, 1700), K = rand_int(1, 300);
+        if (it % 7 == 6) M = rand_int(1, 30), N = rand_int(1540, 1600), K = rand_int(1, 100);
+        if (it % 7 == 5) K = rand_int(257, 600); /* three KC slices */
         int ta = it & 1, tb = (it >> 1) & 1;
         int lda = (ta ? M : K) + rand_int(0, 3), ldb = (tb ? K : N) + rand_int(0, 3);
         int ldc = N + rand_int(0, 3);
