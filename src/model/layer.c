@@ -105,7 +105,7 @@ static int needs_input(const struct mv_linear_grad *G, const struct mv_linear *l
     return (G && G->w) || lin->lora_a;
 }
 
-void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
+void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
                        const struct mv_layer_saved *sv, const struct mv_layer *L,
                        const struct mv_tower *tw, const struct mv_seqs *s, int R)
 {
@@ -161,17 +161,22 @@ void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scrat
         mv_layernorm_forward(ws->h, NULL, NULL, sv->x_in, L->ln1.w, L->ln1.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
+    /* d LN1(x_in) feeds only LN1's parameters and the layer's input gradient: the lowest
+     * visited layer with LN1 frozen needs neither (the q/k/v weight and LoRA gradients still
+     * come from dq, dk, dv and the recomputed input) */
+    float *dh = need_dx || (G && (G->ln1.w || G->ln1.b)) ? ws->dh : NULL;
     /* q was scaled by HS^-0.5 after its projection: the scale multiplies its gradients */
-    linear_bwd(ws->dh, 1, G ? &G->q : NULL, ws->du, ws->dq, sv->u[MV_LORA_Q], ws->h, &L->q, tw,
-               scale, R, C, C);
-    linear_bwd(ws->dh, 0, G ? &G->k : NULL, ws->du, ws->dk, sv->u[MV_LORA_K], ws->h, &L->k, tw,
-               1.0f, R, C, C);
-    linear_bwd(ws->dh, 0, G ? &G->v : NULL, ws->du, ws->dv, sv->u[MV_LORA_V], ws->h, &L->v, tw,
-               1.0f, R, C, C);
+    linear_bwd(dh, 1, G ? &G->q : NULL, ws->du, ws->dq, sv->u[MV_LORA_Q], ws->h, &L->q, tw, scale,
+               R, C, C);
+    linear_bwd(dh, 0, G ? &G->k : NULL, ws->du, ws->dk, sv->u[MV_LORA_K], ws->h, &L->k, tw, 1.0f, R,
+               C, C);
+    linear_bwd(dh, 0, G ? &G->v : NULL, ws->du, ws->dv, sv->u[MV_LORA_V], ws->h, &L->v, tw, 1.0f, R,
+               C, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    mv_layernorm_backward(dx, G ? G->ln1.w : NULL, G ? G->ln1.b : NULL, ws->dh, sv->x_in, sv->mean1,
-                          sv->rstd1, L->ln1.w, R, C);
+    if (dh)
+        mv_layernorm_backward(need_dx ? dx : NULL, G ? G->ln1.w : NULL, G ? G->ln1.b : NULL, dh,
+                              sv->x_in, sv->mean1, sv->rstd1, L->ln1.w, R, C);
     mv_prof_end(MV_PROF_LAYERNORM, t);
 }
 

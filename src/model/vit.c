@@ -147,12 +147,12 @@ static void vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, con
     mv_prof_end(MV_PROF_OTHER, t0);
     struct mv_seqs s;
     vit_seqs(a, &s, B, N);
-    for (int l = L - 1; l >= stop_layer; l--)
-        mv_layer_backward(ws->dx, &G->layers[l], &ws->layer, &sv->layers[l], &t->layers[l], t, &s,
-                          R);
-    if (stop_layer > 0) return; /* nothing below is trained */
     int embed = G->patch_w || G->pos_emb || G->class_emb;
-    if (!G->pre_ln.w && !G->pre_ln.b && !embed) return;
+    int below = G->pre_ln.w || G->pre_ln.b || embed; /* trained under the layers */
+    for (int l = L - 1; l >= stop_layer; l--)
+        mv_layer_backward(ws->dx, l > stop_layer || (l == 0 && below), &G->layers[l], &ws->layer,
+                          &sv->layers[l], &t->layers[l], t, &s, R);
+    if (stop_layer > 0 || !below) return; /* nothing below is trained */
     t0 = mv_prof_begin();
     // x (after pre_layrnorm) = LN(x_emb)
     float *demb = ws->layer.dh; /* (R, C) */
