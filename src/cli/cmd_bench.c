@@ -332,6 +332,7 @@ static double train_flops(const struct medvlm_peft *p, const struct medvlm_confi
     f += 3 * 2.0 * B * K * D;               /* head: logits, dfeats, dprotos */
     if (!p->encoder_trained) return f;
     const struct mv_tower_grad *tg = &p->grad;
+    int below = tg->pre_ln.w || tg->pre_ln.b || tg->patch_w || tg->pos_emb || tg->class_emb;
     f += 2.0 * B * C * D * (tg->proj ? 2 : 1); /* projection: dpooled (+ dproj) */
     for (int l = 0; l < L; l++) {
         const struct mv_layer *ly = &p->tower.layers[l];
@@ -342,7 +343,10 @@ static double train_flops(const struct medvlm_peft *p, const struct medvlm_confi
         for (int i = 0; i < 6; i++) {
             if (lin[i]->lora_a) f += 2.0 * R * RK * (in[i] + out[i]); /* LoRA forward */
             if (l < p->stop_layer) continue;
-            f += 2.0 * R * in[i] * out[i];                                    /* dinp */
+            /* the lowest visited layer skips q/k/v's input gradient when nothing needs it */
+            int skip =
+                i < 3 && l == p->stop_layer && !(l == 0 && below) && !gl->ln1.w && !gl->ln1.b;
+            if (!skip) f += 2.0 * R * in[i] * out[i];                         /* dinp */
             if (gin[i]->w) f += 2.0 * R * in[i] * out[i];                     /* dw */
             if (lin[i]->lora_a) f += 2.0 * R * RK * (2 * out[i] + 2 * in[i]); /* dB du dA dinp */
         }
