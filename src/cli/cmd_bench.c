@@ -1,9 +1,11 @@
 /* cmd_bench.c - `medvlm bench`: images/s, prompts/s, GFLOP/s and peak memory of the encoders,
- * and the raw sgemm rate of the machine at the ViT shapes. */
+ * the time of one fine-tuning step (--train), and the raw sgemm rate of the machine at the
+ * ViT shapes. */
 #include "cli.h"
 
 #include "model/model.h"
 #include "ops/ops.h"
+#include "peft/peft.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -35,10 +37,22 @@ static const char *usage =
     "                 (results then change in the last bits with the thread count)\n"
     "  --no-skinny    never use the unpacked few-row GEMM kernel (batch 1) but OpenBLAS\n"
     "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1), raw\n"
-    "                 OpenBLAS (its own threading) and as medvlm calls it\n"
+    "                 OpenBLAS (its own threading) and as medvlm calls it (its split, and its\n"
+    "                 packed AVX-512 kernel where OpenBLAS has no AVX kernel for the CPU)\n"
+    "  --train MODE   instead: one fine-tuning step of the vision encoder (medvlm_peft_step:\n"
+    "                 forward, zero-shot head on K = 4 random prototypes, cross-entropy,\n"
+    "                 backward, Adam) with PEFT mode lora (rank 4 on q, k, v), ln, ln-all,\n"
+    "                 bias, head or full, at --batch B (default 16): the median of R steps\n"
+    "                 after one warm-up step. JSON: bench \"train\", peft, batch, step_s,\n"
+    "                 peak_rss_mb, threads, gflops (matrix-product FLOPs of the step: the\n"
+    "                 forward, the backward's input gradients in the layers it visits, the\n"
+    "                 trained matrices' weight gradients, LoRA, the head), trainable,\n"
+    "                 workspace_mb. With --profile, also the step split into forward and\n"
+    "                 backward by op family, the head + loss + gradient zeroing, the optimiser\n"
     "\n"
     "example:\n"
-    "  medvlm bench --only vision --batch 32 --threads 2 --reps 5 --json\n";
+    "  medvlm bench --only vision --batch 32 --threads 2 --reps 5 --json\n"
+    "  medvlm bench --train lora --batch 16 --threads 2 --reps 5 --json --profile\n";
 
 /* The 16 zero-shot prompts of the PEFT-MedVLMs SICAPv2 setup, tokenized (CLIP BPE): the
  * same ids as the PyTorch baseline's PROMPT_IDS. Lengths 6..18 with BOS and EOS. */
@@ -289,11 +303,13 @@ static int bench_gemm(const struct bench_opts *o)
             double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
             if (o->json)
                 printf("{\"bench\": \"gemm\", \"backend\": \"%s\", \"m\": %d, \"n\": %d, "
-                       "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f}\n",
-                       bname, M, N, K, gf, o->threads, med);
+                       "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f, "
+                       "\"kernel\": \"%s\"}\n",
+                       bname, M, N, K, gf, o->threads, med,
+                       backend ? mv_gemm_backend_name() : "openblas threads");
             else
-                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads)\n", bname, M, N, K,
-                       gf, o->threads);
+                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads, %s)\n", bname, M, N,
+                       K, gf, o->threads, backend ? mv_gemm_backend_name() : "openblas threads");
             fflush(stdout);
         }
     }
@@ -301,26 +317,181 @@ static int bench_gemm(const struct bench_opts *o)
     return CLI_OK;
 }
 
+/* ---- --train: one fine-tuning step ---- */
+
+/* Matrix-product FLOPs of one step of p on B images (multiply-add = 2); the elementwise work
+ * (LayerNorm, activations, softmax, recomputations, the optimiser) is not counted. */
+static double train_flops(const struct medvlm_peft *p, const struct medvlm_config *cfg, int B)
+{
+    const struct medvlm_tower_config *c = &p->tower.cfg;
+    const double g = mv_vision_grid(c), G = g * g, N = G + 1, R = (double)B * N;
+    const double C = c->hidden_size, I = c->intermediate_size, P = c->patch_size;
+    const double RK = p->tower.lora_rank, D = p->D, K = p->K;
+    const int L = c->num_hidden_layers;
+    double f = medvlm_vision_flops(cfg, B); /* the forward pass */
+    f += 3 * 2.0 * B * K * D;               /* head: logits, dfeats, dprotos */
+    if (!p->encoder_trained) return f;
+    const struct mv_tower_grad *tg = &p->grad;
+    int below = tg->pre_ln.w || tg->pre_ln.b || tg->patch_w || tg->pos_emb || tg->class_emb;
+    f += 2.0 * B * C * D * (tg->proj ? 2 : 1); /* projection: dpooled (+ dproj) */
+    for (int l = 0; l < L; l++) {
+        const struct mv_layer *ly = &p->tower.layers[l];
+        const struct mv_layer_grad *gl = &tg->layers[l];
+        const struct mv_linear *lin[6] = {&ly->q, &ly->k, &ly->v, &ly->o, &ly->fc1, &ly->fc2};
+        const struct mv_linear_grad *gin[6] = {&gl->q, &gl->k, &gl->v, &gl->o, &gl->fc1, &gl->fc2};
+        const double in[6] = {C, C, C, C, C, I}, out[6] = {C, C, C, C, I, C};
+        for (int i = 0; i < 6; i++) {
+            if (lin[i]->lora_a) f += 2.0 * R * RK * (in[i] + out[i]); /* LoRA forward */
+            if (l < p->stop_layer) continue;
+            /* the lowest visited layer skips q/k/v's input gradient when nothing needs it */
+            int skip =
+                i < 3 && l == p->stop_layer && !(l == 0 && below) && !gl->ln1.w && !gl->ln1.b;
+            if (!skip) f += 2.0 * R * in[i] * out[i];                         /* dinp */
+            if (gin[i]->w) f += 2.0 * R * in[i] * out[i];                     /* dw */
+            if (lin[i]->lora_a) f += 2.0 * R * RK * (2 * out[i] + 2 * in[i]); /* dB du dA dinp */
+        }
+        if (l >= p->stop_layer) f += 4 * 2.0 * B * N * N * C; /* attention: dv dP dq dk */
+    }
+    if (p->stop_layer == 0 && tg->patch_w) f += 2.0 * B * G * 3 * P * P * C;
+    return f;
+}
+
+static void print_prof_line(const struct bench_opts *o, const char *peft, int B, const char *phase,
+                            const char *op, double s, double step)
+{
+    if (o->json)
+        printf("{\"profile\": \"train\", \"peft\": \"%s\", \"batch\": %d, \"phase\": \"%s\", "
+               "\"op\": \"%s\", \"s_per_step\": %.6f, \"share\": %.4f}\n",
+               peft, B, phase, op, s, step > 0 ? s / step : 0.0);
+    else
+        printf("      %-28s %9.2f ms  %5.1f%%\n", op, 1e3 * s, step > 0 ? 100.0 * s / step : 0.0);
+}
+
+/* The step as medvlm_peft_step runs it, split: medvlm_peft_backward (the ViT's forward and
+ * backward phases by op family, the head, loss and gradient zeroing around them), then the
+ * optimiser update. Per step, averaged over o->reps steps. */
+static int profile_train(struct medvlm_peft *p, const struct bench_opts *o, const char *peft,
+                         const float *px, const int64_t *labels, int B)
+{
+    static const char *phase_names[MV_PROF_PHASES] = {"forward", "backward"};
+    double call = 0, opt = 0;
+    mv_prof_enable(1);
+    for (int r = 0; r < o->reps; r++) {
+        double t0 = mv_now();
+        if (medvlm_peft_backward(p, px, labels, B, NULL)) return cli_fail("bench");
+        double t1 = mv_now();
+        mv_optim_step(&p->opt, p->o.lr);
+        double t2 = mv_now();
+        call += t1 - t0;
+        opt += t2 - t1;
+    }
+    mv_prof_enable(0);
+    double n = o->reps, step = (call + opt) / n, phases = 0;
+    if (!o->json) printf("    profile (%d steps): %.4f s per step\n", o->reps, step);
+    for (int ph = 0; ph < MV_PROF_PHASES; ph++) {
+        double wall = mv_prof_phase_wall((enum mv_prof_phase)ph) / n, ops = 0;
+        phases += wall;
+        if (!o->json)
+            printf("    %-8s %9.2f ms  %5.1f%%\n", phase_names[ph], 1e3 * wall,
+                   step > 0 ? 100 * wall / step : 0.0);
+        for (int i = 0; i < MV_PROF_COUNT; i++) {
+            double t = mv_prof_phase_total((enum mv_prof_phase)ph, (enum mv_prof_op)i) / n;
+            ops += t;
+            if (t > 0)
+                print_prof_line(o, peft, B, phase_names[ph], mv_prof_name((enum mv_prof_op)i), t,
+                                step);
+        }
+        print_prof_line(o, peft, B, phase_names[ph], "copies, memsets, other", wall - ops, step);
+    }
+    if (!o->json) printf("    rest\n");
+    print_prof_line(o, peft, B, "head", "head, loss, gradient zeroing", call / n - phases, step);
+    print_prof_line(o, peft, B, "optimizer", "optimiser (Adam)", opt / n, step);
+    return CLI_OK;
+}
+
+static int bench_train(const struct medvlm_model *m, const struct bench_opts *o,
+                       enum medvlm_peft_mode mode)
+{
+    const struct medvlm_config *cfg = medvlm_model_config(m);
+    const int B = o->batch ? o->batch : 16, K = 4, D = cfg->projection_dim;
+    const int S = cfg->vision.image_size;
+    const char *peft = medvlm_peft_mode_name(mode);
+    size_t per = 3 * (size_t)S * S;
+    float *px = malloc((size_t)B * per * sizeof(float));
+    float *protos = malloc((size_t)K * D * sizeof(float));
+    int64_t *labels = malloc((size_t)B * sizeof(int64_t));
+    double *t = malloc((size_t)o->reps * sizeof(double));
+    struct medvlm_peft *p = NULL;
+    int rc = CLI_OK;
+    if (!px || !protos || !labels || !t) {
+        fprintf(stderr, "medvlm bench: out of memory\n");
+        rc = CLI_FAIL;
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)B * per; i++) px[i] = 2.0f * sinf((float)(i % 9973) * 0.01f);
+    struct mv_rng rng;
+    mv_rng_seed(&rng, 0);
+    for (size_t i = 0; i < (size_t)K * D; i++) protos[i] = mv_rng_normal(&rng);
+    for (int b = 0; b < B; b++) labels[b] = b % K;
+    struct medvlm_peft_options po;
+    medvlm_peft_options_default(&po);
+    po.mode = mode;
+    po.max_batch = B;
+    if (medvlm_peft_init(m, &po, protos, K, &p) || medvlm_peft_step(p, px, labels, B, NULL)) {
+        rc = cli_fail("bench");
+        goto done;
+    }
+    for (int r = 0; r < o->reps; r++) {
+        double t0 = mv_now();
+        medvlm_peft_step(p, px, labels, B, NULL);
+        t[r] = mv_now() - t0;
+    }
+    if (o->json) { /* every step's time, in order, before the median sorts them */
+        printf("{\"bench\": \"train_steps\", \"peft\": \"%s\", \"batch\": %d, \"times\": [", peft,
+               B);
+        for (int r = 0; r < o->reps; r++) printf("%s%.4f", r ? ", " : "", t[r]);
+        printf("]}\n");
+    }
+    double med = median(t, o->reps), gflops = train_flops(p, cfg, B) / med * 1e-9;
+    double ws_mb = (double)medvlm_peft_workspace_bytes(p) / (1024.0 * 1024.0);
+    size_t trainable = medvlm_peft_trainable(p);
+    if (o->json)
+        printf("{\"bench\": \"train\", \"peft\": \"%s\", \"batch\": %d, \"step_s\": %.6f, "
+               "\"peak_rss_mb\": %.1f, \"threads\": %d, \"gflops\": %.1f, \"trainable\": %zu, "
+               "\"workspace_mb\": %.1f, \"reps\": %d, \"gemm_backend\": \"%s\"}\n",
+               peft, B, med, peak_rss_mb(), o->threads, gflops, trainable, ws_mb, o->reps,
+               mv_gemm_backend_name());
+    else
+        printf("train %-6s batch %3d  %.4f s/step  %7.1f GFLOP/s  peak RSS %.0f MB (workspace "
+               "%.0f MB)  %zu trainable  (%d threads, %s)\n",
+               peft, B, med, gflops, peak_rss_mb(), ws_mb, trainable, o->threads,
+               mv_gemm_backend_name());
+    fflush(stdout);
+    if (o->profile) rc = profile_train(p, o, peft, px, labels, B);
+done:
+    medvlm_peft_free(p);
+    free(px);
+    free(protos);
+    free(labels);
+    free(t);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"random", required_argument, 0, 'r'},
-        {"model", required_argument, 0, 'm'},
-        {"only", required_argument, 0, 'o'},
-        {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},
-        {"reps", required_argument, 0, 'n'},
-        {"json", no_argument, 0, 'j'},
-        {"gemm", no_argument, 0, 'g'},
-        {"profile", no_argument, 0, 'p'},
-        {"blas-threads", no_argument, 0, 'B'},
-        {"no-skinny", no_argument, 0, 'S'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"random", required_argument, 0, 'r'},  {"model", required_argument, 0, 'm'},
+        {"only", required_argument, 0, 'o'},    {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},          {"gemm", no_argument, 0, 'g'},
+        {"profile", no_argument, 0, 'p'},       {"blas-threads", no_argument, 0, 'B'},
+        {"no-skinny", no_argument, 0, 'S'},     {"train", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     struct bench_opts o = {.reps = 5};
     const char *model_dir = NULL, *only = NULL;
-    int gemm = 0, c;
+    int gemm = 0, train = 0, c;
+    enum medvlm_peft_mode mode = MEDVLM_PEFT_LORA;
     long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -367,6 +538,12 @@ int cmd_bench(int argc, char **argv)
         case 'p':
             o.profile = 1;
             break;
+        case 'T':
+            if (medvlm_peft_mode_from_name(optarg, &mode))
+                return cli_usage(
+                    "bench", "--train %s: expected lora, ln, ln-all, bias, head or full", optarg);
+            train = 1;
+            break;
         default:
             return cli_option_end("bench", usage, c, argv);
         }
@@ -376,6 +553,10 @@ int cmd_bench(int argc, char **argv)
     o.threads = medvlm_get_threads();
     if (gemm) return bench_gemm(&o);
 
+    if (train && only && strcmp(only, "vision"))
+        return cli_usage("bench", "--train fine-tunes the vision tower: --only %s does not apply",
+                         only);
+    if (train) only = "vision";
     int do_vision = !only || !strcmp(only, "vision"), do_text = !only || !strcmp(only, "text");
     unsigned flags = (do_vision ? MEDVLM_LOAD_VISION : 0) | (do_text ? MEDVLM_LOAD_TEXT : 0);
     struct medvlm_model *m = NULL;
@@ -389,8 +570,11 @@ int cmd_bench(int argc, char **argv)
     }
     if (st) return cli_fail(model_dir ? model_dir : "bench");
     int rc = CLI_OK;
-    if (do_vision) rc = bench_vision(m, &o);
-    if (!rc && do_text) rc = bench_text(m, &o);
+    if (train)
+        rc = bench_train(m, &o, mode);
+    else if (do_vision)
+        rc = bench_vision(m, &o);
+    if (!rc && do_text && !train) rc = bench_text(m, &o);
     medvlm_model_free(m);
     return rc;
 }

@@ -82,8 +82,9 @@ struct mv_out_chunk {
 void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
                       const struct mv_tower *t, const struct mv_seqs *s, int R);
 /* Its backward: dx (R, C) holds d loss / d (layer output) and is turned in place into
- * d loss / d (layer input); parameter gradients accumulate into G (NULL members: frozen). */
-void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
+ * d loss / d (layer input) (need_dx 0: nothing below is trained, and dx is left partial);
+ * parameter gradients accumulate into G (NULL members: frozen). */
+void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
                        const struct mv_layer_saved *sv, const struct mv_layer *L,
                        const struct mv_tower *t, const struct mv_seqs *s, int R);
 

@@ -85,12 +85,15 @@ void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct
     mv_prof_end(MV_PROF_GEMM, t);
 }
 
-/* Backward of linear_fwd: dinp (R, I) += ..., the view's gradients into G (NULL: frozen). */
-static void linear_bwd(float *dinp, const struct mv_linear_grad *G, float *du, const float *dout,
-                       const float *u, const float *inp, const struct mv_linear *lin,
-                       const struct mv_tower *t, float alpha, int R, int I, int O)
+/* Backward of linear_fwd: dinp (R, I) += ... (set: dinp = ..., no zeroing needed), the view's
+ * gradients into G (NULL: frozen). */
+static void linear_bwd(float *dinp, int set, const struct mv_linear_grad *G, float *du,
+                       const float *dout, const float *u, const float *inp,
+                       const struct mv_linear *lin, const struct mv_tower *t, float alpha, int R,
+                       int I, int O)
 {
-    mv_linear_backward(dinp, G ? G->w : NULL, G ? G->b : NULL, dout, inp, lin->w, alpha, R, I, O);
+    (set ? mv_linear_backward_set : mv_linear_backward)(dinp, G ? G->w : NULL, G ? G->b : NULL,
+                                                        dout, inp, lin->w, alpha, R, I, O);
     if (lin->lora_a)
         mv_lora_backward(dinp, G ? G->lora_a : NULL, G ? G->lora_b : NULL, du, dout, u, inp,
                          lin->lora_a, lin->lora_b, alpha * t->lora_scale, R, I, O, t->lora_rank);
@@ -102,7 +105,7 @@ static int needs_input(const struct mv_linear_grad *G, const struct mv_linear *l
     return (G && G->w) || lin->lora_a;
 }
 
-void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
+void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
                        const struct mv_layer_saved *sv, const struct mv_layer *L,
                        const struct mv_tower *tw, const struct mv_seqs *s, int R)
 {
@@ -111,30 +114,30 @@ void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scrat
     const int HS = C / NH;
     const float eps = cfg->layer_norm_eps;
     const float scale = (float)pow((double)HS, -0.5);
-    const size_t RC = (size_t)R * C * sizeof(float), RI = (size_t)R * I * sizeof(float);
+    const size_t RC = (size_t)R * C * sizeof(float);
     double t;
+    /* The first gradient into each scratch buffer is written (the _set forms, beta = 0 in
+     * their GEMMs), the later ones accumulate: no zeroing passes. */
     /* In the forward pass x_out = x_mid + fc2(act(fc1(LN2(x_mid)))): dx passes straight
      * through the residual to x_mid, and the MLP branch adds its part below. */
     t = mv_prof_begin();
-    mv_act_forward_copy(ws->g, sv->f, cfg->hidden_act, (size_t)R * I); /* fc2's input */
+    if (needs_input(G ? &G->fc2 : NULL, &L->fc2)) /* fc2's input, recomputed */
+        mv_act_forward_copy(ws->g, sv->f, cfg->hidden_act, (size_t)R * I);
     mv_prof_end(MV_PROF_ACT, t);
     t = mv_prof_begin();
-    memset(ws->dg, 0, RI);
-    linear_bwd(ws->dg, G ? &G->fc2 : NULL, ws->du, dx, sv->u[MV_LORA_FC2], ws->g, &L->fc2, tw, 1.0f,
-               R, I, C);
+    linear_bwd(ws->dg, 1, G ? &G->fc2 : NULL, ws->du, dx, sv->u[MV_LORA_FC2], ws->g, &L->fc2, tw,
+               1.0f, R, I, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    memset(ws->df, 0, RI);
-    mv_act_backward(ws->df, ws->dg, sv->f, cfg->hidden_act, (size_t)R * I);
+    mv_act_backward_set(ws->df, ws->dg, sv->f, cfg->hidden_act, (size_t)R * I);
     mv_prof_end(MV_PROF_ACT, t);
     t = mv_prof_begin();
     if (needs_input(G ? &G->fc1 : NULL, &L->fc1)) /* fc1's input LN2(x_mid), recomputed */
         mv_layernorm_forward(ws->h, NULL, NULL, sv->x_mid, L->ln2.w, L->ln2.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
-    memset(ws->dh, 0, RC);
-    linear_bwd(ws->dh, G ? &G->fc1 : NULL, ws->du, ws->df, sv->u[MV_LORA_FC1], ws->h, &L->fc1, tw,
-               1.0f, R, C, I);
+    linear_bwd(ws->dh, 1, G ? &G->fc1 : NULL, ws->du, ws->df, sv->u[MV_LORA_FC1], ws->h, &L->fc1,
+               tw, 1.0f, R, C, I);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
     mv_layernorm_backward(dx, G ? G->ln2.w : NULL, G ? G->ln2.b : NULL, ws->dh, sv->x_mid,
@@ -142,9 +145,8 @@ void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scrat
     mv_prof_end(MV_PROF_LAYERNORM, t);
     /* dx is now d loss / d x_mid; x_mid = x_in + out_proj(attention(LN1(x_in))) */
     t = mv_prof_begin();
-    memset(ws->da, 0, RC);
-    linear_bwd(ws->da, G ? &G->o : NULL, ws->du, dx, sv->u[MV_LORA_O], sv->a, &L->o, tw, 1.0f, R, C,
-               C);
+    linear_bwd(ws->da, 1, G ? &G->o : NULL, ws->du, dx, sv->u[MV_LORA_O], sv->a, &L->o, tw, 1.0f, R,
+               C, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
     memset(ws->dq, 0, RC);
@@ -159,18 +161,22 @@ void mv_layer_backward(float *dx, struct mv_layer_grad *G, struct mv_layer_scrat
         mv_layernorm_forward(ws->h, NULL, NULL, sv->x_in, L->ln1.w, L->ln1.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
-    memset(ws->dh, 0, RC);
+    /* d LN1(x_in) feeds only LN1's parameters and the layer's input gradient: the lowest
+     * visited layer with LN1 frozen needs neither (the q/k/v weight and LoRA gradients still
+     * come from dq, dk, dv and the recomputed input) */
+    float *dh = need_dx || (G && (G->ln1.w || G->ln1.b)) ? ws->dh : NULL;
     /* q was scaled by HS^-0.5 after its projection: the scale multiplies its gradients */
-    linear_bwd(ws->dh, G ? &G->q : NULL, ws->du, ws->dq, sv->u[MV_LORA_Q], ws->h, &L->q, tw, scale,
+    linear_bwd(dh, 1, G ? &G->q : NULL, ws->du, ws->dq, sv->u[MV_LORA_Q], ws->h, &L->q, tw, scale,
                R, C, C);
-    linear_bwd(ws->dh, G ? &G->k : NULL, ws->du, ws->dk, sv->u[MV_LORA_K], ws->h, &L->k, tw, 1.0f,
-               R, C, C);
-    linear_bwd(ws->dh, G ? &G->v : NULL, ws->du, ws->dv, sv->u[MV_LORA_V], ws->h, &L->v, tw, 1.0f,
-               R, C, C);
+    linear_bwd(dh, 0, G ? &G->k : NULL, ws->du, ws->dk, sv->u[MV_LORA_K], ws->h, &L->k, tw, 1.0f, R,
+               C, C);
+    linear_bwd(dh, 0, G ? &G->v : NULL, ws->du, ws->dv, sv->u[MV_LORA_V], ws->h, &L->v, tw, 1.0f, R,
+               C, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    mv_layernorm_backward(dx, G ? G->ln1.w : NULL, G ? G->ln1.b : NULL, ws->dh, sv->x_in, sv->mean1,
-                          sv->rstd1, L->ln1.w, R, C);
+    if (dh)
+        mv_layernorm_backward(need_dx ? dx : NULL, G ? G->ln1.w : NULL, G ? G->ln1.b : NULL, dh,
+                              sv->x_in, sv->mean1, sv->rstd1, L->ln1.w, R, C);
     mv_prof_end(MV_PROF_LAYERNORM, t);
 }
 

@@ -103,6 +103,7 @@ void mv_vit_forward_train(struct mv_acts *a, struct mv_vit_saved *sv, const stru
     const int g = mv_vision_grid(c), N = g * g + 1;
     const int C = c->hidden_size, L = c->num_hidden_layers, R = B * N;
     const float eps = c->layer_norm_eps;
+    double tp = mv_prof_phase_begin(MV_PROF_FORWARD);
     double t0 = mv_prof_begin();
     vit_embed(sv->x_emb, a->f, a->h, t, pixels, B);
     mv_layernorm_forward(a->x, sv->mean0, sv->rstd0, sv->x_emb, t->pre_ln.w, t->pre_ln.b, R, C,
@@ -120,11 +121,12 @@ void mv_vit_forward_train(struct mv_acts *a, struct mv_vit_saved *sv, const stru
     mv_gemm(0, 1, B, D, C, 1.0f, sv->pooled, C, t->proj, C, 0.0f, a->unnorm, D);
     mv_l2norm_forward(sv->feats, sv->fnorm, a->unnorm, B, D);
     mv_prof_end(MV_PROF_OTHER, t0);
+    mv_prof_phase_end(MV_PROF_FORWARD, tp);
 }
 
-void mv_vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, const float *dfeats,
-                     const struct mv_vit_saved *sv, struct mv_acts *a, const struct mv_tower *t,
-                     int D, const float *pixels, int B, int stop_layer)
+static void vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, const float *dfeats,
+                         const struct mv_vit_saved *sv, struct mv_acts *a, const struct mv_tower *t,
+                         int D, const float *pixels, int B, int stop_layer)
 {
     const struct medvlm_tower_config *c = &t->cfg;
     const int S = c->image_size, P = c->patch_size, g = S / P, G2 = g * g, N = G2 + 1;
@@ -145,12 +147,12 @@ void mv_vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, const f
     mv_prof_end(MV_PROF_OTHER, t0);
     struct mv_seqs s;
     vit_seqs(a, &s, B, N);
-    for (int l = L - 1; l >= stop_layer; l--)
-        mv_layer_backward(ws->dx, &G->layers[l], &ws->layer, &sv->layers[l], &t->layers[l], t, &s,
-                          R);
-    if (stop_layer > 0) return; /* nothing below is trained */
     int embed = G->patch_w || G->pos_emb || G->class_emb;
-    if (!G->pre_ln.w && !G->pre_ln.b && !embed) return;
+    int below = G->pre_ln.w || G->pre_ln.b || embed; /* trained under the layers */
+    for (int l = L - 1; l >= stop_layer; l--)
+        mv_layer_backward(ws->dx, l > stop_layer || (l == 0 && below), &G->layers[l], &ws->layer,
+                          &sv->layers[l], &t->layers[l], t, &s, R);
+    if (stop_layer > 0 || !below) return; /* nothing below is trained */
     t0 = mv_prof_begin();
     // x (after pre_layrnorm) = LN(x_emb)
     float *demb = ws->layer.dh; /* (R, C) */
@@ -179,4 +181,13 @@ void mv_vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, const f
         }
     }
     mv_prof_end(MV_PROF_EMBED, t0);
+}
+
+void mv_vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, const float *dfeats,
+                     const struct mv_vit_saved *sv, struct mv_acts *a, const struct mv_tower *t,
+                     int D, const float *pixels, int B, int stop_layer)
+{
+    double tp = mv_prof_phase_begin(MV_PROF_BACKWARD);
+    vit_backward(G, ws, dfeats, sv, a, t, D, pixels, B, stop_layer);
+    mv_prof_phase_end(MV_PROF_BACKWARD, tp);
 }

@@ -173,15 +173,18 @@ static inline __attribute__((always_inline)) v8f quick_gelu_grad8(v8f x)
     return s + splat(1.702f) * x * s * (one - s);
 }
 
+/* set: dinp starts from +0 instead of its contents (0 + x is x, and +0 + -0 is +0 as after a
+ * zeroing pass), so both forms give the same bits. dout is read before dinp is written, lane
+ * block by lane block, so dinp may alias dout. */
 MV_CLONES static void quick_gelu_backward_span(float *dinp, const float *dout, const float *x,
-                                               size_t n)
+                                               size_t n, int set)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        v8f vx, vd, vg;
+        v8f vx, vd, vg = splat(0.0f);
         memcpy(&vx, x + i, sizeof vx);
         memcpy(&vd, dout + i, sizeof vd);
-        memcpy(&vg, dinp + i, sizeof vg);
+        if (!set) memcpy(&vg, dinp + i, sizeof vg);
         vg += vd * quick_gelu_grad8(vx);
         memcpy(dinp + i, &vg, sizeof vg);
     }
@@ -189,7 +192,7 @@ MV_CLONES static void quick_gelu_backward_span(float *dinp, const float *dout, c
         v8f vx = splat(0.0f), vd = splat(0.0f), vg = splat(0.0f);
         memcpy(&vx, x + i, (n - i) * sizeof(float));
         memcpy(&vd, dout + i, (n - i) * sizeof(float));
-        memcpy(&vg, dinp + i, (n - i) * sizeof(float));
+        if (!set) memcpy(&vg, dinp + i, (n - i) * sizeof(float));
         vg += vd * quick_gelu_grad8(vx);
         memcpy(dinp + i, &vg, (n - i) * sizeof(float));
     }
@@ -197,18 +200,18 @@ MV_CLONES static void quick_gelu_backward_span(float *dinp, const float *dout, c
 
 /* gelu(x) = x Phi(x) with Phi the standard normal CDF 0.5 (1 + erf(x / sqrt 2)) and
  * Phi' = phi = exp(-x^2 / 2) / sqrt(2 pi), so gelu'(x) = Phi(x) + x phi(x). */
-static void gelu_backward_span(float *dinp, const float *dout, const float *x, size_t n)
+static void gelu_backward_span(float *dinp, const float *dout, const float *x, size_t n, int set)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752440f));
         float pdf = expf(-0.5f * v * v) * 0.39894228040143267794f;
-        dinp[i] += dout[i] * (cdf + v * pdf);
+        dinp[i] = (set ? 0.0f : dinp[i]) + dout[i] * (cdf + v * pdf);
     }
 }
 
-void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
-                     size_t n)
+static void act_backward(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                         size_t n, int set)
 {
     // dinp (n), dout (n), inp (n)
     const size_t chunk = 8192;
@@ -217,10 +220,22 @@ void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medv
     for (long c = 0; c < nchunks; c++) {
         size_t lo = (size_t)c * chunk, len = MV_MIN(n - lo, chunk);
         if (act == MEDVLM_ACT_GELU)
-            gelu_backward_span(dinp + lo, dout + lo, inp + lo, len);
+            gelu_backward_span(dinp + lo, dout + lo, inp + lo, len, set);
         else
-            quick_gelu_backward_span(dinp + lo, dout + lo, inp + lo, len);
+            quick_gelu_backward_span(dinp + lo, dout + lo, inp + lo, len, set);
     }
+}
+
+void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                     size_t n)
+{
+    act_backward(dinp, dout, inp, act, n, 0);
+}
+
+void mv_act_backward_set(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                         size_t n)
+{
+    act_backward(dinp, dout, inp, act, n, 1);
 }
 
 void mv_act_backward_naive(float *dinp, const float *dout, const float *inp, enum medvlm_act act,

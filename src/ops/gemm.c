@@ -13,7 +13,9 @@
 #include <cblas.h>
 #undef I /* <complex.h> (via cblas.h) defines I; here I is the input width */
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Threading. OpenBLAS's own threaded sgemm splits the work by thread count, and its edge
  * tiles use other kernels than its full tiles, so its results change in the last bits with the
@@ -29,6 +31,44 @@
 
 static int gemm_mode = 1; /* 1: our split (deterministic); 0: OpenBLAS's own threading */
 static int skinny_max_m = MV_SKINNY_MAX_M;
+static int backend_set = MV_GEMM_AUTO;
+static int use_packed = -1; /* decided on first use from backend_set */
+
+/* OpenBLAS cores with AVX2 or AVX-512 sgemm kernels: where it runs one, it is used. */
+static int openblas_core_is_fast(void)
+{
+    static const char *fast[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    for (size_t i = 0; core && i < MV_ARRAY_LEN(fast); i++)
+        if (strcasecmp(core, fast[i]) == 0) return 1;
+    return 0;
+}
+
+static int packed_on(void)
+{
+    int u = __atomic_load_n(&use_packed, __ATOMIC_RELAXED);
+    if (u < 0) { /* idempotent: concurrent first calls agree */
+        u = backend_set == MV_GEMM_PACKED ||
+            (backend_set == MV_GEMM_AUTO && mv_gemm_packed_available() && !openblas_core_is_fast());
+        if (backend_set == MV_GEMM_PACKED && !mv_gemm_packed_available()) u = 0;
+        __atomic_store_n(&use_packed, u, __ATOMIC_RELAXED);
+    }
+    return u;
+}
+
+void mv_gemm_set_backend(enum mv_gemm_backend b)
+{
+    backend_set = b;
+    __atomic_store_n(&use_packed, -1, __ATOMIC_RELAXED);
+}
+
+const char *mv_gemm_backend_name(void)
+{
+    static char name[64];
+    if (packed_on()) return "packed avx512";
+    snprintf(name, sizeof name, "openblas %s", openblas_get_corename());
+    return name;
+}
 
 void mv_gemm_set_skinny(int max_rows)
 {
@@ -43,6 +83,9 @@ void mv_gemm_set_mode(int deterministic)
 static void gemm_call(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc)
 {
+    /* the packed kernel, or OpenBLAS when its panels cannot be allocated */
+    if (packed_on() && mv_gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+        return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -75,9 +118,12 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
              const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    if (!gemm_mode || omp_in_parallel()) {
-        /* OpenBLAS's own threading (bench --blas-threads); inside one of our parallel regions
-         * OpenBLAS runs on the calling thread */
+    if (!gemm_mode) { /* OpenBLAS's own threading (bench --blas-threads) */
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (omp_in_parallel()) { /* inside one of our parallel regions: on the calling thread */
         gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -213,6 +259,14 @@ void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
     if (dinp) mv_gemm(0, 0, R, I, O, alpha, dout, O, w, I, 1.0f, dinp, I);
     if (dw) mv_gemm(1, 0, O, I, R, alpha, dout, O, inp, I, 1.0f, dw, I);
     if (db) bias_grad(db, dout, alpha, R, O);
+}
+
+void mv_linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, float alpha, int R, int I, int O)
+{
+    // dinp (R, I) written, dw (O, I), db (O), dout (R, O), inp (R, I), w (O, I)
+    if (dinp) mv_gemm(0, 0, R, I, O, alpha, dout, O, w, I, 0.0f, dinp, I);
+    mv_linear_backward(NULL, dw, db, dout, inp, w, alpha, R, I, O);
 }
 
 void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,

@@ -39,6 +39,19 @@ int mv_gemm_skinny_available(void);
 void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc);
 
+/* gemm_packed.c: the same contract as mv_gemm (op(A), op(B) as below), on the calling thread:
+ * packed panels and an AVX-512 12 x 32 register tile; the panels are one buffer per thread
+ * (~1.7 MB, made on the thread's first call). Each element's arithmetic does not depend on M,
+ * N, its position or a split of the rows or columns, so split products are bit-identical to
+ * whole ones. mv_gemm_packed_portable: the same arithmetic in plain C (fmaf), the oracle of
+ * the AVX-512 path. Both return 0, or -1 (nothing written) when the panels could not be
+ * allocated. */
+int mv_gemm_packed_available(void); /* 1 when the CPU has AVX-512F */
+int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                            int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 /* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -52,6 +65,13 @@ void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const floa
 void mv_gemm_set_mode(int deterministic);
 /* GEMMs with at most this many rows use gemm_skinny.c (default 64; 0: never). Benchmarks. */
 void mv_gemm_set_skinny(int max_rows);
+/* The backend of the products: MV_GEMM_AUTO (default) runs gemm_packed.c where the CPU has
+ * AVX-512F and OpenBLAS runs no AVX2/AVX-512 kernel (its core name is not Haswell, Zen,
+ * SkylakeX, Cooperlake or SapphireRapids), else OpenBLAS. For benchmarks and tests. */
+enum mv_gemm_backend { MV_GEMM_AUTO, MV_GEMM_OPENBLAS, MV_GEMM_PACKED };
+void mv_gemm_set_backend(enum mv_gemm_backend b);
+/* The backend in use ("openblas <core>" or "packed avx512"), for reports. */
+const char *mv_gemm_backend_name(void);
 /* Same contract, plain loops with double accumulators: the oracle for tests. */
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
@@ -71,6 +91,10 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
  * Any of dinp, dw, db may be NULL. dout (R, O), inp (R, I), w (O, I). */
 void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, float alpha, int R, int I, int O);
+/* The same with dinp written (=) instead of accumulated: the first gradient into a buffer
+ * needs no zeroing pass (its GEMM runs with beta = 0). dinp may be NULL. */
+void mv_linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, float alpha, int R, int I, int O);
 void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, float alpha, int R, int I, int O);
 
@@ -99,6 +123,10 @@ void mv_act_backward(float *dinp, const float *dout, const float *inp, enum medv
                      size_t n);
 void mv_act_backward_naive(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
                            size_t n);
+/* dinp (n) = dout * act'(inp), written: the bits of zeroing dinp, then mv_act_backward, without
+ * the zeroing pass. dinp may alias dout. */
+void mv_act_backward_set(float *dinp, const float *dout, const float *inp, enum medvlm_act act,
+                         size_t n);
 /* x (n) = exp(x) in place, vectorised (relative error ~1e-7), exactly 0 below -87.3 (and
  * for -inf), clamped at 88. */
 void mv_exp_span(float *x, size_t n);
@@ -183,10 +211,17 @@ enum mv_prof_op {
     MV_PROF_OTHER,
     MV_PROF_COUNT
 };
+/* Phases of a training step: ops run between mv_prof_phase_begin(ph) and _end are booked to
+ * ph (outside any phase: to MV_PROF_FORWARD), and the phase's wall time is summed. */
+enum mv_prof_phase { MV_PROF_FORWARD, MV_PROF_BACKWARD, MV_PROF_PHASES };
 void mv_prof_enable(int on); /* on: reset the totals and start; off: stop, keep them */
 double mv_prof_begin(void);
 void mv_prof_end(enum mv_prof_op op, double t0);
-double mv_prof_total(enum mv_prof_op op);
+double mv_prof_phase_begin(enum mv_prof_phase ph);
+void mv_prof_phase_end(enum mv_prof_phase ph, double t0);
+double mv_prof_total(enum mv_prof_op op); /* all phases */
+double mv_prof_phase_total(enum mv_prof_phase ph, enum mv_prof_op op);
+double mv_prof_phase_wall(enum mv_prof_phase ph);
 const char *mv_prof_name(enum mv_prof_op op);
 
 /* ---- threads.c ---- */

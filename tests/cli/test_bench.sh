@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test_bench.sh - `medvlm bench`: help with an example, usage errors, the raw GEMM mode and a
-# short real run on a small saved model, checking the JSON lines it prints.
+# test_bench.sh - `medvlm bench`: help with an example, usage errors, the raw GEMM mode, a
+# short real run on a small saved model and a fine-tuning step (--train) on a tiny one,
+# checking the JSON lines they print.
 set -u
 cli=${MEDVLM_CLI:?MEDVLM_CLI not set (ctest sets it)}
 fail=0 pass=0
@@ -40,5 +41,23 @@ else
   echo "FAIL: golden model not found under '$golden' (set MEDVLM_GOLDEN)" >&2
   fail=$((fail + 1))
 fi
+# --train: one LoRA step on a tiny random model, its JSON line and the profile split
+"$cli" bench --train nope >/dev/null 2>"$tmp/err"; rc=$?
+check "bad --train is a usage error (2)" '[ $rc -eq 2 ] && grep -q "expected lora" "$tmp/err"'
+"$cli" init model --preset tiny "$tmp/tiny" >/dev/null 2>"$tmp/err"
+check "tiny model made" '[ -f "$tmp/tiny/model.safetensors" ]'
+"$cli" bench --model "$tmp/tiny" --train lora --batch 2 --reps 1 --threads 1 --json --profile \
+  >"$tmp/tr" 2>"$tmp/err"; rc=$?
+check "train bench runs" '[ $rc -eq 0 ]'
+line=$(grep '"bench": "train"' "$tmp/tr")
+for key in peft batch step_s peak_rss_mb threads gflops trainable workspace_mb; do
+  check "train JSON has $key" '[[ "$line" == *"\"$key\": "* ]]'
+done
+check "train lora batch 2, 1 thread" '[[ "$line" == *"\"peft\": \"lora\""* && "$line" == *"\"batch\": 2,"* && "$line" == *"\"threads\": 1,"* ]]'
+check "train step time and rate positive" '[[ "$line" =~ \"step_s\":\ 0\.[0-9]*[1-9] || "$line" =~ \"step_s\":\ [1-9] ]] && [[ "$line" =~ \"gflops\":\ [0-9.]*[1-9] ]]'
+check "train profile: forward and backward GEMM, optimiser" 'grep "\"phase\": \"forward\"" "$tmp/tr" | grep -q gemm && grep "\"phase\": \"backward\"" "$tmp/tr" | grep -q gemm && grep -q "\"phase\": \"optimizer\"" "$tmp/tr"'
+"$cli" bench --model "$tmp/tiny" --train full --batch 2 --reps 1 --threads 2 --json >"$tmp/tf" 2>"$tmp/err"; rc=$?
+check "train full runs at 2 threads" '[ $rc -eq 0 ] && grep -q "\"peft\": \"full\"" "$tmp/tf"'
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -73,6 +73,63 @@ static void test_gemm_skinny(void)
     }
 }
 
+/* gemm_packed.c: against the naive product, the AVX-512 path against its portable order bit
+ * for bit, and split invariance (a block of rows or columns alone gives the same bits as in
+ * the whole product: what makes mv_gemm's thread split deterministic). Sizes cross the
+ * 12 x 32 tile, the 144-row, 256-deep and 1536-column blocks. */
+static void test_gemm_packed(void)
+{
+    for (int it = 0; it < 28; it++) {
+        int M = rand_int(1, 180), N = rand_int(1, 420), K = rand_int(1, 300);
+        if (it < 4) M = rand_int(1, 13), N = rand_int(1, 33), K = rand_int(1, 5);
+        if (it % 7 == 6) M = rand_int(1, 30), N = rand_int(1540, 1600), K = rand_int(1, 100);
+        if (it % 7 == 5) K = rand_int(257, 600); /* three KC slices */
+        int ta = it & 1, tb = (it >> 1) & 1;
+        int lda = (ta ? M : K) + rand_int(0, 3), ldb = (tb ? K : N) + rand_int(0, 3);
+        int ldc = N + rand_int(0, 3);
+        float alpha = it % 3 ? 1.0f : 0.5f, beta = it % 4 == 0 ? 0.0f : it % 4 == 1 ? 0.75f : 1.0f;
+        float *A = rand_buf((size_t)(ta ? K : M) * lda, 1.0f);
+        float *B = rand_buf((size_t)(tb ? N : K) * ldb, 1.0f);
+        size_t nc = (size_t)M * ldc;
+        float *C0 = rand_buf(nc, 1.0f), *C1 = mv_malloc(nc * 4), *C2 = mv_malloc(nc * 4);
+        float *C3 = mv_malloc(nc * 4), *C4 = mv_malloc(nc * 4);
+        if (beta == 0.0f) /* C is not read: NaNs in it must not leak */
+            for (size_t i = 0; i < nc; i++) C0[i] = NAN;
+        memcpy(C1, C0, nc * 4), memcpy(C2, C0, nc * 4), memcpy(C3, C0, nc * 4);
+        memcpy(C4, C0, nc * 4);
+        CHECK(mv_gemm_packed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc) == 0,
+              "gemm_packed: no panels");
+        mv_gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+        mv_gemm_packed_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C3, ldc);
+        char name[96];
+        snprintf(name, sizeof name, "gemm_packed ta=%d tb=%d %dx%dx%d", ta, tb, M, N, K);
+        for (int i = 0; i < M; i++) /* the padding columns past N: C0's, not compared */
+            for (int j = N; j < ldc; j++) C1[(size_t)i * ldc + j] = C2[(size_t)i * ldc + j] = 0;
+        check_close_f32(name, C1, C2, nc, 1e-4, 1e-5);
+        for (int i = 0; i < M; i++)
+            for (int j = N; j < ldc; j++) C3[(size_t)i * ldc + j] = 0;
+        CHECK(memcmp(C1, C3, nc * 4) == 0, "%s: the AVX-512 path differs from the portable order",
+              name);
+        /* rows [0, m1) and [m1, M), then columns [0, n1) and [n1, N), as separate calls */
+        int m1 = rand_int(0, M), n1 = rand_int(0, N);
+        const float *A2 = ta ? A + m1 : A + (size_t)m1 * lda;
+        mv_gemm_packed(ta, tb, m1, N, K, alpha, A, lda, B, ldb, beta, C4, ldc);
+        mv_gemm_packed(ta, tb, M - m1, N, K, alpha, A2, lda, B, ldb, beta, C4 + (size_t)m1 * ldc,
+                       ldc);
+        for (int i = 0; i < M; i++)
+            for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
+        CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: split at row %d differs", name, m1);
+        memcpy(C4, C0, nc * 4);
+        const float *B2 = tb ? B + (size_t)n1 * ldb : B + n1;
+        mv_gemm_packed(ta, tb, M, n1, K, alpha, A, lda, B, ldb, beta, C4, ldc);
+        mv_gemm_packed(ta, tb, M, N - n1, K, alpha, A, lda, B2, ldb, beta, C4 + n1, ldc);
+        for (int i = 0; i < M; i++)
+            for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
+        CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: split at column %d differs", name, n1);
+        mv_free(A), mv_free(B), mv_free(C0), mv_free(C1), mv_free(C2), mv_free(C3), mv_free(C4);
+    }
+}
+
 static void test_linear(void)
 {
     for (int it = 0; it < 10; it++) {
@@ -245,6 +302,7 @@ int main(void)
     mv_rng_seed(&rng, 1234);
     test_gemm();
     test_gemm_skinny();
+    test_gemm_packed();
     test_linear();
     test_layernorm();
     test_act();

@@ -232,6 +232,42 @@ struct lora_ctx {
 };
 
 /* L = sum(alpha * (x A^T) B^T * G) */
+/* The _set forms (written, not accumulated) give the bits of zeroing then accumulating, for
+ * every activation and with dinp aliasing dout (activation); the linear form also from
+ * garbage (NaN) in dinp, which it must not read. */
+static void test_backward_set(void)
+{
+    int R = 300, I = 70, O = 90;
+    size_t nx = (size_t)R * I, nw = (size_t)O * I, ny = (size_t)R * O;
+    float *x = rand_buf(nx, 1.0f), *w = rand_buf(nw, 1.0f), *dy = rand_buf(ny, 1.0f);
+    float *a = zeros(nx), *b = zeros(nx), *dwa = zeros(nw), *dwb = zeros(nw);
+    float *dba = zeros(O), *dbb = zeros(O);
+    for (size_t i = 0; i < nx; i++) b[i] = NAN;
+    mv_linear_backward(a, dwa, dba, dy, x, w, 0.5f, R, I, O);
+    mv_linear_backward_set(b, dwb, dbb, dy, x, w, 0.5f, R, I, O);
+    CHECK(same_bits(a, b, nx), "linear_backward_set dinp differs from zero + accumulate");
+    CHECK(same_bits(dwa, dwb, nw) && same_bits(dba, dbb, O),
+          "linear_backward_set dw/db differ from linear_backward");
+    for (int gelu = 0; gelu < 2; gelu++) {
+        enum medvlm_act act = gelu ? MEDVLM_ACT_GELU : MEDVLM_ACT_QUICK_GELU;
+        size_t n = 300001; /* past the parallel threshold, with an 8-lane tail */
+        float *in = rand_buf(n, 3.0f), *d = rand_buf(n, 1.0f), *acc = zeros(n);
+        float *set = rand_buf(n, 1.0f), *alias = copy_buf(d, n);
+        d[5] = -0.0f; /* -0 times a gradient: +0 after zeroing, +0 written */
+        alias[5] = -0.0f;
+        mv_act_backward(acc, d, in, act, n);
+        mv_act_backward_set(set, d, in, act, n);
+        mv_act_backward_set(alias, alias, in, act, n);
+        CHECK(same_bits(acc, set, n), "act_backward_set (%s) differs from zero + accumulate",
+              gelu ? "gelu" : "quick_gelu");
+        CHECK(same_bits(acc, alias, n), "act_backward_set (%s) in place differs",
+              gelu ? "gelu" : "quick_gelu");
+        mv_free(in), mv_free(d), mv_free(acc), mv_free(set), mv_free(alias);
+    }
+    mv_free(x), mv_free(w), mv_free(dy), mv_free(a), mv_free(b), mv_free(dwa), mv_free(dwb);
+    mv_free(dba), mv_free(dbb);
+}
+
 static double lora_loss(void *c)
 {
     struct lora_ctx *t = c;
@@ -874,5 +910,6 @@ int main(void)
     test_attention_contract();
     test_l2norm();
     test_cross_entropy();
+    test_backward_set(); /* last: its draws leave the other tests' random data as they were */
     return check_summary();
 }

@@ -1,0 +1,271 @@
+/*
+ * gemm_packed.c - C (M, N) = alpha * op(A) op(B) + beta * C, single-threaded, with packed
+ * panels and an AVX-512 register-tile kernel: the GEMM seam's backend on CPUs with AVX-512
+ * where OpenBLAS runs no AVX kernel (OpenBLAS 0.3.21 does not know newer Xeons, e.g. family 6
+ * model 207, and falls back to its SSE3 "Prescott" kernels at about a third of the speed).
+ *
+ * The classic blocking (Goto, BLIS): for each NC-column panel of op(B) and KC-deep slice,
+ * pack the slice of op(B) into NR-column micro-panels (k-major, zero-padded); for each
+ * MC-row block of op(A), pack MR-row micro-panels (k-major, zero-padded); then every MR x NR
+ * tile of C gets one kernel call that keeps the tile in registers over the KC products.
+ *
+ * Every element of C is computed by the same sequence of operations wherever its tile falls:
+ * for each KC slice in order, a fused multiply-add chain over k in order (an exact product of
+ * zero padding adds +0), then C = alpha * acc (+ beta * C) on the first slice and
+ * C = C + alpha * acc on the others. So a block of rows or columns computed alone, in any
+ * split across threads, gives exactly the bits of the whole product, and the plain-C kernel
+ * (fmaf in the same order) gives the same bits as the AVX-512 one.
+ *
+ * The panels (MC x KC of op(A) in L2 with the KC x NC panel of op(B); ~1.7 MB) are one buffer
+ * per thread, allocated on the thread's first product and kept until the thread ends (a
+ * pthread key's destructor frees it), as OpenBLAS keeps its own: the steady state (every
+ * training step, every batch) allocates nothing.
+ *
+ * Glossary: M rows of op(A) and C, N columns of op(B) and C, K the reduction length; MR x NR
+ * the register tile, MC x KC the packed block of op(A), KC x NC the packed panel of op(B).
+ */
+#include "ops.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+#define MV_HAVE_AVX512_PATH 1
+#endif
+
+#define MR 12
+#define NR 32
+#ifndef MV_PACK_MC /* the blocks, overridable for tuning experiments */
+#define MV_PACK_MC 144
+#define MV_PACK_KC 256
+#define MV_PACK_NC 1536
+#endif
+#define MC MV_PACK_MC
+#define KC MV_PACK_KC
+#define NC MV_PACK_NC
+
+_Static_assert(MC % MR == 0 && NC % NR == 0, "blocks hold whole tiles");
+
+/* op(A) rows [i0, i0 + m) x columns [k0, k0 + kc) into MR-row micro-panels: panel p holds
+ * rows i0 + p MR .. as dst[p][k][r] (MR floats per k), rows past m zero. */
+static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int m, int k0, int kc)
+{
+    for (int p = 0; p < m; p += MR) {
+        int rows = MV_MIN(MR, m - p);
+        float *d = dst + (size_t)p * kc;
+        if (ta) { /* A is (K, M): op(A)[i][k] = A[k][i], a row of A is contiguous in i */
+            for (int k = 0; k < kc; k++) {
+                const float *s = A + (size_t)(k0 + k) * lda + i0 + p;
+                float *o = d + (size_t)k * MR;
+                int r = 0;
+                for (; r < rows; r++) o[r] = s[r];
+                for (; r < MR; r++) o[r] = 0.0f;
+            }
+        } else {
+            for (int r = 0; r < rows; r++) {
+                const float *s = A + (size_t)(i0 + p + r) * lda + k0;
+                for (int k = 0; k < kc; k++) d[(size_t)k * MR + r] = s[k];
+            }
+            for (int r = rows; r < MR; r++)
+                for (int k = 0; k < kc; k++) d[(size_t)k * MR + r] = 0.0f;
+        }
+    }
+}
+
+/* op(B) rows [k0, k0 + kc) x columns [j0, j0 + n) into NR-column micro-panels: panel p holds
+ * columns j0 + p NR .. as dst[p][k][c] (NR floats per k), columns past n zero. */
+static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, int j0, int n)
+{
+    for (int p = 0; p < n; p += NR) {
+        int cols = MV_MIN(NR, n - p);
+        float *d = dst + (size_t)p * kc;
+        if (tb) { /* B is (N, K): op(B)[k][j] = B[j][k], a row of B is contiguous in k */
+            for (int c = 0; c < cols; c++) {
+                const float *s = B + (size_t)(j0 + p + c) * ldb + k0;
+                for (int k = 0; k < kc; k++) d[(size_t)k * NR + c] = s[k];
+            }
+            for (int c = cols; c < NR; c++)
+                for (int k = 0; k < kc; k++) d[(size_t)k * NR + c] = 0.0f;
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *s = B + (size_t)(k0 + k) * ldb + j0 + p;
+                float *o = d + (size_t)k * NR;
+                memcpy(o, s, (size_t)cols * sizeof(float));
+                for (int c = cols; c < NR; c++) o[c] = 0.0f;
+            }
+        }
+    }
+}
+
+/* The tile's update from its accumulator, element by element: the same in both kernels. */
+static inline float tile_out(float acc, float c, float alpha, float beta, int first)
+{
+    float t = alpha * acc;
+    if (!first || beta == 1.0f) return c + t;
+    if (beta == 0.0f) return t; /* C is not read: it may hold anything */
+    return beta * c + t;
+}
+
+/* One MR x NR tile in plain C: acc = sum_k a[k][r] b[k][c] as fmaf chains in k order. */
+static void kernel_portable(int kc, const float *a, const float *b, float *C, int ldc, int m, int n,
+                            float alpha, float beta, int first)
+{
+    float acc[MR][NR] = {{0}};
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < MR; r++)
+            for (int c = 0; c < NR; c++)
+                acc[r][c] = fmaf(a[(size_t)k * MR + r], b[(size_t)k * NR + c], acc[r][c]);
+    for (int r = 0; r < m; r++)
+        for (int c = 0; c < n; c++) {
+            float *o = C + (size_t)r * ldc + c;
+            *o = tile_out(acc[r][c], first && beta == 0.0f ? 0.0f : *o, alpha, beta, first);
+        }
+}
+
+#ifdef MV_HAVE_AVX512_PATH
+/* The same tile with 24 zmm accumulators: rows r = 0..11, column halves 0..15 and 16..31.
+ * _mm512_fmadd_ps rounds once like fmaf; the output step uses separate multiply and add. */
+__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a, const float *b,
+                                                             float *C, int ldc, int m, int n,
+                                                             float alpha, float beta, int first)
+{
+    __m512 c0[MR], c1[MR];
+    for (int r = 0; r < m; r++) { /* the tile's rows arrive while the products run */
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512 ar = _mm512_set1_ps(a[r]);
+            c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+        }
+        a += MR;
+        b += NR;
+    }
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    int mode = !first || beta == 1.0f ? 0 : beta == 0.0f ? 1 : 2;
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+        if (r >= m) break;
+        float *o = C + (size_t)r * ldc;
+        __m512 t0 = _mm512_mul_ps(va, c0[r]), t1 = _mm512_mul_ps(va, c1[r]);
+        if (mode != 1) {
+            __m512 o0 = _mm512_maskz_loadu_ps(k0, o), o1 = _mm512_maskz_loadu_ps(k1, o + 16);
+            if (mode == 2) {
+                o0 = _mm512_mul_ps(vb, o0);
+                o1 = _mm512_mul_ps(vb, o1);
+            }
+            t0 = _mm512_add_ps(o0, t0);
+            t1 = _mm512_add_ps(o1, t1);
+        }
+        _mm512_mask_storeu_ps(o, k0, t0);
+        _mm512_mask_storeu_ps(o + 16, k1, t1);
+    }
+}
+#endif
+
+int mv_gemm_packed_available(void)
+{
+#ifdef MV_HAVE_AVX512_PATH
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+typedef void (*kernel_fn)(int, const float *, const float *, float *, int, int, int, float, float,
+                          int);
+
+/* ---- the per-thread panels ---- */
+
+static pthread_key_t panels_key;
+static pthread_once_t panels_once = PTHREAD_ONCE_INIT;
+static int panels_key_ok;
+
+static void panels_free(void *p)
+{
+    mv_free(p);
+}
+
+static void panels_key_init(void)
+{
+    panels_key_ok = pthread_key_create(&panels_key, panels_free) == 0;
+}
+
+/* This thread's MC x KC + KC x NC floats, NULL when they cannot be had. */
+static float *thread_panels(void)
+{
+    pthread_once(&panels_once, panels_key_init);
+    if (!panels_key_ok) return NULL;
+    float *p = pthread_getspecific(panels_key);
+    if (!p) {
+        p = mv_aligned(((size_t)MC * KC + (size_t)KC * NC) * sizeof(float));
+        if (p && pthread_setspecific(panels_key, p) != 0) {
+            mv_free(p);
+            p = NULL;
+        }
+    }
+    return p;
+}
+
+static int gemm_blocked(kernel_fn kern, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc)
+{
+    // C (M, N); op(A) (M, K); op(B) (K, N)
+    if (M <= 0 || N <= 0) return 0;
+    float *pa = thread_panels();
+    if (!pa) return -1;
+    float *pb = pa + (size_t)MC * KC;
+    if (K <= 0) { /* no products: C = beta * C as the tiles would leave it */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float *o = C + (size_t)i * ldc + j;
+                *o = tile_out(0.0f, beta == 0.0f ? 0.0f : *o, alpha, beta, 1);
+            }
+        return 0;
+    }
+    for (int j0 = 0; j0 < N; j0 += NC) {
+        int n = MV_MIN(NC, N - j0);
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = MV_MIN(KC, K - k0), first = k0 == 0;
+            pack_b(pb, tb, B, ldb, k0, kc, j0, n);
+            for (int i0 = 0; i0 < M; i0 += MC) {
+                int m = MV_MIN(MC, M - i0);
+                pack_a(pa, ta, A, lda, i0, m, k0, kc);
+                for (int jr = 0; jr < n; jr += NR)
+                    for (int ir = 0; ir < m; ir += MR)
+                        kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                             C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, MV_MIN(MR, m - ir),
+                             MV_MIN(NR, n - jr), alpha, beta, first);
+            }
+        }
+    }
+    return 0;
+}
+
+int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc)
+{
+#ifdef MV_HAVE_AVX512_PATH
+    if (__builtin_cpu_supports("avx512f"))
+        return gemm_blocked(kernel_avx512, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+    return gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                            int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    return gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
