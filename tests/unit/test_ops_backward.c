@@ -9,6 +9,7 @@
  *   4. 1 thread gives the same bits as 2, at sizes that take the parallel paths;
  * plus mv_act_forward_copy against the in-place forward, bit for bit. */
 #include "check.h"
+#include "rand_seqs.h"
 #include "ops/ops.h"
 
 #include <float.h>
@@ -654,22 +655,11 @@ static void test_attention_naive(void)
 {
     for (int it = 0; it < 16; it++) {
         int B = rand_int(1, 5), NH = rand_int(1, 4), HS = rand_int(1, 40), C = NH * HS;
-        int causal = it % 2, Tm = rand_int(1, 30);
-        int off[5], len[5], R = 0;
-        int64_t mask[5 * 30];
-        for (int b = 0; b < B; b++) {
-            len[b] = it % 3 == 0 ? Tm : rand_int(1, Tm);
-            off[b] = R;
-            R += len[b];
-            int valid = rand_int(1, len[b]);
-            for (int j = 0; j < Tm; j++) mask[b * Tm + j] = j < valid;
-        }
-        struct mv_seqs s = {.B = B,
-                            .off = off,
-                            .len = len,
-                            .mask = it % 4 < 2 ? mask : NULL,
-                            .mask_stride = Tm,
-                            .causal = causal};
+        int Tm = rand_int(1, 30);
+        struct rand_seqs rs;
+        rand_seqs_fill(&rs, &rng, it, B, Tm);
+        const struct mv_seqs s = rs.s;
+        const int R = rs.R, causal = s.causal;
         size_t n = (size_t)R * C, na = mv_attention_att_size(&s, NH);
         float *q = rand_buf(n, 0.5f), *k = rand_buf(n, 0.5f), *v = rand_buf(n, 1.0f);
         float *dy = rand_buf(n, 1.0f), *o = zeros(n), *att = zeros(na);
