@@ -16,7 +16,8 @@
 static const char *usage =
     "usage: medvlm bench [--random plip | --model DIR] [--only vision|text] [--batch B]\n"
     "                    [--threads N] [--reps R] [--json] [--profile] [--gemm]\n"
-    "                    [--blas-threads] [--no-skinny]\n"
+    "                    [--blas-threads] [--no-skinny] [--gemm-backend B]\n"
+    "                    [--train MODE]\n"
     "\n"
     "Time the forward pass of the encoders: vision at batch 1, 8 and 32 (images/s) and text\n"
     "on 16 zero-shot prompts padded to 77 tokens and to the longest (18; prompts/s), each the\n"
@@ -36,6 +37,9 @@ static const char *usage =
     "  --blas-threads let OpenBLAS split each GEMM across threads itself instead of medvlm\n"
     "                 (results then change in the last bits with the thread count)\n"
     "  --no-skinny    never use the unpacked few-row GEMM kernel (batch 1) but OpenBLAS\n"
+    "  --gemm-backend B  auto (default: the packed AVX-512 kernel where the CPU has AVX-512F\n"
+    "                 and OpenBLAS runs no AVX2/AVX-512 kernel for it, else OpenBLAS),\n"
+    "                 openblas or packed: the matrix products' kernel, for comparisons\n"
     "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1), raw\n"
     "                 OpenBLAS (its own threading) and as medvlm calls it (its split, and its\n"
     "                 packed AVX-512 kernel where OpenBLAS has no AVX kernel for the CPU)\n"
@@ -480,13 +484,21 @@ done:
 int cmd_bench(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"random", required_argument, 0, 'r'},  {"model", required_argument, 0, 'm'},
-        {"only", required_argument, 0, 'o'},    {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'n'},
-        {"json", no_argument, 0, 'j'},          {"gemm", no_argument, 0, 'g'},
-        {"profile", no_argument, 0, 'p'},       {"blas-threads", no_argument, 0, 'B'},
-        {"no-skinny", no_argument, 0, 'S'},     {"train", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"random", required_argument, 0, 'r'},
+        {"model", required_argument, 0, 'm'},
+        {"only", required_argument, 0, 'o'},
+        {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},
+        {"reps", required_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},
+        {"gemm", no_argument, 0, 'g'},
+        {"profile", no_argument, 0, 'p'},
+        {"blas-threads", no_argument, 0, 'B'},
+        {"no-skinny", no_argument, 0, 'S'},
+        {"train", required_argument, 0, 'T'},
+        {"gemm-backend", required_argument, 0, 'K'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     struct bench_opts o = {.reps = 5};
     const char *model_dir = NULL, *only = NULL;
@@ -537,6 +549,17 @@ int cmd_bench(int argc, char **argv)
             break;
         case 'p':
             o.profile = 1;
+            break;
+        case 'K':
+            if (!strcmp(optarg, "auto"))
+                mv_gemm_set_backend(MV_GEMM_AUTO);
+            else if (!strcmp(optarg, "openblas"))
+                mv_gemm_set_backend(MV_GEMM_OPENBLAS);
+            else if (!strcmp(optarg, "packed"))
+                mv_gemm_set_backend(MV_GEMM_PACKED);
+            else
+                return cli_usage("bench", "--gemm-backend %s: expected auto, openblas or packed",
+                                 optarg);
             break;
         case 'T':
             if (medvlm_peft_mode_from_name(optarg, &mode))

@@ -44,6 +44,8 @@ fi
 # --train: one LoRA step on a tiny random model, its JSON line and the profile split
 "$cli" bench --train nope >/dev/null 2>"$tmp/err"; rc=$?
 check "bad --train is a usage error (2)" '[ $rc -eq 2 ] && grep -q "expected lora" "$tmp/err"'
+"$cli" bench --gemm-backend nope >/dev/null 2>"$tmp/err"; rc=$?
+check "bad --gemm-backend is a usage error (2)" '[ $rc -eq 2 ] && grep -q "expected auto" "$tmp/err"'
 "$cli" init model --preset tiny "$tmp/tiny" >/dev/null 2>"$tmp/err"
 check "tiny model made" '[ -f "$tmp/tiny/model.safetensors" ]'
 "$cli" bench --model "$tmp/tiny" --train lora --batch 2 --reps 1 --threads 1 --json --profile \
@@ -58,6 +60,8 @@ check "train step time and rate positive" '[[ "$line" =~ \"step_s\":\ 0\.[0-9]*[
 check "train profile: forward and backward GEMM, optimiser" 'grep "\"phase\": \"forward\"" "$tmp/tr" | grep -q gemm && grep "\"phase\": \"backward\"" "$tmp/tr" | grep -q gemm && grep -q "\"phase\": \"optimizer\"" "$tmp/tr"'
 "$cli" bench --model "$tmp/tiny" --train full --batch 2 --reps 1 --threads 2 --json >"$tmp/tf" 2>"$tmp/err"; rc=$?
 check "train full runs at 2 threads" '[ $rc -eq 0 ] && grep -q "\"peft\": \"full\"" "$tmp/tf"'
+"$cli" bench --model "$tmp/tiny" --train ln --batch 2 --reps 1 --gemm-backend openblas --json >"$tmp/to" 2>"$tmp/err"; rc=$?
+check "train on OpenBLAS names it" '[ $rc -eq 0 ] && grep -q "\"gemm_backend\": \"openblas" "$tmp/to"'
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
