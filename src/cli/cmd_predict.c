@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include "core/core.h"
+#include "ops/ops.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -49,7 +50,7 @@ static int predict_run(const char *run, const char *feats_path, const char *json
     struct medvlm_prototypes *h = NULL;
     struct medvlm_features *f = NULL;
     struct medvlm_metrics m = {0};
-    float *logits = NULL;
+    float *logits = NULL, *probs = NULL;
     int64_t *preds = NULL;
     char *table = NULL, *head = mv_path_join(run, "head.safetensors"), fp[17];
     int rc = CLI_FAIL;
@@ -81,20 +82,16 @@ static int predict_run(const char *run, const char *feats_path, const char *json
             goto done;
         }
     logits = calloc((size_t)f->n * K + 1, sizeof(float));
+    probs = calloc((size_t)f->n * K + 1, sizeof(float));
     preds = calloc((size_t)f->n + 1, sizeof(int64_t));
-    if (!logits || !preds) {
+    if (!logits || !probs || !preds) {
         fprintf(stderr, "medvlm: out of memory\n");
         goto done;
     }
-    for (int k = 0; k < K; k++) { /* the head normalises its prototypes' rows */
-        float *p = h->prototypes + (size_t)k * D;
-        double ss = 0;
-        for (int j = 0; j < D; j++) ss += (double)p[j] * p[j];
-        float nrm = (float)sqrt(ss);
-        for (int j = 0; j < D; j++) p[j] /= nrm;
-    }
+    /* the head normalises its prototypes' rows */
+    mv_l2norm_forward(h->prototypes, NULL, h->prototypes, K, D);
     if (medvlm_zeroshot_logits(f->features, f->n, h->prototypes, K, D, h->logit_scale, logits,
-                               NULL) ||
+                               probs) ||
         medvlm_argmax_rows(logits, f->n, K, preds) ||
         medvlm_metrics_compute(f->labels, preds, f->n, K, &m) ||
         medvlm_metrics_format_table(&m, (const char *const *)h->classes, &table)) {
@@ -107,10 +104,9 @@ static int predict_run(const char *run, const char *feats_path, const char *json
         cli_fail(json);
         goto done;
     }
-    softmax_rows(logits, f->n, K);
     if (csv &&
         medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels, preds,
-                                     logits, f->n, (const char *const *)h->classes, K)) {
+                                     probs, f->n, (const char *const *)h->classes, K)) {
         cli_fail(csv);
         goto done;
     }
@@ -122,6 +118,7 @@ done:
     medvlm_prototypes_free(h);
     medvlm_features_free(f);
     free(logits);
+    free(probs);
     free(preds);
     return rc;
 }

@@ -56,6 +56,28 @@ static inline bool mv_add_ok(size_t a, size_t b, size_t *out)
 /* Product of n int64 dims, each >= 0; false on negative dim or overflow. */
 bool mv_numel(const int64_t *shape, int ndim, size_t *out);
 
+/* ---- carving views out of one buffer: a first pass with base NULL counts the floats
+ * (c.used), the second, over a buffer of that size, hands out the views. Each view starts
+ * on a 64-byte boundary; ok turns false on overflow. ---- */
+
+struct mv_carver {
+    float *base;
+    size_t used; /* floats */
+    bool ok;
+};
+
+static inline float *mv_carve(struct mv_carver *c, size_t a, size_t b)
+{
+    size_t n, padded;
+    if (!c->ok || !mv_mul_ok(a, b, &n) || !mv_add_ok(n, 15, &padded)) {
+        c->ok = false;
+        return NULL;
+    }
+    float *p = c->base ? c->base + c->used : NULL;
+    if (!mv_add_ok(c->used, padded & ~(size_t)15, &c->used)) c->ok = false;
+    return p;
+}
+
 /* ---- arena: bump allocator for many small, same-lifetime pieces ---- */
 
 struct mv_arena {

@@ -16,31 +16,26 @@ struct ws_dims {
     size_t R, C, I, f_min, att, B, D, RK;
 };
 
-static bool add_view(size_t *total, size_t n, size_t *at)
-{
-    size_t padded;
-    if (!mv_add_ok(n, 15, &padded)) return false;
-    *at = *total;
-    return mv_add_ok(*total, padded & ~(size_t)15, total);
-}
-
-/* Offsets of the views for dims d; total floats in *total. With base, also sets the views. */
+/* The views for dims d (base NULL: only counted); total floats in *total. */
 static bool carve(const struct ws_dims *d, float *base, struct mv_acts *a, size_t *total)
 {
-    size_t rc, ri, bc, bd, ru, at[11];
-    if (!mv_mul_ok(d->R, d->C, &rc) || !mv_mul_ok(d->R, d->I, &ri) || !mv_mul_ok(d->B, d->C, &bc) ||
-        !mv_mul_ok(d->B, d->D, &bd) || !mv_mul_ok(d->R, d->RK, &ru))
-        return false;
-    size_t sizes[11] = {rc, rc, rc, rc, rc, rc, MV_MAX(ri, d->f_min), d->att, bc, bd, ru};
-    *total = 0;
-    for (int i = 0; i < 11; i++)
-        if (!add_view(total, sizes[i], &at[i])) return false;
-    if (base) {
-        float **views[11] = {&a->x, &a->h,   &a->q,      &a->k,      &a->v, &a->a,
-                             &a->f, &a->att, &a->pooled, &a->unnorm, &a->u};
-        for (int i = 0; i < 11; i++) *views[i] = base + at[i];
-    }
-    return true;
+    struct mv_carver c = {.base = base, .ok = true};
+    struct mv_acts counted;
+    struct mv_acts *v = base ? a : &counted;
+    v->x = mv_carve(&c, d->R, d->C);
+    v->h = mv_carve(&c, d->R, d->C);
+    v->q = mv_carve(&c, d->R, d->C);
+    v->k = mv_carve(&c, d->R, d->C);
+    v->v = mv_carve(&c, d->R, d->C);
+    v->a = mv_carve(&c, d->R, d->C);
+    size_t ri;
+    v->f = mv_carve(&c, mv_mul_ok(d->R, d->I, &ri) ? MV_MAX(ri, d->f_min) : SIZE_MAX, 1);
+    v->att = mv_carve(&c, d->att, 1);
+    v->pooled = mv_carve(&c, d->B, d->C);
+    v->unnorm = mv_carve(&c, d->B, d->D);
+    v->u = mv_carve(&c, d->R, d->RK);
+    *total = c.used;
+    return c.ok;
 }
 
 static bool tower_dims(const struct mv_tower *t, int vision, int max_batch, size_t D,

@@ -38,7 +38,7 @@ enum mv_lora_target {
 
 /* What one layer's backward needs, written by its training forward (views into the training
  * workspace, one set per layer). LayerNorm outputs and the MLP activation are not kept: the
- * backward recomputes them from x_in / x_mid with the saved statistics, and from f. */
+ * backward recomputes them from x_in / x_mid (the same bits as the forward) and from f. */
 struct mv_layer_saved {
     float *x_in;          // (R, C) the layer's input (LN1's input)
     float *mean1, *rstd1; // (R) LN1 statistics

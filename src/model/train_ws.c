@@ -16,26 +16,7 @@
 
 #include <string.h>
 
-/* A bump allocator over one buffer: a first pass with base NULL counts, the second carves. */
-struct carver {
-    float *base;
-    size_t used;
-    bool ok;
-};
-
-static float *take(struct carver *c, size_t a, size_t b)
-{
-    size_t n, padded;
-    if (!c->ok || !mv_mul_ok(a, b, &n) || !mv_add_ok(n, 15, &padded)) {
-        c->ok = false;
-        return NULL;
-    }
-    float *p = c->base ? c->base + c->used : NULL;
-    if (!mv_add_ok(c->used, padded & ~(size_t)15, &c->used)) c->ok = false;
-    return p;
-}
-
-static void carve(struct mv_train_ws *w, const struct mv_tower *t, int D, struct carver *c)
+static void carve(struct mv_train_ws *w, const struct mv_tower *t, int D, struct mv_carver *c)
 {
     const struct medvlm_tower_config *cf = &t->cfg;
     const size_t B = (size_t)w->max_batch, g = (size_t)mv_vision_grid(cf), N = g * g + 1;
@@ -47,55 +28,55 @@ static void carve(struct mv_train_ws *w, const struct mv_tower *t, int D, struct
     struct mv_vit_saved *sv = &w->saved;
     struct mv_vit_scratch *ws = &w->scratch;
     // forward scratch: the residual stream, a LayerNorm output, the MLP hidden / patches
-    a->x = take(c, R, C);
-    a->h = take(c, R, C);
-    a->f = take(c, MV_MAX(R * I, B * g * g * 3 * P * P), 1);
-    a->unnorm = take(c, B, (size_t)D);
+    a->x = mv_carve(c, R, C);
+    a->h = mv_carve(c, R, C);
+    a->f = mv_carve(c, MV_MAX(R * I, B * g * g * 3 * P * P), 1);
+    a->unnorm = mv_carve(c, B, (size_t)D);
     // saved for backward
-    sv->x_emb = take(c, R, C);
-    sv->mean0 = take(c, R, 1);
-    sv->rstd0 = take(c, R, 1);
+    sv->x_emb = mv_carve(c, R, C);
+    sv->mean0 = mv_carve(c, R, 1);
+    sv->rstd0 = mv_carve(c, R, 1);
     for (int l = 0; l < L; l++) {
         struct mv_layer_saved *s = &sv->layers[l];
         const struct mv_layer *ly = &t->layers[l];
         const struct mv_linear *lin[MV_LORA_N] = {&ly->q, &ly->k,   &ly->v,
                                                   &ly->o, &ly->fc1, &ly->fc2};
-        s->x_in = take(c, R, C);
-        s->mean1 = take(c, R, 1);
-        s->rstd1 = take(c, R, 1);
-        s->q = take(c, R, C);
-        s->k = take(c, R, C);
-        s->v = take(c, R, C);
-        s->att = take(c, att, 1);
-        s->a = take(c, R, C);
-        s->x_mid = take(c, R, C);
-        s->mean2 = take(c, R, 1);
-        s->rstd2 = take(c, R, 1);
-        s->f = take(c, R, I);
-        for (int i = 0; i < MV_LORA_N; i++) s->u[i] = lin[i]->lora_a ? take(c, R, RK) : NULL;
+        s->x_in = mv_carve(c, R, C);
+        s->mean1 = mv_carve(c, R, 1);
+        s->rstd1 = mv_carve(c, R, 1);
+        s->q = mv_carve(c, R, C);
+        s->k = mv_carve(c, R, C);
+        s->v = mv_carve(c, R, C);
+        s->att = mv_carve(c, att, 1);
+        s->a = mv_carve(c, R, C);
+        s->x_mid = mv_carve(c, R, C);
+        s->mean2 = mv_carve(c, R, 1);
+        s->rstd2 = mv_carve(c, R, 1);
+        s->f = mv_carve(c, R, I);
+        for (int i = 0; i < MV_LORA_N; i++) s->u[i] = lin[i]->lora_a ? mv_carve(c, R, RK) : NULL;
     }
-    sv->x_cls = take(c, B, C);
-    sv->meanf = take(c, B, 1);
-    sv->rstdf = take(c, B, 1);
-    sv->pooled = take(c, B, C);
-    sv->feats = take(c, B, (size_t)D);
-    sv->fnorm = take(c, B, 1);
+    sv->x_cls = mv_carve(c, B, C);
+    sv->meanf = mv_carve(c, B, 1);
+    sv->rstdf = mv_carve(c, B, 1);
+    sv->pooled = mv_carve(c, B, C);
+    sv->feats = mv_carve(c, B, (size_t)D);
+    sv->fnorm = mv_carve(c, B, 1);
     // backward scratch; the recomputed LayerNorm and activation outputs reuse the forward's
-    ws->dx = take(c, R, C);
-    ws->dunnorm = take(c, B, (size_t)D);
-    ws->dpooled = take(c, B, C);
-    ws->dcls = take(c, B, C);
+    ws->dx = mv_carve(c, R, C);
+    ws->dunnorm = mv_carve(c, B, (size_t)D);
+    ws->dpooled = mv_carve(c, B, C);
+    ws->dcls = mv_carve(c, B, C);
     ws->layer.h = a->h;
     ws->layer.g = a->f;
-    ws->layer.dh = take(c, R, C);
-    ws->layer.da = take(c, MV_MAX(R * C, B * g * g * C), 1); /* also the patch rows' gradient */
-    ws->layer.dq = take(c, R, C);
-    ws->layer.dk = take(c, R, C);
-    ws->layer.dv = take(c, R, C);
-    ws->layer.dg = take(c, R, I);
-    ws->layer.df = take(c, R, I);
-    ws->layer.datt = take(c, att, 1);
-    ws->layer.du = RK ? take(c, R, RK) : NULL;
+    ws->layer.dh = mv_carve(c, R, C);
+    ws->layer.da = mv_carve(c, MV_MAX(R * C, B * g * g * C), 1); /* also the patch rows' gradient */
+    ws->layer.dq = mv_carve(c, R, C);
+    ws->layer.dk = mv_carve(c, R, C);
+    ws->layer.dv = mv_carve(c, R, C);
+    ws->layer.dg = mv_carve(c, R, I);
+    ws->layer.df = mv_carve(c, R, I);
+    ws->layer.datt = mv_carve(c, att, 1);
+    ws->layer.du = RK ? mv_carve(c, R, RK) : NULL;
 }
 
 enum medvlm_status mv_train_ws_init(struct mv_train_ws *w, const struct mv_tower *t, int D,
@@ -113,7 +94,7 @@ enum medvlm_status mv_train_ws_init(struct mv_train_ws *w, const struct mv_tower
         mv_train_ws_free(w);
         return MEDVLM_ERR_NOMEM;
     }
-    struct carver c = {.ok = true};
+    struct mv_carver c = {.ok = true};
     carve(w, t, D, &c);
     size_t bytes;
     if (!c.ok || !mv_mul_ok(c.used, sizeof(float), &bytes)) {
@@ -131,7 +112,7 @@ enum medvlm_status mv_train_ws_init(struct mv_train_ws *w, const struct mv_tower
                           bytes >> 20, max_batch);
     }
     w->bytes = bytes;
-    c = (struct carver){.base = w->buf, .ok = true};
+    c = (struct mv_carver){.base = w->buf, .ok = true};
     carve(w, t, D, &c);
     w->acts.off = w->ibuf;
     w->acts.len = w->ibuf + max_batch;

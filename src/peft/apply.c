@@ -268,12 +268,10 @@ enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const
         memcpy(dst, d, n * sizeof(float));
         mv_free(conv);
         off += n;
-        if (!rf.lora) {
-            for (int k = 0; k < m->n_params; k++)
-                if (!strcmp(m->params[k].name, t->name)) {
-                    m->params[k].data = dst;
-                    *m->slots[k] = dst;
-                }
+        if (!rf.lora) { /* pass 1 found the row */
+            int k = (int)(medvlm_model_param_find(m, t->name) - m->params);
+            m->params[k].data = dst;
+            *m->slots[k] = dst;
             continue;
         }
         int l, tg, ab;
@@ -303,8 +301,7 @@ enum medvlm_status medvlm_model_apply_run(const struct medvlm_model *base, const
                 char name[160];
                 snprintf(name, sizeof name, "vision_model.encoder.layers.%d.%s.%s.weight", l,
                          mv_lora_parent(tg), mv_lora_module(tg));
-                for (int k = 0; k < m->n_params; k++)
-                    if (!strcmp(m->params[k].name, name)) m->params[k].data = w;
+                m->params[medvlm_model_param_find(m, name) - m->params].data = w;
             }
         }
     } else if (rf.lora) {
