@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# baselines.sh MEDVLM ORT_BENCH [ROUNDS] > results.jsonl
+# baselines.sh MEDVLM ORT_BENCH [ROUNDS [PYPI_PYTHON]] > results.jsonl
 #
 # The encoder benchmark of BENCHMARKS.md: medvlm (1 and 2 threads), PyTorch (torch_baseline.py,
-# its best setting --threads 1) and ONNX Runtime (2 threads) on the same PLIP-sized shapes,
-# run in turn, ROUNDS times, in one sitting. Every run is a separate process; each prints one
+# its best setting --threads 1) and ONNX Runtime (2 threads) on the same PLIP-sized shapes, and
+# with PYPI_PYTHON (the venv of ../shared/bench/pypi/pypi_setup.sh) the vision tower under
+# PyPI's PyTorch + transformers and OpenVINO (hf_bench.py, 2 threads), run in turn, ROUNDS
+# times, in one sitting. Every run is a separate process; each prints one
 # JSON line (tagged with "who"), and /usr/bin/time adds its peak RSS. Run nothing else meanwhile:
 # ONNX Runtime's spinning thread pool halves its speed when another process holds a core.
 # Set up the baselines first (see ../shared/bench/README.md):
@@ -13,6 +15,8 @@ set -u
 medvlm=${1:?usage: baselines.sh MEDVLM ORT_BENCH [ROUNDS]}
 ort=${2:?usage: baselines.sh MEDVLM ORT_BENCH [ROUNDS]}
 rounds=${3:-3}
+pypi=${4:-}
+hf=${HF_BENCH:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench/pypi/hf_bench.py}
 torch=${TORCH_BASELINE:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench/torch_baseline.py}
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
@@ -33,6 +37,10 @@ for r in $(seq 1 "$rounds"); do
     done
     run "torch-1t" "vision-b$b" /usr/bin/python3 "$torch" vision --batch "$b" --threads 1 --reps 5
     run "ort-2t" "vision-b$b" "$ort" vision 2 "$b" 5
+    if [ -n "$pypi" ]; then
+      run "pypi-2t" "vision-b$b" "$pypi" "$hf" vision --batch "$b" --threads 2 --reps 5
+      run "openvino-2t" "vision-b$b" "$pypi" "$hf" openvino --batch "$b" --threads 2 --reps 5
+    fi
   done
   for t in 1 2; do # one run times both lengths (77 and padded to the longest)
     run "medvlm-${t}t" "text" "$medvlm" bench --only text --threads "$t" --reps 5 --json

@@ -5,7 +5,8 @@ usage: summarize.py results.jsonl
 
 For each workload (vision batch 1/8/32, text length 77 / padded to the longest) and each
 runner, the median over rounds of the throughput each run reported (itself a median of its
-timed repetitions), the peak RSS, and the ratios of medvlm to PyTorch and ONNX Runtime.
+timed repetitions), the peak RSS, and the ratios of medvlm to PyTorch and ONNX Runtime, and,
+where the sitting ran them (baselines.sh with PYPI_PYTHON), to PyPI's PyTorch and OpenVINO.
 """
 import json
 import statistics
@@ -36,33 +37,36 @@ def main():
         w, v = workload(rec)
         per[(w, rec["who"])].append(v)
         rss[(w, rec["who"])].append(rec["max_rss_kb"] / 1024)
-    runners = ["medvlm-1t", "medvlm-2t", "torch-1t", "ort-2t"]
+    runners = ["medvlm-1t", "medvlm-2t", "torch-1t", "ort-2t", "pypi-2t", "openvino-2t"]
     names = {"vision-b1": "vision, batch 1", "vision-b8": "vision, batch 8",
              "vision-b32": "vision, batch 32", "text-l77": "text, 16 prompts, length 77",
              "text-l18": "text, 16 prompts, padded to longest (18)"}
     unit = lambda w: "images/s" if w.startswith("vision") else "prompts/s"
     print("| workload | medvlm 1 thread | medvlm 2 threads | PyTorch 1 thread | ONNX Runtime 2 threads "
-          "| medvlm / PyTorch | medvlm / ORT |")
-    print("|---|---|---|---|---|---|---|")
+          "| PyPI PyTorch 2 threads | OpenVINO 2 threads | medvlm / PyTorch | medvlm / ORT "
+          "| medvlm / PyPI PyTorch | medvlm / OpenVINO |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for w in names:
         med = {r: statistics.median(per[(w, r)]) for r in runners if per.get((w, r))}
         if not med:
             continue
         best = max(med.get("medvlm-1t", 0), med.get("medvlm-2t", 0))
         cells = [f"{med[r]:.1f}" if r in med else "-" for r in runners]
-        rt = f"{best / med['torch-1t']:.2f}x" if med.get("torch-1t") else "-"
-        ro = f"{best / med['ort-2t']:.2f}x" if med.get("ort-2t") else "-"
-        print(f"| {names[w]} ({unit(w)}) | " + " | ".join(cells) + f" | {rt} | {ro} |")
+        ratios = [f"{best / med[r]:.2f}x" if med.get(r) else "-"
+                  for r in ("torch-1t", "ort-2t", "pypi-2t", "openvino-2t")]
+        print(f"| {names[w]} ({unit(w)}) | " + " | ".join(cells + ratios) + " |")
     print()
-    print("| workload | peak RSS medvlm 2t | PyTorch | ONNX Runtime | medvlm / PyTorch |")
-    print("|---|---|---|---|---|")
+    print("| workload | peak RSS medvlm 2t | PyTorch | ONNX Runtime | PyPI PyTorch | OpenVINO "
+          "| medvlm / PyTorch |")
+    print("|---|---|---|---|---|---|---|")
     for w in names:
         r = {k: statistics.median(rss[(w, k)]) for k in runners if rss.get((w, k))}
         if "medvlm-2t" not in r:
             continue
         ratio = f"{100 * r['medvlm-2t'] / r['torch-1t']:.0f}%" if r.get("torch-1t") else "-"
-        print(f"| {names[w]} | {r['medvlm-2t']:.0f} MB | {r.get('torch-1t', 0):.0f} MB | "
-              f"{r.get('ort-2t', 0):.0f} MB | {ratio} |")
+        mb = lambda k: f"{r[k]:.0f} MB" if k in r else "-"
+        print(f"| {names[w]} | {mb('medvlm-2t')} | {mb('torch-1t')} | {mb('ort-2t')} | "
+              f"{mb('pypi-2t')} | {mb('openvino-2t')} | {ratio} |")
 
 
 if __name__ == "__main__":
