@@ -133,6 +133,11 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
         return;
     }
     int T = omp_get_max_threads();
+    if (packed_on()) { /* one team sharing the packed panels of op(B) */
+        int team = (double)M * N * K < 2e6 ? 1 : T; /* too small to be worth a second thread */
+        if (mv_gemm_packed_threads(team, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+            return;
+    }
     int by_cols = (double)M * K <= (double)N * K; /* re-pack the smaller operand */
     int len = by_cols ? N : M;
     int parts = MV_MIN(T, (len + MV_GEMM_ALIGN - 1) / MV_GEMM_ALIGN);

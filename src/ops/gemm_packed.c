@@ -27,6 +27,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -171,6 +172,84 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         _mm512_mask_storeu_ps(o + 16, k1, t1);
     }
 }
+/* The packing again with 16 x 16 register transposes where the scalar loops gather across
+ * rows (op(A) = A, op(B) = B^T): the same panels, element for element, at a fraction of the
+ * cost. 16 rows of 16 floats in, 16 columns out. */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* lane L of r[4i + j]: column 4L + j of rows 4i .. 4i+3 */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int j = 0; j < 4; j++) { /* gather lane L of the four row groups: column 4L + j */
+        __m512 t0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        __m512 t1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        __m512 t2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        __m512 t3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+        t[8 + j] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+        t[4 + j] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+__attribute__((target("avx512f"))) static void pack_a_avx512(float *dst, int ta, const float *A,
+                                                             int lda, int i0, int m, int k0, int kc)
+{
+    if (ta) {
+        pack_a(dst, ta, A, lda, i0, m, k0, kc);
+        return;
+    }
+    for (int p = 0; p < m; p += MR) {
+        int rows = MV_MIN(MR, m - p);
+        float *d = dst + (size_t)p * kc;
+        for (int kk = 0; kk < kc; kk += 16) {
+            int kn = MV_MIN(16, kc - kk);
+            __mmask16 km = (__mmask16)(kn == 16 ? 0xffff : (1u << kn) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows
+                           ? _mm512_maskz_loadu_ps(km, A + (size_t)(i0 + p + i) * lda + k0 + kk)
+                           : _mm512_setzero_ps();
+            transpose16(r);
+            for (int k = 0; k < kn; k++)
+                _mm512_mask_storeu_ps(d + (size_t)(kk + k) * MR, 0x0fff, r[k]);
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void pack_b_avx512(float *dst, int tb, const float *B,
+                                                             int ldb, int k0, int kc, int j0, int n)
+{
+    if (!tb) {
+        pack_b(dst, tb, B, ldb, k0, kc, j0, n);
+        return;
+    }
+    for (int p = 0; p < n; p += NR) {
+        int cols = MV_MIN(NR, n - p);
+        float *d = dst + (size_t)p * kc;
+        for (int h = 0; h < NR; h += 16)
+            for (int kk = 0; kk < kc; kk += 16) {
+                int kn = MV_MIN(16, kc - kk);
+                __mmask16 km = (__mmask16)(kn == 16 ? 0xffff : (1u << kn) - 1);
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = h + i < cols ? _mm512_maskz_loadu_ps(
+                                              km, B + (size_t)(j0 + p + h + i) * ldb + k0 + kk)
+                                        : _mm512_setzero_ps();
+                transpose16(r);
+                for (int k = 0; k < kn; k++) _mm512_store_ps(d + (size_t)(kk + k) * NR + h, r[k]);
+            }
+    }
+}
 #endif
 
 int mv_gemm_packed_available(void)
@@ -185,6 +264,13 @@ int mv_gemm_packed_available(void)
 
 typedef void (*kernel_fn)(int, const float *, const float *, float *, int, int, int, float, float,
                           int);
+typedef void (*pack_a_fn)(float *, int, const float *, int, int, int, int, int);
+typedef void (*pack_b_fn)(float *, int, const float *, int, int, int, int, int);
+struct packed_path {
+    kernel_fn kern;
+    pack_a_fn pack_a;
+    pack_b_fn pack_b;
+};
 
 /* ---- the per-thread panels ---- */
 
@@ -202,14 +288,16 @@ static void panels_key_init(void)
     panels_key_ok = pthread_key_create(&panels_key, panels_free) == 0;
 }
 
-/* This thread's MC x KC + KC x NC floats, NULL when they cannot be had. */
+/* This thread's MC x KC + 2 KC x NC floats (its op(A) block; one op(B) panel for a product on
+ * this thread alone, two when it leads a team: see gemm_team), NULL when they cannot be had.
+ * The second op(B) panel is touched only by team leaders. */
 static float *thread_panels(void)
 {
     pthread_once(&panels_once, panels_key_init);
     if (!panels_key_ok) return NULL;
     float *p = pthread_getspecific(panels_key);
     if (!p) {
-        p = mv_aligned(((size_t)MC * KC + (size_t)KC * NC) * sizeof(float));
+        p = mv_aligned(((size_t)MC * KC + 2 * (size_t)KC * NC) * sizeof(float));
         if (p && pthread_setspecific(panels_key, p) != 0) {
             mv_free(p);
             p = NULL;
@@ -218,9 +306,9 @@ static float *thread_panels(void)
     return p;
 }
 
-static int gemm_blocked(kernel_fn kern, int ta, int tb, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                        int ldc)
+static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, int N, int K,
+                        float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                        float *C, int ldc)
 {
     // C (M, N); op(A) (M, K); op(B) (K, N)
     if (M <= 0 || N <= 0) return 0;
@@ -239,33 +327,111 @@ static int gemm_blocked(kernel_fn kern, int ta, int tb, int M, int N, int K, flo
         int n = MV_MIN(NC, N - j0);
         for (int k0 = 0; k0 < K; k0 += KC) {
             int kc = MV_MIN(KC, K - k0), first = k0 == 0;
-            pack_b(pb, tb, B, ldb, k0, kc, j0, n);
+            path->pack_b(pb, tb, B, ldb, k0, kc, j0, n);
             for (int i0 = 0; i0 < M; i0 += MC) {
                 int m = MV_MIN(MC, M - i0);
-                pack_a(pa, ta, A, lda, i0, m, k0, kc);
+                path->pack_a(pa, ta, A, lda, i0, m, k0, kc);
                 for (int jr = 0; jr < n; jr += NR)
                     for (int ir = 0; ir < m; ir += MR)
-                        kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
-                             C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, MV_MIN(MR, m - ir),
-                             MV_MIN(NR, n - jr), alpha, beta, first);
+                        path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                                   C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, MV_MIN(MR, m - ir),
+                                   MV_MIN(NR, n - jr), alpha, beta, first);
             }
         }
     }
     return 0;
 }
 
+/* The same product on a team of T threads that share each packed KC x NC panel of op(B): the
+ * team packs the panel's micro-panels (a share each), meets at a barrier, then every thread
+ * takes row blocks of `unit` rows from a shared counter, packs its block of op(A) and runs
+ * the tiles. The panels alternate between two buffers, so one barrier per panel suffices:
+ * the buffer a panel is packed into was last read in the panel before the previous barrier.
+ * Row blocks are taken first come first served, so a thread slowed by another process on its
+ * core takes fewer; each element is still computed by the sequence gemm_blocked runs, so the
+ * bits do not depend on T or on who computed what. */
+static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int M, int N, int K,
+                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return 0;
+    int unit = (M + T * 8 - 1) / (T * 8);
+    unit = MV_MAX(MR, MV_MIN(MC, (unit + MR - 1) / MR * MR));
+    int units = (M + unit - 1) / unit;
+    if (T <= 1 || K <= 0 || units < 2)
+        return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    float *shared = NULL;
+    int ok = 1, next[2] = {0, 0};
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *pa = thread_panels();
+        if (!pa) __atomic_store_n(&ok, 0, __ATOMIC_RELAXED);
+        if (t == 0 && pa) shared = pa + (size_t)MC * KC;
+#pragma omp barrier
+        int s = 0;
+        for (int j0 = 0; __atomic_load_n(&ok, __ATOMIC_RELAXED) && j0 < N; j0 += NC) {
+            int n = MV_MIN(NC, N - j0), panels = (n + NR - 1) / NR;
+            for (int k0 = 0; k0 < K; k0 += KC, s++) {
+                int kc = MV_MIN(KC, K - k0), first = k0 == 0;
+                float *pb = shared + (size_t)(s & 1) * KC * NC;
+                int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
+                if (p1 > p0)
+                    path->pack_b(pb + (size_t)p0 * NR * kc, tb, B, ldb, k0, kc, j0 + p0 * NR,
+                                 MV_MIN(n, p1 * NR) - p0 * NR);
+#pragma omp barrier
+                if (t == 0) __atomic_store_n(&next[(s + 1) & 1], 0, __ATOMIC_RELAXED);
+                for (;;) {
+                    int u = __atomic_fetch_add(&next[s & 1], 1, __ATOMIC_RELAXED);
+                    if (u >= units) break;
+                    int i0 = u * unit, m = MV_MIN(unit, M - i0);
+                    path->pack_a(pa, ta, A, lda, i0, m, k0, kc);
+                    for (int jr = 0; jr < n; jr += NR)
+                        for (int ir = 0; ir < m; ir += MR)
+                            path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                                       C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc,
+                                       MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), alpha, beta, first);
+                }
+            }
+        }
+    }
+    return ok ? 0 : -1;
+}
+
+static const struct packed_path path_portable = {kernel_portable, pack_a, pack_b};
+#ifdef MV_HAVE_AVX512_PATH
+static const struct packed_path path_avx512 = {kernel_avx512, pack_a_avx512, pack_b_avx512};
+#endif
+
 int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
 #ifdef MV_HAVE_AVX512_PATH
     if (__builtin_cpu_supports("avx512f"))
-        return gemm_blocked(kernel_avx512, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return gemm_blocked(&path_avx512, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
-    return gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_blocked(&path_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                             int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    return gemm_blocked(kernel_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_blocked(&path_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int mv_gemm_packed_threads(int T, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+#ifdef MV_HAVE_AVX512_PATH
+    if (__builtin_cpu_supports("avx512f"))
+        return gemm_team(&path_avx512, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+    return gemm_team(&path_portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, float alpha,
+                                    const float *A, int lda, const float *B, int ldb, float beta,
+                                    float *C, int ldc)
+{
+    return gemm_team(&path_portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

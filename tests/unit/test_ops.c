@@ -77,7 +77,8 @@ static void test_gemm_skinny(void)
 /* gemm_packed.c: against the naive product, the AVX-512 path against its portable order bit
  * for bit, and split invariance (a block of rows or columns alone gives the same bits as in
  * the whole product: what makes mv_gemm's thread split deterministic). Sizes cross the
- * 12 x 32 tile, the 144-row, 256-deep and 1536-column blocks. */
+ * 12 x 32 tile, the 144-row, 256-deep and 1536-column blocks; teams of threads sharing the
+ * packed panels give the same bits. */
 static void test_gemm_packed(void)
 {
     for (int it = 0; it < 28; it++) {
@@ -127,6 +128,22 @@ static void test_gemm_packed(void)
         for (int i = 0; i < M; i++)
             for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
         CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: split at column %d differs", name, n1);
+        /* a team of 2 or 3 threads sharing the packed panels: the same bits */
+        for (int T = 2; T <= 3; T++) {
+            memcpy(C4, C0, nc * 4);
+            CHECK(mv_gemm_packed_threads(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4,
+                                         ldc) == 0,
+                  "gemm_packed_threads: no panels");
+            for (int i = 0; i < M; i++)
+                for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
+            CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: a team of %d differs", name, T);
+            memcpy(C4, C0, nc * 4);
+            mv_gemm_packed_portable_threads(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4,
+                                            ldc);
+            for (int i = 0; i < M; i++)
+                for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
+            CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: the portable team of %d differs", name, T);
+        }
         mv_free(A), mv_free(B), mv_free(C0), mv_free(C1), mv_free(C2), mv_free(C3), mv_free(C4);
     }
 }
