@@ -29,6 +29,7 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
@@ -42,6 +43,9 @@
 #define MV_PACK_MC 144
 #define MV_PACK_KC 256
 #define MV_PACK_NC 1536
+#endif
+#ifndef PF_AHEAD /* floats ahead on a row that the packing prefetches */
+#define PF_AHEAD 32
 #endif
 #define MC MV_PACK_MC
 #define KC MV_PACK_KC
@@ -215,6 +219,9 @@ __attribute__((target("avx512f"))) static void pack_a_avx512(float *dst, int ta,
             int kn = MV_MIN(16, kc - kk);
             __mmask16 km = (__mmask16)(kn == 16 ? 0xffff : (1u << kn) - 1);
             __m512 r[16];
+            for (int i = 0; i < rows; i++) /* the rows' lines a few blocks ahead */
+                _mm_prefetch((const char *)(A + (size_t)(i0 + p + i) * lda + k0 + kk + PF_AHEAD),
+                             _MM_HINT_T0);
             for (int i = 0; i < 16; i++)
                 r[i] = i < rows
                            ? _mm512_maskz_loadu_ps(km, A + (size_t)(i0 + p + i) * lda + k0 + kk)
@@ -241,6 +248,10 @@ __attribute__((target("avx512f"))) static void pack_b_avx512(float *dst, int tb,
                 int kn = MV_MIN(16, kc - kk);
                 __mmask16 km = (__mmask16)(kn == 16 ? 0xffff : (1u << kn) - 1);
                 __m512 r[16];
+                for (int i = 0; i < 16 && h + i < cols; i++)
+                    _mm_prefetch(
+                        (const char *)(B + (size_t)(j0 + p + h + i) * ldb + k0 + kk + PF_AHEAD),
+                        _MM_HINT_T0);
                 for (int i = 0; i < 16; i++)
                     r[i] = h + i < cols ? _mm512_maskz_loadu_ps(
                                               km, B + (size_t)(j0 + p + h + i) * ldb + k0 + kk)
@@ -342,58 +353,132 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
     return 0;
 }
 
-/* The same product on a team of T threads that share each packed KC x NC panel of op(B): the
- * team packs the panel's micro-panels (a share each), meets at a barrier, then every thread
- * takes row blocks of `unit` rows from a shared counter, packs its block of op(A) and runs
- * the tiles. The panels alternate between two buffers, so one barrier per panel suffices:
- * the buffer a panel is packed into was last read in the panel before the previous barrier.
- * Row blocks are taken first come first served, so a thread slowed by another process on its
- * core takes fewer; each element is still computed by the sequence gemm_blocked runs, so the
- * bits do not depend on T or on who computed what. */
+/* ---- a team of threads on one product ----
+ *
+ * The product is a list of items in a fixed order: for each KC x NC panel of op(B) ("slice"
+ * s, column panels outer, depth inner), its row blocks u of `unit` rows. The threads take
+ * items from one shared counter, first come first served, with no barrier between slices:
+ * - a slice's panel is packed once into one of two shared buffers (s % 2), its micro-panels
+ *   claimed one by one by whichever threads reach the slice first; a thread then waits until
+ *   the last micro-panel is in (a short wait: packing, not a slower thread's products);
+ * - a buffer is packed again for slice s + 2 only when every item of slice s is done;
+ * - item (s, u) of a deeper slice waits for item (s - 1, u), which adds to the same elements
+ *   of C before it (taken `units` items earlier, it is nearly always done).
+ * So a thread that another process slows down takes fewer items and the others do not wait
+ * for it at every slice, and each element of C is computed by the sequence gemm_blocked runs:
+ * the bits do not depend on T or on who computed what. */
+#define TEAM_MAX_SLICES 128
+#define TEAM_MAX_ITEMS  4096
+
+struct team {
+    const struct packed_path *path;
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C, *bufs; /* bufs: two KC x NC panels */
+    int unit, units, slices, kslices;
+    int next; /* the next item */
+    int pack_next[TEAM_MAX_SLICES], pack_done[TEAM_MAX_SLICES], items_done[TEAM_MAX_SLICES];
+    int item_done[TEAM_MAX_ITEMS]; /* slice-major */
+};
+
+static void team_wait(const int *v, int target)
+{
+    for (int spins = 0; __atomic_load_n(v, __ATOMIC_ACQUIRE) < target; spins++) {
+#ifdef MV_HAVE_AVX512_PATH
+        _mm_pause();
+#endif
+        if (spins > 2000) sched_yield(); /* the thread we wait for may need this core */
+    }
+}
+
+/* Slice s's panel in its buffer: pack unclaimed micro-panels, then wait for the rest. */
+static float *team_panel(struct team *tm, int s, int *j0, int *n, int *k0, int *kc)
+{
+    *j0 = s / tm->kslices * NC;
+    *k0 = s % tm->kslices * KC;
+    *n = MV_MIN(NC, tm->N - *j0);
+    *kc = MV_MIN(KC, tm->K - *k0);
+    int panels = (*n + NR - 1) / NR;
+    float *pb = tm->bufs + (size_t)(s & 1) * KC * NC;
+    if (__atomic_load_n(&tm->pack_done[s], __ATOMIC_ACQUIRE) == panels) return pb;
+    if (s >= 2) team_wait(&tm->items_done[s - 2], tm->units); /* the buffer is free */
+    for (;;) {
+        int p = __atomic_fetch_add(&tm->pack_next[s], 1, __ATOMIC_RELAXED);
+        if (p >= panels) break;
+        tm->path->pack_b(pb + (size_t)p * NR * *kc, tm->tb, tm->B, tm->ldb, *k0, *kc, *j0 + p * NR,
+                         MV_MIN(NR, *n - p * NR));
+        __atomic_fetch_add(&tm->pack_done[s], 1, __ATOMIC_RELEASE);
+    }
+    team_wait(&tm->pack_done[s], panels);
+    return pb;
+}
+
+static void team_run(struct team *tm, float *pa)
+{
+    const struct packed_path *path = tm->path;
+    for (;;) {
+        int g = __atomic_fetch_add(&tm->next, 1, __ATOMIC_RELAXED);
+        if (g >= tm->slices * tm->units) break;
+        int s = g / tm->units, u = g % tm->units, j0, n, k0, kc;
+        if (s % tm->kslices) team_wait(&tm->item_done[g - tm->units], 1);
+        float *pb = team_panel(tm, s, &j0, &n, &k0, &kc);
+        int first = k0 == 0;
+        for (int i0 = u * tm->unit; i0 < MV_MIN(tm->M, (u + 1) * tm->unit); i0 += MC) {
+            int m = MV_MIN(MC, MV_MIN(tm->M, (u + 1) * tm->unit) - i0);
+            path->pack_a(pa, tm->ta, tm->A, tm->lda, i0, m, k0, kc);
+            for (int jr = 0; jr < n; jr += NR)
+                for (int ir = 0; ir < m; ir += MR)
+                    path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                               tm->C + (size_t)(i0 + ir) * tm->ldc + j0 + jr, tm->ldc,
+                               MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), tm->alpha, tm->beta, first);
+        }
+        __atomic_store_n(&tm->item_done[g], 1, __ATOMIC_RELEASE);
+        __atomic_fetch_add(&tm->items_done[s], 1, __ATOMIC_RELEASE);
+    }
+}
+
 static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int M, int N, int K,
                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                      float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return 0;
+    int kslices = K > 0 ? (K + KC - 1) / KC : 0, slices = (N + NC - 1) / NC * kslices;
+    /* about 8 row blocks per thread, a whole number of tiles, at most MC rows unless the
+     * items would not fit the table */
     int unit = (M + T * 8 - 1) / (T * 8);
     unit = MV_MAX(MR, MV_MIN(MC, (unit + MR - 1) / MR * MR));
-    int units = (M + unit - 1) / unit;
-    if (T <= 1 || K <= 0 || units < 2)
+    int per_slice = slices ? TEAM_MAX_ITEMS / slices : 0;
+    if (per_slice > 0 && (M + unit - 1) / unit > per_slice)
+        unit = ((M + per_slice - 1) / per_slice + MR - 1) / MR * MR;
+    if (T <= 1 || K <= 0 || slices > TEAM_MAX_SLICES || (M + unit - 1) / unit * slices < 2)
         return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    float *shared = NULL;
-    int ok = 1, next[2] = {0, 0};
+    struct team tm = {.path = path,
+                      .ta = ta,
+                      .tb = tb,
+                      .M = M,
+                      .N = N,
+                      .K = K,
+                      .lda = lda,
+                      .ldb = ldb,
+                      .ldc = ldc,
+                      .alpha = alpha,
+                      .beta = beta,
+                      .A = A,
+                      .B = B,
+                      .C = C,
+                      .unit = unit,
+                      .units = (M + unit - 1) / unit,
+                      .slices = slices,
+                      .kslices = kslices};
+    int ok = 1;
 #pragma omp parallel num_threads(T)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
         float *pa = thread_panels();
         if (!pa) __atomic_store_n(&ok, 0, __ATOMIC_RELAXED);
-        if (t == 0 && pa) shared = pa + (size_t)MC * KC;
+        if (omp_get_thread_num() == 0 && pa) tm.bufs = pa + (size_t)MC * KC;
 #pragma omp barrier
-        int s = 0;
-        for (int j0 = 0; __atomic_load_n(&ok, __ATOMIC_RELAXED) && j0 < N; j0 += NC) {
-            int n = MV_MIN(NC, N - j0), panels = (n + NR - 1) / NR;
-            for (int k0 = 0; k0 < K; k0 += KC, s++) {
-                int kc = MV_MIN(KC, K - k0), first = k0 == 0;
-                float *pb = shared + (size_t)(s & 1) * KC * NC;
-                int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
-                if (p1 > p0)
-                    path->pack_b(pb + (size_t)p0 * NR * kc, tb, B, ldb, k0, kc, j0 + p0 * NR,
-                                 MV_MIN(n, p1 * NR) - p0 * NR);
-#pragma omp barrier
-                if (t == 0) __atomic_store_n(&next[(s + 1) & 1], 0, __ATOMIC_RELAXED);
-                for (;;) {
-                    int u = __atomic_fetch_add(&next[s & 1], 1, __ATOMIC_RELAXED);
-                    if (u >= units) break;
-                    int i0 = u * unit, m = MV_MIN(unit, M - i0);
-                    path->pack_a(pa, ta, A, lda, i0, m, k0, kc);
-                    for (int jr = 0; jr < n; jr += NR)
-                        for (int ir = 0; ir < m; ir += MR)
-                            path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
-                                       C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc,
-                                       MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), alpha, beta, first);
-                }
-            }
-        }
+        if (__atomic_load_n(&ok, __ATOMIC_RELAXED)) team_run(&tm, pa);
     }
     return ok ? 0 : -1;
 }
