@@ -444,9 +444,9 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
 {
     if (M <= 0 || N <= 0) return 0;
     int kslices = K > 0 ? (K + KC - 1) / KC : 0, slices = (N + NC - 1) / NC * kslices;
-    /* about 8 row blocks per thread, a whole number of tiles, at most MC rows unless the
+    /* about TEAM_BLOCKS row blocks per thread, a whole number of tiles, at most MC rows unless the
      * items would not fit the table */
-    int unit = (M + T * 8 - 1) / (T * 8);
+    int unit = (M + T * TEAM_BLOCKS - 1) / (T * TEAM_BLOCKS);
     unit = MV_MAX(MR, MV_MIN(MC, (unit + MR - 1) / MR * MR));
     int per_slice = slices ? TEAM_MAX_ITEMS / slices : 0;
     if (per_slice > 0 && (M + unit - 1) / unit > per_slice)
