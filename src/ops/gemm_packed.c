@@ -369,6 +369,9 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
  * the bits do not depend on T or on who computed what. */
 #define TEAM_MAX_SLICES 128
 #define TEAM_MAX_ITEMS  4096
+#ifndef TEAM_BLOCKS /* row blocks per thread and slice, overridable for tuning experiments */
+#define TEAM_BLOCKS 8
+#endif
 
 struct team {
     const struct packed_path *path;
