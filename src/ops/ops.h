@@ -41,7 +41,7 @@ void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, i
 
 /* gemm_packed.c: the same contract as mv_gemm (op(A), op(B) as below), on the calling thread:
  * packed panels and an AVX-512 12 x 32 register tile; the panels are one buffer per thread
- * (~1.7 MB, made on the thread's first call). Each element's arithmetic does not depend on M,
+ * (~3.2 MB of address space, ~1.7 MB touched; made on the thread's first call). Each element's arithmetic does not depend on M,
  * N, its position or a split of the rows or columns, so split products are bit-identical to
  * whole ones. mv_gemm_packed_portable: the same arithmetic in plain C (fmaf), the oracle of
  * the AVX-512 path. Both return 0, or -1 (nothing written) when the panels could not be
@@ -51,9 +51,10 @@ int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float
                    const float *B, int ldb, float beta, float *C, int ldc);
 int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                             int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* The same on an OpenMP team of T threads (call it outside a parallel region) sharing each
- * packed panel of op(B); rows are handed out first come first served. Bit-identical to the
- * calls above for every T. */
+/* The same on an OpenMP team of T threads (call it outside a parallel region): each packed
+ * panel of op(B) is packed once and shared, row blocks are taken first come first served and
+ * no barrier separates the panels, so a thread slowed by another process takes less work.
+ * Bit-identical to the calls above for every T. */
 int mv_gemm_packed_threads(int T, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                            int lda, const float *B, int ldb, float beta, float *C, int ldc);
 int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, float alpha,
