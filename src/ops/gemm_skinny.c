@@ -6,13 +6,14 @@
  * Why: a general GEMM packs B (here the weights) on every call. With 50 rows that packing
  * moves as many bytes as the arithmetic can hide, and batch-1 inference becomes memory-bound.
  * This kernel reads every weight row once, straight from its place, and keeps the few rows of
- * A in cache: per block of 4 weight rows (L1 resident) it computes the 4 dot products with
- * every row of A, 3 rows at a time, 8 lanes along K, 12 accumulators in registers.
+ * A in cache: per block of weight rows (L1 resident) it computes their dot products with every
+ * row of A, 3 rows at a time: with AVX-512, 8 weight rows and 16 lanes along K (24 zmm
+ * accumulators); with AVX2, 4 weight rows and 8 lanes (12 ymm accumulators).
  *
- * Every element is one dot product in a fixed order (8 lane sums over K in steps of 8, the
- * lanes added pairwise, then the K % 8 tail), so results do not depend on M, on the position
- * of the row, or on how the columns are split across threads: a batch gives bit-identical
- * rows to its items one by one.
+ * Every element is one dot product in a fixed order (L lane sums over K in steps of L, the
+ * lanes added pairwise, then the K % L tail; L = 16 where the CPU has AVX-512, else 8), so
+ * results do not depend on M, on the position of the row, or on how the columns are split
+ * across threads: a batch gives bit-identical rows to its items one by one.
  *
  * Glossary: M rows of A and C, N rows of B = columns of C, K the reduction length.
  */
@@ -27,6 +28,23 @@
 #define MV_HAVE_AVX2_PATH 1
 #endif
 
+/* Which fast path runs: 2 AVX-512 (16 lanes), 1 AVX2 + FMA (8 lanes), 0 none. */
+static int skinny_path(void)
+{
+#ifdef MV_HAVE_AVX2_PATH
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f")                                 ? 2
+                 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                   : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
 /* The portable element: the same order as the AVX2 path (8 lanes; lanes l and l+4, then
  * l and l+2, then the two halves; then the K % 8 tail). */
 static float dot_ref(const float *a, const float *b, int K)
@@ -37,6 +55,19 @@ static float dot_ref(const float *a, const float *b, int K)
         for (int l = 0; l < 8; l++) lane[l] = fmaf(a[k + l], b[k + l], lane[l]);
     float s =
         ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (; k < K; k++) s = fmaf(a[k], b[k], s);
+    return s;
+}
+
+/* The same with 16 lanes (the AVX-512 path): lanes l and l+8 first, then as dot_ref. */
+static float dot_ref16(const float *a, const float *b, int K)
+{
+    float lane[16] = {0}, f[8];
+    int k = 0;
+    for (; k + 16 <= K; k += 16)
+        for (int l = 0; l < 16; l++) lane[l] = fmaf(a[k + l], b[k + l], lane[l]);
+    for (int l = 0; l < 8; l++) f[l] = lane[l] + lane[l + 8];
+    float s = ((f[0] + f[4]) + (f[2] + f[6])) + ((f[1] + f[5]) + (f[3] + f[7]));
     for (; k < K; k++) s = fmaf(a[k], b[k], s);
     return s;
 }
@@ -160,6 +191,94 @@ __attribute__((target("avx2,fma"))) static void skinny_avx2(int M, int n0, int n
         }
     }
 }
+
+/* 16 lanes: l + (l + 8), then hsum8's order. */
+__attribute__((target("avx512f"))) static inline float hsum16(__m512 v)
+{
+    __m256 lo = _mm512_castps512_ps256(v);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 l4 = _mm256_castps256_ps128(s8), h4 = _mm256_extractf128_ps(s8, 1);
+    __m128 s4 = _mm_add_ps(l4, h4);
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* MR rows of A (<= 3) times NR rows of B (<= 8), 16 lanes: inlined with constant MR, NR, the
+ * accumulators stay in registers (24 + 3 + 1 of the 32). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+micro_avx512(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int K, int MR,
+             int NR, float alpha, float beta)
+{
+    __m512 acc[3][8];
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) acc[r][c] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 a[3];
+#pragma GCC unroll 3
+        for (int r = 0; r < MR; r++) a[r] = _mm512_loadu_ps(A + (size_t)r * lda + k);
+#pragma GCC unroll 8
+        for (int c = 0; c < NR; c++) {
+            __m512 b = _mm512_loadu_ps(B + (size_t)c * ldb + k);
+            __asm__("" : "+v"(b)); /* one load for the MR products, not one folded into each */
+#pragma GCC unroll 3
+            for (int r = 0; r < MR; r++) acc[r][c] = _mm512_fmadd_ps(a[r], b, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < NR; c++) {
+            float s = hsum16(acc[r][c]);
+            for (int kk = k; kk < K; kk++)
+                s = fmaf(A[(size_t)r * lda + kk], B[(size_t)c * ldb + kk], s);
+            float *out = &C[(size_t)r * ldc + c];
+            *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
+        }
+}
+
+__attribute__((target("avx512f"))) static void micro_3x8(float *C, int ldc, const float *A, int lda,
+                                                         const float *B, int ldb, int K,
+                                                         float alpha, float beta)
+{
+    micro_avx512(C, ldc, A, lda, B, ldb, K, 3, 8, alpha, beta);
+}
+
+/* Fewer than 3 rows or 8 columns (edges): one row or column count at a time, same order. */
+__attribute__((target("avx512f"))) static void micro_edge(float *C, int ldc, const float *A,
+                                                          int lda, const float *B, int ldb, int K,
+                                                          int mr, int nr, float alpha, float beta)
+{
+    for (int r = 0; r < mr; r++)
+        for (int c = 0; c < nr; c++)
+            micro_avx512(C + (size_t)r * ldc + c, ldc, A + (size_t)r * lda, lda,
+                         B + (size_t)c * ldb, ldb, K, 1, 1, alpha, beta);
+}
+
+/* Columns [n0, n1) of C. */
+__attribute__((target("avx512f"))) static void skinny_avx512(int M, int n0, int n1, int K,
+                                                             float alpha, const float *A, int lda,
+                                                             const float *B, int ldb, float beta,
+                                                             float *C, int ldc)
+{
+    for (int j = n0; j < n1; j += 8) {
+        int nr = MV_MIN(8, n1 - j);
+        const float *Bj = B + (size_t)j * ldb;
+        for (int i = 0; i < M; i += 3) {
+            int mr = MV_MIN(3, M - i);
+            float *Ci = C + (size_t)i * ldc + j;
+            const float *Ai = A + (size_t)i * lda;
+            if (mr == 3 && nr == 8)
+                micro_3x8(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
+            else
+                micro_edge(Ci, ldc, Ai, lda, Bj, ldb, K, mr, nr, alpha, beta);
+        }
+    }
+}
 #endif
 
 static void skinny_ref(int M, int n0, int n1, int K, float alpha, const float *A, int lda,
@@ -167,7 +286,8 @@ static void skinny_ref(int M, int n0, int n1, int K, float alpha, const float *A
 {
     for (int j = n0; j < n1; j++)
         for (int i = 0; i < M; i++) {
-            float s = dot_ref(A + (size_t)i * lda, B + (size_t)j * ldb, K);
+            float s = (skinny_path() == 2 ? dot_ref16 : dot_ref)(A + (size_t)i * lda,
+                                                                 B + (size_t)j * ldb, K);
             float *out = &C[(size_t)i * ldc + j];
             *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
         }
@@ -175,13 +295,7 @@ static void skinny_ref(int M, int n0, int n1, int K, float alpha, const float *A
 
 int mv_gemm_skinny_available(void)
 {
-#ifdef MV_HAVE_AVX2_PATH
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-#else
-    return 0;
-#endif
+    return skinny_path() > 0;
 }
 
 void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
@@ -189,14 +303,18 @@ void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, c
 {
     // C (M, N), A (M, K), B (N, K)
     if (M <= 0 || N <= 0) return;
-    const int fast = mv_gemm_skinny_available();
+    const int fast = skinny_path();
     /* fixed column blocks of 64: the split never changes a result */
     const int nblocks = (N + 63) / 64;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && (double)M * N * K > 2e6)
     for (int blk = 0; blk < nblocks; blk++) {
         int n0 = blk * 64, n1 = MV_MIN(N, n0 + 64);
 #ifdef MV_HAVE_AVX2_PATH
-        if (fast) {
+        if (fast == 2) {
+            skinny_avx512(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            continue;
+        }
+        if (fast == 1) {
             skinny_avx2(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
             continue;
         }

@@ -30,22 +30,24 @@
 
 /* gemm_skinny.c: C (M, N) = alpha * A (M, K) B^T + beta * C with B (N, K), for few rows
  * (batch-1 inference): reads B in place, no packing; each element is one dot product in a
- * fixed order (AVX2+FMA where the CPU has it), so rows never depend on M or on threads.
- * mv_gemm_skinny_portable: the same order in plain C (the AVX2 path must match it). */
+ * fixed order (AVX-512 or AVX2+FMA where the CPU has it), so rows never depend on M or on
+ * threads.
+ * mv_gemm_skinny_portable: the same order in plain C as the fast path this CPU runs (16 lanes
+ * with AVX-512, 8 with AVX2; the fast path must match it bit for bit). */
 void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc);
-/* 1 when the fast (AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only then. */
+/* 1 when a fast (AVX-512, or AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only then. */
 int mv_gemm_skinny_available(void);
 void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc);
 
 /* gemm_packed.c: the same contract as mv_gemm (op(A), op(B) as below), on the calling thread:
  * packed panels and an AVX-512 12 x 32 register tile; the panels are one buffer per thread
- * (~3.2 MB of address space, ~1.7 MB touched; made on the thread's first call). Each element's arithmetic does not depend on M,
- * N, its position or a split of the rows or columns, so split products are bit-identical to
- * whole ones. mv_gemm_packed_portable: the same arithmetic in plain C (fmaf), the oracle of
- * the AVX-512 path. Both return 0, or -1 (nothing written) when the panels could not be
- * allocated. */
+ * (~3.2 MB of address space, ~1.7 MB touched; made on the thread's first call). Each element's
+ * arithmetic does not depend on M, N, its position or a split of the rows or columns, so split
+ * products are bit-identical to whole ones. mv_gemm_packed_portable: the same arithmetic in plain C
+ * (fmaf), the oracle of the AVX-512 path. Both return 0, or -1 (nothing written) when the panels
+ * could not be allocated. */
 int mv_gemm_packed_available(void); /* 1 when the CPU has AVX-512F */
 int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
