@@ -29,10 +29,10 @@
 #endif
 
 /* Which fast path runs: 2 AVX-512 (16 lanes), 1 AVX2 + FMA (8 lanes), 0 none. */
+static int cached = -1;
 static int skinny_path(void)
 {
 #ifdef MV_HAVE_AVX2_PATH
-    static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f")                                 ? 2
@@ -296,6 +296,14 @@ static void skinny_ref(int M, int n0, int n1, int K, float alpha, const float *A
 int mv_gemm_skinny_available(void)
 {
     return skinny_path() > 0;
+}
+
+int mv_gemm_skinny_limit(int path)
+{
+    cached = -1;
+    int best = skinny_path();
+    cached = MV_MIN(MV_MAX(path, 0), best);
+    return cached;
 }
 
 void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,

@@ -38,6 +38,9 @@ void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, c
                     int ldb, float beta, float *C, int ldc);
 /* 1 when a fast (AVX-512, or AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only then. */
 int mv_gemm_skinny_available(void);
+/* Tests: run at most fast path `path` (2 AVX-512, 1 AVX2, 0 none) from now on, so that each
+ * path can be checked on a CPU that has a faster one; returns the path now in use. */
+int mv_gemm_skinny_limit(int path);
 void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc);
 

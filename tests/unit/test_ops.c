@@ -42,7 +42,7 @@ static void test_gemm(void)
     }
 }
 
-static void test_gemm_skinny(void)
+static void test_gemm_skinny_path(int path)
 {
     for (int it = 0; it < 30; it++) {
         int M = rand_int(1, 70), N = rand_int(1, 140), K = rand_int(1, 300);
@@ -58,7 +58,7 @@ static void test_gemm_skinny(void)
         mv_gemm_naive(0, 1, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
         mv_gemm_skinny_portable(M, N, K, alpha, A, lda, B, ldb, beta, C3, ldc);
         char name[96];
-        snprintf(name, sizeof name, "gemm_skinny %dx%dx%d", M, N, K);
+        snprintf(name, sizeof name, "gemm_skinny path %d %dx%dx%d", path, M, N, K);
         check_close_f32(name, C1, C2, (size_t)M * ldc, 1e-4, 1e-5);
         CHECK(memcmp(C1, C3, (size_t)M * ldc * sizeof(float)) == 0,
               "%s: the vector path differs from the portable order", name);
@@ -72,6 +72,17 @@ static void test_gemm_skinny(void)
         }
         mv_free(A), mv_free(B), mv_free(C1), mv_free(C2), mv_free(C3), mv_free(row);
     }
+}
+
+/* every fast path the CPU has (AVX-512, AVX2), each against the portable order of its own */
+static void test_gemm_skinny(void)
+{
+    int best = mv_gemm_skinny_limit(2);
+    for (int path = best; path >= 1; path--) {
+        CHECK(mv_gemm_skinny_limit(path) == path, "gemm_skinny: path %d not selectable", path);
+        test_gemm_skinny_path(path);
+    }
+    mv_gemm_skinny_limit(best);
 }
 
 /* gemm_packed.c: against the naive product, the AVX-512 path against its portable order bit
