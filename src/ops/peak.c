@@ -119,9 +119,10 @@ typedef float (*peak_loop_fn)(long n, float x);
 #define NACC_ZMM 24 /* of 32 zmm registers: 24 accumulators + the two operands */
 #define NACC_YMM 12 /* of 16 ymm registers under AVX2 */
 
-#define X12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
-#define X12B(M)                                                                                    \
-    M(12) M(13) M(14) M(15) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23)
+/* X12(M) expands M(0) .. M(11), X12B(M) M(12) .. M(23); each M(i) is a statement with its own
+ * semicolon, and the one after the list is an empty statement. */
+#define X12(M)  M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+#define X12B(M) M(12) M(13) M(14) M(15) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23)
 /* Asm operand lists for the barriers (GCC allows 30 operands: 12 in-out ones per statement). */
 #define OPS12(v, c)                                                                                \
     "+" c(v##0), "+" c(v##1), "+" c(v##2), "+" c(v##3), "+" c(v##4), "+" c(v##5), "+" c(v##6),     \
@@ -136,14 +137,14 @@ __attribute__((target("avx512f"))) static float loop_fp32_zmm(long n, float x)
 #define DECL(i) __m512 z##i = _mm512_set1_ps(1.0f + 0.01f * (i));
 #define STEP(i) z##i = _mm512_fmadd_ps(z##i, a, b);
 #define SUM(i)  s = _mm512_add_ps(s, z##i);
-    X12(DECL) X12B(DECL)
+    X12(DECL) X12B(DECL);
     for (long it = 0; it < n; it++) {
-        X12(STEP) X12B(STEP)
+        X12(STEP) X12B(STEP);
         __asm__ volatile("" : OPS12(z, "v"));
         __asm__ volatile("" : OPS12B(z, "v"));
     }
     __m512 s = _mm512_setzero_ps();
-    X12(SUM) X12B(SUM)
+    X12(SUM) X12B(SUM);
     return _mm512_reduce_add_ps(s);
 #undef DECL
 #undef STEP
@@ -156,13 +157,13 @@ __attribute__((target("avx2,fma"))) static float loop_fp32_ymm(long n, float x)
 #define DECL(i) __m256 y##i = _mm256_set1_ps(1.0f + 0.01f * (i));
 #define STEP(i) y##i = _mm256_fmadd_ps(y##i, a, b);
 #define SUM(i)  s = _mm256_add_ps(s, y##i);
-    X12(DECL)
+    X12(DECL);
     for (long it = 0; it < n; it++) {
-        X12(STEP)
+        X12(STEP);
         __asm__ volatile("" : OPS12(y, "x"));
     }
     __m256 s = _mm256_setzero_ps();
-    X12(SUM)
+    X12(SUM);
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -182,14 +183,14 @@ __attribute__((target("avx512f,avx512bf16"))) static float loop_bf16_dot(long n,
 #define DECL(i) __m512 z##i = _mm512_set1_ps(0.01f * (i));
 #define STEP(i) z##i = _mm512_dpbf16_ps(z##i, a, b);
 #define SUM(i)  s = _mm512_add_ps(s, z##i);
-    X12(DECL) X12B(DECL)
+    X12(DECL) X12B(DECL);
     for (long it = 0; it < n; it++) {
-        X12(STEP) X12B(STEP)
+        X12(STEP) X12B(STEP);
         __asm__ volatile("" : OPS12(z, "v"));
         __asm__ volatile("" : OPS12B(z, "v"));
     }
     __m512 s = _mm512_setzero_ps();
-    X12(SUM) X12B(SUM)
+    X12(SUM) X12B(SUM);
     return _mm512_reduce_add_ps(s);
 #undef DECL
 #undef STEP
