@@ -19,7 +19,9 @@ def workload(rec):
     if rec["who"].startswith("medvlm"):
         if out.get("bench") == "vision":
             return f"vision-b{out['batch']}", out["per_s"]
-        return f"text-l{out['len']}", out["per_s"]
+        if out.get("bench") == "text":
+            return f"text-l{out['len']}", out["per_s"]
+        return None, None  # the "cpu" line every run starts with
     if rec["who"].startswith("torch"):
         per = out.get("images_per_s") or out.get("prompts_per_s") or out.get("per_s")
         return cfg, per
@@ -35,6 +37,8 @@ def main():
             continue
         rec = json.loads(line)
         w, v = workload(rec)
+        if w is None:
+            continue
         per[(w, rec["who"])].append(v)
         rss[(w, rec["who"])].append(rec["max_rss_kb"] / 1024)
     runners = ["medvlm-1t", "medvlm-2t", "torch-1t", "ort-2t", "pypi-2t", "openvino-2t"]

@@ -1,6 +1,6 @@
 /* cmd_bench.c - `medvlm bench`: images/s, prompts/s, GFLOP/s and peak memory of the encoders,
- * the time of one fine-tuning step (--train), and the raw sgemm rate of the machine at the
- * ViT shapes. */
+ * the time of one fine-tuning step (--train), the raw sgemm rate of the machine at the ViT
+ * shapes (--gemm) and its floating-point peak (--peak). Every run first states the CPU. */
 #include "cli.h"
 
 #include "model/model.h"
@@ -17,12 +17,14 @@ static const char *usage =
     "usage: medvlm bench [--random plip | --model DIR] [--only vision|text] [--batch B]\n"
     "                    [--threads N] [--reps R] [--json] [--profile] [--gemm]\n"
     "                    [--blas-threads] [--no-skinny] [--gemm-backend B]\n"
-    "                    [--train MODE]\n"
+    "                    [--train MODE] [--peak]\n"
     "\n"
     "Time the forward pass of the encoders: vision at batch 1, 8 and 32 (images/s) and text\n"
     "on 16 zero-shot prompts padded to 77 tokens and to the longest (18; prompts/s), each the\n"
     "median of R timed runs after one warm-up, with the GFLOP/s achieved (FLOPs of the work\n"
-    "done, multiply-add = 2) and the process's peak RSS so far.\n"
+    "done, multiply-add = 2) and the process's peak RSS so far. The first line (JSON: bench\n"
+    "\"cpu\") names the CPU: model, vendor, family and model numbers, the threads, and its\n"
+    "avx2, fma, avx512f, avx512_bf16 and amx_bf16 flags.\n"
     "\n"
     "  --random plip  a model with random weights and the vinid/plip (= openai/clip-vit-base-\n"
     "                 patch32) sizes, made in memory (the default); only the towers benched\n"
@@ -42,7 +44,16 @@ static const char *usage =
     "                 openblas or packed: the matrix products' kernel, for comparisons\n"
     "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1), raw\n"
     "                 OpenBLAS (its own threading) and as medvlm calls it (its split, and its\n"
-    "                 packed AVX-512 kernel where OpenBLAS has no AVX kernel for the CPU)\n"
+    "                 packed AVX-512 kernel where OpenBLAS has no AVX kernel for the CPU),\n"
+    "                 each also as a share of the fp32 zmm peak (as --peak measures it, at\n"
+    "                 the same threads; fp32 ymm without AVX-512). JSON adds peak_gflops,\n"
+    "                 peak_kind and of_peak (a fraction)\n"
+    "  --peak         instead: the CPU's floating-point peak, from loops that run in\n"
+    "                 registers only: fp32 FMA on zmm (AVX-512F) and ymm (AVX2 + FMA)\n"
+    "                 registers and bf16 dot products (vdpbf16ps, AVX512_BF16; 2 FLOPs per\n"
+    "                 pair), at 1 thread and at N; the best of repetitions over ~0.2 s each.\n"
+    "                 A kind the CPU lacks is reported unavailable. JSON: bench \"peak\",\n"
+    "                 kind (fp32_zmm, fp32_ymm, bf16_dot), threads, gflops, available\n"
     "  --train MODE   instead: one fine-tuning step of the vision encoder (medvlm_peft_step:\n"
     "                 forward, zero-shot head on K = 4 random prototypes, cross-entropy,\n"
     "                 backward, Adam) with PEFT mode lora (rank 4 on q, k, v), ln, ln-all,\n"
@@ -56,7 +67,8 @@ static const char *usage =
     "\n"
     "example:\n"
     "  medvlm bench --only vision --batch 32 --threads 2 --reps 5 --json\n"
-    "  medvlm bench --train lora --batch 16 --threads 2 --reps 5 --json --profile\n";
+    "  medvlm bench --train lora --batch 16 --threads 2 --reps 5 --json --profile\n"
+    "  medvlm bench --peak --threads 2\n";
 
 /* The 16 zero-shot prompts of the PEFT-MedVLMs SICAPv2 setup, tokenized (CLIP BPE): the
  * same ids as the PyTorch baseline's PROMPT_IDS. Lengths 6..18 with BOS and EOS. */
@@ -268,6 +280,71 @@ done:
     return rc;
 }
 
+/* ---- the CPU and its peak ---- */
+
+/* The first line of every run: which CPU, how many threads, which instruction sets. */
+static void report_cpu(const struct bench_opts *o)
+{
+    struct mv_cpu_info ci;
+    mv_cpu_info(&ci);
+    if (o->json) {
+        printf("{\"bench\": \"cpu\", \"model_name\": ");
+        cli_json_string(stdout, ci.model_name);
+        printf(", \"vendor\": ");
+        cli_json_string(stdout, ci.vendor);
+        printf(", \"family\": %d, \"model\": %d, \"stepping\": %d, \"threads\": %d, "
+               "\"cpus_online\": %d, \"flags\": {",
+               ci.family, ci.model, ci.stepping, o->threads, ci.cpus_online);
+        for (int f = 0; f < MV_CPU_FLAG_COUNT; f++)
+            printf("%s\"%s\": %s", f ? ", " : "", mv_cpu_flag_name((enum mv_cpu_flag)f),
+                   ci.flags & (1u << f) ? "true" : "false");
+        printf("}}\n");
+    } else {
+        printf("cpu %s (%s, family %d model %d stepping %d), %d thread%s of %d CPUs online, flags",
+               ci.model_name, ci.vendor, ci.family, ci.model, ci.stepping, o->threads,
+               o->threads == 1 ? "" : "s", ci.cpus_online);
+        for (int f = 0; f < MV_CPU_FLAG_COUNT; f++)
+            if (ci.flags & (1u << f)) printf(" %s", mv_cpu_flag_name((enum mv_cpu_flag)f));
+        int lacks = 0;
+        for (int f = 0; f < MV_CPU_FLAG_COUNT; f++)
+            if (!(ci.flags & (1u << f)))
+                printf("%s %s", lacks++ ? "" : ", lacks", mv_cpu_flag_name((enum mv_cpu_flag)f));
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+/* One peak figure, measured and printed; returns its GFLOP/s (0: the CPU lacks the kind). */
+static double report_peak(const struct bench_opts *o, enum mv_peak_kind kind, int threads)
+{
+    static const char *const human[MV_PEAK_KINDS] = {"fp32 zmm", "fp32 ymm", "bf16 dot"};
+    static const char *const needs[MV_PEAK_KINDS] = {"avx512f", "avx2 + fma",
+                                                     "avx512f + avx512_bf16"};
+    int avail = mv_peak_available(kind);
+    double gf = avail ? mv_peak_gflops(kind, threads) : 0.0;
+    if (o->json)
+        printf("{\"bench\": \"peak\", \"kind\": \"%s\", \"threads\": %d, \"gflops\": %.1f, "
+               "\"available\": %s}\n",
+               mv_peak_name(kind), threads, gf, avail ? "true" : "false");
+    else if (avail)
+        printf("peak %s  %3d thread%s  %7.1f GFLOP/s\n", human[kind], threads,
+               threads == 1 ? " " : "s", gf);
+    else
+        printf("peak %s  %3d thread%s  unavailable (the CPU lacks %s)\n", human[kind], threads,
+               threads == 1 ? " " : "s", needs[kind]);
+    fflush(stdout);
+    return gf;
+}
+
+static int bench_peak(const struct bench_opts *o)
+{
+    for (int k = 0; k < MV_PEAK_KINDS; k++) {
+        report_peak(o, (enum mv_peak_kind)k, 1);
+        if (o->threads > 1) report_peak(o, (enum mv_peak_kind)k, o->threads);
+    }
+    return CLI_OK;
+}
+
 static int bench_gemm(const struct bench_opts *o)
 {
     static const int shapes[][3] = {
@@ -287,6 +364,10 @@ static int bench_gemm(const struct bench_opts *o)
         a[i] = 0.01f * (float)((i * 7) % 13) - 0.06f;
         b[i] = 0.01f * (float)((i * 5) % 11) - 0.05f;
     }
+    /* the yardstick: fp32 FMA on the widest registers the CPU has, at the same threads */
+    enum mv_peak_kind pk =
+        mv_peak_available(MV_PEAK_FP32_ZMM) ? MV_PEAK_FP32_ZMM : MV_PEAK_FP32_YMM;
+    double peak = report_peak(o, pk, o->threads);
     /* "openblas": cblas_sgemm with OpenBLAS's own threading (the machine's rate);
      * "medvlm": mv_gemm as the encoders call it (thread split, skinny kernel for few rows) */
     for (int backend = 0; backend < 2; backend++) {
@@ -305,15 +386,21 @@ static int bench_gemm(const struct bench_opts *o)
                 t[r] = (mv_now() - t0) / inner;
             }
             double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
-            if (o->json)
+            const char *kernel = backend ? mv_gemm_backend_name() : "openblas threads";
+            if (o->json) {
                 printf("{\"bench\": \"gemm\", \"backend\": \"%s\", \"m\": %d, \"n\": %d, "
                        "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f, "
-                       "\"kernel\": \"%s\"}\n",
-                       bname, M, N, K, gf, o->threads, med,
-                       backend ? mv_gemm_backend_name() : "openblas threads");
-            else
-                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s  (%d threads, %s)\n", bname, M, N,
-                       K, gf, o->threads, backend ? mv_gemm_backend_name() : "openblas threads");
+                       "\"kernel\": \"%s\"",
+                       bname, M, N, K, gf, o->threads, med, kernel);
+                if (peak > 0)
+                    printf(", \"peak_gflops\": %.1f, \"peak_kind\": \"%s\", \"of_peak\": %.3f",
+                           peak, mv_peak_name(pk), gf / peak);
+                printf("}\n");
+            } else {
+                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s", bname, M, N, K, gf);
+                if (peak > 0) printf("  %3.0f%% of peak", 100.0 * gf / peak);
+                printf("  (%d threads, %s)\n", o->threads, kernel);
+            }
             fflush(stdout);
         }
     }
@@ -497,12 +584,13 @@ int cmd_bench(int argc, char **argv)
         {"no-skinny", no_argument, 0, 'S'},
         {"train", required_argument, 0, 'T'},
         {"gemm-backend", required_argument, 0, 'K'},
+        {"peak", no_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     struct bench_opts o = {.reps = 5};
     const char *model_dir = NULL, *only = NULL;
-    int gemm = 0, train = 0, c;
+    int gemm = 0, peak = 0, train = 0, c;
     enum medvlm_peft_mode mode = MEDVLM_PEFT_LORA;
     long v;
     optind = 1;
@@ -541,6 +629,9 @@ int cmd_bench(int argc, char **argv)
         case 'g':
             gemm = 1;
             break;
+        case 'P':
+            peak = 1;
+            break;
         case 'B':
             mv_gemm_set_mode(0);
             break;
@@ -574,7 +665,11 @@ int cmd_bench(int argc, char **argv)
     if (optind < argc) return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
     if (o.threads && medvlm_set_threads(o.threads)) return cli_fail("bench");
     o.threads = medvlm_get_threads();
-    if (gemm) return bench_gemm(&o);
+    report_cpu(&o);
+    if (peak || gemm) {
+        int rc = peak ? bench_peak(&o) : CLI_OK;
+        return rc || !gemm ? rc : bench_gemm(&o);
+    }
 
     if (train && only && strcmp(only, "vision"))
         return cli_usage("bench", "--train fine-tunes the vision tower: --only %s does not apply",

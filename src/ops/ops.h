@@ -238,6 +238,37 @@ double mv_prof_phase_total(enum mv_prof_phase ph, enum mv_prof_op op);
 double mv_prof_phase_wall(enum mv_prof_phase ph);
 const char *mv_prof_name(enum mv_prof_op op);
 
+/* ---- peak.c: the CPU and its floating-point peak (bench --peak, --gemm) ---- */
+
+/* The instruction-set features that decide which kernels run, as /proc/cpuinfo names them. */
+enum mv_cpu_flag {
+    MV_CPU_AVX2,
+    MV_CPU_FMA,
+    MV_CPU_AVX512F,
+    MV_CPU_AVX512_BF16,
+    MV_CPU_AMX_BF16,
+    MV_CPU_FLAG_COUNT
+};
+struct mv_cpu_info {
+    char vendor[13];     /* CPUID's vendor string ("GenuineIntel", "AuthenticAMD"), or "unknown" */
+    char model_name[49]; /* its brand string ("Intel(R) Xeon(R) Platinum 8480+"), or "unknown" */
+    int family, model, stepping; /* CPUID's display family and model (0 where unknown) */
+    int cpus_online;             /* logical CPUs online (0 where unknown) */
+    unsigned flags;              /* bit (1u << enum mv_cpu_flag) set where the CPU and OS have it */
+};
+void mv_cpu_info(struct mv_cpu_info *ci);
+const char *mv_cpu_flag_name(enum mv_cpu_flag f); /* "avx512_bf16" */
+
+/* Register-only loops, no memory traffic: fp32 FMA on 512-bit (AVX-512F) and 256-bit (AVX2 +
+ * FMA) registers, bf16 pair dot products into fp32 (vdpbf16ps, AVX512_BF16; 2 FLOPs a pair). */
+enum mv_peak_kind { MV_PEAK_FP32_ZMM, MV_PEAK_FP32_YMM, MV_PEAK_BF16_DOT, MV_PEAK_KINDS };
+const char *mv_peak_name(enum mv_peak_kind kind); /* "fp32_zmm", "fp32_ymm", "bf16_dot" */
+int mv_peak_available(enum mv_peak_kind kind);    /* 1 when this CPU runs that loop */
+/* GFLOP/s of kind's loop on a team of `threads` OpenMP threads running it at once (call it
+ * outside a parallel region): the best of several repetitions, about 0.2 s in all. 0 when the
+ * CPU lacks the instructions or threads < 1. */
+double mv_peak_gflops(enum mv_peak_kind kind, int threads);
+
 /* ---- threads.c ---- */
 
 /* Threads the kernels and OpenBLAS use (both follow libgomp's max threads). */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# test_bench.sh - `medvlm bench`: help with an example, usage errors, the raw GEMM mode, a
-# short real run on a small saved model and a fine-tuning step (--train) on a tiny one,
-# checking the JSON lines they print.
+# test_bench.sh - `medvlm bench`: help with an example, usage errors, the CPU line every run
+# starts with, the raw GEMM mode as a share of the peak, the peak loops (--peak), a short real
+# run on a small saved model and a fine-tuning step (--train) on a tiny one, checking the JSON
+# lines they print.
 set -u
 cli=${MEDVLM_CLI:?MEDVLM_CLI not set (ctest sets it)}
 fail=0 pass=0
@@ -23,12 +24,51 @@ check "missing model folder fails (1) with the path" '[ $rc -eq 1 ] && grep -q "
 check "gemm lines" '[ "$(grep -c "\"bench\": \"gemm\"" "$tmp/gemm")" -ge 6 ]'
 check "gemm 1600x3072x768 rate" 'grep "\"m\": 1600, \"n\": 3072, \"k\": 768" "$tmp/gemm" | grep -Eq "\"gflops\": [0-9]*[1-9]"'
 
+# the first line names the CPU: model, vendor, family/model numbers, threads, the flags
+cpu=$(head -1 "$tmp/gemm")
+check "gemm: the CPU line first" '[[ "$cpu" == "{\"bench\": \"cpu\", \"model_name\": \""* ]]'
+check "CPU line: vendor, family, model, threads" '[[ "$cpu" =~ \"vendor\":\ \"[^\"]+\",\ \"family\":\ [0-9]+,\ \"model\":\ [0-9]+,.*\"threads\":\ 1, ]]'
+for f in avx2 fma avx512f avx512_bf16 amx_bf16; do
+  check "CPU line: flag $f" '[[ "$cpu" =~ \"$f\":\ (true|false) ]]'
+done
+has() { [[ "$cpu" == *"\"$1\": true"* ]]; }
+# each GEMM figure as a share of the fp32 peak at the same threads (zmm, or ymm without AVX-512)
+if has avx2 && has fma; then
+  ngemm=$(grep -c '"bench": "gemm"' "$tmp/gemm")
+  check "gemm: every line carries of_peak" '[ "$(grep "\"bench\": \"gemm\"" "$tmp/gemm" | grep -Ec "\"peak_gflops\": [0-9.]*[1-9][0-9.]*, \"peak_kind\": \"fp32_[yz]mm\", \"of_peak\": [0-9]+\.[0-9]{3}\}$")" -eq "$ngemm" ]'
+  check "gemm: the peak it measured" 'grep -q "\"bench\": \"peak\", \"kind\": \"fp32_[yz]mm\", \"threads\": 1," "$tmp/gemm"'
+fi
+
+# --peak: one line per kind at 1 thread and at --threads, positive where the CPU has the kind
+"$cli" bench --peak --threads 2 --json >"$tmp/peak" 2>"$tmp/err"; rc=$?
+check "peak runs" '[ $rc -eq 0 ]'
+check "peak: the CPU line first" 'head -1 "$tmp/peak" | grep -q "^{\"bench\": \"cpu\", .*\"threads\": 2,"'
+check "peak: 6 well-formed lines" '[ "$(grep -Ec "^\{\"bench\": \"peak\", \"kind\": \"(fp32_zmm|fp32_ymm|bf16_dot)\", \"threads\": [12], \"gflops\": [0-9]+\.[0-9], \"available\": (true|false)\}$" "$tmp/peak")" -eq 6 ] && [ "$(wc -l <"$tmp/peak")" -eq 7 ]'
+peak_ok() { # peak_ok KIND FLAG...: positive at 1 and 2 threads where the CPU has every FLAG, else unavailable
+  local kind=$1 avail=1; shift
+  for f in "$@"; do has "$f" || avail=0; done
+  for t in 1 2; do
+    l=$(grep "\"kind\": \"$kind\", \"threads\": $t," "$tmp/peak")
+    if [ $avail = 1 ]; then
+      [[ "$l" =~ \"gflops\":\ [0-9.]*[1-9][0-9.]*,\ \"available\":\ true ]] || return 1
+    else
+      [[ "$l" == *'"gflops": 0.0, "available": false}' ]] || return 1
+    fi
+  done
+}
+check "peak fp32_zmm (avx512f)" 'peak_ok fp32_zmm avx512f'
+check "peak fp32_ymm (avx2, fma)" 'peak_ok fp32_ymm avx2 fma'
+check "peak bf16_dot (avx512_bf16)" 'peak_ok bf16_dot avx512f avx512_bf16'
+"$cli" bench --peak --threads 1 >"$tmp/peakh" 2>"$tmp/err"; rc=$?
+check "peak, human: CPU line, then one line per kind" '[ $rc -eq 0 ] && head -1 "$tmp/peakh" | grep -q "^cpu .*family [0-9]* model [0-9]*.*1 thread of .* flags" && [ "$(grep -Ec "^peak (fp32 zmm|fp32 ymm|bf16 dot) +1 thread +([0-9.]+ GFLOP/s|unavailable)" "$tmp/peakh")" -eq 3 ]'
+
 # a real run on the golden set's small model (vision only: its text vocabulary is the CLIP one)
 golden=${MEDVLM_GOLDEN:-${MEDVLM_GOLDEN_DEFAULT:-}}
 if [ -d "$golden/model" ]; then
   "$cli" bench --model "$golden/model" --only vision --batch 3 --reps 2 --threads 2 --json \
     >"$tmp/v" 2>"$tmp/err"; rc=$?
   check "vision bench runs" '[ $rc -eq 0 ]'
+  check "vision bench: the CPU line first" 'head -1 "$tmp/v" | grep -q "^{\"bench\": \"cpu\""'
   line=$(grep '"bench": "vision"' "$tmp/v")
   for key in batch per_s gflops threads peak_rss_mb median_s; do
     check "vision JSON has $key" '[[ "$line" == *"\"$key\": "* ]]'
