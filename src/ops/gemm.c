@@ -184,7 +184,7 @@ void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float
 /* Rows of out (R, O) = alpha * b (O): the bias the GEMM then accumulates onto. */
 static void fill_bias(float *out, const float *b, float alpha, int R, int O)
 {
-#pragma omp parallel for schedule(static) if ((size_t)R * O > 262144)
+#pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)
     for (int r = 0; r < R; r++) {
         float *o = out + (size_t)r * O;
         if (!b)
@@ -209,7 +209,7 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
 {
     // x (R, O) in place, inp (R, I), w (O, I), b (O)
     if (b) {
-#pragma omp parallel for schedule(static) if ((size_t)R * O > 262144)
+#pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)
         for (int r = 0; r < R; r++) {
             float *o = x + (size_t)r * O;
             for (int j = 0; j < O; j++) o[j] += b[j];
@@ -239,7 +239,7 @@ static void bias_grad(float *db, const float *dout, float alpha, int R, int O)
 {
     // db (O), dout (R, O)
     int blocks = (O + MV_DB_BLOCK - 1) / MV_DB_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)R * O > 262144 && blocks > 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)R * O > 262144 && blocks > 1)
     for (int bl = 0; bl < blocks; bl++) {
         int lo = bl * MV_DB_BLOCK, n = MV_MIN(O - lo, MV_DB_BLOCK);
         double acc[MV_DB_BLOCK] = {0};

@@ -312,9 +312,10 @@ void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, c
     // C (M, N), A (M, K), B (N, K)
     if (M <= 0 || N <= 0) return;
     const int fast = skinny_path();
-    /* fixed column blocks of 64: the split never changes a result */
+    /* fixed column blocks of 64, taken first come first served: the split never changes a
+     * result, and a thread slowed by another process takes fewer blocks */
     const int nblocks = (N + 63) / 64;
-#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (double)M * N * K > 2e6)
+#pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel() && (double)M * N * K > 2e6)
     for (int blk = 0; blk < nblocks; blk++) {
         int n0 = blk * 64, n1 = MV_MIN(N, n0 + 64);
 #ifdef MV_HAVE_AVX2_PATH
