@@ -196,10 +196,24 @@ static void fill_bias(float *out, const float *b, float alpha, int R, int O)
     }
 }
 
+/* The linear layer on the packed team with the bias folded into the product's first pass (no
+ * separate pass over out for it), when mv_gemm would run the packed team for this product;
+ * 1 when done. The same bits as the bias pass followed by mv_gemm. */
+static int linear_packed(float *out, const float *inp, const float *w, const float *b, float alpha,
+                         float beta, float bs, int R, int I, int O)
+{
+    if (!b || !gemm_mode || R <= 0 || O <= 0 || omp_in_parallel() || !packed_on()) return 0;
+    if (R <= skinny_max_m && mv_gemm_skinny_available()) return 0;
+    int team = (double)R * O * I < 2e6 ? 1 : omp_get_max_threads();
+    return mv_gemm_packed_bias(0, team, 0, 1, R, O, I, alpha, inp, I, w, I, beta, out, O, b, bs) ==
+           0;
+}
+
 void mv_linear_forward(float *out, const float *inp, const float *w, const float *b, float alpha,
                        int R, int I, int O)
 {
     // out (R, O), inp (R, I), w (O, I), b (O)
+    if (linear_packed(out, inp, w, b, alpha, 0.0f, alpha, R, I, O)) return;
     fill_bias(out, b, alpha, R, O);
     mv_gemm(0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
 }
@@ -208,6 +222,7 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
                                 int I, int O)
 {
     // x (R, O) in place, inp (R, I), w (O, I), b (O)
+    if (linear_packed(x, inp, w, b, 1.0f, 1.0f, 1.0f, R, I, O)) return;
     if (b) {
 #pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)
         for (int r = 0; r < R; r++) {

@@ -104,18 +104,29 @@ static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, 
     }
 }
 
-/* The tile's update from its accumulator, element by element: the same in both kernels. */
-static inline float tile_out(float acc, float c, float alpha, float beta, int first)
+/* The tile's update from its accumulator, element by element: the same in both kernels. On
+ * the first slice a bias term bt (hb: there is one) joins what C starts from: bt + t when
+ * beta = 0, (C + bt) + t when beta = 1 -- the bits of filling C with the bias first and then
+ * accumulating (mv_linear_forward), or of adding it to C first (the residual form). */
+static inline float tile_out(float acc, float c, float alpha, float beta, int first, int hb,
+                             float bt)
 {
     float t = alpha * acc;
-    if (!first || beta == 1.0f) return c + t;
-    if (beta == 0.0f) return t; /* C is not read: it may hold anything */
-    return beta * c + t;
+    if (!first) return c + t;
+    if (beta == 0.0f) return hb ? bt + t : t; /* C is not read: it may hold anything */
+    float base = beta == 1.0f ? c : beta * c;
+    return (hb ? base + bt : base) + t;
+}
+
+/* The bias term of column c: bias[c] scaled by bs (the product's alpha or 1). */
+static inline float bias_term(const float *bias, float bs, int c)
+{
+    return bs == 1.0f ? bias[c] : bs * bias[c];
 }
 
 /* One MR x NR tile in plain C: acc = sum_k a[k][r] b[k][c] as fmaf chains in k order. */
 static void kernel_portable(int kc, const float *a, const float *b, float *C, int ldc, int m, int n,
-                            float alpha, float beta, int first)
+                            float alpha, float beta, int first, const float *bias, float bs)
 {
     float acc[MR][NR] = {{0}};
     for (int k = 0; k < kc; k++)
@@ -125,7 +136,8 @@ static void kernel_portable(int kc, const float *a, const float *b, float *C, in
     for (int r = 0; r < m; r++)
         for (int c = 0; c < n; c++) {
             float *o = C + (size_t)r * ldc + c;
-            *o = tile_out(acc[r][c], first && beta == 0.0f ? 0.0f : *o, alpha, beta, first);
+            *o = tile_out(acc[r][c], first && beta == 0.0f ? 0.0f : *o, alpha, beta, first,
+                          first && bias, first && bias ? bias_term(bias, bs, c) : 0.0f);
         }
 }
 
@@ -134,7 +146,8 @@ static void kernel_portable(int kc, const float *a, const float *b, float *C, in
  * _mm512_fmadd_ps rounds once like fmaf; the output step uses separate multiply and add. */
 __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a, const float *b,
                                                              float *C, int ldc, int m, int n,
-                                                             float alpha, float beta, int first)
+                                                             float alpha, float beta, int first,
+                                                             const float *bias, float bs)
 {
     __m512 c0[MR], c1[MR];
     for (int r = 0; r < m; r++) { /* the tile's rows arrive while the products run */
@@ -157,7 +170,16 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
     __mmask16 k0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
     __mmask16 k1 = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    int mode = !first || beta == 1.0f ? 0 : beta == 0.0f ? 1 : 2;
+    int mode = !first ? 0 : beta == 1.0f ? 3 : beta == 0.0f ? 1 : 2;
+    int hb = first && bias;
+    __m512 bt0 = _mm512_setzero_ps(), bt1 = bt0;
+    if (hb) { /* as bias_term: scaled unless bs = 1 */
+        bt0 = _mm512_maskz_loadu_ps(k0, bias), bt1 = _mm512_maskz_loadu_ps(k1, bias + 16);
+        if (bs != 1.0f) {
+            bt0 = _mm512_mul_ps(_mm512_set1_ps(bs), bt0);
+            bt1 = _mm512_mul_ps(_mm512_set1_ps(bs), bt1);
+        }
+    }
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
         if (r >= m) break;
@@ -169,8 +191,15 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
                 o0 = _mm512_mul_ps(vb, o0);
                 o1 = _mm512_mul_ps(vb, o1);
             }
+            if (hb) {
+                o0 = _mm512_add_ps(o0, bt0);
+                o1 = _mm512_add_ps(o1, bt1);
+            }
             t0 = _mm512_add_ps(o0, t0);
             t1 = _mm512_add_ps(o1, t1);
+        } else if (hb) {
+            t0 = _mm512_add_ps(bt0, t0);
+            t1 = _mm512_add_ps(bt1, t1);
         }
         _mm512_mask_storeu_ps(o, k0, t0);
         _mm512_mask_storeu_ps(o + 16, k1, t1);
@@ -274,7 +303,7 @@ int mv_gemm_packed_available(void)
 }
 
 typedef void (*kernel_fn)(int, const float *, const float *, float *, int, int, int, float, float,
-                          int);
+                          int, const float *, float);
 typedef void (*pack_a_fn)(float *, int, const float *, int, int, int, int, int);
 typedef void (*pack_b_fn)(float *, int, const float *, int, int, int, int, int);
 struct packed_path {
@@ -317,9 +346,10 @@ static float *thread_panels(void)
     return p;
 }
 
+/* bias (N), may be NULL: joins C on the first slice, scaled by bs (see tile_out). */
 static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, int N, int K,
                         float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                        float *C, int ldc)
+                        float *C, int ldc, const float *bias, float bs)
 {
     // C (M, N); op(A) (M, K); op(B) (K, N)
     if (M <= 0 || N <= 0) return 0;
@@ -330,7 +360,8 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
                 float *o = C + (size_t)i * ldc + j;
-                *o = tile_out(0.0f, beta == 0.0f ? 0.0f : *o, alpha, beta, 1);
+                *o = tile_out(0.0f, beta == 0.0f ? 0.0f : *o, alpha, beta, 1, bias != NULL,
+                              bias ? bias_term(bias, bs, j) : 0.0f);
             }
         return 0;
     }
@@ -346,7 +377,8 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
                     for (int ir = 0; ir < m; ir += MR)
                         path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
                                    C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, MV_MIN(MR, m - ir),
-                                   MV_MIN(NR, n - jr), alpha, beta, first);
+                                   MV_MIN(NR, n - jr), alpha, beta, first,
+                                   first && bias ? bias + j0 + jr : NULL, bs);
             }
         }
     }
@@ -376,8 +408,8 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
 struct team {
     const struct packed_path *path;
     int ta, tb, M, N, K, lda, ldb, ldc;
-    float alpha, beta;
-    const float *A, *B;
+    float alpha, beta, bs;
+    const float *A, *B, *bias;
     float *C, *bufs; /* bufs: two KC x NC panels */
     int unit, units, slices, kslices;
     int next; /* the next item */
@@ -434,7 +466,8 @@ static void team_run(struct team *tm, float *pa)
                 for (int ir = 0; ir < m; ir += MR)
                     path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
                                tm->C + (size_t)(i0 + ir) * tm->ldc + j0 + jr, tm->ldc,
-                               MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), tm->alpha, tm->beta, first);
+                               MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), tm->alpha, tm->beta, first,
+                               first && tm->bias ? tm->bias + j0 + jr : NULL, tm->bs);
         }
         __atomic_store_n(&tm->item_done[g], 1, __ATOMIC_RELEASE);
         __atomic_fetch_add(&tm->items_done[s], 1, __ATOMIC_RELEASE);
@@ -443,7 +476,7 @@ static void team_run(struct team *tm, float *pa)
 
 static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int M, int N, int K,
                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                     float *C, int ldc)
+                     float *C, int ldc, const float *bias, float bs)
 {
     if (M <= 0 || N <= 0) return 0;
     int kslices = K > 0 ? (K + KC - 1) / KC : 0, slices = (N + NC - 1) / NC * kslices;
@@ -455,7 +488,7 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
     if (per_slice > 0 && (M + unit - 1) / unit > per_slice)
         unit = ((M + per_slice - 1) / per_slice + MR - 1) / MR * MR;
     if (T <= 1 || K <= 0 || slices > TEAM_MAX_SLICES || (M + unit - 1) / unit * slices < 2)
-        return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, bs);
     struct team tm = {.path = path,
                       .ta = ta,
                       .tb = tb,
@@ -470,6 +503,8 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
                       .A = A,
                       .B = B,
                       .C = C,
+                      .bias = bias,
+                      .bs = bs,
                       .unit = unit,
                       .units = (M + unit - 1) / unit,
                       .slices = slices,
@@ -491,35 +526,48 @@ static const struct packed_path path_portable = {kernel_portable, pack_a, pack_b
 static const struct packed_path path_avx512 = {kernel_avx512, pack_a_avx512, pack_b_avx512};
 #endif
 
+static const struct packed_path *path_for(int portable)
+{
+#ifdef MV_HAVE_AVX512_PATH
+    if (!portable && __builtin_cpu_supports("avx512f")) return &path_avx512;
+#endif
+    (void)portable;
+    return &path_portable;
+}
+
 int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
-#ifdef MV_HAVE_AVX512_PATH
-    if (__builtin_cpu_supports("avx512f"))
-        return gemm_blocked(&path_avx512, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
-    return gemm_blocked(&path_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_blocked(path_for(0), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
+                        1.0f);
 }
 
 int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                             int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    return gemm_blocked(&path_portable, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_blocked(path_for(1), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
+                        1.0f);
 }
 
 int mv_gemm_packed_threads(int T, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                            int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-#ifdef MV_HAVE_AVX512_PATH
-    if (__builtin_cpu_supports("avx512f"))
-        return gemm_team(&path_avx512, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
-    return gemm_team(&path_portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_team(path_for(0), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
+                     1.0f);
 }
 
 int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, float alpha,
                                     const float *A, int lda, const float *B, int ldb, float beta,
                                     float *C, int ldc)
 {
-    return gemm_team(&path_portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_team(path_for(1), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
+                     1.0f);
+}
+
+int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc, const float *bias, float bs)
+{
+    return gemm_team(path_for(portable), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                     bias, bs);
 }

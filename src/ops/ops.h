@@ -65,6 +65,13 @@ int mv_gemm_packed_threads(int T, int ta, int tb, int M, int N, int K, float alp
 int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, float alpha,
                                     const float *A, int lda, const float *B, int ldb, float beta,
                                     float *C, int ldc);
+/* The team product with a bias (N) folded into its first pass: C = alpha op(A) op(B) + bs bias
+ * (beta = 0), or C = (C + bs bias) + alpha op(A) op(B) (beta = 1), each element with the bits of
+ * filling or adding the bias first and then calling the product (bs = 1 adds bias as it is).
+ * portable: the plain-C path. */
+int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc, const float *bias, float bs);
 
 /* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */

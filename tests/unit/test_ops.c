@@ -159,6 +159,39 @@ static void test_gemm_packed(void)
     }
 }
 
+/* the bias folded into the packed product: the bits of the bias pass, then the product (beta 0:
+ * out = bs b, beta 1: C += b), on both paths and teams of 1 and 2 */
+static void test_gemm_packed_bias(void)
+{
+    for (int it = 0; it < 16; it++) {
+        int M = rand_int(1, 150), N = rand_int(1, 300), K = rand_int(1, 600);
+        int ta = it & 1, tb = (it >> 1) & 1, portable = (it >> 2) & 1, T = 1 + ((it >> 3) & 1);
+        int lda = ta ? M : K, ldb = tb ? K : N;
+        float alpha = it % 3 ? 1.0f : 0.125f, beta = it % 2 ? 1.0f : 0.0f;
+        float bs = beta == 0.0f ? alpha : 1.0f;
+        float *A = rand_buf((size_t)(ta ? K : M) * lda, 1.0f);
+        float *B = rand_buf((size_t)(tb ? N : K) * ldb, 1.0f), *bias = rand_buf((size_t)N, 1.0f);
+        size_t nc = (size_t)M * N;
+        float *C1 = rand_buf(nc, 1.0f), *C2 = mv_malloc(nc * 4);
+        memcpy(C2, C1, nc * 4);
+        for (int i = 0; i < M; i++) /* the separate bias pass, as the linear layers did it */
+            for (int j = 0; j < N; j++) {
+                float bt = bs == 1.0f ? bias[j] : bs * bias[j];
+                C2[(size_t)i * N + j] = beta == 0.0f ? bt : C2[(size_t)i * N + j] + bt;
+            }
+        (portable ? mv_gemm_packed_portable_threads
+                  : mv_gemm_packed_threads)(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, 1.0f, C2, N);
+        CHECK(mv_gemm_packed_bias(portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, N,
+                                  bias, bs) == 0,
+              "gemm_packed_bias: no panels");
+        CHECK(memcmp(C1, C2, nc * 4) == 0,
+              "gemm_packed_bias ta=%d tb=%d %dx%dx%d beta %g portable %d T %d: differs from the "
+              "bias pass + product",
+              ta, tb, M, N, K, beta, portable, T);
+        mv_free(A), mv_free(B), mv_free(bias), mv_free(C1), mv_free(C2);
+    }
+}
+
 static void test_linear(void)
 {
     for (int it = 0; it < 10; it++) {
@@ -321,6 +354,7 @@ int main(void)
     test_gemm();
     test_gemm_skinny();
     test_gemm_packed();
+    test_gemm_packed_bias();
     test_linear();
     test_layernorm();
     test_act();
