@@ -78,9 +78,9 @@ uint16_t mv_bf16_from_f32(float x)
     uint32_t u;
     memcpy(&u, &x, sizeof u);
     uint32_t mag = u & 0x7fffffffu;
-    if (mag > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN: quiet, still NaN */
+    if (mag > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN: quiet, still NaN */
     if (mag < 0x00800000u) return (uint16_t)((u >> 16) & 0x8000); /* zero, denormal */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);   /* nearest even; inf stays */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);     /* nearest even; inf stays */
 }
 
 static inline float bf16_f32(uint16_t h)
@@ -113,8 +113,7 @@ static inline float fma_daz_ftz(float a, float b, float c)
 
 float mv_bf16_dot2_portable(float acc, uint32_t a, uint32_t b)
 {
-    acc = fma_daz_ftz(bf16_f32((uint16_t)(a >> 16)), bf16_f32((uint16_t)(b >> 16)),
-                      acc);
+    acc = fma_daz_ftz(bf16_f32((uint16_t)(a >> 16)), bf16_f32((uint16_t)(b >> 16)), acc);
     return fma_daz_ftz(bf16_f32((uint16_t)a), bf16_f32((uint16_t)b), acc);
 }
 
@@ -201,8 +200,8 @@ static inline float tile_out(float acc, float c, float alpha, float beta, int fi
 
 /* One MR x NR tile in plain C: per element, mv_bf16_dot2_portable over the k pairs in order.
  * a: (kc2, MR) pairs; b: (kc2, NR, 2) bf16. */
-static void kernel_portable(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc,
-                            int m, int n, float alpha, float beta, int first)
+static void kernel_portable(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, int m,
+                            int n, float alpha, float beta, int first)
 {
     float acc[MR][NR] = {{0}};
     for (int kp = 0; kp < kc2; kp++)
@@ -222,15 +221,13 @@ static void kernel_portable(int kc2, const uint32_t *a, const uint16_t *b, float
 #ifdef MV_HAVE_BF16_PATH
 /* pack_a with vcvtne2ps2bf16 (the same rounding as mv_bf16_from_f32, checked by the test):
  * 32 floats of a row become 16 pairs, scattered to their k pairs' slots of the micro-panel. */
-__attribute__((target("avx512f,avx512bf16"))) static void pack_a_avx512(uint32_t *dst,
-                                                                        const float *A, int lda,
-                                                                        int i0, int m, int k0,
-                                                                        int kc)
+__attribute__((target("avx512f,avx512bf16"))) static void
+pack_a_avx512(uint32_t *dst, const float *A, int lda, int i0, int m, int k0, int kc)
 {
     int kc2 = (kc + 1) / 2;
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(MR));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(MR));
     for (int q = 0; q < m; q += MR) {
         uint32_t *d = dst + (size_t)q * kc2;
         for (int r = 0; r < MR; r++) {
@@ -253,11 +250,9 @@ __attribute__((target("avx512f,avx512bf16"))) static void pack_a_avx512(uint32_t
 }
 
 /* The tile with 24 zmm accumulators: rows r = 0..11, column halves 0..15 and 16..31. */
-__attribute__((target("avx512f,avx512bf16"))) static void kernel_avx512(int kc2, const uint32_t *a,
-                                                                        const uint16_t *b,
-                                                                        float *C, int ldc, int m,
-                                                                        int n, float alpha,
-                                                                        float beta, int first)
+__attribute__((target("avx512f,avx512bf16"))) static void
+kernel_avx512(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, int m, int n,
+              float alpha, float beta, int first)
 {
     __m512 c0[MR], c1[MR];
     for (int r = 0; r < m; r++) { /* the tile's rows arrive while the products run */
@@ -353,9 +348,9 @@ struct job {
     const float *A;
     const struct mv_bf16_weight *W;
     float alpha, beta, *C;
-    int unit, cols;       /* rows per row block (a multiple of MR, <= MC); panels per column block */
-    int cblocks, items;   /* column blocks; row blocks x column blocks */
-    int next;             /* the next item */
+    int unit, cols;     /* rows per row block (a multiple of MR, <= MC); panels per column block */
+    int cblocks, items; /* column blocks; row blocks x column blocks */
+    int next;           /* the next item */
 };
 
 static void run_item(const struct job *jb, uint32_t *pa, int g)
@@ -433,8 +428,8 @@ static int gemm_bf16(const struct bf16_path *path, int T, int M, const float *A,
     return ok ? 0 : -1;
 }
 
-int mv_gemm_bf16(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W,
-                 float alpha, float beta, float *C, int ldc)
+int mv_gemm_bf16(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W, float alpha,
+                 float beta, float *C, int ldc)
 {
 #ifdef MV_HAVE_BF16_PATH
     if (mv_gemm_bf16_available())

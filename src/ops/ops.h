@@ -99,8 +99,8 @@ int mv_gemm_bf16_available(void);
  * the thread ends; nothing else is allocated. Returns 0, or -1 (nothing written) when W is
  * empty or a block could not be allocated. mv_gemm_bf16_portable: the same bits in plain C
  * (exact emulation of vdpbf16ps, below), the oracle of the AVX-512 path, on any CPU. */
-int mv_gemm_bf16(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W,
-                 float alpha, float beta, float *C, int ldc);
+int mv_gemm_bf16(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W, float alpha,
+                 float beta, float *C, int ldc);
 int mv_gemm_bf16_portable(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W,
                           float alpha, float beta, float *C, int ldc);
 /* bf16 numbers (the exact inverse is io.h's mv_bf16_to_f32): the conversion vcvtne2ps2bf16

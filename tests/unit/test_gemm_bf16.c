@@ -73,9 +73,12 @@ static uint16_t rand_bf16(int mode, int e_other)
 {
     uint32_t r = (uint32_t)mv_rng_u64(&rng);
     int e;
-    if (mode == 0) e = 117 + (int)(r % 20);
-    else if (mode == 1) e = (int)(r % 256);
-    else e = MV_MAX(1, MV_MIN(254, 254 - (int)(r >> 8) % 36 - e_other));
+    if (mode == 0)
+        e = 117 + (int)(r % 20);
+    else if (mode == 1)
+        e = (int)(r % 256);
+    else
+        e = MV_MAX(1, MV_MIN(254, 254 - (int)(r >> 8) % 36 - e_other));
     return (uint16_t)((r >> 31) << 15 | (uint32_t)e << 7 | ((r >> 16) & 0x7f));
 }
 
@@ -90,8 +93,8 @@ static void test_convert(void)
         {0x3f818000u, 0x3f82},                        /* tie, odd rounds up */
         {0x3f808001u, 0x3f81}, {0x00000001u, 0x0000}, /* denormal to +0 */
         {0x807fffffu, 0x8000},                        /* to -0 */
-        {0x00800000u, 0x0080}, {0x7f800000u, 0x7f80}, {0xff800000u, 0xff80},
-        {0x7f7fffffu, 0x7f80},                        /* FLT_MAX rounds to inf */
+        {0x00800000u, 0x0080}, {0x7f800000u, 0x7f80},
+        {0xff800000u, 0xff80}, {0x7f7fffffu, 0x7f80}, /* FLT_MAX rounds to inf */
         {0x7f800001u, 0x7fc0}, {0xffa00000u, 0xffe0}, /* NaN stays NaN, made quiet */
     };
     for (size_t i = 0; i < MV_ARRAY_LEN(cases); i++) {
@@ -107,6 +110,7 @@ static void test_convert(void)
         uint16_t h[32];
         for (int i = 0; i < 32; i++) {
             uint32_t u = (uint32_t)mv_rng_u64(&rng);
+            /* near 1 and near FLT_MAX (ties, overflow), denormals, anything */
             if (i % 4 == 1) u = (u & 0x8000ffffu) | (uint32_t)(i * 7 % 3 ? 0x3f80 : 0x7f7f) << 16;
             if (i % 8 == 2) u &= 0x807fffffu; /* denormals */
             x[i] = f32_of(u);
@@ -126,8 +130,10 @@ static void test_dot2(void)
 {
     /* acc = FLT_MIN plus a product of -2^-150: exact 2^-126 - 2^-150, below FLT_MIN after
      * 24-bit rounding: flushed (a plain fmaf gives FLT_MIN); -2^-152 rounds back to FLT_MIN */
-    uint32_t p75 = (uint32_t)mv_bf16_from_f32(0x1p-75f), n75 = (uint32_t)mv_bf16_from_f32(-0x1p-75f);
-    uint32_t p76 = (uint32_t)mv_bf16_from_f32(0x1p-76f), n76 = (uint32_t)mv_bf16_from_f32(-0x1p-76f);
+    uint32_t p75 = (uint32_t)mv_bf16_from_f32(0x1p-75f),
+             n75 = (uint32_t)mv_bf16_from_f32(-0x1p-75f);
+    uint32_t p76 = (uint32_t)mv_bf16_from_f32(0x1p-76f),
+             n76 = (uint32_t)mv_bf16_from_f32(-0x1p-76f);
     float r = mv_bf16_dot2_portable(FLT_MIN, p75 << 16, n75 << 16);
     CHECK(bits_of(r) == 0, "FLT_MIN - 2^-150 gave %a, want +0", r);
     r = mv_bf16_dot2_portable(FLT_MIN, p76 << 16, n76 << 16);
@@ -154,10 +160,13 @@ static void test_dot2(void)
             va[l] = (uint32_t)a1 << 16 | a0;
             vb[l] = (uint32_t)b1 << 16 | b0;
             uint32_t u = (uint32_t)mv_rng_u64(&rng);
-            if (mode == 0) acc[l] = f32_of(u & 0xc07fffffu); /* |acc| in [1, 2) or tiny */
-            else if (mode == 1) acc[l] = f32_of(u);
-            else acc[l] = f32_of((u & 0x807fffffu) | (u >> 29 & 3) << 23); /* near FLT_MIN */
-            if (l % 5 == 0) /* cancellation */
+            if (mode == 0)
+                acc[l] = f32_of(u & 0xc07fffffu); /* |acc| in [2, 4) or denormal */
+            else if (mode == 1)
+                acc[l] = f32_of(u);
+            else
+                acc[l] = f32_of((u & 0x807fffffu) | (u >> 29 & 3) << 23); /* near FLT_MIN */
+            if (l % 5 == 0)                                               /* cancellation */
                 acc[l] = -(mv_bf16_dot2_portable(0.0f, va[l], vb[l]));
         }
         memcpy(got, acc, sizeof got);
@@ -218,7 +227,8 @@ static void check_rows(const char *name, const float *C, const float *C0, const 
             float a = A[(size_t)(r0 + i) * lda + k];
             Ar[(size_t)i * K + k] = f32_of((uint32_t)mv_bf16_from_f32(a) << 16);
         }
-    for (size_t i = 0; i < (size_t)N * K; i++) Wr[i] = f32_of((uint32_t)mv_bf16_from_f32(W[i]) << 16);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        Wr[i] = f32_of((uint32_t)mv_bf16_from_f32(W[i]) << 16);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < N; j++)
             R1[(size_t)i * N + j] = R2[(size_t)i * N + j] =
@@ -238,7 +248,8 @@ static void check_rows(const char *name, const float *C, const float *C0, const 
             s = fabs(alpha) * s + cb + 1e-30;
             sr = fabs(alpha) * sr + cb + 1e-30;
             double c = C[(size_t)(r0 + i) * ldc + j];
-            double e1 = fabs(c - R1[(size_t)i * N + j]) / sr, e2 = fabs(c - R2[(size_t)i * N + j]) / s;
+            double e1 = fabs(c - R1[(size_t)i * N + j]) / sr,
+                   e2 = fabs(c - R2[(size_t)i * N + j]) / s;
             if (!(e1 <= (K + 4) * 0x1p-24)) bad1++;
             if (!(e2 <= 1e-2)) bad2++;
             if (e1 > max1 || isnan(e1)) max1 = e1;
@@ -262,8 +273,7 @@ static int same_bits(const float *a, const float *b, int M, int N, int ldc)
 
 /* One product: the fast path (AVX-512 where present) on all M rows at T = 1, 2, 3; the
  * portable path and the oracles on rows [r0, r1) (all of them for small shapes). */
-static void run_case(int M, int N, int K, int lda, int ldc, float alpha, float beta, int r0,
-                     int r1)
+static void run_case(int M, int N, int K, int lda, int ldc, float alpha, float beta, int r0, int r1)
 {
     float *A = rand_buf((size_t)M * lda, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
     size_t nc = (size_t)M * ldc;
@@ -316,7 +326,7 @@ static void test_gemm_small(void)
         int M = rand_int(1, 160), N = rand_int(1, 100), K = rand_int(1, 80);
         if (it < 6) M = rand_int(1, 14), N = rand_int(1, 34), K = rand_int(1, 4);
         if (it % 5 == 4) K = rand_int(250, 560); /* two or three 256-deep slices, odd or even */
-        if (it % 6 == 5) M = rand_int(140, 300);  /* two or three row blocks */
+        if (it % 6 == 5) M = rand_int(140, 300); /* two or three row blocks */
         if (it % 7 == 6) N = rand_int(30, 70), M = rand_int(1, 12); /* column blocks */
         int lda = K + rand_int(0, 3), ldc = N + rand_int(0, 3);
         float alpha = it % 3 ? 1.0f : 0.5f, beta = it % 4 == 0 ? 0.0f : it % 4 == 1 ? 0.75f : 1.0f;
