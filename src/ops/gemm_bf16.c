@@ -198,15 +198,16 @@ static inline float tile_out(float acc, float c, float alpha, float beta, int fi
     return beta * c + t;
 }
 
-/* One MR x NR tile in plain C: per element, mv_bf16_dot2_portable over the k pairs in order.
+/* One m x n (<= MR x NR) tile in plain C: per element, mv_bf16_dot2_portable over the k pairs
+ * in order.
  * a: (kc2, MR) pairs; b: (kc2, NR, 2) bf16. */
 static void kernel_portable(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, int m,
                             int n, float alpha, float beta, int first)
 {
     float acc[MR][NR] = {{0}};
-    for (int kp = 0; kp < kc2; kp++)
-        for (int r = 0; r < MR; r++)
-            for (int c = 0; c < NR; c++) {
+    for (int kp = 0; kp < kc2; kp++) /* the tile's m x n elements only */
+        for (int r = 0; r < m; r++)
+            for (int c = 0; c < n; c++) {
                 const uint16_t *bp = b + ((size_t)kp * NR + c) * 2;
                 uint32_t bw = (uint32_t)bp[0] | (uint32_t)bp[1] << 16;
                 acc[r][c] = mv_bf16_dot2_portable(acc[r][c], a[(size_t)kp * MR + r], bw);
