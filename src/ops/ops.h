@@ -73,6 +73,52 @@ int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc, const float *bias, float bs);
 
+/* gemm_bf16.c: the linear layer C (M, N) = alpha * A (M, K) W^T + beta * C with W (N, K) in
+ * bf16, products by AVX512_BF16's vdpbf16ps (bf16 x bf16 pairs accumulated in fp32), A rounded
+ * to bf16 while it is packed. Not bit-compatible with the fp32 GEMMs: the error is bf16's
+ * (~2^-9 relative per operand), i.e. ~1e-2 of sum_k |A_ik| |W_jk| at worst, far less on average.
+ *
+ * The weight, converted once (round to nearest even, denormals to zero, NaN kept NaN) into the
+ * layout the kernel reads: panels of 32 output features, each (K2 = ceil(K/2) k pairs, 32
+ * features, 2) bf16, zero-padded. Memory: 2 bytes per weight (N rounded up to 32, K to even)
+ * against 4 for fp32, e.g. 1.18 MB for a 768 x 768 layer, 4.7 MB for 3072 x 768 (fp32: 2.36
+ * and 9.4 MB); ViT-B/32's vision tower (85 M weights in its linear layers) 170 MB. The struct
+ * owns data (64-byte aligned); it is read-only after the pack and may be shared by threads. */
+struct mv_bf16_weight {
+    uint16_t *data; /* (panels, K2, 32, 2) bf16: [p][kp][c][h] = W[32 p + c][2 kp + h] */
+    int N, K;       /* output and input features */
+    int K2;         /* k pairs, ceil(K / 2) */
+    int panels;     /* 32-feature panels, ceil(N / 32) */
+};
+/* W (N, K) row-major fp32 (as Hugging Face stores a linear layer) into *w; MEDVLM_OK, or
+ * MEDVLM_ERR_ARG (N or K < 1), _OVERFLOW, _NOMEM with *w zeroed. Free with mv_bf16_weight_free
+ * (NULL or a zeroed struct is fine). */
+enum medvlm_status mv_bf16_weight_pack(struct mv_bf16_weight *w, const float *W, int N, int K);
+void mv_bf16_weight_free(struct mv_bf16_weight *w);
+/* 1 when the CPU has AVX-512F and AVX512_BF16 (mv_gemm_bf16 then runs vdpbf16ps). */
+int mv_gemm_bf16_available(void);
+/* C (M, N) = alpha * A W^T + beta * C, A (M, W->K) with row stride lda, C row stride ldc (beta
+ * = 0: C is not read). On an OpenMP team of T threads (call it outside a parallel region; T = 1
+ * runs on the calling thread): (row block, column block) items taken first come first served;
+ * each element's arithmetic is fixed (for each 256-deep slice of k in order, a vdpbf16ps chain
+ * from 0, then C = alpha acc + beta C, or C += alpha acc), so the bits do not depend on T, M or
+ * who computed what. A per-thread A block (72 KB) is made on a thread's first call and kept until
+ * the thread ends; nothing else is allocated. Returns 0, or -1 (nothing written) when W is
+ * empty or a block could not be allocated. mv_gemm_bf16_portable: the same bits in plain C
+ * (exact emulation of vdpbf16ps, below), the oracle of the AVX-512 path, on any CPU. */
+int mv_gemm_bf16(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W, float alpha,
+                 float beta, float *C, int ldc);
+int mv_gemm_bf16_portable(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W,
+                          float alpha, float beta, float *C, int ldc);
+/* bf16 numbers (the exact inverse is io.h's mv_bf16_to_f32): the conversion vcvtne2ps2bf16
+ * does (nearest even; zero and denormals to a zero of their sign; inf kept; NaN quiet NaN), and
+ * one lane of vdpbf16ps:
+ * acc = fma(a.hi, b.hi, acc), then acc = fma(a.lo, b.lo, acc) (hi = bits 16..31), each rounded
+ * to nearest even, denormal inputs read as zero, tiny results (judged after rounding) flushed to
+ * a zero of their sign. */
+uint16_t mv_bf16_from_f32(float x);
+float mv_bf16_dot2_portable(float acc, uint32_t a, uint32_t b);
+
 /* C (M, N) = alpha * op(A) op(B) + beta * C; op(A) is (M, K): A is (K, M) when ta;
  * op(B) is (K, N): B is (N, K) when tb. lda/ldb/ldc are row strides in floats. */
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
