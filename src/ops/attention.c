@@ -18,7 +18,8 @@
  * seam's serial call: a general packed GEMM, whose packing costs more than a 50 x 50 x 64
  * product itself.
  *
- * Glossary: B sequences, N_b tokens of sequence b, C width, NH heads, HS head size, R rows.
+ * Glossary: B sequences, N_b tokens of sequence b, C width, NH heads, HS head size, R rows;
+ * NP = N rounded up to 16 (a row of the transposed k or v), TR rows of the product tile.
  */
 #include "ops.h"
 
@@ -31,7 +32,8 @@
 #define MV_HAVE_AVX512_PATH 1
 #endif
 
-/* The fused path's transposed k or v of one pair lives on the stack: N * HS floats (64 KB). */
+/* The fused path's transposed k or v of one pair lives on the stack: HS rows of NP floats, at
+ * most 64 KB. */
 #define ATT_MAX_T 16384
 
 static int fused_fits(int N, int HS)
@@ -117,7 +119,8 @@ static float exp0_portable(float x)
     r = fmaf(-n, EXP_LN2LO, r);
     float p = exp_coef[0];
     for (int i = 1; i < 8; i++) p = fmaf(p, r, exp_coef[i]);
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    /* n is an integer in [-126, 127] (NaN only for a NaN x, converted as the vector code does) */
+    uint32_t bits = ((uint32_t)(n == n ? (int32_t)n : INT32_MIN) + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     float e = p * scale;
