@@ -43,7 +43,8 @@ static int fused_fits(int N, int HS)
 
 /* C (M, NC) = A (M, K) B (K, NC), or C += that: A[r][t] at A[r * ars + t * acs], B rows at
  * stride ldb, C rows at stride ldc. Each element is acc = fma(A[r][t], B[t][c], acc) over
- * t = 0..K-1 in order from acc = +0, then stored (C = acc) or added (C = C + acc). */
+ * t = 0..K-1 in order from acc = +0, then stored: add 0: C = acc; 1: C = C + acc; 2: C = +0 +
+ * acc (the bits of zeroing C, then adding). */
 struct att_mm {
     int M, NC, K;
     const float *A;
@@ -95,7 +96,7 @@ static void mm_portable(const struct att_mm *m)
                 acc = fmaf(m->A[(size_t)r * m->ars + (size_t)t * m->acs],
                            m->B[(size_t)t * m->ldb + c], acc);
             float *o = m->C + (size_t)r * m->ldc + c;
-            *o = m->add ? *o + acc : acc;
+            *o = m->add ? (m->add == 1 ? *o : 0.0f) + acc : acc;
         }
 }
 
@@ -211,7 +212,8 @@ tile_avx512(const int CV, const struct att_mm *m, int r0, int c0, __mmask16 kl)
         for (int v = 0; v < CV; v++) {
             __mmask16 k = v == CV - 1 ? kl : (__mmask16)0xffff;
             __m512 x = acc[r][v];
-            if (add) x = _mm512_add_ps(_mm512_maskz_loadu_ps(k, o + 16 * v), x);
+            if (add) /* maskz_loadu with an empty mask: +0 */
+                x = _mm512_add_ps(_mm512_maskz_loadu_ps(add == 1 ? k : 0, o + 16 * v), x);
             _mm512_mask_storeu_ps(o + 16 * v, k, x);
         }
     }
@@ -568,31 +570,39 @@ void mv_attention_forward_naive(float *out, float *att, const float *q, const fl
  *   dq = dS k,  dk = dS^T q.
  * Masked keys have P = 0 exactly, so their dS is 0 and they get no gradient. Each pair
  * writes its own rows and head columns of dq, dk, dv and its own block of datt: no races,
- * and each pair runs whole on one thread, so nothing depends on the thread count.
- *
- * One pair on the fused path: dv += p^T dO; ds (N, N) = dP = dO v^T, then dS in place;
- * dq += dS k, dk += dS^T q. */
-static void pair_backward_fused(const struct att_kernels *kr, float *dq, float *dk, float *dv,
-                                float *ds, const float *dO, const float *p, const float *q,
-                                const float *k, const float *v, int N, int HS, int C)
+ * and each pair runs whole on one thread, so nothing depends on the thread count. */
+
+/* One pair on the fused path: dv += p^T dO; ds (N, N) = dP = dO v^T, then dS in place;
+ * dq += dS k, dk += dS^T q (set: dq, dk, dv = +0 + ..., as zeroed, then accumulated). */
+static void pair_backward_fused(const struct att_kernels *kr, int set, float *dq, float *dk,
+                                float *dv, float *ds, const float *dO, const float *p,
+                                const float *q, const float *k, const float *v, int N, int HS,
+                                int C)
 {
     // dq dk dv dO q k v (N, HS) at row stride C, ds p (N, N)
     const size_t n = (size_t)N, c = (size_t)C;
-    if (dv) kr->mm(&(struct att_mm){N, HS, N, p, 1, n, dO, c, dv, c, 1});
+    const int add = set ? 2 : 1;
+    if (dv) kr->mm(&(struct att_mm){N, HS, N, p, 1, n, dO, c, dv, c, add});
     if (!dq && !dk) return;
     _Alignas(64) float vt[ATT_MAX_T]; // (HS, NP)
     const size_t np = (n + 15) / 16 * 16;
     kr->transpose(vt, np, v, N, HS, C);
     kr->mm(&(struct att_mm){N, N, HS, dO, c, 1, vt, np, ds, n, 0});
     kr->dsoftmax(ds, p, N);
-    if (dq) kr->mm(&(struct att_mm){N, HS, N, ds, n, 1, k, c, dq, c, 1});
-    if (dk) kr->mm(&(struct att_mm){N, HS, N, ds, 1, n, q, c, dk, c, 1});
+    if (dq) kr->mm(&(struct att_mm){N, HS, N, ds, n, 1, k, c, dq, c, add});
+    if (dk) kr->mm(&(struct att_mm){N, HS, N, ds, 1, n, q, c, dk, c, add});
 }
 
-static void attention_backward(const struct att_kernels *kr, float *dq, float *dk, float *dv,
-                               float *datt, const float *dout, const float *att, const float *q,
-                               const float *k, const float *v, const struct mv_seqs *s, int NH,
-                               int HS)
+/* x (N, HS) at row stride C = 0, where not NULL. */
+static void zero_head(float *x, int N, int HS, int C)
+{
+    for (int i = 0; x && i < N; i++) memset(x + (size_t)i * C, 0, (size_t)HS * sizeof *x);
+}
+
+static void attention_backward(const struct att_kernels *kr, int set, float *dq, float *dk,
+                               float *dv, float *datt, const float *dout, const float *att,
+                               const float *q, const float *k, const float *v,
+                               const struct mv_seqs *s, int NH, int HS)
 {
     // dq dk dv (R, C), datt (NH * sum N_b^2), dout (R, C), att (NH * sum N_b^2), q k v (R, C)
     const int C = NH * HS, pairs = s->B * NH;
@@ -604,10 +614,15 @@ static void attention_backward(const struct att_kernels *kr, float *dq, float *d
         const float *dO = dout + row0;                 // (N, HS) at stride C
         float *ds = datt + at + (size_t)h * N * N;     // (N, N): dP, then dS in place
         if (kr && fused_fits(N, HS)) {
-            pair_backward_fused(kr, dq ? dq + row0 : NULL, dk ? dk + row0 : NULL,
+            pair_backward_fused(kr, set, dq ? dq + row0 : NULL, dk ? dk + row0 : NULL,
                                 dv ? dv + row0 : NULL, ds, dO, p, q + row0, k + row0, v + row0, N,
                                 HS, C);
             continue;
+        }
+        if (set) {
+            zero_head(dq ? dq + row0 : NULL, N, HS, C);
+            zero_head(dk ? dk + row0 : NULL, N, HS, C);
+            zero_head(dv ? dv + row0 : NULL, N, HS, C);
         }
         if (dv) mv_gemm_serial(1, 0, N, HS, N, 1.0f, p, N, dO, C, 1.0f, dv + row0, C);
         if (!dq && !dk) continue;
@@ -628,14 +643,21 @@ void mv_attention_backward(float *dq, float *dk, float *dv, float *datt, const f
                            const float *att, const float *q, const float *k, const float *v,
                            const struct mv_seqs *s, int NH, int HS)
 {
-    attention_backward(fused_kernels(), dq, dk, dv, datt, dout, att, q, k, v, s, NH, HS);
+    attention_backward(fused_kernels(), 0, dq, dk, dv, datt, dout, att, q, k, v, s, NH, HS);
+}
+
+void mv_attention_backward_set(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                               const float *att, const float *q, const float *k, const float *v,
+                               const struct mv_seqs *s, int NH, int HS)
+{
+    attention_backward(fused_kernels(), 1, dq, dk, dv, datt, dout, att, q, k, v, s, NH, HS);
 }
 
 void mv_attention_backward_portable(float *dq, float *dk, float *dv, float *datt, const float *dout,
                                     const float *att, const float *q, const float *k,
                                     const float *v, const struct mv_seqs *s, int NH, int HS)
 {
-    attention_backward(&kernels_portable, dq, dk, dv, datt, dout, att, q, k, v, s, NH, HS);
+    attention_backward(&kernels_portable, 0, dq, dk, dv, datt, dout, att, q, k, v, s, NH, HS);
 }
 
 /* dP_ij = dO_i . v_j of head h, in double (recomputed rather than stored in float). */
