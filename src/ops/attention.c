@@ -41,10 +41,22 @@ static int fused_fits(int N, int HS)
     return (size_t)(N + 15) / 16 * 16 * (size_t)HS <= ATT_MAX_T; /* rows padded to 16 */
 }
 
+/* The product kernel's tile: TR rows by up to 64 columns (a column group). */
+#define TR 6
+#define TC 64
+
+/* Under the causal mask P_ij = 0 for j > i, so the products skip the terms past the
+ * diagonal, by row blocks of TR (the same blocks in the vector and the portable code):
+ * ATT_T_BELOW: C row i sums t < the end of i's block (p v, dS k: t is the key j);
+ * ATT_T_ABOVE: t >= the start of i's block (p^T dO, dS^T q: row j, t the query i);
+ * ATT_COLS_BELOW: the column groups past the end of i's block are not computed, acc = +0
+ * (q k^T, dO v^T: those scores are masked, those dP meet P = 0). */
+enum att_tri { ATT_FULL, ATT_T_BELOW, ATT_T_ABOVE, ATT_COLS_BELOW };
+
 /* C (M, NC) = A (M, K) B (K, NC), or C += that: A[r][t] at A[r * ars + t * acs], B rows at
  * stride ldb, C rows at stride ldc. Each element is acc = fma(A[r][t], B[t][c], acc) over
- * t = 0..K-1 in order from acc = +0, then stored: add 0: C = acc; 1: C = C + acc; 2: C = +0 +
- * acc (the bits of zeroing C, then adding). */
+ * t in tri's range in order from acc = +0, then stored: add 0: C = acc; 1: C = C + acc;
+ * 2: C = +0 + acc (the bits of zeroing C, then adding). */
 struct att_mm {
     int M, NC, K;
     const float *A;
@@ -54,7 +66,17 @@ struct att_mm {
     float *C;
     size_t ldc;
     int add;
+    enum att_tri tri;
 };
+
+/* The reduction range [*t0, *t1) of the row block starting at r0 and column group at c0. */
+static inline void tri_range(const struct att_mm *m, int r0, int c0, int *t0, int *t1)
+{
+    *t0 = 0, *t1 = m->K;
+    if (m->tri == ATT_T_BELOW) *t1 = MV_MIN(m->K, r0 + TR);
+    if (m->tri == ATT_T_ABOVE) *t0 = MV_MIN(m->K, r0);
+    if (m->tri == ATT_COLS_BELOW && c0 >= r0 + TR) *t1 = 0;
+}
 
 /* The kernels of the fused path: the products, the masked softmax of a pair's N score rows p
  * (N, N) in place (km: key padding mask bits, bit j%16 of km[j/16] set = masked), and the
@@ -92,7 +114,9 @@ static void mm_portable(const struct att_mm *m)
     for (int r = 0; r < m->M; r++)
         for (int c = 0; c < m->NC; c++) {
             float acc = 0.0f;
-            for (int t = 0; t < m->K; t++)
+            int t0, t1;
+            tri_range(m, r - r % TR, c - c % TC, &t0, &t1);
+            for (int t = t0; t < t1; t++)
                 acc = fmaf(m->A[(size_t)r * m->ars + (size_t)t * m->acs],
                            m->B[(size_t)t * m->ldb + c], acc);
             float *o = m->C + (size_t)r * m->ldc + c;
@@ -175,22 +199,23 @@ static const struct att_kernels kernels_portable = {transpose_portable, mm_porta
 /* One tile of mm: TR rows (rows past M repeat row M-1, their results dropped) by CV vectors of
  * 16 columns, the last vector's columns limited by kl. always_inline with constant TR and CV,
  * so the accumulators stay in registers. */
-#define TR 6
 __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void
 tile_avx512(const int CV, const struct att_mm *m, int r0, int c0, __mmask16 kl)
 {
-    const int K = m->K, M = m->M, add = m->add;
+    const int M = m->M, add = m->add;
+    int t0, t1;
+    tri_range(m, r0, c0, &t0, &t1);
     const size_t acs = m->acs, ldb = m->ldb;
     const float *a[TR];
 #pragma GCC unroll 8
     for (int r = 0; r < TR; r++) a[r] = m->A + (size_t)MV_MIN(r0 + r, M - 1) * m->ars;
-    const float *b = m->B + c0;
+    const float *b = m->B + (size_t)t0 * ldb + c0;
     __m512 acc[TR][4];
 #pragma GCC unroll 8
     for (int r = 0; r < TR; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < CV; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int t = 0; t < K; t++, b += ldb) {
+    for (int t = t0; t < t1; t++, b += ldb) {
         __m512 bv[4];
 #pragma GCC unroll 4
         for (int v = 0; v < CV; v++)
@@ -221,8 +246,8 @@ tile_avx512(const int CV, const struct att_mm *m, int r0, int c0, __mmask16 kl)
 
 __attribute__((target("avx512f"))) static void mm_avx512(const struct att_mm *m)
 {
-    for (int c0 = 0; c0 < m->NC; c0 += 64) {
-        int n = MV_MIN(m->NC - c0, 64), cv = (n + 15) / 16, tail = n - 16 * (cv - 1);
+    for (int c0 = 0; c0 < m->NC; c0 += TC) {
+        int n = MV_MIN(m->NC - c0, TC), cv = (n + 15) / 16, tail = n - 16 * (cv - 1);
         __mmask16 kl = (__mmask16)(tail == 16 ? 0xffff : (1u << tail) - 1);
         for (int r0 = 0; r0 < m->M; r0 += TR) switch (cv) {
             case 1:
@@ -483,9 +508,11 @@ static void pair_forward_fused(const struct att_kernels *kr, float *o, float *p,
     _Alignas(64) float kt[ATT_MAX_T]; // (HS, NP)
     const size_t np = (size_t)(N + 15) / 16 * 16;
     kr->transpose(kt, np, k, N, HS, C);
-    kr->mm(&(struct att_mm){N, N, HS, q, (size_t)C, 1, kt, np, p, (size_t)N, 0});
+    kr->mm(&(struct att_mm){N, N, HS, q, (size_t)C, 1, kt, np, p, (size_t)N, 0,
+                            causal ? ATT_COLS_BELOW : ATT_FULL});
     kr->softmax(p, N, km, causal);
-    kr->mm(&(struct att_mm){N, HS, N, p, (size_t)N, 1, v, (size_t)C, o, (size_t)C, 0});
+    kr->mm(&(struct att_mm){N, HS, N, p, (size_t)N, 1, v, (size_t)C, o, (size_t)C, 0,
+                            causal ? ATT_T_BELOW : ATT_FULL});
 }
 
 static void attention_forward(const struct att_kernels *kr, float *out, float *att, const float *q,
@@ -576,21 +603,24 @@ void mv_attention_forward_naive(float *out, float *att, const float *q, const fl
  * dq += dS k, dk += dS^T q (set: dq, dk, dv = +0 + ..., as zeroed, then accumulated). */
 static void pair_backward_fused(const struct att_kernels *kr, int set, float *dq, float *dk,
                                 float *dv, float *ds, const float *dO, const float *p,
-                                const float *q, const float *k, const float *v, int N, int HS,
-                                int C)
+                                const float *q, const float *k, const float *v, int causal, int N,
+                                int HS, int C)
 {
     // dq dk dv dO q k v (N, HS) at row stride C, ds p (N, N)
     const size_t n = (size_t)N, c = (size_t)C;
     const int add = set ? 2 : 1;
-    if (dv) kr->mm(&(struct att_mm){N, HS, N, p, 1, n, dO, c, dv, c, add});
+    const enum att_tri below = causal ? ATT_T_BELOW : ATT_FULL;
+    const enum att_tri above = causal ? ATT_T_ABOVE : ATT_FULL;
+    if (dv) kr->mm(&(struct att_mm){N, HS, N, p, 1, n, dO, c, dv, c, add, above});
     if (!dq && !dk) return;
     _Alignas(64) float vt[ATT_MAX_T]; // (HS, NP)
     const size_t np = (n + 15) / 16 * 16;
     kr->transpose(vt, np, v, N, HS, C);
-    kr->mm(&(struct att_mm){N, N, HS, dO, c, 1, vt, np, ds, n, 0});
+    kr->mm(
+        &(struct att_mm){N, N, HS, dO, c, 1, vt, np, ds, n, 0, causal ? ATT_COLS_BELOW : ATT_FULL});
     kr->dsoftmax(ds, p, N);
-    if (dq) kr->mm(&(struct att_mm){N, HS, N, ds, n, 1, k, c, dq, c, add});
-    if (dk) kr->mm(&(struct att_mm){N, HS, N, ds, 1, n, q, c, dk, c, add});
+    if (dq) kr->mm(&(struct att_mm){N, HS, N, ds, n, 1, k, c, dq, c, add, below});
+    if (dk) kr->mm(&(struct att_mm){N, HS, N, ds, 1, n, q, c, dk, c, add, above});
 }
 
 /* x (N, HS) at row stride C = 0, where not NULL. */
@@ -615,8 +645,8 @@ static void attention_backward(const struct att_kernels *kr, int set, float *dq,
         float *ds = datt + at + (size_t)h * N * N;     // (N, N): dP, then dS in place
         if (kr && fused_fits(N, HS)) {
             pair_backward_fused(kr, set, dq ? dq + row0 : NULL, dk ? dk + row0 : NULL,
-                                dv ? dv + row0 : NULL, ds, dO, p, q + row0, k + row0, v + row0, N,
-                                HS, C);
+                                dv ? dv + row0 : NULL, ds, dO, p, q + row0, k + row0, v + row0,
+                                s->causal, N, HS, C);
             continue;
         }
         if (set) {
