@@ -8,18 +8,18 @@
  * packed without padding. The (sequence, head) pairs run in parallel, each one whole on one
  * thread, so nothing depends on the thread count.
  *
- * Two paths per pair. The fused one (short sequences: N * HS <= ATT_MAX_T; CLIP's 50 image
+ * Two paths per pair. The fused one (short sequences: NP * HS <= ATT_MAX_T; CLIP's 50 image
  * and 77 text tokens) keeps the pair in cache: k (or v) transposed into a stack buffer, the
  * products by a small register-tile kernel (fused multiply-add chains over the reduction index
- * in order, from +0), the masks, softmax and softmax backward row by row on the saved
- * probabilities. It runs with AVX-512 where the CPU has it; mv_attention_*_portable run the
- * same arithmetic in plain C (fmaf, the same lane sums), bit for bit: the oracle of the vector
- * code. The general path (longer sequences, or no AVX-512) does the products with the GEMM
- * seam's serial call: a general packed GEMM, whose packing costs more than a 50 x 50 x 64
- * product itself.
+ * in order, from +0; under the causal mask the terms past the diagonal skipped), the masks,
+ * softmax and softmax backward row by row on the saved probabilities. It runs with AVX-512
+ * where the CPU has it; mv_attention_*_portable run the same arithmetic in plain C (fmaf, the
+ * same lane sums), bit for bit: the oracle of the vector code. The general path (longer
+ * sequences, or no AVX-512) does the products with the GEMM seam's serial call: a general
+ * packed GEMM, whose packing costs more than a 50 x 50 x 64 product itself.
  *
  * Glossary: B sequences, N_b tokens of sequence b, C width, NH heads, HS head size, R rows;
- * NP = N rounded up to 16 (a row of the transposed k or v), TR rows of the product tile.
+ * NP = N rounded up to 16 (a row of the transposed k or v), TR x TC the product tile.
  */
 #include "ops.h"
 
