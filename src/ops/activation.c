@@ -4,9 +4,9 @@
  * 0.5x(1 + erf(x/sqrt 2)).
  *
  * quick_gelu runs on every element of the (R, I) MLP hidden layer: with libm's scalar expf
- * it was ~7% of a ViT-B/32 forward. mv_expf8 below is a branch-free exp on 8 lanes (Cody-Waite
+ * it was ~7% of a ViT-B/32 forward. mv_expf16 below is a branch-free exp on 16 lanes (Cody-Waite
  * range reduction, degree-7 polynomial: relative error ~1e-7, within ~2 float ulps of expf),
- * compiled once for AVX2 and once for the baseline, picked at load time. No -ffast-math.
+ * compiled for AVX-512, AVX2 and the baseline, picked at load time. No -ffast-math.
  *
  * Glossary: n elements (R rows x I MLP width, contiguous).
  */
@@ -15,46 +15,49 @@
 #include <math.h>
 #include <string.h>
 
-/* The AVX2 clone passes 8-float vectors in registers; unoptimised builds (the sanitizer
- * pass) keep the helpers as real calls compiled for the default ABI, so they get no clones. */
+/* The AVX-512 and AVX2 clones pass 16-float vectors in registers; unoptimised builds (the
+ * sanitizer pass) keep the helpers as real calls compiled for the default ABI, so they get no
+ * clones. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__OPTIMIZE__)
-#define MV_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define MV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MV_CLONES
 #endif
 
-/* 8 floats as one value: GCC's vector extension (AVX2 registers in the x86-64-v3 clone, two
- * SSE registers otherwise). Comparisons give lane masks, so the clamps need no branches. */
-/* v8f only crosses always_inline helpers, which take the caller's target: no ABI boundary */
+/* 16 floats as one value: GCC's vector extension (one AVX-512 register in the x86-64-v4 clone,
+ * two AVX2 registers in the x86-64-v3 one, four SSE registers otherwise). Every operation is
+ * lane by lane, so each element gets the same bits in every clone. Comparisons give lane
+ * masks, so the clamps need no branches. */
+/* v16f only crosses always_inline helpers, which take the caller's target: no ABI boundary */
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
 
 /* lane-wise select: m ? a : b for masks of all ones / zeros (C has no vector ?:) */
-static inline __attribute__((always_inline)) v8f select8(v8i m, v8f a, v8f b)
+static inline __attribute__((always_inline)) v16f select16(v16i m, v16f a, v16f b)
 {
-    return (v8f)((m & (v8i)a) | (~m & (v8i)b));
+    return (v16f)((m & (v16i)a) | (~m & (v16i)b));
 }
 
-static inline __attribute__((always_inline)) v8f splat(float a)
+static inline __attribute__((always_inline)) v16f splat(float a)
 {
-    return (v8f){a, a, a, a, a, a, a, a};
+    return (v16f){a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a};
 }
 
 /* exp(x) per lane for x in [-87, 88], clamped outside (quick_gelu needs no more range).
  * Compiled with -std=c11, so no multiply-add is fused: the same bits in every clone. */
-static inline __attribute__((always_inline)) v8f mv_expf8(v8f x)
+static inline __attribute__((always_inline)) v16f mv_expf16(v16f x)
 {
-    v8f lo = splat(-87.0f), hi = splat(88.0f);
-    x = select8(x < lo, lo, x);
-    x = select8(x > hi, hi, x);
+    v16f lo = splat(-87.0f), hi = splat(88.0f);
+    x = select16(x < lo, lo, x);
+    x = select16(x > hi, hi, x);
     /* x = n ln2 + r, |r| <= ln2/2; n rounded to nearest by the 1.5*2^23 shift */
-    v8f shift = splat(12582912.0f);
-    v8f n = (x * splat(1.44269504088896341f) + shift) - shift;
-    v8f r = x - n * splat(0.693145751953125f); /* ln2 split: n * high part is exact */
+    v16f shift = splat(12582912.0f);
+    v16f n = (x * splat(1.44269504088896341f) + shift) - shift;
+    v16f r = x - n * splat(0.693145751953125f); /* ln2 split: n * high part is exact */
     r = r - n * splat(1.42860682030941723212e-6f);
     /* e^r by its Taylor series to r^7 (|r| <= 0.347: truncation < 1e-8 relative) */
-    v8f p = splat(1.0f / 5040.0f);
+    v16f p = splat(1.0f / 5040.0f);
     p = p * r + splat(1.0f / 720.0f);
     p = p * r + splat(1.0f / 120.0f);
     p = p * r + splat(1.0f / 24.0f);
@@ -63,55 +66,55 @@ static inline __attribute__((always_inline)) v8f mv_expf8(v8f x)
     p = p * r + splat(1.0f);
     p = p * r + splat(1.0f);
     /* times 2^n built in the exponent bits */
-    v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
-    v8f scale;
+    v16i bits = (__builtin_convertvector(n, v16i) + 127) << 23;
+    v16f scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
 
 /* exp per lane with underflow to exactly 0 below -87.3 (where expf turns denormal), so
  * masked attention scores (-FLT_MAX, -inf) give 0 as with expf. */
-static inline __attribute__((always_inline)) v8f exp0_8(v8f x)
+static inline __attribute__((always_inline)) v16f exp0_16(v16f x)
 {
-    v8f e = mv_expf8(x);
-    return select8(x < splat(-87.3f), splat(0.0f), e);
+    v16f e = mv_expf16(x);
+    return select16(x < splat(-87.3f), splat(0.0f), e);
 }
 
 MV_CLONES void mv_exp_span(float *x, size_t n)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8f v;
+    for (; i + 16 <= n; i += 16) {
+        v16f v;
         memcpy(&v, x + i, sizeof v);
-        v = exp0_8(v);
+        v = exp0_16(v);
         memcpy(x + i, &v, sizeof v);
     }
     if (i < n) {
-        v8f v = splat(0.0f);
+        v16f v = splat(0.0f);
         memcpy(&v, x + i, (n - i) * sizeof(float));
-        v = exp0_8(v);
+        v = exp0_16(v);
         memcpy(x + i, &v, (n - i) * sizeof(float));
     }
 }
 
-static inline __attribute__((always_inline)) v8f quick_gelu8(v8f x)
+static inline __attribute__((always_inline)) v16f quick_gelu16(v16f x)
 {
-    return x / (splat(1.0f) + mv_expf8(splat(-1.702f) * x));
+    return x / (splat(1.0f) + mv_expf16(splat(-1.702f) * x));
 }
 
 MV_CLONES static void quick_gelu_span(float *x, size_t n)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8f v;
+    for (; i + 16 <= n; i += 16) {
+        v16f v;
         memcpy(&v, x + i, sizeof v);
-        v = quick_gelu8(v);
+        v = quick_gelu16(v);
         memcpy(x + i, &v, sizeof v);
     }
     if (i < n) { /* the tail through the same lanes: the same bits as in the body */
-        v8f v = splat(0.0f);
+        v16f v = splat(0.0f);
         memcpy(&v, x + i, (n - i) * sizeof(float));
-        v = quick_gelu8(v);
+        v = quick_gelu16(v);
         memcpy(x + i, &v, (n - i) * sizeof(float));
     }
 }
@@ -165,11 +168,11 @@ void mv_act_forward_copy(float *out, const float *inp, enum medvlm_act act, size
 }
 
 /* quick_gelu(x) = x s with s = sigmoid(1.702 x), and sigmoid' = s (1 - s), so
- * quick_gelu'(x) = s + 1.702 x s (1 - s). s from the same 8-lane exp as the forward. */
-static inline __attribute__((always_inline)) v8f quick_gelu_grad8(v8f x)
+ * quick_gelu'(x) = s + 1.702 x s (1 - s). s from the same 16-lane exp as the forward. */
+static inline __attribute__((always_inline)) v16f quick_gelu_grad16(v16f x)
 {
-    v8f one = splat(1.0f);
-    v8f s = one / (one + mv_expf8(splat(-1.702f) * x));
+    v16f one = splat(1.0f);
+    v16f s = one / (one + mv_expf16(splat(-1.702f) * x));
     return s + splat(1.702f) * x * s * (one - s);
 }
 
@@ -180,20 +183,20 @@ MV_CLONES static void quick_gelu_backward_span(float *dinp, const float *dout, c
                                                size_t n, int set)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8f vx, vd, vg = splat(0.0f);
+    for (; i + 16 <= n; i += 16) {
+        v16f vx, vd, vg = splat(0.0f);
         memcpy(&vx, x + i, sizeof vx);
         memcpy(&vd, dout + i, sizeof vd);
         if (!set) memcpy(&vg, dinp + i, sizeof vg);
-        vg += vd * quick_gelu_grad8(vx);
+        vg += vd * quick_gelu_grad16(vx);
         memcpy(dinp + i, &vg, sizeof vg);
     }
     if (i < n) { /* the tail through the same lanes */
-        v8f vx = splat(0.0f), vd = splat(0.0f), vg = splat(0.0f);
+        v16f vx = splat(0.0f), vd = splat(0.0f), vg = splat(0.0f);
         memcpy(&vx, x + i, (n - i) * sizeof(float));
         memcpy(&vd, dout + i, (n - i) * sizeof(float));
         if (!set) memcpy(&vg, dinp + i, (n - i) * sizeof(float));
-        vg += vd * quick_gelu_grad8(vx);
+        vg += vd * quick_gelu_grad16(vx);
         memcpy(dinp + i, &vg, (n - i) * sizeof(float));
     }
 }

@@ -9,10 +9,10 @@
 
 #include <math.h>
 
-/* The AVX2 clone passes 8-float vectors in registers; unoptimised builds (the sanitizer
+/* The AVX-512 and AVX2 clones pass vectors in registers; unoptimised builds (the sanitizer
  * pass) keep the helpers as real calls compiled for the default ABI, so they get no clones. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__OPTIMIZE__)
-#define MV_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define MV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MV_CLONES
 #endif
@@ -95,6 +95,24 @@ MV_CLONES static void layernorm_backward_row(float *dx, const float *dy, const f
  * columns; each column is summed over r = 0, 1, ..., R-1 in that order by one thread, in
  * double accumulators on the stack, so the bits do not depend on the thread count. */
 #define MV_LN_BLOCK 64
+/* One block of n <= MV_LN_BLOCK columns over all rows; vectorised across the columns, each
+ * column's own sum unchanged. */
+MV_CLONES static void layernorm_param_block(double *aw, double *ab, const float *dout,
+                                            const float *inp, const float *mean, const float *rstd,
+                                            int R, int C, int n)
+{
+    for (int r = 0; r < R; r++) {
+        const float *dy = dout + (size_t)r * C, *x = inp + (size_t)r * C;
+        float m = mean[r], rs = rstd[r];
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            float xh = (x[j] - m) * rs;
+            aw[j] += (double)dy[j] * xh;
+            ab[j] += dy[j];
+        }
+    }
+}
+
 static void layernorm_param_grad(float *dw, float *db, const float *dout, const float *inp,
                                  const float *mean, const float *rstd, int R, int C)
 {
@@ -104,15 +122,7 @@ static void layernorm_param_grad(float *dw, float *db, const float *dout, const 
     for (int bl = 0; bl < blocks; bl++) {
         int lo = bl * MV_LN_BLOCK, n = MV_MIN(C - lo, MV_LN_BLOCK);
         double aw[MV_LN_BLOCK] = {0}, ab[MV_LN_BLOCK] = {0};
-        for (int r = 0; r < R; r++) {
-            const float *dy = dout + (size_t)r * C + lo, *x = inp + (size_t)r * C + lo;
-            float m = mean[r], rs = rstd[r];
-            for (int j = 0; j < n; j++) {
-                float xh = (x[j] - m) * rs;
-                aw[j] += (double)dy[j] * xh;
-                ab[j] += dy[j];
-            }
-        }
+        layernorm_param_block(aw, ab, dout + lo, inp + lo, mean, rstd, R, C, n);
         for (int j = 0; j < n; j++) {
             if (dw) dw[lo + j] += (float)aw[j];
             if (db) db[lo + j] += (float)ab[j];

@@ -248,6 +248,23 @@ void mv_attention_backward(float *dq, float *dk, float *dv, float *datt, const f
 void mv_attention_backward_naive(float *dq, float *dk, float *dv, float *datt, const float *dout,
                                  const float *att, const float *q, const float *k, const float *v,
                                  const struct mv_seqs *s, int NH, int HS);
+/* The same with dq, dk, dv written (=) instead of accumulated: the bits of zeroing them, then
+ * mv_attention_backward, without the zeroing passes (each (row, head) block belongs to one
+ * pair). */
+void mv_attention_backward_set(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                               const float *att, const float *q, const float *k, const float *v,
+                               const struct mv_seqs *s, int NH, int HS);
+/* The fused short-sequence path (pairs with NP * HS <= 16384, NP = N rounded up to 16) runs
+ * with AVX-512 where the CPU has it (1 from mv_attention_fused_available), else the general
+ * path. The _portable forms
+ * run the fused path's arithmetic in plain C (fmaf, the same lane sums): the same bits as the
+ * AVX-512 code, its oracle in tests; longer pairs take the general path in both. */
+int mv_attention_fused_available(void);
+void mv_attention_forward_portable(float *out, float *att, const float *q, const float *k,
+                                   const float *v, const struct mv_seqs *s, int NH, int HS);
+void mv_attention_backward_portable(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                                    const float *att, const float *q, const float *k,
+                                    const float *v, const struct mv_seqs *s, int NH, int HS);
 
 /* ---- loss.c: softmax, l2-normalise, CLIP contrastive loss ---- */
 

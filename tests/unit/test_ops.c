@@ -306,6 +306,42 @@ static void test_attention(void)
     }
 }
 
+/* attention.c's fused short-sequence path: the AVX-512 code against its portable order bit
+ * for bit (where the CPU has AVX-512), both against the naive sibling, 1 thread against 2. */
+static void test_attention_fused(void)
+{
+    for (int c = 0; c < ATTN_SHAPES; c++) {
+        const int *sh = attn_shapes[c], NH = sh[2], HS = sh[3], C = NH * HS;
+        struct attn_batch ab;
+        attn_batch_fill(&ab, sh[0], sh[1], sh[4], sh[5]);
+        const struct mv_seqs *s = &ab.s;
+        size_t n = (size_t)ab.R * C, na = mv_attention_att_size(s, NH);
+        float *q = rand_buf(n, 0.5f), *k = rand_buf(n, 1.0f), *v = rand_buf(n, 1.0f);
+        float *o[3], *a[3];
+        for (int i = 0; i < 3; i++) o[i] = rand_buf(n, 1.0f), a[i] = rand_buf(na, 1.0f);
+        mv_attention_forward(o[0], a[0], q, k, v, s, NH, HS);
+        mv_attention_forward_portable(o[1], a[1], q, k, v, s, NH, HS);
+        mv_attention_forward_naive(o[2], a[2], q, k, v, s, NH, HS);
+        char name[128];
+        snprintf(name, sizeof name, "attention B=%d N=%d NH=%d HS=%d causal=%d mask=%d", sh[0],
+                 sh[1], NH, HS, sh[4], sh[5]);
+        check_close_f32(name, o[0], o[2], n, 1e-5, 1e-4);
+        check_close_f32("attention probabilities", a[0], a[2], na, 1e-6, 1e-4);
+        check_close_f32("attention portable", o[1], o[2], n, 1e-5, 1e-4);
+        check_close_f32("attention portable probabilities", a[1], a[2], na, 1e-6, 1e-4);
+        if (mv_attention_fused_available())
+            CHECK(!memcmp(o[0], o[1], n * 4) && !memcmp(a[0], a[1], na * 4),
+                  "%s: the AVX-512 path differs from the portable order", name);
+        CHECK_OK(medvlm_set_threads(1));
+        mv_attention_forward(o[2], a[2], q, k, v, s, NH, HS);
+        CHECK_OK(medvlm_set_threads(2));
+        CHECK(!memcmp(o[0], o[2], n * 4) && !memcmp(a[0], a[2], na * 4),
+              "%s: 1 thread differs from 2", name);
+        mv_free(q), mv_free(k), mv_free(v);
+        for (int i = 0; i < 3; i++) mv_free(o[i]), mv_free(a[i]);
+    }
+}
+
 static void test_losses(void)
 {
     /* softmax of equal values is uniform; a row shifted by 1000 gives the same result */
@@ -360,6 +396,7 @@ int main(void)
     test_act();
     test_exp();
     test_attention();
+    test_attention_fused();
     test_losses();
     test_threads();
     return check_summary();

@@ -884,6 +884,67 @@ static void test_cross_entropy(void)
     }
 }
 
+/* attention.c's fused short-sequence backward: the AVX-512 code against its portable order
+ * bit for bit (where the CPU has AVX-512), both against the naive sibling, 1 thread against
+ * 2; the shapes of rand_seqs.h, two of them on the general path. */
+static void test_attention_fused(void)
+{
+    for (int c = 0; c < ATTN_SHAPES; c++) {
+        const int *sh = attn_shapes[c], NH = sh[2], HS = sh[3], C = NH * HS;
+        struct attn_batch ab;
+        attn_batch_fill(&ab, sh[0], sh[1], sh[4], sh[5]);
+        const struct mv_seqs *s = &ab.s;
+        size_t n = (size_t)ab.R * C, na = mv_attention_att_size(s, NH);
+        float *q = rand_buf(n, 0.5f), *k = rand_buf(n, 0.5f), *v = rand_buf(n, 1.0f);
+        float *dy = rand_buf(n, 1.0f), *o = zeros(n), *att = zeros(na);
+        mv_attention_forward(o, att, q, k, v, s, NH, HS);
+        float *g[4][4]; /* fast, portable, naive, fast on 1 thread */
+        for (int i = 0; i < 3; i++) g[0][i] = rand_buf(n, 1.0f);
+        g[0][3] = rand_buf(na, 1.0f);
+        for (int w = 1; w < 4; w++)
+            for (int i = 0; i < 4; i++) g[w][i] = copy_buf(g[0][i], i < 3 ? n : na);
+        mv_attention_backward(g[0][0], g[0][1], g[0][2], g[0][3], dy, att, q, k, v, s, NH, HS);
+        mv_attention_backward_portable(g[1][0], g[1][1], g[1][2], g[1][3], dy, att, q, k, v, s, NH,
+                                       HS);
+        mv_attention_backward_naive(g[2][0], g[2][1], g[2][2], g[2][3], dy, att, q, k, v, s, NH,
+                                    HS);
+        omp_set_num_threads(1);
+        mv_attention_backward(g[3][0], g[3][1], g[3][2], g[3][3], dy, att, q, k, v, s, NH, HS);
+        omp_set_num_threads(2);
+        char name[128];
+        snprintf(name, sizeof name, "attention backward B=%d N=%d NH=%d HS=%d causal=%d mask=%d",
+                 sh[0], sh[1], NH, HS, sh[4], sh[5]);
+        const char *what[4] = {"dq", "dk", "dv", "dS (datt)"};
+        for (int w = 0; w < 2; w++)
+            for (int i = 0; i < 4; i++) {
+                char nm[160];
+                snprintf(nm, sizeof nm, "%s%s: %s", name, w ? " portable" : "", what[i]);
+                check_close_f32(nm, g[w][i], g[2][i], i < 3 ? n : na, i < 3 ? NAIVE_ATOL : 1e-6,
+                                1e-4);
+            }
+        for (int i = 0; i < 4; i++) {
+            size_t m = i < 3 ? n : na;
+            CHECK(!mv_attention_fused_available() || same_bits(g[0][i], g[1][i], m),
+                  "%s: %s: the AVX-512 path differs from the portable order", name, what[i]);
+            CHECK(same_bits(g[0][i], g[3][i], m), "%s: %s: 1 thread differs from 2", name, what[i]);
+        }
+        /* the _set form (over random contents): the bits of zeroing dq, dk, dv, then
+         * accumulating */
+        for (int i = 0; i < 3; i++) {
+            memset(g[3][i], 0, n * sizeof(float));
+            for (size_t j = 0; j < n; j++) g[2][i][j] = mv_rng_normal(&rng);
+        }
+        mv_attention_backward(g[3][0], g[3][1], g[3][2], g[3][3], dy, att, q, k, v, s, NH, HS);
+        mv_attention_backward_set(g[2][0], g[2][1], g[2][2], g[2][3], dy, att, q, k, v, s, NH, HS);
+        CHECK(same_bits(g[2][0], g[3][0], n) && same_bits(g[2][1], g[3][1], n) &&
+                  same_bits(g[2][2], g[3][2], n),
+              "%s: the _set form differs from zeroing and accumulating", name);
+        mv_free(q), mv_free(k), mv_free(v), mv_free(dy), mv_free(o), mv_free(att);
+        for (int w = 0; w < 4; w++)
+            for (int i = 0; i < 4; i++) mv_free(g[w][i]);
+    }
+}
+
 int main(void)
 {
     mv_rng_seed(&rng, 4321);
@@ -900,6 +961,7 @@ int main(void)
     test_attention_naive();
     test_attention_fd();
     test_attention_contract();
+    test_attention_fused();
     test_l2norm();
     test_cross_entropy();
     test_backward_set(); /* last: its draws leave the other tests' random data as they were */
