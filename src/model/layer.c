@@ -114,7 +114,6 @@ void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct m
     const int HS = C / NH;
     const float eps = cfg->layer_norm_eps;
     const float scale = (float)pow((double)HS, -0.5);
-    const size_t RC = (size_t)R * C * sizeof(float);
     double t;
     /* The first gradient into each scratch buffer is written (the _set forms, beta = 0 in
      * their GEMMs), the later ones accumulate: no zeroing passes. */
@@ -149,11 +148,8 @@ void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct m
                C, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    memset(ws->dq, 0, RC);
-    memset(ws->dk, 0, RC);
-    memset(ws->dv, 0, RC);
-    mv_attention_backward(ws->dq, ws->dk, ws->dv, ws->datt, ws->da, sv->att, sv->q, sv->k, sv->v, s,
-                          NH, HS);
+    mv_attention_backward_set(ws->dq, ws->dk, ws->dv, ws->datt, ws->da, sv->att, sv->q, sv->k,
+                              sv->v, s, NH, HS);
     mv_prof_end(MV_PROF_ATTENTION, t);
     t = mv_prof_begin();
     if (needs_input(G ? &G->q : NULL, &L->q) || needs_input(G ? &G->k : NULL, &L->k) ||
