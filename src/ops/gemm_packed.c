@@ -208,7 +208,7 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
 /* The packing again with 16 x 16 register transposes where the scalar loops gather across
  * rows (op(A) = A, op(B) = B^T): the same panels, element for element, at a fraction of the
  * cost. 16 rows of 16 floats in, 16 columns out. */
-__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16])
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
 {
     __m512 t[16];
     for (int i = 0; i < 8; i++) {
