@@ -299,37 +299,15 @@ transpose_avx512(float *xt, size_t ldt, const float *x, int N, int HS, int C)
         for (int d0 = 0; d0 < HS; d0 += 16) {
             int nj = MV_MIN(16, N - j0), nd = MV_MIN(16, HS - d0);
             __mmask16 kd = tail_mask(nd), kj = tail_mask(nj);
-            __m512 r[16], t[16];
+            __m512 r[16];
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
                 r[i] = i < nj ? _mm512_maskz_loadu_ps(kd, x + (size_t)(j0 + i) * C + d0)
                               : _mm512_setzero_ps();
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) { /* rows 2i, 2i+1 interleaved by pairs of lanes */
-                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) { /* lane L of r[4i + j]: column 4L + j of rows 4i..4i+3 */
-                r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-                r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
-                r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-                r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
-            }
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) { /* the four row groups' lanes: column 4L + j */
-                __m512 t0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-                __m512 t1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-                __m512 t2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-                __m512 t3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-                t[j] = _mm512_shuffle_f32x4(t0, t2, 0x88);
-                t[8 + j] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
-                t[4 + j] = _mm512_shuffle_f32x4(t1, t3, 0x88);
-                t[12 + j] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
-            }
+            mv_transpose16(r);
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
-                if (i < nd) _mm512_mask_storeu_ps(xt + (size_t)(d0 + i) * ldt + j0, kj, t[i]);
+                if (i < nd) _mm512_mask_storeu_ps(xt + (size_t)(d0 + i) * ldt + j0, kj, r[i]);
         }
 }
 

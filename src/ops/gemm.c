@@ -250,6 +250,23 @@ void mv_linear_forward_naive(float *out, const float *inp, const float *w, const
  * the blocks fall on threads. The block's accumulators live on the stack (no allocation) and
  * a row of the block is contiguous in dout. */
 #define MV_DB_BLOCK 64
+/* The AVX-512 and AVX2 clones of the column sums (unoptimised builds, the sanitizer pass, keep
+ * one plain copy); vectorised across the columns, each column's sum the same. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__OPTIMIZE__)
+#define MV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MV_CLONES
+#endif
+
+MV_CLONES static void bias_block(double *acc, const float *dout, int R, int O, int n)
+{
+    for (int r = 0; r < R; r++) {
+        const float *d = dout + (size_t)r * O;
+#pragma omp simd
+        for (int j = 0; j < n; j++) acc[j] += d[j];
+    }
+}
+
 static void bias_grad(float *db, const float *dout, float alpha, int R, int O)
 {
     // db (O), dout (R, O)
@@ -258,10 +275,7 @@ static void bias_grad(float *db, const float *dout, float alpha, int R, int O)
     for (int bl = 0; bl < blocks; bl++) {
         int lo = bl * MV_DB_BLOCK, n = MV_MIN(O - lo, MV_DB_BLOCK);
         double acc[MV_DB_BLOCK] = {0};
-        for (int r = 0; r < R; r++) {
-            const float *d = dout + (size_t)r * O + lo;
-            for (int j = 0; j < n; j++) acc[j] += d[j];
-        }
+        bias_block(acc, dout + lo, R, O, n);
         for (int j = 0; j < n; j++) db[lo + j] += (float)(alpha * acc[j]);
     }
 }

@@ -42,7 +42,6 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
@@ -311,34 +310,10 @@ static const struct bf16_path path_avx512 = {kernel_avx512, pack_a_avx512};
 
 /* ---- the per-thread A block, kept across calls ---- */
 
-static pthread_key_t panel_key;
-static pthread_once_t panel_once = PTHREAD_ONCE_INIT;
-static int panel_key_ok;
-
-static void panel_free(void *p)
-{
-    mv_free(p);
-}
-
-static void panel_key_init(void)
-{
-    panel_key_ok = pthread_key_create(&panel_key, panel_free) == 0;
-}
-
 /* This thread's MC x KC bf16 block of A (MC x KC/2 pairs, 72 KB), NULL when it cannot be had. */
 static uint32_t *thread_panel(void)
 {
-    pthread_once(&panel_once, panel_key_init);
-    if (!panel_key_ok) return NULL;
-    uint32_t *p = pthread_getspecific(panel_key);
-    if (!p) {
-        p = mv_aligned((size_t)MC * (KC / 2) * sizeof(uint32_t));
-        if (p && pthread_setspecific(panel_key, p) != 0) {
-            mv_free(p);
-            p = NULL;
-        }
-    }
-    return p;
+    return mv_thread_scratch(MV_SCRATCH_GEMM_BF16, (size_t)MC * (KC / 2) * sizeof(uint32_t));
 }
 
 /* ---- items: (row block, column block) pairs, first come first served ---- */

@@ -28,7 +28,6 @@
 
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 
@@ -83,24 +82,27 @@ static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int m, i
  * columns j0 + p NR .. as dst[p][k][c] (NR floats per k), columns past n zero. */
 static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, int j0, int n)
 {
-    for (int p = 0; p < n; p += NR) {
-        int cols = MV_MIN(NR, n - p);
-        float *d = dst + (size_t)p * kc;
-        if (tb) { /* B is (N, K): op(B)[k][j] = B[j][k], a row of B is contiguous in k */
-            for (int c = 0; c < cols; c++) {
-                const float *s = B + (size_t)(j0 + p + c) * ldb + k0;
-                for (int k = 0; k < kc; k++) d[(size_t)k * NR + c] = s[k];
-            }
-            for (int c = cols; c < NR; c++)
-                for (int k = 0; k < kc; k++) d[(size_t)k * NR + c] = 0.0f;
-        } else {
-            for (int k = 0; k < kc; k++) {
-                const float *s = B + (size_t)(k0 + k) * ldb + j0 + p;
-                float *o = d + (size_t)k * NR;
-                memcpy(o, s, (size_t)cols * sizeof(float));
+    if (!tb) { /* row k of op(B) is contiguous: read each once, across all the micro-panels */
+        for (int k = 0; k < kc; k++) {
+            const float *s = B + (size_t)(k0 + k) * ldb + j0;
+            for (int p = 0; p < n; p += NR) {
+                int cols = MV_MIN(NR, n - p);
+                float *o = dst + (size_t)p * kc + (size_t)k * NR;
+                memcpy(o, s + p, (size_t)cols * sizeof(float));
                 for (int c = cols; c < NR; c++) o[c] = 0.0f;
             }
         }
+        return;
+    }
+    for (int p = 0; p < n; p += NR) { /* B is (N, K): op(B)[k][j] = B[j][k] */
+        int cols = MV_MIN(NR, n - p);
+        float *d = dst + (size_t)p * kc;
+        for (int c = 0; c < cols; c++) {
+            const float *s = B + (size_t)(j0 + p + c) * ldb + k0;
+            for (int k = 0; k < kc; k++) d[(size_t)k * NR + c] = s[k];
+        }
+        for (int c = cols; c < NR; c++)
+            for (int k = 0; k < kc; k++) d[(size_t)k * NR + c] = 0.0f;
     }
 }
 
@@ -205,35 +207,9 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         _mm512_mask_storeu_ps(o + 16, k1, t1);
     }
 }
-/* The packing again with 16 x 16 register transposes where the scalar loops gather across
- * rows (op(A) = A, op(B) = B^T): the same panels, element for element, at a fraction of the
- * cost. 16 rows of 16 floats in, 16 columns out. */
-__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
-{
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) { /* lane L of r[4i + j]: column 4L + j of rows 4i .. 4i+3 */
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
-    }
-    for (int j = 0; j < 4; j++) { /* gather lane L of the four row groups: column 4L + j */
-        __m512 t0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-        __m512 t1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-        __m512 t2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        __m512 t3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-        t[j] = _mm512_shuffle_f32x4(t0, t2, 0x88);
-        t[8 + j] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
-        t[4 + j] = _mm512_shuffle_f32x4(t1, t3, 0x88);
-        t[12 + j] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
-    }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
+/* The packing again with 16 x 16 register transposes (mv_transpose16) where the scalar loops
+ * gather across rows (op(A) = A, op(B) = B^T): the same panels, element for element, at a
+ * fraction of the cost. */
 __attribute__((target("avx512f"))) static void pack_a_avx512(float *dst, int ta, const float *A,
                                                              int lda, int i0, int m, int k0, int kc)
 {
@@ -255,7 +231,7 @@ __attribute__((target("avx512f"))) static void pack_a_avx512(float *dst, int ta,
                 r[i] = i < rows
                            ? _mm512_maskz_loadu_ps(km, A + (size_t)(i0 + p + i) * lda + k0 + kk)
                            : _mm512_setzero_ps();
-            transpose16(r);
+            mv_transpose16(r);
             for (int k = 0; k < kn; k++)
                 _mm512_mask_storeu_ps(d + (size_t)(kk + k) * MR, 0x0fff, r[k]);
         }
@@ -285,7 +261,7 @@ __attribute__((target("avx512f"))) static void pack_b_avx512(float *dst, int tb,
                     r[i] = h + i < cols ? _mm512_maskz_loadu_ps(
                                               km, B + (size_t)(j0 + p + h + i) * ldb + k0 + kk)
                                         : _mm512_setzero_ps();
-                transpose16(r);
+                mv_transpose16(r);
                 for (int k = 0; k < kn; k++) _mm512_store_ps(d + (size_t)(kk + k) * NR + h, r[k]);
             }
     }
@@ -314,36 +290,13 @@ struct packed_path {
 
 /* ---- the per-thread panels ---- */
 
-static pthread_key_t panels_key;
-static pthread_once_t panels_once = PTHREAD_ONCE_INIT;
-static int panels_key_ok;
-
-static void panels_free(void *p)
-{
-    mv_free(p);
-}
-
-static void panels_key_init(void)
-{
-    panels_key_ok = pthread_key_create(&panels_key, panels_free) == 0;
-}
-
 /* This thread's MC x KC + 2 KC x NC floats (its op(A) block; one op(B) panel for a product on
  * this thread alone, two when it leads a team: see gemm_team), NULL when they cannot be had.
  * The second op(B) panel is touched only by team leaders. */
 static float *thread_panels(void)
 {
-    pthread_once(&panels_once, panels_key_init);
-    if (!panels_key_ok) return NULL;
-    float *p = pthread_getspecific(panels_key);
-    if (!p) {
-        p = mv_aligned(((size_t)MC * KC + 2 * (size_t)KC * NC) * sizeof(float));
-        if (p && pthread_setspecific(panels_key, p) != 0) {
-            mv_free(p);
-            p = NULL;
-        }
-    }
-    return p;
+    return mv_thread_scratch(MV_SCRATCH_GEMM,
+                             ((size_t)MC * KC + 2 * (size_t)KC * NC) * sizeof(float));
 }
 
 /* bias (N), may be NULL: joins C on the first slice, scaled by bs (see tile_out). */
@@ -401,7 +354,8 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
  * the bits do not depend on T or on who computed what. */
 #define TEAM_MAX_SLICES 128
 #define TEAM_MAX_ITEMS  4096
-#ifndef TEAM_BLOCKS /* row blocks per thread and slice, overridable for tuning experiments */
+#define TEAM_PACK_GROUP 4 /* micro-panels of op(B) a thread packs at a time */
+#ifndef TEAM_BLOCKS       /* row blocks per thread and slice, overridable for tuning experiments */
 #define TEAM_BLOCKS 8
 #endif
 
@@ -434,18 +388,20 @@ static float *team_panel(struct team *tm, int s, int *j0, int *n, int *k0, int *
     *k0 = s % tm->kslices * KC;
     *n = MV_MIN(NC, tm->N - *j0);
     *kc = MV_MIN(KC, tm->K - *k0);
-    int panels = (*n + NR - 1) / NR;
+    /* claimed in groups of TEAM_PACK_GROUP micro-panels: longer runs of each source row */
+    int groups = (*n + NR * TEAM_PACK_GROUP - 1) / (NR * TEAM_PACK_GROUP);
     float *pb = tm->bufs + (size_t)(s & 1) * KC * NC;
-    if (__atomic_load_n(&tm->pack_done[s], __ATOMIC_ACQUIRE) == panels) return pb;
+    if (__atomic_load_n(&tm->pack_done[s], __ATOMIC_ACQUIRE) == groups) return pb;
     if (s >= 2) team_wait(&tm->items_done[s - 2], tm->units); /* the buffer is free */
     for (;;) {
-        int p = __atomic_fetch_add(&tm->pack_next[s], 1, __ATOMIC_RELAXED);
-        if (p >= panels) break;
+        int g = __atomic_fetch_add(&tm->pack_next[s], 1, __ATOMIC_RELAXED);
+        if (g >= groups) break;
+        int p = g * TEAM_PACK_GROUP;
         tm->path->pack_b(pb + (size_t)p * NR * *kc, tm->tb, tm->B, tm->ldb, *k0, *kc, *j0 + p * NR,
-                         MV_MIN(NR, *n - p * NR));
+                         MV_MIN(NR * TEAM_PACK_GROUP, *n - p * NR));
         __atomic_fetch_add(&tm->pack_done[s], 1, __ATOMIC_RELEASE);
     }
-    team_wait(&tm->pack_done[s], panels);
+    team_wait(&tm->pack_done[s], groups);
     return pb;
 }
 

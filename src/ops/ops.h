@@ -26,6 +26,47 @@
 
 #include "../core/core.h"
 
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+/* 16 rows of 16 floats transposed in registers (r[i] lane j becomes r[j] lane i): the packing
+ * of the GEMMs and attention's transposes share it. Unpack pairs of rows, shuffle lanes within
+ * 128-bit quarters, then gather the quarters of the four row groups. */
+__attribute__((target("avx512f"), always_inline)) static inline void mv_transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* lane L of r[4i + j]: column 4L + j of rows 4i .. 4i+3 */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int j = 0; j < 4; j++) { /* gather lane L of the four row groups: column 4L + j */
+        __m512 t0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        __m512 t1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        __m512 t2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        __m512 t3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+        t[8 + j] = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+        t[4 + j] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+#endif
+
+/* ---- threads.c: per-thread scratch ---- */
+
+/* The kernels' per-thread buffers, one slot each. */
+enum mv_scratch_slot { MV_SCRATCH_GEMM, MV_SCRATCH_GEMM_BF16, MV_SCRATCH_N };
+/* The calling thread's buffer of `bytes` (64-byte aligned) in `slot`, made on the thread's first
+ * use and kept until the thread ends (a pthread key's destructor frees it), so the steady state
+ * allocates nothing; NULL when it cannot be had. A slot is always asked for the same size. */
+void *mv_thread_scratch(enum mv_scratch_slot slot, size_t bytes);
+
 /* ---- gemm.c: the one GEMM seam (OpenBLAS today), row-major ---- */
 
 /* gemm_skinny.c: C (M, N) = alpha * A (M, K) B^T + beta * C with B (N, K), for few rows
