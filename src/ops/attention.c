@@ -410,12 +410,7 @@ static const struct att_kernels kernels_avx512 = {transpose_avx512, mm_avx512, s
 
 int mv_attention_fused_available(void)
 {
-#ifdef MV_HAVE_AVX512_PATH
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
+    return mv_gemm_packed_available(); /* the same test: AVX-512F, built with GCC on x86-64 */
 }
 
 /* The fused path's kernels on this CPU, or NULL: the general path for every pair. */

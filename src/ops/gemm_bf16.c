@@ -272,28 +272,9 @@ kernel_avx512(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, 
         a += MR;
         b += 2 * NR;
     }
-    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
-    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    int mode = !first || beta == 1.0f ? 0 : beta == 0.0f ? 1 : 2;
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
-        if (r >= m) break;
-        float *o = C + (size_t)r * ldc;
-        __m512 t0 = _mm512_mul_ps(va, c0[r]), t1 = _mm512_mul_ps(va, c1[r]);
-        if (mode != 1) {
-            __m512 o0 = _mm512_maskz_loadu_ps(k0, o), o1 = _mm512_maskz_loadu_ps(k1, o + 16);
-            if (mode == 2) {
-                o0 = _mm512_mul_ps(vb, o0);
-                o1 = _mm512_mul_ps(vb, o1);
-            }
-            t0 = _mm512_add_ps(o0, t0);
-            t1 = _mm512_add_ps(o1, t1);
-        }
-        _mm512_mask_storeu_ps(o, k0, t0);
-        _mm512_mask_storeu_ps(o + 16, k1, t1);
-    }
+    mv_tile_store12x32(c0, c1, C, ldc, m, n, alpha, beta, first, NULL, 1.0f);
 }
+
 #endif
 
 typedef void (*kernel_fn)(int, const uint32_t *, const uint16_t *, float *, int, int, int, float,

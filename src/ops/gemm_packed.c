@@ -169,44 +169,9 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
         a += MR;
         b += NR;
     }
-    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
-    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    int mode = !first ? 0 : beta == 1.0f ? 3 : beta == 0.0f ? 1 : 2;
-    int hb = first && bias;
-    __m512 bt0 = _mm512_setzero_ps(), bt1 = bt0;
-    if (hb) { /* as bias_term: scaled unless bs = 1 */
-        bt0 = _mm512_maskz_loadu_ps(k0, bias), bt1 = _mm512_maskz_loadu_ps(k1, bias + 16);
-        if (bs != 1.0f) {
-            bt0 = _mm512_mul_ps(_mm512_set1_ps(bs), bt0);
-            bt1 = _mm512_mul_ps(_mm512_set1_ps(bs), bt1);
-        }
-    }
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
-        if (r >= m) break;
-        float *o = C + (size_t)r * ldc;
-        __m512 t0 = _mm512_mul_ps(va, c0[r]), t1 = _mm512_mul_ps(va, c1[r]);
-        if (mode != 1) {
-            __m512 o0 = _mm512_maskz_loadu_ps(k0, o), o1 = _mm512_maskz_loadu_ps(k1, o + 16);
-            if (mode == 2) {
-                o0 = _mm512_mul_ps(vb, o0);
-                o1 = _mm512_mul_ps(vb, o1);
-            }
-            if (hb) {
-                o0 = _mm512_add_ps(o0, bt0);
-                o1 = _mm512_add_ps(o1, bt1);
-            }
-            t0 = _mm512_add_ps(o0, t0);
-            t1 = _mm512_add_ps(o1, t1);
-        } else if (hb) {
-            t0 = _mm512_add_ps(bt0, t0);
-            t1 = _mm512_add_ps(bt1, t1);
-        }
-        _mm512_mask_storeu_ps(o, k0, t0);
-        _mm512_mask_storeu_ps(o + 16, k1, t1);
-    }
+    mv_tile_store12x32(c0, c1, C, ldc, m, n, alpha, beta, first, bias, bs);
 }
+
 /* The packing again with 16 x 16 register transposes (mv_transpose16) where the scalar loops
  * gather across rows (op(A) = A, op(B) = B^T): the same panels, element for element, at a
  * fraction of the cost. */

@@ -56,15 +56,63 @@ __attribute__((target("avx512f"), always_inline)) static inline void mv_transpos
     }
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
+
+/* Write a 12 x 32 register tile (row r in c0[r], c1[r]) to C (row stride ldc), its first m
+ * rows and n columns: C = C + alpha acc after the first slice of a product; on the first,
+ * (beta C + bs bias) + alpha acc, where beta = 0 does not read C, beta = 1 does not scale it and
+ * a NULL bias adds nothing (see gemm_packed.c's tile_out, the same operations one by one). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+mv_tile_store12x32(const __m512 *c0, const __m512 *c1, float *C, int ldc, int m, int n, float alpha,
+                   float beta, int first, const float *bias, float bs)
+{
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    int mode = !first ? 0 : beta == 1.0f ? 3 : beta == 0.0f ? 1 : 2;
+    int hb = first && bias;
+    __m512 bt0 = _mm512_setzero_ps(), bt1 = bt0;
+    if (hb) { /* scaled unless bs = 1 */
+        bt0 = _mm512_maskz_loadu_ps(k0, bias), bt1 = _mm512_maskz_loadu_ps(k1, bias + 16);
+        if (bs != 1.0f) {
+            bt0 = _mm512_mul_ps(_mm512_set1_ps(bs), bt0);
+            bt1 = _mm512_mul_ps(_mm512_set1_ps(bs), bt1);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < 12; r++) {
+        if (r >= m) break;
+        float *o = C + (size_t)r * ldc;
+        __m512 t0 = _mm512_mul_ps(va, c0[r]), t1 = _mm512_mul_ps(va, c1[r]);
+        if (mode != 1) {
+            __m512 o0 = _mm512_maskz_loadu_ps(k0, o), o1 = _mm512_maskz_loadu_ps(k1, o + 16);
+            if (mode == 2) {
+                o0 = _mm512_mul_ps(vb, o0);
+                o1 = _mm512_mul_ps(vb, o1);
+            }
+            if (hb) {
+                o0 = _mm512_add_ps(o0, bt0);
+                o1 = _mm512_add_ps(o1, bt1);
+            }
+            t0 = _mm512_add_ps(o0, t0);
+            t1 = _mm512_add_ps(o1, t1);
+        } else if (hb) {
+            t0 = _mm512_add_ps(bt0, t0);
+            t1 = _mm512_add_ps(bt1, t1);
+        }
+        _mm512_mask_storeu_ps(o, k0, t0);
+        _mm512_mask_storeu_ps(o + 16, k1, t1);
+    }
+}
 #endif
 
 /* ---- threads.c: per-thread scratch ---- */
 
 /* The kernels' per-thread buffers, one slot each. */
 enum mv_scratch_slot { MV_SCRATCH_GEMM, MV_SCRATCH_GEMM_BF16, MV_SCRATCH_N };
-/* The calling thread's buffer of `bytes` (64-byte aligned) in `slot`, made on the thread's first
- * use and kept until the thread ends (a pthread key's destructor frees it), so the steady state
- * allocates nothing; NULL when it cannot be had. A slot is always asked for the same size. */
+/* The calling thread's buffer of `bytes` (64-byte aligned) in `slot`, made on the thread's
+ * first use and kept until the thread ends (a pthread key's destructor frees it), so the steady
+ * state allocates nothing; NULL when it cannot be had. A slot is always asked for the same
+ * size. */
 void *mv_thread_scratch(enum mv_scratch_slot slot, size_t bytes);
 
 /* ---- gemm.c: the one GEMM seam (OpenBLAS today), row-major ---- */
@@ -77,7 +125,8 @@ void *mv_thread_scratch(enum mv_scratch_slot slot, size_t bytes);
  * with AVX-512, 8 with AVX2; the fast path must match it bit for bit). */
 void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc);
-/* 1 when a fast (AVX-512, or AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only then. */
+/* 1 when a fast (AVX-512, or AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only
+ * then. */
 int mv_gemm_skinny_available(void);
 /* Tests: run at most fast path `path` (2 AVX-512, 1 AVX2, 0 none) from now on, so that each
  * path can be checked on a CPU that has a faster one; returns the path now in use. */
@@ -89,9 +138,9 @@ void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, i
  * packed panels and an AVX-512 12 x 32 register tile; the panels are one buffer per thread
  * (~3.2 MB of address space, ~1.7 MB touched; made on the thread's first call). Each element's
  * arithmetic does not depend on M, N, its position or a split of the rows or columns, so split
- * products are bit-identical to whole ones. mv_gemm_packed_portable: the same arithmetic in plain C
- * (fmaf), the oracle of the AVX-512 path. Both return 0, or -1 (nothing written) when the panels
- * could not be allocated. */
+ * products are bit-identical to whole ones. mv_gemm_packed_portable: the same arithmetic in
+ * plain C (fmaf), the oracle of the AVX-512 path. Both return 0, or -1 (nothing written) when
+ * the panels could not be allocated. */
 int mv_gemm_packed_available(void); /* 1 when the CPU has AVX-512F */
 int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
@@ -107,8 +156,8 @@ int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, 
                                     const float *A, int lda, const float *B, int ldb, float beta,
                                     float *C, int ldc);
 /* The team product with a bias (N) folded into its first pass: C = alpha op(A) op(B) + bs bias
- * (beta = 0), or C = (C + bs bias) + alpha op(A) op(B) (beta = 1), each element with the bits of
- * filling or adding the bias first and then calling the product (bs = 1 adds bias as it is).
+ * (beta = 0), or C = (C + bs bias) + alpha op(A) op(B) (beta = 1), each element with the bits
+ * of filling or adding the bias first and then calling the product (bs = 1 adds bias as it is).
  * portable: the plain-C path. */
 int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
@@ -117,7 +166,8 @@ int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K
 /* gemm_bf16.c: the linear layer C (M, N) = alpha * A (M, K) W^T + beta * C with W (N, K) in
  * bf16, products by AVX512_BF16's vdpbf16ps (bf16 x bf16 pairs accumulated in fp32), A rounded
  * to bf16 while it is packed. Not bit-compatible with the fp32 GEMMs: the error is bf16's
- * (~2^-9 relative per operand), i.e. ~1e-2 of sum_k |A_ik| |W_jk| at worst, far less on average.
+ * (~2^-9 relative per operand), i.e. ~1e-2 of sum_k |A_ik| |W_jk| at worst, far less on
+ * average.
  *
  * The weight, converted once (round to nearest even, denormals to zero, NaN kept NaN) into the
  * layout the kernel reads: panels of 32 output features, each (K2 = ceil(K/2) k pairs, 32
@@ -143,9 +193,9 @@ int mv_gemm_bf16_available(void);
  * runs on the calling thread): (row block, column block) items taken first come first served;
  * each element's arithmetic is fixed (for each 256-deep slice of k in order, a vdpbf16ps chain
  * from 0, then C = alpha acc + beta C, or C += alpha acc), so the bits do not depend on T, M or
- * who computed what. A per-thread A block (72 KB) is made on a thread's first call and kept until
- * the thread ends; nothing else is allocated. Returns 0, or -1 (nothing written) when W is
- * empty or a block could not be allocated. mv_gemm_bf16_portable: the same bits in plain C
+ * who computed what. A per-thread A block (72 KB) is made on a thread's first call and kept
+ * until the thread ends; nothing else is allocated. Returns 0, or -1 (nothing written) when W
+ * is empty or a block could not be allocated. mv_gemm_bf16_portable: the same bits in plain C
  * (exact emulation of vdpbf16ps, below), the oracle of the AVX-512 path, on any CPU. */
 int mv_gemm_bf16(int T, int M, const float *A, int lda, const struct mv_bf16_weight *W, float alpha,
                  float beta, float *C, int ldc);
@@ -155,8 +205,8 @@ int mv_gemm_bf16_portable(int T, int M, const float *A, int lda, const struct mv
  * does (nearest even; zero and denormals to a zero of their sign; inf kept; NaN quiet NaN), and
  * one lane of vdpbf16ps:
  * acc = fma(a.hi, b.hi, acc), then acc = fma(a.lo, b.lo, acc) (hi = bits 16..31), each rounded
- * to nearest even, denormal inputs read as zero, tiny results (judged after rounding) flushed to
- * a zero of their sign. */
+ * to nearest even, denormal inputs read as zero, tiny results (judged after rounding) flushed
+ * to a zero of their sign. */
 uint16_t mv_bf16_from_f32(float x);
 float mv_bf16_dot2_portable(float acc, uint32_t a, uint32_t b);
 
@@ -169,7 +219,8 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc);
 /* 1 (default): medvlm splits the GEMMs across threads so that results do not depend on the
- * thread count; 0: OpenBLAS's own threading (results change in the last bits). For benchmarks. */
+ * thread count; 0: OpenBLAS's own threading (results change in the last bits). For benchmarks.
+ */
 void mv_gemm_set_mode(int deterministic);
 /* GEMMs with at most this many rows use gemm_skinny.c (default 64; 0: never). Benchmarks. */
 void mv_gemm_set_skinny(int max_rows);
@@ -220,7 +271,8 @@ void mv_lora_backward(float *dinp, float *dA, float *dB, float *du, const float 
 
 /* ---- activation.c ---- */
 
-/* x (R, I) = act(x) in place; quick_gelu x*sigmoid(1.702x) or exact gelu 0.5x(1+erf(x/sqrt2)). */
+/* x (R, I) = act(x) in place; quick_gelu x*sigmoid(1.702x) or exact gelu 0.5x(1+erf(x/sqrt2)).
+ */
 void mv_act_forward(float *x, enum medvlm_act act, size_t n);
 void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n);
 /* out (n) = act(inp) out of place (the backward pass recomputes the MLP hidden layer from the
@@ -322,7 +374,8 @@ double mv_cross_entropy_forward(const float *logits, const int *labels, int R, i
 /* Its gradient: dlogits (R, K) += (softmax(logits) - onehot(labels)) / R. */
 void mv_cross_entropy_backward(float *dlogits, const float *logits, const int *labels, int R,
                                int K);
-/* CLIP loss of a square logits_per_image (B, B): (CE(rows, arange) + CE(columns, arange)) / 2. */
+/* CLIP loss of a square logits_per_image (B, B): (CE(rows, arange) + CE(columns, arange)) / 2.
+ */
 double mv_clip_loss_forward(const float *logits_per_image, int B);
 
 /* ---- profile.c: seconds per op family (bench --profile) ---- */
