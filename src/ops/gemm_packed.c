@@ -1,6 +1,7 @@
 /*
- * gemm_packed.c - C (M, N) = alpha * op(A) op(B) + beta * C, single-threaded, with packed
- * panels and an AVX-512 register-tile kernel: the GEMM seam's backend on CPUs with AVX-512
+ * gemm_packed.c - C (M, N) = alpha * op(A) op(B) + beta * C with packed panels and an AVX-512
+ * register-tile kernel, on one thread or on a team of threads that share the packed panels of
+ * op(B) (see "a team of threads" below): the GEMM seam's backend on CPUs with AVX-512
  * where OpenBLAS runs no AVX kernel (OpenBLAS 0.3.21 does not know newer Xeons, e.g. family 6
  * model 207, and falls back to its SSE3 "Prescott" kernels at about a third of the speed).
  *
@@ -12,14 +13,15 @@
  * Every element of C is computed by the same sequence of operations wherever its tile falls:
  * for each KC slice in order, a fused multiply-add chain over k in order (an exact product of
  * zero padding adds +0), then C = alpha * acc (+ beta * C) on the first slice and
- * C = C + alpha * acc on the others. So a block of rows or columns computed alone, in any
- * split across threads, gives exactly the bits of the whole product, and the plain-C kernel
- * (fmaf in the same order) gives the same bits as the AVX-512 one.
+ * C = C + alpha * acc on the others (a linear layer's bias joins C on the first slice). So a
+ * block of rows or columns computed alone, in any split across threads, gives exactly the bits
+ * of the whole product, and the plain-C kernel (fmaf in the same order) gives the same bits as
+ * the AVX-512 one.
  *
- * The panels (MC x KC of op(A) in L2 with the KC x NC panel of op(B); ~1.7 MB) are one buffer
- * per thread, allocated on the thread's first product and kept until the thread ends (a
- * pthread key's destructor frees it), as OpenBLAS keeps its own: the steady state (every
- * training step, every batch) allocates nothing.
+ * The panels (MC x KC of op(A) in L2 with one or two KC x NC panels of op(B)) are one buffer
+ * per thread (mv_thread_scratch), made on the thread's first product and kept until the thread
+ * ends, as OpenBLAS keeps its own: the steady state (every training step, every batch)
+ * allocates nothing.
  *
  * Glossary: M rows of op(A) and C, N columns of op(B) and C, K the reduction length; MR x NR
  * the register tile, MC x KC the packed block of op(A), KC x NC the packed panel of op(B).
