@@ -7,21 +7,7 @@
 set -u
 cli=${MEDVLM_CLI:?run through ctest}
 src=${MEDVLM_SOURCE_DIR:?run through ctest}
-pass=0 fail=0
-check() { # check NAME STATUS
-  if [ "$2" = 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1" >&2; fi
-}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-out=$tmp/out err=$tmp/err
-run() { # run NAME WANT_RC ARGS...
-  local name=$1 want=$2; shift 2
-  "$cli" "$@" >"$out" 2>"$err"; local rc=$?
-  [ "$rc" = "$want" ]; check "$name (exit $rc, want $want)" $?
-  [ "$rc" = "$want" ] || { echo "--- stdout"; cat "$out"; echo "--- stderr"; cat "$err"; } >&2
-}
-has() { grep -q -- "$2" "$3"; check "$1: '$2'" $?; }
-hasnt() { ! grep -q -- "$2" "$3"; check "$1: no '$2'" $?; }
+. "$(dirname "$0")/harness.sh" # check, run, has, hasnt; $tmp, $out, $err
 # the tensor names of a safetensors file, one a line: 8-byte little-endian header length + JSON
 st_keys() {
   local n
