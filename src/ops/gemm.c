@@ -114,34 +114,53 @@ void mv_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const floa
     omp_set_num_threads(nt);
 }
 
+/* Where mv_gemm runs a product of M rows (outside a parallel region, each route below the
+ * ones before it): OpenBLAS's own threading (bench --blas-threads), the calling thread (inside
+ * one of our regions), the skinny kernel (few rows times W^T), the packed team, or OpenBLAS
+ * split by medvlm. */
+enum route { ROUTE_BLAS_THREADS, ROUTE_CALLER, ROUTE_SKINNY, ROUTE_TEAM, ROUTE_SPLIT };
+
+static enum route route_of(int ta, int tb, int M)
+{
+    if (!gemm_mode) return ROUTE_BLAS_THREADS;
+    if (omp_in_parallel()) return ROUTE_CALLER;
+    if (!ta && tb && M <= skinny_max_m && mv_gemm_skinny_available()) return ROUTE_SKINNY;
+    return packed_on() ? ROUTE_TEAM : ROUTE_SPLIT;
+}
+
+/* Threads for a product: one when it is too small to be worth a second. */
+static int team_size(int M, int N, int K)
+{
+    return (double)M * N * K < 2e6 ? 1 : omp_get_max_threads();
+}
+
 void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    if (!gemm_mode) { /* OpenBLAS's own threading (bench --blas-threads) */
+    switch (route_of(ta, tb, M)) {
+    case ROUTE_BLAS_THREADS: /* OpenBLAS's own threading (bench --blas-threads) */
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
-    }
-    if (omp_in_parallel()) { /* inside one of our parallel regions: on the calling thread */
+    case ROUTE_CALLER: /* inside one of our parallel regions: on the calling thread */
         gemm_call(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
-    }
-    if (!ta && tb && M <= skinny_max_m && mv_gemm_skinny_available()) {
-        /* few rows (batch-1 inference): a kernel that does not pack the weights */
+    case ROUTE_SKINNY: /* few rows (batch-1 inference): a kernel that does not pack the weights */
         mv_gemm_skinny(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
+    case ROUTE_TEAM: /* one team sharing the packed panels of op(B) */
+        if (mv_gemm_packed_threads(team_size(M, N, K), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta,
+                                   C, ldc) == 0)
+            return;
+        break; /* no panels: OpenBLAS below */
+    case ROUTE_SPLIT:
+        break;
     }
     int T = omp_get_max_threads();
-    if (packed_on()) { /* one team sharing the packed panels of op(B) */
-        int team = (double)M * N * K < 2e6 ? 1 : T; /* too small to be worth a second thread */
-        if (mv_gemm_packed_threads(team, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
-            return;
-    }
     int by_cols = (double)M * K <= (double)N * K; /* re-pack the smaller operand */
     int len = by_cols ? N : M;
-    int parts = MV_MIN(T, (len + MV_GEMM_ALIGN - 1) / MV_GEMM_ALIGN);
-    if ((double)M * N * K < 2e6) parts = 1; /* too small to be worth a second thread */
+    int parts = MV_MIN(team_size(M, N, K), (len + MV_GEMM_ALIGN - 1) / MV_GEMM_ALIGN);
     if (parts <= 1) {
         /* one block on one thread (OpenBLAS follows the OpenMP setting) */
         omp_set_num_threads(1);
@@ -202,11 +221,9 @@ static void fill_bias(float *out, const float *b, float alpha, int R, int O)
 static int linear_packed(float *out, const float *inp, const float *w, const float *b, float alpha,
                          float beta, float bs, int R, int I, int O)
 {
-    if (!b || !gemm_mode || R <= 0 || O <= 0 || omp_in_parallel() || !packed_on()) return 0;
-    if (R <= skinny_max_m && mv_gemm_skinny_available()) return 0;
-    int team = (double)R * O * I < 2e6 ? 1 : omp_get_max_threads();
-    return mv_gemm_packed_bias(0, team, 0, 1, R, O, I, alpha, inp, I, w, I, beta, out, O, b, bs) ==
-           0;
+    if (!b || R <= 0 || O <= 0 || route_of(0, 1, R) != ROUTE_TEAM) return 0;
+    return mv_gemm_packed_bias(0, team_size(R, O, I), 0, 1, R, O, I, alpha, inp, I, w, I, beta, out,
+                               O, b, bs) == 0;
 }
 
 void mv_linear_forward(float *out, const float *inp, const float *w, const float *b, float alpha,
