@@ -1,6 +1,6 @@
 /*
  * bench_gemm_bf16 [REPS] - the bf16 linear layer (mv_gemm_bf16, vdpbf16ps) against the fp32
- * packed GEMM (mv_gemm_packed_threads, A W^T) at ViT-B/32's shapes: M = 50, 400, 1600 rows
+ * packed GEMM (mv_gemm_packed_team, A W^T) at ViT-B/32's shapes: M = 50, 400, 1600 rows
  * (1, 8, 32 images of 50 tokens) x (N, K) = (768, 768) q/k/v/o, (3072, 768) fc1, (768, 3072)
  * fc2, on 1 and 2 threads. Each figure is the median of REPS (default 5) timed calls after one
  * warm-up call; GFLOP/s counts 2 M N K. The weight's one-time conversion is timed apart. Also
@@ -65,7 +65,8 @@ int main(int argc, char **argv)
                     double a = mv_now();
                     if (mv_gemm_bf16(T, M, A, K, &w, 1.0f, 0.0f, C, N) != 0) return 1;
                     double b = mv_now();
-                    if (mv_gemm_packed_threads(T, 0, 1, M, N, K, 1.0f, A, K, W, K, 0.0f, C, N) != 0)
+                    if (mv_gemm_packed_team(0, T, 0, 1, M, N, K, 1.0f, A, K, W, K, 0.0f, C, N, NULL,
+                                            1.0f) != 0)
                         return 1;
                     double c = mv_now();
                     if (i >= 0) tb[i] = b - a, tf[i] = c - b;

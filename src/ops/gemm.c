@@ -150,8 +150,8 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
         mv_gemm_skinny(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     case ROUTE_TEAM: /* one team sharing the packed panels of op(B) */
-        if (mv_gemm_packed_threads(team_size(M, N, K), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta,
-                                   C, ldc) == 0)
+        if (mv_gemm_packed_team(0, team_size(M, N, K), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta,
+                                C, ldc, NULL, 1.0f) == 0)
             return;
         break; /* no panels: OpenBLAS below */
     case ROUTE_SPLIT:
@@ -222,7 +222,7 @@ static int linear_packed(float *out, const float *inp, const float *w, const flo
                          float beta, float bs, int R, int I, int O)
 {
     if (!b || R <= 0 || O <= 0 || route_of(0, 1, R) != ROUTE_TEAM) return 0;
-    return mv_gemm_packed_bias(0, team_size(R, O, I), 0, 1, R, O, I, alpha, inp, I, w, I, beta, out,
+    return mv_gemm_packed_team(0, team_size(R, O, I), 0, 1, R, O, I, alpha, inp, I, w, I, beta, out,
                                O, b, bs) == 0;
 }
 

@@ -472,22 +472,7 @@ int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, co
                         1.0f);
 }
 
-int mv_gemm_packed_threads(int T, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                           int lda, const float *B, int ldb, float beta, float *C, int ldc)
-{
-    return gemm_team(path_for(0), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
-                     1.0f);
-}
-
-int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, float alpha,
-                                    const float *A, int lda, const float *B, int ldb, float beta,
-                                    float *C, int ldc)
-{
-    return gemm_team(path_for(1), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
-                     1.0f);
-}
-
-int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
+int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc, const float *bias, float bs)
 {

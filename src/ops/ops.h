@@ -149,17 +149,11 @@ int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, co
 /* The same on an OpenMP team of T threads (call it outside a parallel region): each packed
  * panel of op(B) is packed once and shared, row blocks are taken first come first served and
  * no barrier separates the panels, so a thread slowed by another process takes less work.
- * Bit-identical to the calls above for every T. */
-int mv_gemm_packed_threads(int T, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                           int lda, const float *B, int ldb, float beta, float *C, int ldc);
-int mv_gemm_packed_portable_threads(int T, int ta, int tb, int M, int N, int K, float alpha,
-                                    const float *A, int lda, const float *B, int ldb, float beta,
-                                    float *C, int ldc);
-/* The team product with a bias (N) folded into its first pass: C = alpha op(A) op(B) + bs bias
- * (beta = 0), or C = (C + bs bias) + alpha op(A) op(B) (beta = 1), each element with the bits
- * of filling or adding the bias first and then calling the product (bs = 1 adds bias as it is).
- * portable: the plain-C path. */
-int mv_gemm_packed_bias(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
+ * Bit-identical to the calls above for every T. A bias (N, or NULL) joins the product's first
+ * pass: C = alpha op(A) op(B) + bs bias (beta = 0), or C = (C + bs bias) + alpha op(A) op(B)
+ * (beta = 1), each element with the bits of filling or adding the bias first and then calling
+ * the product (bs = 1 adds bias as it is). portable: the plain-C path. */
+int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc, const float *bias, float bs);
 

@@ -142,15 +142,15 @@ static void test_gemm_packed(void)
         /* a team of 2 or 3 threads sharing the packed panels: the same bits */
         for (int T = 2; T <= 3; T++) {
             memcpy(C4, C0, nc * 4);
-            CHECK(mv_gemm_packed_threads(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4,
-                                         ldc) == 0,
-                  "gemm_packed_threads: no panels");
+            CHECK(mv_gemm_packed_team(0, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4, ldc,
+                                      NULL, 1.0f) == 0,
+                  "gemm_packed_team: no panels");
             for (int i = 0; i < M; i++)
                 for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
             CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: a team of %d differs", name, T);
             memcpy(C4, C0, nc * 4);
-            mv_gemm_packed_portable_threads(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4,
-                                            ldc);
+            mv_gemm_packed_team(1, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4, ldc, NULL,
+                                1.0f);
             for (int i = 0; i < M; i++)
                 for (int j = N; j < ldc; j++) C4[(size_t)i * ldc + j] = 0;
             CHECK(memcmp(C1, C4, nc * 4) == 0, "%s: the portable team of %d differs", name, T);
@@ -179,11 +179,11 @@ static void test_gemm_packed_bias(void)
                 float bt = bs == 1.0f ? bias[j] : bs * bias[j];
                 C2[(size_t)i * N + j] = beta == 0.0f ? bt : C2[(size_t)i * N + j] + bt;
             }
-        (portable ? mv_gemm_packed_portable_threads
-                  : mv_gemm_packed_threads)(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, 1.0f, C2, N);
-        CHECK(mv_gemm_packed_bias(portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, N,
+        mv_gemm_packed_team(portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, 1.0f, C2, N, NULL,
+                            1.0f);
+        CHECK(mv_gemm_packed_team(portable, T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, N,
                                   bias, bs) == 0,
-              "gemm_packed_bias: no panels");
+              "gemm_packed_team with a bias: no panels");
         CHECK(memcmp(C1, C2, nc * 4) == 0,
               "gemm_packed_bias ta=%d tb=%d %dx%dx%d beta %g portable %d T %d: differs from the "
               "bias pass + product",
