@@ -248,7 +248,23 @@ __attribute__((target("avx512f"))) static void micro_3x8(float *C, int ldc, cons
     micro_avx512(C, ldc, A, lda, B, ldb, K, 3, 8, alpha, beta);
 }
 
-/* Fewer than 3 rows or 8 columns (edges): one row or column count at a time, same order. */
+/* The last 1 or 2 rows against 8 weight rows (M = 50 leaves 2), same order. */
+__attribute__((target("avx512f"))) static void micro_2x8(float *C, int ldc, const float *A, int lda,
+                                                         const float *B, int ldb, int K,
+                                                         float alpha, float beta)
+{
+    micro_avx512(C, ldc, A, lda, B, ldb, K, 2, 8, alpha, beta);
+}
+
+__attribute__((target("avx512f"))) static void micro_1x8(float *C, int ldc, const float *A, int lda,
+                                                         const float *B, int ldb, int K,
+                                                         float alpha, float beta)
+{
+    micro_avx512(C, ldc, A, lda, B, ldb, K, 1, 8, alpha, beta);
+}
+
+/* Fewer than 8 columns (the end of N when it is not a multiple of 8): one element at a time,
+ * same order. */
 __attribute__((target("avx512f"))) static void micro_edge(float *C, int ldc, const float *A,
                                                           int lda, const float *B, int ldb, int K,
                                                           int mr, int nr, float alpha, float beta)
@@ -274,6 +290,10 @@ __attribute__((target("avx512f"))) static void skinny_avx512(int M, int n0, int 
             const float *Ai = A + (size_t)i * lda;
             if (mr == 3 && nr == 8)
                 micro_3x8(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
+            else if (mr == 2 && nr == 8)
+                micro_2x8(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
+            else if (nr == 8)
+                micro_1x8(Ci, ldc, Ai, lda, Bj, ldb, K, alpha, beta);
             else
                 micro_edge(Ci, ldc, Ai, lda, Bj, ldb, K, mr, nr, alpha, beta);
         }
