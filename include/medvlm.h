@@ -2,28 +2,75 @@
  * medvlm.h - adapt CLIP-family medical vision-language models in C.
  *
  * This is the only public header of libmedvlm. It reads top to bottom as a tour:
- * errors, files, the model, text, images, embeddings, zero-shot, adapters, metrics.
+ * errors, files, the model, text, images, embeddings, zero-shot, adapters, metrics, tasks,
+ * fine-tuning.
  *
- * A complete zero-shot program:
+ * A complete zero-shot program (examples/zeroshot.c; the tests build it, run it and check
+ * that this copy is the same):
  *
+ *     // zeroshot.c - classify the images of a features file with class prompts; print the metrics.
+ *     // Build: cc zeroshot.c $(pkg-config --cflags --libs medvlm) -o zeroshot
+ *     // Run:   ./zeroshot plip sicapv2_ensemble.json test_features.safetensors
  *     #include <medvlm.h>
  *     #include <stdio.h>
+ *     #include <stdlib.h>
+ *     #include <string.h>
  *
- *     int main(void)
+ *     int main(int argc, char **argv)
  *     {
- *         struct medvlm_model *model = NULL;
- *         if (medvlm_model_load("plip", MEDVLM_LOAD_ALL, &model) != MEDVLM_OK) {
- *             fprintf(stderr, "medvlm: %s\n", medvlm_last_error());
- *             return 1;
+ *         if (argc != 4) {
+ *             fprintf(stderr, "usage: %s MODEL_DIR PROMPTS.json FEATURES.safetensors\n", argv[0]);
+ *             return 2;
  *         }
- *         const struct medvlm_config *cfg = medvlm_model_config(model);
- *         printf("vision width %d, %d layers\n", cfg->vision.hidden_size,
- *                cfg->vision.num_hidden_layers);
- *         medvlm_model_free(model);
- *         return 0;
+ *         const char *model_dir = argv[1], *prompts = argv[2], *features = argv[3];
+ *         struct medvlm_model *m = NULL;
+ *         struct medvlm_tokenizer *tok = NULL;
+ *         struct medvlm_prompts *pr = NULL;
+ *         struct medvlm_features *f = NULL;
+ *         struct medvlm_prototypes *p = NULL;
+ *         struct medvlm_evaluation ev = {0};
+ *         int *map = NULL, rc = 1;
+ *         float *logits = NULL;
+ *         if (medvlm_model_load(model_dir, MEDVLM_LOAD_TEXT, &m) ||
+ *             medvlm_tokenizer_load(model_dir, &tok) || medvlm_prompts_load(prompts, &pr) ||
+ *             medvlm_features_load(features, &f))
+ *             goto fail;
+ *         // features of another model do not compare with this model's text embeddings
+ *         if (f->fingerprint && strcmp(f->fingerprint, medvlm_model_fingerprint(m)) != 0) {
+ *             fprintf(stderr, "zeroshot: %s comes from another model than %s\n", features,
+ *                     model_dir);
+ *             goto done;
+ *         }
+ *         // each class of the features file gets the prompts of the class of the same name
+ *         map = malloc(sizeof *map * (size_t)f->n_classes);
+ *         logits = malloc(sizeof *logits * (size_t)f->n * (size_t)f->n_classes + 1);
+ *         if (!map || !logits) {
+ *             fprintf(stderr, "zeroshot: out of memory\n");
+ *             goto done;
+ *         }
+ *         if (medvlm_prompts_class_map(pr, prompts, (const char *const *)f->classes, f->n_classes,
+ *                                      features, map) ||
+ *             medvlm_prototypes_from_prompts(m, model_dir, tok, pr, map, f->n_classes, &p) ||
+ *             medvlm_zeroshot_logits(f->features, f->n, p->prototypes, p->k, p->d, p->logit_scale,
+ *                                    logits, NULL) ||
+ *             medvlm_evaluate(logits, f->labels, f->n, p->k, (const char *const *)p->classes, &ev))
+ *             goto fail;
+ *         fputs(ev.table, stdout); // balanced accuracy, per-class recall, confusion matrix
+ *         rc = 0;
+ *         goto done;
+ *     fail:
+ *         fprintf(stderr, "zeroshot: %s\n", medvlm_last_error());
+ *     done:
+ *         medvlm_evaluation_free(&ev);
+ *         medvlm_prototypes_free(p);
+ *         medvlm_features_free(f);
+ *         medvlm_prompts_free(pr);
+ *         medvlm_tokenizer_free(tok);
+ *         medvlm_model_free(m);
+ *         free(map);
+ *         free(logits);
+ *         return rc;
  *     }
- *
- * Build it with `cc prog.c $(pkg-config --cflags --libs medvlm)`.
  *
  * Conventions (the same everywhere):
  * - Fallible functions return `enum medvlm_status`; MEDVLM_OK is 0. On failure the human
@@ -875,6 +922,57 @@ enum medvlm_status medvlm_predictions_write_csv(const char *path, const char *co
                                                 const int64_t *refs, const int64_t *preds,
                                                 const float *probs, int n,
                                                 const char *const *class_names, int k);
+
+/* ---------------------------------------------------------------- tasks */
+
+/* The paths from prompts and images to results that the command-line tool, the server and
+ * the MPI driver share (src/task/): prompts -> prototypes (below), images -> features
+ * (medvlm_features_extract, above), logits -> predictions -> metrics (medvlm_evaluate).
+ * The complete zero-shot program at the top of this header uses each of them. */
+
+/* map (k): the prompts' class index of each of the k class names (matched by name). A class
+ * without prompts is an error naming it, `what` (where the names come from) and `pr_what`
+ * (the prompts file); either may be NULL. */
+enum medvlm_status medvlm_prompts_class_map(const struct medvlm_prompts *pr, const char *pr_what,
+                                            const char *const *classes, int k, const char *what,
+                                            int *map);
+/* protos (k, D): the zero-shot prototypes of k classes, class i's from the prompts of pr's
+ * class order[i] (order NULL: pr's own classes, k = pr->n_classes), embedded by m's text
+ * tower (medvlm_zeroshot_prototypes, prompts truncated to the model's text length). */
+enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
+                                             const struct medvlm_tokenizer *tok,
+                                             const struct medvlm_prompts *pr, const int *order,
+                                             int k, float *protos);
+/* The same as a prototypes object (*out, release with medvlm_prototypes_free): the class
+ * names, m's logit scale and its provenance (m's weights fingerprint and model_what, NULL:
+ * m's folder), as `medvlm zeroshot --save-prototypes` writes and `medvlm adapt` reads. */
+enum medvlm_status medvlm_prototypes_from_prompts(const struct medvlm_model *m,
+                                                  const char *model_what,
+                                                  const struct medvlm_tokenizer *tok,
+                                                  const struct medvlm_prompts *pr, const int *order,
+                                                  int k, struct medvlm_prototypes **out);
+
+/* One classifier's results on n samples with reference labels. */
+struct medvlm_evaluation {
+    int n, k;
+    float *logits;                 /* (n, k) a copy of the classifier's logits             */
+    float *probs;                  /* (n, k) their row softmax                             */
+    int64_t *preds;                /* (n) first maximum of each row of probs               */
+    struct medvlm_metrics metrics; /* preds against refs                                  */
+    char *table;                   /* medvlm_metrics_format_table of the metrics           */
+    const int64_t *refs;           /* (n) borrowed from the caller: valid while it lives   */
+    const char *const *classes;    /* (k) borrowed, may be NULL                            */
+};
+/* Evaluate logits (n, k) against refs (n, values in [0, k)); classes (k) name the rows of the
+ * table. *ev is zeroed first; release with medvlm_evaluation_free. */
+enum medvlm_status medvlm_evaluate(const float *logits, const int64_t *refs, int n, int k,
+                                   const char *const *classes, struct medvlm_evaluation *ev);
+/* Write the metrics JSON to json and the predictions CSV to csv (either may be NULL; image
+ * names may be NULL), as medvlm_metrics_write_json and medvlm_predictions_write_csv. */
+enum medvlm_status medvlm_evaluation_save(const struct medvlm_evaluation *ev,
+                                          const char *const *image_names, const char *json,
+                                          const char *csv);
+void medvlm_evaluation_free(struct medvlm_evaluation *ev);
 
 /* ---------------------------------------------------------------- fine-tuning (PEFT) */
 

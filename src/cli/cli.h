@@ -114,13 +114,6 @@ int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *
  * On failure the message (naming the file) is in medvlm_last_error(). */
 int cli_read_lines(const char *path, char **data, char ***lines, int *n);
 
-/* protos (K, D) = the zero-shot prototypes of the prompts of K classes: class i's are the
- * prompts of pr's class order[i] (order NULL: pr's own classes in turn, K = pr->n_classes),
- * embedded by m's text tower (medvlm_zeroshot_prototypes). 0 on failure, the message in
- * medvlm_last_error(). */
-int cli_prompt_prototypes(struct medvlm_model *m, const struct medvlm_tokenizer *tok,
-                          const struct medvlm_prompts *pr, const int *order, int K, float *protos);
-
 /* 1 unless the embeddings a_what and b_what both record their model (medvlm_provenance) and
  * the weights differ; then prints which model made each and returns 0. */
 int cli_same_model(const char *a_what, const struct medvlm_provenance *a, const char *b_what,

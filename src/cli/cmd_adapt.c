@@ -416,15 +416,10 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
     }
     map = mv_calloc((size_t)K, sizeof *map);
     if (!map) goto nomem;
-    for (int i = 0; i < K; i++) { /* features class i -> prompts class map[i] */
-        map[i] = -1;
-        for (int k = 0; k < pr->n_classes; k++)
-            if (!strcmp(tr->classes[i], pr->classes[k])) map[i] = k;
-        if (map[i] < 0) {
-            fprintf(stderr, "medvlm: class '%s' of %s has no prompts in %s\n", tr->classes[i],
-                    a->train, a->prompts);
-            goto done;
-        }
+    if (medvlm_prompts_class_map(pr, a->prompts, (const char *const *)tr->classes, K, a->train,
+                                 map)) {
+        cli_fail(NULL);
+        goto done;
     }
     if (pr->n_classes != K) {
         fprintf(stderr,
@@ -433,20 +428,7 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
                 a->prompts, pr->n_classes, a->train, K);
         goto done;
     }
-    p = mv_calloc(1, sizeof *p);
-    if (!p) goto nomem;
-    p->k = K;
-    p->d = D;
-    p->logit_scale = medvlm_model_logit_scale(m);
-    if (!(p->fingerprint = mv_strdup(medvlm_model_fingerprint(m))) ||
-        !(p->model = mv_strdup(a->model)))
-        goto nomem;
-    p->prototypes = mv_calloc((size_t)K * D, sizeof(float));
-    p->classes = mv_calloc((size_t)K, sizeof *p->classes);
-    if (!p->prototypes || !p->classes) goto nomem;
-    for (int i = 0; i < K; i++)
-        if (!(p->classes[i] = mv_strdup(tr->classes[i]))) goto nomem;
-    if (!cli_prompt_prototypes(m, tok, pr, map, K, p->prototypes)) {
+    if (medvlm_prototypes_from_prompts(m, a->model, tok, pr, map, K, &p)) {
         cli_fail(a->prompts);
         goto done;
     }

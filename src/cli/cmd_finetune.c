@@ -506,18 +506,15 @@ static int write_run_json(const struct ft_args *a, const struct medvlm_peft *p,
  * `medvlm zeroshot` prints its own. 0 on failure (printed). */
 static int evaluate(const struct ft_args *a, struct medvlm_peft *p, const struct medvlm_model *m,
                     const struct medvlm_dataset *d, char *const *classes, int K,
-                    struct medvlm_metrics *met)
+                    struct medvlm_evaluation *ev)
 {
     struct split s = {0};
     float *logits = NULL;
-    int64_t *preds = NULL;
     int *idx = NULL, ok = 0;
-    char *table = NULL;
     const char *what = a->test;
     idx = mv_malloc((size_t)(d->n ? d->n : 1) * sizeof(int));
     logits = mv_malloc((size_t)(d->n ? d->n : 1) * K * sizeof(float));
-    preds = mv_malloc((size_t)(d->n ? d->n : 1) * sizeof(int64_t));
-    if (!idx || !logits || !preds) goto done;
+    if (!idx || !logits) goto done;
     const int chunk = 256;
     for (int i0 = 0; i0 < d->n; i0 += chunk) {
         int n = MV_MIN(chunk, d->n - i0);
@@ -527,15 +524,12 @@ static int evaluate(const struct ft_args *a, struct medvlm_peft *p, const struct
             goto done;
         split_free(&s);
     }
-    if (medvlm_argmax_rows(logits, d->n, K, preds) ||
-        medvlm_metrics_compute(d->labels, preds, d->n, K, met) ||
-        medvlm_metrics_format_table(met, (const char *const *)classes, &table))
-        goto done;
+    if (medvlm_evaluate(logits, d->labels, d->n, K, (const char *const *)classes, ev)) goto done;
     printf("fine-tuned (%s), %d test images of %s, %d classes\n", medvlm_peft_mode_name(a->po.mode),
            d->n, a->test, K);
-    fputs(table, stdout);
+    fputs(ev->table, stdout);
     what = a->json;
-    if (a->json && medvlm_metrics_write_json(a->json, met, (const char *const *)classes)) goto done;
+    if (medvlm_evaluation_save(ev, NULL, a->json, NULL)) goto done;
     ok = 1;
 done:
     if (!ok) {
@@ -544,11 +538,9 @@ done:
         if (what && e && strstr(e, what)) what = NULL;
         cli_fail(what);
     }
-    medvlm_free(table);
     split_free(&s);
     mv_free(idx);
     mv_free(logits);
-    mv_free(preds);
     return ok;
 }
 
@@ -657,7 +649,7 @@ int cmd_finetune(int argc, char **argv)
     struct medvlm_peft *p = NULL;
     struct split tr = {0}, va = {0};
     struct cli_ft_progress g = {0};
-    struct medvlm_metrics met = {0};
+    struct medvlm_evaluation ev = {0};
     struct cli_ft_setting set[CLI_FT_SETTINGS];
     float *protos = NULL;
     char *ck_path = mv_path_join(a.out, "checkpoint.safetensors"), *csv = NULL;
@@ -697,18 +689,11 @@ int cmd_finetune(int argc, char **argv)
     map = mv_calloc((size_t)K, sizeof *map);
     protos = mv_calloc((size_t)K * D, sizeof(float));
     if (!map || !protos) goto fail_msg;
-    for (int i = 0; i < K; i++) {
-        map[i] = -1;
-        for (int k = 0; k < pr->n_classes; k++)
-            if (!strcmp(d->classes[i], pr->classes[k])) map[i] = k;
-        if (map[i] < 0) {
-            fprintf(stderr, "medvlm: class '%s' of %s has no prompts in %s\n", d->classes[i],
-                    a.data.ds.labels_path, a.prompts);
-            goto done;
-        }
-    }
+    if (medvlm_prompts_class_map(pr, a.prompts, (const char *const *)d->classes, K,
+                                 a.data.ds.labels_path, map))
+        goto fail_msg;
     if (!enough_images(&a, d)) goto done;
-    if (!cli_prompt_prototypes(m, tok, pr, map, K, protos)) {
+    if (medvlm_prompts_prototypes(m, tok, pr, map, K, protos)) {
         cli_fail(a.prompts);
         goto done;
     }
@@ -785,10 +770,10 @@ int cmd_finetune(int argc, char **argv)
     if (g.best && g.best_epoch > 0) medvlm_peft_restore(p, g.best);
     if (medvlm_peft_save_run(p, a.out, (const char *const *)d->classes)) goto fail_msg;
     if (td) {
-        if (!evaluate(&a, p, m, td, d->classes, K, &met)) goto done;
+        if (!evaluate(&a, p, m, td, d->classes, K, &ev)) goto done;
         have_met = 1;
     }
-    if (!write_run_json(&a, p, &g, set, &tr, &va, have_met ? &met : NULL, d->classes, K,
+    if (!write_run_json(&a, p, &g, set, &tr, &va, have_met ? &ev.metrics : NULL, d->classes, K,
                         mv_now() - t_start))
         goto fail_msg;
     printf("wrote %s: %shead.safetensors, run.json (%.1f s)\n", a.out,
@@ -801,7 +786,7 @@ int cmd_finetune(int argc, char **argv)
 fail_msg:
     cli_fail(NULL);
 done:
-    medvlm_metrics_free(&met);
+    medvlm_evaluation_free(&ev);
     medvlm_peft_free(p);
     split_free(&tr);
     split_free(&va);

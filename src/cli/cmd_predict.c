@@ -32,27 +32,14 @@ static const char *usage =
     "  medvlm predict --adapter clap.safetensors --features test.safetensors \\\n"
     "                 --predictions predictions.csv\n";
 
-/* The probabilities (softmax of each row) in place of logits (n, K). */
-static void softmax_rows(float *logits, int n, int K)
-{
-    for (int i = 0; i < n; i++) {
-        float *l = logits + (size_t)i * K, mx = l[0];
-        double sum = 0;
-        for (int k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
-        for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
-        for (int k = 0; k < K; k++) l[k] = (float)(exp((double)l[k] - mx) / sum);
-    }
-}
-
 /* --run: the fine-tuned head, logits = features normalise_rows(prototypes)^T exp(scale). */
 static int predict_run(const char *run, const char *feats_path, const char *json, const char *csv)
 {
     struct medvlm_prototypes *h = NULL;
     struct medvlm_features *f = NULL;
-    struct medvlm_metrics m = {0};
-    float *logits = NULL, *probs = NULL;
-    int64_t *preds = NULL;
-    char *table = NULL, *head = mv_path_join(run, "head.safetensors"), fp[17];
+    struct medvlm_evaluation ev = {0};
+    float *logits = NULL;
+    char *head = mv_path_join(run, "head.safetensors"), fp[17];
     int rc = CLI_FAIL;
     if (!head || medvlm_prototypes_load(head, &h) || medvlm_features_load(feats_path, &f) ||
         medvlm_run_fingerprint(run, fp)) {
@@ -82,44 +69,31 @@ static int predict_run(const char *run, const char *feats_path, const char *json
             goto done;
         }
     logits = calloc((size_t)f->n * K + 1, sizeof(float));
-    probs = calloc((size_t)f->n * K + 1, sizeof(float));
-    preds = calloc((size_t)f->n + 1, sizeof(int64_t));
-    if (!logits || !probs || !preds) {
+    if (!logits) {
         fprintf(stderr, "medvlm: out of memory\n");
         goto done;
     }
     /* the head normalises its prototypes' rows */
     mv_l2norm_forward(h->prototypes, NULL, h->prototypes, K, D);
     if (medvlm_zeroshot_logits(f->features, f->n, h->prototypes, K, D, h->logit_scale, logits,
-                               probs) ||
-        medvlm_argmax_rows(logits, f->n, K, preds) ||
-        medvlm_metrics_compute(f->labels, preds, f->n, K, &m) ||
-        medvlm_metrics_format_table(&m, (const char *const *)h->classes, &table)) {
+                               NULL) ||
+        medvlm_evaluate(logits, f->labels, f->n, K, (const char *const *)h->classes, &ev)) {
         cli_fail(NULL);
         goto done;
     }
     printf("predict: fine-tuned head of %s (%d classes, D %d) on %d images of %s\n\n%s", run, K, D,
-           f->n, feats_path, table);
-    if (json && medvlm_metrics_write_json(json, &m, (const char *const *)h->classes)) {
-        cli_fail(json);
-        goto done;
-    }
-    if (csv &&
-        medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels, preds,
-                                     probs, f->n, (const char *const *)h->classes, K)) {
-        cli_fail(csv);
+           f->n, feats_path, ev.table);
+    if (medvlm_evaluation_save(&ev, (const char *const *)f->image_names, json, csv)) {
+        cli_fail(NULL);
         goto done;
     }
     rc = CLI_OK;
 done:
     mv_free(head);
-    medvlm_free(table);
-    medvlm_metrics_free(&m);
+    medvlm_evaluation_free(&ev);
     medvlm_prototypes_free(h);
     medvlm_features_free(f);
     free(logits);
-    free(probs);
-    free(preds);
     return rc;
 }
 
@@ -165,11 +139,9 @@ int cmd_predict(int argc, char **argv)
 
     struct medvlm_adapter *ad = NULL;
     struct medvlm_features *f = NULL;
-    struct medvlm_metrics m = {0};
+    struct medvlm_evaluation ev = {0};
     float *logits = NULL;
-    int64_t *preds = NULL;
     const char **names = NULL;
-    char *table = NULL;
     int rc = CLI_FAIL;
     if (medvlm_adapter_load(adapter_path, &ad) || medvlm_features_load(feats_path, &f)) {
         cli_fail(NULL);
@@ -196,9 +168,8 @@ int cmd_predict(int argc, char **argv)
         goto done;
     }
     names = calloc((size_t)K, sizeof *names);
-    logits = calloc((size_t)f->n * K, sizeof(float));
-    preds = calloc((size_t)f->n, sizeof(int64_t));
-    if (!names || !logits || !preds) {
+    logits = calloc((size_t)f->n * K + 1, sizeof(float));
+    if (!names || !logits) {
         fprintf(stderr, "medvlm: out of memory\n");
         goto done;
     }
@@ -214,35 +185,23 @@ int cmd_predict(int argc, char **argv)
         names[k] = f->classes[k];
     }
     if (medvlm_adapter_logits(ad, f->features, f->n, logits) ||
-        medvlm_argmax_rows(logits, f->n, K, preds) ||
-        medvlm_metrics_compute(f->labels, preds, f->n, K, &m) ||
-        medvlm_metrics_format_table(&m, names, &table)) {
+        medvlm_evaluate(logits, f->labels, f->n, K, names, &ev)) {
         cli_fail(NULL);
         goto done;
     }
     printf("predict: %s adapter (%d-shot, %d classes, D %d%s%s) on %d images of %s\n\n%s",
            medvlm_adapter_method_name(medvlm_adapter_method_of(ad)), medvlm_adapter_shots(ad), K, D,
-           ap.model ? ", model " : "", ap.model ? ap.model : "", f->n, feats_path, table);
-    if (json && medvlm_metrics_write_json(json, &m, names)) {
-        cli_fail(json);
+           ap.model ? ", model " : "", ap.model ? ap.model : "", f->n, feats_path, ev.table);
+    if (medvlm_evaluation_save(&ev, (const char *const *)f->image_names, json, csv)) {
+        cli_fail(NULL);
         goto done;
-    }
-    if (csv) {
-        softmax_rows(logits, f->n, K); /* probabilities, in place */
-        if (medvlm_predictions_write_csv(csv, (const char *const *)f->image_names, f->labels, preds,
-                                         logits, f->n, names, K)) {
-            cli_fail(csv);
-            goto done;
-        }
     }
     rc = CLI_OK;
 done:
-    medvlm_free(table);
-    medvlm_metrics_free(&m);
+    medvlm_evaluation_free(&ev);
     medvlm_adapter_free(ad);
     medvlm_features_free(f);
     free(names);
     free(logits);
-    free(preds);
     return rc;
 }

@@ -36,23 +36,6 @@ enum {
     OPT_RUN
 };
 
-/* The prompts' class index of each features class (by name), or an error naming the class. */
-static int map_classes(const struct medvlm_features *f, const struct medvlm_prompts *p, int *map,
-                       const char *feats_path, const char *prompts_path)
-{
-    for (int i = 0; i < f->n_classes; i++) {
-        map[i] = -1;
-        for (int k = 0; k < p->n_classes; k++)
-            if (strcmp(f->classes[i], p->classes[k]) == 0) map[i] = k;
-        if (map[i] < 0) {
-            fprintf(stderr, "medvlm: %s: class \"%s\" has no prompts in %s\n", feats_path,
-                    f->classes[i], prompts_path);
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int cmd_zeroshot(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -119,11 +102,10 @@ int cmd_zeroshot(int argc, char **argv)
     struct medvlm_features *f = NULL;
     struct medvlm_dataset *ds = NULL;
     struct medvlm_features_result res = {0};
-    struct medvlm_metrics met = {0};
-    float *protos = NULL, *logits = NULL, *probs = NULL;
-    int64_t *refs = NULL, *preds = NULL;
-    char *table = NULL;
-    int map[1024];
+    struct medvlm_evaluation ev = {0};
+    float *protos = NULL, *logits = NULL;
+    int64_t *refs = NULL;
+    int *map = NULL;
 
     if (medvlm_prompts_load(prompts_path, &pr)) goto fail_msg;
     const int K = pr->n_classes;
@@ -159,9 +141,10 @@ int cmd_zeroshot(int argc, char **argv)
                             "the prompts' embeddings",
                             &(struct medvlm_provenance){medvlm_model_fingerprint(m), model_dir}))
             goto done;
-        if (f->n_classes > (int)(sizeof map / sizeof map[0]) ||
-            !map_classes(f, pr, map, feats_path, prompts_path))
-            goto done;
+        if (!(map = malloc((size_t)f->n_classes * sizeof *map))) goto fail_msg;
+        if (medvlm_prompts_class_map(pr, prompts_path, (const char *const *)f->classes,
+                                     f->n_classes, feats_path, map))
+            goto fail_msg;
         n = f->n;
         X = f->features;
         names = (const char *const *)f->image_names;
@@ -180,12 +163,11 @@ int cmd_zeroshot(int argc, char **argv)
                                           .progress = cli_progress_for_terminal(),
                                           .progress_user = "embedding"};
         if (medvlm_features_extract(&job, &res)) goto fail_msg;
-        struct medvlm_features tmp = {
-            .n = res.n, .n_classes = ds->n_classes, .classes = ds->classes};
-        if (ds->n_classes > (int)(sizeof map / sizeof map[0]) ||
-            !map_classes(&tmp, pr, map, a.ds.labels_path ? a.ds.labels_path : a.ds.images_dir,
-                         prompts_path))
-            goto done;
+        if (!(map = malloc((size_t)ds->n_classes * sizeof *map))) goto fail_msg;
+        if (medvlm_prompts_class_map(pr, prompts_path, (const char *const *)ds->classes,
+                                     ds->n_classes,
+                                     a.ds.labels_path ? a.ds.labels_path : a.ds.images_dir, map))
+            goto fail_msg;
         n = res.n;
         X = res.features;
         names = (const char *const *)res.names;
@@ -198,34 +180,27 @@ int cmd_zeroshot(int argc, char **argv)
     int n_texts = 0;
     for (int k = 0; k < K; k++) n_texts += pr->n_prompts[k];
     protos = malloc((size_t)K * D * sizeof *protos);
-    logits = malloc((size_t)n * K * sizeof *logits);
-    probs = malloc((size_t)n * K * sizeof *probs);
-    preds = malloc((size_t)n * sizeof *preds);
-    if (!protos || !logits || !probs || !preds) goto fail_msg;
-    if (!cli_prompt_prototypes(m, tok, pr, NULL, K, protos) ||
-        medvlm_zeroshot_logits(X, n, protos, K, D, medvlm_model_logit_scale(m), logits, probs) ||
-        medvlm_argmax_rows(probs, n, K, preds) || medvlm_metrics_compute(refs, preds, n, K, &met) ||
-        medvlm_metrics_format_table(&met, (const char *const *)pr->classes, &table))
+    logits = malloc((size_t)n * K * sizeof *logits + 1);
+    if (!protos || !logits) goto fail_msg;
+    const char *const *classes = (const char *const *)pr->classes;
+    if (medvlm_prompts_prototypes(m, tok, pr, NULL, K, protos) ||
+        medvlm_zeroshot_logits(X, n, protos, K, D, medvlm_model_logit_scale(m), logits, NULL) ||
+        medvlm_evaluate(logits, refs, n, K, classes, &ev))
         goto fail_msg;
     printf("zero-shot, %d images, %d classes, %d prompts (%s)\n", n, K, n_texts,
            n_texts > K ? "ensemble" : "one per class");
-    fputs(table, stdout);
+    fputs(ev.table, stdout);
     const struct medvlm_provenance from = {medvlm_model_fingerprint(m), model_dir};
-    if (save && medvlm_prototypes_save(save, protos, K, D, medvlm_model_logit_scale(m),
-                                       (const char *const *)pr->classes, &from))
-        goto fail_msg;
-    if (json && medvlm_metrics_write_json(json, &met, (const char *const *)pr->classes))
-        goto fail_msg;
-    if (pred_path && medvlm_predictions_write_csv(pred_path, names, refs, preds, probs, n,
-                                                  (const char *const *)pr->classes, K))
+    if ((save &&
+         medvlm_prototypes_save(save, protos, K, D, medvlm_model_logit_scale(m), classes, &from)) ||
+        medvlm_evaluation_save(&ev, names, json, pred_path))
         goto fail_msg;
     rc = CLI_OK;
     goto done;
 fail_msg:
     cli_fail(NULL);
 done:
-    medvlm_free(table);
-    medvlm_metrics_free(&met);
+    medvlm_evaluation_free(&ev);
     medvlm_features_result_free(&res);
     medvlm_dataset_free(ds);
     medvlm_features_free(f);
@@ -234,8 +209,7 @@ done:
     medvlm_prompts_free(pr);
     free(protos);
     free(logits);
-    free(probs);
     free(refs);
-    free(preds);
+    free(map);
     return rc;
 }

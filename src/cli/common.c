@@ -100,36 +100,6 @@ cli_progress_fn cli_progress_for_terminal(void)
     return isatty(STDERR_FILENO) ? progress_line : NULL;
 }
 
-int cli_prompt_prototypes(struct medvlm_model *m, const struct medvlm_tokenizer *tok,
-                          const struct medvlm_prompts *pr, const int *order, int K, float *protos)
-{
-    const struct medvlm_config *cfg = medvlm_model_config(m);
-    struct medvlm_encoder *enc = NULL;
-    int n_texts = 0, ok = 0;
-    for (int i = 0; i < K; i++) n_texts += pr->n_prompts[order ? order[i] : i];
-    const char **texts = malloc((size_t)(n_texts ? n_texts : 1) * sizeof *texts);
-    int *text_class = malloc((size_t)(n_texts ? n_texts : 1) * sizeof *text_class);
-    if (!texts || !text_class) {
-        mv_err(MEDVLM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0, t = 0; i < K; i++) {
-        const int k = order ? order[i] : i;
-        for (int j = 0; j < pr->n_prompts[k]; j++, t++) {
-            texts[t] = pr->prompts[k][j];
-            text_class[t] = i;
-        }
-    }
-    ok = !medvlm_encoder_init(m, 32, &enc) &&
-         !medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
-                                     n_texts, K, cfg->projection_dim, protos);
-done:
-    medvlm_encoder_free(enc);
-    free(texts);
-    free(text_class);
-    return ok;
-}
-
 int cli_same_model(const char *a_what, const struct medvlm_provenance *a, const char *b_what,
                    const struct medvlm_provenance *b)
 {
