@@ -15,12 +15,12 @@ if [ -z "$model" ]; then
   echo "== no MODEL given: generating a tiny CLIP with RANDOM weights"
   echo "   (its predictions are meaningless; point MODEL= at vinid/plip for real results)"
   model=$out/tiny-random-clip
-  "$medvlm" init model --preset tiny --seed 0 "$model"
+  "$medvlm" init model --preset tiny --seed 0 --force "$model" # the demo's own folder
 fi
 if [ -z "$data" ]; then
   echo "== no DATA given: generating a synthetic labelled image set (classes NC, G3, G4, G5)"
-  "$medvlm" init data --per-class 16 --size 224 --seed 0 "$out/synthetic-test" >/dev/null
-  "$medvlm" init data --per-class 24 --size 224 --seed 1 "$out/synthetic-train" >/dev/null
+  "$medvlm" init data --per-class 16 --size 224 --seed 0 --force "$out/synthetic-test" >/dev/null
+  "$medvlm" init data --per-class 24 --size 224 --seed 1 --force "$out/synthetic-train" >/dev/null
   test_images=$out/synthetic-test/images; test=$out/synthetic-test/labels.csv
   train_images=$out/synthetic-train/images; train=$out/synthetic-train/labels.csv
   shots=8

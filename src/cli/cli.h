@@ -34,6 +34,101 @@ int cli_usage(const char *cmd, const char *fmt, ...)
  * 'h' prints `usage` and gives CLI_OK; ':' (an option without its value) and anything else
  * unknown are usage errors naming the option. */
 int cli_option_end(const char *cmd, const char *usage, int c, char *const *argv);
+/* ---- the option parser of every subcommand (args.c) ----
+ * A command lists its options in a table ended by {NULL}; cli_parse fills the destinations,
+ * handles --help, the shared dataset flags (data) and the count of positional arguments, and
+ * prints every usage error in one wording ("--epochs expects an integer in [0, 1000000], got
+ * 'x'", "--optimizer expects one of sgd/adam/adamw, got 'x'"). */
+enum cli_kind {
+    CLI_STR,    /* const char **dst                                       */
+    CLI_FLAG,   /* int *dst = 1; takes no value                            */
+    CLI_INT,    /* int *dst, an integer in [lo, hi]                        */
+    CLI_LONG,   /* long *dst, an integer in [lo, hi]                       */
+    CLI_FLOAT,  /* float *dst, a finite number in [lo, hi]                 */
+    CLI_DOUBLE, /* double *dst, a finite number in [lo, hi]                */
+    CLI_CHOICE, /* int *dst = the index of the value in choices "a|b|c"    */
+    CLI_LIST    /* struct cli_list *dst: every value, in order             */
+};
+struct cli_list {
+    const char **items; /* (cap) the caller's array */
+    int n, cap;
+};
+#define CLI_NO_LIMIT 1e308 /* lo = -CLI_NO_LIMIT / hi = CLI_NO_LIMIT: no bound on that side */
+struct cli_opt {
+    const char *name; /* the long option, without "--" */
+    enum cli_kind kind;
+    void *dst;
+    double lo, hi;       /* CLI_INT .. CLI_DOUBLE */
+    const char *choices; /* CLI_CHOICE */
+    int *given;          /* set to 1 when the option is given; may be NULL */
+};
+struct cli_spec {
+    const char *cmd, *usage;
+    const struct cli_opt *opts;
+    struct cli_data_args *data; /* the shared dataset flags (common.c), NULL: none */
+    int data_table_only;        /* only the label-table flags (CLI_TABLE_OPTIONS) */
+    int min_pos, max_pos;       /* positional arguments accepted; max_pos -1: any number */
+    const char *pos_name;       /* how a usage error names them ("MODEL_DIR") */
+    int options_first;          /* options end at the first positional argument */
+};
+/* Rows of an option table; the _G forms also set *given when the option is given. */
+#define CLI_OPT_STR(n, d)                                                                          \
+    {                                                                                              \
+        .name = (n), .kind = CLI_STR, .dst = (d)                                                   \
+    }
+#define CLI_OPT_FLAG(n, d)                                                                         \
+    {                                                                                              \
+        .name = (n), .kind = CLI_FLAG, .dst = (d)                                                  \
+    }
+#define CLI_OPT_INT(n, d, l, h)                                                                    \
+    {                                                                                              \
+        .name = (n), .kind = CLI_INT, .dst = (d), .lo = (l), .hi = (h)                             \
+    }
+#define CLI_OPT_INT_G(n, d, l, h, g)                                                               \
+    {                                                                                              \
+        .name = (n), .kind = CLI_INT, .dst = (d), .lo = (l), .hi = (h), .given = (g)               \
+    }
+#define CLI_OPT_LONG(n, d, l, h)                                                                   \
+    {                                                                                              \
+        .name = (n), .kind = CLI_LONG, .dst = (d), .lo = (l), .hi = (h)                            \
+    }
+#define CLI_OPT_LONG_G(n, d, l, h, g)                                                              \
+    {                                                                                              \
+        .name = (n), .kind = CLI_LONG, .dst = (d), .lo = (l), .hi = (h), .given = (g)              \
+    }
+#define CLI_OPT_FLOAT(n, d, l, h)                                                                  \
+    {                                                                                              \
+        .name = (n), .kind = CLI_FLOAT, .dst = (d), .lo = (l), .hi = (h)                           \
+    }
+#define CLI_OPT_FLOAT_G(n, d, l, h, g)                                                             \
+    {                                                                                              \
+        .name = (n), .kind = CLI_FLOAT, .dst = (d), .lo = (l), .hi = (h), .given = (g)             \
+    }
+#define CLI_OPT_DOUBLE(n, d, l, h)                                                                 \
+    {                                                                                              \
+        .name = (n), .kind = CLI_DOUBLE, .dst = (d), .lo = (l), .hi = (h)                          \
+    }
+#define CLI_OPT_CHOICE(n, d, c)                                                                    \
+    {                                                                                              \
+        .name = (n), .kind = CLI_CHOICE, .dst = (d), .choices = (c)                                \
+    }
+#define CLI_OPT_CHOICE_G(n, d, c, g)                                                               \
+    {                                                                                              \
+        .name = (n), .kind = CLI_CHOICE, .dst = (d), .choices = (c), .given = (g)                  \
+    }
+#define CLI_OPT_LIST(n, d)                                                                         \
+    {                                                                                              \
+        .name = (n), .kind = CLI_LIST, .dst = (d)                                                  \
+    }
+#define CLI_OPT_END                                                                                \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
+#define CLI_GO_ON (-1)
+/* CLI_GO_ON: parsed, the positional arguments are argv[*first_pos .. argc); CLI_OK: --help
+ * was printed; CLI_USAGE: a usage error was printed. */
+int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos);
+
 /* Parse a whole decimal integer in [lo, hi]; false on anything else. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double *out);

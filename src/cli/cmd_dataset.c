@@ -1,7 +1,6 @@
 /* cmd_dataset.c - `medvlm dataset`: load a labelled image list and describe it. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,30 +26,17 @@ static const char *usage =
 
 int cmd_dataset(int argc, char **argv)
 {
-    struct medvlm_dataset_options opt = {0};
+    struct cli_data_args a;
     int list = 0;
-    static const struct option opts[] = {CLI_TABLE_OPTIONS,
-                                         {"check-files", no_argument, NULL, 'f'},
-                                         {"list", no_argument, NULL, 'p'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (cli_table_opt(c, optarg, &opt)) continue;
-        switch (c) {
-        case 'f':
-            opt.check_files = 1;
-            break;
-        case 'p':
-            list = 1;
-            break;
-        default:
-            return cli_option_end("dataset", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("dataset", "unexpected argument '%s'", argv[optind]);
+    cli_data_args_init(&a);
+    a.ds.check_files = 0; /* --check-files asks for it here */
+    const struct cli_opt opts[] = {CLI_OPT_FLAG("check-files", &a.ds.check_files),
+                                   CLI_OPT_FLAG("list", &list), CLI_OPT_END};
+    const struct cli_spec spec = {
+        .cmd = "dataset", .usage = usage, .opts = opts, .data = &a, .data_table_only = 1};
+    const int r = cli_parse(&spec, argc, argv, NULL);
+    if (r != CLI_GO_ON) return r;
+    const struct medvlm_dataset_options opt = a.ds;
     if (!opt.labels_path && !opt.images_dir)
         return cli_usage("dataset", "give --labels TABLE, --images DIR, or both");
     struct medvlm_dataset *d = NULL;

@@ -1,7 +1,6 @@
 /* cmd_embed.c - `medvlm embed`: image and/or text embeddings of files and prompts. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,8 +19,6 @@ static const char *usage =
     "--no-center-crop\n" CLI_RUN_HELP "\n"
     "example:\n"
     "  medvlm embed --model plip --prompts prompts.txt --out emb.safetensors patches/*.jpg\n";
-
-enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_PROMPTS, OPT_IMAGE, OPT_RUN };
 
 static char *json_array(const char *const *s, int n)
 {
@@ -52,52 +49,28 @@ static char *json_array(const char *const *s, int n)
 
 int cmd_embed(int argc, char **argv)
 {
-    static const struct option opts[] = {CLI_DATA_OPTIONS,
-                                         {"model", required_argument, NULL, OPT_MODEL},
-                                         {"out", required_argument, NULL, OPT_OUT},
-                                         {"prompts", required_argument, NULL, OPT_PROMPTS},
-                                         {"image", required_argument, NULL, OPT_IMAGE},
-                                         {"run", required_argument, NULL, OPT_RUN},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     struct cli_data_args a;
     const char *model_dir = NULL, *out = NULL, *prompts_path = NULL, *run = NULL;
-    int c, r;
+    int first;
     cli_data_args_init(&a);
     a.pre.pipeline = MEDVLM_PREPROCESS_HF;
     char **images = calloc((size_t)argc + 1, sizeof *images);
-    int n_images = 0;
     if (!images) return CLI_FAIL;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == CLI_OPT_IMAGES) c = OPT_IMAGE; /* --images FILE here names one image */
-        if ((r = cli_data_opt("embed", c, optarg, &a)) != 0) {
-            if (r < 0) return free(images), -r;
-            continue;
-        }
-        switch (c) {
-        case OPT_MODEL:
-            model_dir = optarg;
-            break;
-        case OPT_OUT:
-            out = optarg;
-            break;
-        case OPT_RUN:
-            run = optarg;
-            break;
-        case OPT_PROMPTS:
-            prompts_path = optarg;
-            break;
-        case OPT_IMAGE:
-            images[n_images++] = optarg;
-            break;
-        default:
-            free(images);
-            return cli_option_end("embed", usage, c, argv);
-        }
-    }
-    for (int i = optind; i < argc; i++) images[n_images++] = argv[i];
+    struct cli_list list = {(const char **)images, 0, argc};
+    /* --images FILE here names one image (it may be given again), as --image does */
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir),
+                                   CLI_OPT_STR("out", &out),
+                                   CLI_OPT_STR("prompts", &prompts_path),
+                                   CLI_OPT_STR("run", &run),
+                                   CLI_OPT_LIST("images", &list),
+                                   CLI_OPT_LIST("image", &list),
+                                   CLI_OPT_END};
+    const struct cli_spec spec = {
+        .cmd = "embed", .usage = usage, .opts = opts, .data = &a, .max_pos = -1};
+    const int parsed = cli_parse(&spec, argc, argv, &first);
+    if (parsed != CLI_GO_ON) return free(images), parsed;
+    for (int i = first; i < argc; i++) images[list.n++] = argv[i];
+    const int n_images = list.n;
     if (!model_dir || !out)
         return free(images), cli_usage("embed", "--model and --out are required");
     if (!n_images && !prompts_path)

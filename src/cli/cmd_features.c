@@ -1,7 +1,6 @@
 /* cmd_features.c - `medvlm features`: embed a dataset once, resumably. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <string.h>
 
 static const char *usage =
@@ -20,46 +19,18 @@ static const char *usage =
     "      --labels SICAPv2/partition/Test/Train.xlsx --classes NC,G3,G4,G5 \\\n"
     "      --out train_feats.safetensors\n";
 
-enum { OPT_MODEL = CLI_OPT_FIRST_FREE, OPT_OUT, OPT_RESUME, OPT_RUN };
-
 int cmd_features(int argc, char **argv)
 {
-    static const struct option opts[] = {CLI_DATA_OPTIONS,
-                                         {"model", required_argument, NULL, OPT_MODEL},
-                                         {"out", required_argument, NULL, OPT_OUT},
-                                         {"resume", no_argument, NULL, OPT_RESUME},
-                                         {"run", required_argument, NULL, OPT_RUN},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     struct cli_data_args a;
     const char *model_dir = NULL, *out = NULL, *run = NULL;
-    int resume = 0, c, r;
+    int resume = 0;
     cli_data_args_init(&a);
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if ((r = cli_data_opt("features", c, optarg, &a)) != 0) {
-            if (r < 0) return -r;
-            continue;
-        }
-        switch (c) {
-        case OPT_MODEL:
-            model_dir = optarg;
-            break;
-        case OPT_OUT:
-            out = optarg;
-            break;
-        case OPT_RESUME:
-            resume = 1;
-            break;
-        case OPT_RUN:
-            run = optarg;
-            break;
-        default:
-            return cli_option_end("features", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("features", "unexpected argument '%s'", argv[optind]);
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir), CLI_OPT_STR("out", &out),
+                                   CLI_OPT_FLAG("resume", &resume), CLI_OPT_STR("run", &run),
+                                   CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "features", .usage = usage, .opts = opts, .data = &a};
+    const int parsed = cli_parse(&spec, argc, argv, NULL);
+    if (parsed != CLI_GO_ON) return parsed;
     if (!model_dir || !out || !a.ds.images_dir)
         return cli_usage("features", "--model, --images and --out are required");
     if (a.threads) medvlm_set_threads(a.threads);

@@ -1,7 +1,6 @@
 /* cmd_info.c - `medvlm info MODEL_DIR`: what a model folder holds. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -91,24 +90,17 @@ static void json_tower(const struct medvlm_tower_config *t, int vision, size_t p
 
 int cmd_info(int argc, char **argv)
 {
-    int json = 0;
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            json = 1;
-            break;
-        default:
-            return cli_option_end("info", usage, c, argv);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage("info", "expected one MODEL_DIR, got %d arguments", argc - optind);
-    const char *dir = argv[optind];
+    int json = 0, pos;
+    const struct cli_opt opts[] = {CLI_OPT_FLAG("json", &json), CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "info",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .min_pos = 1,
+                                  .max_pos = 1,
+                                  .pos_name = "MODEL_DIR"};
+    const int r = cli_parse(&spec, argc, argv, &pos);
+    if (r != CLI_GO_ON) return r;
+    const char *dir = argv[pos];
     struct medvlm_model *m;
     if (medvlm_model_load(dir, MEDVLM_LOAD_ALL, &m) != MEDVLM_OK) return cli_fail(NULL);
     const struct medvlm_config *cfg = medvlm_model_config(m);

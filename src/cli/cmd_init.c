@@ -1,13 +1,16 @@
 /* cmd_init.c - `medvlm init model|data`: make a model folder or a labelled image set. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *usage =
-    "usage: medvlm init model [--preset tiny|plip] [--seed N] DIR\n"
-    "       medvlm init data [--classes A,B,...] [--per-class N] [--size PX] [--seed N] DIR\n"
+    "usage: medvlm init model [--preset tiny|plip] [--seed N] [--force] DIR\n"
+    "       medvlm init data [--classes A,B,...] [--per-class N] [--size PX] [--seed N]\n"
+    "                        [--force] DIR\n"
     "\n"
     "model: write a Hugging Face CLIP folder with RANDOM weights (config.json,\n"
     "       preprocessor_config.json, model.safetensors) and a small self-made BPE\n"
@@ -18,10 +21,39 @@ static const char *usage =
     "data:  write DIR/images/*.jpg, synthetic H&E-like tiles whose colour and texture\n"
     "       depend on the class, and DIR/labels.csv (image_name + one-hot class columns,\n"
     "       the SICAPv2 table layout). Default classes NC,G3,G4,G5, 8 per class, 256 px.\n"
+    "DIR must be absent or empty: a folder that holds anything (a real model's weights, a\n"
+    "data set) is refused unless --force, which writes over the files of the same names.\n"
     "\n"
     "examples:\n"
     "  medvlm init model --preset tiny /tmp/tiny-clip\n"
     "  medvlm init data --per-class 20 /tmp/synthetic-sicap\n";
+
+/* 1 when dir does not exist or is an empty folder; else prints why it is refused. */
+static int empty_or_absent(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) return 1; /* created when written */
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "medvlm: %s exists and is not a folder\n", dir);
+        return 0;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "medvlm: %s: cannot read the folder: %s\n", dir, strerror(errno));
+        return 0;
+    }
+    const struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    if (!empty)
+        fprintf(stderr,
+                "medvlm: %s is not empty: init writes a new folder and would replace what is "
+                "there (give --force to write over it)\n",
+                dir);
+    return empty;
+}
 
 static void preset_tiny(struct medvlm_config *cfg)
 {
@@ -40,29 +72,20 @@ static void preset_tiny(struct medvlm_config *cfg)
 
 static int init_model(int argc, char **argv)
 {
-    static const struct option opts[] = {{"preset", required_argument, NULL, 'p'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     const char *preset = "tiny";
     long seed = 0;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            preset = optarg;
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
-                return cli_usage("init", "--seed expects a non-negative integer, got '%s'", optarg);
-            break;
-        default:
-            return cli_option_end("init", usage, c, argv);
-        }
-    }
-    if (argc - optind != 1) return cli_usage("init", "init model expects one output DIR");
+    int force = 0, pos;
+    const struct cli_opt opts[] = {CLI_OPT_STR("preset", &preset),
+                                   CLI_OPT_LONG("seed", &seed, 0, 0x7fffffff),
+                                   CLI_OPT_FLAG("force", &force), CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "init",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .min_pos = 1,
+                                  .max_pos = 1,
+                                  .pos_name = "output DIR"};
+    const int parsed = cli_parse(&spec, argc, argv, &pos);
+    if (parsed != CLI_GO_ON) return parsed;
     struct medvlm_config cfg;
     if (strcmp(preset, "plip") == 0)
         medvlm_config_default(&cfg);
@@ -70,7 +93,8 @@ static int init_model(int argc, char **argv)
         preset_tiny(&cfg);
     else
         return cli_usage("init", "unknown preset '%s' (expected tiny or plip)", preset);
-    const char *dir = argv[optind];
+    const char *dir = argv[pos];
+    if (!force && !empty_or_absent(dir)) return CLI_FAIL;
     /* the tokenizer first: its vocabulary sizes the text embedding */
     int vocab = 0;
     struct medvlm_tokenizer *tok;
@@ -91,39 +115,25 @@ static int init_model(int argc, char **argv)
 
 static int init_data(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"classes", required_argument, NULL, 'c'}, {"per-class", required_argument, NULL, 'n'},
-        {"size", required_argument, NULL, 'z'},    {"seed", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    char classes_buf[4096] = "NC,G3,G4,G5";
+    const char *classes_arg = "NC,G3,G4,G5";
+    char classes_buf[4096];
     long per_class = 8, size = 256, seed = 0;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            if (strlen(optarg) >= sizeof classes_buf)
-                return cli_usage("init", "--classes list is too long");
-            strcpy(classes_buf, optarg);
-            break;
-        case 'n':
-            if (!cli_parse_int(optarg, 1, 100000, &per_class))
-                return cli_usage("init", "--per-class expects 1..100000, got '%s'", optarg);
-            break;
-        case 'z':
-            if (!cli_parse_int(optarg, 16, 4096, &size))
-                return cli_usage("init", "--size expects 16..4096 pixels, got '%s'", optarg);
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
-                return cli_usage("init", "--seed expects a non-negative integer, got '%s'", optarg);
-            break;
-        default:
-            return cli_option_end("init", usage, c, argv);
-        }
-    }
-    if (argc - optind != 1) return cli_usage("init", "init data expects one output DIR");
+    int force = 0, pos;
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("classes", &classes_arg),  CLI_OPT_LONG("per-class", &per_class, 1, 100000),
+        CLI_OPT_LONG("size", &size, 16, 4096), CLI_OPT_LONG("seed", &seed, 0, 0x7fffffff),
+        CLI_OPT_FLAG("force", &force),         CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "init",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .min_pos = 1,
+                                  .max_pos = 1,
+                                  .pos_name = "output DIR"};
+    const int parsed = cli_parse(&spec, argc, argv, &pos);
+    if (parsed != CLI_GO_ON) return parsed;
+    if (strlen(classes_arg) >= sizeof classes_buf)
+        return cli_usage("init", "--classes list is too long");
+    strcpy(classes_buf, classes_arg);
     const char *classes[MAX_CLASSES];
     int k = 0;
     for (char *tok = strtok(classes_buf, ","); tok; tok = strtok(NULL, ",")) {
@@ -136,9 +146,10 @@ static int init_data(int argc, char **argv)
         classes[k++] = tok;
     }
     if (k < 1) return cli_usage("init", "--classes is empty");
-    if (medvlm_synth_dataset(argv[optind], classes, k, (int)per_class, (int)size, (uint64_t)seed))
+    if (!force && !empty_or_absent(argv[pos])) return CLI_FAIL;
+    if (medvlm_synth_dataset(argv[pos], classes, k, (int)per_class, (int)size, (uint64_t)seed))
         return cli_fail("init data");
-    printf("wrote %s: %ld synthetic images (%d classes x %ld) and labels.csv\n", argv[optind],
+    printf("wrote %s: %ld synthetic images (%d classes x %ld) and labels.csv\n", argv[pos],
            per_class * k, k, per_class);
     return CLI_OK;
 }

@@ -3,7 +3,6 @@
 
 #include "core/core.h"
 
-#include <getopt.h>
 #include <string.h>
 
 static const char *usage =
@@ -29,30 +28,11 @@ static const char *const copied[] = {"tokenizer.json", "vocab.json", "merges.txt
 int cmd_merge(int argc, char **argv)
 {
     const char *model_dir = NULL, *run = NULL, *out = NULL;
-    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
-                                         {"run", required_argument, NULL, 'r'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model_dir = optarg;
-            break;
-        case 'r':
-            run = optarg;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        default:
-            return cli_option_end("merge", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("merge", "unexpected argument '%s'", argv[optind]);
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir), CLI_OPT_STR("run", &run),
+                                   CLI_OPT_STR("out", &out), CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "merge", .usage = usage, .opts = opts};
+    const int parsed = cli_parse(&spec, argc, argv, NULL);
+    if (parsed != CLI_GO_ON) return parsed;
     if (!model_dir || !run || !out)
         return cli_usage("merge", "--model, --run and --out are all required");
     struct medvlm_model *base = NULL, *m = NULL;

@@ -1,7 +1,6 @@
 /* cmd_metrics.c - `medvlm metrics`: the metrics report of a predictions CSV. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,29 +62,18 @@ static char **class_list(const char *list, const struct medvlm_table *t, int tc,
 int cmd_metrics(int argc, char **argv)
 {
     const char *classes = NULL, *json = NULL;
-    static const struct option opts[] = {{"classes", required_argument, NULL, 'c'},
-                                         {"json", required_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            classes = optarg;
-            break;
-        case 'j':
-            json = optarg;
-            break;
-        default:
-            return cli_option_end("metrics", usage, c, argv);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage("metrics", "expected one PREDICTIONS file, got %d arguments",
-                         argc - optind);
-    const char *path = argv[optind];
+    int first;
+    const struct cli_opt opts[] = {CLI_OPT_STR("classes", &classes), CLI_OPT_STR("json", &json),
+                                   CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "metrics",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .min_pos = 1,
+                                  .max_pos = 1,
+                                  .pos_name = "PREDICTIONS file"};
+    const int parsed = cli_parse(&spec, argc, argv, &first);
+    if (parsed != CLI_GO_ON) return parsed;
+    const char *path = argv[first];
     struct medvlm_table *t = NULL;
     if (medvlm_table_load(path, NULL, &t) != MEDVLM_OK) return cli_fail(NULL);
     int rc = CLI_FAIL, k = 0;

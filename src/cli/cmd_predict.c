@@ -8,7 +8,6 @@
 #include "core/core.h"
 #include "ops/ops.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,38 +99,13 @@ done:
 int cmd_predict(int argc, char **argv)
 {
     const char *adapter_path = NULL, *feats_path = NULL, *json = NULL, *csv = NULL, *run = NULL;
-    static const struct option opts[] = {{"adapter", required_argument, NULL, 'a'},
-                                         {"features", required_argument, NULL, 'f'},
-                                         {"run", required_argument, NULL, 'r'},
-                                         {"json", required_argument, NULL, 'j'},
-                                         {"predictions", required_argument, NULL, 'p'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'a':
-            adapter_path = optarg;
-            break;
-        case 'r':
-            run = optarg;
-            break;
-        case 'f':
-            feats_path = optarg;
-            break;
-        case 'j':
-            json = optarg;
-            break;
-        case 'p':
-            csv = optarg;
-            break;
-        default:
-            return cli_option_end("predict", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("predict", "unexpected argument '%s'", argv[optind]);
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("adapter", &adapter_path), CLI_OPT_STR("run", &run),
+        CLI_OPT_STR("features", &feats_path),  CLI_OPT_STR("json", &json),
+        CLI_OPT_STR("predictions", &csv),      CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "predict", .usage = usage, .opts = opts};
+    const int parsed = cli_parse(&spec, argc, argv, NULL);
+    if (parsed != CLI_GO_ON) return parsed;
     if (!adapter_path == !run)
         return cli_usage("predict", "give the classifier: --adapter FILE or --run RUN_DIR");
     if (!feats_path) return cli_usage("predict", "--features FEATS is required");

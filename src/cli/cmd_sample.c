@@ -2,7 +2,6 @@
  * features file (the subset `medvlm adapt` trains on). */
 #include "cli.h"
 
-#include <getopt.h>
 #include <string.h>
 
 static const char *usage =
@@ -43,47 +42,24 @@ static int features_rows(const char *path, struct medvlm_features **f)
 
 int cmd_sample(int argc, char **argv)
 {
-    struct medvlm_dataset_options opt = {0};
+    struct cli_data_args a;
     long shots = 0, seed = 1;
     int allow_fewer = 0, with_labels = 0, have_shots = 0;
     const char *feats = NULL;
-    static const struct option opts[] = {CLI_TABLE_OPTIONS,
-                                         {"shots", required_argument, NULL, 'k'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"allow-fewer", no_argument, NULL, 'a'},
-                                         {"with-labels", no_argument, NULL, 'w'},
-                                         {"features", required_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (cli_table_opt(c, optarg, &opt)) continue;
-        switch (c) {
-        case 'k':
-            if (!cli_parse_int(optarg, 1, 1L << 30, &shots))
-                return cli_usage("sample", "--shots expects an integer >= 1, got '%s'", optarg);
-            have_shots = 1;
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, -(1L << 62), 1L << 62, &seed))
-                return cli_usage("sample", "--seed expects an integer, got '%s'", optarg);
-            break;
-        case 'a':
-            allow_fewer = 1;
-            break;
-        case 'w':
-            with_labels = 1;
-            break;
-        case 'f':
-            feats = optarg;
-            break;
-        default:
-            return cli_option_end("sample", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("sample", "unexpected argument '%s'", argv[optind]);
+    cli_data_args_init(&a);
+    a.ds.check_files = 0; /* only names are printed */
+    const struct cli_opt opts[] = {
+        CLI_OPT_LONG_G("shots", &shots, 1, CLI_NO_LIMIT, &have_shots),
+        CLI_OPT_LONG("seed", &seed, -(double)(1L << 62), (double)(1L << 62)),
+        CLI_OPT_FLAG("allow-fewer", &allow_fewer),
+        CLI_OPT_FLAG("with-labels", &with_labels),
+        CLI_OPT_STR("features", &feats),
+        CLI_OPT_END};
+    const struct cli_spec spec = {
+        .cmd = "sample", .usage = usage, .opts = opts, .data = &a, .data_table_only = 1};
+    const int r = cli_parse(&spec, argc, argv, NULL);
+    if (r != CLI_GO_ON) return r;
+    struct medvlm_dataset_options opt = a.ds;
     if (!opt.labels_path == !feats)
         return cli_usage("sample", "give --labels TABLE or --features FEATS (one of them)");
     if (feats && (opt.classes || opt.sheet || opt.image_column || opt.label_column))

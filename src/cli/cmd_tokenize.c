@@ -2,7 +2,6 @@
  */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,50 +68,23 @@ static void print_json_ints(const int32_t *v, int n)
 
 int cmd_tokenize(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"max-length", required_argument, 0, 'L'},
-        {"pad", required_argument, 0, 'p'},   {"json", no_argument, 0, 'j'},
-        {"tokens", no_argument, 0, 't'},      {"file", required_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *model = NULL, *file = NULL;
-    long max_len = MEDVLM_CLIP_CONTEXT;
-    int json = 0, tokens = 0, pad = -1; /* -1 none */
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'f':
-            file = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 't':
-            tokens = 1;
-            break;
-        case 'L':
-            if (!cli_parse_int(optarg, 2, 4096, &max_len))
-                return cli_usage("tokenize", "--max-length '%s': expected an integer in [2, 4096]",
-                                 optarg);
-            break;
-        case 'p':
-            if (!strcmp(optarg, "none"))
-                pad = -1;
-            else if (!strcmp(optarg, "longest"))
-                pad = MEDVLM_PAD_LONGEST;
-            else if (!strcmp(optarg, "max"))
-                pad = MEDVLM_PAD_MAX_LENGTH;
-            else
-                return cli_usage("tokenize", "--pad '%s': expected none, longest or max", optarg);
-            break;
-        default:
-            return cli_option_end("tokenize", usage, c, argv);
-        }
-    }
+    int max_len = MEDVLM_CLIP_CONTEXT, json = 0, tokens = 0, pad_mode = 0, first;
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model),
+                                   CLI_OPT_INT("max-length", &max_len, 2, 4096),
+                                   CLI_OPT_CHOICE("pad", &pad_mode, "none|longest|max"),
+                                   CLI_OPT_FLAG("json", &json),
+                                   CLI_OPT_FLAG("tokens", &tokens),
+                                   CLI_OPT_STR("file", &file),
+                                   CLI_OPT_END};
+    /* options first: a prompt may start with '-' */
+    const struct cli_spec spec = {
+        .cmd = "tokenize", .usage = usage, .opts = opts, .max_pos = -1, .options_first = 1};
+    const int parsed = cli_parse(&spec, argc, argv, &first);
+    if (parsed != CLI_GO_ON) return parsed;
+    const int pad = pad_mode == 1   ? MEDVLM_PAD_LONGEST
+                    : pad_mode == 2 ? MEDVLM_PAD_MAX_LENGTH
+                                    : -1; /* none */
     if (!model) return cli_usage("tokenize", "--model DIR is required");
     struct prompts p = {0};
     int rc = CLI_FAIL;
@@ -124,7 +96,7 @@ int cmd_tokenize(int argc, char **argv)
         goto done;
     }
     int from_file = p.n;
-    for (int i = optind; i < argc; i++)
+    for (int i = first; i < argc; i++)
         if (!add_prompt(&p, argv[i])) goto done;
     if (p.n == 0) {
         free(p.v);
@@ -167,7 +139,7 @@ int cmd_tokenize(int argc, char **argv)
         goto done;
     }
     if (json) {
-        printf("{\"max_length\":%ld,\"pad\":\"%s\",\"vocab_size\":%d,\"prompts\":[", max_len,
+        printf("{\"max_length\":%d,\"pad\":\"%s\",\"vocab_size\":%d,\"prompts\":[", max_len,
                pad < 0                     ? "none"
                : pad == MEDVLM_PAD_LONGEST ? "longest"
                                            : "max",

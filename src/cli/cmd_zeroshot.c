@@ -1,7 +1,6 @@
 /* cmd_zeroshot.c - `medvlm zeroshot`: classify with class prompts, print the metrics. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,68 +25,23 @@ static const char *usage =
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";
 
-enum {
-    OPT_MODEL = CLI_OPT_FIRST_FREE,
-    OPT_PROMPTS,
-    OPT_FEATURES,
-    OPT_SAVE_PROTOS,
-    OPT_JSON,
-    OPT_PRED,
-    OPT_RUN
-};
-
 int cmd_zeroshot(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_DATA_OPTIONS,
-        {"model", required_argument, NULL, OPT_MODEL},
-        {"prompts", required_argument, NULL, OPT_PROMPTS},
-        {"features", required_argument, NULL, OPT_FEATURES},
-        {"save-prototypes", required_argument, NULL, OPT_SAVE_PROTOS},
-        {"json", required_argument, NULL, OPT_JSON},
-        {"predictions", required_argument, NULL, OPT_PRED},
-        {"run", required_argument, NULL, OPT_RUN},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     struct cli_data_args a;
     const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *save = NULL;
     const char *json = NULL, *pred_path = NULL, *run = NULL;
-    int c, r;
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir),
+                                   CLI_OPT_STR("prompts", &prompts_path),
+                                   CLI_OPT_STR("features", &feats_path),
+                                   CLI_OPT_STR("save-prototypes", &save),
+                                   CLI_OPT_STR("json", &json),
+                                   CLI_OPT_STR("predictions", &pred_path),
+                                   CLI_OPT_STR("run", &run),
+                                   CLI_OPT_END};
     cli_data_args_init(&a);
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if ((r = cli_data_opt("zeroshot", c, optarg, &a)) != 0) {
-            if (r < 0) return -r;
-            continue;
-        }
-        switch (c) {
-        case OPT_MODEL:
-            model_dir = optarg;
-            break;
-        case OPT_PROMPTS:
-            prompts_path = optarg;
-            break;
-        case OPT_FEATURES:
-            feats_path = optarg;
-            break;
-        case OPT_SAVE_PROTOS:
-            save = optarg;
-            break;
-        case OPT_JSON:
-            json = optarg;
-            break;
-        case OPT_PRED:
-            pred_path = optarg;
-            break;
-        case OPT_RUN:
-            run = optarg;
-            break;
-        default:
-            return cli_option_end("zeroshot", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("zeroshot", "unexpected argument '%s'", argv[optind]);
+    const struct cli_spec spec = {.cmd = "zeroshot", .usage = usage, .opts = opts, .data = &a};
+    const int r = cli_parse(&spec, argc, argv, NULL);
+    if (r != CLI_GO_ON) return r;
     if (!model_dir || !prompts_path)
         return cli_usage("zeroshot", "--model and --prompts are required");
     if (!feats_path == !a.ds.images_dir)

@@ -110,8 +110,8 @@ enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
     for (int i = 0; i < k; i++) {
         const int c = order ? order[i] : i;
         if (c < 0 || c >= pr->n_classes)
-            return mv_err(MEDVLM_ERR_ARG, "prompt prototypes: class %d outside the prompts' %d",
-                          c, pr->n_classes);
+            return mv_err(MEDVLM_ERR_ARG, "prompt prototypes: class %d outside the prompts' %d", c,
+                          pr->n_classes);
         n_texts += pr->n_prompts[c];
     }
     texts = mv_malloc((size_t)MV_MAX(n_texts, 1) * sizeof *texts);
@@ -141,13 +141,13 @@ fail:
 enum medvlm_status medvlm_prototypes_from_prompts(const struct medvlm_model *m,
                                                   const char *model_what,
                                                   const struct medvlm_tokenizer *tok,
-                                                  const struct medvlm_prompts *pr,
-                                                  const int *order, int k,
-                                                  struct medvlm_prototypes **out)
+                                                  const struct medvlm_prompts *pr, const int *order,
+                                                  int k, struct medvlm_prototypes **out)
 {
     enum medvlm_status st = MEDVLM_OK;
     struct medvlm_prototypes *p = NULL;
-    if (!m || !pr || !out || k < 1) return mv_err(MEDVLM_ERR_ARG, "prototypes from prompts: bad arguments");
+    if (!m || !pr || !out || k < 1)
+        return mv_err(MEDVLM_ERR_ARG, "prototypes from prompts: bad arguments");
     *out = NULL;
     const int D = medvlm_model_config(m)->projection_dim;
     int ok = (p = mv_calloc(1, sizeof *p)) != NULL;

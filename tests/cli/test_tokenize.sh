@@ -63,7 +63,7 @@ expect_rc "no model" $rc 2
 expect "no model message" "$(head -1 "$tmp/err")" "medvlm tokenize: --model DIR is required"
 "$cli" tokenize --model "$model" --pad wide x > /dev/null 2> "$tmp/err"; rc=$?
 expect_rc "bad pad" $rc 2
-expect "bad pad message" "$(head -1 "$tmp/err")" "medvlm tokenize: --pad 'wide': expected none, longest or max"
+expect "bad pad message" "$(head -1 "$tmp/err")" "medvlm tokenize: --pad expects one of none/longest/max, got 'wide'"
 "$cli" tokenize --model "$model" --max-length 1 x > /dev/null 2>&1; rc=$?
 expect_rc "bad max length" $rc 2
 "$cli" tokenize --model "$model" > /dev/null 2>&1; rc=$?
