@@ -50,8 +50,12 @@ static int store(const char *cmd, const struct cli_opt *o, const char *arg)
         break;
     case CLI_INT:
     case CLI_LONG:
-        if (!cli_parse_int(arg, o->lo <= -1e300 ? LONG_MIN : (long)o->lo,
-                           o->hi >= 1e300 ? LONG_MAX : (long)o->hi, &v)) {
+        /* the widest range the destination holds; a bound beyond it is no bound */
+        const long lo_max = o->kind == CLI_INT ? INT_MIN : LONG_MIN;
+        const long hi_max = o->kind == CLI_INT ? INT_MAX : LONG_MAX;
+        const long lo = o->lo <= (double)lo_max ? lo_max : (long)o->lo;
+        const long hi = o->hi >= (double)hi_max ? hi_max : (long)o->hi;
+        if (!cli_parse_int(arg, lo, hi, &v)) {
             describe(o, range, sizeof range);
             cli_usage(cmd, "--%s expects %s, got '%s'", o->name, range, arg);
             return 0;
@@ -110,6 +114,11 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
 {
     static const struct option table_opts[] = {CLI_TABLE_OPTIONS};
     static const struct option data_opts[] = {CLI_DATA_OPTIONS};
+    static const struct option pre_opts[] = {
+        {"preprocess", required_argument, NULL, CLI_OPT_PREPROCESS},
+        {"no-antialias", no_argument, NULL, CLI_OPT_NO_ANTIALIAS},
+        {"no-center-crop", no_argument, NULL, CLI_OPT_NO_CENTER_CROP},
+        {"threads", required_argument, NULL, CLI_OPT_THREADS}};
     struct option all[MAX_OPTS + 1];
     int n = 0, c;
     /* the command's own rows first: a name it shares with the dataset flags is its own */
@@ -120,9 +129,12 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
                                    NULL, OPT_BASE + i};
     }
     if (s->data) {
-        const struct option *d = s->data_table_only ? table_opts : data_opts;
-        const int nd = s->data_table_only ? (int)(sizeof table_opts / sizeof *table_opts)
-                                          : (int)(sizeof data_opts / sizeof *data_opts);
+        const struct option *d = s->data_table_only        ? table_opts
+                                 : s->data_preprocess_only ? pre_opts
+                                                           : data_opts;
+        const int nd = s->data_table_only        ? (int)MV_ARRAY_LEN(table_opts)
+                       : s->data_preprocess_only ? (int)MV_ARRAY_LEN(pre_opts)
+                                                 : (int)MV_ARRAY_LEN(data_opts);
         for (int i = 0; i < nd && n < MAX_OPTS; i++) all[n++] = d[i];
     }
     all[n++] = (struct option){"help", no_argument, NULL, 'h'};

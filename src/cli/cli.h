@@ -67,6 +67,7 @@ struct cli_spec {
     const struct cli_opt *opts;
     struct cli_data_args *data; /* the shared dataset flags (common.c), NULL: none */
     int data_table_only;        /* only the label-table flags (CLI_TABLE_OPTIONS) */
+    int data_preprocess_only;   /* only --preprocess, --no-antialias, --no-center-crop, --threads */
     int min_pos, max_pos;       /* positional arguments accepted; max_pos -1: any number */
     const char *pos_name;       /* how a usage error names them ("MODEL_DIR") */
     int options_first;          /* options end at the first positional argument */

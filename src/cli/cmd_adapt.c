@@ -8,7 +8,6 @@
 #include "core/core.h"
 
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +67,7 @@ struct adapt_args {
     struct medvlm_adapter_options o; /* user overrides, with have_* flags */
     int have_epochs, have_batch, have_lr, have_momentum, have_wd, have_alpha, have_beta,
         have_hidden, have_rho, have_optim, have_sched, clap_alm;
+    int optimizer, schedule; /* indices into "sgd|adam|adamw" and "constant|cosine" */
 };
 
 /* One method's results over the seeds. */
@@ -104,173 +104,58 @@ static int parse_seeds(const char *s, struct adapt_args *a)
     return a->nseeds > 0;
 }
 
-static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
+/* CLI_GO_ON when the command should go on; else its exit code (usage printed, or --help). */
+static int parse_args(int argc, char **argv, struct adapt_args *a)
 {
-    static const struct option opts[] = {{"method", required_argument, NULL, 'm'},
-                                         {"methods", required_argument, NULL, 'X'},
-                                         {"train", required_argument, NULL, 'T'},
-                                         {"test", required_argument, NULL, 't'},
-                                         {"prototypes", required_argument, NULL, 'p'},
-                                         {"prompts", required_argument, NULL, 'P'},
-                                         {"model", required_argument, NULL, 'D'},
-                                         {"shots", required_argument, NULL, 'k'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"seeds", required_argument, NULL, 'S'},
-                                         {"allow-fewer", no_argument, NULL, 'a'},
-                                         {"epochs", required_argument, NULL, 'e'},
-                                         {"batch-size", required_argument, NULL, 'b'},
-                                         {"lr", required_argument, NULL, 'l'},
-                                         {"optimizer", required_argument, NULL, 'o'},
-                                         {"momentum", required_argument, NULL, 'M'},
-                                         {"weight-decay", required_argument, NULL, 'w'},
-                                         {"schedule", required_argument, NULL, 'c'},
-                                         {"alpha", required_argument, NULL, 'A'},
-                                         {"beta", required_argument, NULL, 'B'},
-                                         {"hidden", required_argument, NULL, 'H'},
-                                         {"clap-alm", no_argument, NULL, 'L'},
-                                         {"rho", required_argument, NULL, 'r'},
-                                         {"json", required_argument, NULL, 'j'},
-                                         {"out", required_argument, NULL, 'O'},
-                                         {"threads", required_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    long v;
-    double x;
-    *done = 0;
+    const char *method = NULL, *methods = NULL, *seeds = NULL;
+    long seed = 1;
+    int have_seed = 0;
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("method", &method),
+        CLI_OPT_STR("methods", &methods),
+        CLI_OPT_STR("train", &a->train),
+        CLI_OPT_STR("test", &a->test),
+        CLI_OPT_STR("prototypes", &a->protos),
+        CLI_OPT_STR("prompts", &a->prompts),
+        CLI_OPT_STR("model", &a->model),
+        CLI_OPT_INT_G("shots", &a->shots, 1, CLI_NO_LIMIT, &a->have_shots),
+        CLI_OPT_LONG_G("seed", &seed, 0, (double)(1L << 62), &have_seed),
+        CLI_OPT_STR("seeds", &seeds),
+        CLI_OPT_FLAG("allow-fewer", &a->allow_fewer),
+        CLI_OPT_INT_G("epochs", &a->o.epochs, 0, 1000000, &a->have_epochs),
+        CLI_OPT_INT_G("batch-size", &a->o.batch_size, 1, 1 << 30, &a->have_batch),
+        CLI_OPT_FLOAT_G("lr", &a->o.lr, 0, CLI_NO_LIMIT, &a->have_lr),
+        CLI_OPT_CHOICE_G("optimizer", &a->optimizer, "sgd|adam|adamw", &a->have_optim),
+        CLI_OPT_FLOAT_G("momentum", &a->o.momentum, 0, CLI_NO_LIMIT, &a->have_momentum),
+        CLI_OPT_FLOAT_G("weight-decay", &a->o.weight_decay, 0, CLI_NO_LIMIT, &a->have_wd),
+        CLI_OPT_CHOICE_G("schedule", &a->schedule, "constant|cosine", &a->have_sched),
+        CLI_OPT_FLOAT_G("alpha", &a->o.alpha, -CLI_NO_LIMIT, CLI_NO_LIMIT, &a->have_alpha),
+        CLI_OPT_FLOAT_G("beta", &a->o.beta, 0, CLI_NO_LIMIT, &a->have_beta),
+        CLI_OPT_INT_G("hidden", &a->o.hidden, 1, 1 << 20, &a->have_hidden),
+        CLI_OPT_FLAG("clap-alm", &a->clap_alm),
+        CLI_OPT_FLOAT_G("rho", &a->o.clap_rho, 0, CLI_NO_LIMIT, &a->have_rho),
+        CLI_OPT_STR("json", &a->json),
+        CLI_OPT_STR("out", &a->out),
+        CLI_OPT_INT("threads", &a->o.threads, 1, 1024),
+        CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "adapt", .usage = usage, .opts = opts};
+    const int parsed = cli_parse(&spec, argc, argv, NULL);
+    if (parsed != CLI_GO_ON) return parsed;
+    if (method && methods)
+        return cli_usage("adapt", "give --method or --methods once (got '%s' and '%s')", method,
+                         methods);
+    a->method = method ? method : methods;
+    static const enum medvlm_optimizer optimizer_of[] = {
+        MEDVLM_OPTIMIZER_SGD, MEDVLM_OPTIMIZER_ADAM, MEDVLM_OPTIMIZER_ADAMW};
+    a->o.optimizer = optimizer_of[a->optimizer];
+    a->o.schedule = a->schedule ? MEDVLM_SCHEDULE_COSINE : MEDVLM_SCHEDULE_CONSTANT;
     a->nseeds = 1;
-    a->seeds[0] = 1;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-        case 'X':
-            if (a->method)
-                return cli_usage("adapt", "give --method or --methods once (got '%s' and '%s')",
-                                 a->method, optarg);
-            a->method = optarg;
-            break;
-        case 'T':
-            a->train = optarg;
-            break;
-        case 't':
-            a->test = optarg;
-            break;
-        case 'p':
-            a->protos = optarg;
-            break;
-        case 'P':
-            a->prompts = optarg;
-            break;
-        case 'D':
-            a->model = optarg;
-            break;
-        case 'j':
-            a->json = optarg;
-            break;
-        case 'O':
-            a->out = optarg;
-            break;
-        case 'a':
-            a->allow_fewer = 1;
-            break;
-        case 'L':
-            a->clap_alm = 1;
-            break;
-        case 'k':
-            if (!cli_parse_int(optarg, 0, 1L << 20, &v))
-                return cli_usage("adapt", "--shots expects an integer, got '%s'", optarg);
-            if (v < 1)
-                return cli_usage("adapt", "--shots must be at least 1 image per class, got %ld", v);
-            a->shots = (int)v;
-            a->have_shots = 1;
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, 0, 1L << 62, &a->seeds[0]))
-                return cli_usage("adapt", "--seed expects an integer >= 0, got '%s'", optarg);
-            a->nseeds = 1;
-            break;
-        case 'S':
-            if (!parse_seeds(optarg, a))
-                return cli_usage(
-                    "adapt", "--seeds expects up to %d integers >= 0 separated by commas, got '%s'",
-                    MAX_SEEDS, optarg);
-            break;
-        case 'e':
-            if (!cli_parse_int(optarg, 0, 1000000, &v))
-                return cli_usage("adapt", "--epochs expects an integer in [0, 1000000], got '%s'",
-                                 optarg);
-            a->o.epochs = (int)v;
-            a->have_epochs = 1;
-            break;
-        case 'b':
-            if (!cli_parse_int(optarg, 1, 1 << 30, &v))
-                return cli_usage("adapt", "--batch-size expects an integer >= 1, got '%s'", optarg);
-            a->o.batch_size = (int)v;
-            a->have_batch = 1;
-            break;
-        case 'n':
-            if (!cli_parse_int(optarg, 1, 1024, &v))
-                return cli_usage("adapt", "--threads expects 1..1024, got '%s'", optarg);
-            a->o.threads = (int)v;
-            break;
-        case 'H':
-            if (!cli_parse_int(optarg, 1, 1 << 20, &v))
-                return cli_usage("adapt", "--hidden expects an integer >= 1, got '%s'", optarg);
-            a->o.hidden = (int)v;
-            a->have_hidden = 1;
-            break;
-        case 'l':
-        case 'M':
-        case 'w':
-        case 'A':
-        case 'B':
-        case 'r':
-            if (!cli_parse_float(optarg, &x) || (c != 'A' && x < 0))
-                return cli_usage("adapt", "--%s expects a %s number, got '%s'",
-                                 c == 'l'   ? "lr"
-                                 : c == 'M' ? "momentum"
-                                 : c == 'w' ? "weight-decay"
-                                 : c == 'A' ? "alpha"
-                                 : c == 'B' ? "beta"
-                                            : "rho",
-                                 c == 'A' ? "finite" : "non-negative", optarg);
-            if (c == 'l') a->o.lr = (float)x, a->have_lr = 1;
-            if (c == 'M') a->o.momentum = (float)x, a->have_momentum = 1;
-            if (c == 'w') a->o.weight_decay = (float)x, a->have_wd = 1;
-            if (c == 'A') a->o.alpha = (float)x, a->have_alpha = 1;
-            if (c == 'B') a->o.beta = (float)x, a->have_beta = 1;
-            if (c == 'r') a->o.clap_rho = (float)x, a->have_rho = 1;
-            break;
-        case 'o':
-            if (!strcmp(optarg, "sgd"))
-                a->o.optimizer = MEDVLM_OPTIMIZER_SGD;
-            else if (!strcmp(optarg, "adam"))
-                a->o.optimizer = MEDVLM_OPTIMIZER_ADAM;
-            else if (!strcmp(optarg, "adamw"))
-                a->o.optimizer = MEDVLM_OPTIMIZER_ADAMW;
-            else
-                return cli_usage("adapt", "--optimizer must be sgd, adam or adamw, got '%s'",
-                                 optarg);
-            a->have_optim = 1;
-            break;
-        case 'c':
-            if (!strcmp(optarg, "constant"))
-                a->o.schedule = MEDVLM_SCHEDULE_CONSTANT;
-            else if (!strcmp(optarg, "cosine"))
-                a->o.schedule = MEDVLM_SCHEDULE_COSINE;
-            else
-                return cli_usage("adapt", "--schedule must be constant or cosine, got '%s'",
-                                 optarg);
-            a->have_sched = 1;
-            break;
-        default:
-            *done = c == 'h';
-            return cli_option_end("adapt", usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage("adapt", "unexpected argument '%s'", argv[optind]);
+    a->seeds[0] = seed;
+    if (seeds && !have_seed && !parse_seeds(seeds, a))
+        return cli_usage("adapt",
+                         "--seeds expects up to %d integers >= 0 separated by commas, got '%s'",
+                         MAX_SEEDS, seeds);
+    if (seeds && have_seed) return cli_usage("adapt", "give --seed or --seeds, not both");
     if (!a->method) return cli_usage("adapt", "--method NAME or --methods all|NAME,.. is required");
     if (!a->train || !a->test) return cli_usage("adapt", "--train and --test are both required");
     if (a->protos && (a->prompts || a->model))
@@ -287,7 +172,7 @@ static int parse_args(int argc, char **argv, struct adapt_args *a, int *done)
     if (a->out && (!strcmp(a->method, "all") || strchr(a->method, ',')))
         return cli_usage("adapt", "--out saves one adapter: name one --method, not '%s'",
                          a->method);
-    return CLI_OK;
+    return CLI_GO_ON;
 }
 
 /* --method / --methods: "all" (every method, zero-shot first) or names separated by commas,
@@ -620,8 +505,8 @@ static int write_json(const struct adapt_args *a, const struct method_result *re
 int cmd_adapt(int argc, char **argv)
 {
     struct adapt_args a = {0};
-    int done, rc = parse_args(argc, argv, &a, &done);
-    if (rc != CLI_OK || done) return rc;
+    const int parsed = parse_args(argc, argv, &a);
+    if (parsed != CLI_GO_ON) return parsed;
     enum medvlm_adapter_method methods[MEDVLM_ADAPTER_COUNT];
     int nm = parse_methods(a.method, methods);
     if (nm <= 0) return CLI_USAGE;
@@ -634,7 +519,7 @@ int cmd_adapt(int argc, char **argv)
     int64_t *Y = NULL;
     int *idx = NULL;
     struct draws dr = {{NULL}, {0}};
-    rc = CLI_FAIL;
+    int rc = CLI_FAIL;
     if (!res) goto done;
     if (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
         (a.protos && medvlm_prototypes_load(a.protos, &p))) {
@@ -685,12 +570,15 @@ int cmd_adapt(int argc, char **argv)
     printf(
         "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d%s%s\n",
         a.shots, n, tr->n, a.train, te->n, p->k, p->d, model ? ", model " : "", model ? model : "");
-    if (nm == 1 && res[0].steps > 0)
+    if (nm == 1 && res[0].steps > 0) {
+        char mom[48] = ""; /* the momentum used, SGD only */
+        if (o0.optimizer == MEDVLM_OPTIMIZER_SGD)
+            snprintf(mom, sizeof mom, " momentum %g", (double)o0.momentum);
         printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
                medvlm_adapter_method_name(methods[0]), o0.epochs, o0.batch_size,
-               optim_name(o0.optimizer), (double)o0.lr,
-               o0.optimizer == MEDVLM_OPTIMIZER_SGD ? " momentum 0.9" : "", res[0].steps,
+               optim_name(o0.optimizer), (double)o0.lr, mom, res[0].steps,
                (double)res[0].first_loss, (double)res[0].last_loss, res[0].secs[0]);
+    }
     if (nm == 1 && a.nseeds == 1) {
         char *table = NULL;
         if (medvlm_metrics_format_table(&detail, (const char *const *)p->classes, &table)) {

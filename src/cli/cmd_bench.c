@@ -7,7 +7,6 @@
 #include "ops/ops.h"
 #include "peft/peft.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,99 +569,41 @@ done:
 
 int cmd_bench(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"random", required_argument, 0, 'r'},
-        {"model", required_argument, 0, 'm'},
-        {"only", required_argument, 0, 'o'},
-        {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},
-        {"reps", required_argument, 0, 'n'},
-        {"json", no_argument, 0, 'j'},
-        {"gemm", no_argument, 0, 'g'},
-        {"profile", no_argument, 0, 'p'},
-        {"blas-threads", no_argument, 0, 'B'},
-        {"no-skinny", no_argument, 0, 'S'},
-        {"train", required_argument, 0, 'T'},
-        {"gemm-backend", required_argument, 0, 'K'},
-        {"peak", no_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
     struct bench_opts o = {.reps = 5};
-    const char *model_dir = NULL, *only = NULL;
-    int gemm = 0, peak = 0, train = 0, c;
+    const char *model_dir = NULL, *random = NULL, *train_name = NULL;
+    int gemm = 0, peak = 0, blas_threads = 0, no_skinny = 0, only = 0, backend = 0,
+        backend_given = 0;
+    enum { ONLY_BOTH, ONLY_VISION, ONLY_TEXT };
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("random", &random),
+        CLI_OPT_STR("model", &model_dir),
+        CLI_OPT_CHOICE("only", &only, "both|vision|text"),
+        CLI_OPT_INT("batch", &o.batch, 1, 4096),
+        CLI_OPT_INT("threads", &o.threads, 1, 1024),
+        CLI_OPT_INT("reps", &o.reps, 1, 1000),
+        CLI_OPT_FLAG("json", &o.json),
+        CLI_OPT_FLAG("gemm", &gemm),
+        CLI_OPT_FLAG("profile", &o.profile),
+        CLI_OPT_FLAG("blas-threads", &blas_threads),
+        CLI_OPT_FLAG("no-skinny", &no_skinny),
+        CLI_OPT_STR("train", &train_name),
+        CLI_OPT_CHOICE_G("gemm-backend", &backend, "auto|openblas|packed", &backend_given),
+        CLI_OPT_FLAG("peak", &peak),
+        CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "bench", .usage = usage, .opts = opts};
+    const int parsed = cli_parse(&spec, argc, argv, NULL);
+    if (parsed != CLI_GO_ON) return parsed;
+    if (random && strcmp(random, "plip") != 0)
+        return cli_usage("bench", "--random %s: only 'plip' is known", random);
     enum medvlm_peft_mode mode = MEDVLM_PEFT_LORA;
-    long v;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            if (strcmp(optarg, "plip") != 0)
-                return cli_usage("bench", "--random %s: only 'plip' is known", optarg);
-            break;
-        case 'm':
-            model_dir = optarg;
-            break;
-        case 'o':
-            if (strcmp(optarg, "vision") && strcmp(optarg, "text"))
-                return cli_usage("bench", "--only %s: expected vision or text", optarg);
-            only = optarg;
-            break;
-        case 'b':
-            if (!cli_parse_int(optarg, 1, 4096, &v))
-                return cli_usage("bench", "--batch %s: expected 1..4096", optarg);
-            o.batch = (int)v;
-            break;
-        case 't':
-            if (!cli_parse_int(optarg, 1, 1024, &v))
-                return cli_usage("bench", "--threads %s: expected 1..1024", optarg);
-            o.threads = (int)v;
-            break;
-        case 'n':
-            if (!cli_parse_int(optarg, 1, 1000, &v))
-                return cli_usage("bench", "--reps %s: expected 1..1000", optarg);
-            o.reps = (int)v;
-            break;
-        case 'j':
-            o.json = 1;
-            break;
-        case 'g':
-            gemm = 1;
-            break;
-        case 'P':
-            peak = 1;
-            break;
-        case 'B':
-            mv_gemm_set_mode(0);
-            break;
-        case 'S':
-            mv_gemm_set_skinny(0);
-            break;
-        case 'p':
-            o.profile = 1;
-            break;
-        case 'K':
-            if (!strcmp(optarg, "auto"))
-                mv_gemm_set_backend(MV_GEMM_AUTO);
-            else if (!strcmp(optarg, "openblas"))
-                mv_gemm_set_backend(MV_GEMM_OPENBLAS);
-            else if (!strcmp(optarg, "packed"))
-                mv_gemm_set_backend(MV_GEMM_PACKED);
-            else
-                return cli_usage("bench", "--gemm-backend %s: expected auto, openblas or packed",
-                                 optarg);
-            break;
-        case 'T':
-            if (medvlm_peft_mode_from_name(optarg, &mode))
-                return cli_usage(
-                    "bench", "--train %s: expected lora, ln, ln-all, bias, head or full", optarg);
-            train = 1;
-            break;
-        default:
-            return cli_option_end("bench", usage, c, argv);
-        }
-    }
-    if (optind < argc) return cli_usage("bench", "unexpected argument '%s'", argv[optind]);
+    const int train = train_name != NULL;
+    if (train && medvlm_peft_mode_from_name(train_name, &mode))
+        return cli_usage("bench", "--train %s: expected lora, ln, ln-all, bias, head or full",
+                         train_name);
+    if (blas_threads) mv_gemm_set_mode(0);
+    if (no_skinny) mv_gemm_set_skinny(0);
+    static const enum mv_gemm_backend backends[] = {MV_GEMM_AUTO, MV_GEMM_OPENBLAS, MV_GEMM_PACKED};
+    if (backend_given) mv_gemm_set_backend(backends[backend]);
     if (o.threads && medvlm_set_threads(o.threads)) return cli_fail("bench");
     o.threads = medvlm_get_threads();
     report_cpu(&o);
@@ -671,11 +612,11 @@ int cmd_bench(int argc, char **argv)
         return rc || !gemm ? rc : bench_gemm(&o);
     }
 
-    if (train && only && strcmp(only, "vision"))
-        return cli_usage("bench", "--train fine-tunes the vision tower: --only %s does not apply",
-                         only);
-    if (train) only = "vision";
-    int do_vision = !only || !strcmp(only, "vision"), do_text = !only || !strcmp(only, "text");
+    if (train && only == ONLY_TEXT)
+        return cli_usage("bench",
+                         "--train fine-tunes the vision tower: --only text does not apply");
+    if (train) only = ONLY_VISION;
+    int do_vision = only != ONLY_TEXT, do_text = only != ONLY_VISION;
     unsigned flags = (do_vision ? MEDVLM_LOAD_VISION : 0) | (do_text ? MEDVLM_LOAD_TEXT : 0);
     struct medvlm_model *m = NULL;
     enum medvlm_status st;

@@ -7,7 +7,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,38 +80,13 @@ static const char *usage =
     "      --prompts examples/sicapv2_ensemble.json --shots 16 --seed 1 \\\n"
     "      --test SICAPv2/partition/Test/Test.xlsx --out runs/lora-16shot\n";
 
-enum {
-    OPT_MODEL = CLI_OPT_FIRST_FREE,
-    OPT_PEFT,
-    OPT_RANK,
-    OPT_ALPHA,
-    OPT_TARGETS,
-    OPT_PROMPTS,
-    OPT_SHOTS,
-    OPT_SEED,
-    OPT_EPOCHS,
-    OPT_BATCH,
-    OPT_LR,
-    OPT_OPTIMIZER,
-    OPT_WD,
-    OPT_MOMENTUM,
-    OPT_VAL,
-    OPT_PATIENCE,
-    OPT_TEST,
-    OPT_TEST_IMAGES,
-    OPT_OUT,
-    OPT_RESUME,
-    OPT_STOP_AFTER,
-    OPT_JSON
-};
-
 struct ft_args {
     struct cli_data_args data;
     const char *model, *prompts, *out, *test, *test_images, *json, *peft_name, *targets_name;
     const char *optimizer_name;
     struct medvlm_peft_options po;
     long shots, seed, epochs, val, patience, stop_after;
-    int resume, have_wd, have_rank, have_alpha, have_patience, help;
+    int resume, have_wd, have_rank, have_alpha, have_patience;
 };
 
 /* The shortest decimal that reads back as the same float (0.001, not 0.00100000005). */
@@ -168,163 +142,73 @@ static void settings_of(const struct ft_args *a, const struct medvlm_peft_option
 #undef SET
 }
 
+/* CLI_GO_ON when the run should go on; else the exit code (usage printed, or --help). */
 static int parse_args(int argc, char **argv, struct ft_args *a)
 {
-    static const struct option opts[] = {CLI_DATA_OPTIONS,
-                                         {"model", required_argument, NULL, OPT_MODEL},
-                                         {"peft", required_argument, NULL, OPT_PEFT},
-                                         {"rank", required_argument, NULL, OPT_RANK},
-                                         {"lora-alpha", required_argument, NULL, OPT_ALPHA},
-                                         {"lora-targets", required_argument, NULL, OPT_TARGETS},
-                                         {"prompts", required_argument, NULL, OPT_PROMPTS},
-                                         {"shots", required_argument, NULL, OPT_SHOTS},
-                                         {"seed", required_argument, NULL, OPT_SEED},
-                                         {"epochs", required_argument, NULL, OPT_EPOCHS},
-                                         {"batch", required_argument, NULL, OPT_BATCH},
-                                         {"lr", required_argument, NULL, OPT_LR},
-                                         {"optimizer", required_argument, NULL, OPT_OPTIMIZER},
-                                         {"weight-decay", required_argument, NULL, OPT_WD},
-                                         {"momentum", required_argument, NULL, OPT_MOMENTUM},
-                                         {"val", required_argument, NULL, OPT_VAL},
-                                         {"patience", required_argument, NULL, OPT_PATIENCE},
-                                         {"test", required_argument, NULL, OPT_TEST},
-                                         {"test-images", required_argument, NULL, OPT_TEST_IMAGES},
-                                         {"out", required_argument, NULL, OPT_OUT},
-                                         {"resume", no_argument, NULL, OPT_RESUME},
-                                         {"stop-after", required_argument, NULL, OPT_STOP_AFTER},
-                                         {"json", required_argument, NULL, OPT_JSON},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *cmd = "finetune";
-    long v;
-    double d;
-    int c, r;
+    static const char *const optimizers[] = {"adam", "adamw", "sgd"};
+    static const enum medvlm_optimizer optimizer_of[] = {
+        MEDVLM_OPTIMIZER_ADAM, MEDVLM_OPTIMIZER_ADAMW, MEDVLM_OPTIMIZER_SGD};
+    const char *cmd = "finetune", *batch_size = NULL;
+    int optimizer = 0, skip_bad = 0;
+    double alpha = 0, momentum = 0;
     cli_data_args_init(&a->data);
     medvlm_peft_options_default(&a->po);
     a->seed = 1;
     a->epochs = 20;
     a->patience = 3;
-    a->optimizer_name = "adam";
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        /* shared flags that do not apply: say what does instead of ignoring them */
-        if (c == CLI_OPT_SKIP_BAD)
-            return cli_usage(cmd, "--skip-bad does not apply: every K-shot image must decode");
-        if (c == CLI_OPT_BATCH_SIZE)
-            return cli_usage(cmd, "--batch-size does not apply: --batch B sets the images per "
-                                  "training step");
-        if ((r = cli_data_opt(cmd, c, optarg, &a->data)) != 0) {
-            if (r < 0) return -r;
-            continue;
-        }
-        switch (c) {
-        case OPT_MODEL:
-            a->model = optarg;
-            break;
-        case OPT_PROMPTS:
-            a->prompts = optarg;
-            break;
-        case OPT_OUT:
-            a->out = optarg;
-            break;
-        case OPT_TEST:
-            a->test = optarg;
-            break;
-        case OPT_TEST_IMAGES:
-            a->test_images = optarg;
-            break;
-        case OPT_JSON:
-            a->json = optarg;
-            break;
-        case OPT_RESUME:
-            a->resume = 1;
-            break;
-        case OPT_PEFT:
-            a->peft_name = optarg;
-            if (medvlm_peft_mode_from_name(optarg, &a->po.mode))
-                return cli_usage(cmd, "--peft: %s", medvlm_last_error());
-            break;
-        case OPT_TARGETS:
-            a->targets_name = optarg;
-            if (medvlm_lora_targets_parse(optarg, &a->po.lora_targets))
-                return cli_usage(cmd, "--lora-targets: %s", medvlm_last_error());
-            break;
-        case OPT_RANK:
-            if (!cli_parse_int(optarg, 1, 4096, &v))
-                return cli_usage(cmd, "--rank expects an integer 1..4096, got '%s'", optarg);
-            a->po.lora_rank = (int)v;
-            a->have_rank = 1;
-            break;
-        case OPT_ALPHA:
-            if (!cli_parse_float(optarg, &d) || !(d > 0) || !isfinite(d))
-                return cli_usage(cmd, "--lora-alpha expects a number > 0, got '%s'", optarg);
-            a->po.lora_alpha = (float)d;
-            a->have_alpha = 1;
-            break;
-        case OPT_SHOTS:
-            if (!cli_parse_int(optarg, 1, 1L << 24, &a->shots))
-                return cli_usage(cmd, "--shots expects an integer >= 1, got '%s'", optarg);
-            break;
-        case OPT_SEED:
-            if (!cli_parse_int(optarg, -(1L << 62), 1L << 62, &a->seed))
-                return cli_usage(cmd, "--seed expects an integer, got '%s'", optarg);
-            break;
-        case OPT_EPOCHS:
-            if (!cli_parse_int(optarg, 1, 1L << 20, &a->epochs))
-                return cli_usage(cmd, "--epochs expects an integer >= 1, got '%s'", optarg);
-            break;
-        case OPT_STOP_AFTER:
-            if (!cli_parse_int(optarg, 1, 1L << 20, &a->stop_after))
-                return cli_usage(cmd, "--stop-after expects an epoch >= 1, got '%s'", optarg);
-            break;
-        case OPT_BATCH:
-            if (!cli_parse_int(optarg, 1, 4096, &v))
-                return cli_usage(cmd, "--batch expects an integer 1..4096, got '%s'", optarg);
-            a->po.max_batch = (int)v;
-            break;
-        case OPT_LR:
-            if (!cli_parse_float(optarg, &d) || !(d >= 0) || !isfinite(d))
-                return cli_usage(cmd, "--lr expects a number >= 0, got '%s'", optarg);
-            a->po.lr = (float)d;
-            break;
-        case OPT_WD:
-            if (!cli_parse_float(optarg, &d) || !(d >= 0) || !isfinite(d))
-                return cli_usage(cmd, "--weight-decay expects a number >= 0, got '%s'", optarg);
-            a->po.weight_decay = (float)d;
-            a->have_wd = 1;
-            break;
-        case OPT_MOMENTUM:
-            if (!cli_parse_float(optarg, &d) || !(d >= 0 && d < 1))
-                return cli_usage(cmd, "--momentum expects a number in [0, 1), got '%s'", optarg);
-            a->po.momentum = (float)d;
-            break;
-        case OPT_OPTIMIZER:
-            a->optimizer_name = optarg;
-            if (!strcmp(optarg, "adam"))
-                a->po.optimizer = MEDVLM_OPTIMIZER_ADAM;
-            else if (!strcmp(optarg, "adamw"))
-                a->po.optimizer = MEDVLM_OPTIMIZER_ADAMW;
-            else if (!strcmp(optarg, "sgd"))
-                a->po.optimizer = MEDVLM_OPTIMIZER_SGD;
-            else
-                return cli_usage(cmd, "--optimizer expects adam, adamw or sgd, got '%s'", optarg);
-            break;
-        case OPT_VAL:
-            if (!cli_parse_int(optarg, 1, 1L << 24, &a->val))
-                return cli_usage(cmd, "--val expects an integer >= 1, got '%s'", optarg);
-            break;
-        case OPT_PATIENCE:
-            if (!cli_parse_int(optarg, 1, 1L << 20, &a->patience))
-                return cli_usage(cmd, "--patience expects an integer >= 1, got '%s'", optarg);
-            a->have_patience = 1;
-            break;
-        default:
-            a->help = c == 'h'; /* usage printed: nothing more to do */
-            return cli_option_end(cmd, usage, c, argv);
-        }
-    }
-    if (optind != argc) return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    momentum = a->po.momentum;
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("model", &a->model),
+        CLI_OPT_STR("peft", &a->peft_name),
+        CLI_OPT_INT_G("rank", &a->po.lora_rank, 1, 4096, &a->have_rank),
+        {.name = "lora-alpha",
+         .kind = CLI_DOUBLE,
+         .dst = &alpha,
+         .lo = 0,
+         .hi = CLI_NO_LIMIT,
+         .given = &a->have_alpha},
+        CLI_OPT_STR("lora-targets", &a->targets_name),
+        CLI_OPT_STR("prompts", &a->prompts),
+        CLI_OPT_LONG("shots", &a->shots, 1, 1L << 24),
+        CLI_OPT_LONG("seed", &a->seed, -(double)(1L << 62), (double)(1L << 62)),
+        CLI_OPT_LONG("epochs", &a->epochs, 1, 1L << 20),
+        CLI_OPT_INT("batch", &a->po.max_batch, 1, 4096),
+        CLI_OPT_FLOAT("lr", &a->po.lr, 0, CLI_NO_LIMIT),
+        CLI_OPT_CHOICE("optimizer", &optimizer, "adam|adamw|sgd"),
+        CLI_OPT_FLOAT_G("weight-decay", &a->po.weight_decay, 0, CLI_NO_LIMIT, &a->have_wd),
+        CLI_OPT_DOUBLE("momentum", &momentum, 0, 1),
+        CLI_OPT_LONG("val", &a->val, 1, 1L << 24),
+        CLI_OPT_LONG_G("patience", &a->patience, 1, 1L << 20, &a->have_patience),
+        CLI_OPT_STR("test", &a->test),
+        CLI_OPT_STR("test-images", &a->test_images),
+        CLI_OPT_STR("out", &a->out),
+        CLI_OPT_FLAG("resume", &a->resume),
+        CLI_OPT_LONG("stop-after", &a->stop_after, 1, 1L << 20),
+        CLI_OPT_STR("json", &a->json),
+        /* shared flags that do not apply here: said so instead of ignored */
+        CLI_OPT_FLAG("skip-bad", &skip_bad),
+        CLI_OPT_STR("batch-size", &batch_size),
+        CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = cmd, .usage = usage, .opts = opts, .data = &a->data};
+    const int parsed = cli_parse(&spec, argc, argv, NULL);
+    if (parsed != CLI_GO_ON) return parsed;
+    if (skip_bad)
+        return cli_usage(cmd, "--skip-bad does not apply: every K-shot image must decode");
+    if (batch_size)
+        return cli_usage(cmd, "--batch-size does not apply: --batch B sets the images per "
+                              "training step");
+    if (a->peft_name && medvlm_peft_mode_from_name(a->peft_name, &a->po.mode))
+        return cli_usage(cmd, "--peft: %s", medvlm_last_error());
+    if (a->targets_name && medvlm_lora_targets_parse(a->targets_name, &a->po.lora_targets))
+        return cli_usage(cmd, "--lora-targets: %s", medvlm_last_error());
+    if (a->have_alpha && !(alpha > 0))
+        return cli_usage(cmd, "--lora-alpha expects a number > 0, got %g", alpha);
+    if (a->have_alpha) a->po.lora_alpha = (float)alpha;
+    if (!(momentum < 1))
+        return cli_usage(cmd, "--momentum expects a number in [0, 1), got %g", momentum);
+    a->po.momentum = (float)momentum;
+    a->optimizer_name = optimizers[optimizer];
+    a->po.optimizer = optimizer_of[optimizer];
     if (!a->model) return cli_usage(cmd, "--model DIR is required");
     if (!a->prompts) return cli_usage(cmd, "--prompts P.json is required (the head's classes)");
     if (!a->data.ds.labels_path) return cli_usage(cmd, "--labels TABLE is required");
@@ -343,7 +227,7 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
         return cli_usage(cmd, "--shots + --val is too large (%ld)", a->shots + a->val);
     if (a->po.optimizer == MEDVLM_OPTIMIZER_ADAMW && !a->have_wd) a->po.weight_decay = 0.01f;
     a->po.seed = (uint64_t)a->seed;
-    return CLI_OK;
+    return CLI_GO_ON;
 }
 
 /* ---- data: the K-shot subset (and validation) decoded and preprocessed once ---- */
@@ -638,9 +522,9 @@ static char *classes_csv(const struct medvlm_prompts *pr)
 int cmd_finetune(int argc, char **argv)
 {
     struct ft_args a = {0};
+    if (argc < 2) return cli_usage("finetune", "no arguments");
     int rc = parse_args(argc, argv, &a);
-    if (rc != CLI_OK || a.help || argc < 2)
-        return argc < 2 ? cli_usage("finetune", "no arguments") : rc;
+    if (rc != CLI_GO_ON) return rc;
     if (a.data.threads) medvlm_set_threads(a.data.threads);
     struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;

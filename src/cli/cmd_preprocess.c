@@ -5,7 +5,6 @@
 #include "core/core.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -142,61 +141,27 @@ static int write_view_png(const char *path, const float *chw, int h, int w,
 int cmd_preprocess(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL, *png_dir = NULL;
-    struct medvlm_preprocess_options o;
-    medvlm_preprocess_options_default(&o);
-    long size = 0, threads = 0;
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},  {"preprocess", required_argument, NULL, 'p'},
-        {"no-antialias", no_argument, NULL, 'A'}, {"no-center-crop", no_argument, NULL, 'C'},
-        {"size", required_argument, NULL, 's'},   {"threads", required_argument, NULL, 't'},
-        {"out", required_argument, NULL, 'o'},    {"png", required_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'p':
-            if (strcmp(optarg, "hf") == 0)
-                o.pipeline = MEDVLM_PREPROCESS_HF;
-            else if (strcmp(optarg, "tutorial") == 0)
-                o.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
-            else
-                return cli_usage("preprocess", "--preprocess must be hf or tutorial, got '%s'",
-                                 optarg);
-            break;
-        case 'A':
-            o.antialias = 0;
-            break;
-        case 'C':
-            o.center_crop = 0;
-            break;
-        case 's':
-            if (!cli_parse_int(optarg, 1, 65536, &size))
-                return cli_usage("preprocess", "--size must be an integer in 1..65536, got '%s'",
-                                 optarg);
-            break;
-        case 't':
-            if (!cli_parse_int(optarg, 1, 1024, &threads))
-                return cli_usage("preprocess", "--threads must be an integer in 1..1024, got '%s'",
-                                 optarg);
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case 'g':
-            png_dir = optarg;
-            break;
-        default:
-            return cli_option_end("preprocess", usage, c, argv);
-        }
-    }
+    struct cli_data_args a;
+    cli_data_args_init(&a);
+    medvlm_preprocess_options_default(&a.pre); /* Hugging Face's pipeline by default here */
+    long size = 0;
+    int first;
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model),
+                                   CLI_OPT_LONG("size", &size, 1, 65536), CLI_OPT_STR("out", &out),
+                                   CLI_OPT_STR("png", &png_dir), CLI_OPT_END};
+    const struct cli_spec spec = {.cmd = "preprocess",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .data = &a,
+                                  .data_preprocess_only = 1,
+                                  .max_pos = -1};
+    const int parsed = cli_parse(&spec, argc, argv, &first);
+    if (parsed != CLI_GO_ON) return parsed;
+    struct medvlm_preprocess_options o = a.pre;
+    const long threads = a.threads;
     if (!model) return cli_usage("preprocess", "--model DIR is required");
     if (!out) return cli_usage("preprocess", "--out FILE.safetensors is required");
-    int n = argc - optind;
+    int n = argc - first;
     if (n <= 0) return cli_usage("preprocess", "no IMAGE given");
     if (o.pipeline == MEDVLM_PREPROCESS_HF && (size || !o.antialias))
         return cli_usage("preprocess",
@@ -234,7 +199,7 @@ int cmd_preprocess(int argc, char **argv)
         cli_fail(NULL);
         goto done;
     }
-    const char *const *paths = (const char *const *)(argv + optind);
+    const char *const *paths = (const char *const *)(argv + first);
     int fh, fw, fixed = medvlm_image_preprocess_fixed_size(&pp, &o, &fh, &fw) == MEDVLM_OK;
     size_t per = fixed ? (size_t)3 * fh * fw : 0;
     if (fixed) {

@@ -41,6 +41,11 @@ has "clap" "^clap: 100 epochs, batch 32, sgd lr 0.001 momentum 0.9: 100 steps, l
 aca=$(grep '^balanced accuracy' "$out")
 run "predict clap" 0 predict --adapter "$tmp/clap.safetensors" --features "$tmp/test.safetensors"
 has "predict = adapt" "^$aca\$" "$out"
+# the momentum printed is the one used
+run "momentum 0.5" 0 adapt --method zslp $T $P --shots 4 --seed 3 --epochs 5 --momentum 0.5
+has "momentum 0.5" "^zslp: 5 epochs, batch 32, sgd lr 0.001 momentum 0.5: 5 steps" "$out"
+run "adam: no momentum" 0 adapt --method zslp $T $P --shots 4 --epochs 5 --optimizer adam
+has "adam: no momentum" "^zslp: 5 epochs, batch 32, adam lr 0.001: 5 steps" "$out"
 
 # the thread count is a speed choice only: the same adapter file bytes
 run "threads 1" 0 adapt --method clap $T $P --shots 4 --seed 3 --threads 1 --out "$tmp/clap1.safetensors"
@@ -48,7 +53,7 @@ run "threads 2" 0 adapt --method clap $T $P --shots 4 --seed 3 --threads 2 --out
 cmp -s "$tmp/clap1.safetensors" "$tmp/clap2.safetensors"; check "threads 1 = threads 2 = default" $?
 cmp -s "$tmp/clap1.safetensors" "$tmp/clap.safetensors"; check "threads 1 = default" $?
 run "threads 0" 2 adapt --method clap $T $P --shots 4 --threads 0
-has "threads 0" "--threads expects 1..1024, got '0'" "$err"
+has "threads 0" "--threads expects an integer in 1..1024, got '0'" "$err"
 
 # CLAP's augmented-Lagrangian variant: rho from 0 by default, any non-negative start accepted
 run "clap-alm" 0 adapt --method clap --clap-alm $T $P --shots 4 --seed 3 --out "$tmp/alm.safetensors"
@@ -98,7 +103,7 @@ run "allow fewer" 0 adapt --method clap $T $P --shots 8 --allow-fewer
 has "allow fewer" "note: class 'grade 4' has 6 training images, fewer than 8" "$err"
 has "allow fewer" "^adapt: 8-shot, 22 training images" "$out"
 run "zero shots" 2 adapt --method clap $T $P --shots 0
-has "zero shots" "shots must be at least 1" "$err"
+has "zero shots" "--shots expects an integer >= 1" "$err"
 run "unknown method" 2 adapt --method clipadaptor $T $P --shots 4
 has "unknown method" "unknown adapter method 'clipadaptor'; valid methods: zeroshot, lp, zslp, clipadapter, clap, tipadapter, tipadapter-f, taskres" "$err"
 run "missing file" 1 adapt --method lp --train "$tmp/nope.safetensors" --test "$tmp/test.safetensors" $P --shots 4

@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 out=$("$cli" bench --help)
 check "help has an example" '[[ "$out" == *"example:"* && "$out" == *"medvlm bench"* ]]'
 "$cli" bench --only nope >/dev/null 2>"$tmp/err"; rc=$?
-check "bad --only is a usage error (2)" '[ $rc -eq 2 ] && grep -q "expected vision or text" "$tmp/err"'
+check "bad --only is a usage error (2)" '[ $rc -eq 2 ] && grep -q -- "--only expects one of both/vision/text" "$tmp/err"'
 "$cli" bench --threads 0 >/dev/null 2>&1; rc=$?
 check "bad --threads is a usage error" '[ $rc -eq 2 ]'
 "$cli" bench --model "$tmp/none" --reps 1 >/dev/null 2>"$tmp/err"; rc=$?
@@ -85,7 +85,7 @@ fi
 "$cli" bench --train nope >/dev/null 2>"$tmp/err"; rc=$?
 check "bad --train is a usage error (2)" '[ $rc -eq 2 ] && grep -q "expected lora" "$tmp/err"'
 "$cli" bench --gemm-backend nope >/dev/null 2>"$tmp/err"; rc=$?
-check "bad --gemm-backend is a usage error (2)" '[ $rc -eq 2 ] && grep -q "expected auto" "$tmp/err"'
+check "bad --gemm-backend is a usage error (2)" '[ $rc -eq 2 ] && grep -q -- "--gemm-backend expects one of auto/openblas/packed" "$tmp/err"'
 "$cli" init model --preset tiny "$tmp/tiny" >/dev/null 2>"$tmp/err"
 check "tiny model made" '[ -f "$tmp/tiny/model.safetensors" ]'
 "$cli" bench --model "$tmp/tiny" --train lora --batch 2 --reps 1 --threads 1 --json --profile \

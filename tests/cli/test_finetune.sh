@@ -166,7 +166,7 @@ fi
 
 # ---- bad input: one line naming the flag or file, exit 2 (usage) or 1, nothing lost
 run "rank 0" 2 finetune $R --rank 0 --epochs 1 --out "$tmp/x"
-has "rank 0" "--rank expects an integer 1..4096, got '0'" "$err"
+has "rank 0" "--rank expects an integer in 1..4096, got '0'" "$err"
 run "unknown peft" 2 finetune $M $D --peft lorra --shots 2 --out "$tmp/x"
 has "unknown peft" '--peft: unknown PEFT mode "lorra" (expected one of head, ln, ln-all, bias, lora, full)' "$err"
 run "unknown target" 2 finetune $R --lora-targets q,z --out "$tmp/x"

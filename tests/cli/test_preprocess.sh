@@ -86,7 +86,7 @@ expect "[ ! -e \"$work/e.safetensors\" ]" "nothing written on failure"
 "$cli" preprocess --model "$golden/model" "${paths[0]}" >/dev/null 2>"$work/err"; rc=$?
 expect "[ $rc -eq 2 ] && grep -q -- '--out FILE.safetensors is required' \"$work/err\"" "missing --out ($rc)"
 "$cli" preprocess --model "$golden/model" --preprocess fancy --out x "${paths[0]}" >/dev/null 2>"$work/err"; rc=$?
-expect "[ $rc -eq 2 ] && grep -q \"must be hf or tutorial, got 'fancy'\" \"$work/err\"" "bad --preprocess ($rc)"
+expect "[ $rc -eq 2 ] && grep -q -- \"--preprocess expects .*got 'fancy'\" \"$work/err\"" "bad --preprocess ($rc)"
 "$cli" preprocess --model "$golden/model" --no-antialias --out x "${paths[0]}" >/dev/null 2>"$work/err"; rc=$?
 expect "[ $rc -eq 2 ] && grep -q 'tutorial only' \"$work/err\"" "--no-antialias with hf ($rc)"
 "$cli" preprocess --model "$work/nowhere" --out x "${paths[0]}" >/dev/null 2>"$work/err"; rc=$?
