@@ -130,6 +130,25 @@ struct cli_spec {
  * was printed; CLI_USAGE: a usage error was printed. */
 int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos);
 
+/* ---- a command's inputs and outputs (outputs.c) ----
+ * Lists end at the first row without a flag; a NULL path is skipped. cli_outputs_ok is 1 when
+ * no output is an input, a model folder or one of its files, or another output; else it
+ * prints a usage error naming both flags and returns 0. */
+#define CLI_IO_MAX 8
+struct cli_io_path {
+    const char *flag; /* "--out" */
+    const char *path;
+};
+struct cli_io {
+    struct cli_io_path in[CLI_IO_MAX], model[CLI_IO_MAX], out[CLI_IO_MAX];
+    struct {
+        const char *flag; /* "IMAGE" */
+        const char *const *paths;
+        int n;
+    } in_list; /* many inputs of one kind (image files) */
+};
+int cli_outputs_ok(const char *cmd, const struct cli_io *io);
+
 /* Parse a whole decimal integer in [lo, hi]; false on anything else. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double *out);

@@ -169,6 +169,13 @@ static int parse_args(int argc, char **argv, struct adapt_args *a)
     if (!a->protos && !a->prompts)
         return cli_usage("adapt", "--model needs --prompts FILE, the class prompts to embed");
     if (!a->have_shots) return cli_usage("adapt", "--shots K is required");
+    const struct cli_io io = {.in = {{"--train", a->train},
+                                     {"--test", a->test},
+                                     {"--prototypes", a->protos},
+                                     {"--prompts", a->prompts}},
+                              .model = {{"--model", a->model}},
+                              .out = {{"--json", a->json}, {"--out", a->out}}};
+    if (!cli_outputs_ok("adapt", &io)) return CLI_USAGE;
     if (a->out && (!strcmp(a->method, "all") || strchr(a->method, ',')))
         return cli_usage("adapt", "--out saves one adapter: name one --method, not '%s'",
                          a->method);

@@ -75,6 +75,11 @@ int cmd_embed(int argc, char **argv)
         return free(images), cli_usage("embed", "--model and --out are required");
     if (!n_images && !prompts_path)
         return free(images), cli_usage("embed", "nothing to embed: give images and/or --prompts");
+    const struct cli_io io = {.in = {{"--prompts", prompts_path}},
+                              .model = {{"--model", model_dir}, {"--run", run}},
+                              .out = {{"--out", out}},
+                              .in_list = {"IMAGE", (const char *const *)images, n_images}};
+    if (!cli_outputs_ok("embed", &io)) return free(images), CLI_USAGE;
     if (a.threads) medvlm_set_threads(a.threads);
 
     int rc = CLI_FAIL, n_prompts = 0;

@@ -33,6 +33,10 @@ int cmd_features(int argc, char **argv)
     if (parsed != CLI_GO_ON) return parsed;
     if (!model_dir || !out || !a.ds.images_dir)
         return cli_usage("features", "--model, --images and --out are required");
+    const struct cli_io io = {.in = {{"--labels", a.ds.labels_path}},
+                              .model = {{"--model", model_dir}, {"--run", run}},
+                              .out = {{"--out", out}}};
+    if (!cli_outputs_ok("features", &io)) return CLI_USAGE;
     if (a.threads) medvlm_set_threads(a.threads);
     struct cli_model cm = {0};
     struct medvlm_model *m = NULL;

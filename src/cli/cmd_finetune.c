@@ -214,6 +214,12 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
     if (!a->data.ds.labels_path) return cli_usage(cmd, "--labels TABLE is required");
     if (!a->shots) return cli_usage(cmd, "--shots K is required");
     if (!a->out) return cli_usage(cmd, "--out RUN_DIR is required");
+    const struct cli_io io = {.in = {{"--labels", a->data.ds.labels_path},
+                                     {"--test", a->test},
+                                     {"--prompts", a->prompts}},
+                              .model = {{"--model", a->model}},
+                              .out = {{"--out", a->out}, {"--json", a->json}}};
+    if (!cli_outputs_ok(cmd, &io)) return CLI_USAGE;
     if (a->po.mode != MEDVLM_PEFT_LORA && (a->targets_name || a->have_rank || a->have_alpha))
         return cli_usage(cmd, "%s goes with --peft lora, not --peft %s",
                          a->targets_name ? "--lora-targets"

@@ -35,6 +35,9 @@ int cmd_merge(int argc, char **argv)
     if (parsed != CLI_GO_ON) return parsed;
     if (!model_dir || !run || !out)
         return cli_usage("merge", "--model, --run and --out are all required");
+    const struct cli_io io = {.model = {{"--model", model_dir}, {"--run", run}},
+                              .out = {{"--out", out}}};
+    if (!cli_outputs_ok("merge", &io)) return CLI_USAGE;
     struct medvlm_model *base = NULL, *m = NULL;
     int rc = CLI_FAIL;
     if (medvlm_model_load(model_dir, MEDVLM_LOAD_ALL, &base) ||

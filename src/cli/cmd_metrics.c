@@ -74,6 +74,8 @@ int cmd_metrics(int argc, char **argv)
     const int parsed = cli_parse(&spec, argc, argv, &first);
     if (parsed != CLI_GO_ON) return parsed;
     const char *path = argv[first];
+    const struct cli_io io = {.in = {{"PREDICTIONS", path}}, .out = {{"--json", json}}};
+    if (!cli_outputs_ok("metrics", &io)) return CLI_USAGE;
     struct medvlm_table *t = NULL;
     if (medvlm_table_load(path, NULL, &t) != MEDVLM_OK) return cli_fail(NULL);
     int rc = CLI_FAIL, k = 0;

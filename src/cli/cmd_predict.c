@@ -109,6 +109,10 @@ int cmd_predict(int argc, char **argv)
     if (!adapter_path == !run)
         return cli_usage("predict", "give the classifier: --adapter FILE or --run RUN_DIR");
     if (!feats_path) return cli_usage("predict", "--features FEATS is required");
+    const struct cli_io io = {.in = {{"--adapter", adapter_path}, {"--features", feats_path}},
+                              .model = {{"--run", run}},
+                              .out = {{"--json", json}, {"--predictions", csv}}};
+    if (!cli_outputs_ok("predict", &io)) return CLI_USAGE;
     if (run) return predict_run(run, feats_path, json, csv);
 
     struct medvlm_adapter *ad = NULL;

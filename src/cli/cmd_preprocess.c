@@ -163,6 +163,10 @@ int cmd_preprocess(int argc, char **argv)
     if (!out) return cli_usage("preprocess", "--out FILE.safetensors is required");
     int n = argc - first;
     if (n <= 0) return cli_usage("preprocess", "no IMAGE given");
+    const struct cli_io io = {.model = {{"--model", model}},
+                              .out = {{"--out", out}, {"--png", png_dir}},
+                              .in_list = {"IMAGE", (const char *const *)(argv + first), n}};
+    if (!cli_outputs_ok("preprocess", &io)) return CLI_USAGE;
     if (o.pipeline == MEDVLM_PREPROCESS_HF && (size || !o.antialias))
         return cli_usage("preprocess",
                          "--size and --no-antialias apply to --preprocess tutorial only");

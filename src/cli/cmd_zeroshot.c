@@ -46,6 +46,13 @@ int cmd_zeroshot(int argc, char **argv)
         return cli_usage("zeroshot", "--model and --prompts are required");
     if (!feats_path == !a.ds.images_dir)
         return cli_usage("zeroshot", "give either --features or a dataset (--images ...)");
+    const struct cli_io io = {
+        .in = {{"--prompts", prompts_path},
+               {"--features", feats_path},
+               {"--labels", a.ds.labels_path}},
+        .model = {{"--model", model_dir}, {"--run", run}},
+        .out = {{"--save-prototypes", save}, {"--json", json}, {"--predictions", pred_path}}};
+    if (!cli_outputs_ok("zeroshot", &io)) return CLI_USAGE;
     if (a.threads) medvlm_set_threads(a.threads);
 
     int rc = CLI_FAIL;

@@ -42,7 +42,8 @@ static void print_help(FILE *f)
                "exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-int main(int argc, char **argv)
+/* The exit code of one invocation, before standard output is flushed. */
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         print_help(stderr);
@@ -62,6 +63,22 @@ int main(int argc, char **argv)
     fprintf(stderr, "medvlm: unknown command '%s'\n", argv[1]);
     fprintf(stderr, "Try 'medvlm --help' for the list of commands.\n");
     return CLI_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = dispatch(argc, argv);
+    /* What a command prints is its result: output that did not reach standard output (a full
+     * disk, a closed pipe, /dev/full) is a failure, not a success with a short file. The
+     * stream's error flag covers every earlier write; the flush and close cover the rest. */
+    errno = 0;
+    const int bad = ferror(stdout);
+    if (fflush(stdout) != 0 || bad || fclose(stdout) != 0) {
+        fprintf(stderr, "medvlm: writing standard output failed: %s\n",
+                errno ? strerror(errno) : "write error");
+        if (rc == CLI_OK) rc = CLI_FAIL;
+    }
+    return rc;
 }
 
 int cli_fail(const char *context)
