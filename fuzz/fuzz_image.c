@@ -1,7 +1,7 @@
 /* fuzz_image.c - the decode entry point on arbitrary bytes: format sniffing, the JPEG, PNG and
- * TIFF decoders and their RGB conversions; small results also go through both preprocessing
- * pipelines. Limits are lowered (160 x 160 pixels) so that each run stays fast and a header
- * claiming a huge image is refused at once. */
+ * TIFF decoders and their RGB conversions; small results also go through the three
+ * preprocessing pipelines. Limits are lowered (160 x 160 pixels) so that each run stays fast and a
+ * header claiming a huge image is refused at once. */
 #include "medvlm.h"
 
 #include <stdlib.h>
@@ -24,6 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         float *out = malloc(sizeof(float) * 3 * 64 * 64);
         int h, w;
         if (out) {
+            (void)medvlm_image_preprocess(&img, &pp, &o, out, 3 * 64 * 64, &h, &w);
+            o.pipeline = MEDVLM_PREPROCESS_HF_TORCHVISION;
+            pp.resample = img.width & 1 ? MEDVLM_RESAMPLE_BILINEAR : MEDVLM_RESAMPLE_BICUBIC;
             (void)medvlm_image_preprocess(&img, &pp, &o, out, 3 * 64 * 64, &h, &w);
             o.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
             o.size = 17;

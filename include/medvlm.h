@@ -414,21 +414,36 @@ enum medvlm_status medvlm_image_decode_memory(const void *data, size_t size, con
                                               struct medvlm_image *out);
 void medvlm_image_free(struct medvlm_image *img); /* frees rgb and zeroes *img; NULL ok */
 
-/* The two ways the reference code turns an RGB image into a model input (CHW float32):
- * - HF: transformers' CLIPImageProcessor: resize the shortest edge to pp->shortest_edge with
- *   Pillow's fixed-point bicubic (or bilinear, pp->resample), centre crop to crop_height x
- *   crop_width (zero padding where the image is smaller), rescale, normalise with pp->mean/std.
+/* The ways the reference code turns an RGB image into a model input (CHW float32):
+ * - HF: transformers' CLIPImageProcessor as transformers 4.x runs it (in 5.x:
+ *   CLIPImageProcessorPil): resize the shortest edge to pp->shortest_edge with Pillow's
+ *   fixed-point bicubic (or bilinear, pp->resample), centre crop to crop_height x crop_width
+ *   (zero padding where the image is smaller), rescale, normalise with pp->mean/std.
  *   Bit-exact to the uint8 step; the float steps as numpy does them.
+ * - HF_TORCHVISION: transformers 5's default CLIPImageProcessor (the torchvision backend): the
+ *   same sizes, resized by torch's uint8 antialiased interpolate (Pillow's filters, but weights
+ *   rounded to about 14 bits instead of 22, so resized pixels differ from HF's by a level or so:
+ *   up to ~0.03 after normalisation), centre crop (padding split the other way round for odd
+ *   differences), then (x - 255 mean) / (255 std) in float32. Bit-exact to transformers 5.25
+ *   with torch 2.15 on CPU.
  * - TUTORIAL: the PEFT-MedVLMs notebooks' torchvision transform: ToTensor, Normalize(mean, std),
  *   Resize([S, S]) bilinear on the float tensor (the image is squashed, not cropped), with
  *   antialias (torchvision >= 0.17 default) or without. */
-enum medvlm_preprocess { MEDVLM_PREPROCESS_HF, MEDVLM_PREPROCESS_TUTORIAL };
+enum medvlm_preprocess {
+    MEDVLM_PREPROCESS_HF,
+    MEDVLM_PREPROCESS_TUTORIAL,
+    MEDVLM_PREPROCESS_HF_TORCHVISION
+};
+/* "hf", "tutorial", "hf-torchvision" (NULL for an unknown value), and back: MEDVLM_OK, or
+ * MEDVLM_ERR_ARG for an unknown name (the message lists the names). */
+const char *medvlm_preprocess_name(enum medvlm_preprocess p);
+enum medvlm_status medvlm_preprocess_parse(const char *name, enum medvlm_preprocess *out);
 
 struct medvlm_preprocess_options {
     enum medvlm_preprocess pipeline;
-    int size;        /* TUTORIAL: output side S; 0 = the config's crop size. HF: unused */
+    int size;        /* TUTORIAL: output side S; 0 = the config's crop size. HF*: unused */
     int antialias;   /* TUTORIAL: 1 = antialias=True (default), 0 = plain bilinear */
-    int center_crop; /* HF: -1 = the config's do_center_crop (default), 0 = off, 1 = on */
+    int center_crop; /* HF*: -1 = the config's do_center_crop (default), 0 = off, 1 = on */
 };
 /* HF, size 0, antialias 1, center_crop -1. */
 void medvlm_preprocess_options_default(struct medvlm_preprocess_options *opt);

@@ -78,11 +78,11 @@ static enum medvlm_status init_zs(struct medvlm_adapter *a, const float *X, cons
 
 /* p[i] = softmax(s l_i)[Y_i] for the rows l_i of logits (n, K): mv_softmax_forward's very
  * operations on the scaled logits, for the label's probability alone (K + 1 exponentials a
- * row instead of 2 K); rows split over the threads. */
+ * row instead of 2 K); rows split over up to `threads` threads. */
 static void label_probs(float *p, const float *logits, const int64_t *Y, int n, int K, float s,
                         int threads)
 {
-    const int T = (size_t)n * K < 4096 ? 1 : mv_adapter_team(threads);
+    const int T = (size_t)n * K < 4096 ? 1 : MV_MAX(threads, 1);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
 #else
@@ -210,42 +210,11 @@ static void forward_proto(const struct medvlm_adapter *a, float *ws, const float
                 v.raw[(size_t)b * K + k] * (a->scale / fmaxf(v.norms[k], 1e-12f));
 }
 
-#ifdef MV_HAVE_X86
-#include <immintrin.h>
-
-/* K = 4: the four sums in one vector of doubles, the same products and additions in the same
- * order as the loop below. */
-__attribute__((target("avx2,fma"))) static void wg4(float *wg, const float *dlogits,
-                                                    const float *raw, int B)
-{
-    __m256d acc = _mm256_setzero_pd();
-    for (int b = 0; b < B; b++)
-        acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(dlogits + 4 * b)),
-                                               _mm256_cvtps_pd(_mm_loadu_ps(raw + 4 * b))));
-    _mm_storeu_ps(wg, _mm256_cvtpd_ps(acc));
-}
-#endif
-
-void mv_proto_wg(float *wg, double *acc, const float *dlogits, const float *raw, int B, int K)
-{
-#ifdef MV_HAVE_X86
-    if (K == 4 && mv_kernels_simd()) {
-        wg4(wg, dlogits, raw, B);
-        return;
-    }
-#endif
-    for (int k = 0; k < K; k++) acc[k] = 0;
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < K; k++)
-            acc[k] += (double)dlogits[(size_t)b * K + k] * raw[(size_t)b * K + k];
-    for (int k = 0; k < K; k++) wg[k] = (float)acc[k];
-}
-
 /* In the forward pass logits = s X Wn^T with Wn_k = W_k / r_k, so dWn = s G with
  * G = dlogits^T X, and through the normalisation
  *   dW_k = (dWn_k - Wn_k (Wn_k . dWn_k)) / r_k = (s / r_k) (G_k - W_k (W_k . G_k) / r_k^2)
  * (below eps the divisor is the constant eps). W_k . G_k = sum_b dlogits_bk (x_b . W_k)
- * comes from the forward pass's raw dot products (mv_proto_wg). TaskRes: W = zs + alpha R,
+ * comes from the forward pass's raw dot products (mv_coldot). TaskRes: W = zs + alpha R,
  * so dR = alpha dW. */
 static void backward_proto(struct medvlm_adapter *a, float *ws, const float *const *X, int B,
                            const float *dlogits)
@@ -256,7 +225,7 @@ static void backward_proto(struct medvlm_adapter *a, float *ws, const float *con
     mv_mm_tn_rows(v.G, dlogits, X, K, D, B, NULL);
     float s = a->scale;
     if (a->ops->method == MEDVLM_ADAPTER_TASKRES) s *= a->opt.alpha;
-    mv_proto_wg(v.wg, v.acc, dlogits, v.raw, B, K);
+    mv_coldot(v.wg, v.acc, dlogits, v.raw, B, K);
     for (int k = 0; k < K; k++) {
         const float *g = v.G + (size_t)k * D, *w = W + (size_t)k * D;
         float *dw = a->params[0].grad + (size_t)k * D;

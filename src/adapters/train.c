@@ -24,11 +24,11 @@ long medvlm_adapter_steps(const struct medvlm_adapter_options *o, int n)
     return (long)o->epochs * iters;
 }
 
-/* Checks the arguments and that every feature is finite; with staged != NULL, copies the
- * features there as it scans them. */
+/* Checks the arguments and that every feature is finite (on `threads` threads); with
+ * staged != NULL, copies the features there as it scans them. */
 static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, const float *X,
                                        const int64_t *Y, int n, int d, const float *zs, int k,
-                                       float *staged)
+                                       float *staged, int threads)
 {
     if (!o || !zs || d <= 0 || k <= 0 || n < 0 || (n > 0 && (!X || !Y)))
         return mv_err(MEDVLM_ERR_ARG, "adapter train: NULL input or bad sizes (n %d, d %d, k %d)",
@@ -65,8 +65,8 @@ static enum medvlm_status check_inputs(const struct medvlm_adapter_options *o, c
     size_t nd;
     if (!mv_mul_ok((size_t)n, (size_t)d, &nd))
         return mv_err(MEDVLM_ERR_OVERFLOW, "adapter train: %d x %d features overflow", n, d);
-    size_t i = staged ? mv_copy_first_nonfinite_par(staged, X, nd, o->threads)
-                      : mv_first_nonfinite_par(X, nd, o->threads);
+    size_t i = staged ? mv_copy_first_nonfinite_par(staged, X, nd, threads)
+                      : mv_first_nonfinite_par(X, nd, threads);
     if (i < nd)
         return mv_err(MEDVLM_ERR_ARG, "adapter train: feature %zu of sample %zu is not finite",
                       i % (size_t)d, i / (size_t)d);
@@ -165,11 +165,15 @@ enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, 
         staged = mv_aligned_large((size_t)n * (size_t)d * sizeof(float));
         if (!staged) mv_err_clear(); /* then they are read where they are */
     }
-    enum medvlm_status st = check_inputs(o, X, Y, n, d, zs_prototypes, k, staged);
+    /* the threads every loop below runs on, decided here once: the option, or the library's
+     * count (medvlm_set_threads) */
+    const int threads = o && o->threads > 0 ? o->threads : medvlm_get_threads();
+    enum medvlm_status st = check_inputs(o, X, Y, n, d, zs_prototypes, k, staged, threads);
     if (st) goto fail;
     const float *Xs = staged ? staged : X;
     st = mv_adapter_create(o, d, k, n, zs_prototypes, logit_scale, &a);
     if (st) goto fail;
+    a->opt.threads = threads;
     a->opt.init_prototypes = o->init_prototypes;
     a->opt.init_w1 = o->init_w1;
     a->opt.init_w2 = o->init_w2;
@@ -178,7 +182,7 @@ enum medvlm_status medvlm_adapter_train(const struct medvlm_adapter_options *o, 
     if (st) goto fail;
     if (a->ops->trains && medvlm_adapter_steps(o, n) > 0) {
         st = mv_adapter_proto_trains(a)
-                 ? mv_adapter_train_proto(a, Xs, Y, n, losses_out, o->threads, NULL)
+                 ? mv_adapter_train_proto(a, Xs, Y, n, losses_out, threads, -1, NULL)
                  : mv_adapter_train_loop(a, X, Y, n, losses_out);
         if (st) goto fail;
     }

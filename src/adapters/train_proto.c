@@ -204,6 +204,7 @@ struct proto_run {
     struct pace *pace;        /* (T) each thread's timings of the current period */
     int period;               /* epochs per period: the team or one thread runs a period */
     int solo;                 /* this period: -1 the team, or the one thread that runs it */
+    int alternate;            /* >= 0 (tests): team and thread alternate % T alone in turn */
     int recorder;             /* this period's thread that computes the losses */
     int solo_periods;         /* periods run solo since the team last ran one */
     int probe_every;          /* solo periods before the team runs one again */
@@ -246,9 +247,6 @@ static uint64_t median_u32(const uint32_t *v, int n)
     return tmp[n / 2];
 }
 
-/* For tests (adapters.h): >= 0 alternates the team and one thread alone, epoch by epoch. */
-int mv_adapter_proto_alternate = -1;
-
 /* Who runs the next period, from the timings of the one that ended (thread 0, between two
  * barriers). The team, unless one core is so much slower that the faster thread alone would
  * step faster: each block's work is then done by that thread in turn while the other idles
@@ -261,7 +259,7 @@ int mv_adapter_proto_alternate = -1;
 static int next_runner(struct proto_run *r, int T)
 {
     const int solo = r->solo;
-    if (mv_adapter_proto_alternate >= 0) return solo >= 0 ? -1 : mv_adapter_proto_alternate % T;
+    if (r->alternate >= 0) return solo >= 0 ? -1 : r->alternate % T;
     if (solo >= 0) {
         const struct pace *p = &r->pace[solo];
         if (p->n < 4) return solo;
@@ -380,7 +378,7 @@ static double step_loss(const struct proto_run *r, struct proto_thread *th, cons
         ce = mv_cross_entropy_sum(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
     else
         mv_cross_entropy_grad(th->dl, th->logits, th->yb, B, K, 1.0f / (float)B);
-    mv_proto_wg(th->wg, th->acc, th->dl, th->raw, B, K);
+    mv_coldot(th->wg, th->acc, th->dl, th->raw, B, K);
     return ce;
 }
 
@@ -570,20 +568,23 @@ int mv_adapter_proto_stages(const struct medvlm_adapter_options *o, int n, int d
 
 enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float *X,
                                           const int64_t *Y, int n, float *losses, int threads,
-                                          int *threads_used)
+                                          int alternate, int *threads_used)
 {
     if (!mv_adapter_proto_trains(a))
         return mv_err(MEDVLM_ERR_INTERNAL, "adapter: %s is not a prototype method", a->ops->name);
     const struct medvlm_adapter_options *o = &a->opt;
     const int K = a->k, D = a->d;
-    struct proto_run r = {.a = a, .X = X, .Y = Y, .n = n, .losses = losses};
+    struct proto_run r = {.a = a, .X = X, .Y = Y, .n = n, .losses = losses, .alternate = alternate};
     r.B = MV_MIN(o->batch_size, n);
     r.iters = MV_MAX(n / o->batch_size, 1);
     r.shuffle = o->batch_size < n;
     r.steps = (long)o->epochs * r.iters;
     r.NB = MV_MAX(1, D / BLOCK_MIN);
     r.prefetch = reads_memory(o->batch_size, n, D);
-    int T = MV_MAX(1, MV_MIN(mv_adapter_team(threads), r.NB));
+#ifdef _OPENMP
+    if (omp_in_parallel()) threads = 1; /* no nested teams */
+#endif
+    int T = MV_MAX(1, MV_MIN(threads, r.NB));
     enum medvlm_status st = MEDVLM_ERR_NOMEM;
     const size_t kd = (size_t)K * D;
     struct proto_thread th[64];
@@ -609,7 +610,7 @@ enum medvlm_status mv_adapter_train_proto(struct medvlm_adapter *a, const float 
     r.solo_step = mv_calloc((size_t)T, sizeof *r.solo_step);
     r.solo = r.probing = -1;
     r.probe_every = PACE_PROBE;
-    r.period = mv_adapter_proto_alternate >= 0 ? 1 : MV_MAX(1, 128 / r.iters);
+    r.period = alternate >= 0 ? 1 : MV_MAX(1, 128 / r.iters);
     if (!r.bar || !r.bar->at || !r.pace || !r.solo_step || !r.blocks || !pool || !xbs || !r.lp ||
         !r.zp || !r.np || !r.zalm || !r.sh || !r.sh->orders)
         goto fail;

@@ -204,8 +204,11 @@ enum {
     "  --skip-missing        leave out listed images that do not exist\n"                          \
     "  --skip-bad            leave out images that fail to decode (else: stop, write nothing)\n"   \
     "preprocessing and speed:\n"                                                                   \
-    "  --preprocess tutorial|hf  the notebooks' torchvision pipeline (default) or\n"               \
-    "                        Hugging Face's CLIPImageProcessor\n"                                  \
+    "  --preprocess tutorial|hf|hf-torchvision  the notebooks' torchvision pipeline\n"             \
+    "                        (default); Hugging Face's CLIPImageProcessor as transformers 4\n"     \
+    "                        runs it (Pillow resize; CLIPImageProcessorPil in 5); or as\n"         \
+    "                        transformers 5's default runs it (torchvision resize: pixels\n"       \
+    "                        differ from hf by up to ~0.03 after normalisation)\n"                 \
     "  --no-antialias        tutorial: plain bilinear resize (torchvision < 0.17)\n"               \
     "  --no-center-crop      hf: no centre crop (as the notebooks set it)\n"                       \
     "  --batch-size N        images per forward pass (default 32)\n"                               \

@@ -60,12 +60,9 @@ int cli_data_opt(const char *cmd, int c, const char *arg, struct cli_data_args *
         a->pre.center_crop = 0;
         return 1;
     case CLI_OPT_PREPROCESS:
-        if (strcmp(arg, "hf") == 0)
-            a->pre.pipeline = MEDVLM_PREPROCESS_HF;
-        else if (strcmp(arg, "tutorial") == 0)
-            a->pre.pipeline = MEDVLM_PREPROCESS_TUTORIAL;
-        else
-            return -cli_usage(cmd, "--preprocess expects hf or tutorial, got '%s'", arg);
+        if (medvlm_preprocess_parse(arg, &a->pre.pipeline) != MEDVLM_OK)
+            return -cli_usage(cmd, "--preprocess expects tutorial, hf or hf-torchvision, got '%s'",
+                              arg);
         return 1;
     case CLI_OPT_BATCH_SIZE:
         if (!cli_parse_int(arg, 1, 4096, &v))

@@ -127,6 +127,35 @@ bool mv_is_file(const char *path);
 
 double mv_now(void); /* monotonic seconds */
 
+/* ---- cpu.c: the CPU, and the instruction-set features that decide which kernels run ---- */
+
+/* The features, as /proc/cpuinfo names them. Every kernel with a vector path asks here (once
+ * per call is cheap: the answer is detected on first use and kept). */
+enum mv_cpu_flag {
+    MV_CPU_AVX2,
+    MV_CPU_FMA,
+    MV_CPU_AVX512F,
+    MV_CPU_AVX512_BF16,
+    MV_CPU_AMX_BF16,
+    MV_CPU_FLAG_COUNT
+};
+/* Bit (1u << enum mv_cpu_flag) set where the CPU has the feature and the OS saves its registers
+ * (XCR0); 0 on other architectures and compilers. */
+unsigned mv_cpu_flags(void);
+/* 1 when every feature of `mask` (bits of enum mv_cpu_flag) is there: mv_cpu_has(MV_CPU_BIT(
+ * MV_CPU_AVX2) | MV_CPU_BIT(MV_CPU_FMA)). */
+#define MV_CPU_BIT(f) (1u << (f))
+int mv_cpu_has(unsigned mask);
+const char *mv_cpu_flag_name(enum mv_cpu_flag f); /* "avx512_bf16" */
+struct mv_cpu_info {
+    char vendor[13];     /* CPUID's vendor string ("GenuineIntel", "AuthenticAMD"), or "unknown" */
+    char model_name[49]; /* its brand string ("Intel(R) Xeon(R) Platinum 8480+"), or "unknown" */
+    int family, model, stepping; /* CPUID's display family and model (0 where unknown) */
+    int cpus_online;             /* logical CPUs online (0 where unknown) */
+    unsigned flags;              /* mv_cpu_flags() */
+};
+void mv_cpu_info(struct mv_cpu_info *ci);
+
 #define MV_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MV_MIN(a, b)    ((a) < (b) ? (a) : (b))
 #define MV_MAX(a, b)    ((a) > (b) ? (a) : (b))

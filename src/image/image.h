@@ -1,6 +1,7 @@
 /*
  * image.h - internal image module: the three decoders behind medvlm_image_decode_memory, the
- * Pillow fixed-point resampler, the torchvision float bilinear resampler, and their naive
+ * Pillow fixed-point resampler, the torchvision float bilinear resampler, torch's uint8
+ * antialiased resampler (transformers 5's default processor), and their naive
  * siblings (kept for the tests: the fast versions must agree with them bit for bit).
  *
  * Layouts: decoded images are HWC uint8 RGB (struct medvlm_image); model inputs are CHW
@@ -75,5 +76,19 @@ enum medvlm_status mv_tv_resize_rgb8(const uint8_t *rgb, int H, int W, const flo
                                      int OH, int OW, int antialias, float *dst);
 enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int OH, int OW,
                                       int antialias, float *dst);
+
+/* ---- resize_tv_u8.c: torch's uint8 interpolate with antialias (int16 weights) ---- */
+
+/* Resize src (H, W, 3) to (OH, OW) as torchvision's v2 resize does on a uint8 tensor (bicubic or
+ * bilinear, antialias=True) and write the window rows [y0, y0 + wh) x cols [x0, x0 + ww) of
+ * the result into dst (wh, ww, 3); positions outside the result are 0 (the centre crop's
+ * padding). Only the window's taps are computed. */
+enum medvlm_status mv_tv_resize_u8_window(const uint8_t *src, int H, int W, int OH, int OW, int y0,
+                                          int x0, int wh, int ww, enum medvlm_resample filter,
+                                          uint8_t *dst);
+/* Naive sibling: the whole resize in torch's order, then the window. */
+enum medvlm_status mv_tv_resize_u8_window_naive(const uint8_t *src, int H, int W, int OH, int OW,
+                                                int y0, int x0, int wh, int ww,
+                                                enum medvlm_resample filter, uint8_t *dst);
 
 #endif

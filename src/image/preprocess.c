@@ -10,6 +10,14 @@
  *
  * TUTORIAL (torchvision ToTensor -> Normalize -> Resize([S, S])): x = (float)u8 / 255.0f,
  * (x - mean) / std in float32 (again a table), then resize_tv.c on the float planes.
+ *
+ * HF_TORCHVISION (transformers 5's CLIPImageProcessor, TorchvisionBackend._preprocess): the HF
+ * sizes; torch's uint8 antialiased resize (resize_tv_u8.c); centre crop as its center_crop:
+ * top = int((h - ch) / 2.0), or, when the image is smaller, zero padding of (ch - h) // 2 above
+ * (HF puts the odd row above, this one below); then rescale and normalise fused, as
+ * _fuse_mean_std_and_rescale_factor does: mean' = (float)mean * (float)(1 / rescale_factor),
+ * std' likewise, x = ((float)u8 - mean') / std' in float32 (a table again). Without
+ * normalisation: x = (float)u8 * (float)rescale_factor; without either, (float)u8.
  */
 #include "image.h"
 
@@ -18,6 +26,25 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+static const char *const pipeline_names[] = {"hf", "tutorial", "hf-torchvision"};
+
+const char *medvlm_preprocess_name(enum medvlm_preprocess p)
+{
+    return (unsigned)p < MV_ARRAY_LEN(pipeline_names) ? pipeline_names[p] : NULL;
+}
+
+enum medvlm_status medvlm_preprocess_parse(const char *name, enum medvlm_preprocess *out)
+{
+    for (size_t i = 0; name && i < MV_ARRAY_LEN(pipeline_names); i++)
+        if (strcmp(name, pipeline_names[i]) == 0) {
+            *out = (enum medvlm_preprocess)i;
+            return MEDVLM_OK;
+        }
+    return mv_err(MEDVLM_ERR_ARG,
+                  "preprocess: unknown pipeline '%s' (expected hf, tutorial or hf-torchvision)",
+                  name ? name : "(null)");
+}
 
 void medvlm_preprocess_options_default(struct medvlm_preprocess_options *opt)
 {
@@ -36,8 +63,9 @@ static enum medvlm_status check_config(const struct medvlm_preproc_config *pp,
                                        const struct medvlm_preprocess_options *opt)
 {
     if (!pp) return mv_err(MEDVLM_ERR_ARG, "preprocess: the preprocessor config is NULL");
-    if (opt->pipeline != MEDVLM_PREPROCESS_HF && opt->pipeline != MEDVLM_PREPROCESS_TUTORIAL)
-        return mv_err(MEDVLM_ERR_ARG, "preprocess: unknown pipeline %d (expected hf or tutorial)",
+    if (!medvlm_preprocess_name(opt->pipeline))
+        return mv_err(MEDVLM_ERR_ARG,
+                      "preprocess: unknown pipeline %d (expected hf, tutorial or hf-torchvision)",
                       (int)opt->pipeline);
     if (opt->size < 0 || opt->size > 65536)
         return mv_err(MEDVLM_ERR_ARG, "preprocess: size %d out of range (0..65536)", opt->size);
@@ -52,6 +80,13 @@ static enum medvlm_status check_config(const struct medvlm_preproc_config *pp,
     for (int c = 0; c < 3; c++)
         if (!(pp->std[c] != 0.0f)) return mv_err(MEDVLM_ERR_ARG, "preprocess: std[%d] is zero", c);
     return MEDVLM_OK;
+}
+
+/* HF_TORCHVISION's centre crop of c from n: int((n - c) / 2.0), or, when n < c, the padding
+ * (c - n) // 2 before the image, as a negative start. */
+static int tv_crop_start(int n, int c)
+{
+    return n >= c ? (n - c) / 2 : -((c - n) / 2);
 }
 
 /* The resized (not cropped) size of the HF pipeline. */
@@ -130,7 +165,7 @@ enum medvlm_status medvlm_image_preprocess_fixed_size(const struct medvlm_prepro
     opt = options_or_default(opt, &def);
     enum medvlm_status st = check_config(pp, opt); /* before looking at pp's crop */
     if (st) return st;
-    if (opt->pipeline == MEDVLM_PREPROCESS_HF && !hf_crop(pp, opt))
+    if (opt->pipeline != MEDVLM_PREPROCESS_TUTORIAL && !hf_crop(pp, opt))
         return mv_err(MEDVLM_ERR_ARG, "preprocess: without a centre crop the HF pipeline gives "
                                       "each image its own size; there is no fixed batch size");
     return medvlm_image_preprocess_size(1, 1, pp, opt, out_h, out_w);
@@ -148,6 +183,15 @@ static void build_lut(const struct medvlm_preproc_config *pp, enum medvlm_prepro
             if (pipe == MEDVLM_PREPROCESS_TUTORIAL) {
                 x = (float)v / 255.0f;
                 x = (x - pp->mean[c]) / pp->std[c];
+            } else if (pipe == MEDVLM_PREPROCESS_HF_TORCHVISION) {
+                const float inv = (float)(1.0 / rf); /* 255 */
+                x = (float)v;
+                if (pp->do_rescale && pp->do_normalize)
+                    x = (x - pp->mean[c] * inv) / (pp->std[c] * inv);
+                else if (pp->do_normalize)
+                    x = (x - pp->mean[c]) / pp->std[c];
+                else if (pp->do_rescale)
+                    x = x * (float)rf;
             } else {
                 x = pp->do_rescale ? (float)((double)v * rf) : (float)v;
                 if (pp->do_normalize) x = (x - pp->mean[c]) / pp->std[c];
@@ -195,15 +239,18 @@ enum medvlm_status medvlm_image_preprocess(const struct medvlm_image *img,
     } else {
         int rh, rw;
         if ((st = hf_resized(img->width, img->height, pp, &rh, &rw))) return st;
+        const int tv = opt->pipeline == MEDVLM_PREPROCESS_HF_TORCHVISION;
         int y0 = 0, x0 = 0;
         if (hf_crop(pp, opt)) {
-            y0 = floor_div2(rh - oh);
-            x0 = floor_div2(rw - ow);
+            y0 = tv ? tv_crop_start(rh, oh) : floor_div2(rh - oh);
+            x0 = tv ? tv_crop_start(rw, ow) : floor_div2(rw - ow);
         }
         uint8_t *win = mv_malloc((size_t)oh * ow * 3);
         if (!win) return MEDVLM_ERR_NOMEM;
-        st = mv_pil_resize_window(img->rgb, img->height, img->width, rh, rw, y0, x0, oh, ow,
-                                  pp->resample, win);
+        st = tv ? mv_tv_resize_u8_window(img->rgb, img->height, img->width, rh, rw, y0, x0, oh, ow,
+                                         pp->resample, win)
+                : mv_pil_resize_window(img->rgb, img->height, img->width, rh, rw, y0, x0, oh, ow,
+                                       pp->resample, win);
         if (!st) to_chw(win, oh, ow, lut, out_chw);
         mv_free(win);
     }

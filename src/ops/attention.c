@@ -417,7 +417,7 @@ int mv_attention_fused_available(void)
 static const struct att_kernels *fused_kernels(void)
 {
 #ifdef MV_HAVE_AVX512_PATH
-    if (__builtin_cpu_supports("avx512f")) return &kernels_avx512;
+    if (mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F))) return &kernels_avx512;
 #endif
     return NULL;
 }

@@ -121,8 +121,7 @@ float mv_bf16_dot2_portable(float acc, uint32_t a, uint32_t b)
 int mv_gemm_bf16_available(void)
 {
 #ifdef MV_HAVE_BF16_PATH
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F) | MV_CPU_BIT(MV_CPU_AVX512_BF16));
 #else
     return 0;
 #endif

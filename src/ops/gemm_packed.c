@@ -238,8 +238,7 @@ __attribute__((target("avx512f"))) static void pack_b_avx512(float *dst, int tb,
 int mv_gemm_packed_available(void)
 {
 #ifdef MV_HAVE_AVX512_PATH
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F));
 #else
     return 0;
 #endif
@@ -452,7 +451,7 @@ static const struct packed_path path_avx512 = {kernel_avx512, pack_a_avx512, pac
 static const struct packed_path *path_for(int portable)
 {
 #ifdef MV_HAVE_AVX512_PATH
-    if (!portable && __builtin_cpu_supports("avx512f")) return &path_avx512;
+    if (!portable && mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F))) return &path_avx512;
 #endif
     (void)portable;
     return &path_portable;

@@ -28,18 +28,13 @@
 #define MV_HAVE_AVX2_PATH 1
 #endif
 
-/* Which fast path runs: 2 AVX-512 (16 lanes), 1 AVX2 + FMA (8 lanes), 0 none. */
-static int cached = -1;
+/* Which fast path this CPU runs: 2 AVX-512 (16 lanes), 1 AVX2 + FMA (8 lanes), 0 none. */
 static int skinny_path(void)
 {
 #ifdef MV_HAVE_AVX2_PATH
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f")                                 ? 2
-                 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                                   : 0;
-    }
-    return cached;
+    return mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F))                         ? 2
+           : mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX2) | MV_CPU_BIT(MV_CPU_FMA)) ? 1
+                                                                          : 0;
 #else
     return 0;
 #endif
@@ -301,13 +296,14 @@ __attribute__((target("avx512f"))) static void skinny_avx512(int M, int n0, int 
 }
 #endif
 
-static void skinny_ref(int M, int n0, int n1, int K, float alpha, const float *A, int lda,
+/* The portable order of fast path `path`: 16 lanes for AVX-512's, else 8. */
+static void skinny_ref(int path, int M, int n0, int n1, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc)
 {
     for (int j = n0; j < n1; j++)
         for (int i = 0; i < M; i++) {
-            float s = (skinny_path() == 2 ? dot_ref16 : dot_ref)(A + (size_t)i * lda,
-                                                                 B + (size_t)j * ldb, K);
+            float s =
+                (path == 2 ? dot_ref16 : dot_ref)(A + (size_t)i * lda, B + (size_t)j * ldb, K);
             float *out = &C[(size_t)i * ldc + j];
             *out = beta == 0.0f ? alpha * s : alpha * s + beta * *out;
         }
@@ -318,20 +314,18 @@ int mv_gemm_skinny_available(void)
     return skinny_path() > 0;
 }
 
-int mv_gemm_skinny_limit(int path)
+int mv_gemm_skinny_best(void)
 {
-    cached = -1;
-    int best = skinny_path();
-    cached = MV_MIN(MV_MAX(path, 0), best);
-    return cached;
+    return skinny_path();
 }
 
-void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                    int ldb, float beta, float *C, int ldc)
+void mv_gemm_skinny_at(int path, int portable, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     // C (M, N), A (M, K), B (N, K)
     if (M <= 0 || N <= 0) return;
-    const int fast = skinny_path();
+    path = MV_MIN(MV_MAX(path, 0), skinny_path()); /* never an instruction set the CPU lacks */
+    const int fast = portable ? 0 : path;
     /* fixed column blocks of 64, taken first come first served: the split never changes a
      * result, and a thread slowed by another process takes fewer blocks */
     const int nblocks = (N + 63) / 64;
@@ -348,12 +342,18 @@ void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, c
             continue;
         }
 #endif
-        skinny_ref(M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        skinny_ref(path, M, n0, n1, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
+}
+
+void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc)
+{
+    mv_gemm_skinny_at(skinny_path(), 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc)
 {
-    skinny_ref(M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mv_gemm_skinny_at(skinny_path(), 1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

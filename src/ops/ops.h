@@ -128,9 +128,12 @@ void mv_gemm_skinny(int M, int N, int K, float alpha, const float *A, int lda, c
 /* 1 when a fast (AVX-512, or AVX2+FMA) path runs on this CPU; mv_gemm uses the kernel only
  * then. */
 int mv_gemm_skinny_available(void);
-/* Tests: run at most fast path `path` (2 AVX-512, 1 AVX2, 0 none) from now on, so that each
- * path can be checked on a CPU that has a faster one; returns the path now in use. */
-int mv_gemm_skinny_limit(int path);
+/* The fast path this CPU runs: 2 AVX-512 (16 lanes), 1 AVX2 + FMA (8 lanes), 0 none. */
+int mv_gemm_skinny_best(void);
+/* mv_gemm_skinny on fast path `path` (clamped to 0 .. mv_gemm_skinny_best(), so that tests check
+ * each path on a CPU that has a faster one); portable: that path's order in plain C. */
+void mv_gemm_skinny_at(int path, int portable, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void mv_gemm_skinny_portable(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -363,14 +366,114 @@ void mv_l2norm_forward(float *out, float *norm, const float *inp, int R, int D);
  * output and norm (R) its saved norms. */
 void mv_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int R,
                         int D);
-/* Mean cross-entropy of logits (R, K) against labels (R), log-sum-exp in double. */
-double mv_cross_entropy_forward(const float *logits, const int *labels, int R, int K);
-/* Its gradient: dlogits (R, K) += (softmax(logits) - onehot(labels)) / R. */
-void mv_cross_entropy_backward(float *dlogits, const float *logits, const int *labels, int R,
-                               int K);
+/* The cross-entropy, one implementation for fine-tuning's head and every adapter, log_softmax
+ * with max subtraction. Mean over R rows of logits (R, K) against labels (R); with dlogits (not
+ * NULL) also writes dlogits = (softmax - onehot) / R. */
+double mv_cross_entropy(float *dlogits, const float *logits, const int64_t *labels, int R, int K);
+/* The sum (not the mean) over the R rows, and dlogits = (softmax - onehot) gscale: one part
+ * of a batch whose mean is taken later. With dlogits the max is taken in float and the
+ * exponentials are the vectorised mv_exp_span's (within ~2 ulps of expf; K = 4 runs two rows
+ * per AVX2 vector), their sums in double; without, the value alone is computed in double. */
+double mv_cross_entropy_sum(float *dlogits, const float *logits, const int64_t *labels, int R,
+                            int K, float gscale);
+/* Only mv_cross_entropy_sum's dlogits (the same bits), for a caller that does not need the
+ * value. */
+void mv_cross_entropy_grad(float *dlogits, const float *logits, const int64_t *labels, int R, int K,
+                           float gscale);
+/* The naive sibling, everything in double: returns the sum over rows and, with dlogits,
+ * writes (softmax - onehot) gscale. */
+double mv_cross_entropy_naive(float *dlogits, const float *logits, const int64_t *labels, int R,
+                              int K, float gscale);
 /* CLIP loss of a square logits_per_image (B, B): (CE(rows, arange) + CE(columns, arange)) / 2.
  */
 double mv_clip_loss_forward(const float *logits_per_image, int B);
+
+/* ---- small.c: products and vector kernels for few-shot shapes ---- */
+
+/* Plain loops, and AVX2+FMA versions where the CPU has them (mv_kernels_simd). Each product
+ * element and each dot is accumulated one way (one 8-lane FMA chain over the 8-float chunks in
+ * order, a fixed horizontal sum, then the tail), however rows and columns are blocked, so a
+ * split over threads gives the same bits as one thread. */
+
+/* 1 when the AVX2+FMA versions run (mv_cpu_has AVX2 and FMA). */
+int mv_kernels_simd(void);
+/* C (M, N) = A (M, L) Bm (N, L)^T. */
+void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* C (M, N) += A (L, M)^T Bm (L, N). */
+void mv_mm_tn_acc(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* Addresses to prefetch from inside the kernels' inner loops, one per iteration that issues
+ * one: a cursor into a list, advanced as they go. A call issues exactly
+ * mv_mm_nt_prefetches / mv_mm_tn_prefetches of them; the list must hold that many (pad it
+ * with any address already in cache). */
+struct mv_prefetch {
+    const void *const *at;
+};
+long mv_mm_nt_prefetches(int M, int N, int L);
+long mv_mm_tn_prefetches(int M, int N, int L);
+/* The same products with the row operand given as row pointers: Arows (M) rows of L floats;
+ * Brows (L) rows of N floats. mv_mm_tn_rows overwrites C (mv_mm_tn_acc_rows onto zeros,
+ * without the zeroing). pf: the prefetch cursor, or NULL. */
+void mv_mm_nt_rows(float *C, const float *const *Arows, const float *Bm, int M, int N, int L,
+                   struct mv_prefetch *pf);
+void mv_mm_tn_acc_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L);
+void mv_mm_tn_rows(float *C, const float *A, const float *const *Brows, int M, int N, int L,
+                   struct mv_prefetch *pf);
+/* The plain-loop siblings (a test compares them). */
+void mv_mm_nt_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
+void mv_mm_tn_acc_ref(float *C, const float *A, const float *Bm, int M, int N, int L);
+/* dot(a, b), sum (a - b)^2, dst += a x + b y, dst = a x + b y (the bits of mv_axpby_acc
+ * onto zeros) over L floats. */
+float mv_dot(const float *a, const float *b, int L);
+float mv_sqdist(const float *a, const float *b, int L);
+void mv_axpby_acc(float *dst, float a, const float *x, float b, const float *y, int L);
+void mv_axpby(float *dst, float a, const float *x, float b, const float *y, int L);
+/* sum (a - b)^2 accumulated in double, in order. */
+double mv_sqdist_f64(const float *a, const float *b, int L);
+float mv_dot_ref(const float *a, const float *b, int L);
+float mv_sqdist_ref(const float *a, const float *b, int L);
+void mv_axpby_acc_ref(float *dst, float a, const float *x, float b, const float *y, int L);
+void mv_axpby_ref(float *dst, float a, const float *x, float b, const float *y, int L);
+/* out (K) = sum_b A_bk Bm_bk for A, Bm (B, K), accumulated in acc (K) in double, in row order
+ * (the prototype adapters' W_k . G_k from the forward pass's raw dot products). */
+void mv_coldot(float *out, double *acc, const float *A, const float *Bm, int B, int K);
+/* The prototype trainer's update of one class row, in one pass, for SGD with momentum after
+ * its first step: the bits of, in turn,
+ *   dW = a G + b Weff (mv_axpby);  CLAP: dW += f W - f zs (mv_axpby_acc);
+ *   buf = mom buf + damp dW;  W -= lr buf (the optimizer's SGD);
+ *   TaskRes: Weff = zs + alpha W (else Weff is W);  return mv_dot(Weff, Weff);
+ *   CLAP with dist set: *dist = mv_sqdist(W, zs), the next step's penalty distance.
+ * mv_row_update_ref: the same in plain loops (its sums are not mv_dot's and mv_sqdist's; a
+ * test compares). */
+struct mv_row_update {
+    float a, b;
+    int clap;
+    float f;
+    float mom, damp, lr;
+    int taskres;
+    float alpha;
+    float *dist; /* CLAP: receives |W - zs|^2 of the updated row; NULL: not computed */
+};
+float mv_row_update(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                    const float *g, const float *zs, int L);
+float mv_row_update_ref(const struct mv_row_update *u, float *w, float *buf, float *weff,
+                        const float *g, const float *zs, int L);
+/* list (n * lines) = the 64-byte lines of rows base + idx[b] * stride, `lines` per row, row
+ * after row: what a prefetch cursor walks. */
+void mv_line_list(const void **list, const float *base, size_t stride, const int *idx, int n,
+                  int lines);
+/* The index of the first of x[0..n) that is not finite (NaN, +-inf), or n. */
+size_t mv_first_nonfinite(const float *x, size_t n);
+/* The same index, copying src to dst on the way: all n values when they are all finite. */
+size_t mv_copy_first_nonfinite(float *dst, const float *src, size_t n);
+/* mv_first_nonfinite and mv_mm_nt on up to `threads` threads, as the caller decided (one for
+ * small inputs, inside a parallel region, or threads <= 1): the same results. */
+size_t mv_first_nonfinite_par(const float *x, size_t n, int threads);
+size_t mv_copy_first_nonfinite_par(float *dst, const float *src, size_t n, int threads);
+void mv_mm_nt_par(float *C, const float *A, const float *Bm, int M, int N, int L, int threads);
+/* raw (B, K) = the sum of np partial (B, K) arrays (stride floats apart) in order; logits =
+ * raw times fac (K) by column. */
+void mv_partial_logits(float *raw, float *logits, const float *parts, int np, size_t stride, int B,
+                       int K, const float *fac);
 
 /* ---- profile.c: seconds per op family (bench --profile) ---- */
 
@@ -398,24 +501,7 @@ const char *mv_prof_name(enum mv_prof_op op);
 
 /* ---- peak.c: the CPU and its floating-point peak (bench --peak, --gemm) ---- */
 
-/* The instruction-set features that decide which kernels run, as /proc/cpuinfo names them. */
-enum mv_cpu_flag {
-    MV_CPU_AVX2,
-    MV_CPU_FMA,
-    MV_CPU_AVX512F,
-    MV_CPU_AVX512_BF16,
-    MV_CPU_AMX_BF16,
-    MV_CPU_FLAG_COUNT
-};
-struct mv_cpu_info {
-    char vendor[13];     /* CPUID's vendor string ("GenuineIntel", "AuthenticAMD"), or "unknown" */
-    char model_name[49]; /* its brand string ("Intel(R) Xeon(R) Platinum 8480+"), or "unknown" */
-    int family, model, stepping; /* CPUID's display family and model (0 where unknown) */
-    int cpus_online;             /* logical CPUs online (0 where unknown) */
-    unsigned flags;              /* bit (1u << enum mv_cpu_flag) set where the CPU and OS have it */
-};
-void mv_cpu_info(struct mv_cpu_info *ci);
-const char *mv_cpu_flag_name(enum mv_cpu_flag f); /* "avx512_bf16" */
+/* The CPU itself (identity, features): core.h's mv_cpu_info, mv_cpu_has. */
 
 /* Register-only loops, no memory traffic: fp32 FMA on 512-bit (AVX-512F) and 256-bit (AVX2 +
  * FMA) registers, bf16 pair dot products into fp32 (vdpbf16ps, AVX512_BF16; 2 FLOPs a pair). */

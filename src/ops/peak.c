@@ -1,7 +1,7 @@
 /*
- * peak.c - what the CPU is and how fast it can multiply: its identity (CPUID) and its
- * floating-point peak, measured with loops that run in registers only (no loads or stores),
- * so that a kernel's GFLOP/s can be read as a fraction of what the cores can do.
+ * peak.c - how fast the CPU can multiply (what it is: core/cpu.c): its floating-point peak,
+ * measured with loops that run in registers only (no loads or stores), so that a kernel's GFLOP/s
+ * can be read as a fraction of what the cores can do.
  *
  * Each loop keeps NACC independent accumulators (more than an FMA unit's latency times its
  * ports: 4 cycles x 2 ports on current x86 cores) and updates each once per iteration:
@@ -10,7 +10,7 @@
  *   bf16 dot  vdpbf16ps, acc += a0 b0 + a1 b1 per fp32 lane: 32 bf16 pairs, 64 FLOPs per
  *             instruction (AVX512_BF16)
  * Each path is compiled for its instruction set (target attribute) and chosen at run time
- * (__builtin_cpu_supports), as gemm_packed.c does; a path the CPU lacks measures 0. An empty
+ * (mv_cpu_has), as gemm_packed.c does; a path the CPU lacks measures 0. An empty
  * asm statement that claims to change the accumulators after every iteration keeps them in
  * registers and the loop in place, and the sum of the accumulators is returned.
  *
@@ -26,81 +26,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#define MV_HAVE_CPUID 1
-#endif
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #include <immintrin.h>
 #define MV_HAVE_PEAK_PATHS 1
 #endif
-
-/* ---- the CPU ---- */
-
-static const char *const flag_names[MV_CPU_FLAG_COUNT] = {"avx2", "fma", "avx512f", "avx512_bf16",
-                                                          "amx_bf16"};
-
-const char *mv_cpu_flag_name(enum mv_cpu_flag f)
-{
-    return (unsigned)f < MV_CPU_FLAG_COUNT ? flag_names[f] : "?";
-}
-
-static unsigned cpu_flags(void)
-{
-    unsigned f = 0;
-#ifdef MV_HAVE_PEAK_PATHS
-    __builtin_cpu_init(); /* these also check that the OS saves the registers (XCR0) */
-    if (__builtin_cpu_supports("avx2")) f |= 1u << MV_CPU_AVX2;
-    if (__builtin_cpu_supports("fma")) f |= 1u << MV_CPU_FMA;
-    if (__builtin_cpu_supports("avx512f")) f |= 1u << MV_CPU_AVX512F;
-    if (__builtin_cpu_supports("avx512bf16")) f |= 1u << MV_CPU_AVX512_BF16;
-    if (__builtin_cpu_supports("amx-bf16")) f |= 1u << MV_CPU_AMX_BF16;
-#endif
-    return f;
-}
-
-void mv_cpu_info(struct mv_cpu_info *ci)
-{
-    memset(ci, 0, sizeof *ci);
-    strcpy(ci->vendor, "unknown");
-    strcpy(ci->model_name, "unknown");
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    ci->cpus_online = online > 0 && online < (1L << 30) ? (int)online : 0;
-    ci->flags = cpu_flags();
-#ifdef MV_HAVE_CPUID
-    unsigned a, b, c, d, max_ext;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return;
-    memcpy(ci->vendor, &b, 4); /* the vendor string is EBX, EDX, ECX */
-    memcpy(ci->vendor + 4, &d, 4);
-    memcpy(ci->vendor + 8, &c, 4);
-    ci->vendor[12] = 0;
-    if (__get_cpuid(1, &a, &b, &c, &d)) {
-        int family = (a >> 8) & 0xf, model = (a >> 4) & 0xf;
-        if (family == 0xf) family += (a >> 20) & 0xff;
-        if (family == 0x6 || family >= 0xf) model += ((a >> 16) & 0xf) << 4;
-        ci->family = family;
-        ci->model = model;
-        ci->stepping = a & 0xf;
-    }
-    max_ext = __get_cpuid_max(0x80000000u, NULL);
-    if (max_ext >= 0x80000004u) { /* the brand string, 48 bytes in three leaves */
-        unsigned r[12];
-        for (unsigned i = 0; i < 3; i++)
-            __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
-        char s[49];
-        memcpy(s, r, 48);
-        s[48] = 0;
-        const char *p = s;
-        while (*p == ' ') p++;
-        size_t n = strlen(p);
-        while (n && p[n - 1] == ' ') n--;
-        if (n) {
-            memcpy(ci->model_name, p, n);
-            ci->model_name[n] = 0;
-        }
-    }
-#endif
-}
 
 /* ---- the loops ---- */
 
@@ -202,19 +131,17 @@ __attribute__((target("avx512f,avx512bf16"))) static float loop_bf16_dot(long n,
 static peak_loop_fn peak_loop(enum mv_peak_kind kind, double *flops_per_iter)
 {
 #ifdef MV_HAVE_PEAK_PATHS
-    __builtin_cpu_init();
     switch (kind) {
     case MV_PEAK_FP32_ZMM:
-        if (!__builtin_cpu_supports("avx512f")) return NULL;
+        if (!mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F))) return NULL;
         *flops_per_iter = NACC_ZMM * 32.0;
         return loop_fp32_zmm;
     case MV_PEAK_FP32_YMM:
-        if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NULL;
+        if (!mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX2) | MV_CPU_BIT(MV_CPU_FMA))) return NULL;
         *flops_per_iter = NACC_YMM * 16.0;
         return loop_fp32_ymm;
     case MV_PEAK_BF16_DOT:
-        if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bf16"))
-            return NULL;
+        if (!mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX512F) | MV_CPU_BIT(MV_CPU_AVX512_BF16))) return NULL;
         *flops_per_iter = NACC_ZMM * 64.0;
         return loop_bf16_dot;
     default:

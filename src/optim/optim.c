@@ -33,12 +33,7 @@ sgd_momentum_avx2(float *p, const float *g, float *buf, size_t n, float lr, floa
 
 static int have_avx2(void)
 {
-    static int level = -1;
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = __builtin_cpu_supports("avx2");
-    }
-    return level;
+    return mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX2));
 }
 #endif
 

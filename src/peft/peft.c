@@ -283,9 +283,7 @@ enum medvlm_status medvlm_peft_init(const struct medvlm_model *model,
     p->logits = mv_malloc(B * K * sizeof(float));
     p->dlogits = mv_malloc(B * K * sizeof(float));
     p->dfeats = mv_malloc(B * p->D * sizeof(float));
-    p->labels = mv_malloc(B * sizeof(int));
-    if (!p->pn || !p->dpn || !p->pnorm || !p->logits || !p->dlogits || !p->dfeats || !p->labels)
-        goto fail;
+    if (!p->pn || !p->dpn || !p->pnorm || !p->logits || !p->dlogits || !p->dfeats) goto fail;
     if ((st = mv_train_ws_init(&p->ws, &p->tower, p->D, o->max_batch))) goto fail;
     struct mv_optim_config oc;
     enum mv_optim_kind kind = o->optimizer == MEDVLM_OPTIMIZER_SGD     ? MV_OPTIM_SGD
@@ -321,7 +319,6 @@ void medvlm_peft_free(struct medvlm_peft *p)
     mv_free(p->logits);
     mv_free(p->dlogits);
     mv_free(p->dfeats);
-    mv_free(p->labels);
     mv_free(p);
 }
 
@@ -357,16 +354,13 @@ enum medvlm_status medvlm_peft_backward(struct medvlm_peft *p, const float *pixe
     enum medvlm_status st = check_batch(p, labels, B, 1);
     if (st) return st;
     struct mv_vit_saved *sv = &p->ws.saved;
-    for (int b = 0; b < B; b++) p->labels[b] = (int)labels[b];
     mv_vit_forward_train(&p->ws.acts, sv, &p->tower, p->D, pixels, B);
     head_forward(p, sv->feats, B);
-    double l = mv_cross_entropy_forward(p->logits, p->labels, B, p->K);
+    double l = mv_cross_entropy(p->dlogits, p->logits, labels, B, p->K); /* dlogits written */
     if (loss) *loss = (float)l;
     memset(p->grads, 0, p->n * sizeof(float));
     // logits = s feats pn^T: dfeats (B, D) = s dlogits pn; dpn (K, D) = s dlogits^T feats
-    size_t BK = (size_t)B * p->K, KD = (size_t)p->K * p->D;
-    memset(p->dlogits, 0, BK * sizeof(float));
-    mv_cross_entropy_backward(p->dlogits, p->logits, p->labels, B, p->K);
+    size_t KD = (size_t)p->K * p->D;
     memset(p->dpn, 0, KD * sizeof(float));
     mv_gemm(1, 0, p->K, p->D, B, p->scale, p->dlogits, p->K, sv->feats, p->D, 0.0f, p->dpn, p->D);
     mv_l2norm_backward(p->dprotos, p->dpn, p->pn, p->pnorm, p->K, p->D);
@@ -404,10 +398,7 @@ enum medvlm_status medvlm_peft_logits(struct medvlm_peft *p, const float *pixels
         head_forward(p, p->ws.saved.feats, nb);
         if (logits)
             memcpy(logits + (size_t)b0 * p->K, p->logits, (size_t)nb * p->K * sizeof(float));
-        if (labels) {
-            for (int b = 0; b < nb; b++) p->labels[b] = (int)labels[b0 + b];
-            total += mv_cross_entropy_forward(p->logits, p->labels, nb, p->K) * nb;
-        }
+        if (labels) total += mv_cross_entropy(NULL, p->logits, labels + b0, nb, p->K) * nb;
     }
     if (loss) *loss = B ? (float)(total / B) : 0.0f;
     return MEDVLM_OK;

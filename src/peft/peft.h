@@ -42,7 +42,6 @@ struct medvlm_peft {
     struct mv_train_ws ws;
     /* the head's scratch, (K, D) / (K) / (B, K) / (B, D) */
     float *pn, *pnorm, *dpn, *logits, *dlogits, *dfeats;
-    int *labels; /* (max_batch) */
 };
 
 /* The LoRA module names of peft (q_proj, ..., fc2) and their parent (self_attn / mlp). */

@@ -1,7 +1,8 @@
 /*
- * kernels.c - the two small matrix products every adapter step is made of, for the shapes
+ * small.c - the two small matrix products every adapter step is made of, for the shapes
  * of few-shot adaptation (B = 32 rows, K = 4 classes, D = 512): far too small for a BLAS call
- * to pay off, so plain loops, plus AVX2+FMA versions chosen once at run time.
+ * (or gemm.c's packing) to pay off, so plain loops, plus AVX2+FMA versions that run where
+ * mv_cpu_has says the CPU has them.
  *
  *   mv_mm_nt      C (M, N)  = A (M, L) Bm (N, L)^T     logits = X W^T
  *   mv_mm_tn_acc  C (M, N) += A (L, M)^T Bm (L, N)     dW += dlogits^T X
@@ -11,10 +12,14 @@
  * the next mini-batch's cache lines from their inner loops through a cursor into a list
  * (mv_line_list builds it).
  *
- * And the vector pieces around them: dot, squared distance, dst (+)= a x + b y, the prototype
- * trainer's fused row update and its partial sums into logits.
+ * And the vector pieces around them: dot, squared distance, dst (+)= a x + b y, column dot
+ * products, the prototype trainer's fused row update and its partial sums into logits, and
+ * scans for values that are not finite.
+ *
+ * Glossary (these kernels' own letters, as their callers use them): M, N rows and columns of
+ * the product C, L its reduction length; B rows, K classes (columns) of logits.
  */
-#include "adapters.h"
+#include "ops.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,8 +28,9 @@
 #include <omp.h>
 #endif
 
-#ifdef MV_HAVE_X86
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
+#define MV_HAVE_X86 1
 #endif
 
 static void mm_nt_plain(float *C, const float *A, const float *const *Arows, const float *Bm, int M,
@@ -720,15 +726,9 @@ copy_first_nonfinite_avx2(float *dst, const float *src, size_t n)
     return scan_avx2(dst, src, n);
 }
 
-static int simd_level = -1;
-
 int mv_kernels_simd(void)
 {
-    if (simd_level < 0) {
-        __builtin_cpu_init();
-        simd_level = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return simd_level;
+    return mv_cpu_has(MV_CPU_BIT(MV_CPU_AVX2) | MV_CPU_BIT(MV_CPU_FMA));
 }
 
 void mv_mm_nt(float *C, const float *A, const float *Bm, int M, int N, int L)
@@ -921,24 +921,50 @@ void mv_partial_logits(float *raw, float *logits, const float *parts, int np, si
 
 #endif
 
-/* ---- the same over threads, for whole feature tables ---- */
+/* ---- column dot products ---- */
 
-int mv_adapter_team(int threads)
+#ifdef MV_HAVE_X86
+/* K = 4: the four sums in one vector of doubles, the same products and additions in the same
+ * order as the loop of mv_coldot. */
+__attribute__((target("avx2,fma"))) static void coldot4(float *out, const float *A, const float *Bm,
+                                                        int B)
 {
-#ifdef _OPENMP
-    if (omp_in_parallel()) return 1;
-    return threads > 0 ? threads : omp_get_max_threads();
-#else
-    (void)threads;
-    return 1;
-#endif
+    __m256d acc = _mm256_setzero_pd();
+    for (int b = 0; b < B; b++)
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(A + 4 * b)),
+                                               _mm256_cvtps_pd(_mm_loadu_ps(Bm + 4 * b))));
+    _mm_storeu_ps(out, _mm256_cvtpd_ps(acc));
 }
+#endif
+
+void mv_coldot(float *out, double *acc, const float *A, const float *Bm, int B, int K)
+{
+#ifdef MV_HAVE_X86
+    if (K == 4 && mv_kernels_simd()) {
+        coldot4(out, A, Bm, B);
+        return;
+    }
+#endif
+    for (int k = 0; k < K; k++) acc[k] = 0;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++) acc[k] += (double)A[(size_t)b * K + k] * Bm[(size_t)b * K + k];
+    for (int k = 0; k < K; k++) out[k] = (float)acc[k];
+}
+
+/* ---- the same over threads, for whole feature tables ---- */
 
 #define PAR_ABOVE (1 << 20) /* floats read: below, one thread (a team costs ~10 us) */
 
+/* The team that reads `work` floats when the caller has `threads`: one for small work and
+ * inside a parallel region (or without OpenMP). */
 static int team_size(int threads, size_t work)
 {
-    return work < PAR_ABOVE ? 1 : mv_adapter_team(threads);
+    if (threads <= 1 || work < PAR_ABOVE) return 1;
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : threads;
+#else
+    return 1;
+#endif
 }
 
 /* mv_first_nonfinite (dst NULL) or mv_copy_first_nonfinite. */
