@@ -138,7 +138,8 @@ static void settings_of(const struct ft_args *a, const struct medvlm_peft_option
     if (pre->pipeline == MEDVLM_PREPROCESS_TUTORIAL)
         SET("--preprocess", "tutorial%s", pre->antialias ? "" : " --no-antialias");
     else
-        SET("--preprocess", "hf%s", pre->center_crop == 0 ? " --no-center-crop" : "");
+        SET("--preprocess", "%s%s", medvlm_preprocess_name(pre->pipeline),
+            pre->center_crop == 0 ? " --no-center-crop" : "");
 #undef SET
 }
 

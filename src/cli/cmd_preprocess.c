@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 
 static const char *usage =
-    "usage: medvlm preprocess --model DIR [--preprocess hf|tutorial] [--no-antialias]\n"
+    "usage: medvlm preprocess --model DIR [--preprocess hf|hf-torchvision|tutorial]\n"
+    "                         [--no-antialias]\n"
     "                         [--no-center-crop] [--size S] [--threads N]\n"
     "                         --out FILE.safetensors [--png DIR] IMAGE...\n"
     "\n"
@@ -23,9 +24,14 @@ static const char *usage =
     "  --model DIR          Hugging Face CLIP folder (config.json, preprocessor_config.json)\n"
     "  --preprocess P       hf (default): CLIPImageProcessor: shortest-edge Pillow bicubic "
     "resize,\n"
-    "                       centre crop, rescale, normalise;\n"
+    "                       centre crop, rescale, normalise (transformers 4.x, and\n"
+    "                       CLIPImageProcessorPil in 5.x);\n"
+    "                       hf-torchvision: transformers 5's default CLIPImageProcessor\n"
+    "                       (torchvision uint8 antialiased bicubic resize; differs from hf by\n"
+    "                       about one 8-bit level);\n"
     "                       tutorial: torchvision ToTensor, Normalize, Resize([S, S]) bilinear\n"
-    "  --no-center-crop     hf: keep the whole resized image (non-square images give non-square\n"
+    "  --no-center-crop     hf, hf-torchvision: keep the whole resized image (non-square images "
+    "give non-square\n"
     "                       tensors)\n"
     "  --no-antialias       tutorial: plain bilinear (torchvision antialias=False)\n"
     "  --size S             tutorial: output side (default: the vision image_size)\n"
@@ -167,11 +173,12 @@ int cmd_preprocess(int argc, char **argv)
                               .out = {{"--out", out}, {"--png", png_dir}},
                               .in_list = {"IMAGE", (const char *const *)(argv + first), n}};
     if (!cli_outputs_ok("preprocess", &io)) return CLI_USAGE;
-    if (o.pipeline == MEDVLM_PREPROCESS_HF && (size || !o.antialias))
+    if (o.pipeline != MEDVLM_PREPROCESS_TUTORIAL && (size || !o.antialias))
         return cli_usage("preprocess",
                          "--size and --no-antialias apply to --preprocess tutorial only");
     if (o.pipeline == MEDVLM_PREPROCESS_TUTORIAL && o.center_crop == 0)
-        return cli_usage("preprocess", "--no-center-crop applies to --preprocess hf only");
+        return cli_usage("preprocess",
+                         "--no-center-crop applies to --preprocess hf and hf-torchvision only");
 
     int rc = CLI_FAIL;
     struct medvlm_config cfg;
@@ -261,10 +268,10 @@ int cmd_preprocess(int argc, char **argv)
     }
     char count[32];
     snprintf(count, sizeof count, "%d", n);
-    int hf = o.pipeline == MEDVLM_PREPROCESS_HF;
+    int hf = o.pipeline != MEDVLM_PREPROCESS_TUTORIAL;
     int crop = o.center_crop < 0 ? pp.do_center_crop : o.center_crop;
     if (medvlm_st_writer_meta(w, "count", count) ||
-        medvlm_st_writer_meta(w, "pipeline", hf ? "hf" : "tutorial") ||
+        medvlm_st_writer_meta(w, "pipeline", medvlm_preprocess_name(o.pipeline)) ||
         medvlm_st_writer_meta(w, "center_crop", hf ? (crop ? "true" : "false") : "n/a") ||
         medvlm_st_writer_meta(w, "antialias", hf ? "n/a" : (o.antialias ? "true" : "false")) ||
         medvlm_st_writer_save(w, out)) {

@@ -6,10 +6,15 @@
 
 /* The files a model folder holds that medvlm reads (src/io): an output there would replace
  * the model. */
-static const char *const model_files[] = {
-    "config.json",     "model.safetensors",     "pytorch_model.bin",
-    "tokenizer.json",  "vocab.json",            "merges.txt",
-    "tokenizer_config.json", "special_tokens_map.json", "preprocessor_config.json"};
+static const char *const model_files[] = {"config.json",
+                                          "model.safetensors",
+                                          "pytorch_model.bin",
+                                          "tokenizer.json",
+                                          "vocab.json",
+                                          "merges.txt",
+                                          "tokenizer_config.json",
+                                          "special_tokens_map.json",
+                                          "preprocessor_config.json"};
 
 /* Same file or folder: the same path, or both exist as the same inode. */
 static int same_path(const char *a, const char *b)
