@@ -278,7 +278,8 @@ int cmd_preprocess(int argc, char **argv)
         cli_fail(NULL);
         goto done;
     }
-    printf("wrote %d tensor%s (%s%s) to %s\n", n, n == 1 ? "" : "s", hf ? "hf" : "tutorial",
+    printf("wrote %d tensor%s (%s%s) to %s\n", n, n == 1 ? "" : "s",
+           medvlm_preprocess_name(o.pipeline),
            hf ? (crop ? ", centre crop" : ", no crop")
               : (o.antialias ? ", antialias" : ", no antialias"),
            out);
