@@ -20,6 +20,7 @@ struct cli_command {
     const char *name;
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
     const char *summary;
+    int all_ranks; /* under mpirun: every rank runs it (features, finetune); else rank 0 alone */
 };
 
 /* Print "medvlm: <medvlm_last_error()>" (with context) to stderr and return CLI_FAIL. */

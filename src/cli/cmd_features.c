@@ -1,6 +1,8 @@
 /* cmd_features.c - `medvlm features`: embed a dataset once, resumably. */
 #include "cli.h"
 
+#include "dist/dist.h"
+
 #include <string.h>
 
 static const char *usage =
@@ -11,7 +13,9 @@ static const char *usage =
     "embeddings) and save `features` (N, D), `labels` (N), class and image names: the input\n"
     "of `medvlm zeroshot --features` and `medvlm adapt`. Written atomically; finished\n"
     "batches are kept in OUT.partial as they go, and --resume continues a killed run with\n"
-    "the same result as an uninterrupted one.\n"
+    "the same result as an uninterrupted one. Under `mpirun -np N` the batches are shared out\n"
+    "in N fixed shards (one OUT.rank<r>.partial each) and rank 0 writes the same file as one\n"
+    "process (docs/scale.md).\n"
     "\n" CLI_DATA_HELP
     "  --resume              continue from OUT.partial if a killed run left one\n" CLI_RUN_HELP "\n"
     "example (SICAPv2 as in the PEFT-MedVLMs tutorial):\n"
@@ -47,7 +51,7 @@ int cmd_features(int argc, char **argv)
         cli_fail(NULL);
         goto done;
     }
-    if (ds->skipped_rows)
+    if (ds->skipped_rows && mv_dist_rank() == 0)
         fprintf(stderr, "medvlm: %d table rows skipped (one-hot values not summing to 1)\n",
                 ds->skipped_rows);
     if (!cli_model_load(model_dir, run, MEDVLM_LOAD_VISION, &cm)) {
@@ -67,10 +71,12 @@ int cmd_features(int argc, char **argv)
         .progress = cli_progress_for_terminal(),
         .progress_user = "features",
     };
-    if (medvlm_features_extract(&job, &res)) {
+    if (mv_dist_features_extract(&job, &res)) {
         cli_fail(NULL);
         goto done;
     }
+    rc = CLI_OK;
+    if (mv_dist_rank() != 0) goto done; /* rank 0 wrote the file and says so */
     int64_t counts[256] = {0};
     for (int i = 0; i < res.n; i++)
         if (res.labels[i] >= 0 && res.labels[i] < 256) counts[res.labels[i]]++;
@@ -81,7 +87,6 @@ int cmd_features(int argc, char **argv)
     for (int k = 0; k < ds->n_classes && k < 256; k++)
         printf(" %s=%lld", ds->classes[k], (long long)counts[k]);
     printf("\n");
-    rc = CLI_OK;
 done:
     medvlm_features_result_free(&res);
     medvlm_dataset_free(ds);

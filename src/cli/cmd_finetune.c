@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include "core/core.h"
+#include "dist/dist.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -441,7 +442,8 @@ static int train(const struct ft_args *a, struct medvlm_peft *p, const struct sp
                  const struct split *va, size_t per, struct cli_ft_progress *g,
                  const struct cli_ft_setting *set, const char *ck_path, int *stopped)
 {
-    const int B = a->po.max_batch, tty = isatty(STDERR_FILENO);
+    const int B = a->po.max_batch, root = mv_dist_rank() == 0;
+    const int tty = root && isatty(STDERR_FILENO);
     const long done0 = g->epoch;
     int *perm = mv_malloc((size_t)(tr->n ? tr->n : 1) * sizeof(int)), ok = 0, width = 0;
     float *batch = mv_malloc((size_t)B * per * sizeof(float)); /* (B, 3, S, S) */
@@ -465,14 +467,20 @@ static int train(const struct ft_args *a, struct medvlm_peft *p, const struct sp
                 blab[j] = tr->labels[i];
             }
             float loss;
-            if (medvlm_peft_step(p, batch, blab, nb, &loss)) goto done;
+            /* under mpirun each rank takes a slice of the batch (src/dist/finetune.c) */
+            if (mv_dist_peft_step(p, batch, blab, nb, &loss)) goto done;
             sum += (double)loss * nb;
             if (tty) width = bar(e, a->epochs, done0, s + 1, steps, sum / (s * B + nb), t0);
         }
         g->losses[e - 1] = sum / tr->n;
         if (va->n) {
-            float vl;
-            if (medvlm_peft_logits(p, va->pixels, va->n, va->labels, NULL, &vl)) goto done;
+            /* rank 0's validation loss decides on every rank */
+            float vl = 0;
+            int ok_val = !root || !medvlm_peft_logits(p, va->pixels, va->n, va->labels, NULL, &vl);
+            if (!ok_val) goto done;
+            double vld = vl;
+            mv_dist_bcast_double(&vld);
+            vl = (float)vld;
             g->val_losses[e - 1] = vl;
             if (vl < g->best_val) {
                 g->best_val = vl;
@@ -485,14 +493,15 @@ static int train(const struct ft_args *a, struct medvlm_peft *p, const struct sp
         }
         g->epoch = e;
         if (tty) bar_clear(width);
-        if (va->n)
+        if (va->n && root)
             fprintf(stderr, "epoch %ld/%ld loss %.6f val_loss %.6f%s (%.1f s)\n", e, a->epochs,
                     g->losses[e - 1], g->val_losses[e - 1], g->best_epoch == e ? " best" : "",
                     mv_now() - t0);
-        else
+        else if (root)
             fprintf(stderr, "epoch %ld/%ld loss %.6f (%.1f s)\n", e, a->epochs, g->losses[e - 1],
                     mv_now() - t0);
-        if (!cli_ft_checkpoint_save(ck_path, p, g, set)) {
+        /* every rank holds the same state: rank 0 alone writes it */
+        if (root && !cli_ft_checkpoint_save(ck_path, p, g, set)) {
             what = ck_path;
             goto done;
         }
@@ -607,7 +616,8 @@ int cmd_finetune(int argc, char **argv)
         if (!load_pixels(&a, m, d, order, nt, &tr) || !load_pixels(&a, m, d, order + nt, nv, &va))
             goto fail_msg;
     }
-    if (mkdir(a.out, 0755) != 0 && errno != EEXIST) {
+    const int root = mv_dist_rank() == 0; /* under mpirun, rank 0 writes and prints */
+    if (root && mkdir(a.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "medvlm: cannot create the run folder --out %s: %s\n", a.out,
                 strerror(errno));
         goto done;
@@ -624,23 +634,30 @@ int cmd_finetune(int argc, char **argv)
     }
     g.best_val = INFINITY;
     mv_rng_seed(&g.rng, (uint64_t)a.seed ^ 0x5eedf17e7u);
-    if (a.resume && !have_ck)
+    if (a.resume && !have_ck && root)
         fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
                 ck_path);
     if (a.resume && have_ck) {
         if (!cli_ft_checkpoint_load(ck_path, a.epochs, p, &g, set)) goto done;
-        fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a.out, g.epoch, a.epochs);
+        if (root)
+            fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a.out, g.epoch,
+                    a.epochs);
     }
-    printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
-           "%ld epochs of batch %d\n",
-           a.model, medvlm_peft_mode_name(a.po.mode), medvlm_peft_trainable(p), tr.n, va.n,
-           a.epochs, a.po.max_batch);
+    if (root)
+        printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
+               "%ld epochs of batch %d\n",
+               a.model, medvlm_peft_mode_name(a.po.mode), medvlm_peft_trainable(p), tr.n, va.n,
+               a.epochs, a.po.max_batch);
     fflush(stdout);
 
     int H, W;
     if (medvlm_image_preprocess_fixed_size(medvlm_model_preproc(m), &a.data.pre, &H, &W))
         goto fail_msg;
     if (!train(&a, p, &tr, &va, 3 * (size_t)H * W, &g, set, ck_path, &stopped)) goto done;
+    if (!root) { /* the other ranks' part ends with the training */
+        rc = CLI_OK;
+        goto done;
+    }
     if (stopped == 2) {
         printf("stopped after epoch %ld of %ld (--stop-after): the checkpoint %s continues it "
                "with --resume\n",

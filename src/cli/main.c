@@ -1,6 +1,8 @@
 /* main.c - the medvlm command table and dispatcher. */
 #include "cli.h"
 
+#include "dist/dist.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -9,22 +11,25 @@
 #include <string.h>
 
 static const struct cli_command commands[] = {
-    {"info", cmd_info, "describe a model folder: architecture, parameters, files"},
-    {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set"},
-    {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)"},
-    {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)"},
-    {"embed", cmd_embed, "image and text embeddings to a safetensors file"},
-    {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset"},
+    {"info", cmd_info, "describe a model folder: architecture, parameters, files", 0},
+    {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set", 0},
+    {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)", 0},
+    {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)", 0},
+    {"embed", cmd_embed, "image and text embeddings to a safetensors file", 0},
+    {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset", 0},
     {"features", cmd_features,
-     "embed a dataset's images once (resumable), for zero-shot and adapters"},
-    {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles"},
-    {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table"},
-    {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features"},
-    {"predict", cmd_predict, "classify a features file with a saved adapter"},
-    {"finetune", cmd_finetune, "fine-tune the vision encoder (LayerNorm, bias, LoRA) on few shots"},
-    {"merge", cmd_merge, "fold a fine-tuning run into a complete model folder"},
-    {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
-    {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
+     "embed a dataset's images once (resumable), for zero-shot and adapters", 1},
+    {"zeroshot", cmd_zeroshot, "zero-shot classification with class prompts or prompt ensembles",
+     0},
+    {"sample", cmd_sample, "draw the tutorial's few-shot subset of a label table", 0},
+    {"adapt", cmd_adapt, "train few-shot adapters (LP, CLAP, Tip-Adapter...) on features", 0},
+    {"predict", cmd_predict, "classify a features file with a saved adapter", 0},
+    {"finetune", cmd_finetune, "fine-tune the vision encoder (LayerNorm, bias, LoRA) on few shots",
+     1},
+    {"merge", cmd_merge, "fold a fine-tuning run into a complete model folder", 0},
+    {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table",
+     0},
+    {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory", 0},
 };
 
 static void print_help(FILE *f)
@@ -40,6 +45,23 @@ static void print_help(FILE *f)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'medvlm COMMAND --help' describes one command, with an example.\n"
                "exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+/* Under mpirun (src/dist/): features and finetune run on every rank and share the work; every
+ * other command runs on rank 0 alone while the other ranks sleep until it is done. */
+static int run_command(const struct cli_command *c, int argc, char **argv)
+{
+    if (c->all_ranks || mv_dist_size() == 1) return mv_dist_end(c->run(argc, argv));
+    int rc = CLI_OK;
+    if (mv_dist_rank() == 0) {
+        rc = c->run(argc, argv);
+        fflush(stdout);
+        mv_dist_release();
+    } else {
+        mv_dist_idle();
+    }
+    mv_dist_end(CLI_OK); /* rank 0's status is the job's: no abort for a usage error */
+    return rc;
 }
 
 /* The exit code of one invocation, before standard output is flushed. */
@@ -59,7 +81,8 @@ static int dispatch(int argc, char **argv)
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return run_command(&commands[i], argc - 1, argv + 1);
     fprintf(stderr, "medvlm: unknown command '%s'\n", argv[1]);
     fprintf(stderr, "Try 'medvlm --help' for the list of commands.\n");
     return CLI_USAGE;
@@ -67,7 +90,12 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (mv_dist_init(&argc, &argv)) {
+        fprintf(stderr, "medvlm: %s\n", medvlm_last_error());
+        return CLI_FAIL;
+    }
     int rc = dispatch(argc, argv);
+    if (mv_dist_active()) mv_dist_end(CLI_OK); /* --help, --version, an unknown command */
     /* What a command prints is its result: output that did not reach standard output (a full
      * disk, a closed pipe, /dev/full) is a failure, not a success with a short file. The
      * stream's error flag covers every earlier write; the flush and close cover the rest. */
@@ -83,6 +111,7 @@ int main(int argc, char **argv)
 
 int cli_fail(const char *context)
 {
+    if (mv_dist_size() > 1) fprintf(stderr, "medvlm: MPI rank %d: ", mv_dist_rank());
     if (context && *context)
         fprintf(stderr, "medvlm: %s: %s\n", context, medvlm_last_error());
     else

@@ -128,8 +128,9 @@ enum medvlm_status mv_resume_open(const char *out_path, const char *fingerprint,
             ssize_t got = pread(r->fd, old, hl, 0);
             if (got != (ssize_t)hl || memcmp(old, hdr, hl) != 0) {
                 st = mv_err(MEDVLM_ERR_ARG,
-                            "%s: belongs to a different job (other model, images, preprocessing "
-                            "or batch size); delete it or run without --resume",
+                            "%s: belongs to a different job (other model, images, preprocessing, "
+                            "batch size or number of MPI ranks); delete it or run without "
+                            "--resume",
                             r->path);
                 goto fail;
             }

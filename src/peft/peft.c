@@ -378,8 +378,13 @@ enum medvlm_status medvlm_peft_step(struct medvlm_peft *p, const float *pixels,
 {
     enum medvlm_status st = medvlm_peft_backward(p, pixels, labels, B, loss);
     if (st) return st;
-    mv_optim_step(&p->opt, p->o.lr);
+    mv_peft_update(p);
     return MEDVLM_OK;
+}
+
+void mv_peft_update(struct medvlm_peft *p)
+{
+    mv_optim_step(&p->opt, p->o.lr);
 }
 
 enum medvlm_status medvlm_peft_logits(struct medvlm_peft *p, const float *pixels, int B,

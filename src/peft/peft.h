@@ -44,6 +44,11 @@ struct medvlm_peft {
     float *pn, *pnorm, *dpn, *logits, *dlogits, *dfeats;
 };
 
+/* One optimiser update of every trained tensor from the gradients now in p->grads (what
+ * medvlm_peft_step does after the backward; a data-parallel step sums the ranks' gradients
+ * into p->grads first). */
+void mv_peft_update(struct medvlm_peft *p);
+
 /* The LoRA module names of peft (q_proj, ..., fc2) and their parent (self_attn / mlp). */
 const char *mv_lora_module(int target);
 const char *mv_lora_parent(int target);

@@ -15,4 +15,36 @@
 
 #include "../core/core.h"
 
+struct mv_resume;
+
+/* ---- feature extraction in parts (features.c) ----
+ * medvlm_features_extract = mv_features_compute over every batch + mv_features_finish. A
+ * distributed run (src/dist/) computes a shard of the batches per process, gathers the shards
+ * into one state and finishes it once: the same bytes as one process, since every batch keeps
+ * its fixed boundaries. */
+struct mv_features_shard {
+    int b0, b1;          /* batches [b0, b1) of the job's fixed boundaries */
+    const char *log_tag; /* NULL: the resume log is OUT.partial; else OUT.<tag>.partial, whose
+                            header also names the shard (replayed only into the same shard) */
+};
+struct mv_features_state {
+    int n, d;              /* dataset images, embedding dim */
+    float *all;            /* (n, d) embeddings; those of batches outside the shard are 0 */
+    uint8_t *all_ok;       /* (n) 1 = decoded (only meaningful inside the shard) */
+    int resumed, computed; /* batches replayed from the log, images embedded by this run */
+    struct mv_resume *log; /* the open resume log (NULL without out_path); owned */
+};
+/* Number of fixed batches of the job. */
+int mv_features_batches(const struct medvlm_features_job *job);
+/* Embed the batches of shard (NULL: all) into *fs, appending each to the resume log. */
+enum medvlm_status mv_features_compute(const struct medvlm_features_job *job,
+                                       const struct mv_features_shard *shard,
+                                       struct mv_features_state *fs);
+/* The result of a complete state (every batch filled), written to job->out_path when set.
+ * res->resumed / computed are copied from fs. The resume log is left for the caller. */
+enum medvlm_status mv_features_finish(const struct medvlm_features_job *job,
+                                      const struct mv_features_state *fs,
+                                      struct medvlm_features_result *res);
+void mv_features_state_free(struct mv_features_state *fs); /* closes the log, keeps its file */
+
 #endif
