@@ -76,8 +76,10 @@ static void pick_threads(int local)
     }
     if (!(env && *env)) medvlm_set_threads(t);
     if (g_rank == 0 && g_size > 1)
-        mv_log(MEDVLM_LOG_INFO, "MPI: %d ranks, %d on this node, %d thread%s each (%s; --threads "
-               "overrides)", g_size, local, t, t == 1 ? "" : "s", why);
+        mv_log(MEDVLM_LOG_INFO,
+               "MPI: %d ranks, %d on this node, %d thread%s each (%s; --threads "
+               "overrides)",
+               g_size, local, t, t == 1 ? "" : "s", why);
 }
 
 enum medvlm_status mv_dist_init(int *argc, char ***argv)
@@ -124,8 +126,7 @@ void mv_dist_idle(void)
     int done = 0;
     MPI_Ibarrier(MPI_COMM_WORLD, &req);
     const struct timespec nap = {0, 2 * 1000 * 1000};
-    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done)
-        nanosleep(&nap, NULL);
+    while (MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) nanosleep(&nap, NULL);
 }
 
 void mv_dist_release(void)
@@ -169,13 +170,9 @@ int mv_dist_end(int rc)
     return rc;
 }
 
-void mv_dist_idle(void)
-{
-}
+void mv_dist_idle(void) {}
 
-void mv_dist_release(void)
-{
-}
+void mv_dist_release(void) {}
 
 int mv_dist_all_ok(int ok)
 {

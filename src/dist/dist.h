@@ -32,8 +32,8 @@ enum medvlm_status mv_dist_init(int *argc, char ***argv);
  * is not 0 and size > 1, a message naming this rank and MPI_Abort (the other ranks may wait in
  * a collective that will never complete). Returns rc. */
 int mv_dist_end(int rc);
-int mv_dist_rank(void); /* 0 without MPI */
-int mv_dist_size(void); /* 1 without MPI */
+int mv_dist_rank(void);   /* 0 without MPI */
+int mv_dist_size(void);   /* 1 without MPI */
 int mv_dist_active(void); /* 1 when MPI was initialised (launched by mpirun, even -np 1) */
 /* Ranks other than 0 of a command that runs on rank 0 alone: sleep until rank 0 calls
  * mv_dist_release (no CPU used while waiting). Rank 0 calls mv_dist_release when done. */

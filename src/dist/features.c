@@ -28,8 +28,8 @@
 enum { TAG_COUNTS = 1, TAG_OK, TAG_EMB };
 
 /* Images [first, last) of rank r's shard. */
-static void shard_items(const struct medvlm_features_job *job, int nb, int r, int size,
-                        int *first, int *last)
+static void shard_items(const struct medvlm_features_job *job, int nb, int r, int size, int *first,
+                        int *last)
 {
     const int B = job->batch_size;
     int b0 = (int)((long long)nb * r / size), b1 = (int)((long long)nb * (r + 1) / size);
