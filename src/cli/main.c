@@ -111,11 +111,13 @@ int main(int argc, char **argv)
 
 int cli_fail(const char *context)
 {
-    if (mv_dist_size() > 1) fprintf(stderr, "medvlm: MPI rank %d: ", mv_dist_rank());
+    /* one line in one write: under mpirun the ranks' lines share the terminal */
+    char rank[48] = "";
+    if (mv_dist_size() > 1) snprintf(rank, sizeof rank, "MPI rank %d: ", mv_dist_rank());
     if (context && *context)
-        fprintf(stderr, "medvlm: %s: %s\n", context, medvlm_last_error());
+        fprintf(stderr, "medvlm: %s%s: %s\n", rank, context, medvlm_last_error());
     else
-        fprintf(stderr, "medvlm: %s\n", medvlm_last_error());
+        fprintf(stderr, "medvlm: %s%s\n", rank, medvlm_last_error());
     return CLI_FAIL;
 }
 
