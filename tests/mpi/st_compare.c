@@ -35,8 +35,7 @@ int main(int argc, char **argv)
         const struct medvlm_tensor_info *ta = medvlm_st_at(a, i);
         const struct medvlm_tensor_info *tb = medvlm_st_find(b, ta->name);
         if (!tb || tb->nbytes != ta->nbytes || tb->dtype != ta->dtype) {
-            fprintf(stderr, "FAIL %s: missing or another shape / dtype in %s\n", ta->name,
-                    argv[2]);
+            fprintf(stderr, "FAIL %s: missing or another shape / dtype in %s\n", ta->name, argv[2]);
             bad = 1;
             continue;
         }
@@ -66,8 +65,9 @@ int main(int argc, char **argv)
         }
         printf("%-70s max abs %.3g max rel %.3g\n", ta->name, max_abs, max_rel);
         if (first != (size_t)-1) {
-            fprintf(stderr, "FAIL %s: max abs %.3g, max rel %.3g (atol %g, rtol %g); first at "
-                            "index %zu: %.9g vs %.9g\n",
+            fprintf(stderr,
+                    "FAIL %s: max abs %.3g, max rel %.3g (atol %g, rtol %g); first at "
+                    "index %zu: %.9g vs %.9g\n",
                     ta->name, max_abs, max_rel, atol, rtol, first, xf, yf);
             bad = 1;
         }
