@@ -20,7 +20,8 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES = build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 	libopenblas-openmp-dev libcjson-dev libutf8proc-dev libzip-dev libexpat1-dev \
-	libjpeg62-turbo-dev libpng-dev libtiff-dev
+	libjpeg62-turbo-dev libpng-dev libtiff-dev \
+	libmicrohttpd-dev curl libxml2-utils
 
 .PHONY: all deps build test test-sanitize fuzz fuzz-ci demo bench compat install clean format format-check
 

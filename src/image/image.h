@@ -76,4 +76,14 @@ enum medvlm_status mv_tv_resize_rgb8(const uint8_t *rgb, int H, int W, const flo
 enum medvlm_status mv_tv_resize_naive(const float *src, int C, int H, int W, int OH, int OW,
                                       int antialias, float *dst);
 
+/* ---- encode.c: thumbnails and JPEG for people (reports, the server), never for the model ---- */
+
+/* out = img scaled (Pillow's bilinear) so that its longer side is at most max_side, aspect
+ * ratio kept; a smaller image is copied as is. out is allocated (medvlm_image_free). */
+enum medvlm_status mv_image_thumbnail(const struct medvlm_image *img, int max_side,
+                                      struct medvlm_image *out);
+/* A baseline JPEG of img (quality 1..100) in *out (len bytes; release with mv_free). */
+enum medvlm_status mv_jpeg_encode(const struct medvlm_image *img, int quality, uint8_t **out,
+                                  size_t *len);
+
 #endif

@@ -5,6 +5,7 @@
  *   prompts -> prototypes             prototypes.c  (tokenizer + text tower)
  *   images  -> features               features.c    (dataset + vision tower, resumable)
  *   logits  -> predictions -> metrics evaluate.c
+ *   results -> an HTML page          report.c      (metrics, curves, thumbnails of images)
  *
  * It sits above the model, the tokenizer, the data sets and the adapters, and below the CLI:
  * the adapters see features and prototypes only, never an encoder. The public API of each
