@@ -16,4 +16,12 @@
 
 #include "../core/core.h"
 
+/* medvlm_prompts_prototypes on the caller's encoder enc (of model m), which it reuses: for
+ * callers that hold one encoder per thread (the server's workers). */
+enum medvlm_status mv_prompts_prototypes_enc(struct medvlm_encoder *enc,
+                                             const struct medvlm_model *m,
+                                             const struct medvlm_tokenizer *tok,
+                                             const struct medvlm_prompts *pr, const int *order,
+                                             int k, float *protos);
+
 #endif
