@@ -8,6 +8,7 @@ static const char *usage =
     "usage: medvlm zeroshot --model DIR --prompts PROMPTS.json\n"
     "                       (--features FEATS.safetensors | --images DIR [--labels TABLE] ...)\n"
     "                       [--save-prototypes FILE] [--json FILE] [--predictions FILE.csv]\n"
+    "                       [--report FILE.html [--report-images DIR]]\n"
     "\n"
     "Zero-shot classification as in the PEFT-MedVLMs tutorial: each class's prototype is the\n"
     "normalised text embedding of its prompt, or for a prompt ensemble (templates x\n"
@@ -20,7 +21,7 @@ static const char *usage =
     "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
     "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
     "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per "
-    "image\n" CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
+    "image\n" CLI_REPORT_HELP CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
     "example:\n"
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";
@@ -29,7 +30,7 @@ int cmd_zeroshot(int argc, char **argv)
 {
     struct cli_data_args a;
     const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *save = NULL;
-    const char *json = NULL, *pred_path = NULL, *run = NULL;
+    const char *json = NULL, *pred_path = NULL, *run = NULL, *report = NULL, *report_images = NULL;
     const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir),
                                    CLI_OPT_STR("prompts", &prompts_path),
                                    CLI_OPT_STR("features", &feats_path),
@@ -37,6 +38,8 @@ int cmd_zeroshot(int argc, char **argv)
                                    CLI_OPT_STR("json", &json),
                                    CLI_OPT_STR("predictions", &pred_path),
                                    CLI_OPT_STR("run", &run),
+                                   CLI_OPT_STR("report", &report),
+                                   CLI_OPT_STR("report-images", &report_images),
                                    CLI_OPT_END};
     cli_data_args_init(&a);
     const struct cli_spec spec = {.cmd = "zeroshot", .usage = usage, .opts = opts, .data = &a};
@@ -141,14 +144,20 @@ int cmd_zeroshot(int argc, char **argv)
         medvlm_zeroshot_logits(X, n, protos, K, D, medvlm_model_logit_scale(m), logits, NULL) ||
         medvlm_evaluate(logits, refs, n, K, classes, &ev))
         goto fail_msg;
-    printf("zero-shot, %d images, %d classes, %d prompts (%s)\n", n, K, n_texts,
-           n_texts > K ? "ensemble" : "one per class");
+    char summary[160];
+    snprintf(summary, sizeof summary, "zero-shot, %d images, %d classes, %d prompts (%s)", n, K,
+             n_texts, n_texts > K ? "ensemble" : "one per class");
+    printf("%s\n", summary);
     fputs(ev.table, stdout);
     const struct medvlm_provenance from = {medvlm_model_fingerprint(m), model_dir};
     if ((save &&
          medvlm_prototypes_save(save, protos, K, D, medvlm_model_logit_scale(m), classes, &from)) ||
         medvlm_evaluation_save(&ev, names, json, pred_path))
         goto fail_msg;
+    struct medvlm_report rep = {.title = "medvlm zeroshot", .summary = summary};
+    if (report && !cli_write_report(report, &rep, &ev, names,
+                                    report_images ? report_images : a.ds.images_dir, NULL))
+        goto done;
     rc = CLI_OK;
     goto done;
 fail_msg:
