@@ -666,6 +666,41 @@ static void api_tile(struct mv_serve_state *s, const char *arg, struct mv_serve_
     mv_free(path);
 }
 
+/* The OpenAPI document of this server: with --token, every operation asks for the bearer
+ * token (a security scheme and a top-level requirement); without, none. */
+static void api_openapi(const struct mv_serve_state *s, struct mv_serve_response *r)
+{
+    if (!s->token) {
+        r->body = strdup(mv_serve_openapi_json);
+    } else {
+        cJSON *doc = cJSON_Parse(mv_serve_openapi_json), *scheme = cJSON_CreateObject();
+        cJSON *req = cJSON_CreateObject(), *security = cJSON_CreateArray();
+        cJSON *comp = doc ? cJSON_GetObjectItemCaseSensitive(doc, "components") : NULL;
+        cJSON *schemes = comp ? cJSON_AddObjectToObject(comp, "securitySchemes") : NULL;
+        if (schemes && scheme && req && security) {
+            cJSON_AddStringToObject(scheme, "type", "http");
+            cJSON_AddStringToObject(scheme, "scheme", "bearer");
+            cJSON_AddItemToObject(schemes, "bearer", scheme);
+            cJSON_AddItemToObject(req, "bearer", cJSON_CreateArray());
+            cJSON_AddItemToArray(security, req);
+            cJSON_AddItemToObject(doc, "security", security);
+            scheme = req = security = NULL;
+            r->body = cJSON_PrintUnformatted(doc);
+        }
+        cJSON_Delete(scheme);
+        cJSON_Delete(req);
+        cJSON_Delete(security);
+        cJSON_Delete(doc);
+    }
+    if (!r->body) {
+        mv_serve_error(r, 503, "out of memory");
+        return;
+    }
+    r->len = strlen(r->body);
+    r->status = 200;
+    r->type = "application/json";
+}
+
 void mv_serve_api(struct mv_serve_state *s, const char *method, const char *path,
                   const char *content_type, const char *body, size_t len,
                   struct mv_serve_response *r)
@@ -680,10 +715,7 @@ void mv_serve_api(struct mv_serve_state *s, const char *method, const char *path
         want = "GET";
     } else if (strcmp(path, "openapi.json") == 0) {
         if (get) {
-            r->body = strdup(mv_serve_openapi_json);
-            r->len = r->body ? strlen(r->body) : 0;
-            r->status = r->body ? 200 : 503;
-            r->type = "application/json";
+            api_openapi(s, r);
             return;
         }
         want = "GET";

@@ -68,6 +68,7 @@ has "info tiles" '"tiles":12' "$tmp/body"
 has "info limits" '"max_upload_bytes":16777216' "$tmp/body"
 req "openapi" 200 "$url/api/openapi.json"
 has "openapi" '"openapi": "3.0.3"' "$tmp/body"
+hasnt "openapi without a token: no security" '"security"' "$tmp/body"
 for p in /api/info /api/zeroshot /api/search/text /api/search/image '/api/tile/{index}'; do
   has "openapi documents $p" "\"$p\"" "$tmp/body"
 done
@@ -152,6 +153,9 @@ start token --model "$tmp/model" --prompts "$tmp/prompts.json" --token s3cret --
 bad "no token" 401 "$url/api/info"
 bad "wrong token" 401 -H 'Authorization: Bearer s3cre' "$url/api/info"
 req "token" 200 -H 'Authorization: Bearer s3cret' "$url/api/info"
+req "openapi with a token" 200 -H 'Authorization: Bearer s3cret' "$url/api/openapi.json"
+has "openapi with a token: every operation asks for it" '"security":\[{"bearer":\[\]}\]' "$tmp/body"
+has "openapi with a token: the scheme" '"bearer":{"type":"http","scheme":"bearer"}' "$tmp/body"
 req "page without token" 200 "$url/"
 head -c 60000 /dev/zero >"$tmp/slow.bin"
 curl -s -m 20 --limit-rate 15k -o /dev/null -H 'Authorization: Bearer s3cret' "${B[@]}" \
