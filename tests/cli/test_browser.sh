@@ -5,7 +5,8 @@
 # and the real SICAPv2 tiles of ../shared/data/; the page uploads one of them and its class
 # probabilities must equal `medvlm zeroshot --predictions`; a text search must show the tiles
 # nearest to the query's `medvlm embed` embedding, in order, with their thumbnails; a screenshot
-# is taken. Chromium is installed by `make browser-deps` (.ci/run does it): without it, or
+# is taken. The HTML report of `medvlm zeroshot --report` on the same tiles is rendered to PNG
+# (tests/browser/render_report.py), which must not be blank. Chromium is installed by `make browser-deps` (.ci/run does it): without it, or
 # without PyPI, the test is skipped with a line saying so, except in CI (CI=true), where it
 # fails.
 set -u
@@ -61,7 +62,8 @@ run "init model" 0 init model --preset tiny "$tmp/model"
 run "features" 0 features --model "$tmp/model" --images "$tiles" --labels "$tmp/labels.csv" \
   --label-column label --classes NC,G3,G4,G5 --out "$tmp/feats.safetensors"
 run "zeroshot --predictions" 0 zeroshot --model "$tmp/model" --prompts "$tmp/prompts.json" \
-  --features "$tmp/feats.safetensors" --predictions "$tmp/pred.csv"
+  --features "$tmp/feats.safetensors" --predictions "$tmp/pred.csv" --report "$tmp/report.html" \
+  --report-images "$tiles"
 run "embed the query" 0 embed --model "$tmp/model" --prompts "$tmp/query.txt" --out "$tmp/query.safetensors"
 [ "$fail" = 0 ] || { echo "$pass passed, $fail failed"; exit 1; }
 
@@ -94,7 +96,12 @@ timeout 300 "$venv/bin/python" "$src/tests/browser/page_test.py" "$url" "$tile" 
   "$tmp/feats.safetensors" "$tmp/query.safetensors" "$query" "$k" "$tmp/page.png" \
   "$token_url" page-s3cret
 check "the page in headless Chromium" $?
-[ -n "${MEDVLM_SCREENSHOTS:-}" ] && [ -f "$tmp/page.png" ] && cp "$tmp/page.png" "$MEDVLM_SCREENSHOTS/serve-page.png"
+timeout 120 "$venv/bin/python" "$src/tests/browser/render_report.py" "$tmp/report.html" "$tmp/report.png"
+check "the zeroshot report rendered in headless Chromium, not blank" $?
+if [ -n "${MEDVLM_SCREENSHOTS:-}" ]; then
+  cp "$tmp/page.png" "$MEDVLM_SCREENSHOTS/serve-page.png" 2>/dev/null
+  cp "$tmp/report.png" "$MEDVLM_SCREENSHOTS/report.png" 2>/dev/null
+fi
 kill -0 "$pid" 2>/dev/null; check "the server is still running" $?
 for p in "$pid" "$token_pid"; do kill -TERM "$p"; wait "$p"; check "SIGTERM: exit 0" $?; done
 pids=()
