@@ -989,6 +989,37 @@ enum medvlm_status medvlm_evaluation_save(const struct medvlm_evaluation *ev,
                                           const char *csv);
 void medvlm_evaluation_free(struct medvlm_evaluation *ev);
 
+/* One self-contained HTML page of a run's results, for people: the metrics table (the numbers
+ * formatted as medvlm_metrics_format_table formats them), the confusion matrix as a heatmap
+ * with its counts, per-class recall and precision bars, the training loss curve, the spread
+ * of several seeds and a gallery of misclassified images with thumbnails. Inline SVG and CSS,
+ * JPEG thumbnails as data: URIs; no script, nothing fetched. Every caller-given string (class,
+ * method and image names, the title) is HTML-escaped. Each part is drawn only when its
+ * inputs are given (non-NULL, count > 0). An image that cannot be read gets its name without
+ * a thumbnail; that is not an error. Written atomically. */
+struct medvlm_report {
+    const char *title;                    /* e.g. "medvlm zeroshot"; NULL: "medvlm report"     */
+    const char *summary;                  /* a line describing the run, may be NULL           */
+    const struct medvlm_metrics *metrics; /* may be NULL (e.g. several methods side by side) */
+    const char *const *class_names;       /* (K) may be NULL: the label values are shown      */
+    const float *losses;                  /* (n_losses) training loss per step, may be NULL   */
+    long n_losses;
+    /* several seeds (and methods): balanced accuracy per run, in percent */
+    int n_methods, n_seeds;
+    const char *const *methods; /* (n_methods) */
+    const long *seeds;          /* (n_seeds) */
+    const double *seed_aca;     /* (n_methods, n_seeds) */
+    /* the gallery: samples whose prediction differs from the true class */
+    int n;                          /* samples */
+    const int64_t *refs, *preds;    /* (n) class indices into metrics' classes */
+    const float *probs;             /* (n, K) probabilities, may be NULL */
+    const char *const *image_names; /* (n) shown under each thumbnail, may be NULL */
+    const char *const *image_paths; /* (n) files the thumbnails are read from, may be NULL */
+    int gallery_max;                /* at most this many thumbnails; 0 = 48 */
+    int thumb_size;                 /* longer side in pixels; 0 = 112 */
+};
+enum medvlm_status medvlm_report_write_html(const char *path, const struct medvlm_report *r);
+
 /* ---------------------------------------------------------------- fine-tuning (PEFT) */
 
 /* Parameter-efficient fine-tuning of the vision encoder by backpropagation, the tutorial's

@@ -249,6 +249,20 @@ void cli_model_free(struct cli_model *cm);
     "  --run RUN_DIR         apply the fine-tuning of `medvlm finetune --out RUN_DIR` to the\n"    \
     "                        model (unmerged; a run of another model is refused)\n"
 
+/* --report FILE.html (medvlm_report_write_html), written after everything else the command
+ * writes. r gives the title, summary and the parts an evaluation does not hold (losses, the
+ * seed spread); ev, when not NULL, the metrics, class names, predictions and probabilities.
+ * The gallery's files: paths (ev->n) when given, else images_root joined with image_names,
+ * else none (names only). 1 written, 0 failed (printed). */
+int cli_write_report(const char *path, struct medvlm_report *r, const struct medvlm_evaluation *ev,
+                     const char *const *image_names, const char *images_root,
+                     const char *const *paths);
+#define CLI_REPORT_HELP                                                                            \
+    "  --report FILE.html    a self-contained HTML report: metrics, confusion heatmap, bars,\n"    \
+    "                        loss curve, misclassified images (thumbnails embedded)\n"             \
+    "  --report-images DIR   the folder the features' image names are relative to, for the\n"      \
+    "                        report's thumbnails\n"
+
 /* ---- medvlm finetune's checkpoint (finetune_checkpoint.c) ---- */
 
 /* The settings a checkpoint must share with the run that resumes it, as "flag value" pairs:
@@ -298,5 +312,6 @@ int cmd_adapt(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

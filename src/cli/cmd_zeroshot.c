@@ -8,6 +8,7 @@ static const char *usage =
     "usage: medvlm zeroshot --model DIR --prompts PROMPTS.json\n"
     "                       (--features FEATS.safetensors | --images DIR [--labels TABLE] ...)\n"
     "                       [--save-prototypes FILE] [--json FILE] [--predictions FILE.csv]\n"
+    "                       [--report FILE.html [--report-images DIR]]\n"
     "\n"
     "Zero-shot classification as in the PEFT-MedVLMs tutorial: each class's prototype is the\n"
     "normalised text embedding of its prompt, or for a prompt ensemble (templates x\n"
@@ -20,7 +21,7 @@ static const char *usage =
     "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
     "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
     "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per "
-    "image\n" CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
+    "image\n" CLI_REPORT_HELP CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
     "example:\n"
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";
@@ -28,16 +29,22 @@ static const char *usage =
 struct zs_args {
     struct cli_data_args data;
     const char *model_dir, *prompts, *features, *save, *json, *predictions, *run;
+    const char *report, *report_images;
 };
 
 /* CLI_GO_ON when the command should go on; else its exit code (usage printed, or --help). */
 static int parse_args(int argc, char **argv, struct zs_args *a)
 {
-    const struct cli_opt opts[] = {
-        CLI_OPT_STR("model", &a->model_dir),   CLI_OPT_STR("prompts", &a->prompts),
-        CLI_OPT_STR("features", &a->features), CLI_OPT_STR("save-prototypes", &a->save),
-        CLI_OPT_STR("json", &a->json),         CLI_OPT_STR("predictions", &a->predictions),
-        CLI_OPT_STR("run", &a->run),           CLI_OPT_END};
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &a->model_dir),
+                                   CLI_OPT_STR("prompts", &a->prompts),
+                                   CLI_OPT_STR("features", &a->features),
+                                   CLI_OPT_STR("save-prototypes", &a->save),
+                                   CLI_OPT_STR("json", &a->json),
+                                   CLI_OPT_STR("predictions", &a->predictions),
+                                   CLI_OPT_STR("run", &a->run),
+                                   CLI_OPT_STR("report", &a->report),
+                                   CLI_OPT_STR("report-images", &a->report_images),
+                                   CLI_OPT_END};
     cli_data_args_init(&a->data);
     const struct cli_spec spec = {
         .cmd = "zeroshot", .usage = usage, .opts = opts, .data = &a->data};
@@ -53,7 +60,8 @@ static int parse_args(int argc, char **argv, struct zs_args *a)
                               .model = {{"--model", a->model_dir}, {"--run", a->run}},
                               .out = {{"--save-prototypes", a->save},
                                       {"--json", a->json},
-                                      {"--predictions", a->predictions}}};
+                                      {"--predictions", a->predictions},
+                                      {"--report", a->report}}};
     return cli_outputs_ok("zeroshot", &io) ? CLI_GO_ON : CLI_USAGE;
 }
 
@@ -153,6 +161,7 @@ static int classify(const struct zs_args *a, const struct medvlm_model *m,
     const char *const *classes = (const char *const *)pr->classes;
     const float scale = medvlm_model_logit_scale(m);
     struct medvlm_evaluation ev = {0};
+    int report_failed = 0;
     float *protos = malloc((size_t)K * D * sizeof *protos);
     float *logits = malloc((size_t)im->n * K * sizeof *logits + 1);
     int ok = protos && logits && !medvlm_prompts_prototypes(m, tok, pr, NULL, K, protos) &&
@@ -161,14 +170,23 @@ static int classify(const struct zs_args *a, const struct medvlm_model *m,
     if (ok) {
         int n_texts = 0;
         for (int k = 0; k < K; k++) n_texts += pr->n_prompts[k];
-        printf("zero-shot, %d images, %d classes, %d prompts (%s)\n", im->n, K, n_texts,
-               n_texts > K ? "ensemble" : "one per class");
+        char summary[160];
+        snprintf(summary, sizeof summary, "zero-shot, %d images, %d classes, %d prompts (%s)",
+                 im->n, K, n_texts, n_texts > K ? "ensemble" : "one per class");
+        printf("%s\n", summary);
         fputs(ev.table, stdout);
         const struct medvlm_provenance from = {medvlm_model_fingerprint(m), a->model_dir};
         ok = !(a->save && medvlm_prototypes_save(a->save, protos, K, D, scale, classes, &from)) &&
              !medvlm_evaluation_save(&ev, im->names, a->json, a->predictions);
+        struct medvlm_report rep = {.title = "medvlm zeroshot", .summary = summary};
+        const char *root = a->report_images ? a->report_images : a->data.ds.images_dir;
+        if (ok && a->report && !cli_write_report(a->report, &rep, &ev, im->names, root, NULL)) {
+            ok = 1; /* printed */
+            report_failed = 1;
+        }
     }
     if (!ok) cli_fail(NULL);
+    ok = ok && !report_failed;
     medvlm_evaluation_free(&ev);
     free(protos);
     free(logits);

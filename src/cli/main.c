@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
     {"finetune", cmd_finetune, "fine-tune the vision encoder (LayerNorm, bias, LoRA) on few shots"},
     {"merge", cmd_merge, "fold a fine-tuning run into a complete model folder"},
     {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table"},
+    {"serve", cmd_serve, "a web page and JSON API: zero-shot on uploads, text and image search"},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory"},
 };
 

@@ -96,16 +96,16 @@ enum medvlm_status medvlm_prompts_class_map(const struct medvlm_prompts *pr, con
     return MEDVLM_OK;
 }
 
-enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
+enum medvlm_status mv_prompts_prototypes_enc(struct medvlm_encoder *enc,
+                                             const struct medvlm_model *m,
                                              const struct medvlm_tokenizer *tok,
                                              const struct medvlm_prompts *pr, const int *order,
                                              int k, float *protos)
 {
     enum medvlm_status st = MEDVLM_OK;
-    struct medvlm_encoder *enc = NULL;
     const char **texts = NULL;
     int *text_class = NULL, n_texts = 0;
-    if (!m || !tok || !pr || k < 1 || !protos || (!order && k != pr->n_classes))
+    if (!enc || !m || !tok || !pr || k < 1 || !protos || (!order && k != pr->n_classes))
         return mv_err(MEDVLM_ERR_ARG, "prompt prototypes: bad arguments");
     for (int i = 0; i < k; i++) {
         const int c = order ? order[i] : i;
@@ -128,13 +128,24 @@ enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
         }
     }
     const struct medvlm_config *cfg = medvlm_model_config(m);
-    if ((st = medvlm_encoder_init(m, 32, &enc))) goto fail;
     st = medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
                                     n_texts, k, cfg->projection_dim, protos);
 fail:
-    medvlm_encoder_free(enc);
     mv_free(texts);
     mv_free(text_class);
+    return st;
+}
+
+enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
+                                             const struct medvlm_tokenizer *tok,
+                                             const struct medvlm_prompts *pr, const int *order,
+                                             int k, float *protos)
+{
+    struct medvlm_encoder *enc = NULL;
+    if (!m) return mv_err(MEDVLM_ERR_ARG, "prompt prototypes: bad arguments");
+    enum medvlm_status st = medvlm_encoder_init(m, 32, &enc);
+    if (!st) st = mv_prompts_prototypes_enc(enc, m, tok, pr, order, k, protos);
+    medvlm_encoder_free(enc);
     return st;
 }
 
