@@ -12,6 +12,7 @@
 set -u
 cli=${MEDVLM_CLI:?run through ctest}
 . "$(dirname "$0")/harness.sh" # check, run, has, hasnt; $tmp, $out, $err
+. "$(dirname "$0")/serve_harness.sh" # serve_start, serve_fixtures; servers stopped on exit
 src=${MEDVLM_SOURCE_DIR:?run through ctest}
 data=${MEDVLM_SHARED_DATA:?run through ctest}
 venv=${MEDVLM_BINARY_DIR:?run through ctest}/venv-browser
@@ -67,25 +68,10 @@ run "zeroshot --predictions" 0 zeroshot --model "$tmp/model" --prompts "$tmp/pro
 run "embed the query" 0 embed --model "$tmp/model" --prompts "$tmp/query.txt" --out "$tmp/query.safetensors"
 [ "$fail" = 0 ] || { echo "$pass passed, $fail failed"; exit 1; }
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-# start NAME ARGS...: serve on a free loopback port; its address in $url, its process in $pid
+# start NAME ARGS...: serve the tiles on a free loopback port
 start() {
-  local name=$1; shift
-  "$cli" serve --port 0 --bind 127.0.0.1 --model "$tmp/model" --prompts "$tmp/prompts.json" \
-    --features "$tmp/feats.safetensors" --images "$tiles" --workers 2 --max-requests 64 "$@" \
-    >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!; pids+=("$pid")
-  url=
-  for _ in $(seq 100); do
-    url=$(sed -n 's|^medvlm serve: listening on \(http://127\.0\.0\.1:[0-9]*\)/ .*|\1|p' "$tmp/$name.out")
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$url" ]; check "serve ($name): listening on a loopback port ($url)" $?
-  [ -n "$url" ] || { cat "$tmp/$name.err" >&2; echo "$pass passed, $fail failed"; exit 1; }
+  serve_start "$1" --bind 127.0.0.1 --model "$tmp/model" --prompts "$tmp/prompts.json" \
+    --features "$tmp/feats.safetensors" --images "$tiles" --workers 2 --max-requests 64 "${@:2}"
 }
 start token --token "page-s3cret"
 token_url=$url token_pid=$pid
@@ -104,7 +90,6 @@ if [ -n "${MEDVLM_SCREENSHOTS:-}" ]; then
 fi
 kill -0 "$pid" 2>/dev/null; check "the server is still running" $?
 for p in "$pid" "$token_pid"; do kill -TERM "$p"; wait "$p"; check "SIGTERM: exit 0" $?; done
-pids=()
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -10,6 +10,7 @@
 set -u
 cli=${MEDVLM_CLI:?run through ctest}
 . "$(dirname "$0")/harness.sh" # check, run, has, hasnt; $tmp, $out, $err
+. "$(dirname "$0")/serve_harness.sh" # serve_start, serve_fixtures; servers stopped on exit
 venv=${MEDVLM_BINARY_DIR:?run through ctest}/venv-schemathesis
 # schemathesis 3.39 breaks with the newest hypothesis ("'many' object has no attribute 'more'")
 PINS=(schemathesis==3.39.16 hypothesis==6.129.5)
@@ -33,35 +34,12 @@ if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/python" -c 'import schemathesis' 2>/d
     { cat "$tmp/venv.log" >&2; rm -rf "$venv"; missing "could not install ${PINS[*]} from PyPI into $venv"; }
 fi
 
-"$cli" init model --preset tiny "$tmp/model" >/dev/null &&
-  "$cli" init data --per-class 3 --size 64 "$tmp/data" >/dev/null &&
-  "$cli" features --model "$tmp/model" --images "$tmp/data/images" --labels "$tmp/data/labels.csv" \
-    --classes NC,G3,G4,G5 --out "$tmp/feats.safetensors" >/dev/null ||
-  { echo "FAIL fixtures"; echo "0 passed, 1 failed"; exit 1; }
-cat >"$tmp/prompts.json" <<'JSON'
-{"classes": ["NC", "G3", "G4", "G5"], "templates": ["an image of [CLS]"],
- "descriptions": {"NC": ["benign glands"], "G3": ["atrophic glands"], "G4": ["cribriform glands"],
-                  "G5": ["isolated cells"]}}
-JSON
+serve_fixtures
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-start() { # start NAME ARGS...: serve on a free loopback port; $url, $pid
-  local name=$1; shift
-  "$cli" serve --port 0 --bind 127.0.0.1 --model "$tmp/model" --prompts "$tmp/prompts.json" \
-    --features "$tmp/feats.safetensors" --images "$tmp/data/images" --timeout 20 "$@" \
-    >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!; pids+=("$pid")
-  url=
-  for _ in $(seq 100); do
-    url=$(sed -n 's|^medvlm serve: listening on \(http://127\.0\.0\.1:[0-9]*\)/ .*|\1|p' "$tmp/$name.out")
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$url" ]; check "serve ($name): listening on a loopback port ($url)" $?
-  [ -n "$url" ] || { cat "$tmp/$name.err" >&2; echo "$pass passed, $fail failed"; exit 1; }
+# start NAME ARGS...: serve the fixtures on a free loopback port
+start() {
+  serve_start "$1" --bind 127.0.0.1 --model "$tmp/model" --prompts "$tmp/prompts.json" \
+    --features "$tmp/feats.safetensors" --images "$tmp/data/images" --timeout 20 "${@:2}"
 }
 # fuzz NAME ARGS...: schemathesis on $url, every check, bounded
 fuzz() {
@@ -81,7 +59,6 @@ fuzz() {
   [ "$(curl -s -m 20 -o /dev/null -w '%{http_code}' "$@" "$url/api/info")" = 200 ]
   check "$name: the server still answers" $?
   kill -TERM "$pid"; wait "$pid"; check "$name: SIGTERM: exit 0" $?
-  pids=()
 }
 
 command -v curl >/dev/null || missing "no curl"

@@ -7,19 +7,11 @@ set -u
 cli=${MEDVLM_CLI:?run through ctest}
 gen=./test_featfile
 . "$(dirname "$0")/harness.sh" # check, run, has, hasnt; $tmp, $out, $err
+. "$(dirname "$0")/serve_harness.sh" # serve_fixtures
 
 command -v xmllint >/dev/null || { echo "FAIL xmllint is needed (Makefile DEB_PACKAGES: libxml2-utils)"; echo "0 passed, 1 failed"; exit 1; }
-[ -x "$gen" ] && "$gen" --make "$tmp" &&
-  "$cli" init model --preset tiny "$tmp/model" >/dev/null &&
-  "$cli" init data --per-class 3 --size 64 "$tmp/data" >/dev/null &&
-  "$cli" features --model "$tmp/model" --images "$tmp/data/images" --labels "$tmp/data/labels.csv" \
-    --classes NC,G3,G4,G5 --out "$tmp/feats.safetensors" >/dev/null ||
-  { echo "FAIL fixtures"; echo "0 passed, 1 failed"; exit 1; }
-cat >"$tmp/prompts.json" <<'JSON'
-{"classes": ["NC", "G3", "G4", "G5"], "templates": ["a slide showing [CLS]"],
- "descriptions": {"NC": ["benign <glands>"], "G3": ["atrophic glands"], "G4": ["cribriform"],
-                  "G5": ["isolated cells"]}}
-JSON
+[ -x "$gen" ] && "$gen" --make "$tmp" || serve_stop_test "fixtures: $gen --make"
+serve_fixtures
 
 # report FILE: well-formed, no script, nothing fetched; the stdout ACA string in it
 report_ok() {

@@ -8,6 +8,7 @@
 set -u
 cli=${MEDVLM_CLI:?run through ctest}
 . "$(dirname "$0")/harness.sh" # check, run, has, hasnt; $tmp, $out, $err
+. "$(dirname "$0")/serve_harness.sh" # serve_start, serve_fixtures; servers stopped on exit
 
 if [ "${MEDVLM_HAVE_MHD:-ON}" != ON ]; then
   run "serve without libmicrohttpd" 1 serve --model x --prompts y
@@ -28,24 +29,6 @@ cat >"$tmp/prompts.json" <<'JSON'
                   "G5": ["isolated <cells> & \"nests\""]}}
 JSON
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-# start NAME ARGS...: run serve in the background, wait for its address in $url
-start() {
-  local name=$1; shift
-  "$cli" serve --port 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!; pids+=("$pid")
-  url=
-  for _ in $(seq 100); do
-    url=$(sed -n 's|^medvlm serve: listening on \(http://[^ ]*\)/ .*|\1|p' "$tmp/$name.out")
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$url" ]; check "$name: listening" $?
-  [ -n "$url" ] || cat "$tmp/$name.err" >&2
-}
 # req NAME WANT_CODE CURL_ARGS...: the body in $tmp/body; the code must be WANT_CODE
 req() {
   local name=$1 want=$2; shift 2
@@ -58,7 +41,7 @@ alive() { req "$1: still serving" 200 "$url/api/info"; }
 J=(-H 'Content-Type: application/json')
 B=(-H 'Content-Type: application/octet-stream')
 
-start main --model "$tmp/model" --prompts "$tmp/prompts.json" --features "$tmp/feats.safetensors" \
+serve_start main --model "$tmp/model" --prompts "$tmp/prompts.json" --features "$tmp/feats.safetensors" \
   --images "$tmp/data/images" --workers 2
 tile=$tmp/data/images/synth_G4_00001.jpg
 
@@ -149,7 +132,7 @@ kill -0 "$pid" 2>/dev/null; check "the server is running" $?
 kill -TERM "$pid"; wait "$pid"; check "SIGTERM: exit 0" $?
 
 # the token, and the in-flight limit (a slow upload holds the only slot)
-start token --model "$tmp/model" --prompts "$tmp/prompts.json" --token s3cret --max-requests 1
+serve_start token --model "$tmp/model" --prompts "$tmp/prompts.json" --token s3cret --max-requests 1
 bad "no token" 401 "$url/api/info"
 bad "wrong token" 401 -H 'Authorization: Bearer s3cre' "$url/api/info"
 req "token" 200 -H 'Authorization: Bearer s3cret' "$url/api/info"
