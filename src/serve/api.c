@@ -134,6 +134,21 @@ static struct mv_worker *worker_get(struct mv_serve_state *s)
     return w;
 }
 
+/* A query embedding buffer (D) and a free worker for a search: 1, or 0 after a 503 answer. */
+static int query_and_worker(struct mv_serve_state *s, struct mv_serve_response *r, float **q,
+                            struct mv_worker **w)
+{
+    if (!(*q = malloc((size_t)s->D * sizeof **q))) {
+        mv_serve_error(r, 503, "out of memory");
+        return 0;
+    }
+    if (!(*w = worker_get(s))) {
+        mv_serve_error(r, 503, "every worker is busy: try again");
+        return 0;
+    }
+    return 1;
+}
+
 static void worker_put(struct mv_serve_state *s, struct mv_worker *w)
 {
     if (!w) return;
@@ -539,15 +554,7 @@ static void api_search_text(struct mv_serve_state *s, const char *body, size_t l
         mv_serve_error(r, 400, "\"text\" must be a string of 1..%d bytes", s->lim.max_text);
         goto done;
     }
-    q = malloc((size_t)s->D * sizeof *q);
-    if (!q) {
-        mv_serve_error(r, 503, "out of memory");
-        goto done;
-    }
-    if (!(w = worker_get(s))) {
-        mv_serve_error(r, 503, "every worker is busy: try again");
-        goto done;
-    }
+    if (!query_and_worker(s, r, &q, &w)) goto done;
     /* one prompt of one class: its prototype is its normalised embedding */
     const char *texts[1] = {t->valuestring};
     const int cls[1] = {0};
@@ -590,15 +597,7 @@ static void api_search_image(struct mv_serve_state *s, const char *ctype, const 
         }
     }
     if (!request_image(ctype, root, body, len, &img, &n, r)) goto done;
-    q = malloc((size_t)s->D * sizeof *q);
-    if (!q) {
-        mv_serve_error(r, 503, "out of memory");
-        goto done;
-    }
-    if (!(w = worker_get(s))) {
-        mv_serve_error(r, 503, "every worker is busy: try again");
-        goto done;
-    }
+    if (!query_and_worker(s, r, &q, &w)) goto done;
     if (!embed_image(s, w, img, n, q, r)) goto done;
     worker_put(s, w);
     w = NULL;
