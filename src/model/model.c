@@ -213,7 +213,9 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
         st = MEDVLM_ERR_NOMEM;
         goto fail;
     }
-    if (!mv_is_file(cfg_path)) {
+    /* a name that exists but is no regular file (a FIFO, a folder) is refused as what it is
+     * by the readers, never taken for missing */
+    if (!mv_path_exists(cfg_path)) {
         st = mv_err(MEDVLM_ERR_MISSING,
                     "%s: missing config.json (expected a Hugging Face CLIP folder with "
                     "config.json and model.safetensors)",
@@ -222,8 +224,8 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
     }
     if ((st = medvlm_config_load(cfg_path, &cfg))) goto fail;
     if ((st = model_alloc(&cfg, &m))) goto fail;
-    if (mv_is_file(pp_path) && (st = medvlm_preproc_load(pp_path, &m->pp))) goto fail;
-    if (mv_is_file(w_path)) { /* preferred when both exist, as transformers does */
+    if (mv_path_exists(pp_path) && (st = medvlm_preproc_load(pp_path, &m->pp))) goto fail;
+    if (mv_path_exists(w_path)) { /* preferred when both exist, as transformers does */
         if ((st = medvlm_st_open(w_path, &m->st))) goto fail;
     } else {
         char *bin = mv_path_join(dir, "pytorch_model.bin");
@@ -231,12 +233,13 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
             st = MEDVLM_ERR_NOMEM;
             goto fail;
         }
-        st = mv_is_file(bin) ? mv_torchbin_open(bin, &m->st)
-                             : mv_err(MEDVLM_ERR_MISSING,
-                                      "%s: missing model.safetensors (expected a Hugging Face CLIP "
-                                      "folder with config.json and model.safetensors or "
-                                      "pytorch_model.bin)",
-                                      dir);
+        st = mv_path_exists(bin)
+                 ? mv_torchbin_open(bin, &m->st)
+                 : mv_err(MEDVLM_ERR_MISSING,
+                          "%s: missing model.safetensors (expected a Hugging Face CLIP "
+                          "folder with config.json and model.safetensors or "
+                          "pytorch_model.bin)",
+                          dir);
         mv_free(bin);
         if (st) goto fail;
     }

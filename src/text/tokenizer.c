@@ -103,9 +103,9 @@ enum medvlm_status medvlm_tokenizer_load(const char *model_dir, struct medvlm_to
     enum medvlm_status st;
     if (!tj || !vj || !mt) {
         st = MEDVLM_ERR_NOMEM;
-    } else if (mv_is_file(tj)) {
+    } else if (mv_path_exists(tj)) { /* a FIFO or folder is refused as such, not skipped */
         st = medvlm_tokenizer_load_files(tj, NULL, NULL, out);
-    } else if (mv_is_file(vj) && mv_is_file(mt)) {
+    } else if (mv_path_exists(vj) && mv_path_exists(mt)) {
         st = medvlm_tokenizer_load_files(NULL, vj, mt, out);
     } else {
         st = mv_err(MEDVLM_ERR_MISSING,
