@@ -266,11 +266,14 @@ const struct medvlm_preproc_config *medvlm_model_preproc(const struct medvlm_mod
 float medvlm_model_logit_scale(const struct medvlm_model *m); /* raw; use expf() */
 /* "" for a model made in memory. */
 const char *medvlm_model_dir(const struct medvlm_model *m);
-/* 16 hex digits that identify the weights a model embeds with: a hash of its projection
- * matrices (visual and text, as F32 values) and logit scale, the same whichever towers were
- * loaded and whether from model.safetensors or pytorch_model.bin. Features, prototypes and
- * adapters record it, so that files from different models (PLIP and CLIP ViT-B/32 are both
- * 512-dimensional) are not mixed. "" for a model made in memory. */
+/* 16 hex digits that identify the weights a model embeds with: a hash of every tensor of the
+ * file's parameter table (both towers, projections, logit scale: names, dtypes and bytes as
+ * stored), the same whichever towers were loaded (loading reads every page of the file once to
+ * compute it). Features, prototypes and adapters record it (metadata model_fingerprint,
+ * model_fingerprint_format "2"), so that files from different models (PLIP and CLIP ViT-B/32
+ * are both 512-dimensional, a fine-tuned encoder keeps its projections) are not mixed. Files
+ * of older medvlm versions, whose fingerprint hashed only the projections, are refused by the
+ * readers with a message to make them again. "" for a model made in memory. */
 const char *medvlm_model_fingerprint(const struct medvlm_model *m);
 
 /* Which model the embeddings of a features, prototypes or adapter file come from: its

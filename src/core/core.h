@@ -130,6 +130,12 @@ bool mv_path_exists(const char *path); /* anything at all: file, folder, FIFO, d
  * another reason, which opening will then report). */
 const char *mv_path_kind(const char *path);
 
+/* ---- hashing ---- */
+
+/* A 64-bit hash of n bytes (eight xxHash64 lanes, see hash.c): memory speed, the same value on
+ * every machine; for fingerprints, not for security. */
+uint64_t mv_hash64(const void *data, size_t n, uint64_t seed);
+
 /* ---- time ---- */
 
 double mv_now(void); /* monotonic seconds */

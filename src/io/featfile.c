@@ -113,12 +113,17 @@ static enum medvlm_status get_matrix(const struct medvlm_st *st, const char *nam
     return MEDVLM_OK;
 }
 
+/* The scheme of medvlm_model_fingerprint the files record (metadata model_fingerprint_format):
+ * 2 hashes every weight; files without it (format 1) hashed only the projections. */
+#define FINGERPRINT_FORMAT "2"
+
 enum medvlm_status mv_provenance_write(struct medvlm_st_writer *w,
                                        const struct medvlm_provenance *from)
 {
     enum medvlm_status s = MEDVLM_OK;
-    if (from && from->fingerprint && *from->fingerprint)
-        s = medvlm_st_writer_meta(w, "model_fingerprint", from->fingerprint);
+    if (from && from->fingerprint && *from->fingerprint &&
+        !(s = medvlm_st_writer_meta(w, "model_fingerprint", from->fingerprint)))
+        s = medvlm_st_writer_meta(w, "model_fingerprint_format", FINGERPRINT_FORMAT);
     if (!s && from && from->model && *from->model)
         s = medvlm_st_writer_meta(w, "model", from->model);
     return s;
@@ -128,6 +133,20 @@ enum medvlm_status mv_provenance_read(const struct medvlm_st *st, char **fingerp
 {
     const char *f = medvlm_st_metadata(st, "model_fingerprint");
     const char *m = medvlm_st_metadata(st, "model");
+    const char *v = medvlm_st_metadata(st, "model_fingerprint_format");
+    *fingerprint = *model = NULL;
+    if (f && !v)
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "%s: records a model fingerprint (%s) of an older medvlm, which hashed only "
+                      "the projection weights and cannot tell which model made these embeddings: "
+                      "make the file again with this version (re-extract the features, re-save "
+                      "the prototypes, re-train the adapter or fine-tuning run)",
+                      medvlm_st_path(st), f);
+    if (f && strcmp(v, FINGERPRINT_FORMAT) != 0)
+        return mv_err(MEDVLM_ERR_UNSUPPORTED,
+                      "%s: model_fingerprint_format %s is unknown to this medvlm (it writes %s); "
+                      "use the medvlm that wrote the file, or make the file again",
+                      medvlm_st_path(st), v, FINGERPRINT_FORMAT);
     *fingerprint = f ? mv_strdup(f) : NULL;
     *model = m ? mv_strdup(m) : NULL;
     return (f && !*fingerprint) || (m && !*model) ? MEDVLM_ERR_NOMEM : MEDVLM_OK;

@@ -139,8 +139,11 @@ enum medvlm_status mv_st_from_tensors(const char *path, void *map, size_t map_si
 
 /* ---- feature and prototype files (featfile.c): the readers on an open file ---- */
 enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm_features **out);
-/* The provenance metadata (model_fingerprint, model) of a features, prototypes or adapter
- * file: writing skips what is NULL or ""; reading gives copies, NULL where absent. */
+/* The provenance metadata (model_fingerprint, model_fingerprint_format, model) of a features,
+ * prototypes or adapter file: writing skips what is NULL or ""; reading gives copies, NULL
+ * where absent, and refuses a fingerprint of the old format (no model_fingerprint_format: it
+ * hashed only the projections, see medvlm_model_fingerprint) with a message to make the file
+ * again. */
 enum medvlm_status mv_provenance_write(struct medvlm_st_writer *w,
                                        const struct medvlm_provenance *from);
 enum medvlm_status mv_provenance_read(const struct medvlm_st *st, char **fingerprint, char **model);
