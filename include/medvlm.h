@@ -244,7 +244,11 @@ enum medvlm_status medvlm_preproc_load(const char *path, struct medvlm_preproc_c
 enum medvlm_load_flags {
     MEDVLM_LOAD_TEXT = 1,   /* text tower + text_projection */
     MEDVLM_LOAD_VISION = 2, /* vision tower + visual_projection */
-    MEDVLM_LOAD_ALL = 3
+    MEDVLM_LOAD_ALL = 3,
+    /* accept NaN and +-inf weights (for inspecting a broken file); without it loading refuses
+     * the first non-finite weight of a loaded tower, naming the tensor and the index. The
+     * embeddings of such a model are still refused where they are produced. */
+    MEDVLM_LOAD_ALLOW_NONFINITE = 8
 };
 
 struct medvlm_model;

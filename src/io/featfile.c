@@ -6,7 +6,9 @@
  * behind the path-based public functions.
  */
 #include "io.h"
+#include "../adapters/adapters.h" /* mv_first_nonfinite (moving to src/ops) */
 
+#include <math.h>
 #include <string.h>
 
 #define FEATURES_FORMAT   "features/1"
@@ -201,6 +203,16 @@ enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm
     if (medvlm_st_metadata(st, "image_names") &&
         (s = read_names(st, "image_names", f->n, &f->image_names, NULL)))
         goto fail;
+    for (int i = 0; i < f->n; i++) { /* a NaN row would be scored as class 0 */
+        const float *row = f->features + (size_t)i * f->d;
+        size_t j = mv_first_nonfinite(row, (size_t)f->d);
+        if (j == (size_t)f->d) continue;
+        s = mv_err(MEDVLM_ERR_FORMAT,
+                   "%s: row %d (image %s) of 'features' is not finite (%g at column %zu): "
+                   "extract the features again",
+                   path, i, f->image_names ? f->image_names[i] : "not named", (double)row[j], j);
+        goto fail;
+    }
     if ((s = mv_provenance_read(st, &f->fingerprint, &f->model))) goto fail;
     *out = f;
     f = NULL;
@@ -285,9 +297,22 @@ enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st, struct medv
         goto fail;
     }
     memcpy(&p->logit_scale, ls->data, 4);
-    if ((s = read_names(st, "classes", p->k, &p->classes, NULL)) ||
-        (s = mv_provenance_read(st, &p->fingerprint, &p->model)))
+    if ((s = read_names(st, "classes", p->k, &p->classes, NULL))) goto fail;
+    for (int c = 0; c < p->k; c++) {
+        const float *row = p->prototypes + (size_t)c * p->d;
+        size_t j = mv_first_nonfinite(row, (size_t)p->d);
+        if (j == (size_t)p->d) continue;
+        s = mv_err(MEDVLM_ERR_FORMAT,
+                   "%s: the prototype of class %d (%s) is not finite (%g at column %zu)", path, c,
+                   p->classes[c], (double)row[j], j);
         goto fail;
+    }
+    if (!isfinite(p->logit_scale)) {
+        s = mv_err(MEDVLM_ERR_FORMAT, "%s: logit_scale is not finite (%g)", path,
+                   (double)p->logit_scale);
+        goto fail;
+    }
+    if ((s = mv_provenance_read(st, &p->fingerprint, &p->model))) goto fail;
     *out = p;
     p = NULL;
 fail:

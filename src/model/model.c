@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 #include "../io/io.h"
+#include "../adapters/adapters.h" /* mv_first_nonfinite (moving to src/ops) */
 
 #include <errno.h>
 #include <math.h>
@@ -135,6 +136,19 @@ static enum medvlm_status bind_weights(struct medvlm_model *m, unsigned flags)
         }
         p->data = d;
         *m->slots[i] = d;
+        size_t bad = (flags & MEDVLM_LOAD_ALLOW_NONFINITE) ? p->numel
+                                                           : mv_first_nonfinite_par(d, p->numel, 0);
+        if (bad < p->numel) {
+            char at[96] = "";
+            if (p->ndim == 2)
+                snprintf(at, sizeof at, " [%zu, %zu]", bad / (size_t)p->shape[1],
+                         bad % (size_t)p->shape[1]);
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: tensor \"%s\" holds a non-finite weight (%g at flat index %zu%s): "
+                          "every embedding would be NaN; fix the file (or load with "
+                          "MEDVLM_LOAD_ALLOW_NONFINITE to inspect it)",
+                          path, p->name, (double)d[bad], bad, at);
+        }
     }
     if (flags & MEDVLM_LOAD_TEXT) m->text.loaded = 1;
     if (flags & MEDVLM_LOAD_VISION) m->vision.loaded = 1;

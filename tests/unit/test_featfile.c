@@ -90,8 +90,8 @@ static int make(const char *dir)
 /* A features file written field by field: n rows of d values, labels, the classes as JSON,
  * an optional fingerprint and its format (NULL: none, as older medvlm versions wrote). */
 static enum medvlm_status write_raw(const char *path, const float *X, int n, int d,
-                                    const int64_t *Y, const char *classes_json, const char *fp,
-                                    const char *fp_format)
+                                    const int64_t *Y, const char *classes_json,
+                                    const char *names_json, const char *fp, const char *fp_format)
 {
     struct medvlm_st_writer *w = NULL;
     int64_t shape[2] = {n, d}, nl = n;
@@ -100,6 +100,7 @@ static enum medvlm_status write_raw(const char *path, const float *X, int n, int
     if (!s) s = medvlm_st_writer_add(w, "labels", MEDVLM_DTYPE_I64, 1, &nl, Y);
     if (!s) s = medvlm_st_writer_meta(w, "medvlm", "features/1");
     if (!s) s = medvlm_st_writer_meta(w, "classes", classes_json);
+    if (!s && names_json) s = medvlm_st_writer_meta(w, "image_names", names_json);
     if (!s && fp) s = medvlm_st_writer_meta(w, "model_fingerprint", fp);
     if (!s && fp_format) s = medvlm_st_writer_meta(w, "model_fingerprint_format", fp_format);
     if (!s) s = medvlm_st_writer_save(w, path);
@@ -116,16 +117,28 @@ static void test_refused(const char *dir)
     struct medvlm_features *f = NULL;
     snprintf(p, sizeof p, "%s/raw.safetensors", dir);
     /* the fingerprint of an older medvlm (it hashed only the projections) */
-    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", "0123456789abcdef", NULL));
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", NULL, "0123456789abcdef", NULL));
     CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
               "records a model fingerprint (0123456789abcdef) of an older medvlm");
     CHECK(strstr(medvlm_last_error(), "re-extract the features"), "says what to do: %s",
           medvlm_last_error());
-    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", "0123456789abcdef", "2"));
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", NULL, "0123456789abcdef", "2"));
     CHECK_OK(medvlm_features_load(p, &f));
     CHECK(f && f->fingerprint && !strcmp(f->fingerprint, "0123456789abcdef"), "fingerprint read");
     medvlm_features_free(f);
     f = NULL;
+    /* a NaN or inf row (it would be scored as class 0), named by index and image */
+    const char *names = "[\"x.png\", \"y.png\", \"z.png\"]";
+    X[1 * 4 + 2] = NAN;
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", names, NULL, NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "row 1 (image y.png) of 'features' is not finite (nan at column 2)");
+    X[1 * 4 + 2] = 0;
+    X[2 * 4 + 0] = -INFINITY;
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", NULL, NULL, NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "row 2 (image not named) of 'features' is not finite (-inf at column 0)");
+    X[2 * 4 + 0] = 1;
     unlink(p);
 }
 
