@@ -70,6 +70,11 @@ struct mv_bpe_files {
     int n_merges, cap_merges;
     const char **merge_a, **merge_b; /* (n_merges) merge i has rank i */
     int32_t added_bos, added_eos;    /* ids from tokenizer.json "added_tokens", else -1 */
+    /* where the merges came from, for messages: merges.txt's path (borrowed from the caller of
+     * mv_bpe_parse_merges) and each merge's line in it; NULL for tokenizer.json, whose merges
+     * are named by their index in model.merges */
+    const char *merges_path;
+    long *merge_line; /* (n_merges) */
 };
 
 void mv_bpe_files_init(struct mv_bpe_files *f);
