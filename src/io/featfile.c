@@ -57,6 +57,15 @@ static enum medvlm_status read_names(const struct medvlm_st *st, const char *key
             s = MEDVLM_ERR_NOMEM;
             goto fail;
         }
+        /* class names are keys: a repeated one would merge rows and leave a class empty */
+        for (int k = 0; strcmp(key, "classes") == 0 && k < i; k++)
+            if (strcmp(names[k], names[i]) == 0) {
+                s = mv_err(MEDVLM_ERR_FORMAT,
+                           "%s: metadata 'classes' names class '%.100s' twice (entries %d and %d); "
+                           "class names must be distinct",
+                           path, names[i], k, i);
+                goto fail;
+            }
     }
     *out = names;
     if (count) *count = n;

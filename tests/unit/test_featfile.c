@@ -139,6 +139,10 @@ static void test_refused(const char *dir)
     CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
               "row 2 (image not named) of 'features' is not finite (-inf at column 0)");
     X[2 * 4 + 0] = 1;
+    /* a class named twice (rows merged, a class of support 0, a wrong balanced accuracy) */
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"G3\", \"NC\", \"G3\"]", NULL, NULL, NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "metadata 'classes' names class 'G3' twice (entries 0 and 2)");
     unlink(p);
 }
 
