@@ -130,6 +130,15 @@ bool mv_path_exists(const char *path); /* anything at all: file, folder, FIFO, d
  * another reason, which opening will then report). */
 const char *mv_path_kind(const char *path);
 
+/* ---- UTF-8 ---- */
+
+/* The offset of the first byte of s[0..n) that does not start a valid UTF-8 sequence (strict:
+ * no overlong forms, surrogates or code points above U+10FFFF), or n when all is valid. */
+size_t mv_utf8_check(const char *s, size_t n);
+/* s for a message: valid UTF-8 kept, invalid and control bytes as \xNN, cut to fit cap;
+ * returns buf. */
+const char *mv_printable(char *buf, size_t cap, const char *s);
+
 /* ---- hashing ---- */
 
 /* A 64-bit hash of n bytes (eight xxHash64 lanes, see hash.c): memory speed, the same value on

@@ -249,6 +249,21 @@ enum medvlm_status medvlm_features_save(const char *path, const float *X, const 
 {
     if (!path || !X || !Y || !classes || n <= 0 || d <= 0 || k <= 0)
         return mv_err(MEDVLM_ERR_ARG, "features save: NULL argument or empty sizes");
+    /* names go into the JSON header, which must be UTF-8 (Python's safetensors and json refuse
+     * anything else): a file or class name that is not is refused here, named, rather than
+     * written as a file no other tool can read or escaped into a name that is not the file's */
+    for (int i = 0; i < k + (image_names ? n : 0); i++) {
+        const char *s = i < k ? classes[i] : image_names[i - k];
+        size_t bad = s ? mv_utf8_check(s, strlen(s)) : 0;
+        if (s && !s[bad]) continue;
+        char shown[256];
+        return mv_err(MEDVLM_ERR_ARG,
+                      "features save %s: %s %d, '%s', is not valid UTF-8 (byte 0x%02X at offset "
+                      "%zu): rename the file or convert the label table to UTF-8",
+                      path, i < k ? "class" : "image", i < k ? i : i - k,
+                      s ? mv_printable(shown, sizeof shown, s) : "(NULL)",
+                      s ? (unsigned char)s[bad] : 0, bad);
+    }
     struct medvlm_st_writer *w = NULL;
     char *cj = NULL, *ij = NULL;
     int64_t shape[2] = {n, d}, nl = n;

@@ -71,5 +71,14 @@ head -1 "$L" >"$tmp/hdr.csv"
 run "header-only table" 1 features --model "$M" --images "$I" --labels "$tmp/hdr.csv" \
   --classes $C --out "$tmp/f.safetensors"
 has "header-only table" "hdr.csv: the table has a header but no rows" "$err"
+# ---- an image name that is not UTF-8 (byte 0xE9, Latin-1): refused before the work, named;
+# written raw it made a safetensors header Python's safetensors and json cannot read
+cp -r "$I" "$tmp/latin"
+cp "$I/$first" "$tmp/latin/caf"$'\xe9'".jpg"
+{ cat "$L"; printf 'caf\xe9.jpg,0,1,0,0\n'; } >"$tmp/latin.csv"
+run "non-UTF-8 image name" 1 features --model "$M" --images "$tmp/latin" --labels "$tmp/latin.csv" \
+  --classes $C --out "$tmp/latin.safetensors"
+has "non-UTF-8 image name" "image 12, 'caf[\\]xE9.jpg', has a name that is not valid UTF-8 (byte 0xE9 at offset 3)" "$err"
+[ ! -e "$tmp/latin.safetensors" ]; check "non-UTF-8 image name: no file written" $?
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
