@@ -397,7 +397,8 @@ struct medvlm_image {
 struct medvlm_decode_limits {
     int max_width;      /* default 20000 */
     int max_height;     /* default 20000 */
-    int64_t max_pixels; /* width * height; default 20000 * 20000 */
+    int64_t max_pixels; /* width * height; default 100 000 000 (300 MB decoded per image and
+                           decoding thread; docs/images.md) */
 };
 void medvlm_decode_limits_default(struct medvlm_decode_limits *lim);
 

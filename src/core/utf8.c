@@ -20,12 +20,16 @@ size_t mv_utf8_check(const char *s, size_t n)
             len = 2;
         } else if (c >= 0xe0 && c <= 0xef) {
             len = 3;
-            if (c == 0xe0) lo = 0xa0;      /* no overlong forms */
-            else if (c == 0xed) hi = 0x9f; /* no surrogates */
+            if (c == 0xe0)
+                lo = 0xa0; /* no overlong forms */
+            else if (c == 0xed)
+                hi = 0x9f; /* no surrogates */
         } else if (c >= 0xf0 && c <= 0xf4) {
             len = 4;
-            if (c == 0xf0) lo = 0x90;
-            else if (c == 0xf4) hi = 0x8f; /* <= U+10FFFF */
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f; /* <= U+10FFFF */
         } else {
             return i;
         }
