@@ -216,6 +216,27 @@ enum medvlm_status medvlm_prompts_parse(const char *what, const char *json, size
     *out = NULL;
     if (!what) what = "prompts";
     if (!json) return mv_err(MEDVLM_ERR_ARG, "%s: no JSON text", what);
+    /* JSON is UTF-8 (Python's json.load refuses other bytes); a Latin-1 class name would
+     * otherwise match nothing and be reported as a class without prompts */
+    size_t bad = mv_utf8_check(json, len);
+    if (bad < len) {
+        long line = 1;
+        size_t bol = 0;
+        for (size_t i = 0; i < bad; i++)
+            if (json[i] == '\n') line++, bol = i + 1;
+        size_t eol = bad;
+        while (eol < len && json[eol] != '\n' && eol - bol < 120) eol++;
+        char *text = mv_strndup(json + bol, eol - bol);
+        char shown[256];
+        enum medvlm_status st = mv_err(
+            MEDVLM_ERR_FORMAT,
+            "%s: line %ld, column %zu: byte 0x%02X is not valid UTF-8, in \"%s\" (a class name or "
+            "prompt in another encoding, such as Latin-1?); save the file as UTF-8",
+            what, line, bad - bol + 1, (unsigned char)json[bad],
+            text ? mv_printable(shown, sizeof shown, text) : "");
+        mv_free(text);
+        return st;
+    }
     cJSON *root = NULL;
     enum medvlm_status st = mv_json_parse(what, json, len, &root);
     if (st) return st;

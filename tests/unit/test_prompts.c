@@ -118,6 +118,14 @@ static void test_forms_and_errors(void)
     CHECK_ERR(PARSE("{\"descriptions\": {\"NC\": \"a\"}, \"prompt\": 1}", &p), MEDVLM_ERR_FORMAT,
               "unknown key \"prompt\"");
     CHECK_ERR(PARSE("[1, 2]", &p), MEDVLM_ERR_FORMAT, "expected a JSON object");
+    /* a class name in Latin-1 ("G\xe9"): not "class ... has no prompts" but where the bytes are */
+    CHECK_ERR(PARSE("{\"classes\": [\"NC\", \"G3\"],\n\"descriptions\": {\"NC\": \"a\", "
+                    "\"G\xe9"
+                    "3\": \"b\"}}",
+                    &p),
+              MEDVLM_ERR_FORMAT,
+              "t.json: line 2, column 31: byte 0xE9 is not valid UTF-8, in \"\"descriptions\": "
+              "{\"NC\": \"a\", \"G\\xE93\": \"b\"}}\"");
     CHECK_ERR(medvlm_prompts_load("/nonexistent/p.json", &p), MEDVLM_ERR_IO, "/nonexistent/p.json");
     CHECK(p == NULL, "nothing returned on error");
 }
