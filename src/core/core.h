@@ -139,6 +139,12 @@ size_t mv_utf8_check(const char *s, size_t n);
  * returns buf. */
 const char *mv_printable(char *buf, size_t cap, const char *s);
 
+/* ---- numbers ---- */
+
+/* The index of the first of x[0..n) that is NaN or +-inf, or n (finite.c; a portable scan at
+ * about memory speed for io and model, which sit below src/ops). */
+size_t mv_find_nonfinite(const float *x, size_t n);
+
 /* ---- hashing ---- */
 
 /* A 64-bit hash of n bytes (eight xxHash64 lanes, see hash.c): memory speed, the same value on

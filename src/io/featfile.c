@@ -6,7 +6,6 @@
  * behind the path-based public functions.
  */
 #include "io.h"
-#include "../adapters/adapters.h" /* mv_first_nonfinite (moving to src/ops) */
 
 #include <math.h>
 #include <string.h>
@@ -214,7 +213,7 @@ enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm
         goto fail;
     for (int i = 0; i < f->n; i++) { /* a NaN row would be scored as class 0 */
         const float *row = f->features + (size_t)i * f->d;
-        size_t j = mv_first_nonfinite(row, (size_t)f->d);
+        size_t j = mv_find_nonfinite(row, (size_t)f->d);
         if (j == (size_t)f->d) continue;
         s = mv_err(MEDVLM_ERR_FORMAT,
                    "%s: row %d (image %s) of 'features' is not finite (%g at column %zu): "
@@ -324,7 +323,7 @@ enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st, struct medv
     if ((s = read_names(st, "classes", p->k, &p->classes, NULL))) goto fail;
     for (int c = 0; c < p->k; c++) {
         const float *row = p->prototypes + (size_t)c * p->d;
-        size_t j = mv_first_nonfinite(row, (size_t)p->d);
+        size_t j = mv_find_nonfinite(row, (size_t)p->d);
         if (j == (size_t)p->d) continue;
         s = mv_err(MEDVLM_ERR_FORMAT,
                    "%s: the prototype of class %d (%s) is not finite (%g at column %zu)", path, c,

@@ -7,7 +7,6 @@
  * size, L layers, D embedding dim, G patches per image, P patch size.
  */
 #include "encoder.h"
-#include "../adapters/adapters.h" /* mv_first_nonfinite (moving to src/ops) */
 
 #include <string.h>
 
@@ -193,7 +192,7 @@ enum medvlm_status medvlm_encode_text_ex(struct medvlm_encoder *enc, const int64
     }
     const size_t D = (size_t)enc->m->cfg.projection_dim;
     for (int b = 0; out->embeds && b < B; b++) { /* a NaN prototype would score every image NaN */
-        size_t j = mv_first_nonfinite(out->embeds + (size_t)b * D, D);
+        size_t j = mv_find_nonfinite(out->embeds + (size_t)b * D, D);
         if (j < D)
             return mv_err(MEDVLM_ERR_FORMAT,
                           "medvlm_encode_text: the embedding of prompt %d of the batch is not "

@@ -5,7 +5,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 #include "../io/io.h"
-#include "../adapters/adapters.h" /* mv_first_nonfinite (moving to src/ops) */
 
 #include <errno.h>
 #include <math.h>
@@ -136,8 +135,8 @@ static enum medvlm_status bind_weights(struct medvlm_model *m, unsigned flags)
         }
         p->data = d;
         *m->slots[i] = d;
-        size_t bad = (flags & MEDVLM_LOAD_ALLOW_NONFINITE) ? p->numel
-                                                           : mv_first_nonfinite_par(d, p->numel, 0);
+        size_t bad =
+            (flags & MEDVLM_LOAD_ALLOW_NONFINITE) ? p->numel : mv_find_nonfinite(d, p->numel);
         if (bad < p->numel) {
             char at[96] = "";
             if (p->ndim == 2)

@@ -8,7 +8,6 @@
  */
 #include "../core/core.h"
 #include "../io/io.h"
-#include "../adapters/adapters.h" /* mv_first_nonfinite (moving to src/ops) */
 
 #include <stdio.h>
 #include <string.h>
@@ -120,7 +119,7 @@ enum medvlm_status medvlm_features_extract(const struct medvlm_features_job *job
         if ((st = medvlm_encode_images(enc, pixels, count, emb))) goto fail;
         for (int i = 0; i < count; i++) { /* NaN never goes into a file or a score */
             const float *row = emb + (size_t)i * d;
-            size_t j = ok[i] ? mv_first_nonfinite(row, (size_t)d) : (size_t)d;
+            size_t j = ok[i] ? mv_find_nonfinite(row, (size_t)d) : (size_t)d;
             if (j == (size_t)d) continue;
             st = mv_err(MEDVLM_ERR_FORMAT,
                         "image %d (%s): its embedding is not finite (%g at dimension %zu): the "

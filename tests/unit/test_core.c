@@ -148,5 +148,22 @@ int main(void)
     CHECK_ERR(mv_map_file("/dev/null", &map, &len), MEDVLM_ERR_IO, "/dev/null: is a device");
     CHECK(!strcmp(mv_path_kind("/nonexistent/x"), "does not exist"), "kind of nothing");
     rmdir("test_core_dir");
+
+    /* the non-finite scan: every position of a block and its tail, NaN, +-inf; the largest and
+     * the subnormal floats are finite */
+    float v[200];
+    for (int i = 0; i < 200; i++) v[i] = i % 3 ? 3.4028235e38f : 1e-45f;
+    CHECK(mv_find_nonfinite(v, 200) == 200, "all finite");
+    int scan_ok = 1;
+    const float bad_values[3] = {NAN, INFINITY, -INFINITY};
+    for (int pos = 0; pos < 200; pos++)
+        for (int b = 0; b < 3; b++) {
+            float keep = v[pos];
+            v[pos] = bad_values[b];
+            scan_ok &= mv_find_nonfinite(v, 200) == (size_t)pos &&
+                       mv_find_nonfinite(v, (size_t)pos) == (size_t)pos;
+            v[pos] = keep;
+        }
+    CHECK(scan_ok, "mv_find_nonfinite finds the first NaN/inf at every index");
     return check_summary();
 }
