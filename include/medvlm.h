@@ -351,9 +351,16 @@ const char *medvlm_tokenizer_decode_token(const struct medvlm_tokenizer *tok, in
  * the byte offset. */
 enum medvlm_status medvlm_tokenizer_encode(const struct medvlm_tokenizer *tok, const char *text,
                                            int32_t *ids, int max_len, int *n);
+/* The same for len bytes that may hold NUL, which the text cleaning drops as Hugging Face's
+ * CLIPTokenizer does (the text after it is kept): "a\0b" gives the ids of "ab". The C-string
+ * form above is this one with strlen(text). */
+enum medvlm_status medvlm_tokenizer_encode_n(const struct medvlm_tokenizer *tok, const char *text,
+                                             size_t len, int32_t *ids, int max_len, int *n);
 /* Length encode would have without truncation (start and end tokens included). */
 enum medvlm_status medvlm_tokenizer_count(const struct medvlm_tokenizer *tok, const char *text,
                                           int *n);
+enum medvlm_status medvlm_tokenizer_count_n(const struct medvlm_tokenizer *tok, const char *text,
+                                            size_t len, int *n);
 
 enum medvlm_pad {
     MEDVLM_PAD_MAX_LENGTH, /* every row max_len wide (padding="max_length") */
@@ -366,6 +373,12 @@ enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *
                                                  const char *const *texts, int count, int max_len,
                                                  enum medvlm_pad pad, int32_t *ids, int32_t *mask,
                                                  int *len);
+/* The same with each text's length in bytes (lens NULL: strlen of each), for texts that may
+ * hold NUL (struct medvlm_prompts' prompt_lens). */
+enum medvlm_status medvlm_tokenizer_encode_batch_n(const struct medvlm_tokenizer *tok,
+                                                   const char *const *texts, const size_t *lens,
+                                                   int count, int max_len, enum medvlm_pad pad,
+                                                   int32_t *ids, int32_t *mask, int *len);
 
 /* Write a small self-made CLIP-style tokenizer into dir (created if missing): vocab.json,
  * merges.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. Ids: 256 byte
@@ -661,6 +674,11 @@ struct medvlm_prompts {
     char **classes;  /* (K) class names                                    */
     int *n_prompts;  /* (K) prompts of class k                             */
     char ***prompts; /* (K)(n_prompts[k]) the expanded prompt texts        */
+    /* (K)(n_prompts[k]) their lengths in bytes: a prompt may hold NUL ("\u0000" in the JSON),
+     * so pass text and length to the tokenizer (medvlm_tokenizer_encode_n and _batch_n), which
+     * drops it as Hugging Face's text cleaning does; each text is also NUL-terminated. NULL
+     * in a struct filled by hand: the texts are C strings */
+    size_t **prompt_lens;
 };
 enum medvlm_status medvlm_prompts_load(const char *path, struct medvlm_prompts **out);
 /* The same from JSON text in memory; `what` names it in messages. */

@@ -25,6 +25,14 @@ enum medvlm_status mv_json_load(const char *path, cJSON **out);
 /* Parse JSON text held in memory; `what` names it in messages. */
 enum medvlm_status mv_json_parse(const char *what, const char *text, size_t len, cJSON **out);
 /* Key lookup that skips JSON null (null == absent, as transformers treats it). */
+/* mv_json_parse for texts whose strings may hold "\u0000" (prompts): cJSON ends its C strings
+ * at a NUL, so each such escape is parsed as U+10FFFF (a noncharacter; a text holding it
+ * itself is refused) and the caller turns the strings it keeps back with mv_json_restore_nul,
+ * which returns their length (the NULs included; the buffer stays NUL-terminated).
+ * mv_json_has_nul says whether a parsed string held "\u0000" (for names that must not). */
+enum medvlm_status mv_json_parse_nul(const char *what, const char *text, size_t len, cJSON **out);
+size_t mv_json_restore_nul(char *s);
+int mv_json_has_nul(const char *s);
 const cJSON *mv_json_get(const cJSON *obj, const char *key);
 /* Read an integer / number / bool if present and of the right type; a present value of the
  * wrong type is an error naming file and key. Absent leaves *out unchanged. */

@@ -641,6 +641,36 @@ static void test_tables(void)
           "Unicode 14 view");
 }
 
+/* A NUL inside a prompt: Hugging Face's (slow, transformers 4.39) CLIPTokenizer's text cleaning
+ * drops it and keeps the rest ("desc of \0 NC" = "desc of  NC" = "desc of NC"); before the
+ * length-taking entry points, the C string ended there and gave the ids of "desc of ". */
+static void test_nul(const struct medvlm_tokenizer *tok)
+{
+    static const char with_nul[] = "desc of \0 NC";
+    static const int32_t want[] = {49406, 561, 3219, 539, 4911, 49407}; /* "desc of NC" */
+    int32_t ids[16], ref[16];
+    int n = 0, nr = 0, full = 0;
+    CHECK_OK(medvlm_tokenizer_encode_n(tok, with_nul, sizeof with_nul - 1, ids, 16, &n));
+    CHECK_OK(medvlm_tokenizer_encode(tok, "desc of NC", ref, 16, &nr));
+    CHECK(n == 6 && nr == 6 && !memcmp(ids, want, sizeof want) && !memcmp(ref, want, sizeof want),
+          "NUL mid-prompt: %d ids (%d %d %d %d ...), want those of \"desc of NC\"", n, ids[0],
+          ids[1], ids[2], ids[3]);
+    CHECK_OK(medvlm_tokenizer_count_n(tok, with_nul, sizeof with_nul - 1, &full));
+    CHECK(full == 6, "count_n %d", full);
+    CHECK_OK(medvlm_tokenizer_encode_n(tok, "a\0b", 3, ids, 16, &n));
+    CHECK_OK(medvlm_tokenizer_encode(tok, "ab", ref, 16, &nr));
+    CHECK(n == nr && !memcmp(ids, ref, (size_t)n * sizeof *ids), "\"a\\0b\" = \"ab\"");
+    /* the batch form with lengths, padded to the longest */
+    const char *texts[2] = {with_nul, "desc of NC"};
+    const size_t lens[2] = {sizeof with_nul - 1, 10};
+    int32_t b[2 * 16], mask[2 * 16];
+    int len = 0;
+    CHECK_OK(medvlm_tokenizer_encode_batch_n(tok, texts, lens, 2, 16, MEDVLM_PAD_LONGEST, b, mask,
+                                             &len));
+    CHECK(len == 6 && !memcmp(b, want, sizeof want) && !memcmp(b + 6, want, sizeof want),
+          "batch_n with a NUL: width %d", len);
+}
+
 int main(void)
 {
     const char *golden = test_golden_dir();
@@ -659,6 +689,7 @@ int main(void)
         test_threads();
         test_bpe_loops();
     }
+    if (tok_tj) test_nul(tok_tj);
     test_bad_files();
     test_basic();
     medvlm_tokenizer_free(tok_vm);
