@@ -256,8 +256,10 @@ struct medvlm_model;
 /* Load a Hugging Face CLIP folder: config.json, model.safetensors, preprocessor_config.json
  * (optional: defaults). Without model.safetensors, pytorch_model.bin (torch.save zip format,
  * torch >= 1.6) is read instead, without running its pickle. Weights are mapped, not copied
- * (F32); the towers not asked for in `flags` are neither converted nor touched. Every tensor
- * is checked against the config. */
+ * (F32); the towers not asked for in `flags` are neither converted nor bound (their bytes are
+ * read once, by the fingerprint). Every tensor is checked against the config, and the loaded
+ * towers' weights must be finite (see MEDVLM_LOAD_ALLOW_NONFINITE). A config.json,
+ * model.safetensors or tokenizer file that is a FIFO, device or folder is refused as such. */
 enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct medvlm_model **out);
 /* A model with random weights (normal, std 0.02; LayerNorm 1/0) of the given config. */
 enum medvlm_status medvlm_model_init_random(const struct medvlm_config *cfg, uint64_t seed,
