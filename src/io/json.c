@@ -158,7 +158,9 @@ size_t mv_json_restore_nul(char *s)
 {
     size_t o = 0, i = 0;
     while (s[i]) {
-        if (memcmp(s + i, NUL_STAND_IN, 4) == 0) {
+        /* byte by byte: never past the terminating NUL */
+        if ((unsigned char)s[i] == 0xf4 && (unsigned char)s[i + 1] == 0x8f &&
+            (unsigned char)s[i + 2] == 0xbf && (unsigned char)s[i + 3] == 0xbf) {
             s[o++] = '\0';
             i += 4;
         } else {
