@@ -100,7 +100,7 @@ static int sync_parent(const char *path)
     if (slash && !dir) return -1;
     int fd = open(dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     mv_free(dir);
-    if (fd < 0) return -1;
+    if (fd < 0) return 0; /* a folder we may write but not read: nothing to sync it through */
     /* some file systems refuse fsync on a folder (EINVAL): nothing more can be done there */
     int rc = fsync(fd) != 0 && errno != EINVAL ? -1 : 0;
     close(fd);
