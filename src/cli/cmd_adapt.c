@@ -142,7 +142,7 @@ static int parse_args(int argc, char **argv, struct adapt_args *a)
         CLI_OPT_STR("report-images", &a->report_images),
         CLI_OPT_INT("threads", &a->o.threads, 1, 1024),
         CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "adapt", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {.loads_model = 1, .cmd = "adapt", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (method && methods)
@@ -298,7 +298,8 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
     struct medvlm_prototypes *p = NULL;
     int *map = NULL;
     const int K = tr->n_classes;
-    if (medvlm_prompts_load(a->prompts, &pr) || medvlm_model_load(a->model, MEDVLM_LOAD_TEXT, &m) ||
+    if (medvlm_prompts_load(a->prompts, &pr) ||
+        medvlm_model_load(a->model, MEDVLM_LOAD_TEXT | cli_load_flags, &m) ||
         medvlm_tokenizer_load(a->model, &tok)) {
         cli_fail(NULL);
         goto done;

@@ -66,7 +66,7 @@ int cmd_embed(int argc, char **argv)
                                    CLI_OPT_LIST("image", &list),
                                    CLI_OPT_END};
     const struct cli_spec spec = {
-        .cmd = "embed", .usage = usage, .opts = opts, .data = &a, .max_pos = -1};
+        .loads_model = 1, .cmd = "embed", .usage = usage, .opts = opts, .data = &a, .max_pos = -1};
     const int parsed = cli_parse(&spec, argc, argv, &first);
     if (parsed != CLI_GO_ON) return free(images), parsed;
     for (int i = first; i < argc; i++) images[list.n++] = argv[i];

@@ -194,7 +194,8 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
         CLI_OPT_FLAG("skip-bad", &skip_bad),
         CLI_OPT_STR("batch-size", &batch_size),
         CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = cmd, .usage = usage, .opts = opts, .data = &a->data};
+    const struct cli_spec spec = {
+        .loads_model = 1, .cmd = cmd, .usage = usage, .opts = opts, .data = &a->data};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (skip_bad)
@@ -587,8 +588,8 @@ int cmd_finetune(int argc, char **argv)
                 a.out, ck_path);
         goto done;
     }
-    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL, &m) || medvlm_tokenizer_load(a.model, &tok) ||
-        medvlm_prompts_load(a.prompts, &pr))
+    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL | cli_load_flags, &m) ||
+        medvlm_tokenizer_load(a.model, &tok) || medvlm_prompts_load(a.prompts, &pr))
         goto fail_msg;
     if (!a.data.ds.classes) {
         if (!(csv = classes_csv(pr))) goto fail_msg;

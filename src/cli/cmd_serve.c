@@ -112,7 +112,7 @@ int cmd_serve(int argc, char **argv)
                                    CLI_OPT_INT("timeout", &timeout_s, 1, 3600),
                                    CLI_OPT_INT("max-requests", &max_requests, 1, 4096),
                                    CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "serve", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {.loads_model = 1, .cmd = "serve", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (token && !*token) return cli_usage("serve", "--token must not be empty");

@@ -141,6 +141,7 @@ int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_
 {
     memset(cm, 0, sizeof *cm);
     if (run) flags |= MEDVLM_LOAD_VISION; /* a fine-tuning changes the vision tower */
+    flags |= cli_load_flags;
     if (medvlm_model_load(dir, flags, &cm->base)) return 0;
     cm->m = cm->base;
     if (run) {
