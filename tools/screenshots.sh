@@ -7,8 +7,10 @@
 #     image is ever shown), with the features of its tiles;
 #   - serve-page.png: `medvlm serve` on a free loopback port, the page in headless Chromium after an
 #     upload of one tile and a text search (tools/screenshots.py page);
-#   - report.png: `medvlm zeroshot --report` on the same tiles (tools/screenshots.py
-#     report).
+#   - report.png: `medvlm adapt --method lp --seed 3 --report` trained on a second
+#     synthetic set and tested on the same tiles (with random weights zero-shot puts every tile
+#     in one class; a linear probe on the features shows a real confusion matrix, a loss curve
+#     and the misclassified tiles) (tools/screenshots.py report).
 #
 # Needs Debian's chromium and chromium-driver (make browser-deps) and selenium, from PyPI into
 # VENV (default build/venv-browser, the browser test's). The PNGs are recompressed with
@@ -43,7 +45,11 @@ cat >prompts.json <<'JSON'
                   "G4": ["cribriform fused glands"], "G5": ["isolated cells and solid nests"]}}
 JSON
 
-"$medvlm" zeroshot --model tiny-random-clip --prompts prompts.json --features synthetic.safetensors \
+"$medvlm" init data --per-class 8 --size 256 --seed 1 synthetic-train >/dev/null
+"$medvlm" features --model tiny-random-clip --images synthetic-train/images \
+  --labels synthetic-train/labels.csv --classes NC,G3,G4,G5 --out train.safetensors >/dev/null
+"$medvlm" adapt --method lp --train train.safetensors --test synthetic.safetensors \
+  --prompts prompts.json --model tiny-random-clip --shots 4 --seed 3 \
   --report report.html --report-images synthetic/images >/dev/null
 "$venv/bin/python" "$src/tools/screenshots.py" report report.html "$outdir/report.png"
 
