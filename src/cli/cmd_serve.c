@@ -30,7 +30,7 @@ static const char *usage =
     "  --token T           ask every /api/ request for 'Authorization: Bearer T'\n"
     "                      (give one whenever --bind is not a loopback address)\n"
     "  --workers N         encoders working at once, one thread each (default 2)\n"
-    "  --preprocess tutorial|hf  as for medvlm features (default tutorial)\n"
+    "  --preprocess tutorial|hf|hf-torchvision  as for medvlm features (default tutorial)\n"
     "limits (a request beyond them gets a 4xx/503 JSON answer):\n"
     "  --max-upload MB     request body (default 16)\n"
     "  --max-pixels N      decoded width x height of an upload (default 25000000)\n"
@@ -85,118 +85,149 @@ static void wait_signal(void *user)
     fprintf(stderr, "medvlm serve: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
 }
 
-int cmd_serve(int argc, char **argv)
+struct serve_args {
+    const char *model_dir, *prompts_path, *feats_path, *images, *adapter_path, *run, *bind;
+    const char *token;
+    int port, workers;
+};
+
+/* What the server holds for its life. */
+struct serve_inputs {
+    struct cli_model cm;
+    struct medvlm_tokenizer *tok;
+    struct medvlm_prompts *pr;
+    struct medvlm_features *f;
+    struct medvlm_adapter *ad;
+    float *protos;      /* (K, D) the prompts' prototypes */
+    char *prompts_text; /* the prompt file, for the page */
+};
+
+static void inputs_free(struct serve_inputs *in)
 {
-    const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *images = NULL;
-    const char *adapter_path = NULL, *run = NULL, *bind = "127.0.0.1", *token = NULL;
-    int port = 8080, workers = 2, pipeline = 0, max_upload_mb = 16;
-    struct mv_serve_state s;
-    memset(&s, 0, sizeof s);
-    mv_serve_limits_default(&s.lim);
-    medvlm_preprocess_options_default(&s.pre);
-    long max_pixels = s.lim.max_pixels;
-    int timeout_s = s.lim.timeout_s, max_requests = s.lim.max_requests;
-    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir),
-                                   CLI_OPT_STR("prompts", &prompts_path),
-                                   CLI_OPT_STR("features", &feats_path),
-                                   CLI_OPT_STR("images", &images),
-                                   CLI_OPT_STR("adapter", &adapter_path),
-                                   CLI_OPT_STR("run", &run),
-                                   CLI_OPT_INT("port", &port, 0, 65535),
-                                   CLI_OPT_STR("bind", &bind),
-                                   CLI_OPT_STR("token", &token),
-                                   CLI_OPT_INT("workers", &workers, 1, 256),
-                                   CLI_OPT_CHOICE("preprocess", &pipeline, "tutorial|hf"),
-                                   CLI_OPT_INT("max-upload", &max_upload_mb, 1, 1024),
-                                   CLI_OPT_LONG("max-pixels", &max_pixels, 1, 400000000L),
-                                   CLI_OPT_INT("timeout", &timeout_s, 1, 3600),
-                                   CLI_OPT_INT("max-requests", &max_requests, 1, 4096),
-                                   CLI_OPT_END};
+    free(in->protos);
+    mv_free(in->prompts_text);
+    medvlm_adapter_free(in->ad);
+    medvlm_features_free(in->f);
+    medvlm_prompts_free(in->pr);
+    medvlm_tokenizer_free(in->tok);
+    cli_model_free(&in->cm);
+}
+
+/* CLI_GO_ON when the command should go on; else its exit code (usage printed, or --help).
+ * Fills a and the limits and preprocessing of s. */
+static int parse_args(int argc, char **argv, struct serve_args *a, struct mv_serve_state *s)
+{
+    static const enum medvlm_preprocess pipelines[] = {
+        MEDVLM_PREPROCESS_TUTORIAL, MEDVLM_PREPROCESS_HF, MEDVLM_PREPROCESS_HF_TORCHVISION};
+    int pipeline = 0, max_upload_mb = 16;
+    a->bind = "127.0.0.1";
+    a->port = 8080;
+    a->workers = 2;
+    mv_serve_limits_default(&s->lim);
+    medvlm_preprocess_options_default(&s->pre);
+    long max_pixels = s->lim.max_pixels;
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("model", &a->model_dir),
+        CLI_OPT_STR("prompts", &a->prompts_path),
+        CLI_OPT_STR("features", &a->feats_path),
+        CLI_OPT_STR("images", &a->images),
+        CLI_OPT_STR("adapter", &a->adapter_path),
+        CLI_OPT_STR("run", &a->run),
+        CLI_OPT_INT("port", &a->port, 0, 65535),
+        CLI_OPT_STR("bind", &a->bind),
+        CLI_OPT_STR("token", &a->token),
+        CLI_OPT_INT("workers", &a->workers, 1, 256),
+        CLI_OPT_CHOICE("preprocess", &pipeline, "tutorial|hf|hf-torchvision"),
+        CLI_OPT_INT("max-upload", &max_upload_mb, 1, 1024),
+        CLI_OPT_LONG("max-pixels", &max_pixels, 1, 400000000L),
+        CLI_OPT_INT("timeout", &s->lim.timeout_s, 1, 3600),
+        CLI_OPT_INT("max-requests", &s->lim.max_requests, 1, 4096),
+        CLI_OPT_END};
     const struct cli_spec spec = {.loads_model = 1, .cmd = "serve", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
-    if (token && !*token) return cli_usage("serve", "--token must not be empty");
-    /* the tutorial's pipeline, as medvlm features extracts by default */
-    s.pre.pipeline = pipeline == 1 ? MEDVLM_PREPROCESS_HF : MEDVLM_PREPROCESS_TUTORIAL;
-    s.lim.max_upload = (size_t)max_upload_mb << 20;
-    s.lim.max_pixels = max_pixels;
-    s.lim.timeout_s = timeout_s;
-    s.lim.max_requests = max_requests;
-    if (!model_dir || !prompts_path)
+    if (a->token && !*a->token) return cli_usage("serve", "--token must not be empty");
+    /* the tutorial's pipeline by default, as medvlm features extracts */
+    s->pre.pipeline = pipelines[pipeline];
+    s->lim.max_upload = (size_t)max_upload_mb << 20;
+    s->lim.max_pixels = max_pixels;
+    if (!a->model_dir || !a->prompts_path)
         return cli_usage("serve", "--model and --prompts are required");
-    if (images && !feats_path)
+    if (a->images && !a->feats_path)
         return cli_usage("serve", "--images names the folder of --features' tiles: give both");
-    if (!token && strcmp(bind, "127.0.0.1") != 0 && strcmp(bind, "::1") != 0)
+    if (!a->token && strcmp(a->bind, "127.0.0.1") != 0 && strcmp(a->bind, "::1") != 0)
         fprintf(stderr,
                 "medvlm serve: warning: listening on %s without --token: anyone who "
                 "reaches this address can use the server\n",
-                bind);
+                a->bind);
+    return CLI_GO_ON;
+}
 
-    int rc = CLI_FAIL;
-    struct cli_model cm = {0};
-    struct medvlm_tokenizer *tok = NULL;
-    struct medvlm_prompts *pr = NULL;
-    struct medvlm_features *f = NULL;
-    struct medvlm_adapter *ad = NULL;
-    float *protos = NULL;
-    char *prompts_text = NULL;
-    size_t prompts_len;
-    medvlm_set_threads(1); /* each worker encodes on one thread */
-    if (medvlm_prompts_load(prompts_path, &pr) ||
-        mv_read_file(prompts_path, &prompts_text, &prompts_len) ||
-        !cli_model_load(model_dir, run, MEDVLM_LOAD_ALL, &cm) ||
-        medvlm_tokenizer_load(model_dir, &tok) ||
-        (feats_path && medvlm_features_load(feats_path, &f)) ||
-        (adapter_path && medvlm_adapter_load(adapter_path, &ad))) {
-        cli_fail(NULL);
-        goto done;
+/* The features and the adapter belong to the model: 1, or 0 after a message. */
+static int check_inputs(const struct serve_args *a, const struct serve_inputs *in, int D)
+{
+    if (in->f && in->f->d != D) {
+        fprintf(stderr, "medvlm: %s has %d-dimensional features but %s embeds in %d\n",
+                a->feats_path, in->f->d, a->model_dir, D);
+        return 0;
     }
-    const struct medvlm_config *cfg = medvlm_model_config(cm.m);
-    s.D = cfg->projection_dim;
+    const struct medvlm_provenance model = {medvlm_model_fingerprint(in->cm.m), a->model_dir};
+    if (in->f && !cli_same_model(a->feats_path,
+                                 &(struct medvlm_provenance){in->f->fingerprint, in->f->model},
+                                 "the model", &model))
+        return 0;
+    if (in->ad && medvlm_adapter_dim(in->ad) != D) {
+        fprintf(stderr,
+                "medvlm: the adapter %s expects %d-dimensional features but %s embeds in %d\n",
+                a->adapter_path, medvlm_adapter_dim(in->ad), a->model_dir, D);
+        return 0;
+    }
+    return 1;
+}
+
+/* Load what the server holds and point s at it: 1, or 0 after a message. */
+static int load_inputs(const struct serve_args *a, struct serve_inputs *in,
+                       struct mv_serve_state *s)
+{
+    size_t prompts_len;
+    if (medvlm_prompts_load(a->prompts_path, &in->pr) ||
+        mv_read_file(a->prompts_path, &in->prompts_text, &prompts_len) ||
+        !cli_model_load(a->model_dir, a->run, MEDVLM_LOAD_ALL, &in->cm) ||
+        medvlm_tokenizer_load(a->model_dir, &in->tok) ||
+        (a->feats_path && medvlm_features_load(a->feats_path, &in->f)) ||
+        (a->adapter_path && medvlm_adapter_load(a->adapter_path, &in->ad)))
+        return cli_fail(NULL), 0;
+    s->D = medvlm_model_config(in->cm.m)->projection_dim;
     int sh = 0, sw = 0;
-    if (medvlm_image_preprocess_fixed_size(medvlm_model_preproc(cm.m), &s.pre, &sh, &sw) ||
+    if (medvlm_image_preprocess_fixed_size(medvlm_model_preproc(in->cm.m), &s->pre, &sh, &sw) ||
         sh != sw) {
         fprintf(stderr, "medvlm serve: the preprocessing must give a fixed square size (use "
                         "--preprocess tutorial, or a model that centre-crops)\n");
-        goto done;
+        return 0;
     }
-    s.S = sh;
-    if (f && f->d != s.D) {
-        fprintf(stderr, "medvlm: %s has %d-dimensional features but %s embeds in %d\n", feats_path,
-                f->d, model_dir, s.D);
-        goto done;
-    }
-    if (f && !cli_same_model(
-                 feats_path, &(struct medvlm_provenance){f->fingerprint, f->model}, "the model",
-                 &(struct medvlm_provenance){medvlm_model_fingerprint(cm.m), model_dir}))
-        goto done;
-    if (ad && medvlm_adapter_dim(ad) != s.D) {
-        fprintf(stderr,
-                "medvlm: the adapter %s expects %d-dimensional features but %s embeds "
-                "in %d\n",
-                adapter_path, medvlm_adapter_dim(ad), model_dir, s.D);
-        goto done;
-    }
-    s.K = pr->n_classes;
-    protos = malloc((size_t)s.K * s.D * sizeof *protos);
-    if (!protos || medvlm_prompts_prototypes(cm.m, tok, pr, NULL, s.K, protos)) {
-        cli_fail(prompts_path);
-        goto done;
-    }
-    s.model = cm.m;
-    s.tok = tok;
-    s.model_name = model_dir;
-    s.classes = (const char *const *)pr->classes;
-    s.protos = protos;
-    s.prompts_json = prompts_text;
-    s.adapter = ad;
-    s.feats = f;
-    s.images_root = images;
-    s.token = token;
-    if (mv_serve_workers_init(&s, (int)workers)) {
-        cli_fail("serve");
-        goto done;
-    }
+    s->S = sh;
+    if (!check_inputs(a, in, s->D)) return 0;
+    s->K = in->pr->n_classes;
+    in->protos = malloc((size_t)s->K * s->D * sizeof *in->protos);
+    if (!in->protos || medvlm_prompts_prototypes(in->cm.m, in->tok, in->pr, NULL, s->K, in->protos))
+        return cli_fail(a->prompts_path), 0;
+    s->model = in->cm.m;
+    s->tok = in->tok;
+    s->model_name = a->model_dir;
+    s->classes = (const char *const *)in->pr->classes;
+    s->protos = in->protos;
+    s->prompts_json = in->prompts_text;
+    s->adapter = in->ad;
+    s->feats = in->f;
+    s->images_root = a->images;
+    s->token = a->token;
+    return 1;
+}
+
+/* Serve until SIGINT or SIGTERM: 1 after a clean stop, 0 after a message. */
+static int run(const struct serve_args *a, struct mv_serve_state *s)
+{
+    if (mv_serve_workers_init(s, a->workers)) return cli_fail("serve"), 0;
     /* SIGINT/SIGTERM for wait_signal only: blocked before the server's threads exist */
     sigset_t set;
     sigemptyset(&set);
@@ -204,21 +235,24 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (mv_serve_run(&s, bind, (int)port, on_ready, wait_signal, (void *)bind)) {
-        cli_fail(NULL);
-        goto done;
-    }
-    rc = CLI_OK;
-done:
+    if (mv_serve_run(s, a->bind, a->port, on_ready, wait_signal, (void *)a->bind))
+        return cli_fail(NULL), 0;
+    return 1;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct serve_args a = {0};
+    struct mv_serve_state s;
+    memset(&s, 0, sizeof s);
+    const int parsed = parse_args(argc, argv, &a, &s);
+    if (parsed != CLI_GO_ON) return parsed;
+    struct serve_inputs in = {0};
+    medvlm_set_threads(1); /* each worker encodes on one thread */
+    const int ok = load_inputs(&a, &in, &s) && run(&a, &s);
     mv_serve_workers_free(&s);
-    free(protos);
-    mv_free(prompts_text);
-    medvlm_adapter_free(ad);
-    medvlm_features_free(f);
-    medvlm_prompts_free(pr);
-    medvlm_tokenizer_free(tok);
-    cli_model_free(&cm);
-    return rc;
+    inputs_free(&in);
+    return ok ? CLI_OK : CLI_FAIL;
 }
 
 #endif
