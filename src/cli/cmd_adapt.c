@@ -560,106 +560,125 @@ done:
     return ok;
 }
 
+/* Every seed's K-shot draw from tr (kept in dr) and every method trained on it and tested on
+ * te; *n: the training images of the last draw. 1, or 0 after a message. */
+static int run_seeds(const struct adapt_args *a, const struct medvlm_features *tr,
+                     const struct medvlm_features *te, const struct medvlm_prototypes *p,
+                     struct method_result *res, int nm, struct medvlm_adapter **keep,
+                     struct medvlm_evaluation *detail, struct draws *dr, int *n)
+{
+    float *X = calloc((size_t)p->k * a->shots * p->d, sizeof(float));
+    int64_t *Y = calloc((size_t)p->k * a->shots, sizeof(int64_t));
+    int ok = X && Y;
+    if (!ok) fprintf(stderr, "medvlm: out of memory\n");
+    for (int s = 0; ok && s < a->nseeds; s++) {
+        int *idx = NULL;
+        if (medvlm_fewshot_sample(tr->labels, tr->n, tr->n_classes, a->shots, a->seeds[s],
+                                  a->allow_fewer, &idx, n)) {
+            cli_fail(a->train);
+            ok = 0;
+            break;
+        }
+        for (int i = 0; i < *n; i++) {
+            memcpy(X + (size_t)i * p->d, tr->features + (size_t)idx[i] * p->d,
+                   (size_t)p->d * sizeof(float));
+            Y[i] = tr->labels[idx[i]];
+        }
+        dr->idx[s] = idx;
+        dr->n[s] = *n;
+        if (*n == 0) {
+            fprintf(stderr, "medvlm: no training images were drawn from %s\n", a->train);
+            ok = 0;
+        }
+        for (int i = 0; ok && i < nm; i++)
+            if (run_one(a, te, p, X, Y, *n, s, &res[i], keep, nm == 1 ? detail : NULL)) {
+                cli_fail(medvlm_adapter_method_name(res[i].method));
+                ok = 0;
+            }
+    }
+    free(X);
+    free(Y);
+    return ok;
+}
+
+/* What ran: the data, the training of one method, its metrics or the table of seeds. */
+static void print_summary(const struct adapt_args *a, const struct medvlm_features *tr,
+                          const struct medvlm_features *te, const struct medvlm_prototypes *p,
+                          const struct method_result *res, int nm, int n,
+                          const struct medvlm_evaluation *detail)
+{
+    struct medvlm_adapter_options o0;
+    method_options(a, res[0].method, a->seeds[0], &o0);
+    const char *model = p->model ? p->model : tr->model; /* where the files record it */
+    printf(
+        "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d%s%s\n",
+        a->shots, n, tr->n, a->train, te->n, p->k, p->d, model ? ", model " : "",
+        model ? model : "");
+    if (nm == 1 && res[0].steps > 0) {
+        char mom[48] = ""; /* the momentum used, SGD only */
+        if (o0.optimizer == MEDVLM_OPTIMIZER_SGD)
+            snprintf(mom, sizeof mom, " momentum %g", (double)o0.momentum);
+        printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
+               medvlm_adapter_method_name(res[0].method), o0.epochs, o0.batch_size,
+               optim_name(o0.optimizer), (double)o0.lr, mom, res[0].steps,
+               (double)res[0].first_loss, (double)res[0].last_loss, res[0].secs[0]);
+    }
+    if (nm == 1 && a->nseeds == 1) printf("\n%s", detail->table);
+    if (nm > 1 || a->nseeds > 1) {
+        printf("seeds");
+        for (int s = 0; s < a->nseeds; s++) printf(" %ld", a->seeds[s]);
+        printf("\n");
+        print_table(a, res, nm);
+    }
+}
+
+/* --out: the adapter of the first seed, with the provenance of its prototypes or, where they
+ * do not say, of its features. */
+static int save_adapter(const struct adapt_args *a, const struct medvlm_adapter *keep,
+                        const struct medvlm_prototypes *p, const struct medvlm_features *tr,
+                        enum medvlm_adapter_method method)
+{
+    const struct medvlm_provenance from =
+        p->fingerprint ? (struct medvlm_provenance){p->fingerprint, p->model}
+                       : (struct medvlm_provenance){tr->fingerprint, tr->model};
+    if (medvlm_adapter_save(keep, a->out, (const char *const *)p->classes, a->shots, &from))
+        return cli_fail(a->out), 0;
+    printf("\nsaved %s adapter (seed %ld) to %s\n", medvlm_adapter_method_name(method), a->seeds[0],
+           a->out);
+    return 1;
+}
+
 int cmd_adapt(int argc, char **argv)
 {
     struct adapt_args a = {0};
     const int parsed = parse_args(argc, argv, &a);
     if (parsed != CLI_GO_ON) return parsed;
     enum medvlm_adapter_method methods[MEDVLM_ADAPTER_COUNT];
-    int nm = parse_methods(a.method, methods);
+    const int nm = parse_methods(a.method, methods);
     if (nm <= 0) return CLI_USAGE;
     struct medvlm_features *tr = NULL, *te = NULL;
     struct medvlm_prototypes *p = NULL;
     struct method_result *res = calloc((size_t)nm, sizeof *res);
     struct medvlm_adapter *keep = NULL;
     struct medvlm_evaluation detail = {0};
-    float *X = NULL;
-    int64_t *Y = NULL;
-    int *idx = NULL;
     struct draws dr = {{NULL}, {0}};
-    int rc = CLI_FAIL;
-    if (!res) goto done;
-    if (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
-        (a.protos && medvlm_prototypes_load(a.protos, &p))) {
+    int n = 0, ok = res != NULL;
+    for (int i = 0; ok && i < nm; i++) res[i].method = methods[i];
+    if (ok && (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
+               (a.protos && medvlm_prototypes_load(a.protos, &p)))) {
         cli_fail(NULL);
-        goto done;
+        ok = 0;
     }
-    if (!a.protos) {
+    if (ok && !a.protos) {
         if (a.o.threads) medvlm_set_threads(a.o.threads);
-        if (!prompt_prototypes(&a, tr, &p)) goto done;
+        ok = prompt_prototypes(&a, tr, &p);
     }
-    if (!check_compatible(&a, tr, te, p) || !check_shots(&a, tr)) goto done;
-    X = calloc((size_t)p->k * a.shots * p->d, sizeof(float));
-    Y = calloc((size_t)p->k * a.shots, sizeof(int64_t));
-    if (!X || !Y) {
-        fprintf(stderr, "medvlm: out of memory\n");
-        goto done;
-    }
-    for (int i = 0; i < nm; i++) res[i].method = methods[i];
-    int n = 0;
-    for (int s = 0; s < a.nseeds; s++) {
-        if (medvlm_fewshot_sample(tr->labels, tr->n, tr->n_classes, a.shots, a.seeds[s],
-                                  a.allow_fewer, &idx, &n)) {
-            cli_fail(a.train);
-            goto done;
-        }
-        for (int i = 0; i < n; i++) {
-            memcpy(X + (size_t)i * p->d, tr->features + (size_t)idx[i] * p->d,
-                   (size_t)p->d * sizeof(float));
-            Y[i] = tr->labels[idx[i]];
-        }
-        dr.idx[s] = idx;
-        dr.n[s] = n;
-        idx = NULL;
-        if (n == 0) {
-            fprintf(stderr, "medvlm: no training images were drawn from %s\n", a.train);
-            goto done;
-        }
-        for (int i = 0; i < nm; i++)
-            if (run_one(&a, te, p, X, Y, n, s, &res[i], a.out ? &keep : NULL,
-                        nm == 1 ? &detail : NULL)) {
-                cli_fail(medvlm_adapter_method_name(methods[i]));
-                goto done;
-            }
-    }
-    struct medvlm_adapter_options o0;
-    method_options(&a, methods[0], a.seeds[0], &o0);
-    const char *model = p->model ? p->model : tr->model; /* where the files record it */
-    printf(
-        "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d%s%s\n",
-        a.shots, n, tr->n, a.train, te->n, p->k, p->d, model ? ", model " : "", model ? model : "");
-    if (nm == 1 && res[0].steps > 0) {
-        char mom[48] = ""; /* the momentum used, SGD only */
-        if (o0.optimizer == MEDVLM_OPTIMIZER_SGD)
-            snprintf(mom, sizeof mom, " momentum %g", (double)o0.momentum);
-        printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
-               medvlm_adapter_method_name(methods[0]), o0.epochs, o0.batch_size,
-               optim_name(o0.optimizer), (double)o0.lr, mom, res[0].steps,
-               (double)res[0].first_loss, (double)res[0].last_loss, res[0].secs[0]);
-    }
-    if (nm == 1 && a.nseeds == 1) printf("\n%s", detail.table);
-    if (nm > 1 || a.nseeds > 1) {
-        printf("seeds");
-        for (int s = 0; s < a.nseeds; s++) printf(" %ld", a.seeds[s]);
-        printf("\n");
-        print_table(&a, res, nm);
-    }
-    if (a.json && !write_json(&a, res, nm, tr, te, &dr)) goto done;
-    if (a.out) {
-        /* the provenance of its prototypes, or where they do not say, of its features */
-        const struct medvlm_provenance from =
-            p->fingerprint ? (struct medvlm_provenance){p->fingerprint, p->model}
-                           : (struct medvlm_provenance){tr->fingerprint, tr->model};
-        if (medvlm_adapter_save(keep, a.out, (const char *const *)p->classes, a.shots, &from)) {
-            cli_fail(a.out);
-            goto done;
-        }
-        printf("\nsaved %s adapter (seed %ld) to %s\n", medvlm_adapter_method_name(methods[0]),
-               a.seeds[0], a.out);
-    }
-    if (a.report && !write_report(&a, res, nm, tr, te, p, n, nm == 1 ? &detail : NULL)) goto done;
-    rc = CLI_OK;
-done:
+    ok = ok && check_compatible(&a, tr, te, p) && check_shots(&a, tr) &&
+         run_seeds(&a, tr, te, p, res, nm, a.out ? &keep : NULL, &detail, &dr, &n);
+    if (ok) print_summary(&a, tr, te, p, res, nm, n, &detail);
+    ok = ok && !(a.json && !write_json(&a, res, nm, tr, te, &dr)) &&
+         !(a.out && !save_adapter(&a, keep, p, tr, methods[0])) &&
+         !(a.report && !write_report(&a, res, nm, tr, te, p, n, nm == 1 ? &detail : NULL));
     medvlm_evaluation_free(&detail);
     medvlm_adapter_free(keep);
     medvlm_features_free(tr);
@@ -667,9 +686,6 @@ done:
     medvlm_prototypes_free(p);
     for (int i = 0; res && i < nm; i++) free(res[i].losses0);
     free(res);
-    free(X);
-    free(Y);
-    medvlm_free(idx);
     for (int s = 0; s < a.nseeds; s++) medvlm_free(dr.idx[s]);
-    return rc;
+    return ok ? CLI_OK : CLI_FAIL;
 }
