@@ -107,6 +107,7 @@ static void test_helpers(void)
     CHECK(back.width == 100 && back.height == 50, "decoded %d x %d", back.width, back.height);
     CHECK(abs((int)back.rgb[0] - 200) < 8 && abs((int)back.rgb[1] - 40) < 8, "colour %d %d",
           back.rgb[0], back.rgb[1]);
+    medvlm_image_free(&th); /* the call below starts from an empty out-parameter */
     CHECK_ERR(mv_image_thumbnail(&img, 0, &th), MEDVLM_ERR_ARG, "side");
     mv_free(jpg);
     medvlm_image_free(&back);
