@@ -3,6 +3,9 @@
 #
 #   make            build (Release) into build/
 #   make test       install deps if needed, build, run the whole test suite
+#   make browser-deps    Chromium + chromedriver for the page's browser test (tests/cli/
+#                   test_browser.sh; skipped without them, except under CI=true; .ci/run
+#                   installs them)
 #   make test-sanitize   the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each (build-fuzz/)
 #   make demo       the main job end to end on a generated model and data set, fine-tuning
@@ -20,14 +23,21 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES = build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 	libopenblas-openmp-dev libcjson-dev libutf8proc-dev libzip-dev libexpat1-dev \
-	libjpeg62-turbo-dev libpng-dev libtiff-dev libopenmpi-dev openmpi-bin
+	libjpeg62-turbo-dev libpng-dev libtiff-dev libopenmpi-dev openmpi-bin \
+	libmicrohttpd-dev curl libxml2-utils python3-venv apache2-utils
 
-.PHONY: all deps build test test-sanitize fuzz fuzz-ci demo bench compat install clean format format-check
+# the browser test's: heavy (about 300 MB installed), so not part of every `make test`
+BROWSER_PACKAGES = chromium chromium-driver
+
+.PHONY: all deps browser-deps build test test-sanitize fuzz fuzz-ci demo bench compat install clean format format-check
 
 all: build
 
 deps:
 	@bash tools/install-deps.sh $(DEB_PACKAGES)
+
+browser-deps:
+	@bash tools/install-deps.sh $(BROWSER_PACKAGES)
 
 $(BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

@@ -244,7 +244,11 @@ enum medvlm_status medvlm_preproc_load(const char *path, struct medvlm_preproc_c
 enum medvlm_load_flags {
     MEDVLM_LOAD_TEXT = 1,   /* text tower + text_projection */
     MEDVLM_LOAD_VISION = 2, /* vision tower + visual_projection */
-    MEDVLM_LOAD_ALL = 3
+    MEDVLM_LOAD_ALL = 3,
+    /* accept NaN and +-inf weights (for inspecting a broken file); without it loading refuses
+     * the first non-finite weight of a loaded tower, naming the tensor and the index. The
+     * embeddings of such a model are still refused where they are produced. */
+    MEDVLM_LOAD_ALLOW_NONFINITE = 8
 };
 
 struct medvlm_model;
@@ -252,8 +256,10 @@ struct medvlm_model;
 /* Load a Hugging Face CLIP folder: config.json, model.safetensors, preprocessor_config.json
  * (optional: defaults). Without model.safetensors, pytorch_model.bin (torch.save zip format,
  * torch >= 1.6) is read instead, without running its pickle. Weights are mapped, not copied
- * (F32); the towers not asked for in `flags` are neither converted nor touched. Every tensor
- * is checked against the config. */
+ * (F32); the towers not asked for in `flags` are neither converted nor bound (their bytes are
+ * read once, by the fingerprint). Every tensor is checked against the config, and the loaded
+ * towers' weights must be finite (see MEDVLM_LOAD_ALLOW_NONFINITE). A config.json,
+ * model.safetensors or tokenizer file that is a FIFO, device or folder is refused as such. */
 enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct medvlm_model **out);
 /* A model with random weights (normal, std 0.02; LayerNorm 1/0) of the given config. */
 enum medvlm_status medvlm_model_init_random(const struct medvlm_config *cfg, uint64_t seed,
@@ -266,11 +272,14 @@ const struct medvlm_preproc_config *medvlm_model_preproc(const struct medvlm_mod
 float medvlm_model_logit_scale(const struct medvlm_model *m); /* raw; use expf() */
 /* "" for a model made in memory. */
 const char *medvlm_model_dir(const struct medvlm_model *m);
-/* 16 hex digits that identify the weights a model embeds with: a hash of its projection
- * matrices (visual and text, as F32 values) and logit scale, the same whichever towers were
- * loaded and whether from model.safetensors or pytorch_model.bin. Features, prototypes and
- * adapters record it, so that files from different models (PLIP and CLIP ViT-B/32 are both
- * 512-dimensional) are not mixed. "" for a model made in memory. */
+/* 16 hex digits that identify the weights a model embeds with: a hash of every tensor of the
+ * file's parameter table (both towers, projections, logit scale: names, dtypes and bytes as
+ * stored), the same whichever towers were loaded (loading reads every page of the file once to
+ * compute it). Features, prototypes and adapters record it (metadata model_fingerprint,
+ * model_fingerprint_format "2"), so that files from different models (PLIP and CLIP ViT-B/32
+ * are both 512-dimensional, a fine-tuned encoder keeps its projections) are not mixed. Files
+ * of older medvlm versions, whose fingerprint hashed only the projections, are refused by the
+ * readers with a message to make them again. "" for a model made in memory. */
 const char *medvlm_model_fingerprint(const struct medvlm_model *m);
 
 /* Which model the embeddings of a features, prototypes or adapter file come from: its
@@ -344,9 +353,16 @@ const char *medvlm_tokenizer_decode_token(const struct medvlm_tokenizer *tok, in
  * the byte offset. */
 enum medvlm_status medvlm_tokenizer_encode(const struct medvlm_tokenizer *tok, const char *text,
                                            int32_t *ids, int max_len, int *n);
+/* The same for len bytes that may hold NUL, which the text cleaning drops as Hugging Face's
+ * CLIPTokenizer does (the text after it is kept): "a\0b" gives the ids of "ab". The C-string
+ * form above is this one with strlen(text). */
+enum medvlm_status medvlm_tokenizer_encode_n(const struct medvlm_tokenizer *tok, const char *text,
+                                             size_t len, int32_t *ids, int max_len, int *n);
 /* Length encode would have without truncation (start and end tokens included). */
 enum medvlm_status medvlm_tokenizer_count(const struct medvlm_tokenizer *tok, const char *text,
                                           int *n);
+enum medvlm_status medvlm_tokenizer_count_n(const struct medvlm_tokenizer *tok, const char *text,
+                                            size_t len, int *n);
 
 enum medvlm_pad {
     MEDVLM_PAD_MAX_LENGTH, /* every row max_len wide (padding="max_length") */
@@ -359,6 +375,12 @@ enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *
                                                  const char *const *texts, int count, int max_len,
                                                  enum medvlm_pad pad, int32_t *ids, int32_t *mask,
                                                  int *len);
+/* The same with each text's length in bytes (lens NULL: strlen of each), for texts that may
+ * hold NUL (struct medvlm_prompts' prompt_lens). */
+enum medvlm_status medvlm_tokenizer_encode_batch_n(const struct medvlm_tokenizer *tok,
+                                                   const char *const *texts, const size_t *lens,
+                                                   int count, int max_len, enum medvlm_pad pad,
+                                                   int32_t *ids, int32_t *mask, int *len);
 
 /* Write a small self-made CLIP-style tokenizer into dir (created if missing): vocab.json,
  * merges.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json. Ids: 256 byte
@@ -390,7 +412,8 @@ struct medvlm_image {
 struct medvlm_decode_limits {
     int max_width;      /* default 20000 */
     int max_height;     /* default 20000 */
-    int64_t max_pixels; /* width * height; default 20000 * 20000 */
+    int64_t max_pixels; /* width * height; default 100 000 000 (300 MB decoded per image and
+                           decoding thread; docs/images.md) */
 };
 void medvlm_decode_limits_default(struct medvlm_decode_limits *lim);
 
@@ -653,6 +676,11 @@ struct medvlm_prompts {
     char **classes;  /* (K) class names                                    */
     int *n_prompts;  /* (K) prompts of class k                             */
     char ***prompts; /* (K)(n_prompts[k]) the expanded prompt texts        */
+    /* (K)(n_prompts[k]) their lengths in bytes: a prompt may hold NUL ("\u0000" in the JSON),
+     * so pass text and length to the tokenizer (medvlm_tokenizer_encode_n and _batch_n), which
+     * drops it as Hugging Face's text cleaning does; each text is also NUL-terminated. NULL
+     * in a struct filled by hand: the texts are C strings */
+    size_t **prompt_lens;
 };
 enum medvlm_status medvlm_prompts_load(const char *path, struct medvlm_prompts **out);
 /* The same from JSON text in memory; `what` names it in messages. */
@@ -988,6 +1016,37 @@ enum medvlm_status medvlm_evaluation_save(const struct medvlm_evaluation *ev,
                                           const char *const *image_names, const char *json,
                                           const char *csv);
 void medvlm_evaluation_free(struct medvlm_evaluation *ev);
+
+/* One self-contained HTML page of a run's results, for people: the metrics table (the numbers
+ * formatted as medvlm_metrics_format_table formats them), the confusion matrix as a heatmap
+ * with its counts, per-class recall and precision bars, the training loss curve, the spread
+ * of several seeds and a gallery of misclassified images with thumbnails. Inline SVG and CSS,
+ * JPEG thumbnails as data: URIs; no script, nothing fetched. Every caller-given string (class,
+ * method and image names, the title) is HTML-escaped. Each part is drawn only when its
+ * inputs are given (non-NULL, count > 0). An image that cannot be read gets its name without
+ * a thumbnail; that is not an error. Written atomically. */
+struct medvlm_report {
+    const char *title;                    /* e.g. "medvlm zeroshot"; NULL: "medvlm report"     */
+    const char *summary;                  /* a line describing the run, may be NULL           */
+    const struct medvlm_metrics *metrics; /* may be NULL (e.g. several methods side by side) */
+    const char *const *class_names;       /* (K) may be NULL: the label values are shown      */
+    const float *losses;                  /* (n_losses) training loss per step, may be NULL   */
+    long n_losses;
+    /* several seeds (and methods): balanced accuracy per run, in percent */
+    int n_methods, n_seeds;
+    const char *const *methods; /* (n_methods) */
+    const long *seeds;          /* (n_seeds) */
+    const double *seed_aca;     /* (n_methods, n_seeds) */
+    /* the gallery: samples whose prediction differs from the true class */
+    int n;                          /* samples */
+    const int64_t *refs, *preds;    /* (n) class indices into metrics' classes */
+    const float *probs;             /* (n, K) probabilities, may be NULL */
+    const char *const *image_names; /* (n) shown under each thumbnail, may be NULL */
+    const char *const *image_paths; /* (n) files the thumbnails are read from, may be NULL */
+    int gallery_max;                /* at most this many thumbnails; 0 = 48 */
+    int thumb_size;                 /* longer side in pixels; 0 = 112 */
+};
+enum medvlm_status medvlm_report_write_html(const char *path, const struct medvlm_report *r);
 
 /* ---------------------------------------------------------------- fine-tuning (PEFT) */
 

@@ -110,8 +110,11 @@ given:
     return 1;
 }
 
+unsigned cli_load_flags;
+
 int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
 {
+    int allow_nonfinite = 0;
     static const struct option table_opts[] = {CLI_TABLE_OPTIONS};
     static const struct option data_opts[] = {CLI_DATA_OPTIONS};
     static const struct option pre_opts[] = {
@@ -137,11 +140,14 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
                                                  : (int)MV_ARRAY_LEN(data_opts);
         for (int i = 0; i < nd && n < MAX_OPTS; i++) all[n++] = d[i];
     }
+    if (s->loads_model && n < MAX_OPTS)
+        all[n++] = (struct option){"allow-nonfinite-weights", no_argument, &allow_nonfinite, 1};
     all[n++] = (struct option){"help", no_argument, NULL, 'h'};
     all[n] = (struct option){NULL, 0, NULL, 0};
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, s->options_first ? "+:h" : ":h", all, NULL)) != -1) {
+        if (c == 0) continue; /* a flag getopt stored itself */
         if (c >= OPT_BASE) {
             if (!store(s->cmd, &s->opts[c - OPT_BASE], optarg)) return CLI_USAGE;
             continue;
@@ -163,6 +169,7 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
         return cli_usage(s->cmd, "expected %d to %d %s, got %d", s->min_pos, s->max_pos,
                          s->pos_name ? s->pos_name : "arguments", npos);
     }
+    if (allow_nonfinite) cli_load_flags |= MEDVLM_LOAD_ALLOW_NONFINITE;
     if (first_pos) *first_pos = optind;
     return CLI_GO_ON;
 }

@@ -72,7 +72,11 @@ struct cli_spec {
     int min_pos, max_pos;       /* positional arguments accepted; max_pos -1: any number */
     const char *pos_name;       /* how a usage error names them ("MODEL_DIR") */
     int options_first;          /* options end at the first positional argument */
+    int loads_model;            /* accepts --allow-nonfinite-weights (sets cli_load_flags) */
 };
+/* Flags every model load of the CLI adds (MEDVLM_LOAD_ALLOW_NONFINITE after
+ * --allow-nonfinite-weights): cli_model_load applies them, direct loads OR them in. */
+extern unsigned cli_load_flags;
 /* Rows of an option table; the _G forms also set *given when the option is given. */
 #define CLI_OPT_STR(n, d)                                                                          \
     {                                                                                              \
@@ -248,7 +252,24 @@ int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_
 void cli_model_free(struct cli_model *cm);
 #define CLI_RUN_HELP                                                                               \
     "  --run RUN_DIR         apply the fine-tuning of `medvlm finetune --out RUN_DIR` to the\n"    \
-    "                        model (unmerged; a run of another model is refused)\n"
+    "                        model (unmerged; a run of another model is refused)\n" CLI_MODEL_HELP
+#define CLI_MODEL_HELP                                                                             \
+    "  --allow-nonfinite-weights  load a model whose weights hold NaN or Inf (refused, naming\n"   \
+    "                        the tensor, by default)\n"
+
+/* --report FILE.html (medvlm_report_write_html), written after everything else the command
+ * writes. r gives the title, summary and the parts an evaluation does not hold (losses, the
+ * seed spread); ev, when not NULL, the metrics, class names, predictions and probabilities.
+ * The gallery's files: paths (ev->n) when given, else images_root joined with image_names,
+ * else none (names only). 1 written, 0 failed (printed). */
+int cli_write_report(const char *path, struct medvlm_report *r, const struct medvlm_evaluation *ev,
+                     const char *const *image_names, const char *images_root,
+                     const char *const *paths);
+#define CLI_REPORT_HELP                                                                            \
+    "  --report FILE.html    a self-contained HTML report: metrics, confusion heatmap, bars,\n"    \
+    "                        loss curve, misclassified images (thumbnails embedded)\n"             \
+    "  --report-images DIR   the folder the features' image names are relative to, for the\n"      \
+    "                        report's thumbnails\n"
 
 /* ---- medvlm finetune's checkpoint (finetune_checkpoint.c) ---- */
 
@@ -299,5 +320,6 @@ int cmd_adapt(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -51,8 +51,8 @@ static const char *usage =
     "  --threads N         training threads (default: all cores; lp, zslp, clap and taskres\n"
     "                      split the feature columns, and every count gives the same numbers)\n"
     "  --json FILE         write the results as JSON\n"
-    "  --out FILE          save the adapter (one method; trained with the first seed)\n"
-    "\n"
+    "  --out FILE          save the adapter (one method; trained with the first "
+    "seed)\n" CLI_REPORT_HELP "\n"
     "example:\n"
     "  medvlm adapt --method clap --train train.safetensors --test test.safetensors \\\n"
     "               --prompts examples/sicapv2_ensemble.json --model plip \\\n"
@@ -62,6 +62,7 @@ static const char *usage =
 
 struct adapt_args {
     const char *train, *test, *protos, *prompts, *model, *json, *out, *method;
+    const char *report, *report_images;
     int shots, have_shots, allow_fewer, nseeds;
     long seeds[MAX_SEEDS];
     struct medvlm_adapter_options o; /* user overrides, with have_* flags */
@@ -77,6 +78,7 @@ struct method_result {
     double f1[MAX_SEEDS];                                   /* macro-F1, [0, 1] */
     float first_loss, last_loss;
     long steps;
+    float *losses0; /* (steps) the first seed's losses, for --report */
 };
 
 static void mean_std(const double *v, int n, double *mean, double *std)
@@ -136,9 +138,11 @@ static int parse_args(int argc, char **argv, struct adapt_args *a)
         CLI_OPT_FLOAT_G("rho", &a->o.clap_rho, 0, CLI_NO_LIMIT, &a->have_rho),
         CLI_OPT_STR("json", &a->json),
         CLI_OPT_STR("out", &a->out),
+        CLI_OPT_STR("report", &a->report),
+        CLI_OPT_STR("report-images", &a->report_images),
         CLI_OPT_INT("threads", &a->o.threads, 1, 1024),
         CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "adapt", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {.loads_model = 1, .cmd = "adapt", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (method && methods)
@@ -169,12 +173,13 @@ static int parse_args(int argc, char **argv, struct adapt_args *a)
     if (!a->protos && !a->prompts)
         return cli_usage("adapt", "--model needs --prompts FILE, the class prompts to embed");
     if (!a->have_shots) return cli_usage("adapt", "--shots K is required");
-    const struct cli_io io = {.in = {{"--train", a->train},
-                                     {"--test", a->test},
-                                     {"--prototypes", a->protos},
-                                     {"--prompts", a->prompts}},
-                              .model = {{"--model", a->model}},
-                              .out = {{"--json", a->json}, {"--out", a->out}}};
+    const struct cli_io io = {
+        .in = {{"--train", a->train},
+               {"--test", a->test},
+               {"--prototypes", a->protos},
+               {"--prompts", a->prompts}},
+        .model = {{"--model", a->model}},
+        .out = {{"--json", a->json}, {"--out", a->out}, {"--report", a->report}}};
     if (!cli_outputs_ok("adapt", &io)) return CLI_USAGE;
     if (a->out && (!strcmp(a->method, "all") || strchr(a->method, ',')))
         return cli_usage("adapt", "--out saves one adapter: name one --method, not '%s'",
@@ -293,7 +298,8 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
     struct medvlm_prototypes *p = NULL;
     int *map = NULL;
     const int K = tr->n_classes;
-    if (medvlm_prompts_load(a->prompts, &pr) || medvlm_model_load(a->model, MEDVLM_LOAD_TEXT, &m) ||
+    if (medvlm_prompts_load(a->prompts, &pr) ||
+        medvlm_model_load(a->model, MEDVLM_LOAD_TEXT | cli_load_flags, &m) ||
         medvlm_tokenizer_load(a->model, &tok)) {
         cli_fail(NULL);
         goto done;
@@ -365,22 +371,22 @@ static int check_shots(const struct adapt_args *a, const struct medvlm_features 
     return ok;
 }
 
-/* Train one method on one sample, evaluate on the test set; fills slot `si` of r. */
+/* Train one method on one sample, evaluate on the test set; fills slot `si` of r (and keeps
+ * the first seed's losses). With keep_ev, the first seed's evaluation goes there. */
 static enum medvlm_status run_one(const struct adapt_args *a, const struct medvlm_features *te,
                                   const struct medvlm_prototypes *p, const float *X,
                                   const int64_t *Y, int n, int si, struct method_result *r,
-                                  struct medvlm_adapter **keep, struct medvlm_metrics *keep_m)
+                                  struct medvlm_adapter **keep, struct medvlm_evaluation *keep_ev)
 {
     struct medvlm_adapter_options o;
     method_options(a, r->method, a->seeds[si], &o);
     long steps = medvlm_adapter_steps(&o, n);
     float *losses = calloc((size_t)(steps > 0 ? steps : 1), sizeof(float));
-    float *logits = calloc((size_t)te->n * p->k, sizeof(float));
-    int64_t *preds = calloc((size_t)te->n, sizeof(int64_t));
+    float *logits = calloc((size_t)te->n * p->k + 1, sizeof(float));
     struct medvlm_adapter *ad = NULL;
-    struct medvlm_metrics m = {0};
+    struct medvlm_evaluation ev = {0};
     enum medvlm_status st = MEDVLM_ERR_NOMEM;
-    if (!losses || !logits || !preds) {
+    if (!losses || !logits) {
         fprintf(stderr, "medvlm: out of memory\n");
         goto done;
     }
@@ -392,26 +398,29 @@ static enum medvlm_status run_one(const struct adapt_args *a, const struct medvl
     r->first_loss = steps ? losses[0] : NAN;
     r->last_loss = steps ? losses[steps - 1] : NAN;
     if ((st = medvlm_adapter_logits(ad, te->features, te->n, logits)) ||
-        (st = medvlm_argmax_rows(logits, te->n, p->k, preds)) ||
-        (st = medvlm_metrics_compute(te->labels, preds, te->n, p->k, &m)))
+        (st = medvlm_evaluate(logits, te->labels, te->n, p->k, (const char *const *)p->classes,
+                              &ev)))
         goto done;
-    r->aca[si] = m.balanced_accuracy;
-    r->acc[si] = m.accuracy;
-    r->f1[si] = m.macro_f1;
+    r->aca[si] = ev.metrics.balanced_accuracy;
+    r->acc[si] = ev.metrics.accuracy;
+    r->f1[si] = ev.metrics.macro_f1;
     if (keep && !*keep) {
         *keep = ad;
         ad = NULL;
     }
-    if (keep_m && si == 0) {
-        *keep_m = m;
-        memset(&m, 0, sizeof m);
+    if (keep_ev && si == 0) {
+        *keep_ev = ev;
+        memset(&ev, 0, sizeof ev);
+    }
+    if (si == 0) {
+        r->losses0 = losses;
+        losses = NULL;
     }
 done:
-    medvlm_metrics_free(&m);
+    medvlm_evaluation_free(&ev);
     medvlm_adapter_free(ad);
     free(losses);
     free(logits);
-    free(preds);
     return st;
 }
 
@@ -509,122 +518,174 @@ static int write_json(const struct adapt_args *a, const struct method_result *re
     return 1;
 }
 
+/* --report: what the text output shows. One method and one seed: its metrics, loss curve and
+ * misclassified test images; otherwise the balanced accuracy of every method and seed (with
+ * one method, the first seed's loss curve too). 0 on failure (printed). */
+static int write_report(const struct adapt_args *a, const struct method_result *res, int nm,
+                        const struct medvlm_features *tr, const struct medvlm_features *te,
+                        const struct medvlm_prototypes *p, int n,
+                        const struct medvlm_evaluation *ev)
+{
+    double *aca = calloc((size_t)nm * a->nseeds, sizeof *aca);
+    const char **mnames = calloc((size_t)nm, sizeof *mnames);
+    char summary[2400];
+    snprintf(summary, sizeof summary,
+             "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d",
+             a->shots, n, tr->n, a->train, te->n, p->k, p->d);
+    int ok = 0;
+    if (!aca || !mnames) {
+        fprintf(stderr, "medvlm: --report: out of memory\n");
+        goto done;
+    }
+    for (int i = 0; i < nm; i++) {
+        mnames[i] = medvlm_adapter_method_name(res[i].method);
+        memcpy(aca + (size_t)i * a->nseeds, res[i].aca, (size_t)a->nseeds * sizeof *aca);
+    }
+    const int one = nm == 1 && a->nseeds == 1;
+    struct medvlm_report rep = {.title = "medvlm adapt",
+                                .summary = summary,
+                                .class_names = (const char *const *)p->classes,
+                                .losses = nm == 1 ? res[0].losses0 : NULL,
+                                .n_losses = nm == 1 && res[0].losses0 ? res[0].steps : 0,
+                                .n_methods = one ? 0 : nm,
+                                .n_seeds = one ? 0 : a->nseeds,
+                                .methods = mnames,
+                                .seeds = a->seeds,
+                                .seed_aca = aca};
+    ok = cli_write_report(a->report, &rep, one ? ev : NULL, (const char *const *)te->image_names,
+                          a->report_images, NULL);
+done:
+    free(aca);
+    free(mnames);
+    return ok;
+}
+
+/* Every seed's K-shot draw from tr (kept in dr) and every method trained on it and tested on
+ * te; *n: the training images of the last draw. 1, or 0 after a message. */
+static int run_seeds(const struct adapt_args *a, const struct medvlm_features *tr,
+                     const struct medvlm_features *te, const struct medvlm_prototypes *p,
+                     struct method_result *res, int nm, struct medvlm_adapter **keep,
+                     struct medvlm_evaluation *detail, struct draws *dr, int *n)
+{
+    float *X = calloc((size_t)p->k * a->shots * p->d, sizeof(float));
+    int64_t *Y = calloc((size_t)p->k * a->shots, sizeof(int64_t));
+    int ok = X && Y;
+    if (!ok) fprintf(stderr, "medvlm: out of memory\n");
+    for (int s = 0; ok && s < a->nseeds; s++) {
+        int *idx = NULL;
+        if (medvlm_fewshot_sample(tr->labels, tr->n, tr->n_classes, a->shots, a->seeds[s],
+                                  a->allow_fewer, &idx, n)) {
+            cli_fail(a->train);
+            ok = 0;
+            break;
+        }
+        for (int i = 0; i < *n; i++) {
+            memcpy(X + (size_t)i * p->d, tr->features + (size_t)idx[i] * p->d,
+                   (size_t)p->d * sizeof(float));
+            Y[i] = tr->labels[idx[i]];
+        }
+        dr->idx[s] = idx;
+        dr->n[s] = *n;
+        if (*n == 0) {
+            fprintf(stderr, "medvlm: no training images were drawn from %s\n", a->train);
+            ok = 0;
+        }
+        for (int i = 0; ok && i < nm; i++)
+            if (run_one(a, te, p, X, Y, *n, s, &res[i], keep, nm == 1 ? detail : NULL)) {
+                cli_fail(medvlm_adapter_method_name(res[i].method));
+                ok = 0;
+            }
+    }
+    free(X);
+    free(Y);
+    return ok;
+}
+
+/* What ran: the data, the training of one method, its metrics or the table of seeds. */
+static void print_summary(const struct adapt_args *a, const struct medvlm_features *tr,
+                          const struct medvlm_features *te, const struct medvlm_prototypes *p,
+                          const struct method_result *res, int nm, int n,
+                          const struct medvlm_evaluation *detail)
+{
+    struct medvlm_adapter_options o0;
+    method_options(a, res[0].method, a->seeds[0], &o0);
+    const char *model = p->model ? p->model : tr->model; /* where the files record it */
+    printf(
+        "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d%s%s\n",
+        a->shots, n, tr->n, a->train, te->n, p->k, p->d, model ? ", model " : "",
+        model ? model : "");
+    if (nm == 1 && res[0].steps > 0) {
+        char mom[48] = ""; /* the momentum used, SGD only */
+        if (o0.optimizer == MEDVLM_OPTIMIZER_SGD)
+            snprintf(mom, sizeof mom, " momentum %g", (double)o0.momentum);
+        printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
+               medvlm_adapter_method_name(res[0].method), o0.epochs, o0.batch_size,
+               optim_name(o0.optimizer), (double)o0.lr, mom, res[0].steps,
+               (double)res[0].first_loss, (double)res[0].last_loss, res[0].secs[0]);
+    }
+    if (nm == 1 && a->nseeds == 1) printf("\n%s", detail->table);
+    if (nm > 1 || a->nseeds > 1) {
+        printf("seeds");
+        for (int s = 0; s < a->nseeds; s++) printf(" %ld", a->seeds[s]);
+        printf("\n");
+        print_table(a, res, nm);
+    }
+}
+
+/* --out: the adapter of the first seed, with the provenance of its prototypes or, where they
+ * do not say, of its features. */
+static int save_adapter(const struct adapt_args *a, const struct medvlm_adapter *keep,
+                        const struct medvlm_prototypes *p, const struct medvlm_features *tr,
+                        enum medvlm_adapter_method method)
+{
+    const struct medvlm_provenance from =
+        p->fingerprint ? (struct medvlm_provenance){p->fingerprint, p->model}
+                       : (struct medvlm_provenance){tr->fingerprint, tr->model};
+    if (medvlm_adapter_save(keep, a->out, (const char *const *)p->classes, a->shots, &from))
+        return cli_fail(a->out), 0;
+    printf("\nsaved %s adapter (seed %ld) to %s\n", medvlm_adapter_method_name(method), a->seeds[0],
+           a->out);
+    return 1;
+}
+
 int cmd_adapt(int argc, char **argv)
 {
     struct adapt_args a = {0};
     const int parsed = parse_args(argc, argv, &a);
     if (parsed != CLI_GO_ON) return parsed;
     enum medvlm_adapter_method methods[MEDVLM_ADAPTER_COUNT];
-    int nm = parse_methods(a.method, methods);
+    const int nm = parse_methods(a.method, methods);
     if (nm <= 0) return CLI_USAGE;
     struct medvlm_features *tr = NULL, *te = NULL;
     struct medvlm_prototypes *p = NULL;
     struct method_result *res = calloc((size_t)nm, sizeof *res);
     struct medvlm_adapter *keep = NULL;
-    struct medvlm_metrics detail = {0};
-    float *X = NULL;
-    int64_t *Y = NULL;
-    int *idx = NULL;
+    struct medvlm_evaluation detail = {0};
     struct draws dr = {{NULL}, {0}};
-    int rc = CLI_FAIL;
-    if (!res) goto done;
-    if (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
-        (a.protos && medvlm_prototypes_load(a.protos, &p))) {
+    int n = 0, ok = res != NULL;
+    for (int i = 0; ok && i < nm; i++) res[i].method = methods[i];
+    if (ok && (medvlm_features_load(a.train, &tr) || medvlm_features_load(a.test, &te) ||
+               (a.protos && medvlm_prototypes_load(a.protos, &p)))) {
         cli_fail(NULL);
-        goto done;
+        ok = 0;
     }
-    if (!a.protos) {
+    if (ok && !a.protos) {
         if (a.o.threads) medvlm_set_threads(a.o.threads);
-        if (!prompt_prototypes(&a, tr, &p)) goto done;
+        ok = prompt_prototypes(&a, tr, &p);
     }
-    if (!check_compatible(&a, tr, te, p) || !check_shots(&a, tr)) goto done;
-    X = calloc((size_t)p->k * a.shots * p->d, sizeof(float));
-    Y = calloc((size_t)p->k * a.shots, sizeof(int64_t));
-    if (!X || !Y) {
-        fprintf(stderr, "medvlm: out of memory\n");
-        goto done;
-    }
-    for (int i = 0; i < nm; i++) res[i].method = methods[i];
-    int n = 0;
-    for (int s = 0; s < a.nseeds; s++) {
-        if (medvlm_fewshot_sample(tr->labels, tr->n, tr->n_classes, a.shots, a.seeds[s],
-                                  a.allow_fewer, &idx, &n)) {
-            cli_fail(a.train);
-            goto done;
-        }
-        for (int i = 0; i < n; i++) {
-            memcpy(X + (size_t)i * p->d, tr->features + (size_t)idx[i] * p->d,
-                   (size_t)p->d * sizeof(float));
-            Y[i] = tr->labels[idx[i]];
-        }
-        dr.idx[s] = idx;
-        dr.n[s] = n;
-        idx = NULL;
-        if (n == 0) {
-            fprintf(stderr, "medvlm: no training images were drawn from %s\n", a.train);
-            goto done;
-        }
-        for (int i = 0; i < nm; i++)
-            if (run_one(&a, te, p, X, Y, n, s, &res[i], a.out ? &keep : NULL,
-                        nm == 1 ? &detail : NULL)) {
-                cli_fail(medvlm_adapter_method_name(methods[i]));
-                goto done;
-            }
-    }
-    struct medvlm_adapter_options o0;
-    method_options(&a, methods[0], a.seeds[0], &o0);
-    const char *model = p->model ? p->model : tr->model; /* where the files record it */
-    printf(
-        "adapt: %d-shot, %d training images (of %d in %s), %d test images, %d classes, D %d%s%s\n",
-        a.shots, n, tr->n, a.train, te->n, p->k, p->d, model ? ", model " : "", model ? model : "");
-    if (nm == 1 && res[0].steps > 0) {
-        char mom[48] = ""; /* the momentum used, SGD only */
-        if (o0.optimizer == MEDVLM_OPTIMIZER_SGD)
-            snprintf(mom, sizeof mom, " momentum %g", (double)o0.momentum);
-        printf("%s: %d epochs, batch %d, %s lr %g%s: %ld steps, loss %.4f -> %.4f, %.3f s\n",
-               medvlm_adapter_method_name(methods[0]), o0.epochs, o0.batch_size,
-               optim_name(o0.optimizer), (double)o0.lr, mom, res[0].steps,
-               (double)res[0].first_loss, (double)res[0].last_loss, res[0].secs[0]);
-    }
-    if (nm == 1 && a.nseeds == 1) {
-        char *table = NULL;
-        if (medvlm_metrics_format_table(&detail, (const char *const *)p->classes, &table)) {
-            cli_fail(NULL);
-            goto done;
-        }
-        printf("\n%s", table);
-        medvlm_free(table);
-    }
-    if (nm > 1 || a.nseeds > 1) {
-        printf("seeds");
-        for (int s = 0; s < a.nseeds; s++) printf(" %ld", a.seeds[s]);
-        printf("\n");
-        print_table(&a, res, nm);
-    }
-    if (a.json && !write_json(&a, res, nm, tr, te, &dr)) goto done;
-    if (a.out) {
-        /* the provenance of its prototypes, or where they do not say, of its features */
-        const struct medvlm_provenance from =
-            p->fingerprint ? (struct medvlm_provenance){p->fingerprint, p->model}
-                           : (struct medvlm_provenance){tr->fingerprint, tr->model};
-        if (medvlm_adapter_save(keep, a.out, (const char *const *)p->classes, a.shots, &from)) {
-            cli_fail(a.out);
-            goto done;
-        }
-        printf("\nsaved %s adapter (seed %ld) to %s\n", medvlm_adapter_method_name(methods[0]),
-               a.seeds[0], a.out);
-    }
-    rc = CLI_OK;
-done:
-    medvlm_metrics_free(&detail);
+    ok = ok && check_compatible(&a, tr, te, p) && check_shots(&a, tr) &&
+         run_seeds(&a, tr, te, p, res, nm, a.out ? &keep : NULL, &detail, &dr, &n);
+    if (ok) print_summary(&a, tr, te, p, res, nm, n, &detail);
+    ok = ok && !(a.json && !write_json(&a, res, nm, tr, te, &dr)) &&
+         !(a.out && !save_adapter(&a, keep, p, tr, methods[0])) &&
+         !(a.report && !write_report(&a, res, nm, tr, te, p, n, nm == 1 ? &detail : NULL));
+    medvlm_evaluation_free(&detail);
     medvlm_adapter_free(keep);
     medvlm_features_free(tr);
     medvlm_features_free(te);
     medvlm_prototypes_free(p);
+    for (int i = 0; res && i < nm; i++) free(res[i].losses0);
     free(res);
-    free(X);
-    free(Y);
-    medvlm_free(idx);
     for (int s = 0; s < a.nseeds; s++) medvlm_free(dr.idx[s]);
-    return rc;
+    return ok ? CLI_OK : CLI_FAIL;
 }

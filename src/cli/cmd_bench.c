@@ -590,7 +590,7 @@ int cmd_bench(int argc, char **argv)
         CLI_OPT_CHOICE_G("gemm-backend", &backend, "auto|openblas|packed", &backend_given),
         CLI_OPT_FLAG("peak", &peak),
         CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "bench", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {.loads_model = 1, .cmd = "bench", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (random && strcmp(random, "plip") != 0)
@@ -621,7 +621,7 @@ int cmd_bench(int argc, char **argv)
     struct medvlm_model *m = NULL;
     enum medvlm_status st;
     if (model_dir) {
-        st = medvlm_model_load(model_dir, flags, &m);
+        st = medvlm_model_load(model_dir, flags | cli_load_flags, &m);
     } else {
         struct medvlm_config cfg;
         medvlm_config_default(&cfg); /* = vinid/plip sizes */

@@ -56,6 +56,8 @@ static const char *usage =
     "  --test TABLE          evaluate the result on TABLE's images (metrics table)\n"
     "  --test-images DIR     image folder of --test (default: --images)\n"
     "  --json FILE           the test metrics as JSON (with --test)\n"
+    "  --report FILE.html    an HTML report of the test metrics, the loss per epoch and the\n"
+    "                        misclassified test images (with --test)\n"
     "  --out RUN_DIR         run folder (created; refused if it holds a checkpoint, unless\n"
     "                        --resume): checkpoint.safetensors, adapter_model.safetensors +\n"
     "                        adapter_config.json (lora, peft's format) or\n"
@@ -87,6 +89,7 @@ static const char *usage =
 struct ft_args {
     struct cli_data_args data;
     const char *model, *prompts, *out, *test, *test_images, *json, *peft_name, *targets_name;
+    const char *report;
     const char *optimizer_name;
     struct medvlm_peft_options po;
     long shots, seed, epochs, val, patience, stop_after;
@@ -190,11 +193,13 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
         CLI_OPT_FLAG("resume", &a->resume),
         CLI_OPT_LONG("stop-after", &a->stop_after, 1, 1L << 20),
         CLI_OPT_STR("json", &a->json),
+        CLI_OPT_STR("report", &a->report),
         /* shared flags that do not apply here: said so instead of ignored */
         CLI_OPT_FLAG("skip-bad", &skip_bad),
         CLI_OPT_STR("batch-size", &batch_size),
         CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = cmd, .usage = usage, .opts = opts, .data = &a->data};
+    const struct cli_spec spec = {
+        .loads_model = 1, .cmd = cmd, .usage = usage, .opts = opts, .data = &a->data};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (skip_bad)
@@ -219,11 +224,12 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
     if (!a->data.ds.labels_path) return cli_usage(cmd, "--labels TABLE is required");
     if (!a->shots) return cli_usage(cmd, "--shots K is required");
     if (!a->out) return cli_usage(cmd, "--out RUN_DIR is required");
-    const struct cli_io io = {.in = {{"--labels", a->data.ds.labels_path},
-                                     {"--test", a->test},
-                                     {"--prompts", a->prompts}},
-                              .model = {{"--model", a->model}},
-                              .out = {{"--out", a->out}, {"--json", a->json}}};
+    const struct cli_io io = {
+        .in = {{"--labels", a->data.ds.labels_path},
+               {"--test", a->test},
+               {"--prompts", a->prompts}},
+        .model = {{"--model", a->model}},
+        .out = {{"--out", a->out}, {"--json", a->json}, {"--report", a->report}}};
     if (!cli_outputs_ok(cmd, &io)) return CLI_USAGE;
     if (a->po.mode != MEDVLM_PEFT_LORA && (a->targets_name || a->have_rank || a->have_alpha))
         return cli_usage(cmd, "%s goes with --peft lora, not --peft %s",
@@ -233,6 +239,8 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
                          medvlm_peft_mode_name(a->po.mode));
     if (a->have_patience && !a->val) return cli_usage(cmd, "--patience goes with --val K2");
     if (a->json && !a->test) return cli_usage(cmd, "--json writes the test metrics: give --test");
+    if (a->report && !a->test)
+        return cli_usage(cmd, "--report shows the test metrics: give --test");
     if (a->test_images && !a->test) return cli_usage(cmd, "--test-images goes with --test TABLE");
     if (a->shots + a->val > INT32_MAX / 2)
         return cli_usage(cmd, "--shots + --val is too large (%ld)", a->shots + a->val);
@@ -439,6 +447,28 @@ done:
     return ok;
 }
 
+/* --report: the test evaluation ev of dataset d (its images' thumbnails) and the loss per epoch.
+ * 0 on failure (printed). */
+static int write_report(const struct ft_args *a, const struct cli_ft_progress *g,
+                        const struct medvlm_evaluation *ev, const struct medvlm_dataset *d)
+{
+    float *losses = mv_calloc((size_t)MV_MAX(g->epoch, 1), sizeof *losses);
+    if (!losses) {
+        fprintf(stderr, "medvlm: --report: out of memory\n");
+        return 0;
+    }
+    for (long e = 0; e < g->epoch; e++) losses[e] = (float)g->losses[e];
+    char summary[2400];
+    snprintf(summary, sizeof summary, "fine-tuned (%s), %d test images of %s, %d classes",
+             medvlm_peft_mode_name(a->po.mode), d->n, a->test, ev->k);
+    struct medvlm_report rep = {
+        .title = "medvlm finetune", .summary = summary, .losses = losses, .n_losses = g->epoch};
+    const int ok = cli_write_report(a->report, &rep, ev, (const char *const *)d->names, NULL,
+                                    (const char *const *)d->paths);
+    mv_free(losses);
+    return ok;
+}
+
 /* Train from epoch g->epoch + 1 to --epochs (or --stop-after, or an early stop), a checkpoint
  * after each epoch. 1 done (*stopped: 1 early stop, 2 --stop-after), 0 failed (printed). */
 static int train(const struct ft_args *a, struct medvlm_peft *p, const struct split *tr,
@@ -570,8 +600,8 @@ int cmd_finetune(int argc, char **argv)
                 a.out, ck_path);
         goto done;
     }
-    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL, &m) || medvlm_tokenizer_load(a.model, &tok) ||
-        medvlm_prompts_load(a.prompts, &pr))
+    if (medvlm_model_load(a.model, MEDVLM_LOAD_ALL | cli_load_flags, &m) ||
+        medvlm_tokenizer_load(a.model, &tok) || medvlm_prompts_load(a.prompts, &pr))
         goto fail_msg;
     if (!a.data.ds.classes) {
         if (!(csv = classes_csv(pr))) goto fail_msg;
@@ -687,6 +717,7 @@ int cmd_finetune(int argc, char **argv)
     if (!write_run_json(&a, p, &g, set, &tr, &va, have_met ? &ev.metrics : NULL, d->classes, K,
                         mv_now() - t_start))
         goto fail_msg;
+    if (a.report && !write_report(&a, &g, &ev, td)) goto done;
     printf("wrote %s: %shead.safetensors, run.json (%.1f s)\n", a.out,
            a.po.mode == MEDVLM_PEFT_LORA   ? "adapter_model.safetensors, adapter_config.json, "
            : a.po.mode == MEDVLM_PEFT_HEAD ? ""

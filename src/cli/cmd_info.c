@@ -92,7 +92,8 @@ int cmd_info(int argc, char **argv)
 {
     int json = 0, pos;
     const struct cli_opt opts[] = {CLI_OPT_FLAG("json", &json), CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "info",
+    const struct cli_spec spec = {.loads_model = 1,
+                                  .cmd = "info",
                                   .usage = usage,
                                   .opts = opts,
                                   .min_pos = 1,
@@ -102,7 +103,8 @@ int cmd_info(int argc, char **argv)
     if (r != CLI_GO_ON) return r;
     const char *dir = argv[pos];
     struct medvlm_model *m;
-    if (medvlm_model_load(dir, MEDVLM_LOAD_ALL, &m) != MEDVLM_OK) return cli_fail(NULL);
+    if (medvlm_model_load(dir, MEDVLM_LOAD_ALL | cli_load_flags, &m) != MEDVLM_OK)
+        return cli_fail(NULL);
     const struct medvlm_config *cfg = medvlm_model_config(m);
     const struct medvlm_preproc_config *pp = medvlm_model_preproc(m);
     struct counts n = count_params(m);

@@ -28,6 +28,18 @@ static const char *usage =
     "  medvlm init model --preset tiny /tmp/tiny-clip\n"
     "  medvlm init data --per-class 20 /tmp/synthetic-sicap\n";
 
+/* The options of `init model` or `init data` and the one output folder, argv[*pos]. */
+static int parse_kind(int argc, char **argv, const struct cli_opt *opts, int *pos)
+{
+    const struct cli_spec spec = {.cmd = "init",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .min_pos = 1,
+                                  .max_pos = 1,
+                                  .pos_name = "output DIR"};
+    return cli_parse(&spec, argc, argv, pos);
+}
+
 /* 1 when dir does not exist or is an empty folder; else prints why it is refused. */
 static int empty_or_absent(const char *dir)
 {
@@ -78,13 +90,7 @@ static int init_model(int argc, char **argv)
     const struct cli_opt opts[] = {CLI_OPT_STR("preset", &preset),
                                    CLI_OPT_LONG("seed", &seed, 0, 0x7fffffff),
                                    CLI_OPT_FLAG("force", &force), CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "init",
-                                  .usage = usage,
-                                  .opts = opts,
-                                  .min_pos = 1,
-                                  .max_pos = 1,
-                                  .pos_name = "output DIR"};
-    const int parsed = cli_parse(&spec, argc, argv, &pos);
+    const int parsed = parse_kind(argc, argv, opts, &pos);
     if (parsed != CLI_GO_ON) return parsed;
     struct medvlm_config cfg;
     if (strcmp(preset, "plip") == 0)
@@ -123,13 +129,7 @@ static int init_data(int argc, char **argv)
         CLI_OPT_STR("classes", &classes_arg),  CLI_OPT_LONG("per-class", &per_class, 1, 100000),
         CLI_OPT_LONG("size", &size, 16, 4096), CLI_OPT_LONG("seed", &seed, 0, 0x7fffffff),
         CLI_OPT_FLAG("force", &force),         CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "init",
-                                  .usage = usage,
-                                  .opts = opts,
-                                  .min_pos = 1,
-                                  .max_pos = 1,
-                                  .pos_name = "output DIR"};
-    const int parsed = cli_parse(&spec, argc, argv, &pos);
+    const int parsed = parse_kind(argc, argv, opts, &pos);
     if (parsed != CLI_GO_ON) return parsed;
     if (strlen(classes_arg) >= sizeof classes_buf)
         return cli_usage("init", "--classes list is too long");

@@ -30,7 +30,7 @@ int cmd_merge(int argc, char **argv)
     const char *model_dir = NULL, *run = NULL, *out = NULL;
     const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir), CLI_OPT_STR("run", &run),
                                    CLI_OPT_STR("out", &out), CLI_OPT_END};
-    const struct cli_spec spec = {.cmd = "merge", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {.loads_model = 1, .cmd = "merge", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (!model_dir || !run || !out)
@@ -40,7 +40,7 @@ int cmd_merge(int argc, char **argv)
     if (!cli_outputs_ok("merge", &io)) return CLI_USAGE;
     struct medvlm_model *base = NULL, *m = NULL;
     int rc = CLI_FAIL;
-    if (medvlm_model_load(model_dir, MEDVLM_LOAD_ALL, &base) ||
+    if (medvlm_model_load(model_dir, MEDVLM_LOAD_ALL | cli_load_flags, &base) ||
         medvlm_model_apply_run(base, run, 1, &m) || medvlm_model_save(m, out)) {
         cli_fail(NULL);
         goto done;

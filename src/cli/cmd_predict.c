@@ -14,7 +14,7 @@
 
 static const char *usage =
     "usage: medvlm predict (--adapter ADAPTER | --run RUN_DIR) --features FEATS [--json FILE]\n"
-    "                      [--predictions FILE.csv]\n"
+    "                      [--predictions FILE.csv] [--report FILE.html [--report-images DIR]]\n"
     "\n"
     "Classify the images of a features file (medvlm features) with an adapter saved by\n"
     "`medvlm adapt --out`, or with the head of a fine-tuning run (`medvlm finetune --out`, on\n"
@@ -25,20 +25,26 @@ static const char *usage =
     "  --run RUN_DIR       a fine-tuning run: its head (RUN_DIR/head.safetensors)\n"
     "  --features FILE     features to classify; same model and classes as the adapter\n"
     "  --json FILE         write the metrics as JSON\n"
-    "  --predictions FILE  CSV: image, true label, predicted label, one probability per class\n"
-    "\n"
+    "  --predictions FILE  CSV: image, true label, predicted label, one probability per "
+    "class\n" CLI_REPORT_HELP "\n"
     "example:\n"
     "  medvlm predict --adapter clap.safetensors --features test.safetensors \\\n"
     "                 --predictions predictions.csv\n";
 
+/* --report, --report-images */
+struct report_args {
+    const char *path, *images;
+};
+
 /* --run: the fine-tuned head, logits = features normalise_rows(prototypes)^T exp(scale). */
-static int predict_run(const char *run, const char *feats_path, const char *json, const char *csv)
+static int predict_run(const char *run, const char *feats_path, const char *json, const char *csv,
+                       const struct report_args *ra)
 {
     struct medvlm_prototypes *h = NULL;
     struct medvlm_features *f = NULL;
     struct medvlm_evaluation ev = {0};
     float *logits = NULL;
-    char *head = mv_path_join(run, "head.safetensors"), fp[17];
+    char *head = mv_path_join(run, "head.safetensors"), fp[17], summary[9000];
     int rc = CLI_FAIL;
     if (!head || medvlm_prototypes_load(head, &h) || medvlm_features_load(feats_path, &f) ||
         medvlm_run_fingerprint(run, fp)) {
@@ -80,12 +86,18 @@ static int predict_run(const char *run, const char *feats_path, const char *json
         cli_fail(NULL);
         goto done;
     }
-    printf("predict: fine-tuned head of %s (%d classes, D %d) on %d images of %s\n\n%s", run, K, D,
-           f->n, feats_path, ev.table);
+    snprintf(summary, sizeof summary,
+             "predict: fine-tuned head of %s (%d classes, D %d) on %d images of %s", run, K, D,
+             f->n, feats_path);
+    printf("%s\n\n%s", summary, ev.table);
     if (medvlm_evaluation_save(&ev, (const char *const *)f->image_names, json, csv)) {
         cli_fail(NULL);
         goto done;
     }
+    struct medvlm_report rep = {.title = "medvlm predict", .summary = summary};
+    if (ra->path && !cli_write_report(ra->path, &rep, &ev, (const char *const *)f->image_names,
+                                      ra->images, NULL))
+        goto done;
     rc = CLI_OK;
 done:
     mv_free(head);
@@ -99,21 +111,24 @@ done:
 int cmd_predict(int argc, char **argv)
 {
     const char *adapter_path = NULL, *feats_path = NULL, *json = NULL, *csv = NULL, *run = NULL;
+    struct report_args ra = {NULL, NULL};
     const struct cli_opt opts[] = {
-        CLI_OPT_STR("adapter", &adapter_path), CLI_OPT_STR("run", &run),
-        CLI_OPT_STR("features", &feats_path),  CLI_OPT_STR("json", &json),
-        CLI_OPT_STR("predictions", &csv),      CLI_OPT_END};
+        CLI_OPT_STR("adapter", &adapter_path),    CLI_OPT_STR("run", &run),
+        CLI_OPT_STR("features", &feats_path),     CLI_OPT_STR("json", &json),
+        CLI_OPT_STR("predictions", &csv),         CLI_OPT_STR("report", &ra.path),
+        CLI_OPT_STR("report-images", &ra.images), CLI_OPT_END};
     const struct cli_spec spec = {.cmd = "predict", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (!adapter_path == !run)
         return cli_usage("predict", "give the classifier: --adapter FILE or --run RUN_DIR");
     if (!feats_path) return cli_usage("predict", "--features FEATS is required");
-    const struct cli_io io = {.in = {{"--adapter", adapter_path}, {"--features", feats_path}},
-                              .model = {{"--run", run}},
-                              .out = {{"--json", json}, {"--predictions", csv}}};
+    const struct cli_io io = {
+        .in = {{"--adapter", adapter_path}, {"--features", feats_path}},
+        .model = {{"--run", run}},
+        .out = {{"--json", json}, {"--predictions", csv}, {"--report", ra.path}}};
     if (!cli_outputs_ok("predict", &io)) return CLI_USAGE;
-    if (run) return predict_run(run, feats_path, json, csv);
+    if (run) return predict_run(run, feats_path, json, csv, &ra);
 
     struct medvlm_adapter *ad = NULL;
     struct medvlm_features *f = NULL;
@@ -167,13 +182,20 @@ int cmd_predict(int argc, char **argv)
         cli_fail(NULL);
         goto done;
     }
-    printf("predict: %s adapter (%d-shot, %d classes, D %d%s%s) on %d images of %s\n\n%s",
-           medvlm_adapter_method_name(medvlm_adapter_method_of(ad)), medvlm_adapter_shots(ad), K, D,
-           ap.model ? ", model " : "", ap.model ? ap.model : "", f->n, feats_path, ev.table);
+    char summary[9000];
+    snprintf(summary, sizeof summary,
+             "predict: %s adapter (%d-shot, %d classes, D %d%s%s) on %d images of %s",
+             medvlm_adapter_method_name(medvlm_adapter_method_of(ad)), medvlm_adapter_shots(ad), K,
+             D, ap.model ? ", model " : "", ap.model ? ap.model : "", f->n, feats_path);
+    printf("%s\n\n%s", summary, ev.table);
     if (medvlm_evaluation_save(&ev, (const char *const *)f->image_names, json, csv)) {
         cli_fail(NULL);
         goto done;
     }
+    struct medvlm_report rep = {.title = "medvlm predict", .summary = summary};
+    if (ra.path &&
+        !cli_write_report(ra.path, &rep, &ev, (const char *const *)f->image_names, ra.images, NULL))
+        goto done;
     rc = CLI_OK;
 done:
     medvlm_evaluation_free(&ev);

@@ -144,150 +144,171 @@ static int write_view_png(const char *path, const float *chw, int h, int w,
     return ok;
 }
 
-int cmd_preprocess(int argc, char **argv)
+struct pp_args {
+    const char *model, *out, *png_dir;
+    struct medvlm_preprocess_options o;
+    long size;
+    int threads;
+    const char *const *paths; /* (n) the images */
+    int n;
+};
+
+/* CLI_GO_ON when the command should go on; else its exit code (usage printed, or --help). */
+static int parse_args(int argc, char **argv, struct pp_args *a)
 {
-    const char *model = NULL, *out = NULL, *png_dir = NULL;
-    struct cli_data_args a;
-    cli_data_args_init(&a);
-    medvlm_preprocess_options_default(&a.pre); /* Hugging Face's pipeline by default here */
-    long size = 0;
+    struct cli_data_args d;
+    cli_data_args_init(&d);
+    medvlm_preprocess_options_default(&d.pre); /* Hugging Face's pipeline by default here */
     int first;
-    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model),
-                                   CLI_OPT_LONG("size", &size, 1, 65536), CLI_OPT_STR("out", &out),
-                                   CLI_OPT_STR("png", &png_dir), CLI_OPT_END};
+    const struct cli_opt opts[] = {
+        CLI_OPT_STR("model", &a->model), CLI_OPT_LONG("size", &a->size, 1, 65536),
+        CLI_OPT_STR("out", &a->out), CLI_OPT_STR("png", &a->png_dir), CLI_OPT_END};
     const struct cli_spec spec = {.cmd = "preprocess",
                                   .usage = usage,
                                   .opts = opts,
-                                  .data = &a,
+                                  .data = &d,
                                   .data_preprocess_only = 1,
                                   .max_pos = -1};
     const int parsed = cli_parse(&spec, argc, argv, &first);
     if (parsed != CLI_GO_ON) return parsed;
-    struct medvlm_preprocess_options o = a.pre;
-    const long threads = a.threads;
-    if (!model) return cli_usage("preprocess", "--model DIR is required");
-    if (!out) return cli_usage("preprocess", "--out FILE.safetensors is required");
-    int n = argc - first;
-    if (n <= 0) return cli_usage("preprocess", "no IMAGE given");
-    const struct cli_io io = {.model = {{"--model", model}},
-                              .out = {{"--out", out}, {"--png", png_dir}},
-                              .in_list = {"IMAGE", (const char *const *)(argv + first), n}};
+    a->o = d.pre;
+    a->threads = d.threads;
+    a->paths = (const char *const *)(argv + first);
+    a->n = argc - first;
+    if (!a->model) return cli_usage("preprocess", "--model DIR is required");
+    if (!a->out) return cli_usage("preprocess", "--out FILE.safetensors is required");
+    if (a->n <= 0) return cli_usage("preprocess", "no IMAGE given");
+    const struct cli_io io = {.model = {{"--model", a->model}},
+                              .out = {{"--out", a->out}, {"--png", a->png_dir}},
+                              .in_list = {"IMAGE", a->paths, a->n}};
     if (!cli_outputs_ok("preprocess", &io)) return CLI_USAGE;
-    if (o.pipeline != MEDVLM_PREPROCESS_TUTORIAL && (size || !o.antialias))
+    if (a->o.pipeline != MEDVLM_PREPROCESS_TUTORIAL && (a->size || !a->o.antialias))
         return cli_usage("preprocess",
                          "--size and --no-antialias apply to --preprocess tutorial only");
-    if (o.pipeline == MEDVLM_PREPROCESS_TUTORIAL && o.center_crop == 0)
+    if (a->o.pipeline == MEDVLM_PREPROCESS_TUTORIAL && a->o.center_crop == 0)
         return cli_usage("preprocess",
                          "--no-center-crop applies to --preprocess hf and hf-torchvision only");
+    return CLI_GO_ON;
+}
 
-    int rc = CLI_FAIL;
+/* The model folder's config.json and preprocessor_config.json (defaults when absent); the
+ * output side from --size or the vision image_size. 1, or 0 after a message. */
+static int read_model(struct pp_args *a, struct medvlm_preproc_config *pp)
+{
     struct medvlm_config cfg;
+    char *cfg_path = mv_path_join(a->model, "config.json");
+    char *pp_path = mv_path_join(a->model, "preprocessor_config.json");
+    int ok = 0;
+    medvlm_preproc_default(pp);
+    if (!cfg_path || !pp_path)
+        fprintf(stderr, "medvlm: out of memory\n");
+    else if (!mv_is_dir(a->model))
+        fprintf(stderr, "medvlm: %s: not a folder (expected a Hugging Face CLIP folder)\n",
+                a->model);
+    else if (medvlm_config_load(cfg_path, &cfg) ||
+             (mv_is_file(pp_path) && medvlm_preproc_load(pp_path, pp)))
+        cli_fail(NULL);
+    else
+        ok = 1;
+    if (ok) a->o.size = (int)(a->size ? a->size : cfg.vision.image_size);
+    mv_free(cfg_path);
+    mv_free(pp_path);
+    return ok;
+}
+
+/* Image path decoded and preprocessed alone (its own size): *buf (re)allocated. */
+static int one_image(const struct pp_args *a, const struct medvlm_preproc_config *pp,
+                     const char *path, float **buf, int *h, int *w)
+{
+    struct medvlm_image img;
+    if (medvlm_image_decode_file(path, NULL, &img) != MEDVLM_OK) return cli_fail(NULL), 0;
+    enum medvlm_status st = medvlm_image_preprocess_size(img.width, img.height, pp, &a->o, h, w);
+    free(*buf);
+    *buf = st ? NULL : malloc((size_t)3 * *h * *w * sizeof **buf);
+    if (!st && !*buf) st = mv_err(MEDVLM_ERR_NOMEM, "out of memory");
+    if (!st) st = medvlm_image_preprocess(&img, pp, &a->o, *buf, (size_t)3 * *h * *w, h, w);
+    medvlm_image_free(&img);
+    if (st) cli_fail(path);
+    return !st;
+}
+
+/* The file's metadata and the file itself, then the summary line. */
+static int save(const struct pp_args *a, const struct medvlm_preproc_config *pp,
+                struct medvlm_st_writer *w)
+{
+    char count[32];
+    snprintf(count, sizeof count, "%d", a->n);
+    const int hf = a->o.pipeline != MEDVLM_PREPROCESS_TUTORIAL;
+    const int crop = a->o.center_crop < 0 ? pp->do_center_crop : a->o.center_crop;
+    if (medvlm_st_writer_meta(w, "count", count) ||
+        medvlm_st_writer_meta(w, "pipeline", medvlm_preprocess_name(a->o.pipeline)) ||
+        medvlm_st_writer_meta(w, "center_crop", hf ? (crop ? "true" : "false") : "n/a") ||
+        medvlm_st_writer_meta(w, "antialias", hf ? "n/a" : (a->o.antialias ? "true" : "false")) ||
+        medvlm_st_writer_save(w, a->out))
+        return cli_fail(NULL), 0;
+    printf("wrote %d tensor%s (%s%s) to %s\n", a->n, a->n == 1 ? "" : "s",
+           medvlm_preprocess_name(a->o.pipeline),
+           hf ? (crop ? ", centre crop" : ", no crop")
+              : (a->o.antialias ? ", antialias" : ", no antialias"),
+           a->out);
+    return 1;
+}
+
+int cmd_preprocess(int argc, char **argv)
+{
+    struct pp_args a = {0};
+    const int parsed = parse_args(argc, argv, &a);
+    if (parsed != CLI_GO_ON) return parsed;
     struct medvlm_preproc_config pp;
     struct medvlm_st_writer *w = NULL;
     float *buf = NULL;
-    char *cfg_path = mv_path_join(model, "config.json");
-    char *pp_path = mv_path_join(model, "preprocessor_config.json");
-    medvlm_preproc_default(&pp);
-    if (!cfg_path || !pp_path) goto done;
-    if (!mv_is_dir(model)) {
-        fprintf(stderr, "medvlm: %s: not a folder (expected a Hugging Face CLIP folder)\n", model);
-        goto done;
+    int ok = read_model(&a, &pp);
+    if (ok && a.png_dir && mkdir(a.png_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "medvlm: %s: cannot create: %s\n", a.png_dir, strerror(errno));
+        ok = 0;
     }
-    if (medvlm_config_load(cfg_path, &cfg) != MEDVLM_OK) {
+    if (ok && medvlm_st_writer_init(&w)) {
         cli_fail(NULL);
-        goto done;
+        ok = 0;
     }
-    if (mv_is_file(pp_path) && medvlm_preproc_load(pp_path, &pp) != MEDVLM_OK) {
-        cli_fail(NULL);
-        goto done;
-    }
-    o.size = (int)(size ? size : cfg.vision.image_size);
-    if (png_dir && mkdir(png_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "medvlm: %s: cannot create: %s\n", png_dir, strerror(errno));
-        goto done;
-    }
-    if (medvlm_st_writer_init(&w) != MEDVLM_OK) {
-        cli_fail(NULL);
-        goto done;
-    }
-    const char *const *paths = (const char *const *)(argv + first);
-    int fh, fw, fixed = medvlm_image_preprocess_fixed_size(&pp, &o, &fh, &fw) == MEDVLM_OK;
-    size_t per = fixed ? (size_t)3 * fh * fw : 0;
-    if (fixed) {
+    int fh, fw, fixed = medvlm_image_preprocess_fixed_size(&pp, &a.o, &fh, &fw) == MEDVLM_OK;
+    const size_t per = fixed ? (size_t)3 * fh * fw : 0;
+    if (ok && fixed) {
         /* every image has the same size: the parallel batch, then one tensor per image */
         size_t total;
-        if (!mv_mul_ok(per, (size_t)n, &total) || !(buf = malloc(total * sizeof *buf))) {
-            fprintf(stderr, "medvlm: out of memory for %d images of 3x%dx%d\n", n, fh, fw);
-            goto done;
-        }
-        if (medvlm_image_preprocess_files(paths, n, NULL, &pp, &o, (int)threads, buf, total,
-                                          NULL) != MEDVLM_OK) {
+        if (!mv_mul_ok(per, (size_t)a.n, &total) || !(buf = malloc(total * sizeof *buf))) {
+            fprintf(stderr, "medvlm: out of memory for %d images of 3x%dx%d\n", a.n, fh, fw);
+            ok = 0;
+        } else if (medvlm_image_preprocess_files(a.paths, a.n, NULL, &pp, &a.o, a.threads, buf,
+                                                 total, NULL)) {
             cli_fail(NULL);
-            goto done;
+            ok = 0;
         }
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; ok && i < a.n; i++) {
         int h = fh, wd = fw;
-        float *px = fixed ? buf + per * i : NULL;
-        if (!fixed) {
-            struct medvlm_image img;
-            if (medvlm_image_decode_file(paths[i], NULL, &img) != MEDVLM_OK) {
-                cli_fail(NULL);
-                goto done;
-            }
-            enum medvlm_status st =
-                medvlm_image_preprocess_size(img.width, img.height, &pp, &o, &h, &wd);
-            free(buf);
-            buf = st ? NULL : malloc((size_t)3 * h * wd * sizeof *buf);
-            if (!st && !buf) st = mv_err(MEDVLM_ERR_NOMEM, "out of memory");
-            if (!st) st = medvlm_image_preprocess(&img, &pp, &o, buf, (size_t)3 * h * wd, &h, &wd);
-            medvlm_image_free(&img);
-            if (st) {
-                cli_fail(paths[i]);
-                goto done;
-            }
-            px = buf;
-        }
+        if (!fixed && !one_image(&a, &pp, a.paths[i], &buf, &h, &wd)) break;
+        const float *px = fixed ? buf + per * i : buf;
         char name[64], key[64];
         snprintf(name, sizeof name, "pixels.%d", i);
         snprintf(key, sizeof key, "image.%d", i);
-        int64_t shape[3] = {3, h, wd};
-        if (medvlm_st_writer_add(w, name, MEDVLM_DTYPE_F32, 3, shape, px) != MEDVLM_OK ||
-            medvlm_st_writer_meta(w, key, paths[i]) != MEDVLM_OK) {
+        const int64_t shape[3] = {3, h, wd};
+        if (medvlm_st_writer_add(w, name, MEDVLM_DTYPE_F32, 3, shape, px) ||
+            medvlm_st_writer_meta(w, key, a.paths[i])) {
             cli_fail(NULL);
-            goto done;
+            break;
         }
-        if (png_dir) {
-            char *pp_out = mv_asprintf("%s/%d.png", png_dir, i);
-            int ok = pp_out && write_view_png(pp_out, px, h, wd, &pp,
-                                              o.pipeline == MEDVLM_PREPROCESS_TUTORIAL);
+        if (a.png_dir) {
+            char *pp_out = mv_asprintf("%s/%d.png", a.png_dir, i);
+            ok = pp_out &&
+                 write_view_png(pp_out, px, h, wd, &pp, a.o.pipeline == MEDVLM_PREPROCESS_TUTORIAL);
             free(pp_out);
-            if (!ok) goto done;
+            if (!ok) break;
         }
-        printf("%d\t%s\t3x%dx%d\n", i, paths[i], h, wd);
+        printf("%d\t%s\t3x%dx%d\n", i, a.paths[i], h, wd);
+        if (i == a.n - 1) ok = save(&a, &pp, w) ? 2 : 0;
     }
-    char count[32];
-    snprintf(count, sizeof count, "%d", n);
-    int hf = o.pipeline != MEDVLM_PREPROCESS_TUTORIAL;
-    int crop = o.center_crop < 0 ? pp.do_center_crop : o.center_crop;
-    if (medvlm_st_writer_meta(w, "count", count) ||
-        medvlm_st_writer_meta(w, "pipeline", medvlm_preprocess_name(o.pipeline)) ||
-        medvlm_st_writer_meta(w, "center_crop", hf ? (crop ? "true" : "false") : "n/a") ||
-        medvlm_st_writer_meta(w, "antialias", hf ? "n/a" : (o.antialias ? "true" : "false")) ||
-        medvlm_st_writer_save(w, out)) {
-        cli_fail(NULL);
-        goto done;
-    }
-    printf("wrote %d tensor%s (%s%s) to %s\n", n, n == 1 ? "" : "s",
-           medvlm_preprocess_name(o.pipeline),
-           hf ? (crop ? ", centre crop" : ", no crop")
-              : (o.antialias ? ", antialias" : ", no antialias"),
-           out);
-    rc = CLI_OK;
-done:
     medvlm_st_writer_free(w);
     free(buf);
-    mv_free(cfg_path);
-    mv_free(pp_path);
-    return rc;
+    return ok == 2 ? CLI_OK : CLI_FAIL;
 }

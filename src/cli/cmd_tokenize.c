@@ -32,6 +32,7 @@ static const char *usage =
 struct prompts {
     char **v;
     int n, cap;
+    int from_file; /* the first from_file prompts come from --file */
     char *file_data;
 };
 
@@ -66,128 +67,170 @@ static void print_json_ints(const int32_t *v, int n)
     putchar(']');
 }
 
-int cmd_tokenize(int argc, char **argv)
+struct tok_args {
+    const char *model, *file;
+    int max_len, json, tokens, pad; /* pad: -1 none, else enum medvlm_pad */
+};
+
+/* The ids of every prompt: rows of max_len (unpadded) or of width (padded). */
+struct encoded {
+    int32_t *ids, *mask; /* (n, max_len) */
+    int *lens, *full;    /* (n) ids kept, ids before truncation */
+    int width;           /* padded row width */
+};
+
+static void encoded_free(struct encoded *e)
 {
-    const char *model = NULL, *file = NULL;
-    int max_len = MEDVLM_CLIP_CONTEXT, json = 0, tokens = 0, pad_mode = 0, first;
-    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model),
-                                   CLI_OPT_INT("max-length", &max_len, 2, 4096),
+    free(e->ids);
+    free(e->mask);
+    free(e->lens);
+    free(e->full);
+}
+
+/* CLI_GO_ON when the command should go on; else its exit code (usage printed, or --help). */
+static int parse_args(int argc, char **argv, struct tok_args *a, struct prompts *p)
+{
+    int pad_mode = 0, first;
+    a->max_len = MEDVLM_CLIP_CONTEXT;
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &a->model),
+                                   CLI_OPT_INT("max-length", &a->max_len, 2, 4096),
                                    CLI_OPT_CHOICE("pad", &pad_mode, "none|longest|max"),
-                                   CLI_OPT_FLAG("json", &json),
-                                   CLI_OPT_FLAG("tokens", &tokens),
-                                   CLI_OPT_STR("file", &file),
+                                   CLI_OPT_FLAG("json", &a->json),
+                                   CLI_OPT_FLAG("tokens", &a->tokens),
+                                   CLI_OPT_STR("file", &a->file),
                                    CLI_OPT_END};
     /* options first: a prompt may start with '-' */
     const struct cli_spec spec = {
         .cmd = "tokenize", .usage = usage, .opts = opts, .max_pos = -1, .options_first = 1};
     const int parsed = cli_parse(&spec, argc, argv, &first);
     if (parsed != CLI_GO_ON) return parsed;
-    const int pad = pad_mode == 1   ? MEDVLM_PAD_LONGEST
-                    : pad_mode == 2 ? MEDVLM_PAD_MAX_LENGTH
-                                    : -1; /* none */
-    if (!model) return cli_usage("tokenize", "--model DIR is required");
-    struct prompts p = {0};
-    int rc = CLI_FAIL;
-    struct medvlm_tokenizer *tok = NULL;
-    int32_t *ids = NULL, *mask = NULL;
-    int *lens = NULL, *full = NULL;
-    if (file && !read_prompt_file(&p, file)) {
+    a->pad = pad_mode == 1 ? MEDVLM_PAD_LONGEST : pad_mode == 2 ? MEDVLM_PAD_MAX_LENGTH : -1;
+    if (!a->model) return cli_usage("tokenize", "--model DIR is required");
+    if (a->file && !read_prompt_file(p, a->file)) {
         fprintf(stderr, "medvlm tokenize: %s\n", medvlm_last_error());
-        goto done;
+        return CLI_FAIL;
     }
-    int from_file = p.n;
+    p->from_file = p->n;
     for (int i = first; i < argc; i++)
-        if (!add_prompt(&p, argv[i])) goto done;
-    if (p.n == 0) {
-        free(p.v);
-        free(p.file_data);
-        return cli_usage("tokenize", "no prompt: give TEXT arguments or --file FILE");
-    }
-    if (medvlm_tokenizer_load(model, &tok)) {
-        rc = cli_fail("tokenize");
-        goto done;
-    }
-    size_t cells = (size_t)p.n * (size_t)max_len;
-    ids = calloc(cells, sizeof *ids);
-    mask = calloc(cells, sizeof *mask);
-    lens = calloc((size_t)p.n, sizeof *lens);
-    full = calloc((size_t)p.n, sizeof *full);
-    if (!ids || !mask || !lens || !full) {
+        if (!add_prompt(p, argv[i])) {
+            fprintf(stderr, "medvlm tokenize: out of memory\n");
+            return CLI_FAIL;
+        }
+    if (p->n == 0) return cli_usage("tokenize", "no prompt: give TEXT arguments or --file FILE");
+    return CLI_GO_ON;
+}
+
+/* Every prompt encoded (and padded when asked): 1, or 0 after a message naming the prompt. */
+static int encode(const struct tok_args *a, const struct medvlm_tokenizer *tok,
+                  const struct prompts *p, struct encoded *e)
+{
+    const size_t cells = (size_t)p->n * (size_t)a->max_len;
+    e->ids = calloc(cells, sizeof *e->ids);
+    e->mask = calloc(cells, sizeof *e->mask);
+    e->lens = calloc((size_t)p->n, sizeof *e->lens);
+    e->full = calloc((size_t)p->n, sizeof *e->full);
+    e->width = a->max_len;
+    if (!e->ids || !e->mask || !e->lens || !e->full) {
         fprintf(stderr, "medvlm tokenize: out of memory\n");
-        goto done;
+        return 0;
     }
-    int width = (int)max_len;
-    for (int i = 0; i < p.n; i++) {
-        if (medvlm_tokenizer_count(tok, p.v[i], &full[i]) ||
-            medvlm_tokenizer_encode(tok, p.v[i], ids + (size_t)i * (size_t)max_len, (int)max_len,
-                                    &lens[i])) {
+    for (int i = 0; i < p->n; i++) {
+        if (medvlm_tokenizer_count(tok, p->v[i], &e->full[i]) ||
+            medvlm_tokenizer_encode(tok, p->v[i], e->ids + (size_t)i * (size_t)a->max_len,
+                                    a->max_len, &e->lens[i])) {
             char ctx[64];
-            if (i < from_file)
-                snprintf(ctx, sizeof ctx, "tokenize: %.40s:%d", file, i + 1);
+            if (i < p->from_file)
+                snprintf(ctx, sizeof ctx, "tokenize: %.40s:%d", a->file, i + 1);
             else
-                snprintf(ctx, sizeof ctx, "tokenize: argument %d", i - from_file + 1);
-            rc = cli_fail(ctx);
-            goto done;
+                snprintf(ctx, sizeof ctx, "tokenize: argument %d", i - p->from_file + 1);
+            cli_fail(ctx);
+            return 0;
         }
-        if (full[i] > lens[i])
-            fprintf(stderr, "medvlm tokenize: prompt %d truncated from %d to %d ids\n", i, full[i],
-                    lens[i]);
+        if (e->full[i] > e->lens[i])
+            fprintf(stderr, "medvlm tokenize: prompt %d truncated from %d to %d ids\n", i,
+                    e->full[i], e->lens[i]);
     }
-    if (pad >= 0 && medvlm_tokenizer_encode_batch(tok, (const char *const *)p.v, p.n, (int)max_len,
-                                                  (enum medvlm_pad)pad, ids, mask, &width)) {
-        rc = cli_fail("tokenize");
-        goto done;
+    if (a->pad >= 0 &&
+        medvlm_tokenizer_encode_batch(tok, (const char *const *)p->v, p->n, a->max_len,
+                                      (enum medvlm_pad)a->pad, e->ids, e->mask, &e->width)) {
+        cli_fail("tokenize");
+        return 0;
     }
-    if (json) {
-        printf("{\"max_length\":%d,\"pad\":\"%s\",\"vocab_size\":%d,\"prompts\":[", max_len,
-               pad < 0                     ? "none"
-               : pad == MEDVLM_PAD_LONGEST ? "longest"
-                                           : "max",
-               medvlm_tokenizer_vocab_size(tok));
+    return 1;
+}
+
+static void print_tokens_json(const struct medvlm_tokenizer *tok, const int32_t *row, int n)
+{
+    printf(",\"tokens\":[");
+    for (int k = 0; k < n; k++) {
+        const char *s = medvlm_tokenizer_decode_token(tok, row[k]);
+        if (k) putchar(',');
+        cli_json_string(stdout, s ? s : "");
     }
-    for (int i = 0; i < p.n; i++) {
-        int n = pad >= 0 ? width : lens[i];
-        const int32_t *row = ids + (size_t)i * (size_t)(pad >= 0 ? width : max_len);
-        if (json) {
-            printf(i ? ",{\"text\":" : "{\"text\":");
-            cli_json_string(stdout, p.v[i]);
-            printf(",\"length\":%d,\"truncated\":%s,\"ids\":", lens[i],
-                   full[i] > lens[i] ? "true" : "false");
-            print_json_ints(row, n);
-            if (pad >= 0) {
-                printf(",\"attention_mask\":");
-                print_json_ints(mask + (size_t)i * (size_t)width, n);
-            }
-            if (tokens) {
-                printf(",\"tokens\":[");
-                for (int k = 0; k < n; k++) {
-                    const char *s = medvlm_tokenizer_decode_token(tok, row[k]);
-                    if (k) putchar(',');
-                    cli_json_string(stdout, s ? s : "");
-                }
-                putchar(']');
-            }
-            putchar('}');
-        } else {
-            for (int k = 0; k < n; k++) printf(k ? " %d" : "%d", row[k]);
-            putchar('\n');
-            if (tokens) {
-                for (int k = 0; k < n; k++) {
-                    const char *s = medvlm_tokenizer_decode_token(tok, row[k]);
-                    printf(k ? " %s" : "%s", s ? s : "?");
-                }
-                putchar('\n');
-            }
+    putchar(']');
+}
+
+static void print_json(const struct tok_args *a, const struct medvlm_tokenizer *tok,
+                       const struct prompts *p, const struct encoded *e)
+{
+    printf("{\"max_length\":%d,\"pad\":\"%s\",\"vocab_size\":%d,\"prompts\":[", a->max_len,
+           a->pad < 0                     ? "none"
+           : a->pad == MEDVLM_PAD_LONGEST ? "longest"
+                                          : "max",
+           medvlm_tokenizer_vocab_size(tok));
+    for (int i = 0; i < p->n; i++) {
+        const int n = a->pad >= 0 ? e->width : e->lens[i];
+        const int32_t *row = e->ids + (size_t)i * (size_t)(a->pad >= 0 ? e->width : a->max_len);
+        printf(i ? ",{\"text\":" : "{\"text\":");
+        cli_json_string(stdout, p->v[i]);
+        printf(",\"length\":%d,\"truncated\":%s,\"ids\":", e->lens[i],
+               e->full[i] > e->lens[i] ? "true" : "false");
+        print_json_ints(row, n);
+        if (a->pad >= 0) {
+            printf(",\"attention_mask\":");
+            print_json_ints(e->mask + (size_t)i * (size_t)e->width, n);
+        }
+        if (a->tokens) print_tokens_json(tok, row, n);
+        putchar('}');
+    }
+    printf("]}\n");
+}
+
+static void print_text(const struct tok_args *a, const struct medvlm_tokenizer *tok,
+                       const struct prompts *p, const struct encoded *e)
+{
+    for (int i = 0; i < p->n; i++) {
+        const int n = a->pad >= 0 ? e->width : e->lens[i];
+        const int32_t *row = e->ids + (size_t)i * (size_t)(a->pad >= 0 ? e->width : a->max_len);
+        for (int k = 0; k < n; k++) printf(k ? " %d" : "%d", row[k]);
+        putchar('\n');
+        if (!a->tokens) continue;
+        for (int k = 0; k < n; k++) {
+            const char *s = medvlm_tokenizer_decode_token(tok, row[k]);
+            printf(k ? " %s" : "%s", s ? s : "?");
+        }
+        putchar('\n');
+    }
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    struct tok_args a = {0};
+    struct prompts p = {0};
+    struct medvlm_tokenizer *tok = NULL;
+    struct encoded e = {0};
+    int rc = parse_args(argc, argv, &a, &p);
+    if (rc == CLI_GO_ON) {
+        rc = CLI_FAIL;
+        if (medvlm_tokenizer_load(a.model, &tok))
+            cli_fail("tokenize");
+        else if (encode(&a, tok, &p, &e)) {
+            (a.json ? print_json : print_text)(&a, tok, &p, &e);
+            rc = CLI_OK;
         }
     }
-    if (json) printf("]}\n");
-    rc = CLI_OK;
-done:
+    encoded_free(&e);
     medvlm_tokenizer_free(tok);
-    free(ids);
-    free(mask);
-    free(lens);
-    free(full);
     free(p.v);
     free(p.file_data);
     return rc;

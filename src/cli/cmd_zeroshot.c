@@ -8,6 +8,7 @@ static const char *usage =
     "usage: medvlm zeroshot --model DIR --prompts PROMPTS.json\n"
     "                       (--features FEATS.safetensors | --images DIR [--labels TABLE] ...)\n"
     "                       [--save-prototypes FILE] [--json FILE] [--predictions FILE.csv]\n"
+    "                       [--report FILE.html [--report-images DIR]]\n"
     "\n"
     "Zero-shot classification as in the PEFT-MedVLMs tutorial: each class's prototype is the\n"
     "normalised text embedding of its prompt, or for a prompt ensemble (templates x\n"
@@ -20,157 +21,197 @@ static const char *usage =
     "  --features FILE       features from `medvlm features` (else give a dataset below)\n"
     "  --save-prototypes FILE  write the class prototypes (for `medvlm adapt`)\n"
     "  --json FILE           metrics as JSON     --predictions FILE.csv  one row per "
-    "image\n" CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
+    "image\n" CLI_REPORT_HELP CLI_RUN_HELP "\n" CLI_DATA_HELP "\n"
     "example:\n"
     "  medvlm zeroshot --model plip --prompts examples/sicapv2_ensemble.json \\\n"
     "      --features test_feats.safetensors --json zs.json\n";
 
-int cmd_zeroshot(int argc, char **argv)
+struct zs_args {
+    struct cli_data_args data;
+    const char *model_dir, *prompts, *features, *save, *json, *predictions, *run;
+    const char *report, *report_images;
+};
+
+/* CLI_GO_ON when the command should go on; else its exit code (usage printed, or --help). */
+static int parse_args(int argc, char **argv, struct zs_args *a)
 {
-    struct cli_data_args a;
-    const char *model_dir = NULL, *prompts_path = NULL, *feats_path = NULL, *save = NULL;
-    const char *json = NULL, *pred_path = NULL, *run = NULL;
-    const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir),
-                                   CLI_OPT_STR("prompts", &prompts_path),
-                                   CLI_OPT_STR("features", &feats_path),
-                                   CLI_OPT_STR("save-prototypes", &save),
-                                   CLI_OPT_STR("json", &json),
-                                   CLI_OPT_STR("predictions", &pred_path),
-                                   CLI_OPT_STR("run", &run),
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &a->model_dir),
+                                   CLI_OPT_STR("prompts", &a->prompts),
+                                   CLI_OPT_STR("features", &a->features),
+                                   CLI_OPT_STR("save-prototypes", &a->save),
+                                   CLI_OPT_STR("json", &a->json),
+                                   CLI_OPT_STR("predictions", &a->predictions),
+                                   CLI_OPT_STR("run", &a->run),
+                                   CLI_OPT_STR("report", &a->report),
+                                   CLI_OPT_STR("report-images", &a->report_images),
                                    CLI_OPT_END};
-    cli_data_args_init(&a);
-    const struct cli_spec spec = {.cmd = "zeroshot", .usage = usage, .opts = opts, .data = &a};
+    cli_data_args_init(&a->data);
+    const struct cli_spec spec = {
+        .loads_model = 1, .cmd = "zeroshot", .usage = usage, .opts = opts, .data = &a->data};
     const int r = cli_parse(&spec, argc, argv, NULL);
     if (r != CLI_GO_ON) return r;
-    if (!model_dir || !prompts_path)
+    if (!a->model_dir || !a->prompts)
         return cli_usage("zeroshot", "--model and --prompts are required");
-    if (!feats_path == !a.ds.images_dir)
+    if (!a->features == !a->data.ds.images_dir)
         return cli_usage("zeroshot", "give either --features or a dataset (--images ...)");
-    const struct cli_io io = {
-        .in = {{"--prompts", prompts_path},
-               {"--features", feats_path},
-               {"--labels", a.ds.labels_path}},
-        .model = {{"--model", model_dir}, {"--run", run}},
-        .out = {{"--save-prototypes", save}, {"--json", json}, {"--predictions", pred_path}}};
-    if (!cli_outputs_ok("zeroshot", &io)) return CLI_USAGE;
-    if (a.threads) medvlm_set_threads(a.threads);
+    const struct cli_io io = {.in = {{"--prompts", a->prompts},
+                                     {"--features", a->features},
+                                     {"--labels", a->data.ds.labels_path}},
+                              .model = {{"--model", a->model_dir}, {"--run", a->run}},
+                              .out = {{"--save-prototypes", a->save},
+                                      {"--json", a->json},
+                                      {"--predictions", a->predictions},
+                                      {"--report", a->report}}};
+    return cli_outputs_ok("zeroshot", &io) ? CLI_GO_ON : CLI_USAGE;
+}
 
-    int rc = CLI_FAIL;
+/* The images to classify: a features file, or a dataset embedded now; their labels in the
+ * prompts' class order. */
+struct zs_images {
+    struct medvlm_features *f;
+    struct medvlm_dataset *ds;
+    struct medvlm_features_result res;
+    int n;
+    const float *X;           /* (n, D) */
+    const char *const *names; /* (n) */
+    int64_t *refs;            /* (n) */
+};
+
+static void images_free(struct zs_images *im)
+{
+    medvlm_features_result_free(&im->res);
+    medvlm_dataset_free(im->ds);
+    medvlm_features_free(im->f);
+    free(im->refs);
+}
+
+/* The features file, checked against m: 1, or 0 after a message. */
+static int read_features(const struct zs_args *a, const struct medvlm_model *m,
+                         struct zs_images *im)
+{
+    const int D = medvlm_model_config(m)->projection_dim;
+    if (medvlm_features_load(a->features, &im->f)) return cli_fail(NULL), 0;
+    if (im->f->d != D) {
+        fprintf(stderr,
+                "medvlm: %s: features are %d-dimensional but %s projects to %d: they come from a "
+                "different model\n",
+                a->features, im->f->d, a->model_dir, D);
+        return 0;
+    }
+    char what[1100];
+    snprintf(what, sizeof what, "the features in %s", a->features);
+    return cli_same_model(what, &(struct medvlm_provenance){im->f->fingerprint, im->f->model},
+                          "the prompts' embeddings",
+                          &(struct medvlm_provenance){medvlm_model_fingerprint(m), a->model_dir});
+}
+
+/* The dataset (its classes: the prompts', unless --classes) embedded by m's vision tower. */
+static int embed_dataset(const struct zs_args *a, const struct medvlm_model *m,
+                         const struct medvlm_prompts *pr, struct zs_images *im)
+{
+    struct medvlm_dataset_options o = a->data.ds;
+    char classes[8192] = "";
+    for (int k = 0; k < pr->n_classes; k++) {
+        if (strlen(classes) + strlen(pr->classes[k]) + 2 >= sizeof classes) break;
+        if (k) strcat(classes, ",");
+        strcat(classes, pr->classes[k]);
+    }
+    if (!o.classes) o.classes = classes;
+    if (medvlm_dataset_load(&o, &im->ds)) return cli_fail(NULL), 0;
+    const struct medvlm_features_job job = {.model = m,
+                                            .data = im->ds,
+                                            .pre = a->data.pre,
+                                            .batch_size = a->data.batch_size,
+                                            .threads = a->data.threads,
+                                            .skip_bad = a->data.skip_bad,
+                                            .progress = cli_progress_for_terminal(),
+                                            .progress_user = "embedding"};
+    if (medvlm_features_extract(&job, &im->res)) return cli_fail(NULL), 0;
+    return 1;
+}
+
+static int load_images(const struct zs_args *a, const struct medvlm_model *m,
+                       const struct medvlm_prompts *pr, struct zs_images *im)
+{
+    if (a->features ? !read_features(a, m, im) : !embed_dataset(a, m, pr, im)) return 0;
+    const int K = im->f ? im->f->n_classes : im->ds->n_classes;
+    const char *const *classes = (const char *const *)(im->f ? im->f->classes : im->ds->classes);
+    const int64_t *labels = im->f ? im->f->labels : im->res.labels;
+    const char *from = a->features              ? a->features
+                       : a->data.ds.labels_path ? a->data.ds.labels_path
+                                                : a->data.ds.images_dir;
+    im->n = im->f ? im->f->n : im->res.n;
+    im->X = im->f ? im->f->features : im->res.features;
+    im->names = (const char *const *)(im->f ? im->f->image_names : im->res.names);
+    int *map = malloc((size_t)K * sizeof *map);
+    im->refs = malloc((size_t)(im->n ? im->n : 1) * sizeof *im->refs);
+    int ok = map && im->refs && !medvlm_prompts_class_map(pr, a->prompts, classes, K, from, map);
+    for (int i = 0; ok && i < im->n; i++) im->refs[i] = map[labels[i]];
+    free(map);
+    if (!ok) cli_fail(NULL);
+    return ok;
+}
+
+/* Prototypes, logits, metrics: printed, and the files asked for written. */
+static int classify(const struct zs_args *a, const struct medvlm_model *m,
+                    const struct medvlm_tokenizer *tok, const struct medvlm_prompts *pr,
+                    const struct zs_images *im)
+{
+    const int K = pr->n_classes, D = medvlm_model_config(m)->projection_dim;
+    const char *const *classes = (const char *const *)pr->classes;
+    const float scale = medvlm_model_logit_scale(m);
+    struct medvlm_evaluation ev = {0};
+    int report_failed = 0;
+    float *protos = malloc((size_t)K * D * sizeof *protos);
+    float *logits = malloc((size_t)im->n * K * sizeof *logits + 1);
+    int ok = protos && logits && !medvlm_prompts_prototypes(m, tok, pr, NULL, K, protos) &&
+             !medvlm_zeroshot_logits(im->X, im->n, protos, K, D, scale, logits, NULL) &&
+             !medvlm_evaluate(logits, im->refs, im->n, K, classes, &ev);
+    if (ok) {
+        int n_texts = 0;
+        for (int k = 0; k < K; k++) n_texts += pr->n_prompts[k];
+        char summary[160];
+        snprintf(summary, sizeof summary, "zero-shot, %d images, %d classes, %d prompts (%s)",
+                 im->n, K, n_texts, n_texts > K ? "ensemble" : "one per class");
+        printf("%s\n", summary);
+        fputs(ev.table, stdout);
+        const struct medvlm_provenance from = {medvlm_model_fingerprint(m), a->model_dir};
+        ok = !(a->save && medvlm_prototypes_save(a->save, protos, K, D, scale, classes, &from)) &&
+             !medvlm_evaluation_save(&ev, im->names, a->json, a->predictions);
+        struct medvlm_report rep = {.title = "medvlm zeroshot", .summary = summary};
+        const char *root = a->report_images ? a->report_images : a->data.ds.images_dir;
+        if (ok && a->report && !cli_write_report(a->report, &rep, &ev, im->names, root, NULL)) {
+            ok = 1; /* printed */
+            report_failed = 1;
+        }
+    }
+    if (!ok) cli_fail(NULL);
+    ok = ok && !report_failed;
+    medvlm_evaluation_free(&ev);
+    free(protos);
+    free(logits);
+    return ok;
+}
+
+int cmd_zeroshot(int argc, char **argv)
+{
+    struct zs_args a = {0};
+    const int parsed = parse_args(argc, argv, &a);
+    if (parsed != CLI_GO_ON) return parsed;
+    if (a.data.threads) medvlm_set_threads(a.data.threads);
     struct medvlm_prompts *pr = NULL;
     struct cli_model cm = {0};
-    struct medvlm_model *m = NULL;
     struct medvlm_tokenizer *tok = NULL;
-    struct medvlm_features *f = NULL;
-    struct medvlm_dataset *ds = NULL;
-    struct medvlm_features_result res = {0};
-    struct medvlm_evaluation ev = {0};
-    float *protos = NULL, *logits = NULL;
-    int64_t *refs = NULL;
-    int *map = NULL;
-
-    if (medvlm_prompts_load(prompts_path, &pr)) goto fail_msg;
-    const int K = pr->n_classes;
-    char classes_csv[8192] = "";
-    for (int k = 0; k < K; k++) {
-        if (strlen(classes_csv) + strlen(pr->classes[k]) + 2 >= sizeof classes_csv) break;
-        if (k) strcat(classes_csv, ",");
-        strcat(classes_csv, pr->classes[k]);
-    }
-    unsigned flags = MEDVLM_LOAD_TEXT | (feats_path ? 0 : MEDVLM_LOAD_VISION);
-    if (!cli_model_load(model_dir, run, flags, &cm) || medvlm_tokenizer_load(model_dir, &tok))
-        goto fail_msg;
-    m = cm.m;
-    const struct medvlm_config *cfg = medvlm_model_config(m);
-    const int D = cfg->projection_dim;
-
-    /* the image features and their labels in the prompts' class order */
-    int n = 0;
-    const float *X = NULL;
-    const char *const *names = NULL;
-    if (feats_path) {
-        if (medvlm_features_load(feats_path, &f)) goto fail_msg;
-        if (f->d != D) {
-            fprintf(stderr,
-                    "medvlm: %s: features are %d-dimensional but %s projects to %d: they come "
-                    "from a different model\n",
-                    feats_path, f->d, model_dir, D);
-            goto done;
-        }
-        char what[1100];
-        snprintf(what, sizeof what, "the features in %s", feats_path);
-        if (!cli_same_model(what, &(struct medvlm_provenance){f->fingerprint, f->model},
-                            "the prompts' embeddings",
-                            &(struct medvlm_provenance){medvlm_model_fingerprint(m), model_dir}))
-            goto done;
-        if (!(map = malloc((size_t)f->n_classes * sizeof *map))) goto fail_msg;
-        if (medvlm_prompts_class_map(pr, prompts_path, (const char *const *)f->classes,
-                                     f->n_classes, feats_path, map))
-            goto fail_msg;
-        n = f->n;
-        X = f->features;
-        names = (const char *const *)f->image_names;
-        refs = malloc((size_t)n * sizeof *refs);
-        if (!refs) goto fail_msg;
-        for (int i = 0; i < n; i++) refs[i] = map[f->labels[i]];
-    } else {
-        if (!a.ds.classes) a.ds.classes = classes_csv;
-        if (medvlm_dataset_load(&a.ds, &ds)) goto fail_msg;
-        struct medvlm_features_job job = {.model = m,
-                                          .data = ds,
-                                          .pre = a.pre,
-                                          .batch_size = a.batch_size,
-                                          .threads = a.threads,
-                                          .skip_bad = a.skip_bad,
-                                          .progress = cli_progress_for_terminal(),
-                                          .progress_user = "embedding"};
-        if (medvlm_features_extract(&job, &res)) goto fail_msg;
-        if (!(map = malloc((size_t)ds->n_classes * sizeof *map))) goto fail_msg;
-        if (medvlm_prompts_class_map(pr, prompts_path, (const char *const *)ds->classes,
-                                     ds->n_classes,
-                                     a.ds.labels_path ? a.ds.labels_path : a.ds.images_dir, map))
-            goto fail_msg;
-        n = res.n;
-        X = res.features;
-        names = (const char *const *)res.names;
-        refs = malloc((size_t)n * sizeof *refs);
-        if (!refs) goto fail_msg;
-        for (int i = 0; i < n; i++) refs[i] = map[res.labels[i]];
-    }
-
-    /* prototypes from the prompts */
-    int n_texts = 0;
-    for (int k = 0; k < K; k++) n_texts += pr->n_prompts[k];
-    protos = malloc((size_t)K * D * sizeof *protos);
-    logits = malloc((size_t)n * K * sizeof *logits + 1);
-    if (!protos || !logits) goto fail_msg;
-    const char *const *classes = (const char *const *)pr->classes;
-    if (medvlm_prompts_prototypes(m, tok, pr, NULL, K, protos) ||
-        medvlm_zeroshot_logits(X, n, protos, K, D, medvlm_model_logit_scale(m), logits, NULL) ||
-        medvlm_evaluate(logits, refs, n, K, classes, &ev))
-        goto fail_msg;
-    printf("zero-shot, %d images, %d classes, %d prompts (%s)\n", n, K, n_texts,
-           n_texts > K ? "ensemble" : "one per class");
-    fputs(ev.table, stdout);
-    const struct medvlm_provenance from = {medvlm_model_fingerprint(m), model_dir};
-    if ((save &&
-         medvlm_prototypes_save(save, protos, K, D, medvlm_model_logit_scale(m), classes, &from)) ||
-        medvlm_evaluation_save(&ev, names, json, pred_path))
-        goto fail_msg;
-    rc = CLI_OK;
-    goto done;
-fail_msg:
-    cli_fail(NULL);
-done:
-    medvlm_evaluation_free(&ev);
-    medvlm_features_result_free(&res);
-    medvlm_dataset_free(ds);
-    medvlm_features_free(f);
+    struct zs_images im = {0};
+    const unsigned flags = MEDVLM_LOAD_TEXT | (a.features ? 0 : MEDVLM_LOAD_VISION);
+    int ok = !medvlm_prompts_load(a.prompts, &pr) &&
+             cli_model_load(a.model_dir, a.run, flags, &cm) &&
+             !medvlm_tokenizer_load(a.model_dir, &tok);
+    if (!ok) cli_fail(NULL);
+    ok = ok && load_images(&a, cm.m, pr, &im) && classify(&a, cm.m, tok, pr, &im);
+    images_free(&im);
     medvlm_tokenizer_free(tok);
     cli_model_free(&cm);
     medvlm_prompts_free(pr);
-    free(protos);
-    free(logits);
-    free(refs);
-    free(map);
-    return rc;
+    return ok ? CLI_OK : CLI_FAIL;
 }

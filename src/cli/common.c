@@ -141,6 +141,7 @@ int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_
 {
     memset(cm, 0, sizeof *cm);
     if (run) flags |= MEDVLM_LOAD_VISION; /* a fine-tuning changes the vision tower */
+    flags |= cli_load_flags;
     if (medvlm_model_load(dir, flags, &cm->base)) return 0;
     cm->m = cm->base;
     if (run) {
@@ -159,4 +160,38 @@ void cli_model_free(struct cli_model *cm)
     if (cm->m != cm->base) medvlm_model_free(cm->m);
     medvlm_model_free(cm->base);
     memset(cm, 0, sizeof *cm);
+}
+
+int cli_write_report(const char *path, struct medvlm_report *r, const struct medvlm_evaluation *ev,
+                     const char *const *image_names, const char *images_root,
+                     const char *const *paths)
+{
+    char **own = NULL;
+    int ok = 0;
+    if (ev) {
+        r->metrics = &ev->metrics;
+        r->class_names = ev->classes;
+        r->n = ev->n;
+        r->refs = ev->refs;
+        r->preds = ev->preds;
+        r->probs = ev->probs;
+        r->image_names = image_names;
+    }
+    if (!paths && images_root && r->image_names && r->n > 0) {
+        if (!(own = calloc((size_t)r->n, sizeof *own))) goto nomem;
+        for (int i = 0; i < r->n; i++)
+            if (r->image_names[i] && !(own[i] = mv_path_join(images_root, r->image_names[i])))
+                goto nomem;
+    }
+    r->image_paths = paths ? paths : (const char *const *)own;
+    ok = medvlm_report_write_html(path, r) == MEDVLM_OK;
+    if (!ok) cli_fail("--report");
+    goto done;
+nomem:
+    fprintf(stderr, "medvlm: --report: out of memory\n");
+done:
+    for (int i = 0; own && i < r->n; i++) mv_free(own[i]);
+    free(own);
+    r->image_paths = NULL;
+    return ok;
 }

@@ -29,6 +29,7 @@ static const struct cli_command commands[] = {
     {"merge", cmd_merge, "fold a fine-tuning run into a complete model folder", 0},
     {"metrics", cmd_metrics, "balanced accuracy, kappa, confusion matrix of a predictions table",
      0},
+    {"serve", cmd_serve, "a web page and JSON API: zero-shot on uploads, text and image search", 0},
     {"bench", cmd_bench, "time the encoders: images/s, prompts/s, GFLOP/s, peak memory", 0},
 };
 

@@ -111,9 +111,11 @@ void mv_log(enum medvlm_log_level level, const char *fmt, ...) MV_PRINTF(2, 3);
 
 /* ---- files ---- */
 
+/* The readers below refuse anything but a regular file before opening it, so a FIFO (which
+ * would block open() forever), a device or a folder is named for what it is. */
 /* Read a whole file (NUL-terminated, *len excludes the NUL); error names the path. */
 enum medvlm_status mv_read_file(const char *path, char **data, size_t *len);
-/* Write bytes atomically: PATH.tmp.<pid>, fsync, rename. */
+/* Write bytes atomically: PATH.tmp.<pid>, fsync, rename, fsync of the folder. */
 enum medvlm_status mv_write_file_atomic(const char *path, const void *data, size_t len);
 /* Map a whole regular file read-only. An empty file gives *map = NULL, *size = 0 (callers say
  * what they expected); release with munmap(*map, *size). Errors name the path. */
@@ -121,7 +123,33 @@ enum medvlm_status mv_map_file(const char *path, void **map, size_t *size);
 /* Join dir and name with one '/'; NULL on allocation failure. */
 char *mv_path_join(const char *dir, const char *name);
 bool mv_is_dir(const char *path);
-bool mv_is_file(const char *path);
+bool mv_is_file(const char *path);     /* a regular file (after following links) */
+bool mv_path_exists(const char *path); /* anything at all: file, folder, FIFO, device */
+/* What path is when it is not a regular file, for messages: "does not exist", "is a directory",
+ * "is a FIFO", "is a device", "is a socket"; NULL for a regular file (or when stat fails for
+ * another reason, which opening will then report). */
+const char *mv_path_kind(const char *path);
+
+/* ---- UTF-8 ---- */
+
+/* The offset of the first byte of s[0..n) that does not start a valid UTF-8 sequence (strict:
+ * no overlong forms, surrogates or code points above U+10FFFF), or n when all is valid. */
+size_t mv_utf8_check(const char *s, size_t n);
+/* s for a message: valid UTF-8 kept, invalid and control bytes as \xNN, cut to fit cap;
+ * returns buf. */
+const char *mv_printable(char *buf, size_t cap, const char *s);
+
+/* ---- numbers ---- */
+
+/* The index of the first of x[0..n) that is NaN or +-inf, or n (finite.c; a portable scan at
+ * about memory speed for io and model, which sit below src/ops). */
+size_t mv_find_nonfinite(const float *x, size_t n);
+
+/* ---- hashing ---- */
+
+/* A 64-bit hash of n bytes (eight xxHash64 lanes, see hash.c): memory speed, the same value on
+ * every machine; for fingerprints, not for security. */
+uint64_t mv_hash64(const void *data, size_t n, uint64_t seed);
 
 /* ---- time ---- */
 

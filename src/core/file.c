@@ -11,16 +11,64 @@
 #include <time.h>
 #include <unistd.h>
 
+const char *mv_path_kind(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) return errno == ENOENT || errno == ENOTDIR ? "does not exist" : NULL;
+    if (S_ISREG(sb.st_mode)) return NULL;
+    if (S_ISDIR(sb.st_mode)) return "is a directory";
+    if (S_ISFIFO(sb.st_mode)) return "is a FIFO";
+    if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)) return "is a device";
+    if (S_ISSOCK(sb.st_mode)) return "is a socket";
+    return "is not a regular file";
+}
+
+bool mv_path_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* What a stat'ed non-regular file is, for the message. */
+static const char *kind_of(const struct stat *sb)
+{
+    if (S_ISDIR(sb->st_mode)) return "is a directory";
+    if (S_ISFIFO(sb->st_mode)) return "is a FIFO";
+    if (S_ISCHR(sb->st_mode) || S_ISBLK(sb->st_mode)) return "is a device";
+    if (S_ISSOCK(sb->st_mode)) return "is a socket";
+    return "is not a regular file";
+}
+
+/* Open a regular file for reading and fstat it. A FIFO, device or directory is refused before
+ * open() (which would block on a FIFO without a writer), and again after it: the open is
+ * non-blocking, so a path swapped for a FIFO in between cannot hang us either. */
+static enum medvlm_status open_regular(const char *path, int *fd_out, struct stat *sb)
+{
+    *fd_out = -1;
+    if (!path) return mv_err(MEDVLM_ERR_ARG, "open: path is NULL");
+    if (stat(path, sb) != 0)
+        return mv_err(MEDVLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb->st_mode))
+        return mv_err(MEDVLM_ERR_IO, "%s: %s, expected a regular file", path, kind_of(sb));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return mv_err(MEDVLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
+        enum medvlm_status st =
+            mv_err(MEDVLM_ERR_IO, "%s: %s, expected a regular file", path, kind_of(sb));
+        close(fd);
+        return st;
+    }
+    *fd_out = fd;
+    return MEDVLM_OK;
+}
+
 enum medvlm_status mv_read_file(const char *path, char **data, size_t *len)
 {
     *data = NULL;
     struct stat sb;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mv_err(MEDVLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return mv_err(MEDVLM_ERR_IO, "%s: not a regular file", path);
-    }
+    int fd;
+    enum medvlm_status st = open_regular(path, &fd, &sb);
+    if (st) return st;
     size_t n = (size_t)sb.st_size, got = 0;
     char *buf = mv_malloc(n + 1);
     if (!buf) {
@@ -44,43 +92,69 @@ enum medvlm_status mv_read_file(const char *path, char **data, size_t *len)
     return MEDVLM_OK;
 }
 
+/* fsync the folder holding path, so that a rename into it survives a crash. */
+static int sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? mv_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : NULL;
+    if (slash && !dir) return -1;
+    int fd = open(dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    mv_free(dir);
+    if (fd < 0) return 0; /* a folder we may write but not read: nothing to sync it through */
+    /* some file systems refuse fsync on a folder (EINVAL): nothing more can be done there */
+    int rc = fsync(fd) != 0 && errno != EINVAL ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
 enum medvlm_status mv_write_file_atomic(const char *path, const void *data, size_t len)
 {
+    enum medvlm_status st = MEDVLM_OK;
+    int fd = -1, created = 0;
     char *tmp = mv_asprintf("%s.tmp.%ld", path, (long)getpid());
     if (!tmp) return MEDVLM_ERR_NOMEM;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        enum medvlm_status st =
-            mv_err(MEDVLM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        mv_free(tmp);
-        return st;
+        st = mv_err(MEDVLM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto fail;
     }
+    created = 1;
     const char *p = data;
     size_t left = len;
     while (left > 0) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            enum medvlm_status st =
-                mv_err(MEDVLM_ERR_IO, "%s: write failed: %s", path, strerror(e));
-            mv_free(tmp);
-            return st;
+            st = mv_err(MEDVLM_ERR_IO, "%s: write failed: %s", path,
+                        w < 0 ? strerror(errno) : "no progress");
+            goto fail;
         }
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        enum medvlm_status st = mv_err(MEDVLM_ERR_IO, "%s: cannot save: %s", path, strerror(e));
-        mv_free(tmp);
-        return st;
+    if (fsync(fd) != 0) {
+        st = mv_err(MEDVLM_ERR_IO, "%s: cannot save (fsync): %s", path, strerror(errno));
+        goto fail;
     }
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0) {
+        st = mv_err(MEDVLM_ERR_IO, "%s: cannot save (close): %s", path, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        st = mv_err(MEDVLM_ERR_IO, "%s: cannot save (rename): %s", path, strerror(errno));
+        goto fail;
+    }
+    created = 0; /* the temporary is now the file */
+    if (sync_parent(path) != 0)
+        st = mv_err(MEDVLM_ERR_IO, "%s: saved, but its folder could not be synced: %s", path,
+                    strerror(errno));
+fail:
+    if (fd >= 0) close(fd);
+    if (created) unlink(tmp);
     mv_free(tmp);
-    return MEDVLM_OK;
+    return st;
 }
 
 enum medvlm_status mv_map_file(const char *path, void **map, size_t *size)
@@ -88,13 +162,10 @@ enum medvlm_status mv_map_file(const char *path, void **map, size_t *size)
     *map = NULL;
     *size = 0;
     if (!path) return mv_err(MEDVLM_ERR_ARG, "mv_map_file: path is NULL");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mv_err(MEDVLM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return mv_err(MEDVLM_ERR_IO, "%s: not a regular file", path);
-    }
+    int fd;
+    enum medvlm_status st = open_regular(path, &fd, &sb);
+    if (st) return st;
     if (sb.st_size == 0) {
         close(fd);
         return MEDVLM_OK;

@@ -236,6 +236,25 @@ static void join_names(char *buf, size_t cap, char *const *names, int n)
 
 /* ---- from a label table ---- */
 
+/* Whether an image name from a table points outside the image folder it is relative to: an
+ * absolute path, or more '..' components than folders before them ("a/../../x"). */
+static int escapes_root(const char *name)
+{
+    if (name[0] == '/') return 1;
+    int depth = 0;
+    for (const char *p = name; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (--depth < 0) return 1;
+        } else if (n > 0 && !(n == 1 && p[0] == '.')) {
+            depth++;
+        }
+        p += n + (e != NULL);
+    }
+    return 0;
+}
+
 static enum medvlm_status from_table(const struct medvlm_dataset_options *opt, char **classes,
                                      int k, struct medvlm_dataset **out)
 {
@@ -248,6 +267,13 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt, c
     char msg[512];
     const char *path = opt->labels_path;
     if ((st = medvlm_table_load(path, opt->sheet, &t))) return st;
+    if (t->n_rows == 0) {
+        st = mv_err(MEDVLM_ERR_FORMAT,
+                    "%s: the table has a header but no rows (no image is listed; expected one "
+                    "row per image under the header)",
+                    path);
+        goto fail;
+    }
 
     int img = -1;
     if (opt->image_column) {
@@ -365,9 +391,24 @@ static enum medvlm_status from_table(const struct medvlm_dataset_options *opt, c
                         t->line_word, line, t->header[img]);
             goto fail;
         }
+        if (opt->images_dir && escapes_root(row[img])) {
+            st = mv_err(MEDVLM_ERR_ARG,
+                        "%s: %s %d: image '%.200s' is outside the image root %s (%s); name "
+                        "the images relative to the image folder",
+                        path, t->line_word, line, row[img], opt->images_dir,
+                        row[img][0] == '/' ? "an absolute path" : "its '..' leave the folder");
+            goto fail;
+        }
         if ((st = add_image(d, opt->images_dir, row[img], lab))) goto fail;
     }
 
+    if (d->n == 0) {
+        st = mv_err(MEDVLM_ERR_FORMAT,
+                    "%s: all %d rows were skipped: their one-hot values (columns %s...) do not "
+                    "sum to 1",
+                    path, t->n_rows, classes[0]);
+        goto fail;
+    }
     /* duplicates: sort row indices by name */
     if (d->n > 1) {
         char **sorted = mv_calloc((size_t)d->n, sizeof *sorted);
@@ -550,6 +591,9 @@ static enum medvlm_status check_files(const struct medvlm_dataset_options *opt,
     size_t used = 0;
     for (int i = 0; i < d->n; i++) {
         if (mv_is_file(d->paths[i])) continue;
+        const char *kind = mv_path_kind(d->paths[i]);
+        if (kind && strcmp(kind, "does not exist") != 0) /* a FIFO, a folder: never "missing" */
+            return mv_err(MEDVLM_ERR_IO, "image %s: %s, expected an image file", d->paths[i], kind);
         missing++;
         if (!opt->skip_missing) {
             mv_log(MEDVLM_LOG_ERROR, "missing image: %s", d->paths[i]);
@@ -621,6 +665,21 @@ enum medvlm_status medvlm_dataset_load(const struct medvlm_dataset_options *opt,
         return st;
     }
     struct medvlm_dataset *d = NULL;
+    /* a table's image folder that is a file (or, when the images are checked, absent): one
+     * message, not one "missing image" per row */
+    const char *kind = opt->labels_path && opt->images_dir && !mv_is_dir(opt->images_dir)
+                           ? mv_path_kind(opt->images_dir)
+                           : NULL;
+    if (opt->labels_path && opt->images_dir && !mv_is_dir(opt->images_dir) &&
+        (!kind || strcmp(kind, "does not exist") != 0 || opt->check_files)) {
+        st = mv_err(MEDVLM_ERR_ARG,
+                    "image folder %s %s%s (expected the folder the label table's image names "
+                    "are relative to)",
+                    opt->images_dir, kind ? kind : "is a file",
+                    kind && !strcmp(kind, "does not exist") ? "" : ", not a folder");
+        free_strings(classes, k);
+        return st;
+    }
     if (opt->labels_path)
         st = from_table(opt, classes, k, &d);
     else

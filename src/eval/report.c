@@ -27,14 +27,6 @@ static enum medvlm_status check_metrics(const struct medvlm_metrics *m)
     return MEDVLM_OK;
 }
 
-static void put_score(struct mv_eval_buf *b, double v, int width, int decimals)
-{
-    if (isnan(v))
-        mv_eval_buf_printf(b, "%*s", width, "n/a");
-    else
-        mv_eval_buf_printf(b, "%*.*f", width, decimals, v);
-}
-
 enum medvlm_status medvlm_metrics_format_table(const struct medvlm_metrics *m,
                                                const char *const *class_names, char **text)
 {
@@ -60,13 +52,13 @@ enum medvlm_status medvlm_metrics_format_table(const struct medvlm_metrics *m,
     struct mv_eval_buf b = {0};
     mv_eval_buf_printf(&b, "samples            %d\n", m->n_samples);
     mv_eval_buf_printf(&b, "balanced accuracy  ");
-    put_score(&b, m->balanced_accuracy, 0, 2);
+    mv_eval_buf_score(&b, m->balanced_accuracy, 0, 2);
     mv_eval_buf_printf(&b, " %%\naccuracy           ");
-    put_score(&b, m->accuracy, 0, 2);
+    mv_eval_buf_score(&b, m->accuracy, 0, 2);
     mv_eval_buf_printf(&b, " %%\nmacro-F1           ");
-    put_score(&b, m->macro_f1, 0, 4);
+    mv_eval_buf_score(&b, m->macro_f1, 0, 4);
     mv_eval_buf_printf(&b, "\nquadratic kappa    ");
-    put_score(&b, m->quadratic_kappa, 0, 4);
+    mv_eval_buf_score(&b, m->quadratic_kappa, 0, 4);
     mv_eval_buf_printf(&b, "\n");
     if (m->n_absent > 0)
         mv_eval_buf_printf(&b,
@@ -78,11 +70,11 @@ enum medvlm_status medvlm_metrics_format_table(const struct medvlm_metrics *m,
                        "support");
     for (int c = 0; c < k; c++) {
         mv_eval_buf_printf(&b, "%-*.40s  ", w, class_name(m, class_names, c, nb, sizeof nb));
-        put_score(&b, m->per_class_recall[c], 7, 3);
+        mv_eval_buf_score(&b, m->per_class_recall[c], 7, 3);
         mv_eval_buf_printf(&b, "  ");
-        put_score(&b, m->per_class_precision[c], 9, 3);
+        mv_eval_buf_score(&b, m->per_class_precision[c], 9, 3);
         mv_eval_buf_printf(&b, "  ");
-        put_score(&b, m->per_class_f1[c], 7, 3);
+        mv_eval_buf_score(&b, m->per_class_f1[c], 7, 3);
         mv_eval_buf_printf(&b, "  %7lld\n", (long long)m->support[c]);
     }
 

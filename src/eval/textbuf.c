@@ -1,6 +1,7 @@
 /* textbuf.c - the growing text buffer the report writers build their output in. */
 #include "eval.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,4 +87,61 @@ void mv_eval_buf_free(struct mv_eval_buf *b)
 {
     mv_free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+void mv_eval_buf_score(struct mv_eval_buf *b, double v, int width, int decimals)
+{
+    if (isnan(v))
+        mv_eval_buf_printf(b, "%*s", width, "n/a");
+    else
+        mv_eval_buf_printf(b, "%*.*f", width, decimals, v);
+}
+
+void mv_eval_buf_html(struct mv_eval_buf *b, const char *s)
+{
+    const char *run = s;
+    for (const char *p = s;; p++) {
+        const char *rep = NULL;
+        switch (*p) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        case '\0':
+            mv_eval_buf_put(b, run, (size_t)(p - run));
+            return;
+        }
+        if (rep) {
+            mv_eval_buf_put(b, run, (size_t)(p - run));
+            mv_eval_buf_put(b, rep, strlen(rep));
+            run = p + 1;
+        }
+    }
+}
+
+void mv_eval_buf_base64(struct mv_eval_buf *b, const uint8_t *data, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char q[4];
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)data[i + 1] << 8;
+        if (i + 2 < n) v |= data[i + 2];
+        q[0] = abc[v >> 18 & 63];
+        q[1] = abc[v >> 12 & 63];
+        q[2] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        q[3] = i + 2 < n ? abc[v & 63] : '=';
+        mv_eval_buf_put(b, q, 4);
+    }
 }

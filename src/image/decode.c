@@ -12,7 +12,9 @@ enum medvlm_image_format medvlm_image_sniff(const void *data, size_t size)
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     const uint8_t *p = data;
     if (!p) return MEDVLM_IMAGE_UNKNOWN;
-    if (size >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) return MEDVLM_IMAGE_JPEG;
+    /* SOI and the next marker's 0xff; an SOI alone is a JPEG cut short (reported as such) */
+    if (size >= 2 && p[0] == 0xff && p[1] == 0xd8 && (size == 2 || p[2] == 0xff))
+        return MEDVLM_IMAGE_JPEG;
     if (size >= 8 && memcmp(p, png_magic, 8) == 0) return MEDVLM_IMAGE_PNG;
     /* classic TIFF (42) and BigTIFF (43), either byte order */
     if (size >= 4 && ((p[0] == 'I' && p[1] == 'I' && (p[2] == 42 || p[2] == 43) && p[3] == 0) ||

@@ -4,15 +4,20 @@
  */
 #include "image.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 #define MV_DEFAULT_MAX_SIDE 20000
+/* 100 megapixels: 300 MB of decoded RGB per decoding thread. Whole tiles and large fields of
+ * view (10000 x 10000) pass; a 20000 x 20000 "bomb" (1.2 GB per thread) does not. */
+#define MV_DEFAULT_MAX_PIXELS ((int64_t)100 * 1000 * 1000)
 
 void medvlm_decode_limits_default(struct medvlm_decode_limits *lim)
 {
     lim->max_width = MV_DEFAULT_MAX_SIDE;
     lim->max_height = MV_DEFAULT_MAX_SIDE;
-    lim->max_pixels = (int64_t)MV_DEFAULT_MAX_SIDE * MV_DEFAULT_MAX_SIDE;
+    lim->max_pixels = MV_DEFAULT_MAX_PIXELS;
 }
 
 enum medvlm_status mv_image_check_limits(const char *name, const char *what, uint64_t w, uint64_t h,
@@ -26,12 +31,21 @@ enum medvlm_status mv_image_check_limits(const char *name, const char *what, uin
                (lim->max_pixels > 0 &&
                 (w > (uint64_t)lim->max_pixels || w * h > (uint64_t)lim->max_pixels));
     /* whatever the limits, a side must fit an int and 3 * w * h a size_t */
-    if (over || w > INT32_MAX / 4 || h > INT32_MAX / 4 || w * h > SIZE_MAX / 4)
+    if (over || w > INT32_MAX / 4 || h > INT32_MAX / 4 || w * h > SIZE_MAX / 4) {
+        const double bytes = 3.0 * (double)w * (double)h; /* decoded RGB */
+        char size[32];
+        if (bytes >= 1e9)
+            snprintf(size, sizeof size, "%.1f GB", bytes / 1e9);
+        else if (bytes >= 1e6)
+            snprintf(size, sizeof size, "%.0f MB", bytes / 1e6);
+        else
+            snprintf(size, sizeof size, "%.0f kB", bytes / 1e3);
         return mv_err(MEDVLM_ERR_LIMIT,
-                      "%s: %s declares %llu x %llu pixels, over the decode limit (max %d x %d, "
-                      "%lld pixels); raise struct medvlm_decode_limits to accept it",
-                      name, what, (unsigned long long)w, (unsigned long long)h, lim->max_width,
-                      lim->max_height, (long long)lim->max_pixels);
+                      "%s: %s declares %llu x %llu pixels (%s decoded), over the decode limit "
+                      "(max %d x %d, %lld pixels); raise struct medvlm_decode_limits to accept it",
+                      name, what, (unsigned long long)w, (unsigned long long)h, size,
+                      lim->max_width, lim->max_height, (long long)lim->max_pixels);
+    }
     return MEDVLM_OK;
 }
 

@@ -91,4 +91,14 @@ enum medvlm_status mv_tv_resize_u8_window_naive(const uint8_t *src, int H, int W
                                                 int y0, int x0, int wh, int ww,
                                                 enum medvlm_resample filter, uint8_t *dst);
 
+/* ---- encode.c: thumbnails and JPEG for people (reports, the server), never for the model ---- */
+
+/* out = img scaled (Pillow's bilinear) so that its longer side is at most max_side, aspect
+ * ratio kept; a smaller image is copied as is. out is allocated (medvlm_image_free). */
+enum medvlm_status mv_image_thumbnail(const struct medvlm_image *img, int max_side,
+                                      struct medvlm_image *out);
+/* A baseline JPEG of img (quality 1..100) in *out (len bytes; release with mv_free). */
+enum medvlm_status mv_jpeg_encode(const struct medvlm_image *img, int quality, uint8_t **out,
+                                  size_t *len);
+
 #endif

@@ -8,8 +8,11 @@
  *
  * libjpeg reports fatal errors through error_exit, which must not return: ours longjmps back
  * here, so libjpeg never calls exit(). A premature end of data (libjpeg would pad the image
- * with grey and warn) is an error, as in Pillow without LOAD_TRUNCATED_IMAGES; other corrupt-
- * data warnings are tolerated, as Pillow tolerates them.
+ * with grey and warn) is an error, as in Pillow without LOAD_TRUNCATED_IMAGES ("truncated
+ * JPEG", naming the file, also for a file that is only an SOI marker); other corrupt-data
+ * warnings are tolerated, as Pillow tolerates them, and reported: the first one per file as a
+ * warning through the library's log (mv_log, MEDVLM_LOG_WARN) naming the file and libjpeg's
+ * message, with the count of the others.
  */
 #include "image.h"
 
@@ -24,6 +27,7 @@ struct jerr {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX];
+    char warning[JMSG_LENGTH_MAX]; /* the first corrupt-data warning */
     int truncated;
 };
 
@@ -43,7 +47,22 @@ static void on_emit_message(j_common_ptr ci, int level)
         ci->err->format_message(ci, e->msg);
         longjmp(e->jb, 1);
     }
-    ci->err->num_warnings++;
+    if (ci->err->num_warnings++ == 0) ci->err->format_message(ci, e->warning);
+}
+
+/* The corrupt-data warnings libjpeg gave while decoding name (see the file comment). */
+static void report_warnings(const char *name, const struct jerr *e)
+{
+    long n = e->pub.num_warnings;
+    if (n == 1)
+        mv_log(MEDVLM_LOG_WARN,
+               "%s: corrupt JPEG data, decoded anyway as Pillow does (libjpeg: %s)", name,
+               e->warning);
+    else if (n > 1)
+        mv_log(MEDVLM_LOG_WARN,
+               "%s: corrupt JPEG data, decoded anyway as Pillow does (libjpeg: %s; and %ld more "
+               "warnings)",
+               name, e->warning, n - 1);
 }
 
 enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t size,
@@ -63,8 +82,9 @@ enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t 
     if (setjmp(e.jb)) {
         /* only libjpeg calls longjmp here, and st is MEDVLM_OK whenever one runs */
         if (e.truncated)
-            st = mv_err(MEDVLM_ERR_FORMAT, "%s: truncated JPEG (%s) after %zu bytes", name, e.msg,
-                        size);
+            st =
+                mv_err(MEDVLM_ERR_FORMAT, "%s: truncated JPEG: the data end after %zu bytes%s (%s)",
+                       name, size, created == 2 ? "" : ", before the image header", e.msg);
         else
             st = mv_err(MEDVLM_ERR_FORMAT, "%s: corrupt JPEG: %s", name, e.msg);
         goto fail;
@@ -77,6 +97,7 @@ enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t 
     }
     jpeg_mem_src(&ci, data, (unsigned long)size);
     jpeg_read_header(&ci, TRUE);
+    created = 2; /* the header was read */
     st = mv_image_check_limits(name, "JPEG", ci.image_width, ci.image_height, lim);
     if (st) goto fail;
     int nc = ci.num_components;
@@ -137,6 +158,7 @@ enum medvlm_status mv_jpeg_decode(const char *name, const uint8_t *data, size_t 
     jpeg_abort_decompress(&ci);
 fail:
     if (created) jpeg_destroy_decompress(&ci);
+    report_warnings(name, &e);
     mv_free(row);
     if (st) medvlm_image_free(out);
     return st;

@@ -7,6 +7,7 @@
  */
 #include "io.h"
 
+#include <math.h>
 #include <string.h>
 
 #define FEATURES_FORMAT   "features/1"
@@ -55,6 +56,15 @@ static enum medvlm_status read_names(const struct medvlm_st *st, const char *key
             s = MEDVLM_ERR_NOMEM;
             goto fail;
         }
+        /* class names are keys: a repeated one would merge rows and leave a class empty */
+        for (int k = 0; strcmp(key, "classes") == 0 && k < i; k++)
+            if (strcmp(names[k], names[i]) == 0) {
+                s = mv_err(MEDVLM_ERR_FORMAT,
+                           "%s: metadata 'classes' names class '%.100s' twice (entries %d and %d); "
+                           "class names must be distinct",
+                           path, names[i], k, i);
+                goto fail;
+            }
     }
     *out = names;
     if (count) *count = n;
@@ -113,12 +123,17 @@ static enum medvlm_status get_matrix(const struct medvlm_st *st, const char *nam
     return MEDVLM_OK;
 }
 
+/* The scheme of medvlm_model_fingerprint the files record (metadata model_fingerprint_format):
+ * 2 hashes every weight; files without it (format 1) hashed only the projections. */
+#define FINGERPRINT_FORMAT "2"
+
 enum medvlm_status mv_provenance_write(struct medvlm_st_writer *w,
                                        const struct medvlm_provenance *from)
 {
     enum medvlm_status s = MEDVLM_OK;
-    if (from && from->fingerprint && *from->fingerprint)
-        s = medvlm_st_writer_meta(w, "model_fingerprint", from->fingerprint);
+    if (from && from->fingerprint && *from->fingerprint &&
+        !(s = medvlm_st_writer_meta(w, "model_fingerprint", from->fingerprint)))
+        s = medvlm_st_writer_meta(w, "model_fingerprint_format", FINGERPRINT_FORMAT);
     if (!s && from && from->model && *from->model)
         s = medvlm_st_writer_meta(w, "model", from->model);
     return s;
@@ -128,6 +143,20 @@ enum medvlm_status mv_provenance_read(const struct medvlm_st *st, char **fingerp
 {
     const char *f = medvlm_st_metadata(st, "model_fingerprint");
     const char *m = medvlm_st_metadata(st, "model");
+    const char *v = medvlm_st_metadata(st, "model_fingerprint_format");
+    *fingerprint = *model = NULL;
+    if (f && !v)
+        return mv_err(MEDVLM_ERR_FORMAT,
+                      "%s: records a model fingerprint (%s) of an older medvlm, which hashed only "
+                      "the projection weights and cannot tell which model made these embeddings: "
+                      "make the file again with this version (re-extract the features, re-save "
+                      "the prototypes, re-train the adapter or fine-tuning run)",
+                      medvlm_st_path(st), f);
+    if (f && strcmp(v, FINGERPRINT_FORMAT) != 0)
+        return mv_err(MEDVLM_ERR_UNSUPPORTED,
+                      "%s: model_fingerprint_format %s is unknown to this medvlm (it writes %s); "
+                      "use the medvlm that wrote the file, or make the file again",
+                      medvlm_st_path(st), v, FINGERPRINT_FORMAT);
     *fingerprint = f ? mv_strdup(f) : NULL;
     *model = m ? mv_strdup(m) : NULL;
     return (f && !*fingerprint) || (m && !*model) ? MEDVLM_ERR_NOMEM : MEDVLM_OK;
@@ -182,6 +211,16 @@ enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm
     if (medvlm_st_metadata(st, "image_names") &&
         (s = read_names(st, "image_names", f->n, &f->image_names, NULL)))
         goto fail;
+    for (int i = 0; i < f->n; i++) { /* a NaN row would be scored as class 0 */
+        const float *row = f->features + (size_t)i * f->d;
+        size_t j = mv_find_nonfinite(row, (size_t)f->d);
+        if (j == (size_t)f->d) continue;
+        s = mv_err(MEDVLM_ERR_FORMAT,
+                   "%s: row %d (image %s) of 'features' is not finite (%g at column %zu): "
+                   "extract the features again",
+                   path, i, f->image_names ? f->image_names[i] : "not named", (double)row[j], j);
+        goto fail;
+    }
     if ((s = mv_provenance_read(st, &f->fingerprint, &f->model))) goto fail;
     *out = f;
     f = NULL;
@@ -209,6 +248,21 @@ enum medvlm_status medvlm_features_save(const char *path, const float *X, const 
 {
     if (!path || !X || !Y || !classes || n <= 0 || d <= 0 || k <= 0)
         return mv_err(MEDVLM_ERR_ARG, "features save: NULL argument or empty sizes");
+    /* names go into the JSON header, which must be UTF-8 (Python's safetensors and json refuse
+     * anything else): a file or class name that is not is refused here, named, rather than
+     * written as a file no other tool can read or escaped into a name that is not the file's */
+    for (int i = 0; i < k + (image_names ? n : 0); i++) {
+        const char *s = i < k ? classes[i] : image_names[i - k];
+        size_t bad = s ? mv_utf8_check(s, strlen(s)) : 0;
+        if (s && !s[bad]) continue;
+        char shown[256];
+        return mv_err(MEDVLM_ERR_ARG,
+                      "features save %s: %s %d, '%s', is not valid UTF-8 (byte 0x%02X at offset "
+                      "%zu): rename the file or convert the label table to UTF-8",
+                      path, i < k ? "class" : "image", i < k ? i : i - k,
+                      s ? mv_printable(shown, sizeof shown, s) : "(NULL)",
+                      s ? (unsigned char)s[bad] : 0, bad);
+    }
     struct medvlm_st_writer *w = NULL;
     char *cj = NULL, *ij = NULL;
     int64_t shape[2] = {n, d}, nl = n;
@@ -266,9 +320,22 @@ enum medvlm_status mv_prototypes_from_st(const struct medvlm_st *st, struct medv
         goto fail;
     }
     memcpy(&p->logit_scale, ls->data, 4);
-    if ((s = read_names(st, "classes", p->k, &p->classes, NULL)) ||
-        (s = mv_provenance_read(st, &p->fingerprint, &p->model)))
+    if ((s = read_names(st, "classes", p->k, &p->classes, NULL))) goto fail;
+    for (int c = 0; c < p->k; c++) {
+        const float *row = p->prototypes + (size_t)c * p->d;
+        size_t j = mv_find_nonfinite(row, (size_t)p->d);
+        if (j == (size_t)p->d) continue;
+        s = mv_err(MEDVLM_ERR_FORMAT,
+                   "%s: the prototype of class %d (%s) is not finite (%g at column %zu)", path, c,
+                   p->classes[c], (double)row[j], j);
         goto fail;
+    }
+    if (!isfinite(p->logit_scale)) {
+        s = mv_err(MEDVLM_ERR_FORMAT, "%s: logit_scale is not finite (%g)", path,
+                   (double)p->logit_scale);
+        goto fail;
+    }
+    if ((s = mv_provenance_read(st, &p->fingerprint, &p->model))) goto fail;
     *out = p;
     p = NULL;
 fail:

@@ -25,6 +25,14 @@ enum medvlm_status mv_json_load(const char *path, cJSON **out);
 /* Parse JSON text held in memory; `what` names it in messages. */
 enum medvlm_status mv_json_parse(const char *what, const char *text, size_t len, cJSON **out);
 /* Key lookup that skips JSON null (null == absent, as transformers treats it). */
+/* mv_json_parse for texts whose strings may hold "\u0000" (prompts): cJSON ends its C strings
+ * at a NUL, so each such escape is parsed as U+10FFFF (a noncharacter; a text holding it
+ * itself is refused) and the caller turns the strings it keeps back with mv_json_restore_nul,
+ * which returns their length (the NULs included; the buffer stays NUL-terminated).
+ * mv_json_has_nul says whether a parsed string held "\u0000" (for names that must not). */
+enum medvlm_status mv_json_parse_nul(const char *what, const char *text, size_t len, cJSON **out);
+size_t mv_json_restore_nul(char *s);
+int mv_json_has_nul(const char *s);
 const cJSON *mv_json_get(const cJSON *obj, const char *key);
 /* Read an integer / number / bool if present and of the right type; a present value of the
  * wrong type is an error naming file and key. Absent leaves *out unchanged. */
@@ -70,6 +78,11 @@ struct mv_bpe_files {
     int n_merges, cap_merges;
     const char **merge_a, **merge_b; /* (n_merges) merge i has rank i */
     int32_t added_bos, added_eos;    /* ids from tokenizer.json "added_tokens", else -1 */
+    /* where the merges came from, for messages: merges.txt's path (borrowed from the caller of
+     * mv_bpe_parse_merges) and each merge's line in it; NULL for tokenizer.json, whose merges
+     * are named by their index in model.merges */
+    const char *merges_path;
+    long *merge_line; /* (n_merges) */
 };
 
 void mv_bpe_files_init(struct mv_bpe_files *f);
@@ -139,8 +152,11 @@ enum medvlm_status mv_st_from_tensors(const char *path, void *map, size_t map_si
 
 /* ---- feature and prototype files (featfile.c): the readers on an open file ---- */
 enum medvlm_status mv_features_from_st(const struct medvlm_st *st, struct medvlm_features **out);
-/* The provenance metadata (model_fingerprint, model) of a features, prototypes or adapter
- * file: writing skips what is NULL or ""; reading gives copies, NULL where absent. */
+/* The provenance metadata (model_fingerprint, model_fingerprint_format, model) of a features,
+ * prototypes or adapter file: writing skips what is NULL or ""; reading gives copies, NULL
+ * where absent, and refuses a fingerprint of the old format (no model_fingerprint_format: it
+ * hashed only the projections, see medvlm_model_fingerprint) with a message to make the file
+ * again. */
 enum medvlm_status mv_provenance_write(struct medvlm_st_writer *w,
                                        const struct medvlm_provenance *from);
 enum medvlm_status mv_provenance_read(const struct medvlm_st *st, char **fingerprint, char **model);

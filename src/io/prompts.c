@@ -19,7 +19,9 @@ void medvlm_prompts_free(struct medvlm_prompts *p)
             for (int i = 0; i < p->n_prompts[c]; i++) mv_free(p->prompts[c][i]);
             mv_free(p->prompts[c]);
         }
+        if (p->prompt_lens) mv_free(p->prompt_lens[c]);
     }
+    mv_free(p->prompt_lens);
     mv_free(p->classes);
     mv_free(p->n_prompts);
     mv_free(p->prompts);
@@ -115,6 +117,11 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
     /* described classes: unique, each with a non-empty list of strings */
     int n_desc = 0;
     for (const cJSON *d = desc->child; d; d = d->next) {
+        if (mv_json_has_nul(d->string))
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: the class name \"%s...\" in \"descriptions\" holds \\u0000 (a NUL), "
+                          "which a class name must not",
+                          what, d->string);
         for (const cJSON *e = desc->child; e != d; e = e->next)
             if (strcmp(e->string, d->string) == 0)
                 return mv_err(MEDVLM_ERR_FORMAT, "%s: class \"%s\" is described twice", what,
@@ -144,6 +151,11 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
             return mv_err(MEDVLM_ERR_LIMIT, "%s: more than %d classes", what, PROMPT_CLASSES_MAX);
         for (int c = 0; c < k; c++) {
             const char *name = cJSON_GetArrayItem(classes, c)->valuestring;
+            if (mv_json_has_nul(name))
+                return mv_err(MEDVLM_ERR_FORMAT,
+                              "%s: class %d \"%s...\" in \"classes\" holds \\u0000 (a NUL), which "
+                              "a class name must not",
+                              what, c, name);
             for (int j = 0; j < c; j++)
                 if (strcmp(cJSON_GetArrayItem(classes, j)->valuestring, name) == 0)
                     return mv_err(MEDVLM_ERR_FORMAT,
@@ -173,7 +185,8 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
     p->classes = mv_calloc((size_t)k, sizeof *p->classes);
     p->n_prompts = mv_calloc((size_t)k, sizeof *p->n_prompts);
     p->prompts = mv_calloc((size_t)k, sizeof *p->prompts);
-    if (!p->classes || !p->n_prompts || !p->prompts) goto nomem;
+    p->prompt_lens = mv_calloc((size_t)k, sizeof *p->prompt_lens);
+    if (!p->classes || !p->n_prompts || !p->prompts || !p->prompt_lens) goto nomem;
     p->n_classes = k;
     const cJSON *d = desc->child;
     size_t all = 0;
@@ -190,12 +203,16 @@ static enum medvlm_status from_json(const char *what, const cJSON *root,
         }
         if (!(p->classes[c] = mv_strdup(name))) goto nomem;
         if (!(p->prompts[c] = mv_calloc(total, sizeof **p->prompts))) goto nomem;
+        if (!(p->prompt_lens[c] = mv_calloc(total, sizeof **p->prompt_lens))) goto nomem;
         for (int i = 0; i < nd; i++) {
             const char *text = list_item(list, i)->valuestring;
             for (int t = 0; t < (n_templates ? n_templates : 1); t++) {
                 char *s = n_templates ? replace_all(list_item(templates, t)->valuestring, text)
                                       : mv_strdup(text);
                 if (!s) goto nomem;
+                /* "\u0000" in a description or template: a NUL inside the prompt, which the
+                 * tokenizer drops as Hugging Face's text cleaning does (the rest is kept) */
+                p->prompt_lens[c][p->n_prompts[c]] = mv_json_restore_nul(s);
                 p->prompts[c][p->n_prompts[c]++] = s;
             }
         }
@@ -216,8 +233,29 @@ enum medvlm_status medvlm_prompts_parse(const char *what, const char *json, size
     *out = NULL;
     if (!what) what = "prompts";
     if (!json) return mv_err(MEDVLM_ERR_ARG, "%s: no JSON text", what);
+    /* JSON is UTF-8 (Python's json.load refuses other bytes); a Latin-1 class name would
+     * otherwise match nothing and be reported as a class without prompts */
+    size_t bad = mv_utf8_check(json, len);
+    if (bad < len) {
+        long line = 1;
+        size_t bol = 0;
+        for (size_t i = 0; i < bad; i++)
+            if (json[i] == '\n') line++, bol = i + 1;
+        size_t eol = bad;
+        while (eol < len && json[eol] != '\n' && eol - bol < 120) eol++;
+        char *text = mv_strndup(json + bol, eol - bol);
+        char shown[256];
+        enum medvlm_status st = mv_err(
+            MEDVLM_ERR_FORMAT,
+            "%s: line %ld, column %zu: byte 0x%02X is not valid UTF-8, in \"%s\" (a class name or "
+            "prompt in another encoding, such as Latin-1?); save the file as UTF-8",
+            what, line, bad - bol + 1, (unsigned char)json[bad],
+            text ? mv_printable(shown, sizeof shown, text) : "");
+        mv_free(text);
+        return st;
+    }
     cJSON *root = NULL;
-    enum medvlm_status st = mv_json_parse(what, json, len, &root);
+    enum medvlm_status st = mv_json_parse_nul(what, json, len, &root);
     if (st) return st;
     st = from_json(what, root, out);
     cJSON_Delete(root);

@@ -122,6 +122,12 @@ enum medvlm_status mv_resume_open(const char *out_path, const char *fingerprint,
         goto fail;
     }
     size_t hl = header_build(hdr, sizeof hdr, fingerprint, n_items, dim, batch);
+    const char *kind = mv_path_kind(r->path); /* a FIFO there would block our writes */
+    if (kind && strcmp(kind, "does not exist") != 0) {
+        st = mv_err(MEDVLM_ERR_IO, "%s: %s, expected the resume log (a regular file) or nothing",
+                    r->path, kind);
+        goto fail;
+    }
     if (resume) {
         r->fd = open(r->path, O_RDWR);
         if (r->fd >= 0) {

@@ -140,6 +140,13 @@ enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
         goto fail;
     }
     const char *hdr = (const char *)b + 8;
+    size_t bad = mv_utf8_check(hdr, (size_t)hlen); /* the format's JSON is UTF-8 */
+    if (bad < (size_t)hlen) {
+        st = mv_err(MEDVLM_ERR_FORMAT,
+                    "%s: safetensors header is not valid UTF-8 (byte 0x%02X at file offset %zu)",
+                    path, (unsigned char)hdr[bad], bad + 8);
+        goto fail;
+    }
     root = cJSON_ParseWithLength(hdr, (size_t)hlen);
     if (!root) {
         const char *e = cJSON_GetErrorPtr();
@@ -478,6 +485,14 @@ enum medvlm_status medvlm_st_writer_add(struct medvlm_st_writer *w, const char *
     if (!name || (unsigned)dtype >= MEDVLM_DTYPE_COUNT || ndim < 0 || ndim > MEDVLM_MAX_DIMS ||
         strcmp(name, "__metadata__") == 0)
         return mv_err(MEDVLM_ERR_ARG, "safetensors writer: bad tensor name, dtype or rank");
+    size_t bad = mv_utf8_check(name, strlen(name));
+    if (name[bad]) {
+        char shown[256];
+        return mv_err(MEDVLM_ERR_ARG,
+                      "safetensors writer: tensor name \"%s\" is not valid UTF-8 (byte 0x%02X at "
+                      "offset %zu); the header is JSON, which must be UTF-8",
+                      mv_printable(shown, sizeof shown, name), (unsigned char)name[bad], bad);
+    }
     for (int i = 0; i < w->count; i++)
         if (strcmp(w->e[i].name, name) == 0)
             return mv_err(MEDVLM_ERR_ARG, "safetensors writer: tensor \"%s\" added twice", name);
@@ -511,6 +526,24 @@ enum medvlm_status medvlm_st_writer_add(struct medvlm_st_writer *w, const char *
 enum medvlm_status medvlm_st_writer_meta(struct medvlm_st_writer *w, const char *key,
                                          const char *value)
 {
+    if (!key || !value)
+        return mv_err(MEDVLM_ERR_ARG, "safetensors writer: metadata key or value NULL");
+    /* the header is JSON, which must be UTF-8: such a file Python's safetensors cannot read */
+    const char *which = key;
+    size_t bad = mv_utf8_check(key, strlen(key));
+    if (!key[bad]) {
+        which = value;
+        bad = mv_utf8_check(value, strlen(value));
+    }
+    if (which[bad]) {
+        char shown[160];
+        return mv_err(MEDVLM_ERR_ARG,
+                      "safetensors writer: metadata '%s'%s is not valid UTF-8 (byte 0x%02X at "
+                      "offset %zu, near \"%s\"); the header is JSON, which must be UTF-8",
+                      mv_printable(shown, 64, key), which == key ? " (its key)" : "",
+                      (unsigned char)which[bad], bad,
+                      mv_printable(shown + 64, 96, which + (bad > 20 ? bad - 20 : 0)));
+    }
     cJSON *v = cJSON_CreateString(value);
     if (!v) return mv_err(MEDVLM_ERR_NOMEM, "out of memory");
     if (cJSON_GetObjectItemCaseSensitive(w->meta, key))

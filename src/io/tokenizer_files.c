@@ -29,6 +29,7 @@ void mv_bpe_files_free(struct mv_bpe_files *f)
     mv_free(f->vocab_id);
     mv_free(f->merge_a);
     mv_free(f->merge_b);
+    mv_free(f->merge_line);
     memset(f, 0, sizeof *f);
     f->added_bos = f->added_eos = -1;
 }
@@ -64,12 +65,16 @@ static enum medvlm_status add_merge(struct mv_bpe_files *f, const char *a, size_
         const char **pb = mv_realloc(f->merge_b, (size_t)cap * sizeof *pb);
         if (!pb) return MEDVLM_ERR_NOMEM;
         f->merge_b = pb;
+        long *pl = mv_realloc(f->merge_line, (size_t)cap * sizeof *pl);
+        if (!pl) return MEDVLM_ERR_NOMEM;
+        f->merge_line = pl;
         f->cap_merges = cap;
     }
     char *sa = mv_arena_strndup(&f->arena, a, na), *sb = mv_arena_strndup(&f->arena, b, nb);
     if (!sa || !sb) return MEDVLM_ERR_NOMEM;
     f->merge_a[f->n_merges] = sa;
     f->merge_b[f->n_merges] = sb;
+    f->merge_line[f->n_merges] = 0;
     f->n_merges++;
     return MEDVLM_OK;
 }
@@ -155,6 +160,7 @@ enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what,
     while (e > b && is_ascii_space(text[e - 1])) e--;
     if (memchr(text + b, '\0', e - b))
         return mv_err(MEDVLM_ERR_FORMAT, "%s: contains a NUL byte (not a text file)", what);
+    f->merges_path = what;
     long lineno = 0, first_line = 1;
     for (size_t i = 0; i < b; i++) first_line += text[i] == '\n';
     size_t p = b;
@@ -165,6 +171,7 @@ enum medvlm_status mv_bpe_parse_merges(struct mv_bpe_files *f, const char *what,
         if (lineno > 0) {
             enum medvlm_status st = merge_line(f, what, first_line + lineno, text + p, q - p);
             if (st) return st;
+            f->merge_line[f->n_merges - 1] = first_line + lineno;
             kept++;
         }
         lineno++;

@@ -190,6 +190,15 @@ enum medvlm_status medvlm_encode_text_ex(struct medvlm_encoder *enc, const int64
         enum medvlm_status st = mv_text_forward(enc, ids + at, mask ? mask + at : NULL, nb, T, &oc);
         if (st) return st;
     }
+    const size_t D = (size_t)enc->m->cfg.projection_dim;
+    for (int b = 0; out->embeds && b < B; b++) { /* a NaN prototype would score every image NaN */
+        size_t j = mv_find_nonfinite(out->embeds + (size_t)b * D, D);
+        if (j < D)
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "medvlm_encode_text: the embedding of prompt %d of the batch is not "
+                          "finite (%g at dimension %zu): the model's text weights hold NaN or inf",
+                          b, (double)out->embeds[(size_t)b * D + j], j);
+    }
     return MEDVLM_OK;
 }
 

@@ -135,53 +135,89 @@ static enum medvlm_status bind_weights(struct medvlm_model *m, unsigned flags)
         }
         p->data = d;
         *m->slots[i] = d;
+        size_t bad =
+            (flags & MEDVLM_LOAD_ALLOW_NONFINITE) ? p->numel : mv_find_nonfinite(d, p->numel);
+        if (bad < p->numel) {
+            char at[96] = "";
+            if (p->ndim == 2)
+                snprintf(at, sizeof at, " [%zu, %zu]", bad / (size_t)p->shape[1],
+                         bad % (size_t)p->shape[1]);
+            return mv_err(MEDVLM_ERR_FORMAT,
+                          "%s: tensor \"%s\" holds a non-finite weight (%g at flat index %zu%s): "
+                          "every embedding would be NaN; fix the file (or load with "
+                          "MEDVLM_LOAD_ALLOW_NONFINITE to inspect it)",
+                          path, p->name, (double)d[bad], bad, at);
+        }
     }
     if (flags & MEDVLM_LOAD_TEXT) m->text.loaded = 1;
     if (flags & MEDVLM_LOAD_VISION) m->vision.loaded = 1;
     return MEDVLM_OK;
 }
 
-/* FNV-1a's step on one 64-bit word. */
-static uint64_t fnv(uint64_t h, uint64_t w)
-{
-    return (h ^ w) * 1099511628211ull;
-}
+/* medvlm_model_fingerprint: every tensor of the parameter table (both towers, the projections
+ * and the logit scale, in the table's order, whichever towers are loaded, so that features of
+ * the vision tower and prototypes of the text tower of one model match) hashed as stored in
+ * the file: its name, dtype, size and bytes. The bytes are cut in chunks of 8 MiB hashed in
+ * parallel (mv_hash64, seeded by the chunk's place) and the chunk values combined in order, so
+ * the value does not depend on the thread count. Reading every page of the file costs what
+ * BENCHMARKS.md says (a few tens of ms for ViT-B/32 from the page cache). Format 2: format 1
+ * hashed only the two projections; files recording it are refused by mv_provenance_read. */
+#define FP_CHUNK ((size_t)8 << 20)
+#define FP_SEED  0x6d6564766c6d0002ull /* "medvlm" + the format */
 
-/* medvlm_model_fingerprint: FNV-1a steps, over the projection dim and the logit scale's bits,
- * then over both projection matrices' F32 values (read from the file whichever towers are
- * loaded) as 64-bit words in four interleaved streams, folded into one at the end: a
- * ViT-B/32-sized load takes ~0.5 ms longer (one stream's multiply chain took ~1.2 ms). */
+struct fp_chunk {
+    const unsigned char *p;
+    size_t n;
+    uint64_t h;
+};
+
 static enum medvlm_status fingerprint(struct medvlm_model *m)
 {
-    static const char *const names[2] = {"visual_projection.weight", "text_projection.weight"};
-    uint64_t h[4] = {1469598103934665603ull, 1469598103934665603ull ^ 1, 1469598103934665603ull ^ 2,
-                     1469598103934665603ull ^ 3};
-    uint32_t ls;
-    memcpy(&ls, &m->logit_scale, sizeof ls);
-    h[0] = fnv(fnv(h[0], (uint64_t)m->cfg.projection_dim), ls);
-    for (int i = 0; i < 2; i++) {
-        const struct medvlm_tensor_info *t;
-        const float *d;
-        float *owned;
-        enum medvlm_status s = medvlm_st_get_f32(m->st, names[i], &d, &owned, &t);
-        if (s) return s;
-        const size_t n = t->nbytes / medvlm_dtype_size(t->dtype); /* checked by bind_weights */
-        size_t j = 0;
-        for (; j + 8 <= n; j += 8)
-            for (int k = 0; k < 4; k++) {
-                uint64_t w;
-                memcpy(&w, d + j + 2 * k, sizeof w);
-                h[k] = fnv(h[k], w);
-            }
-        for (; j < n; j++) {
-            uint32_t w;
-            memcpy(&w, d + j, sizeof w);
-            h[0] = fnv(h[0], w);
-        }
-        mv_free(owned);
+    const double t0 = mv_now();
+    size_t n_chunks = 0, total = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const struct medvlm_tensor_info *t = medvlm_st_find(m->st, m->params[i].name);
+        if (!t) return mv_err(MEDVLM_ERR_MISSING, "fingerprint: no tensor %s", m->params[i].name);
+        n_chunks += t->nbytes / FP_CHUNK + 1;
+        total += t->nbytes;
     }
-    const uint64_t all = fnv(fnv(fnv(h[0], h[1]), h[2]), h[3]);
+    struct fp_chunk *c = mv_calloc(n_chunks, sizeof *c);
+    uint64_t *rows = mv_calloc((size_t)m->n_params, 4 * sizeof *rows);
+    if (!c || !rows) {
+        mv_free(c);
+        mv_free(rows);
+        return MEDVLM_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const struct medvlm_tensor_info *t = medvlm_st_find(m->st, m->params[i].name);
+        size_t off = 0;
+        do { /* an empty tensor is one empty chunk */
+            c[k].p = (const unsigned char *)t->data + off;
+            c[k].n = MV_MIN(FP_CHUNK, t->nbytes - off);
+            off += c[k++].n;
+        } while (off < t->nbytes);
+    }
+    const long nc = (long)k;
+#pragma omp parallel for schedule(dynamic, 1) if (total > FP_CHUNK)
+    for (long j = 0; j < nc; j++) c[j].h = mv_hash64(c[j].p, c[j].n, FP_SEED + (uint64_t)j);
+    k = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const struct medvlm_tensor_info *t = medvlm_st_find(m->st, m->params[i].name);
+        const size_t first = k, count = t->nbytes / FP_CHUNK + (t->nbytes % FP_CHUNK || !t->nbytes);
+        uint64_t chunks = FP_SEED;
+        for (; k < first + count; k++) chunks = mv_hash64(&c[k].h, sizeof c[k].h, chunks);
+        rows[4 * i + 0] = mv_hash64(t->name, strlen(t->name), FP_SEED);
+        rows[4 * i + 1] = (uint64_t)t->dtype;
+        rows[4 * i + 2] = (uint64_t)t->nbytes;
+        rows[4 * i + 3] = chunks;
+    }
+    const uint64_t all = mv_hash64(rows, (size_t)m->n_params * 4 * sizeof *rows, FP_SEED);
     snprintf(m->fingerprint, sizeof m->fingerprint, "%016llx", (unsigned long long)all);
+    mv_log(MEDVLM_LOG_DEBUG, "%s: fingerprint %s: %.1f MB hashed in %.1f ms", medvlm_st_path(m->st),
+           m->fingerprint, (double)total / 1e6, 1e3 * (mv_now() - t0));
+    mv_free(c);
+    mv_free(rows);
     return MEDVLM_OK;
 }
 
@@ -213,7 +249,9 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
         st = MEDVLM_ERR_NOMEM;
         goto fail;
     }
-    if (!mv_is_file(cfg_path)) {
+    /* a name that exists but is no regular file (a FIFO, a folder) is refused as what it is
+     * by the readers, never taken for missing */
+    if (!mv_path_exists(cfg_path)) {
         st = mv_err(MEDVLM_ERR_MISSING,
                     "%s: missing config.json (expected a Hugging Face CLIP folder with "
                     "config.json and model.safetensors)",
@@ -222,8 +260,8 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
     }
     if ((st = medvlm_config_load(cfg_path, &cfg))) goto fail;
     if ((st = model_alloc(&cfg, &m))) goto fail;
-    if (mv_is_file(pp_path) && (st = medvlm_preproc_load(pp_path, &m->pp))) goto fail;
-    if (mv_is_file(w_path)) { /* preferred when both exist, as transformers does */
+    if (mv_path_exists(pp_path) && (st = medvlm_preproc_load(pp_path, &m->pp))) goto fail;
+    if (mv_path_exists(w_path)) { /* preferred when both exist, as transformers does */
         if ((st = medvlm_st_open(w_path, &m->st))) goto fail;
     } else {
         char *bin = mv_path_join(dir, "pytorch_model.bin");
@@ -231,12 +269,13 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
             st = MEDVLM_ERR_NOMEM;
             goto fail;
         }
-        st = mv_is_file(bin) ? mv_torchbin_open(bin, &m->st)
-                             : mv_err(MEDVLM_ERR_MISSING,
-                                      "%s: missing model.safetensors (expected a Hugging Face CLIP "
-                                      "folder with config.json and model.safetensors or "
-                                      "pytorch_model.bin)",
-                                      dir);
+        st = mv_path_exists(bin)
+                 ? mv_torchbin_open(bin, &m->st)
+                 : mv_err(MEDVLM_ERR_MISSING,
+                          "%s: missing model.safetensors (expected a Hugging Face CLIP "
+                          "folder with config.json and model.safetensors or "
+                          "pytorch_model.bin)",
+                          dir);
         mv_free(bin);
         if (st) goto fail;
     }

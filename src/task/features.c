@@ -73,6 +73,17 @@ enum medvlm_status mv_features_compute(const struct medvlm_features_job *job,
     const int b0 = shard ? shard->b0 : 0, b1 = shard ? shard->b1 : nb;
     if (b0 < 0 || b1 > nb || b0 > b1)
         return mv_err(MEDVLM_ERR_ARG, "features: shard of batches [%d, %d) of %d", b0, b1, nb);
+    for (int i = 0; job->out_path && i < ds->n; i++) { /* before the work, not after it */
+        size_t bad = mv_utf8_check(ds->names[i], strlen(ds->names[i]));
+        if (!ds->names[i][bad]) continue;
+        char shown[256];
+        return mv_err(MEDVLM_ERR_ARG,
+                      "image %d, '%s', has a name that is not valid UTF-8 (byte 0x%02X at offset "
+                      "%zu): a features file stores the names as UTF-8 JSON; rename the file or "
+                      "convert the label table to UTF-8",
+                      i, mv_printable(shown, sizeof shown, ds->names[i]),
+                      (unsigned char)ds->names[i][bad], bad);
+    }
     size_t per = (size_t)3 * h * w;
     fs->n = ds->n;
     fs->d = d;
@@ -137,6 +148,17 @@ enum medvlm_status mv_features_compute(const struct medvlm_features_job *job,
             goto fail;
         }
         if ((st = medvlm_encode_images(enc, pixels, count, emb))) goto fail;
+        for (int i = 0; i < count; i++) { /* NaN never goes into a file or a score */
+            const float *row = emb + (size_t)i * d;
+            size_t j = ok[i] ? mv_find_nonfinite(row, (size_t)d) : (size_t)d;
+            if (j == (size_t)d) continue;
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "image %d (%s): its embedding is not finite (%g at dimension %zu): the "
+                        "model's weights or the image's pixels hold NaN or inf; nothing was "
+                        "written",
+                        first + i, ds->names[first + i], (double)row[j], j);
+            goto fail;
+        }
         if (fs->log && (st = mv_resume_append(fs->log, b, ok, emb))) goto fail;
         memcpy(fs->all + (size_t)first * d, emb, (size_t)count * d * sizeof(float));
         memcpy(fs->all_ok + first, ok, (size_t)count);

@@ -12,10 +12,13 @@
 
 #include <string.h>
 
-enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
-                                              const struct medvlm_tokenizer *tok, int max_len,
-                                              const char *const *texts, const int *text_class,
-                                              int n_texts, int k, int d, float *protos)
+/* medvlm_zeroshot_prototypes with each text's length in bytes (lens NULL: C strings): a
+ * prompt from a JSON file may hold NUL, which the tokenizer drops and reads on past. */
+static enum medvlm_status prototypes_n(struct medvlm_encoder *enc,
+                                       const struct medvlm_tokenizer *tok, int max_len,
+                                       const char *const *texts, const size_t *lens,
+                                       const int *text_class, int n_texts, int k, int d,
+                                       float *protos)
 {
     enum medvlm_status st = MEDVLM_OK;
     const int chunk = 16;
@@ -39,8 +42,8 @@ enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
     for (int first = 0; first < n_texts; first += chunk) {
         int b = MV_MIN(chunk, n_texts - first), len;
         int32_t *mask32 = ids32 + (size_t)chunk * max_len;
-        st = medvlm_tokenizer_encode_batch(tok, texts + first, b, max_len, MEDVLM_PAD_LONGEST,
-                                           ids32, mask32, &len);
+        st = medvlm_tokenizer_encode_batch_n(tok, texts + first, lens ? lens + first : NULL, b,
+                                             max_len, MEDVLM_PAD_LONGEST, ids32, mask32, &len);
         if (st) {
             mv_err_ctx(st, "zero-shot prompt batch starting at prompt %d", first);
             goto fail;
@@ -79,6 +82,14 @@ fail:
     return st;
 }
 
+enum medvlm_status medvlm_zeroshot_prototypes(struct medvlm_encoder *enc,
+                                              const struct medvlm_tokenizer *tok, int max_len,
+                                              const char *const *texts, const int *text_class,
+                                              int n_texts, int k, int d, float *protos)
+{
+    return prototypes_n(enc, tok, max_len, texts, NULL, text_class, n_texts, k, d, protos);
+}
+
 enum medvlm_status medvlm_prompts_class_map(const struct medvlm_prompts *pr, const char *pr_what,
                                             const char *const *classes, int k, const char *what,
                                             int *map)
@@ -96,16 +107,17 @@ enum medvlm_status medvlm_prompts_class_map(const struct medvlm_prompts *pr, con
     return MEDVLM_OK;
 }
 
-enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
+enum medvlm_status mv_prompts_prototypes_enc(struct medvlm_encoder *enc,
+                                             const struct medvlm_model *m,
                                              const struct medvlm_tokenizer *tok,
                                              const struct medvlm_prompts *pr, const int *order,
                                              int k, float *protos)
 {
     enum medvlm_status st = MEDVLM_OK;
-    struct medvlm_encoder *enc = NULL;
     const char **texts = NULL;
+    size_t *lens = NULL;
     int *text_class = NULL, n_texts = 0;
-    if (!m || !tok || !pr || k < 1 || !protos || (!order && k != pr->n_classes))
+    if (!enc || !m || !tok || !pr || k < 1 || !protos || (!order && k != pr->n_classes))
         return mv_err(MEDVLM_ERR_ARG, "prompt prototypes: bad arguments");
     for (int i = 0; i < k; i++) {
         const int c = order ? order[i] : i;
@@ -116,7 +128,8 @@ enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
     }
     texts = mv_malloc((size_t)MV_MAX(n_texts, 1) * sizeof *texts);
     text_class = mv_malloc((size_t)MV_MAX(n_texts, 1) * sizeof *text_class);
-    if (!texts || !text_class) {
+    lens = mv_malloc((size_t)MV_MAX(n_texts, 1) * sizeof *lens);
+    if (!texts || !text_class || !lens) {
         st = mv_err(MEDVLM_ERR_NOMEM, "prompt prototypes: out of memory");
         goto fail;
     }
@@ -124,17 +137,30 @@ enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
         const int c = order ? order[i] : i;
         for (int j = 0; j < pr->n_prompts[c]; j++, t++) {
             texts[t] = pr->prompts[c][j];
+            lens[t] = pr->prompt_lens ? pr->prompt_lens[c][j] : strlen(texts[t]);
             text_class[t] = i;
         }
     }
     const struct medvlm_config *cfg = medvlm_model_config(m);
-    if ((st = medvlm_encoder_init(m, 32, &enc))) goto fail;
-    st = medvlm_zeroshot_prototypes(enc, tok, cfg->text.max_position_embeddings, texts, text_class,
-                                    n_texts, k, cfg->projection_dim, protos);
+    st = prototypes_n(enc, tok, cfg->text.max_position_embeddings, texts, lens, text_class, n_texts,
+                      k, cfg->projection_dim, protos);
 fail:
-    medvlm_encoder_free(enc);
     mv_free(texts);
+    mv_free(lens);
     mv_free(text_class);
+    return st;
+}
+
+enum medvlm_status medvlm_prompts_prototypes(const struct medvlm_model *m,
+                                             const struct medvlm_tokenizer *tok,
+                                             const struct medvlm_prompts *pr, const int *order,
+                                             int k, float *protos)
+{
+    struct medvlm_encoder *enc = NULL;
+    if (!m) return mv_err(MEDVLM_ERR_ARG, "prompt prototypes: bad arguments");
+    enum medvlm_status st = medvlm_encoder_init(m, 32, &enc);
+    if (!st) st = mv_prompts_prototypes_enc(enc, m, tok, pr, order, k, protos);
+    medvlm_encoder_free(enc);
     return st;
 }
 

@@ -5,6 +5,7 @@
  *   prompts -> prototypes             prototypes.c  (tokenizer + text tower)
  *   images  -> features               features.c    (dataset + vision tower, resumable)
  *   logits  -> predictions -> metrics evaluate.c
+ *   results -> an HTML page          report.c      (metrics, curves, thumbnails of images)
  *
  * It sits above the model, the tokenizer, the data sets and the adapters, and below the CLI:
  * the adapters see features and prototypes only, never an encoder. The public API of each
@@ -46,5 +47,13 @@ enum medvlm_status mv_features_finish(const struct medvlm_features_job *job,
                                       const struct mv_features_state *fs,
                                       struct medvlm_features_result *res);
 void mv_features_state_free(struct mv_features_state *fs); /* closes the log, keeps its file */
+
+/* medvlm_prompts_prototypes on the caller's encoder enc (of model m), which it reuses: for
+ * callers that hold one encoder per thread (the server's workers). */
+enum medvlm_status mv_prompts_prototypes_enc(struct medvlm_encoder *enc,
+                                             const struct medvlm_model *m,
+                                             const struct medvlm_tokenizer *tok,
+                                             const struct medvlm_prompts *pr, const int *order,
+                                             int k, float *protos);
 
 #endif

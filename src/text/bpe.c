@@ -16,6 +16,7 @@
 #include "text.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #define CACHE_MAX_ENTRIES 65536
@@ -261,6 +262,24 @@ enum medvlm_status mv_bpe_build(const struct mv_bpe_files *f, const char *what, 
         if ((st = sym_intern(b, l, nl, &kl)) || (st = sym_intern(b, r, nr, &kr)) ||
             (st = sym_intern(b, buf, nlr, &klr)))
             goto fail;
+        /* Hugging Face's tokenizers refuses a merge whose parts or result are not tokens
+         * (MergeTokenOutOfVocabulary); kept, it would give <|endoftext|> mid-sequence */
+        int32_t missing = b->syms[kl].vocab_id < 0 ? kl : b->syms[kr].vocab_id < 0 ? kr : klr;
+        if (b->syms[missing].vocab_id < 0) {
+            char where[64];
+            if (f->merges_path)
+                snprintf(where, sizeof where, "line %ld", f->merge_line[i]);
+            else
+                snprintf(where, sizeof where, "model.merges[%d]", i);
+            st = mv_err(MEDVLM_ERR_FORMAT,
+                        "%s: %s: the merge \"%.100s %.100s\" uses \"%.*s\", which is not in "
+                        "the vocabulary%s%s (every merge's two parts and their concatenation "
+                        "must be tokens, as Hugging Face's tokenizers requires)",
+                        f->merges_path ? f->merges_path : what, where, l, r,
+                        (int)MV_MIN(b->syms[missing].len, 200u), b->syms[missing].s,
+                        f->merges_path ? " of " : "", f->merges_path ? what : "");
+            goto fail;
+        }
         merge_put(b, kl, kr, i, klr);
     }
     *out = b;

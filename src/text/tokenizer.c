@@ -103,9 +103,9 @@ enum medvlm_status medvlm_tokenizer_load(const char *model_dir, struct medvlm_to
     enum medvlm_status st;
     if (!tj || !vj || !mt) {
         st = MEDVLM_ERR_NOMEM;
-    } else if (mv_is_file(tj)) {
+    } else if (mv_path_exists(tj)) { /* a FIFO or folder is refused as such, not skipped */
         st = medvlm_tokenizer_load_files(tj, NULL, NULL, out);
-    } else if (mv_is_file(vj) && mv_is_file(mt)) {
+    } else if (mv_path_exists(vj) && mv_path_exists(mt)) {
         st = medvlm_tokenizer_load_files(NULL, vj, mt, out);
     } else {
         st = mv_err(MEDVLM_ERR_MISSING,
@@ -237,12 +237,12 @@ static enum medvlm_status utf8_error(const char *what, const char *text, size_t 
 
 /* [bos] + ids + [eos] into out[0..max_len), truncated keeping eos; *n = count written. */
 static enum medvlm_status encode_into(const struct medvlm_tokenizer *tok, const char *what,
-                                      const char *text, int32_t *out, int max_len, int *n,
-                                      int *n_full)
+                                      const char *text, size_t text_len, int32_t *out, int max_len,
+                                      int *n, int *n_full)
 {
     struct mv_i32buf ids = {0};
     size_t bad = 0;
-    enum medvlm_status st = mv_tokenizer_encode_raw(tok, text, strlen(text), &ids, &bad);
+    enum medvlm_status st = mv_tokenizer_encode_raw(tok, text, text_len, &ids, &bad);
     if (st == MEDVLM_ERR_FORMAT) st = utf8_error(what, text, bad);
     if (st == MEDVLM_OK) {
         size_t keep = MV_MIN(ids.n, (size_t)max_len - 2);
@@ -256,32 +256,55 @@ static enum medvlm_status encode_into(const struct medvlm_tokenizer *tok, const 
     return st;
 }
 
-enum medvlm_status medvlm_tokenizer_encode(const struct medvlm_tokenizer *tok, const char *text,
-                                           int32_t *ids, int max_len, int *n)
+enum medvlm_status medvlm_tokenizer_encode_n(const struct medvlm_tokenizer *tok, const char *text,
+                                             size_t len, int32_t *ids, int max_len, int *n)
 {
-    if (!tok || !text || !ids || !n)
+    if (!tok || (!text && len) || !ids || !n)
         return mv_err(MEDVLM_ERR_ARG, "medvlm_tokenizer_encode: NULL argument");
     if (max_len < 2)
         return mv_err(MEDVLM_ERR_ARG,
                       "medvlm_tokenizer_encode: max_len %d leaves no room for the start and end "
                       "tokens (need >= 2)",
                       max_len);
-    return encode_into(tok, "text", text, ids, max_len, n, NULL);
+    return encode_into(tok, "text", text ? text : "", len, ids, max_len, n, NULL);
+}
+
+enum medvlm_status medvlm_tokenizer_encode(const struct medvlm_tokenizer *tok, const char *text,
+                                           int32_t *ids, int max_len, int *n)
+{
+    if (!text) return mv_err(MEDVLM_ERR_ARG, "medvlm_tokenizer_encode: NULL argument");
+    return medvlm_tokenizer_encode_n(tok, text, strlen(text), ids, max_len, n);
+}
+
+enum medvlm_status medvlm_tokenizer_count_n(const struct medvlm_tokenizer *tok, const char *text,
+                                            size_t len, int *n)
+{
+    if (!tok || (!text && len) || !n)
+        return mv_err(MEDVLM_ERR_ARG, "medvlm_tokenizer_count: NULL argument");
+    int32_t tmp[2];
+    int got;
+    return encode_into(tok, "text", text ? text : "", len, tmp, 2, &got, n);
 }
 
 enum medvlm_status medvlm_tokenizer_count(const struct medvlm_tokenizer *tok, const char *text,
                                           int *n)
 {
-    if (!tok || !text || !n) return mv_err(MEDVLM_ERR_ARG, "medvlm_tokenizer_count: NULL argument");
-    int32_t tmp[2];
-    int got;
-    return encode_into(tok, "text", text, tmp, 2, &got, n);
+    if (!text) return mv_err(MEDVLM_ERR_ARG, "medvlm_tokenizer_count: NULL argument");
+    return medvlm_tokenizer_count_n(tok, text, strlen(text), n);
 }
 
 enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *tok,
                                                  const char *const *texts, int count, int max_len,
                                                  enum medvlm_pad pad, int32_t *ids, int32_t *mask,
                                                  int *len)
+{
+    return medvlm_tokenizer_encode_batch_n(tok, texts, NULL, count, max_len, pad, ids, mask, len);
+}
+
+enum medvlm_status medvlm_tokenizer_encode_batch_n(const struct medvlm_tokenizer *tok,
+                                                   const char *const *texts, const size_t *lens,
+                                                   int count, int max_len, enum medvlm_pad pad,
+                                                   int32_t *ids, int32_t *mask, int *len)
 {
     if (!tok || (!texts && count) || !ids || !len || count < 0)
         return mv_err(MEDVLM_ERR_ARG, "medvlm_tokenizer_encode_batch: NULL or negative argument");
@@ -298,8 +321,8 @@ enum medvlm_status medvlm_tokenizer_encode_batch(const struct medvlm_tokenizer *
         char what[32];
         snprintf(what, sizeof what, "prompt %d", i);
         int n;
-        enum medvlm_status st =
-            encode_into(tok, what, texts[i], ids + (size_t)i * stride, max_len, &n, NULL);
+        enum medvlm_status st = encode_into(tok, what, texts[i], lens ? lens[i] : strlen(texts[i]),
+                                            ids + (size_t)i * stride, max_len, &n, NULL);
         if (st) return st;
         for (int k = n; k < max_len; k++) ids[(size_t)i * stride + (size_t)k] = tok->eos;
         if (mask)

@@ -75,8 +75,13 @@ check "run.json: trained on medvlm sample's 4-shot images" $?
 has "lora test" "^fine-tuned (lora), 24 test images of $tmp/test/labels.csv, 4 classes" "$tmp/lora.out"
 
 # the metrics table is zeroshot's: the head at lr 0 predicts exactly as zero-shot does
-run "head lr 0" 0 finetune $M $D --peft head --lr 0 --shots 2 --epochs 1 $T --out "$tmp/h0"
+run "head lr 0" 0 finetune $M $D --peft head --lr 0 --shots 2 --epochs 1 $T --out "$tmp/h0" \
+    --report "$tmp/ft.html"
 sed -n '/^fine-tuned (head)/,/^wrote /p' "$out" | sed '1d;$d' >"$tmp/ft_table"
+aca=$(sed -n 's/^balanced accuracy  *\([0-9.]*\) %$/\1/p' "$out")
+has "finetune --report: the ACA of stdout ($aca)" "id=\"balanced-accuracy\">$aca %<" "$tmp/ft.html"
+has "finetune --report: the loss per epoch" 'id="loss"' "$tmp/ft.html"
+xmllint --noout "$tmp/ft.html"; check "finetune --report: well-formed" $?
 run "zeroshot" 0 zeroshot $M --images "$tmp/test/images" --labels "$tmp/test/labels.csv"
 tail -n +2 "$out" >"$tmp/zs_table"
 [ -s "$tmp/zs_table" ] && cmp -s "$tmp/ft_table" "$tmp/zs_table"

@@ -77,6 +77,30 @@ has "init into a file" "exists and is not a folder" "$err"
 mkdir "$tmp/empty"
 run "init model into an empty folder" 0 init model --preset tiny "$tmp/empty"
 
+# ---- a model with a NaN weight: refused naming the tensor, loaded with the flag that allows it
+cp -r "$M" "$tmp/nan-model"
+python3 - "$tmp/nan-model/model.safetensors" <<'PY' || check "a NaN written into a copy" 1
+import json, struct, sys
+path = sys.argv[1]
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    name = "vision_model.encoder.layers.1.mlp.fc2.weight"
+    f.seek(8 + n + header[name]["data_offsets"][0] + 4 * 5)
+    f.write(struct.pack("<f", float("nan")))
+PY
+run "info: a NaN weight" 1 info "$tmp/nan-model"
+has "info: a NaN weight" "vision_model.encoder.layers.1.mlp.fc2.weight" "$err"
+run "info --allow-nonfinite-weights" 0 info --allow-nonfinite-weights "$tmp/nan-model"
+run "features: a NaN weight" 1 features --model "$tmp/nan-model" --images "$D/images" \
+  --labels "$D/labels.csv" --classes NC,G3,G4,G5 --out "$tmp/nan.safetensors"
+[ ! -e "$tmp/nan.safetensors" ]; check "features: nothing written from a NaN model" $?
+run "features --allow-nonfinite-weights: NaN features refused" 1 features \
+  --allow-nonfinite-weights --model "$tmp/nan-model" --images "$D/images" \
+  --labels "$D/labels.csv" --classes NC,G3,G4,G5 --out "$tmp/nan.safetensors"
+has "NaN features named" "not finite" "$err"
+[ ! -e "$tmp/nan.safetensors" ]; check "features: no file of NaN features" $?
+
 # ---- every --flag that a command's --help names is one of its options
 cmds="info init tokenize preprocess embed dataset features zeroshot sample adapt predict finetune
   merge metrics bench"

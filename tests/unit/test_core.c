@@ -2,6 +2,7 @@
 #include "check.h"
 #include "core/core.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 int main(void)
@@ -124,5 +125,45 @@ int main(void)
     CHECK(access(tmp, F_OK) != 0, "temp file removed");
     unlink(path);
     CHECK_ERR(mv_read_file("/nonexistent/x", &data, &len), MEDVLM_ERR_IO, "/nonexistent/x");
+    /* into a sub-folder (the folder is synced after the rename); a failed save leaves nothing */
+    mkdir("test_core_dir", 0755);
+    CHECK_OK(mv_write_file_atomic("test_core_dir/a.txt", "xy", 2));
+    CHECK(mv_is_file("test_core_dir/a.txt"), "saved in a sub-folder");
+    unlink("test_core_dir/a.txt");
+    CHECK_ERR(mv_write_file_atomic("test_core_dir", "xy", 2), MEDVLM_ERR_IO, "rename");
+    snprintf(tmp, sizeof tmp, "test_core_dir.tmp.%ld", (long)getpid());
+    CHECK(access(tmp, F_OK) != 0, "temp file removed after a failed rename");
+
+    /* a FIFO, a folder, a device: refused before open() (a FIFO would block it), by kind */
+    const char *fifo = "test_core_fifo";
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0644) == 0, "mkfifo");
+    CHECK_ERR(mv_read_file(fifo, &data, &len), MEDVLM_ERR_IO, "test_core_fifo: is a FIFO");
+    void *map;
+    CHECK_ERR(mv_map_file(fifo, &map, &len), MEDVLM_ERR_IO, "test_core_fifo: is a FIFO");
+    CHECK(mv_path_exists(fifo) && !mv_is_file(fifo) && !strcmp(mv_path_kind(fifo), "is a FIFO"),
+          "kind of a FIFO: %s", mv_path_kind(fifo));
+    unlink(fifo);
+    CHECK_ERR(mv_read_file("test_core_dir", &data, &len), MEDVLM_ERR_IO, "is a directory");
+    CHECK_ERR(mv_map_file("/dev/null", &map, &len), MEDVLM_ERR_IO, "/dev/null: is a device");
+    CHECK(!strcmp(mv_path_kind("/nonexistent/x"), "does not exist"), "kind of nothing");
+    rmdir("test_core_dir");
+
+    /* the non-finite scan: every position of a block and its tail, NaN, +-inf; the largest and
+     * the subnormal floats are finite */
+    float v[200];
+    for (int i = 0; i < 200; i++) v[i] = i % 3 ? 3.4028235e38f : 1e-45f;
+    CHECK(mv_find_nonfinite(v, 200) == 200, "all finite");
+    int scan_ok = 1;
+    const float bad_values[3] = {NAN, INFINITY, -INFINITY};
+    for (int pos = 0; pos < 200; pos++)
+        for (int b = 0; b < 3; b++) {
+            float keep = v[pos];
+            v[pos] = bad_values[b];
+            scan_ok &= mv_find_nonfinite(v, 200) == (size_t)pos &&
+                       mv_find_nonfinite(v, (size_t)pos) == (size_t)pos;
+            v[pos] = keep;
+        }
+    CHECK(scan_ok, "mv_find_nonfinite finds the first NaN/inf at every index");
     return check_summary();
 }

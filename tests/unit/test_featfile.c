@@ -87,6 +87,65 @@ static int make(const char *dir)
     return write_protos(p, D, renamed);
 }
 
+/* A features file written field by field: n rows of d values, labels, the classes as JSON,
+ * an optional fingerprint and its format (NULL: none, as older medvlm versions wrote). */
+static enum medvlm_status write_raw(const char *path, const float *X, int n, int d,
+                                    const int64_t *Y, const char *classes_json,
+                                    const char *names_json, const char *fp, const char *fp_format)
+{
+    struct medvlm_st_writer *w = NULL;
+    int64_t shape[2] = {n, d}, nl = n;
+    enum medvlm_status s = medvlm_st_writer_init(&w);
+    if (!s) s = medvlm_st_writer_add(w, "features", MEDVLM_DTYPE_F32, 2, shape, X);
+    if (!s) s = medvlm_st_writer_add(w, "labels", MEDVLM_DTYPE_I64, 1, &nl, Y);
+    if (!s) s = medvlm_st_writer_meta(w, "medvlm", "features/1");
+    if (!s) s = medvlm_st_writer_meta(w, "classes", classes_json);
+    if (!s && names_json) s = medvlm_st_writer_meta(w, "image_names", names_json);
+    if (!s && fp) s = medvlm_st_writer_meta(w, "model_fingerprint", fp);
+    if (!s && fp_format) s = medvlm_st_writer_meta(w, "model_fingerprint_format", fp_format);
+    if (!s) s = medvlm_st_writer_save(w, path);
+    medvlm_st_writer_free(w);
+    return s;
+}
+
+/* Files a reader must refuse, each named for what is wrong with it. */
+static void test_refused(const char *dir)
+{
+    char p[160];
+    float X[3 * 4] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
+    int64_t Y[3] = {0, 1, 1};
+    struct medvlm_features *f = NULL;
+    snprintf(p, sizeof p, "%s/raw.safetensors", dir);
+    /* the fingerprint of an older medvlm (it hashed only the projections) */
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", NULL, "0123456789abcdef", NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "records a model fingerprint (0123456789abcdef) of an older medvlm");
+    CHECK(strstr(medvlm_last_error(), "re-extract the features"), "says what to do: %s",
+          medvlm_last_error());
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", NULL, "0123456789abcdef", "2"));
+    CHECK_OK(medvlm_features_load(p, &f));
+    CHECK(f && f->fingerprint && !strcmp(f->fingerprint, "0123456789abcdef"), "fingerprint read");
+    medvlm_features_free(f);
+    f = NULL;
+    /* a NaN or inf row (it would be scored as class 0), named by index and image */
+    const char *names = "[\"x.png\", \"y.png\", \"z.png\"]";
+    X[1 * 4 + 2] = NAN;
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", names, NULL, NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "row 1 (image y.png) of 'features' is not finite (nan at column 2)");
+    X[1 * 4 + 2] = 0;
+    X[2 * 4 + 0] = -INFINITY;
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"a\", \"b\"]", NULL, NULL, NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "row 2 (image not named) of 'features' is not finite (-inf at column 0)");
+    X[2 * 4 + 0] = 1;
+    /* a class named twice (rows merged, a class of support 0, a wrong balanced accuracy) */
+    CHECK_OK(write_raw(p, X, 3, 4, Y, "[\"G3\", \"NC\", \"G3\"]", NULL, NULL, NULL));
+    CHECK_ERR(medvlm_features_load(p, &f), MEDVLM_ERR_FORMAT,
+              "metadata 'classes' names class 'G3' twice (entries 0 and 2)");
+    unlink(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--make")) return make(argv[2]) ? 0 : 1;
@@ -113,6 +172,7 @@ int main(int argc, char **argv)
     medvlm_prototypes_free(pr);
     snprintf(p, sizeof p, "%s/train.safetensors", dir);
     CHECK_ERR(medvlm_prototypes_load(p, &pr), MEDVLM_ERR_FORMAT, "not a medvlm prototypes file");
+    test_refused(dir);
     const char *files[] = {"train", "test", "protos", "protos8", "protos_renamed"};
     for (size_t i = 0; i < MV_ARRAY_LEN(files); i++) {
         snprintf(p, sizeof p, "%s/%s.safetensors", dir, files[i]);

@@ -100,6 +100,15 @@ static unsigned char *make_jpeg(const uint8_t *px, int w, int h, int comps, J_CO
     return buf;
 }
 
+static char warnings[1024];
+static void capture_log(enum medvlm_log_level level, const char *msg, void *user)
+{
+    (void)level;
+    (void)user;
+    size_t n = strlen(warnings);
+    snprintf(warnings + n, sizeof warnings - n, "%s\n", msg);
+}
+
 struct membuf {
     uint8_t *p;
     size_t n, cap;
@@ -193,9 +202,27 @@ static void test_jpeg(void)
     CHECK_ERR(medvlm_image_decode_file("img_trunc.jpg", NULL, &a), MEDVLM_ERR_FORMAT,
               "img_trunc.jpg: truncated JPEG");
     CHECK(a.rgb == NULL, "no pixels on failure");
-    /* only the SOI marker */
-    CHECK_ERR(medvlm_image_decode_memory(base, 3, "soi.jpg", NULL, &a), MEDVLM_ERR_FORMAT,
-              "soi.jpg:");
+    /* only the SOI marker (2 bytes), or it and the next marker's first byte */
+    CHECK_ERR(medvlm_image_decode_memory(base, 2, "soi.jpg", NULL, &a), MEDVLM_ERR_FORMAT,
+              "soi.jpg: truncated JPEG: the data end after 2 bytes, before the image header");
+    CHECK_ERR(medvlm_image_decode_memory(base, 3, "soi3.jpg", NULL, &a), MEDVLM_ERR_FORMAT,
+              "soi3.jpg: truncated JPEG: the data end after 3 bytes, before the image header");
+    /* corrupt data libjpeg tolerates (garbage bytes before a marker): decoded, as Pillow does,
+     * with a warning naming the file through the log */
+    unsigned char *junk = malloc(nb + 2);
+    size_t seg = 4 + ((size_t)base[4] << 8 | base[5]); /* after the first segment (APP0) */
+    memcpy(junk, base, seg);
+    junk[seg] = junk[seg + 1] = 0x00;
+    memcpy(junk + seg + 2, base + seg, nb - seg);
+    warnings[0] = '\0';
+    medvlm_set_log(capture_log, NULL, MEDVLM_LOG_WARN);
+    CHECK_OK(medvlm_image_decode_memory(junk, nb + 2, "junk.jpg", NULL, &a));
+    medvlm_set_log(NULL, NULL, MEDVLM_LOG_WARN);
+    CHECK(strstr(warnings, "junk.jpg: corrupt JPEG data, decoded anyway as Pillow does (libjpeg: "
+                           "Corrupt JPEG data: 2 extraneous bytes before marker"),
+          "libjpeg's warning reported: '%s'", warnings);
+    medvlm_image_free(&a);
+    free(junk);
     /* claims 65000 x 65000: patch the SOF0 frame header */
     unsigned char *big = malloc(nb);
     memcpy(big, base, nb);
@@ -210,7 +237,8 @@ static void test_jpeg(void)
     CHECK(patched, "SOF0 found");
     write_file("img_huge.jpg", big, nb);
     CHECK_ERR(medvlm_image_decode_file("img_huge.jpg", NULL, &a), MEDVLM_ERR_LIMIT,
-              "img_huge.jpg: JPEG declares 65000 x 65000 pixels, over the decode limit");
+              "img_huge.jpg: JPEG declares 65000 x 65000 pixels (12.7 GB decoded), over the decode "
+              "limit");
     free(big);
 
     /* grey JPEG -> R = G = B */
@@ -438,7 +466,7 @@ static void test_png_bad(void)
     medvlm_decode_limits_default(&lim);
     lim.max_pixels = 200;
     CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "small_limit.png", &lim, &img), MEDVLM_ERR_LIMIT,
-              "small_limit.png: PNG declares 16 x 16 pixels, over the decode limit");
+              "small_limit.png: PNG declares 16 x 16 pixels (1 kB decoded), over the decode limit");
     lim.max_pixels = 0;
     lim.max_width = 15;
     CHECK_ERR(medvlm_image_decode_memory(m.p, m.n, "narrow.png", &lim, &img), MEDVLM_ERR_LIMIT,
@@ -452,8 +480,21 @@ static void test_png_bad(void)
     struct membuf huge = make_png(100000, 100000, 8, 2, 0, NULL, NULL, 0);
     write_file("img_huge.png", huge.p, huge.n);
     CHECK_ERR(medvlm_image_decode_file("img_huge.png", NULL, &img), MEDVLM_ERR_LIMIT,
-              "img_huge.png: PNG declares 100000 x 100000 pixels, over the decode limit (max "
-              "20000 x 20000");
+              "img_huge.png: PNG declares 100000 x 100000 pixels (30.0 GB decoded), over the "
+              "decode limit (max 20000 x 20000");
+    free(huge.p);
+    /* 20000 x 20000 (a "bomb": 1.2 GB per decoding thread) is over the default pixel limit,
+     * 10000 x 10000 is not (its header passes; the data are missing) */
+    huge = make_png(20000, 20000, 8, 2, 0, NULL, NULL, 0);
+    CHECK_ERR(medvlm_image_decode_memory(huge.p, huge.n, "bomb.png", NULL, &img), MEDVLM_ERR_LIMIT,
+              "bomb.png: PNG declares 20000 x 20000 pixels (1.2 GB decoded), over the decode "
+              "limit (max 20000 x 20000, 100000000 pixels)");
+    free(huge.p);
+    huge = make_png(10000, 10000, 8, 2, 0, NULL, NULL, 0);
+    enum medvlm_status big_st = medvlm_image_decode_memory(huge.p, huge.n, "big.png", NULL, &img);
+    CHECK(big_st != MEDVLM_ERR_LIMIT, "10000 x 10000 refused by the limit: %s",
+          medvlm_last_error());
+    medvlm_image_free(&img);
     free(huge.p);
     free(rows);
 }

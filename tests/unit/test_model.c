@@ -186,10 +186,131 @@ static void test_random_roundtrip(void)
     medvlm_model_free(b);
 }
 
+/* The fingerprint covers every weight: noise in one encoder matrix changes it; it is the same
+ * whichever towers are loaded (features of the vision tower meet prototypes of the text one). */
+static void test_fingerprint(void)
+{
+    struct medvlm_config cfg;
+    medvlm_config_default(&cfg);
+    cfg.projection_dim = 8;
+    cfg.text.hidden_size = 16;
+    cfg.text.intermediate_size = 32;
+    cfg.text.num_hidden_layers = 2;
+    cfg.text.num_attention_heads = 2;
+    cfg.text.vocab_size = 100;
+    cfg.vision.hidden_size = 16;
+    cfg.vision.intermediate_size = 32;
+    cfg.vision.num_hidden_layers = 2;
+    cfg.vision.num_attention_heads = 2;
+    cfg.vision.image_size = 32;
+    cfg.vision.patch_size = 8;
+    struct medvlm_model *a = NULL, *t = NULL, *v = NULL, *all = NULL, *b = NULL, *bt = NULL;
+    CHECK_OK(medvlm_model_init_random(&cfg, 11, &a));
+    if (!a) return;
+    CHECK_OK(medvlm_model_save(a, "fp-model-a"));
+    const struct medvlm_param_info *p =
+        medvlm_model_param_find(a, "vision_model.encoder.layers.1.mlp.fc2.weight");
+    CHECK(p && p->data, "fc2 of layer 1 in the table");
+    if (p && p->data) {
+        float *w = (float *)p->data; /* a model made in memory owns its weights */
+        w[5] += 1e-3f;
+        CHECK_OK(medvlm_model_save(a, "fp-model-b"));
+    }
+    CHECK_OK(medvlm_model_load("fp-model-a", MEDVLM_LOAD_TEXT, &t));
+    CHECK_OK(medvlm_model_load("fp-model-a", MEDVLM_LOAD_VISION, &v));
+    CHECK_OK(medvlm_model_load("fp-model-a", MEDVLM_LOAD_ALL, &all));
+    CHECK_OK(medvlm_model_load("fp-model-b", MEDVLM_LOAD_ALL, &b));
+    CHECK_OK(medvlm_model_load("fp-model-b", MEDVLM_LOAD_TEXT, &bt));
+    if (t && v && all && b && bt) {
+        const char *ft = medvlm_model_fingerprint(t);
+        CHECK(strlen(ft) == 16 && !strcmp(ft, medvlm_model_fingerprint(v)) &&
+                  !strcmp(ft, medvlm_model_fingerprint(all)),
+              "fingerprints of one model differ by towers: %s %s %s", ft,
+              medvlm_model_fingerprint(v), medvlm_model_fingerprint(all));
+        CHECK(strcmp(ft, medvlm_model_fingerprint(b)) != 0,
+              "noise in vision_model.encoder.layers.1.mlp.fc2.weight keeps the fingerprint %s", ft);
+        CHECK(!strcmp(medvlm_model_fingerprint(b), medvlm_model_fingerprint(bt)),
+              "the text-only load of the noisy model: %s, all: %s", medvlm_model_fingerprint(bt),
+              medvlm_model_fingerprint(b));
+    }
+    medvlm_model_free(a);
+    medvlm_model_free(t);
+    medvlm_model_free(v);
+    medvlm_model_free(all);
+    medvlm_model_free(b);
+    medvlm_model_free(bt);
+}
+
+/* One NaN weight: refused at load naming the tensor (unless MEDVLM_LOAD_ALLOW_NONFINITE), and
+ * the NaN embeddings of such a model refused by the feature extraction, naming the image. */
+static void test_nonfinite(const char *golden)
+{
+    struct medvlm_config cfg;
+    medvlm_config_default(&cfg);
+    cfg.projection_dim = 8;
+    cfg.text.hidden_size = 16;
+    cfg.text.intermediate_size = 32;
+    cfg.text.num_hidden_layers = 1;
+    cfg.text.num_attention_heads = 2;
+    cfg.text.vocab_size = 100;
+    cfg.vision.hidden_size = 16;
+    cfg.vision.intermediate_size = 32;
+    cfg.vision.num_hidden_layers = 2;
+    cfg.vision.num_attention_heads = 2;
+    cfg.vision.image_size = 32;
+    cfg.vision.patch_size = 8;
+    struct medvlm_model *a = NULL, *b = NULL;
+    CHECK_OK(medvlm_model_init_random(&cfg, 5, &a));
+    if (!a) return;
+    const struct medvlm_param_info *p =
+        medvlm_model_param_find(a, "vision_model.encoder.layers.1.mlp.fc2.weight");
+    if (!p || !p->data) {
+        CHECK(0, "fc2 of layer 1 in the table");
+        medvlm_model_free(a);
+        return;
+    }
+    ((float *)p->data)[3 * 32 + 7] = NAN; /* row 3, column 7 of (16, 32) */
+    CHECK_OK(medvlm_model_save(a, "nan-model"));
+    medvlm_model_free(a);
+    CHECK_ERR(medvlm_model_load("nan-model", MEDVLM_LOAD_VISION, &b), MEDVLM_ERR_FORMAT,
+              "tensor \"vision_model.encoder.layers.1.mlp.fc2.weight\" holds a non-finite "
+              "weight (nan at flat index 103 [3, 7])");
+    CHECK_OK(medvlm_model_load("nan-model", MEDVLM_LOAD_TEXT, &b)); /* that tower not loaded */
+    medvlm_model_free(b);
+    b = NULL;
+    CHECK_OK(medvlm_model_load("nan-model", MEDVLM_LOAD_VISION | MEDVLM_LOAD_ALLOW_NONFINITE, &b));
+    if (!b || !golden) {
+        medvlm_model_free(b);
+        return;
+    }
+    FILE *f = fopen("nan-labels.csv", "w");
+    if (f) {
+        fputs("image_name,label\nimg0.jpg,a\nimg1.png,b\n", f);
+        fclose(f);
+    }
+    char images[1024];
+    snprintf(images, sizeof images, "%s/images", golden);
+    struct medvlm_dataset_options o = {.images_dir = images, .labels_path = "nan-labels.csv"};
+    struct medvlm_dataset *ds = NULL;
+    CHECK_OK(medvlm_dataset_load(&o, &ds));
+    if (ds) {
+        struct medvlm_features_job job = {.model = b, .data = ds, .batch_size = 2};
+        medvlm_preprocess_options_default(&job.pre);
+        struct medvlm_features_result res;
+        CHECK_ERR(medvlm_features_extract(&job, &res), MEDVLM_ERR_FORMAT,
+                  "image 0 (img0.jpg): its embedding is not finite");
+    }
+    medvlm_dataset_free(ds);
+    medvlm_model_free(b);
+    remove("nan-labels.csv");
+}
+
 int main(void)
 {
     test_golden_model(test_golden_dir());
     test_config_styles();
     test_random_roundtrip();
+    test_fingerprint();
+    test_nonfinite(test_golden_dir());
     return check_summary();
 }

@@ -118,8 +118,68 @@ static void test_forms_and_errors(void)
     CHECK_ERR(PARSE("{\"descriptions\": {\"NC\": \"a\"}, \"prompt\": 1}", &p), MEDVLM_ERR_FORMAT,
               "unknown key \"prompt\"");
     CHECK_ERR(PARSE("[1, 2]", &p), MEDVLM_ERR_FORMAT, "expected a JSON object");
+    /* a class name in Latin-1 ("G\xe9"): not "class ... has no prompts" but where the bytes are */
+    CHECK_ERR(PARSE("{\"classes\": [\"NC\", \"G3\"],\n\"descriptions\": {\"NC\": \"a\", "
+                    "\"G\xe9"
+                    "3\": \"b\"}}",
+                    &p),
+              MEDVLM_ERR_FORMAT,
+              "t.json: line 2, column 31: byte 0xE9 is not valid UTF-8, in \"\"descriptions\": "
+              "{\"NC\": \"a\", \"G\\xE93\": \"b\"}}\"");
+    /* "\u0000" in a description or template: kept in the prompt with its length (the C string
+     * used to end there); an escaped backslash before "u0000" is text; class names refuse it */
+    CHECK_OK(PARSE("{\"templates\": [\"[CLS]\", \"x\\u0000[CLS]\"], \"descriptions\": "
+                   "{\"NC\": [\"desc of \\u0000 NC\", \"a\\\\u0000\"]}}",
+                   &p));
+    if (p) {
+        CHECK(p->n_prompts[0] == 4 && p->prompt_lens[0][0] == 12 &&
+                  !memcmp(p->prompts[0][0], "desc of \0 NC", 13) && p->prompt_lens[0][1] == 14 &&
+                  !memcmp(p->prompts[0][1], "x\0desc of \0 NC", 15),
+              "NUL kept: lengths %zu %zu", p->prompt_lens[0][0], p->prompt_lens[0][1]);
+        CHECK(p->n_prompts[0] == 4 && p->prompt_lens[0][2] == 7 &&
+                  !strcmp(p->prompts[0][2], "a\\u0000"),
+              "an escaped backslash: '%s'", p->prompts[0][2]);
+    }
+    medvlm_prompts_free(p);
+    p = NULL;
+    CHECK_ERR(PARSE("{\"descriptions\": {\"N\\u0000C\": \"x\"}}", &p), MEDVLM_ERR_FORMAT,
+              "holds \\u0000 (a NUL), which a class name must not");
+    CHECK_ERR(PARSE("{\"descriptions\": {\"NC\": \"x\\uDBFF\\uDFFF\"}}", &p), MEDVLM_ERR_FORMAT,
+              "t.json: line 1: holds \\uDBFF\\uDFFF (U+10FFFF), a noncharacter");
     CHECK_ERR(medvlm_prompts_load("/nonexistent/p.json", &p), MEDVLM_ERR_IO, "/nonexistent/p.json");
     CHECK(p == NULL, "nothing returned on error");
+}
+
+/* The prototypes of a prompt holding "\u0000" are those of the prompt without it: the lengths
+ * go from the JSON reader through the prompts to the tokenizer. */
+static void test_nul_prototypes(const char *golden)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/model", golden);
+    struct medvlm_model *m = NULL;
+    struct medvlm_tokenizer *tok = NULL;
+    struct medvlm_prompts *a = NULL, *b = NULL;
+    CHECK_OK(medvlm_model_load(dir, MEDVLM_LOAD_TEXT, &m));
+    CHECK_OK(medvlm_tokenizer_load(dir, &tok));
+    static const char ja[] = "{\"descriptions\": {\"NC\": \"desc of \\u0000 NC\", \"G3\": "
+                             "\"grade\\u0000 3\"}}";
+    static const char jb[] = "{\"descriptions\": {\"NC\": \"desc of NC\", \"G3\": \"grade 3\"}}";
+    CHECK_OK(medvlm_prompts_parse("a.json", ja, sizeof ja - 1, &a));
+    CHECK_OK(medvlm_prompts_parse("b.json", jb, sizeof jb - 1, &b));
+    if (m && tok && a && b) {
+        const int d = medvlm_model_config(m)->projection_dim;
+        float *pa = calloc((size_t)2 * d, sizeof *pa), *pb = calloc((size_t)2 * d, sizeof *pb);
+        CHECK_OK(medvlm_prompts_prototypes(m, tok, a, NULL, 2, pa));
+        CHECK_OK(medvlm_prompts_prototypes(m, tok, b, NULL, 2, pb));
+        CHECK(!memcmp(pa, pb, (size_t)2 * d * sizeof *pa),
+              "prototypes of \"desc of \\u0000 NC\" differ from those of \"desc of NC\"");
+        free(pa);
+        free(pb);
+    }
+    medvlm_prompts_free(a);
+    medvlm_prompts_free(b);
+    medvlm_tokenizer_free(tok);
+    medvlm_model_free(m);
 }
 
 int main(void)
@@ -132,5 +192,6 @@ int main(void)
     }
     test_golden(golden, src);
     test_forms_and_errors();
+    if (golden) test_nul_prototypes(golden);
     return check_summary();
 }

@@ -75,6 +75,21 @@ int main(void)
     CHECK_ERR(mv_st_parse("huge", huge, 16, &x), MEDVLM_ERR_FORMAT, "larger than the file");
     CHECK_ERR(parse_raw("{\"a\":", 0, &x), MEDVLM_ERR_FORMAT, "not valid JSON");
     CHECK_ERR(parse_raw("[1,2]", 0, &x), MEDVLM_ERR_FORMAT, "must be a JSON object");
+    /* the header must be UTF-8 (the format says so; Python's json refuses other bytes) */
+    CHECK_ERR(parse_raw("{\"__metadata__\":{\"n\":\"caf\xe9\"}}", 0, &x), MEDVLM_ERR_FORMAT,
+              "header is not valid UTF-8 (byte 0xE9 at file offset 33)");
+    CHECK_ERR(parse_raw("{\"__metadata__\":{\"n\":\"\xed\xa0\x80\"}}", 0, &x), MEDVLM_ERR_FORMAT,
+              "not valid UTF-8 (byte 0xED"); /* a surrogate */
+    CHECK_OK(parse_raw("{\"__metadata__\":{\"n\":\"caf\xc3\xa9 \xf0\x9f\x94\xac\"}}", 0, &x));
+    /* and the writer refuses to make such a header, naming the key and the byte */
+    struct medvlm_st_writer *wu;
+    CHECK_OK(medvlm_st_writer_init(&wu));
+    CHECK_ERR(medvlm_st_writer_meta(wu, "image_names", "[\"caf\xe9.jpg\"]"), MEDVLM_ERR_ARG,
+              "metadata 'image_names' is not valid UTF-8 (byte 0xE9 at offset 5, near "
+              "\"[\"caf\\xE9.jpg\"]\")");
+    CHECK_ERR(medvlm_st_writer_add(wu, "t\xff", MEDVLM_DTYPE_U8, 1, (int64_t[]){1}, "x"),
+              MEDVLM_ERR_ARG, "tensor name \"t\\xFF\" is not valid UTF-8");
+    medvlm_st_writer_free(wu);
     CHECK_ERR(parse_raw("{\"a\":{\"dtype\":\"Q8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, &x),
               MEDVLM_ERR_UNSUPPORTED, "unknown or missing dtype");
     CHECK_ERR(parse_raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, &x),

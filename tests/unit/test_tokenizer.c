@@ -424,18 +424,32 @@ static void test_bad_files(void)
     write_text(d, "merges.txt", "#version: 0.2\na b\n");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT,
               "token \"b\": expected an integer id");
-    write_text(d, "vocab.json", "{\"a\": 0, \"b\": 1}");
+    write_text(d, "vocab.json", "{\"a\": 0, \"b\": 1, \"ab\": 3}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_MISSING, "<|startoftext|>");
     write_text(d, "vocab.json", "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}");
     write_text(d, "merges.txt", "#version: 0.2\na b\nc d e\n");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT, "merges.txt:3: expected a merge");
-    write_text(d, "merges.txt", "#version: 0.2\na b</w>\n");
+    /* a merge of symbols that are no tokens: refused, as Hugging Face's tokenizers does (kept,
+     * it gave <|endoftext|> mid-sequence), naming the line, the merge and the missing token */
+    write_text(d, "merges.txt", "#version: 0.2\na a\na b</w>\n");
+    write_text(d, "vocab.json",
+               "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2, \"aa\": 3}");
+    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT,
+              "merges.txt: line 3: the merge \"a b</w>\" uses \"b</w>\", which is not in the "
+              "vocabulary");
+    write_text(d, "vocab.json",
+               "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2, \"b</w>\": 3}");
+    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT,
+              "line 2: the merge \"a a\" uses \"aa\", which is not in the vocabulary");
+    write_text(d, "merges.txt", "#version: 0.2\n");
+    write_text(d, "vocab.json", "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}");
     CHECK_OK(medvlm_tokenizer_load(d, &t));
-    if (t) { /* "ab" is no vocabulary token: unknown symbols become <|endoftext|> */
+    if (t) { /* "b</w>" is no vocabulary token: unknown symbols become <|endoftext|> */
         int32_t ids[8];
         int n;
         CHECK_OK(medvlm_tokenizer_encode(t, "ab", ids, 8, &n));
-        CHECK(n == 3 && ids[1] == 2, "unknown symbol -> unk (n %d id %d)", n, ids[1]);
+        CHECK(n == 4 && ids[1] == 0 && ids[2] == 2, "unknown symbol -> unk (n %d id %d)", n,
+              ids[2]);
     }
     medvlm_tokenizer_free(t);
     t = NULL;
@@ -447,6 +461,12 @@ static void test_bad_files(void)
     write_text(d, "tokenizer.json",
                "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT, "model.merges[0]");
+    write_text(d, "tokenizer.json",
+               "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+               "\"merges\": [\"a b\", [\"ab\", \"c\"]]}}");
+    CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_FORMAT,
+              "tokenizer.json: model.merges[1]: the merge \"ab c\" uses \"c\", which is not in "
+              "the vocabulary");
     write_text(d, "tokenizer.json",
                "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}, \"merges\": []}}");
     CHECK_ERR(medvlm_tokenizer_load(d, &t), MEDVLM_ERR_UNSUPPORTED, "expected \"BPE\"");
@@ -566,8 +586,13 @@ static void test_bpe_loops(void)
     }
     /* random merge tables over {a, b, c}, including orders no BPE training would produce */
     for (int table = 0; table < 40; table++) {
-        char merges[8192];
+        char merges[8192], vocab[16384];
         size_t m = (size_t)snprintf(merges, sizeof merges, "#version: 0.2\n");
+        /* every merge's parts and result are tokens (a later duplicate key wins) */
+        size_t v = (size_t)snprintf(vocab, sizeof vocab,
+                                    "{\"a\": 0, \"b\": 3, \"c\": 4, \"a</w>\": 5, "
+                                    "\"b</w>\": 6, \"c</w>\": 7, \"<|startoftext|>\": 1, "
+                                    "\"<|endoftext|>\": 2");
         int count = 5 + (int)mv_rng_below(&r, 60);
         for (int i = 0; i < count; i++) {
             char l[8], rr[8];
@@ -575,12 +600,15 @@ static void test_bpe_loops(void)
             for (int k = 0; k < nl; k++) l[k] = (char)('a' + mv_rng_below(&r, 3));
             for (int k = 0; k < nr; k++) rr[k] = (char)('a' + mv_rng_below(&r, 3));
             l[nl] = rr[nr] = '\0';
-            m += (size_t)snprintf(merges + m, sizeof merges - m, "%s %s%s\n", l, rr,
-                                  mv_rng_below(&r, 3) == 0 ? "</w>" : "");
+            const char *end = mv_rng_below(&r, 3) == 0 ? "</w>" : "";
+            m += (size_t)snprintf(merges + m, sizeof merges - m, "%s %s%s\n", l, rr, end);
+            v += (size_t)snprintf(vocab + v, sizeof vocab - v,
+                                  ", \"%s\": %d, \"%s%s\": %d, \"%s%s%s\": %d", l, 10 + 3 * i, rr,
+                                  end, 11 + 3 * i, l, rr, end, 12 + 3 * i);
         }
+        snprintf(vocab + v, sizeof vocab - v, "}");
         struct mv_bpe_files f;
         mv_bpe_files_init(&f);
-        const char *vocab = "{\"a\": 0, \"<|startoftext|>\": 1, \"<|endoftext|>\": 2}";
         struct mv_bpe *b = NULL;
         CHECK_OK(mv_bpe_parse_vocab(&f, "v", vocab, strlen(vocab)));
         CHECK_OK(mv_bpe_parse_merges(&f, "m", merges, m));
@@ -613,6 +641,36 @@ static void test_tables(void)
           "Unicode 14 view");
 }
 
+/* A NUL inside a prompt: Hugging Face's (slow, transformers 4.39) CLIPTokenizer's text cleaning
+ * drops it and keeps the rest ("desc of \0 NC" = "desc of  NC" = "desc of NC"); before the
+ * length-taking entry points, the C string ended there and gave the ids of "desc of ". */
+static void test_nul(const struct medvlm_tokenizer *tok)
+{
+    static const char with_nul[] = "desc of \0 NC";
+    static const int32_t want[] = {49406, 561, 3219, 539, 4911, 49407}; /* "desc of NC" */
+    int32_t ids[16], ref[16];
+    int n = 0, nr = 0, full = 0;
+    CHECK_OK(medvlm_tokenizer_encode_n(tok, with_nul, sizeof with_nul - 1, ids, 16, &n));
+    CHECK_OK(medvlm_tokenizer_encode(tok, "desc of NC", ref, 16, &nr));
+    CHECK(n == 6 && nr == 6 && !memcmp(ids, want, sizeof want) && !memcmp(ref, want, sizeof want),
+          "NUL mid-prompt: %d ids (%d %d %d %d ...), want those of \"desc of NC\"", n, ids[0],
+          ids[1], ids[2], ids[3]);
+    CHECK_OK(medvlm_tokenizer_count_n(tok, with_nul, sizeof with_nul - 1, &full));
+    CHECK(full == 6, "count_n %d", full);
+    CHECK_OK(medvlm_tokenizer_encode_n(tok, "a\0b", 3, ids, 16, &n));
+    CHECK_OK(medvlm_tokenizer_encode(tok, "ab", ref, 16, &nr));
+    CHECK(n == nr && !memcmp(ids, ref, (size_t)n * sizeof *ids), "\"a\\0b\" = \"ab\"");
+    /* the batch form with lengths, padded to the longest */
+    const char *texts[2] = {with_nul, "desc of NC"};
+    const size_t lens[2] = {sizeof with_nul - 1, 10};
+    int32_t b[2 * 16], mask[2 * 16];
+    int len = 0;
+    CHECK_OK(medvlm_tokenizer_encode_batch_n(tok, texts, lens, 2, 16, MEDVLM_PAD_LONGEST, b, mask,
+                                             &len));
+    CHECK(len == 6 && !memcmp(b, want, sizeof want) && !memcmp(b + 6, want, sizeof want),
+          "batch_n with a NUL: width %d", len);
+}
+
 int main(void)
 {
     const char *golden = test_golden_dir();
@@ -631,6 +689,7 @@ int main(void)
         test_threads();
         test_bpe_loops();
     }
+    if (tok_tj) test_nul(tok_tj);
     test_bad_files();
     test_basic();
     medvlm_tokenizer_free(tok_vm);
