@@ -70,11 +70,11 @@ has "and the image" "$last" "$err"
 [ ! -e "$tmp/bad.safetensors" ]; check "a rank failing: no features file" $?
 
 # ---- a rank killed with SIGKILL midway: no file; --resume finishes to the same bytes
-# 200 large JPEGs (8 made, each linked 25 times) in batches of 1: a few seconds a rank
+# 400 large JPEGs (8 made, each linked 50 times) in batches of 1: a few seconds a rank
 "$cli" init data --per-class 2 --size 1200 --seed 9 "$tmp/big0" >/dev/null
 mkdir -p "$tmp/big/images"
 echo "image_name,NC,G3,G4,G5" >"$tmp/big/labels.csv"
-for i in $(seq 1 25); do
+for i in $(seq 1 50); do
   tail -n +2 "$tmp/big0/labels.csv" | while IFS=, read -r f rest; do
     ln "$tmp/big0/images/$f" "$tmp/big/images/$i-$f"
     echo "$i-$f,$rest" >>"$tmp/big/labels.csv"
