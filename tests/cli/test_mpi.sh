@@ -3,7 +3,8 @@
 #   features   N = 1, 2, 3, 4 (4 ranks, 3 batches: a rank with nothing to do): the same file,
 #              byte for byte; the per-rank resume logs gone after success
 #   a rank that fails (an undecodable image in the last rank's shard): non-zero exit, the
-#              rank named, no file; a rank killed with SIGKILL midway: non-zero exit, mpirun
+#              rank named, no file; --resume with another N refused, with the same N the
+#              same bytes; a rank killed with SIGKILL midway: non-zero exit, mpirun
 #              names the rank, no file, and --resume finishes to the identical file
 #   zeroshot, adapt  (rank 0 alone): the same printed results and files
 #   finetune   N = 1: bit for bit one process's run; N = 2, 3: every trained tensor and the
@@ -68,6 +69,16 @@ np 3 "${F[@]}" --images "$tmp/bad/images" --out "$tmp/bad.safetensors" >"$out" 2
 has "the failing rank is named" "MPI rank 2 of 3 failed" "$err"
 has "and the image" "$last" "$err"
 [ ! -e "$tmp/bad.safetensors" ]; check "a rank failing: no features file" $?
+# its logs stay: a resume with another N is refused (the shards differ), with the same N it
+# finishes (the image repaired) to the one-process bytes
+cp "$tmp/data/images/$last" "$tmp/bad/images/$last"
+np 2 "${F[@]}" --images "$tmp/bad/images" --out "$tmp/bad.safetensors" --resume >"$out" 2>"$err"; rc=$?
+[ $rc != 0 ] && grep -q "belongs to a different job (.*number of MPI ranks)" "$err"
+check "--resume with another N: refused, the reason said (exit $rc)" $?
+np 3 "${F[@]}" --images "$tmp/bad/images" --out "$tmp/bad.safetensors" --resume >"$out" 2>"$err"
+check "--resume with the same N (exit $?)" $?
+has "--resume with the same N used the logs" "batches resumed" "$out"
+cmp -s "$tmp/ref.safetensors" "$tmp/bad.safetensors"; check "--resume with the same N = one process, byte for byte" $?
 
 # ---- a rank killed with SIGKILL midway: no file; --resume finishes to the same bytes
 # 400 large JPEGs (8 made, each linked 50 times) in batches of 1: a few seconds a rank
