@@ -568,6 +568,98 @@ static char *classes_csv(const struct medvlm_prompts *pr)
     return s;
 }
 
+/* The K-shot training images, then --val further ones per class, decoded: the first K of each
+ * class in the sampler's order are exactly `medvlm sample --shots K`'s. 1, or 0 after a
+ * message. */
+static int draw_images(const struct ft_args *a, const struct medvlm_model *m,
+                       const struct medvlm_dataset *d, struct split *tr, struct split *va)
+{
+    int *idx = NULL, n_idx = 0, ok = 0;
+    if (medvlm_fewshot_sample(d->labels, d->n, d->n_classes, (int)(a->shots + a->val), a->seed, 0,
+                              &idx, &n_idx))
+        return cli_fail(a->data.ds.labels_path), 0;
+    int *order = mv_malloc((size_t)(n_idx ? n_idx : 1) * sizeof(int));
+    if (order) {
+        /* idx is class by class, shots + val each: the first shots of a class train */
+        int nt = 0, nv = 0, per = (int)(a->shots + a->val);
+        for (int i = 0; i < n_idx; i++)
+            if (i % per < a->shots) order[nt++] = idx[i];
+        for (int i = 0; i < n_idx; i++)
+            if (i % per >= a->shots) order[nt + nv++] = idx[i];
+        ok = load_pixels(a, m, d, order, nt, tr) && load_pixels(a, m, d, order + nt, nv, va);
+    }
+    if (!ok) cli_fail(NULL);
+    mv_free(order);
+    medvlm_free(idx);
+    return ok;
+}
+
+/* The fine-tuning state and its progress, fresh or from the checkpoint (--resume). 1, or 0
+ * after a message. */
+static int start(const struct ft_args *a, const struct medvlm_model *m, const float *protos, int K,
+                 char *const *classes, const char *ck_path, int have_ck, struct medvlm_peft **p,
+                 struct cli_ft_progress *g, struct cli_ft_setting *set)
+{
+    const int root = mv_dist_rank() == 0;
+    if (medvlm_peft_init(m, &a->po, protos, K, p)) return cli_fail(NULL), 0;
+    settings_of(a, medvlm_peft_options_of(*p), medvlm_model_fingerprint(m), classes, K, set);
+    g->losses = mv_calloc((size_t)a->epochs, sizeof(double));
+    g->val_losses = mv_calloc((size_t)a->epochs, sizeof(double));
+    if (!g->losses || !g->val_losses) return cli_fail(NULL), 0;
+    if (a->val) {
+        g->nbest = medvlm_peft_snapshot_size(*p);
+        if (!(g->best = mv_malloc(g->nbest * sizeof(float)))) return cli_fail(NULL), 0;
+        medvlm_peft_snapshot(*p, g->best);
+    }
+    g->best_val = INFINITY;
+    mv_rng_seed(&g->rng, (uint64_t)a->seed ^ 0x5eedf17e7u);
+    if (a->resume && !have_ck && root)
+        fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
+                ck_path);
+    if (a->resume && have_ck) {
+        if (!cli_ft_checkpoint_load(ck_path, a->epochs, *p, g, set)) return 0;
+        if (root)
+            fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a->out, g->epoch,
+                    a->epochs);
+    }
+    return 1;
+}
+
+/* After training (rank 0): what happened, the run folder, the test metrics, run.json and the
+ * report. 1, or 0 after a message. */
+static int finish(const struct ft_args *a, struct medvlm_peft *p, const struct medvlm_model *m,
+                  const struct cli_ft_progress *g, const struct cli_ft_setting *set,
+                  const struct split *tr, const struct split *va, const struct medvlm_dataset *d,
+                  const struct medvlm_dataset *td, int stopped, double t_start,
+                  struct medvlm_evaluation *ev)
+{
+    const int K = d->n_classes;
+    if (stopped)
+        fprintf(stderr,
+                "medvlm: early stop after epoch %ld: no better validation loss for %ld epoch%s "
+                "(best: epoch %ld)\n",
+                g->epoch, a->patience, a->patience == 1 ? "" : "s", g->best_epoch);
+    printf("trained %ld epoch%s, %ld steps: loss %.4f -> %.4f", g->epoch, g->epoch == 1 ? "" : "s",
+           medvlm_peft_steps(p), g->losses[0], g->losses[g->epoch - 1]);
+    if (va->n)
+        printf(", best val_loss %.4f at epoch %ld (its parameters kept)", g->best_val,
+               g->best_epoch);
+    printf("\n");
+    if (g->best && g->best_epoch > 0) medvlm_peft_restore(p, g->best);
+    if (medvlm_peft_save_run(p, a->out, (const char *const *)d->classes)) return cli_fail(NULL), 0;
+    if (td && !evaluate(a, p, m, td, d->classes, K, ev)) return 0;
+    if (!write_run_json(a, p, g, set, tr, va, td ? &ev->metrics : NULL, d->classes, K,
+                        mv_now() - t_start))
+        return cli_fail(NULL), 0;
+    if (a->report && !write_report(a, g, ev, td)) return 0;
+    printf("wrote %s: %shead.safetensors, run.json (%.1f s)\n", a->out,
+           a->po.mode == MEDVLM_PEFT_LORA   ? "adapter_model.safetensors, adapter_config.json, "
+           : a->po.mode == MEDVLM_PEFT_HEAD ? ""
+                                            : "trained_params.safetensors, ",
+           mv_now() - t_start);
+    return 1;
+}
+
 int cmd_finetune(int argc, char **argv)
 {
     struct ft_args a = {0};
@@ -586,7 +678,7 @@ int cmd_finetune(int argc, char **argv)
     struct cli_ft_setting set[CLI_FT_SETTINGS];
     float *protos = NULL;
     char *ck_path = mv_path_join(a.out, "checkpoint.safetensors"), *csv = NULL;
-    int *idx = NULL, *order = NULL, *map = NULL, n_idx = 0, have_met = 0, stopped = 0;
+    int *map = NULL, stopped = 0;
     rc = CLI_FAIL;
     double t_start = mv_now();
     if (!ck_path) goto fail_msg;
@@ -630,100 +722,31 @@ int cmd_finetune(int argc, char **argv)
         cli_fail(a.prompts);
         goto done;
     }
-    /* K-shot training images, then --val further ones per class: the first K of each class
-     * in the sampler's order are exactly `medvlm sample --shots K`'s */
-    if (medvlm_fewshot_sample(d->labels, d->n, K, (int)(a.shots + a.val), a.seed, 0, &idx,
-                              &n_idx)) {
-        cli_fail(a.data.ds.labels_path);
-        goto done;
-    }
-    order = mv_malloc((size_t)(n_idx ? n_idx : 1) * sizeof(int));
-    if (!order) goto fail_msg;
-    {
-        /* idx is class by class, shots + val each: the first shots of a class train */
-        int nt = 0, nv = 0, per = (int)(a.shots + a.val);
-        for (int i = 0; i < n_idx; i++)
-            if (i % per < a.shots) order[nt++] = idx[i];
-        for (int i = 0; i < n_idx; i++)
-            if (i % per >= a.shots) order[nt + nv++] = idx[i];
-        if (!load_pixels(&a, m, d, order, nt, &tr) || !load_pixels(&a, m, d, order + nt, nv, &va))
-            goto fail_msg;
-    }
+    if (!draw_images(&a, m, d, &tr, &va)) goto done;
     const int root = mv_dist_rank() == 0; /* under mpirun, rank 0 writes and prints */
     if (root && mkdir(a.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "medvlm: cannot create the run folder --out %s: %s\n", a.out,
                 strerror(errno));
         goto done;
     }
-    if (medvlm_peft_init(m, &a.po, protos, K, &p)) goto fail_msg;
-    settings_of(&a, medvlm_peft_options_of(p), medvlm_model_fingerprint(m), d->classes, K, set);
-    g.losses = mv_calloc((size_t)a.epochs, sizeof(double));
-    g.val_losses = mv_calloc((size_t)a.epochs, sizeof(double));
-    if (!g.losses || !g.val_losses) goto fail_msg;
-    if (a.val) {
-        g.nbest = medvlm_peft_snapshot_size(p);
-        if (!(g.best = mv_malloc(g.nbest * sizeof(float)))) goto fail_msg;
-        medvlm_peft_snapshot(p, g.best);
-    }
-    g.best_val = INFINITY;
-    mv_rng_seed(&g.rng, (uint64_t)a.seed ^ 0x5eedf17e7u);
-    if (a.resume && !have_ck && root)
-        fprintf(stderr, "medvlm: --resume: no checkpoint %s yet: starting from the beginning\n",
-                ck_path);
-    if (a.resume && have_ck) {
-        if (!cli_ft_checkpoint_load(ck_path, a.epochs, p, &g, set)) goto done;
-        if (root)
-            fprintf(stderr, "medvlm: resuming %s after epoch %ld of %ld\n", a.out, g.epoch,
-                    a.epochs);
-    }
+    if (!start(&a, m, protos, K, d->classes, ck_path, have_ck, &p, &g, set)) goto done;
     if (root)
         printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
                "%ld epochs of batch %d\n",
                a.model, medvlm_peft_mode_name(a.po.mode), medvlm_peft_trainable(p), tr.n, va.n,
                a.epochs, a.po.max_batch);
     fflush(stdout);
-
     int H, W;
     if (medvlm_image_preprocess_fixed_size(medvlm_model_preproc(m), &a.data.pre, &H, &W))
         goto fail_msg;
     if (!train(&a, p, &tr, &va, 3 * (size_t)H * W, &g, set, ck_path, &stopped)) goto done;
-    if (!root) { /* the other ranks' part ends with the training */
-        rc = CLI_OK;
-        goto done;
-    }
-    if (stopped == 2) {
+    if (root && stopped == 2)
         printf("stopped after epoch %ld of %ld (--stop-after): the checkpoint %s continues it "
                "with --resume\n",
                g.epoch, a.epochs, ck_path);
+    /* the other ranks' part ends with the training */
+    if (!root || stopped == 2 || finish(&a, p, m, &g, set, &tr, &va, d, td, stopped, t_start, &ev))
         rc = CLI_OK;
-        goto done;
-    }
-    if (stopped)
-        fprintf(stderr,
-                "medvlm: early stop after epoch %ld: no better validation loss for %ld epoch%s "
-                "(best: epoch %ld)\n",
-                g.epoch, a.patience, a.patience == 1 ? "" : "s", g.best_epoch);
-    printf("trained %ld epoch%s, %ld steps: loss %.4f -> %.4f", g.epoch, g.epoch == 1 ? "" : "s",
-           medvlm_peft_steps(p), g.losses[0], g.losses[g.epoch - 1]);
-    if (va.n)
-        printf(", best val_loss %.4f at epoch %ld (its parameters kept)", g.best_val, g.best_epoch);
-    printf("\n");
-    if (g.best && g.best_epoch > 0) medvlm_peft_restore(p, g.best);
-    if (medvlm_peft_save_run(p, a.out, (const char *const *)d->classes)) goto fail_msg;
-    if (td) {
-        if (!evaluate(&a, p, m, td, d->classes, K, &ev)) goto done;
-        have_met = 1;
-    }
-    if (!write_run_json(&a, p, &g, set, &tr, &va, have_met ? &ev.metrics : NULL, d->classes, K,
-                        mv_now() - t_start))
-        goto fail_msg;
-    if (a.report && !write_report(&a, &g, &ev, td)) goto done;
-    printf("wrote %s: %shead.safetensors, run.json (%.1f s)\n", a.out,
-           a.po.mode == MEDVLM_PEFT_LORA   ? "adapter_model.safetensors, adapter_config.json, "
-           : a.po.mode == MEDVLM_PEFT_HEAD ? ""
-                                           : "trained_params.safetensors, ",
-           mv_now() - t_start);
-    rc = CLI_OK;
     goto done;
 fail_msg:
     cli_fail(NULL);
@@ -737,10 +760,8 @@ done:
     mv_free(g.best);
     mv_free(protos);
     mv_free(map);
-    mv_free(order);
     mv_free(ck_path);
     mv_free(csv);
-    medvlm_free(idx);
     medvlm_dataset_free(td);
     medvlm_dataset_free(d);
     medvlm_prompts_free(pr);
