@@ -24,7 +24,7 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES = build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 	libopenblas-openmp-dev libcjson-dev libutf8proc-dev libzip-dev libexpat1-dev \
 	libjpeg62-turbo-dev libpng-dev libtiff-dev libopenmpi-dev openmpi-bin \
-	libmicrohttpd-dev curl libxml2-utils python3-venv apache2-utils
+	libmicrohttpd-dev curl libxml2-utils python3-venv apache2-utils iproute2
 
 # the browser test's: heavy (about 300 MB installed), so not part of every `make test`
 BROWSER_PACKAGES = chromium chromium-driver
