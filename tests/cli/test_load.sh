@@ -26,6 +26,7 @@
 set -u
 cli=${MEDVLM_CLI:?run through ctest}
 . "$(dirname "$0")/harness.sh" # check, run, has, hasnt; $tmp, $out, $err
+. "$(dirname "$0")/serve_harness.sh" # serve_start; servers stopped on exit
 
 if [ "${MEDVLM_HAVE_MHD:-ON}" != ON ]; then
   echo "SKIP load test: medvlm was built without libmicrohttpd"
@@ -53,22 +54,8 @@ JSON
 tile=$tmp/data/images/synth_G4_00001.jpg
 printf '{"text":"cribriform fused glands","k":8}' >"$tmp/search_req.json"
 
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-"$cli" serve --port 0 --bind 127.0.0.1 --model "$tmp/model" --prompts "$tmp/prompts.json" \
-  --features "$tmp/feats.safetensors" --images "$tmp/data/images" --workers 2 \
-  >"$tmp/serve.out" 2>"$tmp/serve.err" &
-pid=$!
-url=
-for _ in $(seq 100); do
-  url=$(sed -n 's|^medvlm serve: listening on \(http://127\.0\.0\.1:[0-9]*\)/ .*|\1|p' "$tmp/serve.out")
-  [ -n "$url" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$url" ]; check "serve: listening on a loopback port ($url)" $?
-[ -n "$url" ] || { cat "$tmp/serve.err" >&2; echo "$pass passed, $fail failed"; exit 1; }
+serve_start serve --bind 127.0.0.1 --model "$tmp/model" --prompts "$tmp/prompts.json" \
+  --features "$tmp/feats.safetensors" --images "$tmp/data/images" --workers 2
 
 # mem: "VmRSS VmHWM" of the server in kB
 mem() { awk '$1 == "VmRSS:" { r = $2 } $1 == "VmHWM:" { h = $2 } END { print r, h }' "/proc/$pid/status"; }
