@@ -149,22 +149,28 @@ static void test_config_styles(void)
     unlink("pp.json");
 }
 
+/* A small CLIP: width 16, 2 heads, 32 px images of 8 px patches, text_layers text layers. */
+static void small_config(struct medvlm_config *cfg, int text_layers)
+{
+    medvlm_config_default(cfg);
+    cfg->projection_dim = 8;
+    cfg->text.hidden_size = 16;
+    cfg->text.intermediate_size = 32;
+    cfg->text.num_hidden_layers = text_layers;
+    cfg->text.num_attention_heads = 2;
+    cfg->text.vocab_size = 100;
+    cfg->vision.hidden_size = 16;
+    cfg->vision.intermediate_size = 32;
+    cfg->vision.num_hidden_layers = 2;
+    cfg->vision.num_attention_heads = 2;
+    cfg->vision.image_size = 32;
+    cfg->vision.patch_size = 8;
+}
+
 static void test_random_roundtrip(void)
 {
     struct medvlm_config cfg;
-    medvlm_config_default(&cfg);
-    cfg.projection_dim = 8;
-    cfg.text.hidden_size = 16;
-    cfg.text.intermediate_size = 32;
-    cfg.text.num_hidden_layers = 1;
-    cfg.text.num_attention_heads = 2;
-    cfg.text.vocab_size = 100;
-    cfg.vision.hidden_size = 16;
-    cfg.vision.intermediate_size = 32;
-    cfg.vision.num_hidden_layers = 2;
-    cfg.vision.num_attention_heads = 2;
-    cfg.vision.image_size = 32;
-    cfg.vision.patch_size = 8;
+    small_config(&cfg, 1);
     cfg.vision.hidden_act = MEDVLM_ACT_GELU;
     struct medvlm_model *a, *b;
     CHECK_OK(medvlm_model_init_random(&cfg, 7, &a));
@@ -191,19 +197,7 @@ static void test_random_roundtrip(void)
 static void test_fingerprint(void)
 {
     struct medvlm_config cfg;
-    medvlm_config_default(&cfg);
-    cfg.projection_dim = 8;
-    cfg.text.hidden_size = 16;
-    cfg.text.intermediate_size = 32;
-    cfg.text.num_hidden_layers = 2;
-    cfg.text.num_attention_heads = 2;
-    cfg.text.vocab_size = 100;
-    cfg.vision.hidden_size = 16;
-    cfg.vision.intermediate_size = 32;
-    cfg.vision.num_hidden_layers = 2;
-    cfg.vision.num_attention_heads = 2;
-    cfg.vision.image_size = 32;
-    cfg.vision.patch_size = 8;
+    small_config(&cfg, 2);
     struct medvlm_model *a = NULL, *t = NULL, *v = NULL, *all = NULL, *b = NULL, *bt = NULL;
     CHECK_OK(medvlm_model_init_random(&cfg, 11, &a));
     if (!a) return;
@@ -246,19 +240,7 @@ static void test_fingerprint(void)
 static void test_nonfinite(const char *golden)
 {
     struct medvlm_config cfg;
-    medvlm_config_default(&cfg);
-    cfg.projection_dim = 8;
-    cfg.text.hidden_size = 16;
-    cfg.text.intermediate_size = 32;
-    cfg.text.num_hidden_layers = 1;
-    cfg.text.num_attention_heads = 2;
-    cfg.text.vocab_size = 100;
-    cfg.vision.hidden_size = 16;
-    cfg.vision.intermediate_size = 32;
-    cfg.vision.num_hidden_layers = 2;
-    cfg.vision.num_attention_heads = 2;
-    cfg.vision.image_size = 32;
-    cfg.vision.patch_size = 8;
+    small_config(&cfg, 1);
     struct medvlm_model *a = NULL, *b = NULL;
     CHECK_OK(medvlm_model_init_random(&cfg, 5, &a));
     if (!a) return;
