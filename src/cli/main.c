@@ -14,7 +14,8 @@ static const struct cli_command commands[] = {
     {"info", cmd_info, "describe a model folder: architecture, parameters, files", 0},
     {"init", cmd_init, "make a random-weight model folder or a synthetic labelled image set", 0},
     {"tokenize", cmd_tokenize, "token ids of prompts (CLIP BPE, the ids of Hugging Face)", 0},
-    {"preprocess", cmd_preprocess, "images -> model input tensors (hf or tutorial pipeline)", 0},
+    {"preprocess", cmd_preprocess,
+     "images -> model input tensors (hf, hf-torchvision or tutorial pipeline)", 0},
     {"embed", cmd_embed, "image and text embeddings to a safetensors file", 0},
     {"dataset", cmd_dataset, "load a label table or class folders and describe the dataset", 0},
     {"features", cmd_features,
@@ -45,7 +46,9 @@ static void print_help(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'medvlm COMMAND --help' describes one command, with an example.\n"
-               "exit status: 0 success, 1 failure, 2 usage error.\n");
+               "exit status: 0 success, 1 failure, 2 usage error.\n"
+               "Under mpirun, features and finetune share the work across the ranks; every other\n"
+               "command runs on rank 0 (docs/scale.md).\n");
 }
 
 /* Under mpirun (src/dist/): features and finetune run on every rank and share the work; every
