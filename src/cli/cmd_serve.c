@@ -117,38 +117,37 @@ static void inputs_free(struct serve_inputs *in)
  * Fills a and the limits and preprocessing of s. */
 static int parse_args(int argc, char **argv, struct serve_args *a, struct mv_serve_state *s)
 {
-    static const enum medvlm_preprocess pipelines[] = {
-        MEDVLM_PREPROCESS_TUTORIAL, MEDVLM_PREPROCESS_HF, MEDVLM_PREPROCESS_HF_TORCHVISION};
-    int pipeline = 0, max_upload_mb = 16;
+    const char *pipeline = "tutorial"; /* as medvlm features extracts by default */
+    int max_upload_mb = 16;
     a->bind = "127.0.0.1";
     a->port = 8080;
     a->workers = 2;
     mv_serve_limits_default(&s->lim);
     medvlm_preprocess_options_default(&s->pre);
     long max_pixels = s->lim.max_pixels;
-    const struct cli_opt opts[] = {
-        CLI_OPT_STR("model", &a->model_dir),
-        CLI_OPT_STR("prompts", &a->prompts_path),
-        CLI_OPT_STR("features", &a->feats_path),
-        CLI_OPT_STR("images", &a->images),
-        CLI_OPT_STR("adapter", &a->adapter_path),
-        CLI_OPT_STR("run", &a->run),
-        CLI_OPT_INT("port", &a->port, 0, 65535),
-        CLI_OPT_STR("bind", &a->bind),
-        CLI_OPT_STR("token", &a->token),
-        CLI_OPT_INT("workers", &a->workers, 1, 256),
-        CLI_OPT_CHOICE("preprocess", &pipeline, "tutorial|hf|hf-torchvision"),
-        CLI_OPT_INT("max-upload", &max_upload_mb, 1, 1024),
-        CLI_OPT_LONG("max-pixels", &max_pixels, 1, 400000000L),
-        CLI_OPT_INT("timeout", &s->lim.timeout_s, 1, 3600),
-        CLI_OPT_INT("max-requests", &s->lim.max_requests, 1, 4096),
-        CLI_OPT_END};
+    const struct cli_opt opts[] = {CLI_OPT_STR("model", &a->model_dir),
+                                   CLI_OPT_STR("prompts", &a->prompts_path),
+                                   CLI_OPT_STR("features", &a->feats_path),
+                                   CLI_OPT_STR("images", &a->images),
+                                   CLI_OPT_STR("adapter", &a->adapter_path),
+                                   CLI_OPT_STR("run", &a->run),
+                                   CLI_OPT_INT("port", &a->port, 0, 65535),
+                                   CLI_OPT_STR("bind", &a->bind),
+                                   CLI_OPT_STR("token", &a->token),
+                                   CLI_OPT_INT("workers", &a->workers, 1, 256),
+                                   CLI_OPT_STR("preprocess", &pipeline),
+                                   CLI_OPT_INT("max-upload", &max_upload_mb, 1, 1024),
+                                   CLI_OPT_LONG("max-pixels", &max_pixels, 1, 400000000L),
+                                   CLI_OPT_INT("timeout", &s->lim.timeout_s, 1, 3600),
+                                   CLI_OPT_INT("max-requests", &s->lim.max_requests, 1, 4096),
+                                   CLI_OPT_END};
     const struct cli_spec spec = {.loads_model = 1, .cmd = "serve", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (a->token && !*a->token) return cli_usage("serve", "--token must not be empty");
-    /* the tutorial's pipeline by default, as medvlm features extracts */
-    s->pre.pipeline = pipelines[pipeline];
+    if (medvlm_preprocess_parse(pipeline, &s->pre.pipeline))
+        return cli_usage("serve", "--preprocess expects tutorial, hf or hf-torchvision, got '%s'",
+                         pipeline);
     s->lim.max_upload = (size_t)max_upload_mb << 20;
     s->lim.max_pixels = max_pixels;
     if (!a->model_dir || !a->prompts_path)

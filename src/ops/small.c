@@ -142,11 +142,10 @@ long mv_mm_tn_prefetches(int M, int N, int L)
 }
 
 /* The first index in [i, n) whose float is not finite, or n. */
+/* The portable scan is core's (the layers below src/ops use it directly). */
 static size_t first_nonfinite_plain(const float *x, size_t i, size_t n)
 {
-    for (; i < n; i++)
-        if (!isfinite(x[i])) return i;
-    return n;
+    return i + mv_find_nonfinite(x + i, n - i);
 }
 
 /* Copies [i, n) and scans it; the copy stops at the first value that is not finite. */
