@@ -267,6 +267,31 @@ enum medvlm_status medvlm_model_init_random(const struct medvlm_config *cfg, uin
 /* Write config.json, preprocessor_config.json and model.safetensors into dir (created). */
 enum medvlm_status medvlm_model_save(const struct medvlm_model *m, const char *dir);
 void medvlm_model_free(struct medvlm_model *m);
+
+/* The arithmetic of the encoders' matrix products. FP32: fp32 weights and products (every
+ * golden stage checks against PyTorch in fp32). BF16: the linear layers' weights converted
+ * once to bf16 and multiplied with bf16 activations accumulating in fp32 (LayerNorm, softmax
+ * and the residual stream stay fp32; AVX512_BF16's vdpbf16ps where the CPU has it), with the
+ * accuracy cost docs/precision.md states. AUTO: BF16 where it is the faster on this CPU, FP32
+ * elsewhere (medvlm_precision_resolve says which). */
+enum medvlm_precision { MEDVLM_PRECISION_AUTO, MEDVLM_PRECISION_FP32, MEDVLM_PRECISION_BF16 };
+/* "auto", "fp32", "bf16" -> *p; MEDVLM_ERR_ARG naming the choices otherwise. */
+enum medvlm_status medvlm_precision_parse(const char *s, enum medvlm_precision *p);
+const char *medvlm_precision_name(enum medvlm_precision p);
+/* AUTO resolved for this CPU (FP32 or BF16); FP32 and BF16 as they are. */
+enum medvlm_precision medvlm_precision_resolve(enum medvlm_precision p);
+/* Make m ready to embed: each linear layer's weight converted once, at load, into the layout
+ * (and precision) that the product kernels read, so no product packs or converts a weight
+ * again. FP32 on a CPU where the products run medvlm's packed AVX-512 kernel: a packed copy of
+ * every linear weight (4 bytes per weight, the out dimension rounded up to 32; 340 MB for
+ * ViT-B/32's vision tower), and the mapped file's pages of the originals are given back to the
+ * system (they are read again only by training); elsewhere nothing is copied. Call it once,
+ * after medvlm_model_load (and medvlm_model_apply_run), before the first encoder is made and
+ * before threads share m; again on a prepared model: MEDVLM_ERR_ARG. Fine-tuning
+ * (medvlm_peft_*) neither needs nor uses it. MEDVLM_OK, or MEDVLM_ERR_NOMEM (m unchanged). */
+enum medvlm_status medvlm_model_prepare(struct medvlm_model *m, enum medvlm_precision p);
+/* The precision m's encoders run: FP32 unless medvlm_model_prepare chose BF16. */
+enum medvlm_precision medvlm_model_precision(const struct medvlm_model *m);
 const struct medvlm_config *medvlm_model_config(const struct medvlm_model *m);
 const struct medvlm_preproc_config *medvlm_model_preproc(const struct medvlm_model *m);
 float medvlm_model_logit_scale(const struct medvlm_model *m); /* raw; use expf() */

@@ -111,6 +111,7 @@ given:
 }
 
 unsigned cli_load_flags;
+enum medvlm_precision cli_precision = MEDVLM_PRECISION_AUTO;
 
 int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
 {
@@ -142,6 +143,8 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
     }
     if (s->loads_model && n < MAX_OPTS)
         all[n++] = (struct option){"allow-nonfinite-weights", no_argument, &allow_nonfinite, 1};
+    if (s->runs_encoder && n < MAX_OPTS)
+        all[n++] = (struct option){"precision", required_argument, NULL, CLI_OPT_PRECISION};
     all[n++] = (struct option){"help", no_argument, NULL, 'h'};
     all[n] = (struct option){NULL, 0, NULL, 0};
     optind = 1;
@@ -150,6 +153,13 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
         if (c == 0) continue; /* a flag getopt stored itself */
         if (c >= OPT_BASE) {
             if (!store(s->cmd, &s->opts[c - OPT_BASE], optarg)) return CLI_USAGE;
+            continue;
+        }
+        if (c == CLI_OPT_PRECISION) {
+            enum medvlm_precision p;
+            if (medvlm_precision_parse(optarg, &p))
+                return cli_usage(s->cmd, "--precision '%s': expected fp32, bf16 or auto", optarg);
+            cli_precision = p;
             continue;
         }
         if (s->data && c >= CLI_OPT_IMAGES && c < CLI_OPT_FIRST_FREE) {

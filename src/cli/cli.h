@@ -73,10 +73,14 @@ struct cli_spec {
     const char *pos_name;       /* how a usage error names them ("MODEL_DIR") */
     int options_first;          /* options end at the first positional argument */
     int loads_model;            /* accepts --allow-nonfinite-weights (sets cli_load_flags) */
+    int runs_encoder;           /* accepts --precision (sets cli_precision) */
 };
 /* Flags every model load of the CLI adds (MEDVLM_LOAD_ALLOW_NONFINITE after
  * --allow-nonfinite-weights): cli_model_load applies them, direct loads OR them in. */
 extern unsigned cli_load_flags;
+/* --precision (default auto): cli_model_load prepares the model with it
+ * (medvlm_model_prepare). */
+extern enum medvlm_precision cli_precision;
 /* Rows of an option table; the _G forms also set *given when the option is given. */
 #define CLI_OPT_STR(n, d)                                                                          \
     {                                                                                              \
@@ -162,6 +166,7 @@ void cli_json_string(FILE *f, const char *s);
 
 /* ---- flags shared by subcommands that read a dataset (common.c) ---- */
 enum {
+    CLI_OPT_PRECISION = 250, /* --precision (cli_spec.runs_encoder) */
     CLI_OPT_IMAGES = 256,
     CLI_OPT_LABELS,
     CLI_OPT_CLASSES,
@@ -255,7 +260,9 @@ void cli_model_free(struct cli_model *cm);
     "                        model (unmerged; a run of another model is refused)\n" CLI_MODEL_HELP
 #define CLI_MODEL_HELP                                                                             \
     "  --allow-nonfinite-weights  load a model whose weights hold NaN or Inf (refused, naming\n"   \
-    "                        the tensor, by default)\n"
+    "                        the tensor, by default)\n"                                            \
+    "  --precision P         fp32, bf16 or auto (default): the encoders' matrix products;\n"       \
+    "                        auto runs bf16 only where it is the faster (docs/precision.md)\n"
 
 /* --report FILE.html (medvlm_report_write_html), written after everything else the command
  * writes. r gives the title, summary and the parts an evaluation does not hold (losses, the

@@ -32,6 +32,7 @@ static const char *usage =
     "                      (the classifier ZS-LP and CLAP start from) are their text\n"
     "                      embeddings, computed with --model\n"
     "  --model DIR         the model the features were extracted with\n"
+    "  --precision P       fp32, bf16 or auto (default): the text encoder's products\n"
     "  --prototypes FILE   instead of --prompts and --model: prototypes saved by\n"
     "                      medvlm zeroshot --save-prototypes\n"
     "  --shots K           images per class (>= 1)\n"
@@ -142,7 +143,8 @@ static int parse_args(int argc, char **argv, struct adapt_args *a)
         CLI_OPT_STR("report-images", &a->report_images),
         CLI_OPT_INT("threads", &a->o.threads, 1, 1024),
         CLI_OPT_END};
-    const struct cli_spec spec = {.loads_model = 1, .cmd = "adapt", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {
+        .loads_model = 1, .runs_encoder = 1, .cmd = "adapt", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (method && methods)
@@ -300,7 +302,7 @@ static int prompt_prototypes(const struct adapt_args *a, const struct medvlm_fea
     const int K = tr->n_classes;
     if (medvlm_prompts_load(a->prompts, &pr) ||
         medvlm_model_load(a->model, MEDVLM_LOAD_TEXT | cli_load_flags, &m) ||
-        medvlm_tokenizer_load(a->model, &tok)) {
+        medvlm_model_prepare(m, cli_precision) || medvlm_tokenizer_load(a->model, &tok)) {
         cli_fail(NULL);
         goto done;
     }

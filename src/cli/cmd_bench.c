@@ -16,7 +16,7 @@ static const char *usage =
     "usage: medvlm bench [--random plip | --model DIR] [--only vision|text] [--batch B]\n"
     "                    [--threads N] [--reps R] [--json] [--profile] [--gemm]\n"
     "                    [--blas-threads] [--no-skinny] [--gemm-backend B]\n"
-    "                    [--train MODE] [--peak]\n"
+    "                    [--train MODE] [--peak] [--precision P]\n"
     "\n"
     "Time the forward pass of the encoders: vision at batch 1, 8 and 32 (images/s) and text\n"
     "on 16 zero-shot prompts padded to 77 tokens and to the longest (18; prompts/s), each the\n"
@@ -53,6 +53,8 @@ static const char *usage =
     "                 pair), at 1 thread and at N; the best of repetitions over ~0.2 s each.\n"
     "                 A kind the CPU lacks is reported unavailable. JSON: bench \"peak\",\n"
     "                 kind (fp32_zmm, fp32_ymm, bf16_dot), threads, gflops, available\n"
+    "  --precision P  fp32, bf16 or auto (default: bf16 only where it is the faster): the\n"
+    "                 encoders' products; every result line names it (JSON precision)\n"
     "  --train MODE   instead: one fine-tuning step of the vision encoder (medvlm_peft_step:\n"
     "                 forward, zero-shot head on K = 4 random prototypes, cross-entropy,\n"
     "                 backward, Adam) with PEFT mode lora (rank 4 on q, k, v), ln, ln-all,\n"
@@ -102,6 +104,7 @@ static int prompt_len(int i)
 
 struct bench_opts {
     int threads, reps, batch, json, profile;
+    const char *precision; /* what the encoders run: medvlm_model_precision after prepare */
 };
 
 /* Seconds per op family over the timed runs (--profile), per run. */
@@ -149,18 +152,20 @@ static void report(const struct bench_opts *o, const char *bench, int batch, int
     if (o->json) {
         printf("{\"bench\": \"%s\", \"batch\": %d, ", bench, batch);
         if (len) printf("\"len\": %d, ", len);
-        printf("\"per_s\": %.3f, \"gflops\": %.1f, \"threads\": %d, \"peak_rss_mb\": %.1f, "
-               "\"median_s\": %.6f, \"reps\": %d}\n",
-               per_s, gflops, o->threads, peak_rss_mb(), med, o->reps);
+        printf(
+            "\"per_s\": %.3f, \"gflops\": %.1f, \"threads\": %d, \"peak_rss_mb\": %.1f, "
+            "\"median_s\": %.6f, \"reps\": %d, \"precision\": \"%s\", \"gemm_backend\": \"%s\"}\n",
+            per_s, gflops, o->threads, peak_rss_mb(), med, o->reps, o->precision,
+            mv_gemm_backend_name());
     } else {
         printf("%-6s batch %3d", bench, batch);
         if (len)
             printf(" len %2d", len);
         else
             printf("       ");
-        printf("  %8.2f %s/s  %7.1f GFLOP/s  median %.4f s  peak RSS %.0f MB  (%d threads)\n",
+        printf("  %8.2f %s/s  %7.1f GFLOP/s  median %.4f s  peak RSS %.0f MB  (%d threads, %s)\n",
                per_s, strcmp(bench, "vision") ? "prompts" : "images", gflops, med, peak_rss_mb(),
-               o->threads);
+               o->threads, o->precision);
     }
     fflush(stdout);
 }
@@ -548,7 +553,8 @@ static int bench_train(const struct medvlm_model *m, const struct bench_opts *o,
     if (o->json)
         printf("{\"bench\": \"train\", \"peft\": \"%s\", \"batch\": %d, \"step_s\": %.6f, "
                "\"peak_rss_mb\": %.1f, \"threads\": %d, \"gflops\": %.1f, \"trainable\": %zu, "
-               "\"workspace_mb\": %.1f, \"reps\": %d, \"gemm_backend\": \"%s\"}\n",
+               "\"workspace_mb\": %.1f, \"reps\": %d, \"precision\": \"fp32\", "
+               "\"gemm_backend\": \"%s\"}\n",
                peft, B, med, peak_rss_mb(), o->threads, gflops, trainable, ws_mb, o->reps,
                mv_gemm_backend_name());
     else
@@ -590,7 +596,8 @@ int cmd_bench(int argc, char **argv)
         CLI_OPT_CHOICE_G("gemm-backend", &backend, "auto|openblas|packed", &backend_given),
         CLI_OPT_FLAG("peak", &peak),
         CLI_OPT_END};
-    const struct cli_spec spec = {.loads_model = 1, .cmd = "bench", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {
+        .loads_model = 1, .runs_encoder = 1, .cmd = "bench", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (random && strcmp(random, "plip") != 0)
@@ -627,7 +634,14 @@ int cmd_bench(int argc, char **argv)
         medvlm_config_default(&cfg); /* = vinid/plip sizes */
         st = mv_model_init_random_towers(&cfg, 0, flags, &m);
     }
-    if (st) return cli_fail(model_dir ? model_dir : "bench");
+    if (!st && !train) st = medvlm_model_prepare(m, cli_precision);
+    if (!st && train && medvlm_precision_resolve(cli_precision) == MEDVLM_PRECISION_BF16)
+        st = mv_err(MEDVLM_ERR_ARG, "--train runs fp32: bf16 fine-tuning is not built yet");
+    o.precision = m ? medvlm_precision_name(medvlm_model_precision(m)) : "fp32";
+    if (st) {
+        medvlm_model_free(m);
+        return cli_fail(model_dir ? model_dir : "bench");
+    }
     int rc = CLI_OK;
     if (train)
         rc = bench_train(m, &o, mode);

@@ -71,6 +71,7 @@ static int parse_args(int argc, char **argv, struct embed_args *a)
                                    CLI_OPT_LIST("image", &list),
                                    CLI_OPT_END};
     const struct cli_spec spec = {.loads_model = 1,
+                                  .runs_encoder = 1,
                                   .cmd = "embed",
                                   .usage = usage,
                                   .opts = opts,

@@ -32,8 +32,12 @@ int cmd_features(int argc, char **argv)
     const struct cli_opt opts[] = {CLI_OPT_STR("model", &model_dir), CLI_OPT_STR("out", &out),
                                    CLI_OPT_FLAG("resume", &resume), CLI_OPT_STR("run", &run),
                                    CLI_OPT_END};
-    const struct cli_spec spec = {
-        .loads_model = 1, .cmd = "features", .usage = usage, .opts = opts, .data = &a};
+    const struct cli_spec spec = {.loads_model = 1,
+                                  .runs_encoder = 1,
+                                  .cmd = "features",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .data = &a};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (!model_dir || !out || !a.ds.images_dir)

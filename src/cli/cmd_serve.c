@@ -141,7 +141,8 @@ static int parse_args(int argc, char **argv, struct serve_args *a, struct mv_ser
                                    CLI_OPT_INT("timeout", &s->lim.timeout_s, 1, 3600),
                                    CLI_OPT_INT("max-requests", &s->lim.max_requests, 1, 4096),
                                    CLI_OPT_END};
-    const struct cli_spec spec = {.loads_model = 1, .cmd = "serve", .usage = usage, .opts = opts};
+    const struct cli_spec spec = {
+        .loads_model = 1, .runs_encoder = 1, .cmd = "serve", .usage = usage, .opts = opts};
     const int parsed = cli_parse(&spec, argc, argv, NULL);
     if (parsed != CLI_GO_ON) return parsed;
     if (a->token && !*a->token) return cli_usage("serve", "--token must not be empty");

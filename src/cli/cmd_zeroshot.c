@@ -46,8 +46,12 @@ static int parse_args(int argc, char **argv, struct zs_args *a)
                                    CLI_OPT_STR("report-images", &a->report_images),
                                    CLI_OPT_END};
     cli_data_args_init(&a->data);
-    const struct cli_spec spec = {
-        .loads_model = 1, .cmd = "zeroshot", .usage = usage, .opts = opts, .data = &a->data};
+    const struct cli_spec spec = {.loads_model = 1,
+                                  .runs_encoder = 1,
+                                  .cmd = "zeroshot",
+                                  .usage = usage,
+                                  .opts = opts,
+                                  .data = &a->data};
     const int r = cli_parse(&spec, argc, argv, NULL);
     if (r != CLI_GO_ON) return r;
     if (!a->model_dir || !a->prompts)

@@ -152,6 +152,10 @@ int cli_model_load(const char *dir, const char *run, unsigned flags, struct cli_
             return 0;
         }
     }
+    if (medvlm_model_prepare(cm->m, cli_precision)) {
+        cli_model_free(cm);
+        return 0;
+    }
     return 1;
 }
 

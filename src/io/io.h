@@ -18,6 +18,12 @@ float mv_bf16_to_f32(uint16_t h);
 enum medvlm_status mv_st_parse(const char *path, const void *buf, size_t size,
                                struct medvlm_st **out);
 
+/* Give the pages of [p, p + bytes) back to the system when they lie in st's read-only file
+ * mapping (whole pages inside the range only): a later read maps them again from the file,
+ * so the data stays valid. 1 when pages were released, 0 when p is not in the mapping (a
+ * copy, or a model made in memory) or the range holds no whole page. */
+int mv_st_release_pages(const struct medvlm_st *st, const void *p, size_t bytes);
+
 /* ---- JSON helpers: read typed values with a path for messages ---- */
 
 /* Parse a JSON file; the error names the file and the byte offset of a syntax error. */

@@ -359,6 +359,17 @@ void medvlm_st_free(struct medvlm_st *st)
     mv_free(st);
 }
 
+int mv_st_release_pages(const struct medvlm_st *st, const void *p, size_t bytes)
+{
+    if (!st || !st->map || !p) return 0;
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes, base = (uintptr_t)st->map;
+    if (lo < base || hi > base + st->map_size) return 0; /* not in the mapping (a copy) */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page; /* whole pages only */
+    if (b <= a) return 0;
+    return madvise((void *)a, b - a, MADV_DONTNEED) == 0;
+}
+
 const char *medvlm_st_path(const struct medvlm_st *st)
 {
     return st->path;

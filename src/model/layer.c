@@ -16,7 +16,10 @@
 static void linear_fwd(float *out, float *u, const float *inp, const struct mv_linear *lin,
                        const struct mv_tower *t, float alpha, int R, int I, int O)
 {
-    mv_linear_forward(out, inp, lin->w, lin->b, alpha, R, I, O);
+    if (lin->w_bf16)
+        mv_linear_forward_bf16(out, inp, lin->w_bf16, lin->w, lin->b, alpha, R, I, O);
+    else
+        mv_linear_forward(out, inp, lin->w, lin->w_packed, lin->b, alpha, R, I, O);
     if (lin->lora_a)
         mv_lora_forward(out, u, inp, lin->lora_a, lin->lora_b, alpha * t->lora_scale, R, I, O,
                         t->lora_rank);
@@ -26,7 +29,10 @@ static void linear_fwd(float *out, float *u, const float *inp, const struct mv_l
 static void linear_residual_fwd(float *x, float *u, const float *inp, const struct mv_linear *lin,
                                 const struct mv_tower *t, int R, int I, int O)
 {
-    mv_linear_residual_forward(x, inp, lin->w, lin->b, R, I, O);
+    if (lin->w_bf16)
+        mv_linear_residual_forward_bf16(x, inp, lin->w_bf16, lin->w, lin->b, R, I, O);
+    else
+        mv_linear_residual_forward(x, inp, lin->w, lin->w_packed, lin->b, R, I, O);
     if (lin->lora_a)
         mv_lora_forward(x, u, inp, lin->lora_a, lin->lora_b, t->lora_scale, R, I, O, t->lora_rank);
 }

@@ -35,6 +35,7 @@ static enum medvlm_status model_alloc(const struct medvlm_config *cfg, struct me
 void medvlm_model_free(struct medvlm_model *m)
 {
     if (!m) return;
+    mv_model_prepared_free(m);
     medvlm_st_free(m->st);
     mv_free(m->owned);
     mv_free(m->text.layers);

@@ -15,6 +15,12 @@ struct mv_linear {
      * the tower's lora_rank RK and lora_scale */
     const float *lora_a; /* (RK, in) */
     const float *lora_b; /* (out, RK) */
+    /* Inference copies of w made once by medvlm_model_prepare (pack.c), NULL when absent:
+     * w_packed in the fp32 kernel's panels (mv_gemm_pack_weight), read instead of w (which
+     * stays valid); w_bf16 in bf16 panels (mv_bf16_weight_pack), used in its place when the
+     * model runs bf16. Training never makes or reads them. */
+    const float *w_packed;
+    const struct mv_bf16_weight *w_bf16;
 };
 
 struct mv_norm {
@@ -34,6 +40,7 @@ struct mv_layer {
  * frozen parameter: its backward then skips that weight-gradient product. */
 struct mv_linear_grad {
     float *w, *b, *lora_a, *lora_b;
+    void *no_grad[2]; /* the twins of the inference copies, which have no gradient */
 };
 struct mv_norm_grad {
     float *w, *b;
@@ -86,6 +93,12 @@ struct medvlm_model {
     const float ***slots; /* slots[i]: the tower-view pointer that params[i].data feeds */
     int n_params;
     float *owned; /* one buffer: random weights, or F16/BF16 converted to F32 */
+    /* medvlm_model_prepare's copies (pack.c): the linear layers' fp32 panels in one buffer,
+     * or their bf16 panels (n_bf16 of them); precision the encoders run */
+    float *packed;
+    struct mv_bf16_weight *bf16;
+    int n_bf16;
+    enum medvlm_precision precision;
     struct mv_arena names;
 };
 
@@ -109,6 +122,9 @@ enum medvlm_status mv_model_derive(const struct medvlm_model *base, struct medvl
  * medvlm_model_init_random; one tower alone draws a different stream. */
 enum medvlm_status mv_model_init_random_towers(const struct medvlm_config *cfg, uint64_t seed,
                                                unsigned flags, struct medvlm_model **out);
+
+/* Free medvlm_model_prepare's copies (pack.c); medvlm_model_free calls it. */
+void mv_model_prepared_free(struct medvlm_model *m);
 
 /* Number of vision patches per side and in all: S / P, (S / P)^2. */
 static inline int mv_vision_grid(const struct medvlm_tower_config *v)

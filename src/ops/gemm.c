@@ -226,19 +226,38 @@ static int linear_packed(float *out, const float *inp, const float *w, const flo
                                O, b, bs) == 0;
 }
 
-void mv_linear_forward(float *out, const float *inp, const float *w, const float *b, float alpha,
-                       int R, int I, int O)
+int mv_gemm_packed_on(void)
 {
-    // out (R, O), inp (R, I), w (O, I), b (O)
+    return gemm_mode && packed_on();
+}
+
+/* The same from a weight packed at load: every row count, no packing of W. When the panels
+ * cannot be had, the product runs from w if there is one, else it is an error of the caller's
+ * (the model packs only when mv_gemm_packed_on). */
+static int linear_prepacked(float *out, const float *inp, const float *w, const float *wp,
+                            const float *b, float alpha, float beta, float bs, int R, int I, int O)
+{
+    if (!wp || R <= 0 || O <= 0) return 0;
+    if (w && route_of(0, 1, R) == ROUTE_SKINNY) return 0; /* few rows: W read in place */
+    int T = omp_in_parallel() ? 1 : team_size(R, O, I);
+    return mv_gemm_packed_team_w(0, T, R, O, I, alpha, inp, I, wp, beta, out, O, b, bs) == 0;
+}
+
+void mv_linear_forward(float *out, const float *inp, const float *w, const float *wp,
+                       const float *b, float alpha, int R, int I, int O)
+{
+    // out (R, O), inp (R, I), w (O, I), wp packed w, b (O)
+    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O)) return;
     if (linear_packed(out, inp, w, b, alpha, 0.0f, alpha, R, I, O)) return;
     fill_bias(out, b, alpha, R, O);
     mv_gemm(0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
 }
 
-void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b, int R,
-                                int I, int O)
+void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *wp,
+                                const float *b, int R, int I, int O)
 {
-    // x (R, O) in place, inp (R, I), w (O, I), b (O)
+    // x (R, O) in place, inp (R, I), w (O, I), wp packed w, b (O)
+    if (linear_prepacked(x, inp, w, wp, b, 1.0f, 1.0f, 1.0f, R, I, O)) return;
     if (linear_packed(x, inp, w, b, 1.0f, 1.0f, 1.0f, R, I, O)) return;
     if (b) {
 #pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)
@@ -247,6 +266,32 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
             for (int j = 0; j < O; j++) o[j] += b[j];
         }
     }
+    mv_gemm(0, 1, R, O, I, 1.0f, inp, I, w, I, 1.0f, x, O);
+}
+
+void mv_linear_forward_bf16(float *out, const float *inp, const struct mv_bf16_weight *wb,
+                            const float *w, const float *b, float alpha, int R, int I, int O)
+{
+    // out (R, O), inp (R, I), wb bf16 (O, I), w (O, I), b (O)
+    if (R <= 0 || O <= 0) return;
+    fill_bias(out, b, alpha, R, O);
+    if (mv_gemm_bf16(team_size(R, O, I), R, inp, I, wb, alpha, 1.0f, out, O) == 0) return;
+    mv_gemm(0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
+}
+
+void mv_linear_residual_forward_bf16(float *x, const float *inp, const struct mv_bf16_weight *wb,
+                                     const float *w, const float *b, int R, int I, int O)
+{
+    // x (R, O) in place, inp (R, I), wb bf16 (O, I), w (O, I), b (O)
+    if (R <= 0 || O <= 0) return;
+    if (b) {
+#pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)
+        for (int r = 0; r < R; r++) {
+            float *o = x + (size_t)r * O;
+            for (int j = 0; j < O; j++) o[j] += b[j];
+        }
+    }
+    if (mv_gemm_bf16(team_size(R, O, I), R, inp, I, wb, 1.0f, 1.0f, x, O) == 0) return;
     mv_gemm(0, 1, R, O, I, 1.0f, inp, I, w, I, 1.0f, x, O);
 }
 

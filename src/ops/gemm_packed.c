@@ -265,10 +265,20 @@ static float *thread_panels(void)
                              ((size_t)MC * KC + 2 * (size_t)KC * NC) * sizeof(float));
 }
 
-/* bias (N), may be NULL: joins C on the first slice, scaled by bs (see tile_out). */
+/* Where slice (j0, k0) of a weight packed by mv_gemm_pack_weight starts: the column panels
+ * before it are NC wide and hold all K rows, the depth slices before it in its panel are KC
+ * deep and as wide as the panel rounded up to NR. */
+static size_t prepacked_offset(int N, int K, int j0, int k0)
+{
+    int n = MV_MIN(NC, N - j0);
+    return (size_t)j0 * K + (size_t)k0 * ((n + NR - 1) / NR * NR);
+}
+
+/* bias (N), may be NULL: joins C on the first slice, scaled by bs (see tile_out). bp: op(B)
+ * already packed (mv_gemm_pack_weight; B and ldb are then not read), or NULL. */
 static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, int N, int K,
-                        float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                        float *C, int ldc, const float *bias, float bs)
+                        float alpha, const float *A, int lda, const float *B, int ldb,
+                        const float *bp, float beta, float *C, int ldc, const float *bias, float bs)
 {
     // C (M, N); op(A) (M, K); op(B) (K, N)
     if (M <= 0 || N <= 0) return 0;
@@ -288,13 +298,17 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
         int n = MV_MIN(NC, N - j0);
         for (int k0 = 0; k0 < K; k0 += KC) {
             int kc = MV_MIN(KC, K - k0), first = k0 == 0;
-            path->pack_b(pb, tb, B, ldb, k0, kc, j0, n);
+            const float *pbs = pb;
+            if (bp)
+                pbs = bp + prepacked_offset(N, K, j0, k0);
+            else
+                path->pack_b(pb, tb, B, ldb, k0, kc, j0, n);
             for (int i0 = 0; i0 < M; i0 += MC) {
                 int m = MV_MIN(MC, M - i0);
                 path->pack_a(pa, ta, A, lda, i0, m, k0, kc);
                 for (int jr = 0; jr < n; jr += NR)
                     for (int ir = 0; ir < m; ir += MR)
-                        path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                        path->kern(kc, pa + (size_t)ir * kc, pbs + (size_t)jr * kc,
                                    C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, MV_MIN(MR, m - ir),
                                    MV_MIN(NR, n - jr), alpha, beta, first,
                                    first && bias ? bias + j0 + jr : NULL, bs);
@@ -330,6 +344,7 @@ struct team {
     int ta, tb, M, N, K, lda, ldb, ldc;
     float alpha, beta, bs;
     const float *A, *B, *bias;
+    const float *bp; /* op(B) packed at load (mv_gemm_pack_weight), or NULL: packed here */
     float *C, *bufs; /* bufs: two KC x NC panels */
     int unit, units, slices, kslices;
     int next; /* the next item */
@@ -348,12 +363,13 @@ static void team_wait(const int *v, int target)
 }
 
 /* Slice s's panel in its buffer: pack unclaimed micro-panels, then wait for the rest. */
-static float *team_panel(struct team *tm, int s, int *j0, int *n, int *k0, int *kc)
+static const float *team_panel(struct team *tm, int s, int *j0, int *n, int *k0, int *kc)
 {
     *j0 = s / tm->kslices * NC;
     *k0 = s % tm->kslices * KC;
     *n = MV_MIN(NC, tm->N - *j0);
     *kc = MV_MIN(KC, tm->K - *k0);
+    if (tm->bp) return tm->bp + prepacked_offset(tm->N, tm->K, *j0, *k0);
     /* claimed in groups of TEAM_PACK_GROUP micro-panels: longer runs of each source row */
     int groups = (*n + NR * TEAM_PACK_GROUP - 1) / (NR * TEAM_PACK_GROUP);
     float *pb = tm->bufs + (size_t)(s & 1) * KC * NC;
@@ -379,7 +395,7 @@ static void team_run(struct team *tm, float *pa)
         if (g >= tm->slices * tm->units) break;
         int s = g / tm->units, u = g % tm->units, j0, n, k0, kc;
         if (s % tm->kslices) team_wait(&tm->item_done[g - tm->units], 1);
-        float *pb = team_panel(tm, s, &j0, &n, &k0, &kc);
+        const float *pb = team_panel(tm, s, &j0, &n, &k0, &kc);
         int first = k0 == 0;
         for (int i0 = u * tm->unit; i0 < MV_MIN(tm->M, (u + 1) * tm->unit); i0 += MC) {
             int m = MV_MIN(MC, MV_MIN(tm->M, (u + 1) * tm->unit) - i0);
@@ -397,8 +413,8 @@ static void team_run(struct team *tm, float *pa)
 }
 
 static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int M, int N, int K,
-                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                     float *C, int ldc, const float *bias, float bs)
+                     float alpha, const float *A, int lda, const float *B, int ldb, const float *bp,
+                     float beta, float *C, int ldc, const float *bias, float bs)
 {
     if (M <= 0 || N <= 0) return 0;
     int kslices = K > 0 ? (K + KC - 1) / KC : 0, slices = (N + NC - 1) / NC * kslices;
@@ -410,7 +426,8 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
     if (per_slice > 0 && (M + unit - 1) / unit > per_slice)
         unit = ((M + per_slice - 1) / per_slice + MR - 1) / MR * MR;
     if (T <= 1 || K <= 0 || slices > TEAM_MAX_SLICES || (M + unit - 1) / unit * slices < 2)
-        return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, bs);
+        return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, bp, beta, C, ldc, bias,
+                            bs);
     struct team tm = {.path = path,
                       .ta = ta,
                       .tb = tb,
@@ -426,6 +443,7 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
                       .B = B,
                       .C = C,
                       .bias = bias,
+                      .bp = bp,
                       .bs = bs,
                       .unit = unit,
                       .units = (M + unit - 1) / unit,
@@ -460,21 +478,45 @@ static const struct packed_path *path_for(int portable)
 int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
-    return gemm_blocked(path_for(0), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
-                        1.0f);
+    return gemm_blocked(path_for(0), ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc,
+                        NULL, 1.0f);
 }
 
 int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                             int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    return gemm_blocked(path_for(1), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL,
-                        1.0f);
+    return gemm_blocked(path_for(1), ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc,
+                        NULL, 1.0f);
 }
 
 int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc, const float *bias, float bs)
 {
-    return gemm_team(path_for(portable), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+    return gemm_team(path_for(portable), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C,
+                     ldc, bias, bs);
+}
+
+size_t mv_gemm_packed_weight_floats(int N, int K)
+{
+    if (N <= 0 || K <= 0) return 0;
+    return (size_t)((N + NR - 1) / NR * NR) * (size_t)K;
+}
+
+void mv_gemm_pack_weight(float *dst, const float *W, int N, int K)
+{
+    // dst (mv_gemm_packed_weight_floats(N, K)), W (N, K)
+    const struct packed_path *path = path_for(0);
+    for (int j0 = 0; j0 < N; j0 += NC)
+        for (int k0 = 0; k0 < K; k0 += KC)
+            path->pack_b(dst + prepacked_offset(N, K, j0, k0), 1, W, K, k0, MV_MIN(KC, K - k0), j0,
+                         MV_MIN(NC, N - j0));
+}
+
+int mv_gemm_packed_team_w(int portable, int T, int M, int N, int K, float alpha, const float *A,
+                          int lda, const float *Wp, float beta, float *C, int ldc,
+                          const float *bias, float bs)
+{
+    return gemm_team(path_for(portable), T, 0, 1, M, N, K, alpha, A, lda, NULL, 0, Wp, beta, C, ldc,
                      bias, bs);
 }

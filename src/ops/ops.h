@@ -159,6 +159,17 @@ int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, co
 int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc, const float *bias, float bs);
+/* A linear layer's weight W (N, K) packed once (at load) into the panels the kernel reads for
+ * op(B) = W^T, in the order the products visit them: for each 1536-column panel, each 256-deep
+ * slice as 32-column micro-panels (k-major, columns past N zero). mv_gemm_packed_weight_floats:
+ * its size, N rounded up to 32 times K floats (0 when N or K < 1); dst is 64-byte aligned.
+ * mv_gemm_packed_team_w: mv_gemm_packed_team(portable, T, 0, 1, M, N, K, ...) with op(B) read
+ * from Wp instead of packed from W: the same bits, minus the packing. */
+size_t mv_gemm_packed_weight_floats(int N, int K);
+void mv_gemm_pack_weight(float *dst, const float *W, int N, int K);
+int mv_gemm_packed_team_w(int portable, int T, int M, int N, int K, float alpha, const float *A,
+                          int lda, const float *Wp, float beta, float *C, int ldc,
+                          const float *bias, float bs);
 
 /* gemm_bf16.c: the linear layer C (M, N) = alpha * A (M, K) W^T + beta * C with W (N, K) in
  * bf16, products by AVX512_BF16's vdpbf16ps (bf16 x bf16 pairs accumulated in fp32), A rounded
@@ -234,12 +245,24 @@ void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float
 
 /* out (R, O) = alpha * (inp (R, I) w^T) + alpha * b: a linear layer x W^T + b with W (O, I).
  * The bias is written first and the product accumulated onto it (one GEMM, beta = 1);
- * alpha folds a following scale (attention's head_dim^-0.5) into the same pass. */
-void mv_linear_forward(float *out, const float *inp, const float *w, const float *b, float alpha,
-                       int R, int I, int O);
+ * alpha folds a following scale (attention's head_dim^-0.5) into the same pass. wp: W packed
+ * by mv_gemm_pack_weight (NULL: none), read instead of w by the packed team at every row count:
+ * the bits of the packed team on w (w is read only when the team's panels cannot be had). */
+void mv_linear_forward(float *out, const float *inp, const float *w, const float *wp,
+                       const float *b, float alpha, int R, int I, int O);
 /* x (R, O) += inp (R, I) w^T + b: the residual branch of a transformer layer, in place. */
-void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *b, int R,
-                                int I, int O);
+void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *wp,
+                                const float *b, int R, int I, int O);
+/* 1 when mv_gemm runs the packed kernel on this CPU (so a weight packed at load is read). */
+int mv_gemm_packed_on(void);
+/* The two forms above with the weight in bf16 (mv_gemm_bf16: activations rounded to bf16,
+ * fp32 accumulation): out = alpha (inp wb^T + b), x += inp wb^T + b, the bias added in fp32 as
+ * above. w (O, I) fp32 is read only when the bf16 kernel's blocks cannot be had (then the fp32
+ * path runs). */
+void mv_linear_forward_bf16(float *out, const float *inp, const struct mv_bf16_weight *wb,
+                            const float *w, const float *b, float alpha, int R, int I, int O);
+void mv_linear_residual_forward_bf16(float *x, const float *inp, const struct mv_bf16_weight *wb,
+                                     const float *w, const float *b, int R, int I, int O);
 void mv_linear_forward_naive(float *out, const float *inp, const float *w, const float *b,
                              float alpha, int R, int I, int O);
 /* Backward of out = alpha * (inp w^T + b) (and of the residual form, alpha = 1):

@@ -196,7 +196,7 @@ static void test_linear(void)
         float *x = rand_buf((size_t)R * I, 1.0f), *w = rand_buf((size_t)O * I, 0.1f);
         float *b = it % 3 ? rand_buf((size_t)O, 0.5f) : NULL;
         float *y1 = rand_buf((size_t)R * O, 1.0f), *y2 = rand_buf((size_t)R * O, 1.0f);
-        mv_linear_forward(y1, x, w, b, alpha, R, I, O);
+        mv_linear_forward(y1, x, w, NULL, b, alpha, R, I, O);
         mv_linear_forward_naive(y2, x, w, b, alpha, R, I, O);
         check_close_f32("linear", y1, y2, (size_t)R * O, 1e-5, 1e-5);
         /* residual: x0 + (x W^T + b) */
@@ -204,7 +204,7 @@ static void test_linear(void)
               *want = mv_malloc((size_t)R * O * sizeof(float));
         mv_linear_forward_naive(want, x, w, b, 1.0f, R, I, O);
         for (size_t i = 0; i < (size_t)R * O; i++) want[i] += res[i];
-        mv_linear_residual_forward(res, x, w, b, R, I, O);
+        mv_linear_residual_forward(res, x, w, NULL, b, R, I, O);
         check_close_f32("linear residual", res, want, (size_t)R * O, 1e-5, 1e-5);
         mv_free(x), mv_free(w), mv_free(b), mv_free(y1), mv_free(y2), mv_free(res), mv_free(want);
     }
