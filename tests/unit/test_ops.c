@@ -188,6 +188,49 @@ static void test_gemm_packed_bias(void)
     }
 }
 
+/* A weight packed once (mv_gemm_pack_weight) gives the bits of the product that packs it, on
+ * both paths and any team size; shapes cross the 32-column tiles, the 256-deep slices and the
+ * 1536-column panels (N up to 1700). */
+static void test_gemm_prepacked(void)
+{
+    for (int it = 0; it < 16; it++) {
+        int M = rand_int(1, 140), N = it < 4 ? rand_int(1537, 1700) : rand_int(1, 300);
+        int K = rand_int(1, 600), portable = it & 1, T = 1 + ((it >> 1) & 1);
+        float alpha = it % 3 ? 1.0f : 0.125f, beta = (it >> 2) & 1 ? 1.0f : 0.0f;
+        float *A = rand_buf((size_t)M * K, 1.0f), *W = rand_buf((size_t)N * K, 1.0f);
+        float *bias = it % 5 ? rand_buf((size_t)N, 1.0f) : NULL;
+        size_t nc = (size_t)M * N, np = mv_gemm_packed_weight_floats(N, K);
+        CHECK(np == (size_t)(N + 31) / 32 * 32 * K, "packed weight size %zu for %dx%d", np, N, K);
+        float *Wp = mv_aligned(np * sizeof(float));
+        mv_gemm_pack_weight(Wp, W, N, K);
+        float *C1 = rand_buf(nc, 1.0f), *C2 = mv_malloc(nc * 4);
+        memcpy(C2, C1, nc * 4);
+        float bs = beta == 0.0f ? alpha : 1.0f;
+        CHECK(mv_gemm_packed_team(portable, T, 0, 1, M, N, K, alpha, A, K, W, K, beta, C1, N, bias,
+                                  bs) == 0,
+              "gemm_packed_team: no panels");
+        CHECK(mv_gemm_packed_team_w(portable, T, M, N, K, alpha, A, K, Wp, beta, C2, N, bias, bs) ==
+                  0,
+              "gemm_packed_team_w: no panels");
+        CHECK(memcmp(C1, C2, nc * 4) == 0,
+              "prepacked %dx%dx%d beta %g portable %d T %d bias %d: differs from packing per call",
+              M, N, K, beta, portable, T, bias != NULL);
+        /* the linear layer reads the packed copy at every row count, w only as a fallback */
+        float *y1 = rand_buf(nc, 1.0f), *y2 = mv_malloc(nc * 4);
+        mv_linear_forward(y1, A, W, NULL, bias, alpha, M, K, N);
+        mv_linear_forward(y2, A, W, Wp, bias, alpha, M, K, N);
+        if (mv_gemm_packed_on() && M > 64)
+            CHECK(memcmp(y1, y2, nc * 4) == 0, "linear with a packed weight %dx%dx%d: differs", M,
+                  K, N);
+        else
+            check_close_f32("linear with a packed weight", y2, y1, nc, 1e-5, 1e-5);
+        mv_free(A), mv_free(W), mv_free(bias), mv_free(Wp), mv_free(C1), mv_free(C2);
+        mv_free(y1), mv_free(y2);
+    }
+    CHECK(mv_gemm_packed_weight_floats(0, 5) == 0 && mv_gemm_packed_weight_floats(5, 0) == 0,
+          "packed weight size of an empty weight");
+}
+
 static void test_linear(void)
 {
     for (int it = 0; it < 10; it++) {
@@ -387,6 +430,7 @@ int main(void)
     test_gemm_skinny();
     test_gemm_packed();
     test_gemm_packed_bias();
+    test_gemm_prepacked();
     test_linear();
     test_layernorm();
     test_act();
