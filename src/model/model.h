@@ -96,6 +96,7 @@ struct medvlm_model {
     /* medvlm_model_prepare's copies (pack.c): the linear layers' fp32 panels in one buffer,
      * or their bf16 panels (n_bf16 of them); precision the encoders run */
     float *packed;
+    float *small; /* the layers' biases and LayerNorm parameters, copied (pack.c) */
     struct mv_bf16_weight *bf16;
     int n_bf16;
     enum medvlm_precision precision;

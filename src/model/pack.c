@@ -77,6 +77,50 @@ enum medvlm_precision medvlm_model_precision(const struct medvlm_model *m)
     return m->precision == MEDVLM_PRECISION_BF16 ? MEDVLM_PRECISION_BF16 : MEDVLM_PRECISION_FP32;
 }
 
+/* The layers' biases and LayerNorm parameters copied next to each other (m->small), so a
+ * forward pass touches no page of the weights file near a packed weight: the kernel maps a
+ * whole cached folio of the file around each page a process touches, and in a safetensors
+ * file the biases sit between the weights (hundreds of KB of them mapped back per bias). */
+static enum medvlm_status copy_small(struct medvlm_model *m)
+{
+    struct mv_tower *towers[2] = {&m->text, &m->vision};
+    size_t total = 0;
+    for (int t = 0; t < 2; t++) {
+        const struct mv_tower *tw = towers[t];
+        if (!tw->loaded) continue;
+        const size_t C = (size_t)tw->cfg.hidden_size, I = (size_t)tw->cfg.intermediate_size;
+        total += (size_t)tw->cfg.num_hidden_layers * (5 * C + I + 4 * C); /* 6 biases, 2 LNs */
+    }
+    if (!total) return MEDVLM_OK;
+    m->small = mv_aligned(total * sizeof(float));
+    if (!m->small) return MEDVLM_ERR_NOMEM;
+    float *d = m->small;
+    for (int t = 0; t < 2; t++) {
+        struct mv_tower *tw = towers[t];
+        const int C = tw->cfg.hidden_size;
+        for (int i = 0; i < n_linears(tw); i++) {
+            int O, I;
+            linear_dims(tw, i, &O, &I);
+            struct mv_linear *lin = linear_at(tw, i);
+            if (!lin->b) continue;
+            memcpy(d, lin->b, (size_t)O * sizeof *d);
+            lin->b = d;
+            d += O;
+        }
+        for (int l = 0; tw->loaded && l < tw->cfg.num_hidden_layers; l++) {
+            struct mv_norm *ln[2] = {&tw->layers[l].ln1, &tw->layers[l].ln2};
+            for (int j = 0; j < 2; j++) {
+                memcpy(d, ln[j]->w, (size_t)C * sizeof *d);
+                memcpy(d + C, ln[j]->b, (size_t)C * sizeof *d);
+                ln[j]->w = d;
+                ln[j]->b = d + C;
+                d += 2 * C;
+            }
+        }
+    }
+    return MEDVLM_OK;
+}
+
 static enum medvlm_status prepare_fp32(struct medvlm_model *m)
 {
     struct mv_tower *towers[2] = {&m->text, &m->vision};
@@ -138,10 +182,13 @@ static enum medvlm_status prepare_bf16(struct medvlm_model *m)
 
 enum medvlm_status medvlm_model_prepare(struct medvlm_model *m, enum medvlm_precision p)
 {
-    if (m->packed || m->bf16 || m->precision != MEDVLM_PRECISION_AUTO)
+    if (m->packed || m->small || m->bf16 || m->precision != MEDVLM_PRECISION_AUTO)
         return mv_err(MEDVLM_ERR_ARG, "medvlm_model_prepare: the model is prepared already");
     p = medvlm_precision_resolve(p);
     enum medvlm_status st = MEDVLM_OK;
+    if ((p == MEDVLM_PRECISION_BF16 || mv_gemm_packed_on()) && (st = copy_small(m)))
+        return mv_err(st, "%s: no memory for the prepared weights",
+                      m->dir && *m->dir ? m->dir : "model");
     if (p == MEDVLM_PRECISION_BF16)
         st = prepare_bf16(m);
     else if (mv_gemm_packed_on())
@@ -155,6 +202,8 @@ void mv_model_prepared_free(struct medvlm_model *m)
     for (int i = 0; i < m->n_bf16; i++) mv_bf16_weight_free(&m->bf16[i]);
     mv_free(m->bf16);
     mv_free(m->packed);
+    mv_free(m->small);
+    m->small = NULL;
     m->bf16 = NULL;
     m->packed = NULL;
     m->n_bf16 = 0;
