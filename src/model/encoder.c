@@ -139,6 +139,7 @@ enum medvlm_status medvlm_encode_images_ex(struct medvlm_encoder *enc, const flo
                       "medvlm_encode_images: the vision tower is not loaded (load the model "
                       "with MEDVLM_LOAD_VISION)");
     if (!wants_anything(out)) return MEDVLM_OK;
+    mv_threads_adapt();
     const struct medvlm_tower_config *c = &enc->m->vision.cfg;
     size_t per_image = 3 * (size_t)c->image_size * (size_t)c->image_size;
     bind_views(enc, 1);
@@ -182,6 +183,7 @@ enum medvlm_status medvlm_encode_text_ex(struct medvlm_encoder *enc, const int64
                           "vocabulary (0..%d)",
                           (long long)ids[i], i / (size_t)T, i % (size_t)T, c->vocab_size - 1);
     if (!wants_anything(out)) return MEDVLM_OK;
+    mv_threads_adapt();
     bind_views(enc, 0);
     for (int b0 = 0; b0 < B; b0 += enc->max_batch) {
         int nb = MV_MIN(enc->max_batch, B - b0);

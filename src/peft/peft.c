@@ -353,6 +353,7 @@ enum medvlm_status medvlm_peft_backward(struct medvlm_peft *p, const float *pixe
     if (!p || !pixels || !labels) return mv_err(MEDVLM_ERR_ARG, "medvlm_peft_backward: NULL");
     enum medvlm_status st = check_batch(p, labels, B, 1);
     if (st) return st;
+    mv_threads_adapt();
     struct mv_vit_saved *sv = &p->ws.saved;
     mv_vit_forward_train(&p->ws.acts, sv, &p->tower, p->D, pixels, B);
     head_forward(p, sv->feats, B);
