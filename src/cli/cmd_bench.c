@@ -41,9 +41,11 @@ static const char *usage =
     "  --gemm-backend B  auto (default: the packed AVX-512 kernel where the CPU has AVX-512F\n"
     "                 and OpenBLAS runs no AVX2/AVX-512 kernel for it, else OpenBLAS),\n"
     "                 openblas or packed: the matrix products' kernel, for comparisons\n"
-    "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32 and 1), raw\n"
-    "                 OpenBLAS (its own threading) and as medvlm calls it (its split, and its\n"
-    "                 packed AVX-512 kernel where OpenBLAS has no AVX kernel for the CPU),\n"
+    "  --gemm         instead: sgemm GFLOP/s at the ViT-B/32 shapes (batch 32, 8 and 1) and\n"
+    "                 the text tower's (16 prompts of 18 tokens), raw OpenBLAS (its own\n"
+    "                 threading), as medvlm calls it (its split, and its packed AVX-512\n"
+    "                 kernel where OpenBLAS has no AVX kernel for the CPU) and, with that\n"
+    "                 kernel, from a weight packed at load as a prepared model runs it,\n"
     "                 each also as a share of the fp32 zmm peak (as --peak measures it, at\n"
     "                 the same threads; fp32 ymm without AVX-512). JSON adds peak_gflops,\n"
     "                 peak_kind and of_peak (a fraction)\n"
@@ -352,16 +354,19 @@ static int bench_peak(const struct bench_opts *o)
 static int bench_gemm(const struct bench_opts *o)
 {
     static const int shapes[][3] = {
-        {1600, 3072, 768}, {1600, 768, 3072}, {1600, 768, 768}, {1568, 768, 3072},
-        {50, 3072, 768},   {50, 768, 3072},   {50, 768, 768},   {2048, 2048, 2048},
+        {1600, 3072, 768}, {1600, 768, 3072},  {1600, 768, 768}, {1568, 768, 3072},
+        {400, 3072, 768},  {400, 768, 3072},   {400, 768, 768},  {50, 3072, 768},
+        {50, 768, 3072},   {50, 768, 768},     {288, 2048, 512}, {288, 512, 2048},
+        {288, 512, 512},   {2048, 2048, 2048},
     };
     float *a = mv_aligned((size_t)2048 * 3072 * sizeof(float));
     float *b = mv_aligned((size_t)2048 * 3072 * sizeof(float));
     float *c = mv_aligned((size_t)2048 * 3072 * sizeof(float));
+    float *bp = mv_aligned(mv_gemm_packed_weight_floats(3072, 2048) * sizeof(float));
     double *t = malloc((size_t)o->reps * sizeof(double));
-    if (!a || !b || !c || !t) {
+    if (!a || !b || !c || !bp || !t) {
         fprintf(stderr, "medvlm bench: out of memory\n");
-        mv_free(a), mv_free(b), mv_free(c), free(t);
+        mv_free(a), mv_free(b), mv_free(c), mv_free(bp), free(t);
         return CLI_FAIL;
     }
     for (size_t i = 0; i < (size_t)2048 * 3072; i++) {
@@ -373,24 +378,33 @@ static int bench_gemm(const struct bench_opts *o)
         mv_peak_available(MV_PEAK_FP32_ZMM) ? MV_PEAK_FP32_ZMM : MV_PEAK_FP32_YMM;
     double peak = report_peak(o, pk, o->threads);
     /* "openblas": cblas_sgemm with OpenBLAS's own threading (the machine's rate);
-     * "medvlm": mv_gemm as the encoders call it (thread split, skinny kernel for few rows) */
-    for (int backend = 0; backend < 2; backend++) {
-        mv_gemm_set_mode(backend);
+     * "medvlm": mv_gemm as the encoders call it (thread split, skinny kernel for few rows);
+     * "prepacked": a prepared model's linear layer, the weight packed once before the timing
+     * (the packed kernel's CPUs, more than 64 rows: fewer run the skinny kernel) */
+    for (int backend = 0; backend < 3; backend++) {
+        if (backend == 2 && !mv_gemm_packed_on()) break;
+        mv_gemm_set_mode(backend > 0);
         mv_gemm_set_skinny(backend ? 64 : 0);
-        const char *bname = backend ? "medvlm" : "openblas";
+        const char *bname = backend == 2 ? "prepacked" : backend ? "medvlm" : "openblas";
         for (size_t s = 0; s < MV_ARRAY_LEN(shapes); s++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-            int inner = M < 256 ? 20 : 1; /* small shapes: time several calls */
-            /* the linear layers' layout: C (M, N) = A (M, K) B^T, B (N, K) */
-            mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-            for (int r = 0; r < o->reps; r++) {
+            if (backend == 2 && M <= 64) continue;
+            int inner = M < 256 ? 20 : M < 512 ? 4 : 1; /* small shapes: time several calls */
+            if (backend == 2) mv_gemm_pack_weight(bp, b, N, K);
+            for (int r = -1; r < o->reps; r++) { /* r = -1: the warm-up */
                 double t0 = mv_now();
                 for (int i = 0; i < inner; i++)
-                    mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-                t[r] = (mv_now() - t0) / inner;
+                    if (backend == 2) /* the linear layers' layout: C (M, N) = A (M, K) B^T */
+                        mv_gemm_packed_team_w(0, o->threads, M, N, K, 1.0f, a, K, bp, 0.0f, c, N,
+                                              NULL, 1.0f);
+                    else
+                        mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+                if (r >= 0) t[r] = (mv_now() - t0) / inner;
             }
             double med = median(t, o->reps), gf = 2.0 * M * N * K / med * 1e-9;
-            const char *kernel = backend ? mv_gemm_backend_name() : "openblas threads";
+            const char *kernel = backend == 2 ? "packed avx512, weights packed at load"
+                                 : backend    ? mv_gemm_backend_name()
+                                              : "openblas threads";
             if (o->json) {
                 printf("{\"bench\": \"gemm\", \"backend\": \"%s\", \"m\": %d, \"n\": %d, "
                        "\"k\": %d, \"gflops\": %.1f, \"threads\": %d, \"median_s\": %.6f, "
@@ -401,14 +415,14 @@ static int bench_gemm(const struct bench_opts *o)
                            peak, mv_peak_name(pk), gf / peak);
                 printf("}\n");
             } else {
-                printf("%-8s sgemm %5d x %5d x %5d  %7.1f GFLOP/s", bname, M, N, K, gf);
+                printf("%-9s sgemm %5d x %5d x %5d  %7.1f GFLOP/s", bname, M, N, K, gf);
                 if (peak > 0) printf("  %3.0f%% of peak", 100.0 * gf / peak);
                 printf("  (%d threads, %s)\n", o->threads, kernel);
             }
             fflush(stdout);
         }
     }
-    mv_free(a), mv_free(b), mv_free(c), free(t);
+    mv_free(a), mv_free(b), mv_free(c), mv_free(bp), free(t);
     return CLI_OK;
 }
 
