@@ -1,5 +1,7 @@
-/* cmd_info.c - `medvlm info MODEL_DIR`: what a model folder holds. */
+/* cmd_info.c - `medvlm info MODEL_DIR`: what a model folder holds, and the precision
+ * `--precision auto` runs its encoders at on this CPU. */
 #include "cli.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <string.h>
@@ -9,7 +11,8 @@ static const char *usage =
     "usage: medvlm info [--json] MODEL_DIR\n"
     "\n"
     "Describe a Hugging Face CLIP folder: both towers' architecture, parameter counts,\n"
-    "weight dtypes, exp(logit_scale) and the files found.\n"
+    "weight dtypes, exp(logit_scale) and the files found; and which precision `auto` picks\n"
+    "for the encoders on this CPU, and why (docs/precision.md).\n"
     "\n"
     "  --json      one JSON object on stdout instead of text\n"
     "\n"
@@ -109,6 +112,7 @@ int cmd_info(int argc, char **argv)
     const struct medvlm_preproc_config *pp = medvlm_model_preproc(m);
     struct counts n = count_params(m);
     float scale = expf(medvlm_model_logit_scale(m));
+    const char *auto_name = medvlm_precision_name(medvlm_precision_resolve(MEDVLM_PRECISION_AUTO));
     if (json) {
         printf("{\"model\":");
         cli_json_string(stdout, dir);
@@ -144,7 +148,9 @@ int cmd_info(int argc, char **argv)
                 first = 0;
             }
         }
-        printf("]}\n");
+        printf("],\"precision_auto\":\"%s\",\"precision_auto_reason\":", auto_name);
+        cli_json_string(stdout, mv_precision_auto_reason());
+        printf("}\n");
     } else {
         printf("model %s\n", dir);
         print_tower_text("vision", &cfg->vision, 1, n.vision);
@@ -166,7 +172,7 @@ int cmd_info(int argc, char **argv)
             struct stat sb;
             if (stat(path, &sb) == 0) printf(" %s", known_files[i]);
         }
-        printf("\n");
+        printf("\nprecision auto: %s (%s)\n", auto_name, mv_precision_auto_reason());
     }
     medvlm_model_free(m);
     return CLI_OK;

@@ -124,6 +124,10 @@ enum medvlm_status mv_model_derive(const struct medvlm_model *base, struct medvl
 enum medvlm_status mv_model_init_random_towers(const struct medvlm_config *cfg, uint64_t seed,
                                                unsigned flags, struct medvlm_model **out);
 
+/* Why medvlm_precision_resolve(MEDVLM_PRECISION_AUTO) gives what it gives on this CPU: one
+ * static phrase from the same rule (pack.c), for `medvlm info`. */
+const char *mv_precision_auto_reason(void);
+
 /* Free medvlm_model_prepare's copies (pack.c); medvlm_model_free calls it. */
 void mv_model_prepared_free(struct medvlm_model *m);
 

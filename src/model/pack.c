@@ -62,14 +62,39 @@ const char *medvlm_precision_name(enum medvlm_precision p)
 /* auto: bf16 where vdpbf16ps outruns fp32 FMA. AMD Zen 4 and later (family 25 and up) run a
  * 512-bit vdpbf16ps (64 FLOPs) at the rate of a 512-bit FMA (32 FLOPs): twice the FLOP rate.
  * Intel's AVX512_BF16 cores without AMX run it at half the fp32 FMA's FLOP rate (measured by
- * `medvlm bench --peak` on a family 6 model 207 Xeon), and medvlm has no AMX kernel: fp32. */
-enum medvlm_precision medvlm_precision_resolve(enum medvlm_precision p)
+ * `medvlm bench --peak` on a family 6 model 207 Xeon), and medvlm has no AMX kernel: fp32.
+ * *why: the reason, for this CPU (mv_precision_auto_reason). */
+static enum medvlm_precision auto_rule(const char **why)
 {
-    if (p != MEDVLM_PRECISION_AUTO) return p;
     struct mv_cpu_info ci;
     mv_cpu_info(&ci);
-    int amd = strcmp(ci.vendor, "AuthenticAMD") == 0 && ci.family >= 25;
-    return amd && mv_gemm_bf16_available() ? MEDVLM_PRECISION_BF16 : MEDVLM_PRECISION_FP32;
+    if (!mv_gemm_bf16_available()) {
+        *why = "no AVX512_BF16 here (CPU or build): bf16 would run the portable emulation";
+        return MEDVLM_PRECISION_FP32;
+    }
+    if (strcmp(ci.vendor, "AuthenticAMD") == 0 && ci.family >= 25) {
+        *why = "AMD family 25 and later run AVX512_BF16's dot products at twice the fp32 FMA's "
+               "FLOP rate";
+        return MEDVLM_PRECISION_BF16;
+    }
+    *why = strcmp(ci.vendor, "GenuineIntel") == 0
+               ? "Intel cores run AVX512_BF16's dot products at half the fp32 FMA's FLOP rate, "
+                 "and medvlm has no AMX kernel"
+               : "bf16 is chosen only on AMD family 25 and later, where it is measured faster";
+    return MEDVLM_PRECISION_FP32;
+}
+
+enum medvlm_precision medvlm_precision_resolve(enum medvlm_precision p)
+{
+    const char *why;
+    return p != MEDVLM_PRECISION_AUTO ? p : auto_rule(&why);
+}
+
+const char *mv_precision_auto_reason(void)
+{
+    const char *why;
+    (void)auto_rule(&why);
+    return why;
 }
 
 enum medvlm_precision medvlm_model_precision(const struct medvlm_model *m)
