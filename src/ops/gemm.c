@@ -28,6 +28,10 @@
 #define MV_GEMM_ALIGN 64
 /* Up to this many rows x W^T runs on gemm_skinny.c (one image's 50 tokens). */
 #define MV_SKINNY_MAX_M 64
+/* From this many rows a weight packed at load is read (gemm_packed.c splits products of up to
+ * 64 rows by columns, each micro-panel read once for all rows): as fast as the skinny kernel at
+ * one image's 50 rows, and W's own pages are then never read again. */
+#define MV_PREPACKED_MIN_ROWS 32
 
 static int gemm_mode = 1; /* 1: our split (deterministic); 0: OpenBLAS's own threading */
 static int skinny_max_m = MV_SKINNY_MAX_M;
@@ -238,7 +242,8 @@ static int linear_prepacked(float *out, const float *inp, const float *w, const 
                             const float *b, float alpha, float beta, float bs, int R, int I, int O)
 {
     if (!wp || R <= 0 || O <= 0) return 0;
-    if (w && route_of(0, 1, R) == ROUTE_SKINNY) return 0; /* few rows: W read in place */
+    /* under MV_PREPACKED_MIN_ROWS rows (a prompt's tokens) the skinny kernel on W is the faster */
+    if (w && R < MV_PREPACKED_MIN_ROWS && route_of(0, 1, R) == ROUTE_SKINNY) return 0;
     int T = omp_in_parallel() ? 1 : team_size(R, O, I);
     return mv_gemm_packed_team_w(0, T, R, O, I, alpha, inp, I, wp, beta, out, O, b, bs) == 0;
 }

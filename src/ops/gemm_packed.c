@@ -335,7 +335,13 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
 #define TEAM_MAX_SLICES 128
 #define TEAM_MAX_ITEMS  4096
 #define TEAM_PACK_GROUP 4 /* micro-panels of op(B) a thread packs at a time */
-#ifndef TEAM_BLOCKS       /* row blocks per thread and slice, overridable for tuning experiments */
+#ifndef TEAM_COLS_MAX_M   /* up to this many rows a team splits prepacked weights by columns */
+#define TEAM_COLS_MAX_M 64
+#endif
+#ifndef TEAM_COLS /* micro-panels per item then */
+#define TEAM_COLS 4
+#endif
+#ifndef TEAM_BLOCKS /* row blocks per thread and slice, overridable for tuning experiments */
 #define TEAM_BLOCKS 8
 #endif
 
@@ -347,6 +353,7 @@ struct team {
     const float *bp; /* op(B) packed at load (mv_gemm_pack_weight), or NULL: packed here */
     float *C, *bufs; /* bufs: two KC x NC panels */
     int unit, units, slices, kslices;
+    int cols; /* > 0: items are groups of this many micro-panels of a slice, over all rows */
     int next; /* the next item */
     int pack_next[TEAM_MAX_SLICES], pack_done[TEAM_MAX_SLICES], items_done[TEAM_MAX_SLICES];
     int item_done[TEAM_MAX_ITEMS]; /* slice-major */
@@ -397,6 +404,22 @@ static void team_run(struct team *tm, float *pa)
         if (s % tm->kslices) team_wait(&tm->item_done[g - tm->units], 1);
         const float *pb = team_panel(tm, s, &j0, &n, &k0, &kc);
         int first = k0 == 0;
+        if (tm->cols) { /* few rows: a group of micro-panels, each read once for every row */
+            int jlo = u * tm->cols * NR, jhi = MV_MIN(n, jlo + tm->cols * NR);
+            for (int i0 = 0; i0 < tm->M && jlo < jhi; i0 += MC) {
+                int m = MV_MIN(MC, tm->M - i0);
+                path->pack_a(pa, tm->ta, tm->A, tm->lda, i0, m, k0, kc);
+                for (int jr = jlo; jr < jhi; jr += NR)
+                    for (int ir = 0; ir < m; ir += MR)
+                        path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
+                                   tm->C + (size_t)(i0 + ir) * tm->ldc + j0 + jr, tm->ldc,
+                                   MV_MIN(MR, m - ir), MV_MIN(NR, jhi - jr), tm->alpha, tm->beta,
+                                   first, first && tm->bias ? tm->bias + j0 + jr : NULL, tm->bs);
+            }
+            __atomic_store_n(&tm->item_done[g], 1, __ATOMIC_RELEASE);
+            __atomic_fetch_add(&tm->items_done[s], 1, __ATOMIC_RELEASE);
+            continue;
+        }
         for (int i0 = u * tm->unit; i0 < MV_MIN(tm->M, (u + 1) * tm->unit); i0 += MC) {
             int m = MV_MIN(MC, MV_MIN(tm->M, (u + 1) * tm->unit) - i0);
             path->pack_a(pa, tm->ta, tm->A, tm->lda, i0, m, k0, kc);
@@ -425,7 +448,13 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
     int per_slice = slices ? TEAM_MAX_ITEMS / slices : 0;
     if (per_slice > 0 && (M + unit - 1) / unit > per_slice)
         unit = ((M + per_slice - 1) / per_slice + MR - 1) / MR * MR;
-    if (T <= 1 || K <= 0 || slices > TEAM_MAX_SLICES || (M + unit - 1) / unit * slices < 2)
+    int units = (M + unit - 1) / unit, cols = 0;
+    if (bp && M <= TEAM_COLS_MAX_M) { /* few rows, weights packed: split the columns */
+        cols = TEAM_COLS;
+        units = (MV_MIN(N, NC) + NR * cols - 1) / (NR * cols);
+        if ((size_t)units * slices > TEAM_MAX_ITEMS) cols = 0, units = (M + unit - 1) / unit;
+    }
+    if (T <= 1 || K <= 0 || slices > TEAM_MAX_SLICES || units * slices < 2)
         return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, bp, beta, C, ldc, bias,
                             bs);
     struct team tm = {.path = path,
@@ -446,7 +475,8 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
                       .bp = bp,
                       .bs = bs,
                       .unit = unit,
-                      .units = (M + unit - 1) / unit,
+                      .units = units,
+                      .cols = cols,
                       .slices = slices,
                       .kslices = kslices};
     int ok = 1;

@@ -151,7 +151,8 @@ int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, co
                             int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* The same on an OpenMP team of T threads (call it outside a parallel region): each packed
  * panel of op(B) is packed once and shared, row blocks are taken first come first served and
- * no barrier separates the panels, so a thread slowed by another process takes less work.
+ * no barrier separates the panels, so a thread slowed by another process takes less work
+ * (a product of up to 64 rows from a weight packed at load is split by columns instead).
  * Bit-identical to the calls above for every T. A bias (N, or NULL) joins the product's first
  * pass: C = alpha op(A) op(B) + bs bias (beta = 0), or C = (C + bs bias) + alpha op(A) op(B)
  * (beta = 1), each element with the bits of filling or adding the bias first and then calling
@@ -246,8 +247,9 @@ void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float
 /* out (R, O) = alpha * (inp (R, I) w^T) + alpha * b: a linear layer x W^T + b with W (O, I).
  * The bias is written first and the product accumulated onto it (one GEMM, beta = 1);
  * alpha folds a following scale (attention's head_dim^-0.5) into the same pass. wp: W packed
- * by mv_gemm_pack_weight (NULL: none), read instead of w by the packed team at every row count:
- * the bits of the packed team on w (w is read only when the team's panels cannot be had). */
+ * by mv_gemm_pack_weight (NULL: none), read instead of w by the packed team from 32 rows on:
+ * the bits of the packed team on w (fewer rows run the skinny kernel on w, and w is read when
+ * the team's panels cannot be had). */
 void mv_linear_forward(float *out, const float *inp, const float *w, const float *wp,
                        const float *b, float alpha, int R, int I, int O);
 /* x (R, O) += inp (R, I) w^T + b: the residual branch of a transformer layer, in place. */

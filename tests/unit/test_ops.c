@@ -222,8 +222,8 @@ static void test_gemm_prepacked(void)
         if (mv_gemm_packed_on() && M > 64)
             CHECK(memcmp(y1, y2, nc * 4) == 0, "linear with a packed weight %dx%dx%d: differs", M,
                   K, N);
-        else
-            check_close_f32("linear with a packed weight", y2, y1, nc, 1e-5, 1e-5);
+        else /* few rows: the skinny kernel on w against the packed one, other sums */
+            check_close_f32("linear with a packed weight", y2, y1, nc, 1e-4, 1e-4);
         mv_free(A), mv_free(W), mv_free(bias), mv_free(Wp), mv_free(C1), mv_free(C2);
         mv_free(y1), mv_free(y2);
     }

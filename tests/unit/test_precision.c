@@ -5,7 +5,9 @@
  *
  * fp32: a prepared model embeds bit for bit as an unprepared one, images and text, one input
  * per pass (few rows: the skinny route) and all of them in one pass (more than 64 rows: the
- * packed team, which reads the prepared panels instead of packing W).
+ * packed team, which reads the prepared panels instead of packing W); one image of 32..64
+ * tokens (or a prompt of 32..64) is close, not bitwise (prepared: the packed panels;
+ * unprepared: the skinny kernel).
  * bf16: every image and text embedding within cosine MIN_COS of the fp32 one (the minima are
  * printed: docs/precision.md quotes them), 1 thread == 2 threads bitwise, and on the golden
  * images the zero-shot class (single and ensemble prompts, prototypes embedded at the same
@@ -99,13 +101,23 @@ static void check_models(const char *name, const struct medvlm_model *plain,
     float *img2 = fbuf((size_t)n * D), *txt2 = fbuf((size_t)P * D);
     float *ref1_img = fbuf((size_t)n * D), *ref1_txt = fbuf((size_t)P * D);
 
-    /* fp32 prepared == unprepared, bitwise, at batch 1 and at the whole batch */
+    /* fp32 prepared == unprepared, bitwise, at batch 1 and at the whole batch; except one
+     * image of 32..64 tokens, which a prepared model runs on the packed panels (split by
+     * columns) and an unprepared one on the skinny kernel: other sums, the same to ~1e-7 */
     embed(plain, in, 1, 2, ref1_img, ref1_txt);
     embed(f32, in, 1, 2, img, txt);
-    CHECK(same(img, ref1_img, (size_t)n * D), "%s: fp32 prepared != unprepared, images, batch 1",
-          name);
-    CHECK(same(txt, ref1_txt, (size_t)P * D), "%s: fp32 prepared != unprepared, text, batch 1",
-          name);
+    if (f32->packed && N >= 32 && N <= 64)
+        check_close_f32("fp32 prepared vs unprepared, images, batch 1", img, ref1_img,
+                        (size_t)n * D, 2e-5, 1e-4);
+    else
+        CHECK(same(img, ref1_img, (size_t)n * D),
+              "%s: fp32 prepared != unprepared, images, batch 1", name);
+    if (f32->packed) /* a prompt's tokens may be 32..64 rows too */
+        check_close_f32("fp32 prepared vs unprepared, text, batch 1", txt, ref1_txt, (size_t)P * D,
+                        2e-5, 1e-4);
+    else
+        CHECK(same(txt, ref1_txt, (size_t)P * D), "%s: fp32 prepared != unprepared, text, batch 1",
+              name);
     embed(plain, in, all, 2, ref_img, ref_txt);
     embed(f32, in, all, 2, img, txt);
     CHECK(same(img, ref_img, (size_t)n * D), "%s: fp32 prepared != unprepared, images, batch %d",
