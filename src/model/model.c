@@ -170,9 +170,13 @@ struct fp_chunk {
     const unsigned char *p;
     size_t n;
     uint64_t h;
+    int release; /* a tensor of a tower not loaded: its pages are given back once hashed */
 };
 
-static enum medvlm_status fingerprint(struct medvlm_model *m)
+/* The fingerprint hashes every tensor of the file, loaded towers or not; the pages of the
+ * towers not in `flags` are given back as soon as they are hashed, so loading one tower of a
+ * large model does not hold the other's pages (nor its peak RSS) for nothing. */
+static enum medvlm_status fingerprint(struct medvlm_model *m, unsigned flags)
 {
     const double t0 = mv_now();
     size_t n_chunks = 0, total = 0;
@@ -192,8 +196,11 @@ static enum medvlm_status fingerprint(struct medvlm_model *m)
     size_t k = 0;
     for (int i = 0; i < m->n_params; i++) {
         const struct medvlm_tensor_info *t = medvlm_st_find(m->st, m->params[i].name);
+        const int release =
+            !(m->params[i].tower & flags) && m->params[i].tower != MEDVLM_TOWER_SHARED;
         size_t off = 0;
         do { /* an empty tensor is one empty chunk */
+            c[k].release = release;
             c[k].p = (const unsigned char *)t->data + off;
             c[k].n = MV_MIN(FP_CHUNK, t->nbytes - off);
             off += c[k++].n;
@@ -201,7 +208,10 @@ static enum medvlm_status fingerprint(struct medvlm_model *m)
     }
     const long nc = (long)k;
 #pragma omp parallel for schedule(dynamic, 1) if (total > FP_CHUNK)
-    for (long j = 0; j < nc; j++) c[j].h = mv_hash64(c[j].p, c[j].n, FP_SEED + (uint64_t)j);
+    for (long j = 0; j < nc; j++) {
+        c[j].h = mv_hash64(c[j].p, c[j].n, FP_SEED + (uint64_t)j);
+        if (c[j].release) (void)mv_st_release_pages(m->st, c[j].p, c[j].n);
+    }
     k = 0;
     for (int i = 0; i < m->n_params; i++) {
         const struct medvlm_tensor_info *t = medvlm_st_find(m->st, m->params[i].name);
@@ -280,7 +290,7 @@ enum medvlm_status medvlm_model_load(const char *dir, unsigned flags, struct med
         mv_free(bin);
         if (st) goto fail;
     }
-    if ((st = bind_weights(m, flags)) || (st = fingerprint(m))) goto fail;
+    if ((st = bind_weights(m, flags)) || (st = fingerprint(m, flags))) goto fail;
     m->dir = mv_strdup(dir);
     if (!m->dir) {
         st = MEDVLM_ERR_NOMEM;
