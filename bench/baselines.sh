@@ -19,7 +19,12 @@ pypi=${4:-}
 hf=${HF_BENCH:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench/pypi/hf_bench.py}
 torch=${TORCH_BASELINE:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench/torch_baseline.py}
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+# medvlm's vision runs read a PLIP-sized random model from a folder, mapped as a downloaded
+# model is (its peak RSS is then what a user's is); the text runs need the CLIP vocabulary,
+# which `init model` does not write, and use the same shapes made in memory (--random plip)
+model=$(mktemp -d)
+trap 'rm -rf "$tmp" "$model"' EXIT
+"$medvlm" init model --preset plip --force "$model" > /dev/null || exit 1
 
 run() { # run WHO CONFIG CMD...: one process, its JSON line + peak RSS
   local who=$1 cfg=$2; shift 2
@@ -33,7 +38,8 @@ run() { # run WHO CONFIG CMD...: one process, its JSON line + peak RSS
 for r in $(seq 1 "$rounds"); do
   for b in 1 8 32; do
     for t in 1 2; do
-      run "medvlm-${t}t" "vision-b$b" "$medvlm" bench --only vision --batch "$b" --threads "$t" --reps 5 --json
+      run "medvlm-${t}t" "vision-b$b" "$medvlm" bench --model "$model" --only vision --batch "$b" \
+        --threads "$t" --reps 5 --json
     done
     run "torch-1t" "vision-b$b" /usr/bin/python3 "$torch" vision --batch "$b" --threads 1 --reps 5
     run "ort-2t" "vision-b$b" "$ort" vision 2 "$b" 5
