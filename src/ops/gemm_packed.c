@@ -48,6 +48,9 @@
 #ifndef PF_AHEAD /* floats ahead on a row that the packing prefetches */
 #define PF_AHEAD 32
 #endif
+#ifndef MV_PF_HINT
+#define MV_PF_HINT _MM_HINT_T1
+#endif
 #define MC MV_PACK_MC
 #define KC MV_PACK_KC
 #define NC MV_PACK_NC
@@ -160,8 +163,11 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
     }
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+    const float *pf = b + (size_t)kc * NR; /* the next micro-panel, two lines a step ahead */
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        _mm_prefetch((const char *)(pf + 32 * k), MV_PF_HINT);
+        _mm_prefetch((const char *)(pf + 32 * k + 16), MV_PF_HINT);
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
             __m512 ar = _mm512_set1_ps(a[r]);
