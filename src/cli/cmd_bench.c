@@ -396,7 +396,7 @@ static int bench_gemm(const struct bench_opts *o)
                 for (int i = 0; i < inner; i++)
                     if (backend == 2) /* the linear layers' layout: C (M, N) = A (M, K) B^T */
                         mv_gemm_packed_team_w(0, o->threads, M, N, K, 1.0f, a, K, bp, 0.0f, c, N,
-                                              NULL, 1.0f);
+                                              NULL, 1.0f, -1);
                     else
                         mv_gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
                 if (r >= 0) t[r] = (mv_now() - t0) / inner;

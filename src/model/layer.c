@@ -76,14 +76,21 @@ void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct
                          L->ln2.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
-    linear_fwd(f, u[MV_LORA_FC1], a->h, &L->fc1, tw, 1.0f, R, C, I);
+    /* a prepared model's inference applies the activation to each finished tile of fc1's
+     * product (the same bits as the pass below) */
+    int fused = 0; /* 1: the activation is applied too */
+    if (!sv && !L->fc1.lora_a && !L->fc1.w_bf16 && L->fc1.w_packed)
+        fused = mv_linear_forward_act(f, a->h, L->fc1.w, L->fc1.w_packed, L->fc1.b, 1.0f, R, C, I,
+                                      cfg->hidden_act);
+    else
+        linear_fwd(f, u[MV_LORA_FC1], a->h, &L->fc1, tw, 1.0f, R, C, I);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
     /* inference: in place; training keeps the pre-activation f and feeds fc2 from a copy */
     float *g = sv ? a->f : f;
     if (sv)
         mv_act_forward_copy(g, f, cfg->hidden_act, (size_t)R * (size_t)I);
-    else
+    else if (!fused)
         mv_act_forward(f, cfg->hidden_act, (size_t)R * (size_t)I);
     mv_prof_end(MV_PROF_ACT, t);
     t = mv_prof_begin();

@@ -140,6 +140,18 @@ void mv_act_forward(float *x, enum medvlm_act act, size_t n)
     }
 }
 
+void mv_act_rows(float *C, int ldc, int m, int n, enum medvlm_act act)
+{
+    // C (m rows of n, row stride ldc) in place
+    for (int r = 0; r < m; r++) {
+        float *row = C + (size_t)r * (size_t)ldc;
+        if (act == MEDVLM_ACT_GELU)
+            gelu_span(row, (size_t)n);
+        else
+            quick_gelu_span(row, (size_t)n);
+    }
+}
+
 void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

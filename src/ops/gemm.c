@@ -239,30 +239,40 @@ int mv_gemm_packed_on(void)
  * cannot be had, the product runs from w if there is one, else it is an error of the caller's
  * (the model packs only when mv_gemm_packed_on). */
 static int linear_prepacked(float *out, const float *inp, const float *w, const float *wp,
-                            const float *b, float alpha, float beta, float bs, int R, int I, int O)
+                            const float *b, float alpha, float beta, float bs, int R, int I, int O,
+                            int act)
 {
     if (!wp || R <= 0 || O <= 0) return 0;
     /* under MV_PREPACKED_MIN_ROWS rows (a prompt's tokens) the skinny kernel on W is the faster */
     if (w && R < MV_PREPACKED_MIN_ROWS && route_of(0, 1, R) == ROUTE_SKINNY) return 0;
     int T = omp_in_parallel() ? 1 : team_size(R, O, I);
-    return mv_gemm_packed_team_w(0, T, R, O, I, alpha, inp, I, wp, beta, out, O, b, bs) == 0;
+    return mv_gemm_packed_team_w(0, T, R, O, I, alpha, inp, I, wp, beta, out, O, b, bs, act) == 0;
 }
 
 void mv_linear_forward(float *out, const float *inp, const float *w, const float *wp,
                        const float *b, float alpha, int R, int I, int O)
 {
     // out (R, O), inp (R, I), w (O, I), wp packed w, b (O)
-    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O)) return;
+    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O, -1)) return;
     if (linear_packed(out, inp, w, b, alpha, 0.0f, alpha, R, I, O)) return;
     fill_bias(out, b, alpha, R, O);
     mv_gemm(0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
+}
+
+int mv_linear_forward_act(float *out, const float *inp, const float *w, const float *wp,
+                          const float *b, float alpha, int R, int I, int O, enum medvlm_act act)
+{
+    // out (R, O), inp (R, I), w (O, I), wp packed w, b (O)
+    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O, (int)act)) return 1;
+    mv_linear_forward(out, inp, w, wp, b, alpha, R, I, O);
+    return 0;
 }
 
 void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *wp,
                                 const float *b, int R, int I, int O)
 {
     // x (R, O) in place, inp (R, I), w (O, I), wp packed w, b (O)
-    if (linear_prepacked(x, inp, w, wp, b, 1.0f, 1.0f, 1.0f, R, I, O)) return;
+    if (linear_prepacked(x, inp, w, wp, b, 1.0f, 1.0f, 1.0f, R, I, O, -1)) return;
     if (linear_packed(x, inp, w, b, 1.0f, 1.0f, 1.0f, R, I, O)) return;
     if (b) {
 #pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)

@@ -284,7 +284,8 @@ static size_t prepacked_offset(int N, int K, int j0, int k0)
  * already packed (mv_gemm_pack_weight; B and ldb are then not read), or NULL. */
 static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, int N, int K,
                         float alpha, const float *A, int lda, const float *B, int ldb,
-                        const float *bp, float beta, float *C, int ldc, const float *bias, float bs)
+                        const float *bp, float beta, float *C, int ldc, const float *bias, float bs,
+                        int act)
 {
     // C (M, N); op(A) (M, K); op(B) (K, N)
     if (M <= 0 || N <= 0) return 0;
@@ -298,6 +299,7 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
                 *o = tile_out(0.0f, beta == 0.0f ? 0.0f : *o, alpha, beta, 1, bias != NULL,
                               bias ? bias_term(bias, bs, j) : 0.0f);
             }
+        if (act >= 0) mv_act_rows(C, ldc, M, N, (enum medvlm_act)act);
         return 0;
     }
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -313,11 +315,15 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
                 int m = MV_MIN(MC, M - i0);
                 path->pack_a(pa, ta, A, lda, i0, m, k0, kc);
                 for (int jr = 0; jr < n; jr += NR)
-                    for (int ir = 0; ir < m; ir += MR)
-                        path->kern(kc, pa + (size_t)ir * kc, pbs + (size_t)jr * kc,
-                                   C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, MV_MIN(MR, m - ir),
-                                   MV_MIN(NR, n - jr), alpha, beta, first,
+                    for (int ir = 0; ir < m; ir += MR) {
+                        float *Ct = C + (size_t)(i0 + ir) * ldc + j0 + jr;
+                        path->kern(kc, pa + (size_t)ir * kc, pbs + (size_t)jr * kc, Ct, ldc,
+                                   MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), alpha, beta, first,
                                    first && bias ? bias + j0 + jr : NULL, bs);
+                        if (act >= 0 && k0 + kc == K) /* the tile is final: its activation */
+                            mv_act_rows(Ct, ldc, MV_MIN(MR, m - ir), MV_MIN(NR, n - jr),
+                                        (enum medvlm_act)act);
+                    }
             }
         }
     }
@@ -360,6 +366,7 @@ struct team {
     float *C, *bufs; /* bufs: two KC x NC panels */
     int unit, units, slices, kslices;
     int cols; /* > 0: items are groups of this many micro-panels of a slice, over all rows */
+    int act;  /* -1, or the activation applied to each tile after its last slice */
     int next; /* the next item */
     int pack_next[TEAM_MAX_SLICES], pack_done[TEAM_MAX_SLICES], items_done[TEAM_MAX_SLICES];
     int item_done[TEAM_MAX_ITEMS]; /* slice-major */
@@ -400,6 +407,18 @@ static const float *team_panel(struct team *tm, int s, int *j0, int *n, int *k0,
     return pb;
 }
 
+/* One tile of C at (i, j), m x n, from packed micro-panels a and b of the slice at depth k0:
+ * the kernel, then the activation when this was the tile's last slice. */
+static void team_tile(const struct team *tm, const float *a, const float *b, int i, int j, int m,
+                      int n, int k0, int kc)
+{
+    float *Ct = tm->C + (size_t)i * tm->ldc + j;
+    int first = k0 == 0;
+    tm->path->kern(kc, a, b, Ct, tm->ldc, m, n, tm->alpha, tm->beta, first,
+                   first && tm->bias ? tm->bias + j : NULL, tm->bs);
+    if (tm->act >= 0 && k0 + kc == tm->K) mv_act_rows(Ct, tm->ldc, m, n, (enum medvlm_act)tm->act);
+}
+
 static void team_run(struct team *tm, float *pa)
 {
     const struct packed_path *path = tm->path;
@@ -409,7 +428,6 @@ static void team_run(struct team *tm, float *pa)
         int s = g / tm->units, u = g % tm->units, j0, n, k0, kc;
         if (s % tm->kslices) team_wait(&tm->item_done[g - tm->units], 1);
         const float *pb = team_panel(tm, s, &j0, &n, &k0, &kc);
-        int first = k0 == 0;
         if (tm->cols) { /* few rows: a group of micro-panels, each read once for every row */
             int jlo = u * tm->cols * NR, jhi = MV_MIN(n, jlo + tm->cols * NR);
             for (int i0 = 0; i0 < tm->M && jlo < jhi; i0 += MC) {
@@ -417,10 +435,8 @@ static void team_run(struct team *tm, float *pa)
                 path->pack_a(pa, tm->ta, tm->A, tm->lda, i0, m, k0, kc);
                 for (int jr = jlo; jr < jhi; jr += NR)
                     for (int ir = 0; ir < m; ir += MR)
-                        path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
-                                   tm->C + (size_t)(i0 + ir) * tm->ldc + j0 + jr, tm->ldc,
-                                   MV_MIN(MR, m - ir), MV_MIN(NR, jhi - jr), tm->alpha, tm->beta,
-                                   first, first && tm->bias ? tm->bias + j0 + jr : NULL, tm->bs);
+                        team_tile(tm, pa + (size_t)ir * kc, pb + (size_t)jr * kc, i0 + ir, j0 + jr,
+                                  MV_MIN(MR, m - ir), MV_MIN(NR, jhi - jr), k0, kc);
             }
             __atomic_store_n(&tm->item_done[g], 1, __ATOMIC_RELEASE);
             __atomic_fetch_add(&tm->items_done[s], 1, __ATOMIC_RELEASE);
@@ -431,10 +447,8 @@ static void team_run(struct team *tm, float *pa)
             path->pack_a(pa, tm->ta, tm->A, tm->lda, i0, m, k0, kc);
             for (int jr = 0; jr < n; jr += NR)
                 for (int ir = 0; ir < m; ir += MR)
-                    path->kern(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc,
-                               tm->C + (size_t)(i0 + ir) * tm->ldc + j0 + jr, tm->ldc,
-                               MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), tm->alpha, tm->beta, first,
-                               first && tm->bias ? tm->bias + j0 + jr : NULL, tm->bs);
+                    team_tile(tm, pa + (size_t)ir * kc, pb + (size_t)jr * kc, i0 + ir, j0 + jr,
+                              MV_MIN(MR, m - ir), MV_MIN(NR, n - jr), k0, kc);
         }
         __atomic_store_n(&tm->item_done[g], 1, __ATOMIC_RELEASE);
         __atomic_fetch_add(&tm->items_done[s], 1, __ATOMIC_RELEASE);
@@ -443,7 +457,7 @@ static void team_run(struct team *tm, float *pa)
 
 static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int M, int N, int K,
                      float alpha, const float *A, int lda, const float *B, int ldb, const float *bp,
-                     float beta, float *C, int ldc, const float *bias, float bs)
+                     float beta, float *C, int ldc, const float *bias, float bs, int act)
 {
     if (M <= 0 || N <= 0) return 0;
     int kslices = K > 0 ? (K + KC - 1) / KC : 0, slices = (N + NC - 1) / NC * kslices;
@@ -462,7 +476,7 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
     }
     if (T <= 1 || K <= 0 || slices > TEAM_MAX_SLICES || units * slices < 2)
         return gemm_blocked(path, ta, tb, M, N, K, alpha, A, lda, B, ldb, bp, beta, C, ldc, bias,
-                            bs);
+                            bs, act);
     struct team tm = {.path = path,
                       .ta = ta,
                       .tb = tb,
@@ -483,6 +497,7 @@ static int gemm_team(const struct packed_path *path, int T, int ta, int tb, int 
                       .unit = unit,
                       .units = units,
                       .cols = cols,
+                      .act = act,
                       .slices = slices,
                       .kslices = kslices};
     int ok = 1;
@@ -515,14 +530,14 @@ int mv_gemm_packed(int ta, int tb, int M, int N, int K, float alpha, const float
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
     return gemm_blocked(path_for(0), ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc,
-                        NULL, 1.0f);
+                        NULL, 1.0f, -1);
 }
 
 int mv_gemm_packed_portable(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                             int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     return gemm_blocked(path_for(1), ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc,
-                        NULL, 1.0f);
+                        NULL, 1.0f, -1);
 }
 
 int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K, float alpha,
@@ -530,7 +545,7 @@ int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K
                         int ldc, const float *bias, float bs)
 {
     return gemm_team(path_for(portable), T, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C,
-                     ldc, bias, bs);
+                     ldc, bias, bs, -1);
 }
 
 size_t mv_gemm_packed_weight_floats(int N, int K)
@@ -551,8 +566,8 @@ void mv_gemm_pack_weight(float *dst, const float *W, int N, int K)
 
 int mv_gemm_packed_team_w(int portable, int T, int M, int N, int K, float alpha, const float *A,
                           int lda, const float *Wp, float beta, float *C, int ldc,
-                          const float *bias, float bs)
+                          const float *bias, float bs, int act)
 {
     return gemm_team(path_for(portable), T, 0, 1, M, N, K, alpha, A, lda, NULL, 0, Wp, beta, C, ldc,
-                     bias, bs);
+                     bias, bs, act);
 }

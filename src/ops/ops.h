@@ -165,12 +165,14 @@ int mv_gemm_packed_team(int portable, int T, int ta, int tb, int M, int N, int K
  * slice as 32-column micro-panels (k-major, columns past N zero). mv_gemm_packed_weight_floats:
  * its size, N rounded up to 32 times K floats (0 when N or K < 1); dst is 64-byte aligned.
  * mv_gemm_packed_team_w: mv_gemm_packed_team(portable, T, 0, 1, M, N, K, ...) with op(B) read
- * from Wp instead of packed from W: the same bits, minus the packing. */
+ * from Wp instead of packed from W: the same bits, minus the packing. act: -1, or an enum
+ * medvlm_act applied to each tile of C as its last slice is written (mv_act_rows: the bits of
+ * the product followed by mv_act_forward, without a pass of its own). */
 size_t mv_gemm_packed_weight_floats(int N, int K);
 void mv_gemm_pack_weight(float *dst, const float *W, int N, int K);
 int mv_gemm_packed_team_w(int portable, int T, int M, int N, int K, float alpha, const float *A,
                           int lda, const float *Wp, float beta, float *C, int ldc,
-                          const float *bias, float bs);
+                          const float *bias, float bs, int act);
 
 /* gemm_bf16.c: the linear layer C (M, N) = alpha * A (M, K) W^T + beta * C with W (N, K) in
  * bf16, products by AVX512_BF16's vdpbf16ps (bf16 x bf16 pairs accumulated in fp32), A rounded
@@ -257,6 +259,11 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
                                 const float *b, int R, int I, int O);
 /* 1 when mv_gemm runs the packed kernel on this CPU (so a weight packed at load is read). */
 int mv_gemm_packed_on(void);
+/* out = act(alpha (inp w^T + b)): mv_linear_forward followed by mv_act_forward, bit for bit;
+ * 1 when the activation joined the product (a weight packed at load, from 32 rows), else 0
+ * with only the linear layer done (the caller then runs mv_act_forward). */
+int mv_linear_forward_act(float *out, const float *inp, const float *w, const float *wp,
+                          const float *b, float alpha, int R, int I, int O, enum medvlm_act act);
 /* The two forms above with the weight in bf16 (mv_gemm_bf16: activations rounded to bf16,
  * fp32 accumulation): out = alpha (inp wb^T + b), x += inp wb^T + b, the bias added in fp32 as
  * above. w (O, I) fp32 is read only when the bf16 kernel's blocks cannot be had (then the fp32
@@ -297,6 +304,9 @@ void mv_lora_backward(float *dinp, float *dA, float *dB, float *du, const float 
  */
 void mv_act_forward(float *x, enum medvlm_act act, size_t n);
 void mv_act_forward_naive(float *x, enum medvlm_act act, size_t n);
+/* act on m rows of n floats, row stride ldc, in place: each element the bits of
+ * mv_act_forward (a product's epilogue runs it on each finished tile while it is in cache). */
+void mv_act_rows(float *C, int ldc, int m, int n, enum medvlm_act act);
 /* out (n) = act(inp) out of place (the backward pass recomputes the MLP hidden layer from the
  * saved pre-activation instead of storing it): the same bits as mv_act_forward. */
 void mv_act_forward_copy(float *out, const float *inp, enum medvlm_act act, size_t n);

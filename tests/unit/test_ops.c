@@ -209,12 +209,27 @@ static void test_gemm_prepacked(void)
         CHECK(mv_gemm_packed_team(portable, T, 0, 1, M, N, K, alpha, A, K, W, K, beta, C1, N, bias,
                                   bs) == 0,
               "gemm_packed_team: no panels");
-        CHECK(mv_gemm_packed_team_w(portable, T, M, N, K, alpha, A, K, Wp, beta, C2, N, bias, bs) ==
-                  0,
+        CHECK(mv_gemm_packed_team_w(portable, T, M, N, K, alpha, A, K, Wp, beta, C2, N, bias, bs,
+                                    -1) == 0,
               "gemm_packed_team_w: no panels");
         CHECK(memcmp(C1, C2, nc * 4) == 0,
               "prepacked %dx%dx%d beta %g portable %d T %d bias %d: differs from packing per call",
               M, N, K, beta, portable, T, bias != NULL);
+        /* the activation in the epilogue = the product, then mv_act_forward */
+        enum medvlm_act act = it & 8 ? MEDVLM_ACT_GELU : MEDVLM_ACT_QUICK_GELU;
+        mv_act_forward(C1, act, nc);
+        CHECK(mv_gemm_packed_team_w(portable, T, M, N, K, alpha, A, K, Wp, 0.0f, C2, N, bias, alpha,
+                                    (int)act) == 0,
+              "gemm_packed_team_w with an activation: no panels");
+        float *C3 = mv_malloc(nc * 4);
+        CHECK(mv_gemm_packed_team_w(portable, T, M, N, K, alpha, A, K, Wp, 0.0f, C3, N, bias, alpha,
+                                    -1) == 0,
+              "gemm_packed_team_w: no panels");
+        mv_act_forward(C3, act, nc);
+        CHECK(memcmp(C2, C3, nc * 4) == 0,
+              "prepacked %dx%dx%d portable %d T %d act %d: the epilogue differs from the pass", M,
+              N, K, portable, T, (int)act);
+        mv_free(C3);
         /* the linear layer reads the packed copy at every row count, w only as a fallback */
         float *y1 = rand_buf(nc, 1.0f), *y2 = mv_malloc(nc * 4);
         mv_linear_forward(y1, A, W, NULL, bias, alpha, M, K, N);
