@@ -351,7 +351,7 @@ static int gemm_blocked(const struct packed_path *path, int ta, int tb, int M, i
 #define TEAM_COLS_MAX_M 64
 #endif
 #ifndef TEAM_COLS /* micro-panels per item then */
-#define TEAM_COLS 4
+#define TEAM_COLS 8
 #endif
 #ifndef TEAM_BLOCKS /* row blocks per thread and slice, overridable for tuning experiments */
 #define TEAM_BLOCKS 8
