@@ -553,9 +553,11 @@ double mv_peak_gflops(enum mv_peak_kind kind, int threads);
 /* Threads the kernels and OpenBLAS use (both follow libgomp's max threads). */
 int mv_threads(void);
 /* Before a batch (encoders, a training step): the calling thread's count for the next batches
- * set to the asked-for count (medvlm_set_threads) less the cores other processes kept busy
- * since the last look (at most every 0.25 s; at least one thread). The speed changes, never
- * the results. Allocates nothing. */
+ * set to the asked-for count (medvlm_set_threads), or fewer: the CPUs it may run on less the
+ * cores other processes kept busy since the last look (at most every 0.25 s; at least one
+ * thread). The speed changes, never the results. Allocates nothing. mv_threads_others: those
+ * cores at the last look (0 before the second). */
 void mv_threads_adapt(void);
+double mv_threads_others(void);
 
 #endif

@@ -25,6 +25,7 @@ int mv_threads(void)
 static _Thread_local int threads_wanted;
 static _Thread_local struct {
     double wall, self_cpu;   /* seconds */
+    double others;           /* cores other processes kept busy over the last interval */
     unsigned long long busy; /* clock ticks the CPUs we may run on were busy, in all */
     int valid, running;      /* running: the count set now */
 } seen;
@@ -58,9 +59,10 @@ int medvlm_get_threads(void)
  * time slice and the others wait, at every product and every element-wise pass: two threads
  * then run slower than one. So before each batch the library looks at how busy the CPUs it may
  * run on were since the last look (/proc/stat), less its own CPU time (getrusage): the cores
- * that other processes kept busy, rounded, are taken off the asked-for count for the next
- * batches (at least one thread stays). Every result is the same at any thread count, so this
- * changes the speed only. MEDVLM_ADAPT_THREADS=0 in the environment turns it off. */
+ * that other processes kept busy, rounded, are taken off those CPUs, and the next batches run
+ * on at most what is left (at least one thread; never more than asked for). Every result is the
+ * same at any thread count, so this changes the speed only. MEDVLM_ADAPT_THREADS=0 in the
+ * environment turns it off. */
 
 /* Ticks the CPUs in `set` were busy (user, nice, system, irq, softirq; not idle, iowait, or
  * steal, which the hypervisor takes from every thread alike), from /proc/stat read in pieces
@@ -107,6 +109,11 @@ static int busy_ticks(const cpu_set_t *set, unsigned long long *out)
     return any;
 }
 
+double mv_threads_others(void)
+{
+    return seen.others;
+}
+
 void mv_threads_adapt(void)
 {
     if (omp_in_parallel()) return;
@@ -131,7 +138,9 @@ void mv_threads_adapt(void)
     if (seen.valid && busy >= seen.busy) {
         const double hz = (double)sysconf(_SC_CLK_TCK), dt = now - seen.wall;
         const double others = ((double)(busy - seen.busy) / hz - (self - seen.self_cpu)) / dt;
-        int n = want - (int)(others + 0.5); /* cores other processes kept busy, rounded */
+        seen.others = others;
+        /* the CPUs we may run on less those other processes kept busy, rounded */
+        int n = CPU_COUNT(&set) - (int)(others + 0.5);
         n = n < 1 ? 1 : n > want ? want : n;
         if (n != seen.running) set_running(n);
     } else if (seen.running != want) {
