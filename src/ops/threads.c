@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -154,8 +155,12 @@ void mv_threads_adapt(void)
 
 /* ---- per-thread scratch ---- */
 
+/* The buffers are mapped directly, not taken from malloc: a thread's buffers go back to the
+ * system when it ends, so short-lived threads (the server's connection threads, which embed
+ * with a borrowed encoder) leave no malloc arena grown behind them. */
 struct scratch {
     void *p[MV_SCRATCH_N];
+    size_t n[MV_SCRATCH_N];
 };
 
 static pthread_key_t scratch_key;
@@ -165,7 +170,8 @@ static int scratch_key_ok;
 static void scratch_free(void *v)
 {
     struct scratch *sc = v;
-    for (int i = 0; i < MV_SCRATCH_N; i++) mv_free(sc->p[i]);
+    for (int i = 0; i < MV_SCRATCH_N; i++)
+        if (sc->p[i]) munmap(sc->p[i], sc->n[i]);
     mv_free(sc);
 }
 
@@ -182,12 +188,20 @@ void *mv_thread_scratch(enum mv_scratch_slot slot, size_t bytes)
     if (!sc) {
         sc = mv_malloc(sizeof *sc);
         if (!sc) return NULL;
-        for (int i = 0; i < MV_SCRATCH_N; i++) sc->p[i] = NULL;
+        for (int i = 0; i < MV_SCRATCH_N; i++) sc->p[i] = NULL, sc->n[i] = 0;
         if (pthread_setspecific(scratch_key, sc) != 0) {
             mv_free(sc);
             return NULL;
         }
     }
-    if (!sc->p[slot]) sc->p[slot] = mv_aligned(bytes);
+    if (!sc->p[slot] && bytes) { /* page-aligned, so 64-byte aligned */
+        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            mv_err(MEDVLM_ERR_NOMEM, "out of memory mapping %zu bytes of scratch", bytes);
+            return NULL;
+        }
+        sc->p[slot] = m;
+        sc->n[slot] = bytes;
+    }
     return sc->p[slot];
 }

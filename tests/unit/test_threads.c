@@ -51,7 +51,7 @@ int main(void)
         for (;;) spin++;
     }
     CHECK(child > 0, "fork");
-    nap(0.1); /* the child is running */
+    nap(0.1);           /* the child is running */
     mv_threads_adapt(); /* the first look */
     nap(0.4);
     mv_threads_adapt();
