@@ -128,6 +128,19 @@ enum medvlm_status mv_model_init_random_towers(const struct medvlm_config *cfg, 
  * static phrase from the same rule (pack.c), for `medvlm info`. */
 const char *mv_precision_auto_reason(void);
 
+/* Linear view i (0..MV_LAYER_LINEARS-1, struct mv_layer's order: q, k, v, out_proj, fc1, fc2)
+ * of layer L, with its (out, in) sizes for width C and MLP width I: the parameter table
+ * (params.c) and the inference copies (pack.c) walk the same list. */
+#define MV_LAYER_LINEARS 6
+static inline struct mv_linear *mv_layer_linear(struct mv_layer *L, int i, int C, int I, int *out,
+                                                int *in)
+{
+    struct mv_linear *v[MV_LAYER_LINEARS] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
+    *out = i == 4 ? I : C;
+    *in = i == 5 ? I : C;
+    return v[i];
+}
+
 /* Free medvlm_model_prepare's copies (pack.c); medvlm_model_free calls it. */
 void mv_model_prepared_free(struct medvlm_model *m);
 

@@ -19,28 +19,16 @@
 
 #include <string.h>
 
-/* The linear views of a tower's layers, 6 per layer in struct mv_layer's order. */
-#define LINEARS_PER_LAYER 6
-
-static struct mv_linear *linear_at(struct mv_tower *t, int i)
+/* Linear view i of a tower (layer i / MV_LAYER_LINEARS) and its (out, in) sizes. */
+static struct mv_linear *linear_at(struct mv_tower *t, int i, int *out, int *in)
 {
-    struct mv_layer *L = &t->layers[i / LINEARS_PER_LAYER];
-    struct mv_linear *v[LINEARS_PER_LAYER] = {&L->q, &L->k, &L->v, &L->o, &L->fc1, &L->fc2};
-    return v[i % LINEARS_PER_LAYER];
-}
-
-/* (out, in) of linear view i of tower t. */
-static void linear_dims(const struct mv_tower *t, int i, int *out, int *in)
-{
-    const int C = t->cfg.hidden_size, I = t->cfg.intermediate_size;
-    int j = i % LINEARS_PER_LAYER;
-    *out = j == 4 ? I : C;
-    *in = j == 5 ? I : C;
+    return mv_layer_linear(&t->layers[i / MV_LAYER_LINEARS], i % MV_LAYER_LINEARS,
+                           t->cfg.hidden_size, t->cfg.intermediate_size, out, in);
 }
 
 static int n_linears(const struct mv_tower *t)
 {
-    return t->loaded ? t->cfg.num_hidden_layers * LINEARS_PER_LAYER : 0;
+    return t->loaded ? t->cfg.num_hidden_layers * MV_LAYER_LINEARS : 0;
 }
 
 enum medvlm_status medvlm_precision_parse(const char *s, enum medvlm_precision *p)
@@ -125,8 +113,7 @@ static enum medvlm_status copy_small(struct medvlm_model *m)
         const int C = tw->cfg.hidden_size;
         for (int i = 0; i < n_linears(tw); i++) {
             int O, I;
-            linear_dims(tw, i, &O, &I);
-            struct mv_linear *lin = linear_at(tw, i);
+            struct mv_linear *lin = linear_at(tw, i, &O, &I);
             if (!lin->b) continue;
             memcpy(d, lin->b, (size_t)O * sizeof *d);
             lin->b = d;
@@ -153,7 +140,7 @@ static enum medvlm_status prepare_fp32(struct medvlm_model *m)
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < n_linears(towers[t]); i++) {
             int O, I;
-            linear_dims(towers[t], i, &O, &I);
+            (void)linear_at(towers[t], i, &O, &I);
             total += mv_gemm_packed_weight_floats(O, I);
         }
     if (!total) return MEDVLM_OK;
@@ -165,8 +152,7 @@ static enum medvlm_status prepare_fp32(struct medvlm_model *m)
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < n_linears(towers[t]); i++) {
             int O, I;
-            linear_dims(towers[t], i, &O, &I);
-            struct mv_linear *lin = linear_at(towers[t], i);
+            struct mv_linear *lin = linear_at(towers[t], i, &O, &I);
             mv_gemm_pack_weight(m->packed + off, lin->w, O, I);
             lin->w_packed = m->packed + off;
             off += mv_gemm_packed_weight_floats(O, I);
@@ -185,8 +171,7 @@ static enum medvlm_status prepare_bf16(struct medvlm_model *m)
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < n_linears(towers[t]); i++, k++) {
             int O, I;
-            linear_dims(towers[t], i, &O, &I);
-            struct mv_linear *lin = linear_at(towers[t], i);
+            struct mv_linear *lin = linear_at(towers[t], i, &O, &I);
             enum medvlm_status st = mv_bf16_weight_pack(&m->bf16[k], lin->w, O, I);
             if (st) {
                 for (int j = 0; j < k; j++) mv_bf16_weight_free(&m->bf16[j]);
@@ -194,7 +179,7 @@ static enum medvlm_status prepare_bf16(struct medvlm_model *m)
                 m->bf16 = NULL;
                 for (int t2 = 0; t2 < 2; t2++)
                     for (int i2 = 0; i2 < n_linears(towers[t2]); i2++)
-                        linear_at(towers[t2], i2)->w_bf16 = NULL;
+                        linear_at(towers[t2], i2, &O, &I)->w_bf16 = NULL;
                 return mv_err(st, "%s: no memory for the bf16 weights",
                               m->dir && *m->dir ? m->dir : "model");
             }

@@ -69,33 +69,25 @@ static void add_layers(struct table_builder *tb0, struct mv_tower *t, enum medvl
                        const char *prefix)
 {
     struct table_builder tb = *tb0;
-    int64_t C = t->cfg.hidden_size, I = t->cfg.intermediate_size;
+    const int C = t->cfg.hidden_size, I = t->cfg.intermediate_size;
+    /* Hugging Face's names of mv_layer_linear's views, in its order */
+    static const char *const names[MV_LAYER_LINEARS] = {"self_attn.q_proj", "self_attn.k_proj",
+                                                        "self_attn.v_proj", "self_attn.out_proj",
+                                                        "mlp.fc1",          "mlp.fc2"};
     for (int l = 0; l < t->cfg.num_hidden_layers; l++) {
         struct mv_layer *L = &t->layers[l];
-        struct {
-            const char *name;
-            struct mv_linear *lin;
-            int64_t out, in;
-        } lins[] = {
-            {"self_attn.q_proj", &L->q, C, C}, {"self_attn.k_proj", &L->k, C, C},
-            {"self_attn.v_proj", &L->v, C, C}, {"self_attn.out_proj", &L->o, C, C},
-            {"mlp.fc1", &L->fc1, I, C},        {"mlp.fc2", &L->fc2, C, I},
-        };
-        ADD1(tw, &L->ln1.w, C, "%s.encoder.layers.%d.layer_norm1.weight", prefix, l);
-        ADD1(tw, &L->ln1.b, C, "%s.encoder.layers.%d.layer_norm1.bias", prefix, l);
-        for (size_t i = 0; i < 4; i++) {
-            ADD2(tw, &lins[i].lin->w, lins[i].out, lins[i].in, "%s.encoder.layers.%d.%s.weight",
-                 prefix, l, lins[i].name);
-            ADD1(tw, &lins[i].lin->b, lins[i].out, "%s.encoder.layers.%d.%s.bias", prefix, l,
-                 lins[i].name);
-        }
-        ADD1(tw, &L->ln2.w, C, "%s.encoder.layers.%d.layer_norm2.weight", prefix, l);
-        ADD1(tw, &L->ln2.b, C, "%s.encoder.layers.%d.layer_norm2.bias", prefix, l);
-        for (size_t i = 4; i < 6; i++) {
-            ADD2(tw, &lins[i].lin->w, lins[i].out, lins[i].in, "%s.encoder.layers.%d.%s.weight",
-                 prefix, l, lins[i].name);
-            ADD1(tw, &lins[i].lin->b, lins[i].out, "%s.encoder.layers.%d.%s.bias", prefix, l,
-                 lins[i].name);
+        for (int i = 0; i < MV_LAYER_LINEARS; i++) {
+            if (i == 0) {
+                ADD1(tw, &L->ln1.w, C, "%s.encoder.layers.%d.layer_norm1.weight", prefix, l);
+                ADD1(tw, &L->ln1.b, C, "%s.encoder.layers.%d.layer_norm1.bias", prefix, l);
+            } else if (i == 4) {
+                ADD1(tw, &L->ln2.w, C, "%s.encoder.layers.%d.layer_norm2.weight", prefix, l);
+                ADD1(tw, &L->ln2.b, C, "%s.encoder.layers.%d.layer_norm2.bias", prefix, l);
+            }
+            int out, in;
+            struct mv_linear *lin = mv_layer_linear(L, i, C, I, &out, &in);
+            ADD2(tw, &lin->w, out, in, "%s.encoder.layers.%d.%s.weight", prefix, l, names[i]);
+            ADD1(tw, &lin->b, out, "%s.encoder.layers.%d.%s.bias", prefix, l, names[i]);
         }
     }
     *tb0 = tb;
