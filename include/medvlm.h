@@ -1134,6 +1134,13 @@ struct medvlm_peft_options {
     float momentum;                  /* SGD: 0.9 */
     int max_batch;                   /* images per step at most: 16 (sizes the workspace) */
     uint64_t seed;                   /* draws the LoRA A initialisation */
+    /* The vision layers' linear products (docs/precision.md): fp32 (default), or bf16 with
+     * fp32 master weights: every linear weight converted to bf16 once at init (trained ones
+     * again after each update), the forward products and the input-gradient products run in
+     * bf16 with fp32 accumulation; LayerNorm, attention, the activations, LoRA, the weight,
+     * bias and LoRA gradients, the trained tensors and the optimiser state stay fp32. auto:
+     * medvlm_precision_resolve's choice for this CPU. */
+    enum medvlm_precision precision;
 };
 void medvlm_peft_options_default(struct medvlm_peft_options *o);
 

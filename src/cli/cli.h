@@ -287,7 +287,7 @@ struct cli_ft_setting {
     const char *flag;
     char value[512];
 };
-#define CLI_FT_SETTINGS 17
+#define CLI_FT_SETTINGS 18
 
 /* Where a run stands after an epoch. */
 struct cli_ft_progress {

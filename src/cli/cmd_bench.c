@@ -56,7 +56,8 @@ static const char *usage =
     "                 A kind the CPU lacks is reported unavailable. JSON: bench \"peak\",\n"
     "                 kind (fp32_zmm, fp32_ymm, bf16_dot), threads, gflops, available\n"
     "  --precision P  fp32, bf16 or auto (default: bf16 only where it is the faster): the\n"
-    "                 encoders' products; every result line names it (JSON precision)\n"
+    "                 encoders' products, and with --train the fine-tuning's (bf16 with fp32\n"
+    "                 master weights); every result line names it (JSON precision)\n"
     "  --train MODE   instead: one fine-tuning step of the vision encoder (medvlm_peft_step:\n"
     "                 forward, zero-shot head on K = 4 random prototypes, cross-entropy,\n"
     "                 backward, Adam) with PEFT mode lora (rank 4 on q, k, v), ln, ln-all,\n"
@@ -546,6 +547,7 @@ static int bench_train(const struct medvlm_model *m, const struct bench_opts *o,
     medvlm_peft_options_default(&po);
     po.mode = mode;
     po.max_batch = B;
+    po.precision = cli_precision;
     if (medvlm_peft_init(m, &po, protos, K, &p) || medvlm_peft_step(p, px, labels, B, NULL)) {
         rc = cli_fail("bench");
         goto done;
@@ -561,20 +563,21 @@ static int bench_train(const struct medvlm_model *m, const struct bench_opts *o,
         for (int r = 0; r < o->reps; r++) printf("%s%.4f", r ? ", " : "", t[r]);
         printf("]}\n");
     }
+    const char *precision = medvlm_precision_name(medvlm_peft_options_of(p)->precision);
     double med = median(t, o->reps), gflops = train_flops(p, cfg, B) / med * 1e-9;
     double ws_mb = (double)medvlm_peft_workspace_bytes(p) / (1024.0 * 1024.0);
     size_t trainable = medvlm_peft_trainable(p);
     if (o->json)
         printf("{\"bench\": \"train\", \"peft\": \"%s\", \"batch\": %d, \"step_s\": %.6f, "
                "\"peak_rss_mb\": %.1f, \"threads\": %d, \"gflops\": %.1f, \"trainable\": %zu, "
-               "\"workspace_mb\": %.1f, \"reps\": %d, \"precision\": \"fp32\", "
+               "\"workspace_mb\": %.1f, \"reps\": %d, \"precision\": \"%s\", "
                "\"gemm_backend\": \"%s\"}\n",
                peft, B, med, peak_rss_mb(), o->threads, gflops, trainable, ws_mb, o->reps,
-               mv_gemm_backend_name());
+               precision, mv_gemm_backend_name());
     else
         printf("train %-6s batch %3d  %.4f s/step  %7.1f GFLOP/s  peak RSS %.0f MB (workspace "
-               "%.0f MB)  %zu trainable  (%d threads, %s)\n",
-               peft, B, med, gflops, peak_rss_mb(), ws_mb, trainable, o->threads,
+               "%.0f MB)  %zu trainable  (%d threads, %s, %s)\n",
+               peft, B, med, gflops, peak_rss_mb(), ws_mb, trainable, o->threads, precision,
                mv_gemm_backend_name());
     fflush(stdout);
     if (o->profile) rc = profile_train(p, o, peft, px, labels, B);
@@ -649,8 +652,6 @@ int cmd_bench(int argc, char **argv)
         st = mv_model_init_random_towers(&cfg, 0, flags, &m);
     }
     if (!st && !train) st = medvlm_model_prepare(m, cli_precision);
-    if (!st && train && medvlm_precision_resolve(cli_precision) == MEDVLM_PRECISION_BF16)
-        st = mv_err(MEDVLM_ERR_ARG, "--train runs fp32: bf16 fine-tuning is not built yet");
     o.precision = m ? medvlm_precision_name(medvlm_model_precision(m)) : "fp32";
     if (st) {
         medvlm_model_free(m);

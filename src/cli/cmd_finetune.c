@@ -64,6 +64,9 @@ static const char *usage =
     "                        trained_params.safetensors, head.safetensors, run.json\n"
     "  --resume              continue the run in RUN_DIR from its last checkpoint (the same\n"
     "                        settings; a missing checkpoint starts from the beginning)\n"
+    "  --precision P         fp32 (default), bf16 or auto: the vision layers' matrix products;\n"
+    "                        bf16 keeps fp32 master weights and optimiser state\n"
+    "                        (docs/precision.md); auto = bf16 where it is the faster\n"
     "  --stop-after E        stop after epoch E as if interrupted: its checkpoint is written,\n"
     "                        the final files are not (--resume continues); to split a run\n"
     "dataset:\n"
@@ -141,6 +144,7 @@ static void settings_of(const struct ft_args *a, const struct medvlm_peft_option
                  k ? "," : "", classes[k]);
     i++;
     SET("--prompts", "%s", a->prompts);
+    SET("--precision", "%s", medvlm_precision_name(o->precision)); /* as resolved */
     const struct medvlm_preprocess_options *pre = &a->data.pre;
     if (pre->pipeline == MEDVLM_PREPROCESS_TUTORIAL)
         SET("--preprocess", "tutorial%s", pre->antialias ? "" : " --no-antialias");
@@ -157,7 +161,7 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
     static const enum medvlm_optimizer optimizer_of[] = {
         MEDVLM_OPTIMIZER_ADAM, MEDVLM_OPTIMIZER_ADAMW, MEDVLM_OPTIMIZER_SGD};
     const char *cmd = "finetune", *batch_size = NULL;
-    int optimizer = 0, skip_bad = 0;
+    int optimizer = 0, skip_bad = 0, precision = 0;
     double alpha = 0, momentum = 0;
     cli_data_args_init(&a->data);
     medvlm_peft_options_default(&a->po);
@@ -192,6 +196,7 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
         CLI_OPT_STR("out", &a->out),
         CLI_OPT_FLAG("resume", &a->resume),
         CLI_OPT_LONG("stop-after", &a->stop_after, 1, 1L << 20),
+        CLI_OPT_CHOICE("precision", &precision, "fp32|bf16|auto"),
         CLI_OPT_STR("json", &a->json),
         CLI_OPT_STR("report", &a->report),
         /* shared flags that do not apply here: said so instead of ignored */
@@ -217,6 +222,9 @@ static int parse_args(int argc, char **argv, struct ft_args *a)
     if (!(momentum < 1))
         return cli_usage(cmd, "--momentum expects a number in [0, 1), got %g", momentum);
     a->po.momentum = (float)momentum;
+    static const enum medvlm_precision precisions[] = {MEDVLM_PRECISION_FP32, MEDVLM_PRECISION_BF16,
+                                                       MEDVLM_PRECISION_AUTO};
+    a->po.precision = precisions[precision];
     a->optimizer_name = optimizers[optimizer];
     a->po.optimizer = optimizer_of[optimizer];
     if (!a->model) return cli_usage(cmd, "--model DIR is required");
@@ -731,10 +739,11 @@ int cmd_finetune(int argc, char **argv)
     }
     if (!start(&a, m, protos, K, d->classes, ck_path, have_ck, &p, &g, set)) goto done;
     if (root)
-        printf("fine-tuning %s (%s): %zu trainable parameters, %d training images, %d validation, "
-               "%ld epochs of batch %d\n",
-               a.model, medvlm_peft_mode_name(a.po.mode), medvlm_peft_trainable(p), tr.n, va.n,
-               a.epochs, a.po.max_batch);
+        printf("fine-tuning %s (%s, %s): %zu trainable parameters, %d training images, %d "
+               "validation, %ld epochs of batch %d\n",
+               a.model, medvlm_peft_mode_name(a.po.mode),
+               medvlm_precision_name(medvlm_peft_options_of(p)->precision),
+               medvlm_peft_trainable(p), tr.n, va.n, a.epochs, a.po.max_batch);
     fflush(stdout);
     int H, W;
     if (medvlm_image_preprocess_fixed_size(medvlm_model_preproc(m), &a.data.pre, &H, &W))

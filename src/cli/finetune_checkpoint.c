@@ -60,6 +60,8 @@ int cli_ft_checkpoint_load(const char *path, long epochs, struct medvlm_peft *p,
         char key[64];
         snprintf(key, sizeof key, "setting %s", set[i].flag);
         const char *v = medvlm_st_metadata(st, key);
+        if (!v && strcmp(set[i].flag, "--precision") == 0)
+            v = "fp32"; /* written before --precision existed, when training ran fp32 */
         if (!v || strcmp(v, set[i].value)) {
             fprintf(stderr,
                     "medvlm: --resume: %s was made with other settings: %s was '%s', this run "

@@ -105,8 +105,13 @@ static void linear_bwd(float *dinp, int set, const struct mv_linear_grad *G, flo
                        const struct mv_linear *lin, const struct mv_tower *t, float alpha, int R,
                        int I, int O)
 {
-    (set ? mv_linear_backward_set : mv_linear_backward)(dinp, G ? G->w : NULL, G ? G->b : NULL,
-                                                        dout, inp, lin->w, alpha, R, I, O);
+    float *dx = dinp;           /* the input gradient left to the fp32 product */
+    if (dinp && lin->w_bf16t) { /* bf16 training: the input gradient's product in bf16 */
+        mv_linear_input_grad_bf16(dinp, set, dout, lin->w_bf16t, lin->w, alpha, R, I, O);
+        dx = NULL;
+    }
+    (set ? mv_linear_backward_set : mv_linear_backward)(dx, G ? G->w : NULL, G ? G->b : NULL, dout,
+                                                        inp, lin->w, alpha, R, I, O);
     if (lin->lora_a)
         mv_lora_backward(dinp, G ? G->lora_a : NULL, G ? G->lora_b : NULL, du, dout, u, inp,
                          lin->lora_a, lin->lora_b, alpha * t->lora_scale, R, I, O, t->lora_rank);

@@ -18,9 +18,11 @@ struct mv_linear {
     /* Inference copies of w made once by medvlm_model_prepare (pack.c), NULL when absent:
      * w_packed in the fp32 kernel's panels (mv_gemm_pack_weight), read instead of w (which
      * stays valid); w_bf16 in bf16 panels (mv_bf16_weight_pack), used in its place when the
-     * model runs bf16. Training never makes or reads them. */
+     * model runs bf16. Fine-tuning at bf16 precision sets w_bf16 and w_bf16t (W^T in bf16
+     * panels, the input gradient's weight) on its training copy of the tower (peft.c). */
     const float *w_packed;
     const struct mv_bf16_weight *w_bf16;
+    const struct mv_bf16_weight *w_bf16t;
 };
 
 struct mv_norm {
@@ -40,7 +42,7 @@ struct mv_layer {
  * frozen parameter: its backward then skips that weight-gradient product. */
 struct mv_linear_grad {
     float *w, *b, *lora_a, *lora_b;
-    void *no_grad[2]; /* the twins of the inference copies, which have no gradient */
+    void *no_grad[3]; /* the twins of the inference and bf16 copies, which have no gradient */
 };
 struct mv_norm_grad {
     float *w, *b;

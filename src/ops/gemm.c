@@ -380,6 +380,17 @@ void mv_linear_backward_set(float *dinp, float *dw, float *db, const float *dout
     mv_linear_backward(NULL, dw, db, dout, inp, w, alpha, R, I, O);
 }
 
+void mv_linear_input_grad_bf16(float *dinp, int set, const float *dout,
+                               const struct mv_bf16_weight *wt, const float *w, float alpha, int R,
+                               int I, int O)
+{
+    // dinp (R, I), dout (R, O), wt bf16 (I, O) = w^T, w (O, I)
+    if (R <= 0 || I <= 0) return;
+    const float beta = set ? 0.0f : 1.0f;
+    if (mv_gemm_bf16(team_size(R, I, O), R, dout, O, wt, alpha, beta, dinp, I) == 0) return;
+    mv_gemm(0, 0, R, I, O, alpha, dout, O, w, I, beta, dinp, I);
+}
+
 void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, float alpha, int R, int I, int O)
 {

@@ -127,9 +127,36 @@ int mv_gemm_bf16_available(void)
 #endif
 }
 
-enum medvlm_status mv_bf16_weight_pack(struct mv_bf16_weight *w, const float *W, int N, int K)
+/* Element (j, k) of the packed matrix: W[j][k], or W[k][j] when W holds its transpose. */
+static inline float weight_at(const float *W, int trans, int N, int K, int j, int k)
 {
-    // W (N, K) row-major fp32; w->data (panels, K2, NR, 2) bf16
+    return trans ? W[(size_t)k * N + j] : W[(size_t)j * K + k];
+}
+
+void mv_bf16_weight_refill(const struct mv_bf16_weight *w, const float *W, int trans)
+{
+    // W (N, K) row-major fp32, or (K, N) when trans; w->data (panels, K2, NR, 2) bf16
+    const int N = w->N, K = w->K, K2 = w->K2;
+    for (int p = 0; p < w->panels; p++) {
+        uint16_t *d = w->data + (size_t)p * K2 * NR * 2;
+        const int nc = MV_MIN(NR, N - p * NR);
+        /* k pair by k pair, so the transposed source is read along its rows */
+        for (int kp = 0; kp < K2; kp++) {
+            uint16_t *o = d + (size_t)kp * NR * 2;
+            const int k = 2 * kp, two = k + 1 < K;
+            for (int c = 0; c < nc; c++) {
+                o[2 * c] = mv_bf16_from_f32(weight_at(W, trans, N, K, p * NR + c, k));
+                o[2 * c + 1] =
+                    two ? mv_bf16_from_f32(weight_at(W, trans, N, K, p * NR + c, k + 1)) : 0;
+            }
+            for (int c = nc; c < NR; c++) o[2 * c] = o[2 * c + 1] = 0;
+        }
+    }
+}
+
+static enum medvlm_status weight_pack(struct mv_bf16_weight *w, const float *W, int N, int K,
+                                      int trans)
+{
     memset(w, 0, sizeof *w);
     if (!W || N < 1 || K < 1)
         return mv_err(MEDVLM_ERR_ARG, "bf16 weight: expected a (N, K) matrix, got (%d, %d)%s", N, K,
@@ -140,23 +167,23 @@ enum medvlm_status mv_bf16_weight_pack(struct mv_bf16_weight *w, const float *W,
         return mv_err(MEDVLM_ERR_OVERFLOW, "bf16 weight: (%d, %d) does not fit in memory", N, K);
     uint16_t *d = mv_aligned(bytes);
     if (!d) return mv_err_ctx(MEDVLM_ERR_NOMEM, "bf16 weight (%d, %d)", N, K);
-    for (int p = 0; p < panels; p++)
-        for (int c = 0; c < NR; c++) {
-            int j = p * NR + c;
-            const float *row = j < N ? W + (size_t)j * K : NULL;
-            uint16_t *o = d + (size_t)p * K2 * NR * 2 + (size_t)c * 2;
-            for (int kp = 0; kp < K2; kp++) {
-                int k = 2 * kp;
-                o[(size_t)kp * NR * 2] = row ? mv_bf16_from_f32(row[k]) : 0;
-                o[(size_t)kp * NR * 2 + 1] = row && k + 1 < K ? mv_bf16_from_f32(row[k + 1]) : 0;
-            }
-        }
     w->data = d;
     w->N = N;
     w->K = K;
     w->K2 = K2;
     w->panels = panels;
+    mv_bf16_weight_refill(w, W, trans);
     return MEDVLM_OK;
+}
+
+enum medvlm_status mv_bf16_weight_pack(struct mv_bf16_weight *w, const float *W, int N, int K)
+{
+    return weight_pack(w, W, N, K, 0);
+}
+
+enum medvlm_status mv_bf16_weight_pack_trans(struct mv_bf16_weight *w, const float *W, int N, int K)
+{
+    return weight_pack(w, W, N, K, 1);
 }
 
 void mv_bf16_weight_free(struct mv_bf16_weight *w)

@@ -196,6 +196,14 @@ struct mv_bf16_weight {
  * MEDVLM_ERR_ARG (N or K < 1), _OVERFLOW, _NOMEM with *w zeroed. Free with mv_bf16_weight_free
  * (NULL or a zeroed struct is fine). */
 enum medvlm_status mv_bf16_weight_pack(struct mv_bf16_weight *w, const float *W, int N, int K);
+/* The same for the matrix whose transpose W (K, N) holds: the packed (N, K) matrix is W^T.
+ * Training's input gradient dX = dY W is dY (W^T)^T: W^T packed this way is its weight. */
+enum medvlm_status mv_bf16_weight_pack_trans(struct mv_bf16_weight *w, const float *W, int N,
+                                             int K);
+/* Convert W again into a packed weight's existing panels (the same N, K; trans as the pack
+ * that made it): after W changed (training with bf16 products keeps W in fp32 and refills its
+ * panels after each update). Allocates nothing. */
+void mv_bf16_weight_refill(const struct mv_bf16_weight *w, const float *W, int trans);
 void mv_bf16_weight_free(struct mv_bf16_weight *w);
 /* 1 when the CPU has AVX-512F and AVX512_BF16 (mv_gemm_bf16 then runs vdpbf16ps). */
 int mv_gemm_bf16_available(void);
@@ -283,6 +291,13 @@ void mv_linear_backward(float *dinp, float *dw, float *db, const float *dout, co
  * needs no zeroing pass (its GEMM runs with beta = 0). dinp may be NULL. */
 void mv_linear_backward_set(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, float alpha, int R, int I, int O);
+/* The input gradient of the backward above with the weight in bf16 (training at bf16
+ * precision): dinp (R, I) = alpha * dout w (set), or += (not set), by mv_gemm_bf16 with wt =
+ * w^T packed (mv_bf16_weight_pack_trans(wt, w, I, O)): dout rounded to bf16, fp32
+ * accumulation. w (O, I) fp32 is read only when the bf16 kernel's blocks cannot be had. */
+void mv_linear_input_grad_bf16(float *dinp, int set, const float *dout,
+                               const struct mv_bf16_weight *wt, const float *w, float alpha, int R,
+                               int I, int O);
 void mv_linear_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, float alpha, int R, int I, int O);
 

@@ -6,6 +6,8 @@
  */
 #include "peft.h"
 
+#include "../io/io.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,7 @@ void medvlm_peft_options_default(struct medvlm_peft_options *o)
     o->momentum = 0.9f;
     o->max_batch = 16;
     o->seed = 1;
+    o->precision = MEDVLM_PRECISION_FP32;
 }
 
 /* ---- the trainable set, from the parameter table ---- */
@@ -219,6 +222,105 @@ static void bind_rows(struct medvlm_peft *p)
     p->stop_layer = lowest;
 }
 
+/* ---- the training tower's linear weights: inference copies, bf16 panels ---- */
+
+static int n_views(const struct medvlm_peft *p)
+{
+    return p->tower.cfg.num_hidden_layers * MV_LAYER_LINEARS;
+}
+
+static struct mv_linear *view_at(struct medvlm_peft *p, int i, int *out, int *in)
+{
+    return mv_layer_linear(&p->tower.layers[i / MV_LAYER_LINEARS], i % MV_LAYER_LINEARS,
+                           p->tower.cfg.hidden_size, p->tower.cfg.intermediate_size, out, in);
+}
+
+/* Is this view's weight trained (a copy in p->params)? */
+static int weight_trained(const struct medvlm_peft *p, const struct mv_linear *lin)
+{
+    return lin->w >= p->params && lin->w < p->params + p->n;
+}
+
+/* The copies a prepared model made for inference are read only where they hold what the
+ * step multiplies by: a trained weight's packed panels would be its value at load, and a
+ * bf16 copy is used only at bf16 precision (set below). */
+static void views_for_training(struct medvlm_peft *p)
+{
+    for (int i = 0; i < n_views(p); i++) {
+        int O, I;
+        struct mv_linear *lin = view_at(p, i, &O, &I);
+        if (weight_trained(p, lin)) lin->w_packed = NULL;
+        lin->w_bf16 = lin->w_bf16t = NULL;
+    }
+}
+
+/* The frozen biases and LayerNorm parameters of the layers copied next to each other
+ * (p->small): reading them in the file's mapping would map the file's folios around them
+ * back in, weights included (see pack.c's copy_small). */
+static enum medvlm_status copy_frozen_small(struct medvlm_peft *p)
+{
+    const struct mv_tower *t = &p->tower;
+    const size_t C = (size_t)t->cfg.hidden_size, I = (size_t)t->cfg.intermediate_size;
+    p->small = mv_aligned((size_t)t->cfg.num_hidden_layers * (9 * C + I) * sizeof(float));
+    if (!p->small) return MEDVLM_ERR_NOMEM;
+    float *d = p->small;
+    for (int i = 0; i < n_views(p); i++) {
+        int O, In;
+        struct mv_linear *lin = view_at(p, i, &O, &In);
+        if (!lin->b || (lin->b >= p->params && lin->b < p->params + p->n)) continue;
+        memcpy(d, lin->b, (size_t)O * sizeof *d);
+        lin->b = d;
+        d += O;
+    }
+    for (int l = 0; l < t->cfg.num_hidden_layers; l++) {
+        struct mv_norm *ln[2] = {&p->tower.layers[l].ln1, &p->tower.layers[l].ln2};
+        for (int j = 0; j < 2; j++) {
+            const float **v[2] = {&ln[j]->w, &ln[j]->b};
+            for (int k = 0; k < 2; k++) {
+                if (*v[k] >= p->params && *v[k] < p->params + p->n) continue;
+                memcpy(d, *v[k], C * sizeof *d);
+                *v[k] = d;
+                d += C;
+            }
+        }
+    }
+    return MEDVLM_OK;
+}
+
+/* bf16 precision: every view's weight into two bf16 packs (W, W^T); the mapped file's pages
+ * of a frozen weight are given back once converted (no product reads them again). */
+static enum medvlm_status pack_bf16(struct medvlm_peft *p)
+{
+    const int n = n_views(p);
+    if (copy_frozen_small(p)) return mv_err(MEDVLM_ERR_NOMEM, "fine-tuning at bf16: no memory");
+    p->bf16 = mv_calloc((size_t)2 * n, sizeof *p->bf16);
+    if (!p->bf16) return MEDVLM_ERR_NOMEM;
+    p->n_bf16 = 2 * n;
+    for (int i = 0; i < n; i++) {
+        int O, I;
+        struct mv_linear *lin = view_at(p, i, &O, &I);
+        enum medvlm_status st = mv_bf16_weight_pack(&p->bf16[2 * i], lin->w, O, I);
+        if (!st) st = mv_bf16_weight_pack_trans(&p->bf16[2 * i + 1], lin->w, I, O);
+        if (st) return mv_err(st, "fine-tuning at bf16: no memory for the bf16 weights");
+        lin->w_bf16 = &p->bf16[2 * i];
+        lin->w_bf16t = &p->bf16[2 * i + 1];
+        if (!weight_trained(p, lin))
+            (void)mv_st_release_pages(p->m->st, lin->w, (size_t)O * I * sizeof(float));
+    }
+    return MEDVLM_OK;
+}
+
+void mv_peft_sync(struct medvlm_peft *p)
+{
+    for (int i = 0; p->bf16 && i < n_views(p); i++) {
+        int O, I;
+        struct mv_linear *lin = view_at(p, i, &O, &I);
+        if (!weight_trained(p, lin)) continue;
+        mv_bf16_weight_refill(lin->w_bf16, lin->w, 0);
+        mv_bf16_weight_refill(lin->w_bf16t, lin->w, 1);
+    }
+}
+
 enum medvlm_status medvlm_peft_init(const struct medvlm_model *model,
                                     const struct medvlm_peft_options *o, const float *prototypes,
                                     int K, struct medvlm_peft **out)
@@ -234,6 +336,8 @@ enum medvlm_status medvlm_peft_init(const struct medvlm_model *model,
         return mv_err(MEDVLM_ERR_ARG, "medvlm_peft_init: %d classes (expected at least 2)", K);
     if ((unsigned)o->mode > MEDVLM_PEFT_FULL)
         return mv_err(MEDVLM_ERR_ARG, "medvlm_peft_init: unknown mode %d", (int)o->mode);
+    if ((unsigned)o->precision > MEDVLM_PRECISION_BF16)
+        return mv_err(MEDVLM_ERR_ARG, "medvlm_peft_init: unknown precision %d", (int)o->precision);
     if (o->mode == MEDVLM_PEFT_LORA) {
         if (o->lora_rank < 1 || o->lora_rank > model->vision.cfg.hidden_size)
             return mv_err(MEDVLM_ERR_ARG, "LoRA rank %d (expected 1..%d, the vision width)",
@@ -255,6 +359,7 @@ enum medvlm_status medvlm_peft_init(const struct medvlm_model *model,
     const int L = model->vision.cfg.num_hidden_layers;
     p->m = model;
     p->o = *o;
+    p->o.precision = medvlm_precision_resolve(o->precision);
     if (p->o.mode != MEDVLM_PEFT_LORA) p->o.lora_rank = 0;
     if (p->o.mode == MEDVLM_PEFT_LORA && p->o.lora_alpha == 0)
         p->o.lora_alpha = (float)p->o.lora_rank;
@@ -275,6 +380,9 @@ enum medvlm_status medvlm_peft_init(const struct medvlm_model *model,
     p->grads = mv_aligned_zeros(p->n * sizeof(float));
     if (!p->params || !p->grads) goto fail;
     bind_rows(p);
+    views_for_training(p);
+    if (p->o.precision == MEDVLM_PRECISION_BF16 && (st = pack_bf16(p))) goto fail;
+    st = MEDVLM_ERR_NOMEM;
     memcpy(p->protos, prototypes, (size_t)K * p->D * sizeof(float));
     size_t B = (size_t)o->max_batch, KD = (size_t)K * p->D;
     p->pn = mv_malloc(KD * sizeof(float));
@@ -319,6 +427,9 @@ void medvlm_peft_free(struct medvlm_peft *p)
     mv_free(p->logits);
     mv_free(p->dlogits);
     mv_free(p->dfeats);
+    for (int i = 0; i < p->n_bf16; i++) mv_bf16_weight_free(&p->bf16[i]);
+    mv_free(p->bf16);
+    mv_free(p->small);
     mv_free(p);
 }
 
@@ -386,6 +497,7 @@ enum medvlm_status medvlm_peft_step(struct medvlm_peft *p, const float *pixels,
 void mv_peft_update(struct medvlm_peft *p)
 {
     mv_optim_step(&p->opt, p->o.lr);
+    mv_peft_sync(p);
 }
 
 enum medvlm_status medvlm_peft_logits(struct medvlm_peft *p, const float *pixels, int B,
@@ -476,4 +588,5 @@ void medvlm_peft_snapshot(const struct medvlm_peft *p, float *buf)
 void medvlm_peft_restore(struct medvlm_peft *p, const float *buf)
 {
     memcpy(p->params, buf, p->n * sizeof(float));
+    mv_peft_sync(p);
 }

@@ -40,6 +40,11 @@ struct medvlm_peft {
     int encoder_trained;
     struct mv_optim opt;
     struct mv_train_ws ws;
+    /* bf16 precision: the training tower's linear weights in bf16 panels, two per view (W for
+     * the forward, W^T for the input gradient), (n_bf16); NULL at fp32 */
+    struct mv_bf16_weight *bf16;
+    int n_bf16;
+    float *small; /* bf16: the layers' frozen biases and LayerNorm parameters, copied */
     /* the head's scratch, (K, D) / (K) / (B, K) / (B, D) */
     float *pn, *pnorm, *dpn, *logits, *dlogits, *dfeats;
 };
@@ -48,6 +53,9 @@ struct medvlm_peft {
  * medvlm_peft_step does after the backward; a data-parallel step sums the ranks' gradients
  * into p->grads first). */
 void mv_peft_update(struct medvlm_peft *p);
+/* After the trained tensors changed (update, restore, state load): at bf16 precision the
+ * bf16 panels of trained weights (full mode) are converted again from the fp32 values. */
+void mv_peft_sync(struct medvlm_peft *p);
 
 /* The LoRA module names of peft (q_proj, ..., fc2) and their parent (self_attn / mlp). */
 const char *mv_lora_module(int target);

@@ -74,6 +74,7 @@ enum medvlm_status medvlm_peft_state_load(struct medvlm_peft *p, const struct me
     }
     memcpy(p->opt.state, s->data, s->nbytes);
     p->opt.step = (long)step;
+    mv_peft_sync(p);
     return MEDVLM_OK;
 }
 

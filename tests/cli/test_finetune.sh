@@ -27,7 +27,7 @@ T="--test $tmp/test/labels.csv --test-images $tmp/test/images"
 run "lora" 0 finetune $M $D --classes NC,G3,G4,G5 --peft lora --rank 4 --lora-alpha 8 \
   --shots 4 --epochs 8 --lr 1e-2 --batch 8 $T --json "$tmp/metrics.json" --out "$tmp/lora"
 cp "$out" "$tmp/lora.out"; cp "$err" "$tmp/lora.err"
-has "lora" "^fine-tuning $tmp/model (lora): [0-9]* trainable parameters, 16 training images, 0 validation, 8 epochs of batch 8" "$out"
+has "lora" "^fine-tuning $tmp/model (lora, fp32): [0-9]* trainable parameters, 16 training images, 0 validation, 8 epochs of batch 8" "$out"
 [ "$(grep -c '^epoch [1-8]/8 loss [0-9.]* (' "$err")" = 8 ]; check "lora: one loss line per epoch" $?
 hasnt "lora: no progress bar off a terminal" $'\r' "$err"
 awk '/^epoch 1\/8 loss/ { f = $4 } /^epoch 8\/8 loss/ { l = $4 } END { exit !(f > 0 && l < 0.8 * f) }' "$err"
@@ -52,6 +52,7 @@ has "run.json" '"settings":' "$r"
 has "run.json" '"--peft":[[:space:]]*"lora"' "$r"
 has "run.json" '"--lr":[[:space:]]*"0.01"' "$r"
 has "run.json" '"--lora-targets":[[:space:]]*"q,k,v"' "$r"
+has "run.json" '"--precision":[[:space:]]*"fp32"' "$r"
 has "run.json" '"model_fingerprint":[[:space:]]*"[0-9a-f]\{16\}"' "$r"
 fp=$(grep -o '"model_fingerprint":[[:space:]]*"[0-9a-f]*"' "$r" | grep -o '[0-9a-f]\{16\}')
 grep -aq "$fp" "$tmp/lora/head.safetensors"; check "run.json fingerprint = the head file's" $?

@@ -5,8 +5,9 @@
 # sits at chance level and puts every tile in one class with a wide margin, so the
 # probabilities are what tell a broken bf16 path apart; the class agreement on images with
 # varied, narrow predictions is tests/unit/test_precision.c's, on the golden set). Also: a
-# precision that does not exist is a usage error naming the choices, the commands that run an
-# encoder offer the option and fine-tuning does not, and bench names the precision it ran.
+# precision that does not exist is a usage error naming the choices, every command that runs
+# an encoder offers the option, fine-tuning at bf16 follows fp32's losses and records its
+# precision (a resume at another is refused), and bench names the precision it ran.
 set -u
 cli=${MEDVLM_CLI:?run through ctest}
 src=${MEDVLM_SOURCE_DIR:?run through ctest}
@@ -57,15 +58,36 @@ run "--precision fp16" 2 zeroshot --model "$M" --prompts "$P" $DATA --precision 
 has "--precision fp16" "--precision 'fp16': expected fp32, bf16 or auto" "$err"
 [ ! -s "$out" ]; check "--precision fp16: nothing on stdout" $?
 
-# offered by the commands that run an encoder, not by fine-tuning (training runs fp32)
-for c in embed features zeroshot adapt serve bench; do
+# offered by every command that runs an encoder, fine-tuning included
+for c in embed features zeroshot adapt serve bench finetune; do
   run "$c --help" 0 "$c" --help
   has "$c --help" "--precision P" "$out"
 done
-run "finetune --help" 0 finetune --help
-hasnt "finetune --help" "--precision" "$out"
-run "finetune --precision" 2 finetune --precision bf16
-has "finetune --precision" "unknown option '--precision'" "$err"
+
+# fine-tuning at bf16 (fp32 master weights): the run fp32 makes, with every epoch's loss
+# within 1% of fp32's and other parameter bits; run.json records the precision as resolved,
+# and resuming at another precision is refused, naming it, with the run left as it was
+FT="--model $M --prompts $P --images $D/images --labels $D/labels.csv --classes NC,G3,G4,G5"
+FT="$FT --peft lora --shots 4 --epochs 3 --lr 1e-2 --batch 8"
+for p in fp32 bf16 auto; do
+  run "finetune --precision $p" 0 finetune $FT --precision $p --out "$tmp/ft_$p"
+  want=$p; [ "$p" = auto ] && want=$auto
+  has "finetune --precision $p" "^fine-tuning $M (lora, $want): " "$out"
+  has "finetune --precision $p: run.json" "\"--precision\":[[:space:]]*\"$want\"" "$tmp/ft_$p/run.json"
+  grep '^epoch' "$err" | awk '{ print $4 }' >"$tmp/ft_$p.loss"
+done
+[ "$(wc -l <"$tmp/ft_bf16.loss")" = 3 ] && paste "$tmp/ft_fp32.loss" "$tmp/ft_bf16.loss" | awk '
+  { d = $2 - $1; if (d < 0) d = -d; if (d > 0.01 * $1) bad++ } END { exit bad > 0 }'
+check "finetune bf16: every epoch's loss within 1% of fp32's ($(paste -sd' ' "$tmp/ft_bf16.loss") vs $(paste -sd' ' "$tmp/ft_fp32.loss"))" $?
+! cmp -s "$tmp/ft_fp32/adapter_model.safetensors" "$tmp/ft_bf16/adapter_model.safetensors"
+check "finetune bf16: the adapter is not fp32's bits" $?
+cp "$tmp/ft_fp32/checkpoint.safetensors" "$tmp/ck_before"
+run "finetune --resume at another precision" 1 finetune $FT --precision bf16 --epochs 4 \
+  --resume --out "$tmp/ft_fp32"
+has "resume at bf16" "--precision was 'fp32', this run has 'bf16'" "$err"
+cmp -s "$tmp/ck_before" "$tmp/ft_fp32/checkpoint.safetensors"; check "refused resume: checkpoint unchanged" $?
+run "finetune --precision fp16" 2 finetune $FT --precision fp16 --out "$tmp/ft_x"
+has "finetune --precision fp16" "--precision expects one of fp32/bf16/auto, got 'fp16'" "$err"
 
 # bench names the precision on every result line
 run "bench bf16" 0 bench --precision bf16 --only text --batch 2 --reps 1 --threads 1 --json

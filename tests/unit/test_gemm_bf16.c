@@ -348,6 +348,56 @@ static void test_gemm_clip(void)
         }
 }
 
+/* The training forms: W^T packed from W itself (the input gradient's weight) is the pack of
+ * the explicit transpose, entry for entry; a refill after W changed is a fresh pack; and
+ * mv_linear_input_grad_bf16 (dinp = / += alpha dout W) is mv_gemm_bf16 on that pack, bit for
+ * bit, and within bf16's error of the fp32 product. */
+static void test_training_forms(void)
+{
+    const int O = 45, I = 70, R = 19; /* odd sizes: partial panels, an odd k */
+    float *W = rand_buf((size_t)O * I, 1.0f), *Wt = mv_malloc((size_t)I * O * 4);
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) Wt[(size_t)i * O + o] = W[(size_t)o * I + i];
+    struct mv_bf16_weight a, b, c;
+    CHECK_OK(mv_bf16_weight_pack_trans(&a, W, I, O));
+    CHECK_OK(mv_bf16_weight_pack(&b, Wt, I, O));
+    size_t bytes = (size_t)a.panels * 32 * a.K2 * 2 * 2;
+    CHECK(a.N == I && a.K == O && memcmp(a.data, b.data, bytes) == 0,
+          "the transposed pack differs from the pack of the transpose");
+    for (size_t i = 0; i < (size_t)O * I; i += 7) W[i] *= -1.5f;
+    mv_bf16_weight_refill(&a, W, 1);
+    CHECK_OK(mv_bf16_weight_pack(&c, W, O, I));
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) Wt[(size_t)i * O + o] = W[(size_t)o * I + i];
+    struct mv_bf16_weight d;
+    CHECK_OK(mv_bf16_weight_pack(&d, Wt, I, O));
+    CHECK(memcmp(a.data, d.data, bytes) == 0, "a transposed refill differs from a fresh pack");
+    mv_bf16_weight_free(&b);
+    CHECK_OK(mv_bf16_weight_pack(&b, W, O, I));
+    mv_bf16_weight_refill(&b, Wt, 1); /* W^T's transpose is W again */
+    CHECK(memcmp(b.data, c.data, (size_t)c.panels * 32 * c.K2 * 4) == 0,
+          "a refill differs from a fresh pack");
+    float *dout = rand_buf((size_t)R * O, 1.0f), *d0 = rand_buf((size_t)R * I, 1.0f);
+    for (int set = 0; set <= 1; set++) {
+        float *got = mv_malloc((size_t)R * I * 4), *want = mv_malloc((size_t)R * I * 4);
+        memcpy(got, d0, (size_t)R * I * 4);
+        memcpy(want, d0, (size_t)R * I * 4);
+        mv_linear_input_grad_bf16(got, set, dout, &a, W, 0.75f, R, I, O);
+        mv_gemm_bf16_portable(1, R, dout, O, &a, 0.75f, set ? 0.0f : 1.0f, want, I);
+        CHECK(memcmp(got, want, (size_t)R * I * 4) == 0,
+              "input gradient (%s) differs from the portable bf16 product", set ? "=" : "+=");
+        check_rows(set ? "input gradient =" : "input gradient +=", got, d0, dout, O, Wt, I, O,
+                   0.75f, set ? 0.0f : 1.0f, I, 0, R);
+        mv_free(got);
+        mv_free(want);
+    }
+    mv_bf16_weight_free(&a);
+    mv_bf16_weight_free(&b);
+    mv_bf16_weight_free(&c);
+    mv_bf16_weight_free(&d);
+    mv_free(W), mv_free(Wt), mv_free(dout), mv_free(d0);
+}
+
 int main(void)
 {
     mv_rng_seed(&rng, 4321);
@@ -360,5 +410,6 @@ int main(void)
     test_weight();
     test_gemm_small();
     test_gemm_clip();
+    test_training_forms();
     return check_summary();
 }

@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "peft/peft.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -141,11 +142,15 @@ static void setup_free(struct setup *s)
     mv_free(s->protos);
 }
 
+/* The precision of every state make_state makes (the property tests run at both). */
+static enum medvlm_precision precision = MEDVLM_PRECISION_FP32;
+
 static struct medvlm_peft *make_state(const struct setup *s, enum medvlm_peft_mode mode, float lr,
                                       unsigned targets)
 {
     struct medvlm_peft_options o;
     medvlm_peft_options_default(&o);
+    o.precision = precision;
     o.mode = mode;
     o.lr = lr;
     o.max_batch = s->B;
@@ -345,13 +350,16 @@ static void test_resume(const struct setup *s)
 {
     const enum medvlm_optimizer opts[] = {MEDVLM_OPTIMIZER_ADAM, MEDVLM_OPTIMIZER_ADAMW,
                                           MEDVLM_OPTIMIZER_SGD};
-    for (size_t k = 0; k < MV_ARRAY_LEN(opts); k++) {
+    /* lora with each optimiser, and full (whose trained weights a bf16 state converts again
+     * when the state is loaded) */
+    for (size_t k = 0; k <= MV_ARRAY_LEN(opts); k++) {
         struct medvlm_peft_options o;
         medvlm_peft_options_default(&o);
-        o.mode = MEDVLM_PEFT_LORA;
+        o.mode = k < MV_ARRAY_LEN(opts) ? MEDVLM_PEFT_LORA : MEDVLM_PEFT_FULL;
         o.lr = 1e-2f;
-        o.optimizer = opts[k];
+        o.optimizer = opts[k % MV_ARRAY_LEN(opts)]; /* full runs with Adam */
         o.max_batch = s->B;
+        o.precision = precision;
         struct medvlm_peft *a = NULL, *b = NULL, *c = NULL;
         CHECK_OK(medvlm_peft_init(s->m, &o, s->protos, s->K, &a));
         CHECK_OK(medvlm_peft_init(s->m, &o, s->protos, s->K, &b));
@@ -374,11 +382,14 @@ static void test_resume(const struct setup *s)
         for (int t = 0; t < 2; t++) CHECK_OK(medvlm_peft_step(c, s->pixels, s->labels, s->B, NULL));
         float *x = snapshot(a), *y = snapshot(c);
         CHECK(same_bits(x, y, medvlm_peft_snapshot_size(a)),
-              "optimizer %d: 2 steps + save + load + 2 steps differ from 4 steps", (int)opts[k]);
+              "%s, optimizer %d, %s: 2 steps + save + load + 2 steps differ from 4 steps",
+              medvlm_peft_mode_name(o.mode), (int)o.optimizer, medvlm_precision_name(precision));
         mv_free(x);
         mv_free(y);
-        /* a state of another mode is refused before anything is overwritten */
-        struct medvlm_peft *d = make_state(s, MEDVLM_PEFT_LN, 1e-2f, 0);
+        /* a state of another mode is refused before anything is overwritten (a lora
+         * checkpoint: an ln state's tensors are not in it) */
+        struct medvlm_peft *d =
+            o.mode == MEDVLM_PEFT_LORA ? make_state(s, MEDVLM_PEFT_LN, 1e-2f, 0) : NULL;
         if (d && st) {
             float *before = snapshot(d);
             CHECK_ERR(medvlm_peft_state_load(d, st), MEDVLM_ERR_MISSING, "another fine-tuning");
@@ -560,6 +571,133 @@ static void test_errors(const struct setup *s)
               "/nonexistent-run");
 }
 
+static double cosine(const float *a, const float *b, size_t n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa == 0 && bb == 0 ? 1.0 : ab / sqrt(aa * bb + 1e-300);
+}
+
+/* Does every linear view of p's training tower multiply by bf16 panels of its current
+ * weight, W for the forward and W^T for the input gradient (all: 1), or none of them (0)?
+ * -1: some do, or a panel is not the conversion of the weight the view holds. */
+static int views_bf16(const struct medvlm_peft *p)
+{
+    const struct medvlm_tower_config *c = &p->tower.cfg;
+    int with = 0, total = 0, stale = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        for (int i = 0; i < MV_LAYER_LINEARS; i++) {
+            int O, I;
+            struct mv_linear *lin = mv_layer_linear(&p->tower.layers[l], i, c->hidden_size,
+                                                    c->intermediate_size, &O, &I);
+            total++;
+            if (!lin->w_bf16 && !lin->w_bf16t) continue;
+            with++;
+            struct mv_bf16_weight a, b;
+            CHECK_OK(mv_bf16_weight_pack(&a, lin->w, O, I));
+            CHECK_OK(mv_bf16_weight_pack_trans(&b, lin->w, I, O));
+            stale += !lin->w_bf16 || !lin->w_bf16t ||
+                     memcmp(a.data, lin->w_bf16->data, (size_t)a.panels * 32 * a.K2 * 4) ||
+                     memcmp(b.data, lin->w_bf16t->data, (size_t)b.panels * 32 * b.K2 * 4);
+            mv_bf16_weight_free(&a);
+            mv_bf16_weight_free(&b);
+        }
+    return stale ? -1 : with == total ? 1 : with == 0 ? 0 : -1;
+}
+
+/* bf16 precision against fp32, for every mode: the bf16 state multiplies by bf16 panels of
+ * every weight (kept equal to the fp32 master weights through updates and a restore in full
+ * mode) and the fp32 state by none; the loss, the gradients and the parameters after 3 steps
+ * are within bf16's error of fp32's (not their bits: the bf16 products did run). */
+static void test_bf16(const struct setup *s)
+{
+    for (size_t i = 0; i < MV_ARRAY_LEN(all_modes); i++) {
+        const char *mode = medvlm_peft_mode_name(all_modes[i]);
+        struct medvlm_peft *p[2];
+        float loss[2] = {0, 0}, *g[2], *x[2], *start = NULL;
+        for (int b = 0; b < 2; b++) {
+            precision = b ? MEDVLM_PRECISION_BF16 : MEDVLM_PRECISION_FP32;
+            p[b] = make_state(s, all_modes[i], 1e-2f, 0);
+        }
+        precision = MEDVLM_PRECISION_FP32;
+        if (!p[0] || !p[1]) goto next;
+        const size_t n = medvlm_peft_snapshot_size(p[0]);
+        CHECK(medvlm_peft_options_of(p[1])->precision == MEDVLM_PRECISION_BF16 &&
+                  medvlm_peft_options_of(p[0])->precision == MEDVLM_PRECISION_FP32,
+              "%s: the states' precision", mode);
+        CHECK(views_bf16(p[0]) == 0, "%s: an fp32 state multiplies by bf16 panels", mode);
+        CHECK(views_bf16(p[1]) == 1, "%s: a bf16 state's views lack their bf16 panels", mode);
+        start = snapshot(p[1]);
+        for (int b = 0; b < 2; b++) {
+            CHECK_OK(medvlm_peft_backward(p[b], s->pixels, s->labels, s->B, &loss[b]));
+            g[b] = mv_malloc(n * sizeof(float));
+            memcpy(g[b], p[b]->grads, n * sizeof(float));
+        }
+        double cg = cosine(g[0], g[1], n);
+        CHECK(fabsf(loss[1] - loss[0]) <= 2e-3f * fabsf(loss[0]) + 1e-4f && cg >= 0.999,
+              "%s: bf16 loss %.7g vs fp32 %.7g, gradient cosine %.6f (expected >= 0.999)", mode,
+              (double)loss[1], (double)loss[0], cg);
+        CHECK(!same_bits(g[0], g[1], n), "%s: bf16 gradients are fp32's bits", mode);
+        for (int b = 0; b < 2; b++) {
+            mv_peft_update(p[b]);
+            for (int t = 0; t < 2; t++)
+                CHECK_OK(medvlm_peft_step(p[b], s->pixels, s->labels, s->B, NULL));
+            x[b] = snapshot(p[b]);
+        }
+        /* what 3 steps moved, bf16 against fp32 */
+        for (size_t k = 0; k < n; k++) x[0][k] -= start[k], x[1][k] -= start[k];
+        double cx = cosine(x[0], x[1], n);
+        CHECK(cx >= 0.99, "%s: the parameters' change in 3 steps, bf16 vs fp32: cosine %.6f", mode,
+              cx);
+        CHECK(views_bf16(p[1]) == 1, "%s: after 3 steps the bf16 panels are not the weights'",
+              mode);
+        medvlm_peft_restore(p[1], start);
+        CHECK(views_bf16(p[1]) == 1, "%s: after a restore the bf16 panels are not the weights'",
+              mode);
+        if (getenv("MEDVLM_TEST_VERBOSE"))
+            printf("bf16 %s: loss %.7g vs %.7g, gradient cosine %.7f, 3-step change cosine %.7f\n",
+                   mode, (double)loss[1], (double)loss[0], cg, cx);
+        for (int b = 0; b < 2; b++) mv_free(g[b]), mv_free(x[b]);
+    next:
+        mv_free(start);
+        for (int b = 0; b < 2; b++) medvlm_peft_free(p[b]);
+    }
+}
+
+/* A model prepared for inference (fp32 panels, or bf16) trains as the plain model does at
+ * fp32 precision, bit for bit: the state reads neither copy where it would be stale. Run
+ * last: it prepares the setup's model. */
+static void test_prepared_model(const struct setup *s, enum medvlm_precision inference)
+{
+    const enum medvlm_peft_mode modes[] = {MEDVLM_PEFT_FULL, MEDVLM_PEFT_LORA};
+    float *before[2] = {NULL, NULL}, *after = NULL;
+    size_t n[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        struct medvlm_peft *p = make_state(s, modes[i], 1e-2f, 0);
+        for (int t = 0; p && t < 3; t++)
+            CHECK_OK(medvlm_peft_step(p, s->pixels, s->labels, s->B, NULL));
+        if (p) before[i] = snapshot(p), n[i] = medvlm_peft_snapshot_size(p);
+        medvlm_peft_free(p);
+    }
+    CHECK_OK(medvlm_model_prepare(s->m, inference));
+    for (int i = 0; i < 2; i++) {
+        struct medvlm_peft *p = make_state(s, modes[i], 1e-2f, 0);
+        if (!p) continue;
+        for (int t = 0; t < 3; t++) CHECK_OK(medvlm_peft_step(p, s->pixels, s->labels, s->B, NULL));
+        after = snapshot(p);
+        CHECK(before[i] && same_bits(before[i], after, n[i]),
+              "%s on a model prepared for %s inference: not the plain model's bits",
+              medvlm_peft_mode_name(modes[i]), medvlm_precision_name(inference));
+        mv_free(after);
+        mv_free(before[i]);
+        medvlm_peft_free(p);
+    }
+}
+
 int main(void)
 {
     mv_rng_seed(&rng, 1234);
@@ -574,13 +712,19 @@ int main(void)
         test_forward_equals_inference(all[i]);
         test_lora_runs(all[i]);
         test_other_runs(all[i]);
-        test_lr_zero(all[i]);
-        test_threads(all[i]);
-        test_resume(all[i]);
-        test_no_alloc(all[i]);
+        for (int half = 0; half < 2; half++) { /* the properties at both precisions */
+            precision = half ? MEDVLM_PRECISION_BF16 : MEDVLM_PRECISION_FP32;
+            test_lr_zero(all[i]);
+            test_threads(all[i]);
+            test_resume(all[i]);
+            test_no_alloc(all[i]);
+        }
+        precision = MEDVLM_PRECISION_FP32;
+        test_bf16(all[i]);
         test_whole_gradient(all[i]);
         test_sets(all[i]);
         test_errors(all[i]);
+        test_prepared_model(all[i], i ? MEDVLM_PRECISION_BF16 : MEDVLM_PRECISION_FP32);
     }
     setup_free(&a);
     setup_free(&b);
