@@ -6,7 +6,8 @@ usage: summarize_train.py results.jsonl
 Per configuration (PEFT mode x batch) and runner: the median over rounds of the seconds per
 step each run reported (medvlm: itself a median of its timed steps), the median peak RSS, and
 the same-round ratios of medvlm (2 threads) to the faster baseline of that round (Debian's
-PyTorch at 1 thread or PyPI's PyTorch + peft at its better thread count), medians over rounds.
+PyTorch at 1 thread or PyPI's PyTorch + peft at its better thread count), medians over rounds;
+then the bf16 steps at batch 16 (medvlm --precision bf16 against PyPI's bf16 autocast step).
 """
 import json
 import statistics
@@ -60,6 +61,16 @@ def main():
               f"{mrss((c, 'medvlm-2t')):.0f} MB | {mrss((c, 'torch-1t')):.0f} MB | {mrss((c, 'pypi-1t')):.0f} MB | "
               f"**{100 * mrss((c, 'medvlm-2t')) / small:.0f}%** |")
     print(f"\n(runs per cell: {min(len(v) for v in t.values())} to {max(len(v) for v in t.values())})")
+    bf = [c for c in cfgs if t[(c, "medvlm-bf16")] or t[(c, "pypi-bf16")]]
+    if bf:
+        print("\n| config, bf16 | medvlm bf16 2 threads | PyPI autocast bf16 2 threads | medvlm bf16 / PyPI bf16 | medvlm fp32 2 threads | peak RSS medvlm bf16 | PyPI bf16 |")
+        print("|---|---|---|---|---|---|---|")
+    for c in bf:
+        r = [d["medvlm-bf16"] / d["pypi-bf16"] for (cc, i), d in rounds.items()
+             if cc == c and "medvlm-bf16" in d and "pypi-bf16" in d]
+        print(f"| {c.replace('-b', ', batch ')} | {med((c, 'medvlm-bf16')):.2f} s | {med((c, 'pypi-bf16')):.2f} s | "
+              f"**{mid(r):.2f}** | {med((c, 'medvlm-2t')):.2f} s | "
+              f"{mrss((c, 'medvlm-bf16')):.0f} MB | {mrss((c, 'pypi-bf16')):.0f} MB |")
 
 
 if __name__ == "__main__":
