@@ -91,7 +91,7 @@ enum medvlm_status medvlm_encoder_init(const struct medvlm_model *model, int max
     e->m = model;
     e->max_batch = max_batch;
     e->buf = mv_aligned(total);
-    e->ibuf = mv_calloc(3 * (size_t)max_batch, sizeof(int));
+    e->ibuf = mv_calloc(4 * (size_t)max_batch, sizeof(int));
     if (!e->buf || !e->ibuf) {
         medvlm_encoder_free(e);
         return mv_err_ctx(MEDVLM_ERR_NOMEM, "medvlm_encoder_init: %zu MB of activations",
@@ -100,6 +100,7 @@ enum medvlm_status medvlm_encoder_init(const struct medvlm_model *model, int max
     e->acts.off = e->ibuf;
     e->acts.len = e->ibuf + max_batch;
     e->acts.eos = e->ibuf + 2 * max_batch;
+    e->acts.keep = e->ibuf + 3 * max_batch;
     *out = e;
     return MEDVLM_OK;
 }

@@ -23,6 +23,7 @@ struct mv_acts {
     float *unnorm;        // (B, D)
     float *u;             // (R, RK) LoRA x A^T (towers with LoRA views only)
     int *off, *len, *eos; // (B) row spans of the sequences, EOS positions (text)
+    int *keep;            // (B) the pooled rows (inference; NULL in training)
 };
 
 /* LoRA targets of a layer, in the order of struct mv_layer's linear views. */
@@ -81,6 +82,14 @@ struct mv_out_chunk {
  * attention branch, the LayerNorm statistics, the LoRA products) into sv. */
 void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
                       const struct mv_tower *t, const struct mv_seqs *s, int R);
+/* The inference layer when only the P rows keep[] (ascending) of its output are wanted (a
+ * tower's last layer, pooled at one row per sequence): the attention runs on every row (its
+ * keys and values), out_proj, LN2 and the MLP on the kept rows only, which get the bits they
+ * get in mv_layer_forward (the products run the kernel of the R-row product; see
+ * mv_linear_forward_act_as). The other rows of x are left as they were (no longer the
+ * layer's output). A layer with LoRA on out_proj, fc1 or fc2 runs whole. */
+void mv_layer_forward_kept(struct mv_acts *a, const struct mv_layer *L, const struct mv_tower *t,
+                           const struct mv_seqs *s, int R, const int *keep, int P);
 /* Its backward: dx (R, C) holds d loss / d (layer output) and is turned in place into
  * d loss / d (layer input) (need_dx 0: nothing below is trained, and dx is left partial);
  * parameter gradients accumulate into G (NULL members: frozen). */

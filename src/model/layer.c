@@ -37,24 +37,21 @@ static void linear_residual_fwd(float *x, float *u, const float *inp, const stru
         mv_lora_forward(x, u, inp, lin->lora_a, lin->lora_b, t->lora_scale, R, I, O, t->lora_rank);
 }
 
-void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
-                      const struct mv_tower *tw, const struct mv_seqs *s, int R)
+/* x (R, C) += out_proj(attention(LN1(x))) up to the attention: ao (R, C) = the heads'
+ * outputs (ao and the saved q, k, v, att are sv's in training, a's otherwise). */
+static void attention_block(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
+                            const struct mv_tower *tw, const struct mv_seqs *s, int R,
+                            float *const *u)
 {
     const struct medvlm_tower_config *cfg = &tw->cfg;
-    const int C = cfg->hidden_size, I = cfg->intermediate_size, NH = cfg->num_attention_heads;
+    const int C = cfg->hidden_size, NH = cfg->num_attention_heads;
     const int HS = C / NH;
     const float eps = cfg->layer_norm_eps;
     /* HF: q = q_proj(x) * head_dim**-0.5 (a Python double, rounded to float) */
     const float scale = (float)pow((double)HS, -0.5);
-    /* training keeps what backward needs; inference reuses one layer's scratch */
     float *q = sv ? sv->q : a->q, *k = sv ? sv->k : a->k, *v = sv ? sv->v : a->v;
-    float *att = sv ? sv->att : a->att, *ao = sv ? sv->a : a->a, *f = sv ? sv->f : a->f;
-    float *u[MV_LORA_N];
-    for (int i = 0; i < MV_LORA_N; i++) u[i] = sv ? sv->u[i] : a->u;
-    double t;
-    if (sv) memcpy(sv->x_in, a->x, (size_t)R * C * sizeof(float));
-    // x (R, C) += out_proj(attention(LN1(x)))
-    t = mv_prof_begin();
+    float *att = sv ? sv->att : a->att, *ao = sv ? sv->a : a->a;
+    double t = mv_prof_begin();
     mv_layernorm_forward(a->h, sv ? sv->mean1 : NULL, sv ? sv->rstd1 : NULL, a->x, L->ln1.w,
                          L->ln1.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
@@ -66,6 +63,22 @@ void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct
     t = mv_prof_begin();
     mv_attention_forward(ao, att, q, k, v, s, NH, HS);
     mv_prof_end(MV_PROF_ATTENTION, t);
+}
+
+void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
+                      const struct mv_tower *tw, const struct mv_seqs *s, int R)
+{
+    const struct medvlm_tower_config *cfg = &tw->cfg;
+    const int C = cfg->hidden_size, I = cfg->intermediate_size;
+    const float eps = cfg->layer_norm_eps;
+    /* training keeps what backward needs; inference reuses one layer's scratch */
+    float *ao = sv ? sv->a : a->a, *f = sv ? sv->f : a->f;
+    float *u[MV_LORA_N];
+    for (int i = 0; i < MV_LORA_N; i++) u[i] = sv ? sv->u[i] : a->u;
+    double t;
+    if (sv) memcpy(sv->x_in, a->x, (size_t)R * C * sizeof(float));
+    // x (R, C) += out_proj(attention(LN1(x)))
+    attention_block(a, sv, L, tw, s, R, u);
     t = mv_prof_begin();
     linear_residual_fwd(a->x, u[MV_LORA_O], ao, &L->o, tw, R, C, C);
     mv_prof_end(MV_PROF_GEMM, t);
@@ -96,6 +109,58 @@ void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct
     t = mv_prof_begin();
     linear_residual_fwd(a->x, u[MV_LORA_FC2], g, &L->fc2, tw, R, I, C);
     mv_prof_end(MV_PROF_GEMM, t);
+}
+
+void mv_layer_forward_kept(struct mv_acts *a, const struct mv_layer *L, const struct mv_tower *tw,
+                           const struct mv_seqs *s, int R, const int *keep, int P)
+{
+    if (L->o.lora_a || L->fc1.lora_a || L->fc2.lora_a || P >= R) {
+        mv_layer_forward(a, NULL, L, tw, s, R); /* LoRA's thin products route by their rows */
+        return;
+    }
+    const struct medvlm_tower_config *cfg = &tw->cfg;
+    const int C = cfg->hidden_size, I = cfg->intermediate_size;
+    const float eps = cfg->layer_norm_eps;
+    float *u[MV_LORA_N];
+    for (int i = 0; i < MV_LORA_N; i++) u[i] = a->u;
+    attention_block(a, NULL, L, tw, s, R, u);
+    /* the kept rows of the attention output and of x, side by side in scratch the attention
+     * no longer needs: ao_p (P, C) in q, x_p (P, C) in k, LN2(x_p) in v, the MLP in f */
+    float *ao_p = a->q, *x_p = a->k, *h_p = a->v;
+    double t = mv_prof_begin();
+    for (int i = 0; i < P; i++) {
+        memcpy(ao_p + (size_t)i * C, a->a + (size_t)keep[i] * C, (size_t)C * sizeof(float));
+        memcpy(x_p + (size_t)i * C, a->x + (size_t)keep[i] * C, (size_t)C * sizeof(float));
+    }
+    mv_prof_end(MV_PROF_OTHER, t);
+    t = mv_prof_begin();
+    if (L->o.w_bf16)
+        mv_linear_residual_forward_bf16(x_p, ao_p, L->o.w_bf16, L->o.w, L->o.b, P, C, C);
+    else
+        mv_linear_residual_forward_as(x_p, ao_p, L->o.w, L->o.w_packed, L->o.b, P, C, C, R);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    mv_layernorm_forward(h_p, NULL, NULL, x_p, L->ln2.w, L->ln2.b, P, C, eps);
+    mv_prof_end(MV_PROF_LAYERNORM, t);
+    t = mv_prof_begin();
+    int fused = 0;
+    if (L->fc1.w_bf16)
+        mv_linear_forward_bf16(a->f, h_p, L->fc1.w_bf16, L->fc1.w, L->fc1.b, 1.0f, P, C, I);
+    else
+        fused = mv_linear_forward_act_as(a->f, h_p, L->fc1.w, L->fc1.w_packed, L->fc1.b, 1.0f, P, C,
+                                         I, cfg->hidden_act, R);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    if (!fused) mv_act_forward(a->f, cfg->hidden_act, (size_t)P * (size_t)I);
+    mv_prof_end(MV_PROF_ACT, t);
+    t = mv_prof_begin();
+    if (L->fc2.w_bf16)
+        mv_linear_residual_forward_bf16(x_p, a->f, L->fc2.w_bf16, L->fc2.w, L->fc2.b, P, I, C);
+    else
+        mv_linear_residual_forward_as(x_p, a->f, L->fc2.w, L->fc2.w_packed, L->fc2.b, P, I, C, R);
+    mv_prof_end(MV_PROF_GEMM, t);
+    for (int i = 0; i < P; i++)
+        memcpy(a->x + (size_t)keep[i] * C, x_p + (size_t)i * C, (size_t)C * sizeof(float));
 }
 
 /* Backward of linear_fwd: dinp (R, I) += ... (set: dinp = ..., no zeroing needed), the view's

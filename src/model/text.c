@@ -65,8 +65,14 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
 
     struct mv_seqs s = {
         .B = B, .off = a->off, .len = a->len, .mask = mask, .mask_stride = T, .causal = 1};
+    /* only the EOS rows are pooled: the last layer's MLP runs on them alone unless the hidden
+     * states are wanted */
+    for (int b = 0; b < B; b++) a->keep[b] = a->off[b] + a->eos[b];
     for (int l = 0; l < L; l++) {
-        mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
+        if (l == L - 1 && !full)
+            mv_layer_forward_kept(a, &t->layers[l], t, &s, R, a->keep, B);
+        else
+            mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, T, C);
     }
     t0 = mv_prof_begin();

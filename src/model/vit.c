@@ -78,8 +78,15 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
 
     struct mv_seqs s;
     vit_seqs(a, &s, B, N);
+    /* only the class tokens' rows are pooled: the last layer's MLP runs on them alone unless
+     * the hidden states are wanted */
+    const int pooled_only = !oc->o->hidden_states && !oc->o->last_hidden;
+    for (int b = 0; b < B; b++) a->keep[b] = b * N;
     for (int l = 0; l < L; l++) {
-        mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
+        if (l == L - 1 && pooled_only)
+            mv_layer_forward_kept(a, &t->layers[l], t, &s, R, a->keep, B);
+        else
+            mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, N, C);
     }
     t0 = mv_prof_begin();

@@ -138,11 +138,12 @@ static int team_size(int M, int N, int K)
     return (double)M * N * K < 2e6 ? 1 : omp_get_max_threads();
 }
 
-void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc)
+/* mv_gemm with the route chosen for a product of rr rows (rr = M: mv_gemm itself). */
+static void gemm_routed(int rr, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    switch (route_of(ta, tb, M)) {
+    switch (route_of(ta, tb, rr)) {
     case ROUTE_BLAS_THREADS: /* OpenBLAS's own threading (bench --blas-threads) */
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -188,6 +189,12 @@ void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
     }
 }
 
+void mv_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_routed(M, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void mv_gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -223,9 +230,9 @@ static void fill_bias(float *out, const float *b, float alpha, int R, int O)
  * separate pass over out for it), when mv_gemm would run the packed team for this product;
  * 1 when done. The same bits as the bias pass followed by mv_gemm. */
 static int linear_packed(float *out, const float *inp, const float *w, const float *b, float alpha,
-                         float beta, float bs, int R, int I, int O)
+                         float beta, float bs, int R, int I, int O, int rr)
 {
-    if (!b || R <= 0 || O <= 0 || route_of(0, 1, R) != ROUTE_TEAM) return 0;
+    if (!b || R <= 0 || O <= 0 || route_of(0, 1, rr) != ROUTE_TEAM) return 0;
     return mv_gemm_packed_team(0, team_size(R, O, I), 0, 1, R, O, I, alpha, inp, I, w, I, beta, out,
                                O, b, bs) == 0;
 }
@@ -240,40 +247,42 @@ int mv_gemm_packed_on(void)
  * (the model packs only when mv_gemm_packed_on). */
 static int linear_prepacked(float *out, const float *inp, const float *w, const float *wp,
                             const float *b, float alpha, float beta, float bs, int R, int I, int O,
-                            int act)
+                            int act, int rr)
 {
     if (!wp || R <= 0 || O <= 0) return 0;
     /* under MV_PREPACKED_MIN_ROWS rows (a prompt's tokens) the skinny kernel on W is the faster */
-    if (w && R < MV_PREPACKED_MIN_ROWS && route_of(0, 1, R) == ROUTE_SKINNY) return 0;
+    if (w && rr < MV_PREPACKED_MIN_ROWS && route_of(0, 1, rr) == ROUTE_SKINNY) return 0;
     int T = omp_in_parallel() ? 1 : team_size(R, O, I);
     return mv_gemm_packed_team_w(0, T, R, O, I, alpha, inp, I, wp, beta, out, O, b, bs, act) == 0;
 }
 
-void mv_linear_forward(float *out, const float *inp, const float *w, const float *wp,
-                       const float *b, float alpha, int R, int I, int O)
+/* The linear layers below with the kernel chosen for a product of rr rows (rr = R: as
+ * called; more: a few rows of a larger product, with the bits they get in it). */
+static void linear_forward_rows(float *out, const float *inp, const float *w, const float *wp,
+                                const float *b, float alpha, int R, int I, int O, int rr)
 {
     // out (R, O), inp (R, I), w (O, I), wp packed w, b (O)
-    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O, -1)) return;
-    if (linear_packed(out, inp, w, b, alpha, 0.0f, alpha, R, I, O)) return;
+    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O, -1, rr)) return;
+    if (linear_packed(out, inp, w, b, alpha, 0.0f, alpha, R, I, O, rr)) return;
     fill_bias(out, b, alpha, R, O);
-    mv_gemm(0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
+    gemm_routed(rr, 0, 1, R, O, I, alpha, inp, I, w, I, 1.0f, out, O);
 }
 
-int mv_linear_forward_act(float *out, const float *inp, const float *w, const float *wp,
-                          const float *b, float alpha, int R, int I, int O, enum medvlm_act act)
+static int linear_forward_act_rows(float *out, const float *inp, const float *w, const float *wp,
+                                   const float *b, float alpha, int R, int I, int O,
+                                   enum medvlm_act act, int rr)
 {
-    // out (R, O), inp (R, I), w (O, I), wp packed w, b (O)
-    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O, (int)act)) return 1;
-    mv_linear_forward(out, inp, w, wp, b, alpha, R, I, O);
+    if (linear_prepacked(out, inp, w, wp, b, alpha, 0.0f, alpha, R, I, O, (int)act, rr)) return 1;
+    linear_forward_rows(out, inp, w, wp, b, alpha, R, I, O, rr);
     return 0;
 }
 
-void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *wp,
-                                const float *b, int R, int I, int O)
+static void linear_residual_rows(float *x, const float *inp, const float *w, const float *wp,
+                                 const float *b, int R, int I, int O, int rr)
 {
     // x (R, O) in place, inp (R, I), w (O, I), wp packed w, b (O)
-    if (linear_prepacked(x, inp, w, wp, b, 1.0f, 1.0f, 1.0f, R, I, O, -1)) return;
-    if (linear_packed(x, inp, w, b, 1.0f, 1.0f, 1.0f, R, I, O)) return;
+    if (linear_prepacked(x, inp, w, wp, b, 1.0f, 1.0f, 1.0f, R, I, O, -1, rr)) return;
+    if (linear_packed(x, inp, w, b, 1.0f, 1.0f, 1.0f, R, I, O, rr)) return;
     if (b) {
 #pragma omp parallel for schedule(dynamic, 32) if ((size_t)R * O > 262144)
         for (int r = 0; r < R; r++) {
@@ -281,7 +290,38 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
             for (int j = 0; j < O; j++) o[j] += b[j];
         }
     }
-    mv_gemm(0, 1, R, O, I, 1.0f, inp, I, w, I, 1.0f, x, O);
+    gemm_routed(rr, 0, 1, R, O, I, 1.0f, inp, I, w, I, 1.0f, x, O);
+}
+
+void mv_linear_forward(float *out, const float *inp, const float *w, const float *wp,
+                       const float *b, float alpha, int R, int I, int O)
+{
+    linear_forward_rows(out, inp, w, wp, b, alpha, R, I, O, R);
+}
+
+int mv_linear_forward_act(float *out, const float *inp, const float *w, const float *wp,
+                          const float *b, float alpha, int R, int I, int O, enum medvlm_act act)
+{
+    return linear_forward_act_rows(out, inp, w, wp, b, alpha, R, I, O, act, R);
+}
+
+void mv_linear_residual_forward(float *x, const float *inp, const float *w, const float *wp,
+                                const float *b, int R, int I, int O)
+{
+    linear_residual_rows(x, inp, w, wp, b, R, I, O, R);
+}
+
+int mv_linear_forward_act_as(float *out, const float *inp, const float *w, const float *wp,
+                             const float *b, float alpha, int R, int I, int O, enum medvlm_act act,
+                             int as_rows)
+{
+    return linear_forward_act_rows(out, inp, w, wp, b, alpha, R, I, O, act, MV_MAX(R, as_rows));
+}
+
+void mv_linear_residual_forward_as(float *x, const float *inp, const float *w, const float *wp,
+                                   const float *b, int R, int I, int O, int as_rows)
+{
+    linear_residual_rows(x, inp, w, wp, b, R, I, O, MV_MAX(R, as_rows));
 }
 
 void mv_linear_forward_bf16(float *out, const float *inp, const struct mv_bf16_weight *wb,

@@ -8,6 +8,7 @@
  * unit-norm embeddings). Also: pooling at EOS for both eos_token_id conventions, errors. */
 #include "check.h"
 #include "model/model.h"
+#include "ops/ops.h"
 
 #include <omp.h>
 
@@ -97,6 +98,14 @@ static void test_vision(const struct shape *sh)
     CHECK(same(hs1, hs2, (size_t)(L + 1) * B * N * C), "vision: 1 thread != 2 threads (hidden)");
     CHECK(same(last, hs1 + (size_t)L * B * N * C, (size_t)B * N * C),
           "vision: last_hidden != hidden_states[L]");
+    /* embeddings alone (the last layer's MLP on the class tokens' rows only) = with the hidden
+     * states asked (the whole last layer): bit for bit where the packed kernel runs the
+     * products, which computes a row alike in any product; OpenBLAS within BATCH_TOL */
+    CHECK_OK(medvlm_encode_images(enc, px, B, e3));
+    if (mv_gemm_packed_on())
+        CHECK(same(e1, e3, (size_t)B * D), "vision: embeddings alone != with the hidden states");
+    else
+        CHECK(close_batch(e1, e3, (size_t)B * D), "vision: embeddings alone != with hidden");
     /* the batch vs one image at a time (encoder of max_batch 1: chunked passes) */
     CHECK_OK(medvlm_encode_images(enc1, px, B, e3));
     CHECK(close_batch(e1, e3, (size_t)B * D), "vision: batch != one by one");

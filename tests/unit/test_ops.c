@@ -246,6 +246,57 @@ static void test_gemm_prepacked(void)
           "packed weight size of an empty weight");
 }
 
+/* A few rows of a linear layer computed alone as rows of an R-row product (the _as forms: a
+ * transformer's last layer kept to its pooled rows) get the bits those rows get in the whole
+ * product, with and without a weight packed at load, at row counts on both sides of the
+ * skinny and prepacked thresholds; with the activation in the epilogue and in the residual
+ * form. On OpenBLAS (CPUs where it has fast kernels) within float rounding. */
+static void test_linear_rows(void)
+{
+    static const int rows[] = {7, 31, 50, 64, 65, 183};
+    for (int it = 0; it < 12; it++) {
+        int R = rows[it % 6], I = rand_int(20, 300), O = rand_int(20, 400), P = 1 + it % 3;
+        int packed = it >= 6;
+        float *x = rand_buf((size_t)R * I, 1.0f), *w = rand_buf((size_t)O * I, 0.1f);
+        float *b = rand_buf((size_t)O, 0.5f), *wp = NULL;
+        if (packed) {
+            wp = mv_aligned(mv_gemm_packed_weight_floats(O, I) * sizeof(float));
+            mv_gemm_pack_weight(wp, w, O, I);
+        }
+        const int keep[3] = {0, R / 2, R - 1};
+        float *full = mv_malloc((size_t)R * O * 4), *res = rand_buf((size_t)R * O, 1.0f);
+        float *xp = mv_malloc((size_t)P * I * 4), *yp = mv_malloc((size_t)P * O * 4);
+        float *rp = mv_malloc((size_t)P * O * 4);
+        int fused = mv_linear_forward_act(full, x, w, wp, b, 1.0f, R, I, O, MEDVLM_ACT_QUICK_GELU);
+        if (!fused) mv_act_forward(full, MEDVLM_ACT_QUICK_GELU, (size_t)R * O);
+        for (int i = 0; i < P; i++) {
+            memcpy(xp + (size_t)i * I, x + (size_t)keep[i] * I, (size_t)I * 4);
+            memcpy(rp + (size_t)i * O, res + (size_t)keep[i] * O, (size_t)O * 4);
+        }
+        fused = mv_linear_forward_act_as(yp, xp, w, wp, b, 1.0f, P, I, O, MEDVLM_ACT_QUICK_GELU, R);
+        if (!fused) mv_act_forward(yp, MEDVLM_ACT_QUICK_GELU, (size_t)P * O);
+        mv_linear_residual_forward(res, x, w, wp, b, R, I, O);
+        mv_linear_residual_forward_as(rp, xp, w, wp, b, P, I, O, R);
+        int same = 1;
+        double worst = 0;
+        for (int i = 0; i < P; i++)
+            for (int j = 0; j < O; j++) {
+                float a1 = yp[(size_t)i * O + j], a2 = full[(size_t)keep[i] * O + j];
+                float r1 = rp[(size_t)i * O + j], r2 = res[(size_t)keep[i] * O + j];
+                same &= memcmp(&a1, &a2, 4) == 0 && memcmp(&r1, &r2, 4) == 0;
+                worst = MV_MAX(worst, MV_MAX(fabs((double)a1 - a2), fabs((double)r1 - r2)));
+            }
+        if (mv_gemm_packed_on())
+            CHECK(same, "%d rows of %d x %d x %d%s computed alone: not the whole product's bits", P,
+                  R, I, O, packed ? " (packed at load)" : "");
+        else
+            CHECK(worst <= 1e-5, "%d rows of %d x %d x %d computed alone: %g off", P, R, I, O,
+                  worst);
+        mv_free(x), mv_free(w), mv_free(b), mv_free(wp), mv_free(full), mv_free(res);
+        mv_free(xp), mv_free(yp), mv_free(rp);
+    }
+}
+
 static void test_linear(void)
 {
     for (int it = 0; it < 10; it++) {
@@ -447,6 +498,7 @@ int main(void)
     test_gemm_packed_bias();
     test_gemm_prepacked();
     test_linear();
+    test_linear_rows();
     test_layernorm();
     test_act();
     test_exp();

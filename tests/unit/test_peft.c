@@ -1,7 +1,8 @@
 /* test_peft.c - properties of fine-tuning on small random models (the golden stages
  * peft_grads / peft_train check the numbers against PyTorch; the ops' finite-difference tests
  * check each backward):
- * - the training forward gives the inference encoder's embeddings bit for bit;
+ * - the training forward gives the inference encoder's embeddings bit for bit (where the
+ *   packed kernel runs the products; within 1e-6 on OpenBLAS);
  * - LoRA with B = 0 (the start of a run) gives the base model's embeddings bit for bit, and
  *   a run applied unmerged equals it merged (within 1e-5) after training;
  * - lr = 0 leaves every trained value bit-identical;
@@ -186,8 +187,19 @@ static void test_forward_equals_inference(const struct setup *s)
     CHECK_OK(medvlm_encoder_init(s->m, s->B, &enc));
     CHECK_OK(medvlm_encode_images(enc, s->pixels, s->B, e));
     CHECK_OK(medvlm_peft_backward(p, s->pixels, s->labels, s->B, NULL));
-    CHECK(same_bits(p->ws.saved.feats, e, (size_t)s->B * s->D),
-          "the training forward (LoRA, B = 0) differs from the inference encoder");
+    /* the inference pass runs the last layer's MLP on the class tokens' rows only, with the
+     * kernels of the whole product: the same bits where those compute every row alike (the
+     * packed kernel); OpenBLAS's edge tiles round differently (see test_encoder.c) */
+    if (mv_gemm_packed_on())
+        CHECK(same_bits(p->ws.saved.feats, e, (size_t)s->B * s->D),
+              "the training forward (LoRA, B = 0) differs from the inference encoder");
+    else {
+        float worst = 0;
+        for (size_t i = 0; i < (size_t)s->B * s->D; i++)
+            worst = fmaxf(worst, fabsf(p->ws.saved.feats[i] - e[i]));
+        CHECK(worst <= 1e-6f, "the training forward (LoRA, B = 0) is %g off the inference encoder",
+              (double)worst);
+    }
     medvlm_encoder_free(enc);
     mv_free(e);
     medvlm_peft_free(p);
