@@ -4,8 +4,9 @@
 # The encoder benchmark of BENCHMARKS.md: medvlm (1 and 2 threads), PyTorch (torch_baseline.py,
 # its best setting --threads 1) and ONNX Runtime (2 threads) on the same PLIP-sized shapes, and
 # with PYPI_PYTHON (the venv of ../shared/bench/pypi/pypi_setup.sh) the vision tower under
-# PyPI's PyTorch + transformers and OpenVINO (hf_bench.py, 2 threads), run in turn, ROUNDS
-# times, in one sitting. Every run is a separate process; each prints one
+# PyPI's PyTorch + transformers and OpenVINO (hf_bench.py, 2 threads), and at batch 8 and 32
+# medvlm's bf16 vision against OpenVINO's, run in turn, ROUNDS times, in one sitting. medvlm
+# runs --precision fp32 but for the bf16 rows. Every run is a separate process; each prints one
 # JSON line (tagged with "who"), and /usr/bin/time adds its peak RSS. Run nothing else meanwhile:
 # ONNX Runtime's spinning thread pool halves its speed when another process holds a core.
 # Set up the baselines first (see ../shared/bench/README.md):
@@ -39,17 +40,23 @@ for r in $(seq 1 "$rounds"); do
   for b in 1 8 32; do
     for t in 1 2; do
       run "medvlm-${t}t" "vision-b$b" "$medvlm" bench --model "$model" --only vision --batch "$b" \
-        --threads "$t" --reps 5 --json
+        --threads "$t" --reps 5 --json --precision fp32
     done
     run "torch-1t" "vision-b$b" /usr/bin/python3 "$torch" vision --batch "$b" --threads 1 --reps 5
     run "ort-2t" "vision-b$b" "$ort" vision 2 "$b" 5
     if [ -n "$pypi" ]; then
       run "pypi-2t" "vision-b$b" "$pypi" "$hf" vision --batch "$b" --threads 2 --reps 5
       run "openvino-2t" "vision-b$b" "$pypi" "$hf" openvino --batch "$b" --threads 2 --reps 5
+      if [ "$b" != 1 ]; then # bf16 at batch 8 and 32: medvlm's against OpenVINO's
+        run "medvlm-bf16" "vision-b$b" "$medvlm" bench --model "$model" --only vision --batch "$b" \
+          --threads 2 --reps 5 --json --precision bf16
+        run "openvino-bf16" "vision-b$b" "$pypi" "$hf" openvino --batch "$b" --threads 2 --reps 5 \
+          --precision bf16
+      fi
     fi
   done
   for t in 1 2; do # one run times both lengths (77 and padded to the longest)
-    run "medvlm-${t}t" "text" "$medvlm" bench --only text --threads "$t" --reps 5 --json
+    run "medvlm-${t}t" "text" "$medvlm" bench --only text --threads "$t" --reps 5 --json --precision fp32
   done
   for l in 77 18; do
     tl=$l; [ "$l" = 18 ] && tl=0

@@ -71,6 +71,20 @@ def main():
         mb = lambda k: f"{r[k]:.0f} MB" if k in r else "-"
         print(f"| {names[w]} | {mb('medvlm-2t')} | {mb('torch-1t')} | {mb('ort-2t')} | "
               f"{mb('pypi-2t')} | {mb('openvino-2t')} | {ratio} |")
+    bf = [w for w in names if per.get((w, "medvlm-bf16")) or per.get((w, "openvino-bf16"))]
+    if bf:
+        print()
+        print("| workload | medvlm bf16 2 threads | OpenVINO bf16 2 threads | medvlm bf16 / OpenVINO "
+              "bf16 | medvlm fp32 2 threads | OpenVINO fp32 2 threads |")
+        print("|---|---|---|---|---|---|")
+    for w in bf:
+        m = {r: statistics.median(per[(w, r)]) for r in
+             ("medvlm-bf16", "openvino-bf16", "medvlm-2t", "openvino-2t") if per.get((w, r))}
+        cell = lambda r: f"{m[r]:.1f}" if r in m else "-"
+        ratio = (f"{m['medvlm-bf16'] / m['openvino-bf16']:.2f}x"
+                 if "medvlm-bf16" in m and "openvino-bf16" in m else "-")
+        print(f"| {names[w]} ({unit(w)}) | {cell('medvlm-bf16')} | {cell('openvino-bf16')} | "
+              f"{ratio} | {cell('medvlm-2t')} | {cell('openvino-2t')} |")
 
 
 if __name__ == "__main__":
