@@ -235,10 +235,10 @@ static struct mv_linear *view_at(struct medvlm_peft *p, int i, int *out, int *in
                            p->tower.cfg.hidden_size, p->tower.cfg.intermediate_size, out, in);
 }
 
-/* Is this view's weight trained (a copy in p->params)? */
-static int weight_trained(const struct medvlm_peft *p, const struct mv_linear *lin)
+/* Is x trained (a view into p->params)? */
+static int is_trained(const struct medvlm_peft *p, const float *x)
 {
-    return lin->w >= p->params && lin->w < p->params + p->n;
+    return x >= p->params && x < p->params + p->n;
 }
 
 /* The copies a prepared model made for inference are read only where they hold what the
@@ -249,7 +249,7 @@ static void views_for_training(struct medvlm_peft *p)
     for (int i = 0; i < n_views(p); i++) {
         int O, I;
         struct mv_linear *lin = view_at(p, i, &O, &I);
-        if (weight_trained(p, lin)) lin->w_packed = NULL;
+        if (is_trained(p, lin->w)) lin->w_packed = NULL;
         lin->w_bf16 = lin->w_bf16t = NULL;
     }
 }
@@ -267,7 +267,7 @@ static enum medvlm_status copy_frozen_small(struct medvlm_peft *p)
     for (int i = 0; i < n_views(p); i++) {
         int O, In;
         struct mv_linear *lin = view_at(p, i, &O, &In);
-        if (!lin->b || (lin->b >= p->params && lin->b < p->params + p->n)) continue;
+        if (!lin->b || is_trained(p, lin->b)) continue;
         memcpy(d, lin->b, (size_t)O * sizeof *d);
         lin->b = d;
         d += O;
@@ -277,7 +277,7 @@ static enum medvlm_status copy_frozen_small(struct medvlm_peft *p)
         for (int j = 0; j < 2; j++) {
             const float **v[2] = {&ln[j]->w, &ln[j]->b};
             for (int k = 0; k < 2; k++) {
-                if (*v[k] >= p->params && *v[k] < p->params + p->n) continue;
+                if (is_trained(p, *v[k])) continue;
                 memcpy(d, *v[k], C * sizeof *d);
                 *v[k] = d;
                 d += C;
@@ -287,8 +287,9 @@ static enum medvlm_status copy_frozen_small(struct medvlm_peft *p)
     return MEDVLM_OK;
 }
 
-/* bf16 precision: every view's weight into two bf16 packs (W, W^T); the mapped file's pages
- * of a frozen weight are given back once converted (no product reads them again). */
+/* bf16 precision: every view's weight into two bf16 packs, W for the forward and, in the
+ * layers the backward visits, W^T for the input gradient; the mapped file's pages of a frozen
+ * weight are given back once converted (no product reads them again). */
 static enum medvlm_status pack_bf16(struct medvlm_peft *p)
 {
     const int n = n_views(p);
@@ -299,12 +300,13 @@ static enum medvlm_status pack_bf16(struct medvlm_peft *p)
     for (int i = 0; i < n; i++) {
         int O, I;
         struct mv_linear *lin = view_at(p, i, &O, &I);
+        const int backward = p->encoder_trained && i / MV_LAYER_LINEARS >= p->stop_layer;
         enum medvlm_status st = mv_bf16_weight_pack(&p->bf16[2 * i], lin->w, O, I);
-        if (!st) st = mv_bf16_weight_pack_trans(&p->bf16[2 * i + 1], lin->w, I, O);
+        if (!st && backward) st = mv_bf16_weight_pack_trans(&p->bf16[2 * i + 1], lin->w, I, O);
         if (st) return mv_err(st, "fine-tuning at bf16: no memory for the bf16 weights");
         lin->w_bf16 = &p->bf16[2 * i];
-        lin->w_bf16t = &p->bf16[2 * i + 1];
-        if (!weight_trained(p, lin))
+        lin->w_bf16t = backward ? &p->bf16[2 * i + 1] : NULL;
+        if (!is_trained(p, lin->w))
             (void)mv_st_release_pages(p->m->st, lin->w, (size_t)O * I * sizeof(float));
     }
     return MEDVLM_OK;
@@ -315,9 +317,9 @@ void mv_peft_sync(struct medvlm_peft *p)
     for (int i = 0; p->bf16 && i < n_views(p); i++) {
         int O, I;
         struct mv_linear *lin = view_at(p, i, &O, &I);
-        if (!weight_trained(p, lin)) continue;
+        if (!is_trained(p, lin->w)) continue;
         mv_bf16_weight_refill(lin->w_bf16, lin->w, 0);
-        mv_bf16_weight_refill(lin->w_bf16t, lin->w, 1);
+        if (lin->w_bf16t) mv_bf16_weight_refill(lin->w_bf16t, lin->w, 1);
     }
 }
 
