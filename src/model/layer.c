@@ -12,14 +12,16 @@
 
 /* out (R, O) = alpha * (inp lin.w^T + lin.b), plus alpha * scale * (inp A^T) B^T when the view
  * has LoRA (u (R, RK) receives inp A^T). Without LoRA this is exactly the inference GEMM, and
- * with B = 0 the LoRA term adds exact zeros: the base model's bits either way. */
+ * with B = 0 the LoRA term adds exact zeros: the base model's bits either way. rr: the rows of
+ * the product whose kernel runs (R, or more for a few rows of a larger product: the bits they
+ * get in it; mv_linear_forward_act_as). */
 static void linear_fwd(float *out, float *u, const float *inp, const struct mv_linear *lin,
-                       const struct mv_tower *t, float alpha, int R, int I, int O)
+                       const struct mv_tower *t, float alpha, int R, int I, int O, int rr)
 {
     if (lin->w_bf16)
         mv_linear_forward_bf16(out, inp, lin->w_bf16, lin->w, lin->b, alpha, R, I, O);
     else
-        mv_linear_forward(out, inp, lin->w, lin->w_packed, lin->b, alpha, R, I, O);
+        mv_linear_forward_as(out, inp, lin->w, lin->w_packed, lin->b, alpha, R, I, O, rr);
     if (lin->lora_a)
         mv_lora_forward(out, u, inp, lin->lora_a, lin->lora_b, alpha * t->lora_scale, R, I, O,
                         t->lora_rank);
@@ -27,14 +29,36 @@ static void linear_fwd(float *out, float *u, const float *inp, const struct mv_l
 
 /* The residual form: x (R, O) += inp lin.w^T + lin.b (+ LoRA). */
 static void linear_residual_fwd(float *x, float *u, const float *inp, const struct mv_linear *lin,
-                                const struct mv_tower *t, int R, int I, int O)
+                                const struct mv_tower *t, int R, int I, int O, int rr)
 {
+    double t0 = mv_prof_begin();
     if (lin->w_bf16)
         mv_linear_residual_forward_bf16(x, inp, lin->w_bf16, lin->w, lin->b, R, I, O);
     else
-        mv_linear_residual_forward(x, inp, lin->w, lin->w_packed, lin->b, R, I, O);
+        mv_linear_residual_forward_as(x, inp, lin->w, lin->w_packed, lin->b, R, I, O, rr);
     if (lin->lora_a)
         mv_lora_forward(x, u, inp, lin->lora_a, lin->lora_b, t->lora_scale, R, I, O, t->lora_rank);
+    mv_prof_end(MV_PROF_GEMM, t0);
+}
+
+/* Inference's f (R, I) = act(fc1(h)): the activation runs on each finished tile of the
+ * product where the weight was packed at load (no LoRA, fp32; the same bits as the pass). */
+static void fc1_act(float *f, float *u, const float *h, const struct mv_layer *L,
+                    const struct mv_tower *tw, int R, int rr)
+{
+    const struct medvlm_tower_config *cfg = &tw->cfg;
+    const int C = cfg->hidden_size, I = cfg->intermediate_size;
+    double t = mv_prof_begin();
+    int fused = 0; /* 1: the activation is applied too */
+    if (!L->fc1.lora_a && !L->fc1.w_bf16 && L->fc1.w_packed)
+        fused = mv_linear_forward_act_as(f, h, L->fc1.w, L->fc1.w_packed, L->fc1.b, 1.0f, R, C, I,
+                                         cfg->hidden_act, rr);
+    else
+        linear_fwd(f, u, h, &L->fc1, tw, 1.0f, R, C, I, rr);
+    mv_prof_end(MV_PROF_GEMM, t);
+    t = mv_prof_begin();
+    if (!fused) mv_act_forward(f, cfg->hidden_act, (size_t)R * (size_t)I);
+    mv_prof_end(MV_PROF_ACT, t);
 }
 
 /* x (R, C) += out_proj(attention(LN1(x))) up to the attention: ao (R, C) = the heads'
@@ -56,9 +80,9 @@ static void attention_block(struct mv_acts *a, struct mv_layer_saved *sv, const 
                          L->ln1.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
-    linear_fwd(q, u[MV_LORA_Q], a->h, &L->q, tw, scale, R, C, C);
-    linear_fwd(k, u[MV_LORA_K], a->h, &L->k, tw, 1.0f, R, C, C);
-    linear_fwd(v, u[MV_LORA_V], a->h, &L->v, tw, 1.0f, R, C, C);
+    linear_fwd(q, u[MV_LORA_Q], a->h, &L->q, tw, scale, R, C, C, R);
+    linear_fwd(k, u[MV_LORA_K], a->h, &L->k, tw, 1.0f, R, C, C, R);
+    linear_fwd(v, u[MV_LORA_V], a->h, &L->v, tw, 1.0f, R, C, C, R);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
     mv_attention_forward(ao, att, q, k, v, s, NH, HS);
@@ -75,40 +99,27 @@ void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct
     float *ao = sv ? sv->a : a->a, *f = sv ? sv->f : a->f;
     float *u[MV_LORA_N];
     for (int i = 0; i < MV_LORA_N; i++) u[i] = sv ? sv->u[i] : a->u;
-    double t;
     if (sv) memcpy(sv->x_in, a->x, (size_t)R * C * sizeof(float));
     // x (R, C) += out_proj(attention(LN1(x)))
     attention_block(a, sv, L, tw, s, R, u);
-    t = mv_prof_begin();
-    linear_residual_fwd(a->x, u[MV_LORA_O], ao, &L->o, tw, R, C, C);
-    mv_prof_end(MV_PROF_GEMM, t);
+    linear_residual_fwd(a->x, u[MV_LORA_O], ao, &L->o, tw, R, C, C, R);
     if (sv) memcpy(sv->x_mid, a->x, (size_t)R * C * sizeof(float));
     // x (R, C) += fc2(act(fc1(LN2(x))))
-    t = mv_prof_begin();
+    double t = mv_prof_begin();
     mv_layernorm_forward(a->h, sv ? sv->mean2 : NULL, sv ? sv->rstd2 : NULL, a->x, L->ln2.w,
                          L->ln2.b, R, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
-    t = mv_prof_begin();
-    /* a prepared model's inference applies the activation to each finished tile of fc1's
-     * product (the same bits as the pass below) */
-    int fused = 0; /* 1: the activation is applied too */
-    if (!sv && !L->fc1.lora_a && !L->fc1.w_bf16 && L->fc1.w_packed)
-        fused = mv_linear_forward_act(f, a->h, L->fc1.w, L->fc1.w_packed, L->fc1.b, 1.0f, R, C, I,
-                                      cfg->hidden_act);
-    else
-        linear_fwd(f, u[MV_LORA_FC1], a->h, &L->fc1, tw, 1.0f, R, C, I);
-    mv_prof_end(MV_PROF_GEMM, t);
-    t = mv_prof_begin();
-    /* inference: in place; training keeps the pre-activation f and feeds fc2 from a copy */
-    float *g = sv ? a->f : f;
-    if (sv)
-        mv_act_forward_copy(g, f, cfg->hidden_act, (size_t)R * (size_t)I);
-    else if (!fused)
-        mv_act_forward(f, cfg->hidden_act, (size_t)R * (size_t)I);
-    mv_prof_end(MV_PROF_ACT, t);
-    t = mv_prof_begin();
-    linear_residual_fwd(a->x, u[MV_LORA_FC2], g, &L->fc2, tw, R, I, C);
-    mv_prof_end(MV_PROF_GEMM, t);
+    if (sv) { /* training keeps the pre-activation f and feeds fc2 from a copy */
+        t = mv_prof_begin();
+        linear_fwd(f, u[MV_LORA_FC1], a->h, &L->fc1, tw, 1.0f, R, C, I, R);
+        mv_prof_end(MV_PROF_GEMM, t);
+        t = mv_prof_begin();
+        mv_act_forward_copy(a->f, f, cfg->hidden_act, (size_t)R * (size_t)I);
+        mv_prof_end(MV_PROF_ACT, t);
+    } else {
+        fc1_act(f, u[MV_LORA_FC1], a->h, L, tw, R, R);
+    }
+    linear_residual_fwd(a->x, u[MV_LORA_FC2], a->f, &L->fc2, tw, R, I, C, R);
 }
 
 void mv_layer_forward_kept(struct mv_acts *a, const struct mv_layer *L, const struct mv_tower *tw,
@@ -133,32 +144,12 @@ void mv_layer_forward_kept(struct mv_acts *a, const struct mv_layer *L, const st
         memcpy(x_p + (size_t)i * C, a->x + (size_t)keep[i] * C, (size_t)C * sizeof(float));
     }
     mv_prof_end(MV_PROF_OTHER, t);
-    t = mv_prof_begin();
-    if (L->o.w_bf16)
-        mv_linear_residual_forward_bf16(x_p, ao_p, L->o.w_bf16, L->o.w, L->o.b, P, C, C);
-    else
-        mv_linear_residual_forward_as(x_p, ao_p, L->o.w, L->o.w_packed, L->o.b, P, C, C, R);
-    mv_prof_end(MV_PROF_GEMM, t);
+    linear_residual_fwd(x_p, NULL, ao_p, &L->o, tw, P, C, C, R);
     t = mv_prof_begin();
     mv_layernorm_forward(h_p, NULL, NULL, x_p, L->ln2.w, L->ln2.b, P, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
-    t = mv_prof_begin();
-    int fused = 0;
-    if (L->fc1.w_bf16)
-        mv_linear_forward_bf16(a->f, h_p, L->fc1.w_bf16, L->fc1.w, L->fc1.b, 1.0f, P, C, I);
-    else
-        fused = mv_linear_forward_act_as(a->f, h_p, L->fc1.w, L->fc1.w_packed, L->fc1.b, 1.0f, P, C,
-                                         I, cfg->hidden_act, R);
-    mv_prof_end(MV_PROF_GEMM, t);
-    t = mv_prof_begin();
-    if (!fused) mv_act_forward(a->f, cfg->hidden_act, (size_t)P * (size_t)I);
-    mv_prof_end(MV_PROF_ACT, t);
-    t = mv_prof_begin();
-    if (L->fc2.w_bf16)
-        mv_linear_residual_forward_bf16(x_p, a->f, L->fc2.w_bf16, L->fc2.w, L->fc2.b, P, I, C);
-    else
-        mv_linear_residual_forward_as(x_p, a->f, L->fc2.w, L->fc2.w_packed, L->fc2.b, P, I, C, R);
-    mv_prof_end(MV_PROF_GEMM, t);
+    fc1_act(a->f, NULL, h_p, L, tw, P, R);
+    linear_residual_fwd(x_p, NULL, a->f, &L->fc2, tw, P, I, C, R);
     for (int i = 0; i < P; i++)
         memcpy(a->x + (size_t)keep[i] * C, x_p + (size_t)i * C, (size_t)C * sizeof(float));
 }

@@ -311,6 +311,12 @@ void mv_linear_residual_forward(float *x, const float *inp, const float *w, cons
     linear_residual_rows(x, inp, w, wp, b, R, I, O, R);
 }
 
+void mv_linear_forward_as(float *out, const float *inp, const float *w, const float *wp,
+                          const float *b, float alpha, int R, int I, int O, int as_rows)
+{
+    linear_forward_rows(out, inp, w, wp, b, alpha, R, I, O, MV_MAX(R, as_rows));
+}
+
 int mv_linear_forward_act_as(float *out, const float *inp, const float *w, const float *wp,
                              const float *b, float alpha, int R, int I, int O, enum medvlm_act act,
                              int as_rows)

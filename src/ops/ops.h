@@ -272,12 +272,14 @@ int mv_gemm_packed_on(void);
  * with only the linear layer done (the caller then runs mv_act_forward). */
 int mv_linear_forward_act(float *out, const float *inp, const float *w, const float *wp,
                           const float *b, float alpha, int R, int I, int O, enum medvlm_act act);
-/* mv_linear_forward_act and mv_linear_residual_forward for R rows taken out of a product of
+/* mv_linear_forward(_act) and mv_linear_residual_forward for R rows taken out of a product of
  * as_rows rows: the kernel is the one that product runs, and every kernel computes a row
  * independently of the others, so each row gets the bits it gets in the whole product
  * (medvlm's packed and skinny kernels; OpenBLAS, the route on CPUs where it has fast kernels,
  * runs other kernels on its edge tiles: there the rows agree to float rounding). For a
  * transformer's last layer when only its pooled rows are wanted. */
+void mv_linear_forward_as(float *out, const float *inp, const float *w, const float *wp,
+                          const float *b, float alpha, int R, int I, int O, int as_rows);
 int mv_linear_forward_act_as(float *out, const float *inp, const float *w, const float *wp,
                              const float *b, float alpha, int R, int I, int O, enum medvlm_act act,
                              int as_rows);
