@@ -225,10 +225,12 @@ static inline float tile_out(float acc, float c, float alpha, float beta, int fi
 
 /* One m x n (<= MR x NR) tile in plain C: per element, mv_bf16_dot2_portable over the k pairs
  * in order.
- * a: (kc2, MR) pairs; b: (kc2, NR, 2) bf16. */
-static void kernel_portable(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, int m,
-                            int n, float alpha, float beta, int first)
+ * a: (kc2, MR) pairs; b: (kc2, NR, 2) bf16; pf: the slice of b the next tile column reads (the
+ * vector kernel prefetches it into L2), or NULL. */
+static void kernel_portable(int kc2, const uint32_t *a, const uint16_t *b, const uint16_t *pf,
+                            float *C, int ldc, int m, int n, float alpha, float beta, int first)
 {
+    (void)pf;
     float acc[MR][NR] = {{0}};
     for (int kp = 0; kp < kc2; kp++) /* the tile's m x n elements only */
         for (int r = 0; r < m; r++)
@@ -277,8 +279,8 @@ pack_a_avx512(uint32_t *dst, const float *A, int lda, int i0, int m, int k0, int
 
 /* The tile with 24 zmm accumulators: rows r = 0..11, column halves 0..15 and 16..31. */
 __attribute__((target("avx512f,avx512bf16"))) static void
-kernel_avx512(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, int m, int n,
-              float alpha, float beta, int first)
+kernel_avx512(int kc2, const uint32_t *a, const uint16_t *b, const uint16_t *pf, float *C, int ldc,
+              int m, int n, float alpha, float beta, int first)
 {
     __m512 c0[MR], c1[MR];
     for (int r = 0; r < m; r++) { /* the tile's rows arrive while the products run */
@@ -289,6 +291,10 @@ kernel_avx512(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, 
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int kp = 0; kp < kc2; kp++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + NR);
+        if (pf) { /* the next panel's slice, two lines a k pair (its 128 bytes) */
+            _mm_prefetch((const char *)(pf + (size_t)kp * 2 * NR), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pf + (size_t)kp * 2 * NR + NR), _MM_HINT_T1);
+        }
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
             __m512bh ar = (__m512bh)_mm512_set1_epi32((int)a[r]);
@@ -303,8 +309,8 @@ kernel_avx512(int kc2, const uint32_t *a, const uint16_t *b, float *C, int ldc, 
 
 #endif
 
-typedef void (*kernel_fn)(int, const uint32_t *, const uint16_t *, float *, int, int, int, float,
-                          float, int);
+typedef void (*kernel_fn)(int, const uint32_t *, const uint16_t *, const uint16_t *, float *, int,
+                          int, int, float, float, int);
 typedef void (*pack_a_fn)(uint32_t *, const float *, int, int, int, int, int);
 struct bf16_path {
     kernel_fn kern;
@@ -347,9 +353,11 @@ static void run_item(const struct job *jb, uint32_t *pa, int g)
         jb->path->pack_a(pa, jb->A, jb->lda, i0, m, k0, kc);
         for (int p = p0; p < p1; p++) {
             const uint16_t *b = W->data + ((size_t)p * W->K2 + (size_t)k0 / 2) * NR * 2;
+            /* the first tile of a panel brings the next panel's slice into L2 */
+            const uint16_t *next = p + 1 < p1 ? b + (size_t)W->K2 * NR * 2 : NULL;
             int n = MV_MIN(NR, W->N - p * NR);
             for (int ir = 0; ir < m; ir += MR)
-                jb->path->kern(kc2, pa + (size_t)ir * kc2, b,
+                jb->path->kern(kc2, pa + (size_t)ir * kc2, b, ir ? NULL : next,
                                jb->C + (size_t)(i0 + ir) * jb->ldc + (size_t)p * NR, jb->ldc,
                                MV_MIN(MR, m - ir), n, jb->alpha, jb->beta, first);
         }
