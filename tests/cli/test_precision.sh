@@ -86,6 +86,15 @@ run "finetune --resume at another precision" 1 finetune $FT --precision bf16 --e
   --resume --out "$tmp/ft_fp32"
 has "resume at bf16" "--precision was 'fp32', this run has 'bf16'" "$err"
 cmp -s "$tmp/ck_before" "$tmp/ft_fp32/checkpoint.safetensors"; check "refused resume: checkpoint unchanged" $?
+# an interrupted bf16 run resumed = the uninterrupted one, byte for byte (full: the trained
+# weights' bf16 copies are made again from the checkpoint's fp32 values)
+FULL="--model $M --prompts $P --images $D/images --labels $D/labels.csv --classes NC,G3,G4,G5"
+FULL="$FULL --peft full --shots 4 --epochs 3 --lr 1e-2 --batch 8 --precision bf16"
+run "finetune full bf16" 0 finetune $FULL --out "$tmp/fa"
+run "finetune full bf16, stopped after epoch 1" 0 finetune $FULL --stop-after 1 --out "$tmp/fb"
+run "finetune full bf16, resumed" 0 finetune $FULL --resume --out "$tmp/fb"
+cmp -s "$tmp/fa/trained_params.safetensors" "$tmp/fb/trained_params.safetensors"
+check "finetune full bf16: stopped + resumed = uninterrupted, byte for byte" $?
 run "finetune --precision fp16" 2 finetune $FT --precision fp16 --out "$tmp/ft_x"
 has "finetune --precision fp16" "--precision expects one of fp32/bf16/auto, got 'fp16'" "$err"
 
