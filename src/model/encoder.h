@@ -82,20 +82,30 @@ struct mv_out_chunk {
  * attention branch, the LayerNorm statistics, the LoRA products) into sv. */
 void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
                       const struct mv_tower *t, const struct mv_seqs *s, int R);
-/* The inference layer when only the P rows keep[] (ascending) of its output are wanted (a
- * tower's last layer, pooled at one row per sequence): the attention runs on every row (its
- * keys and values), out_proj, LN2 and the MLP on the kept rows only, which get the bits they
- * get in mv_layer_forward (the products run the kernel of the R-row product; see
+/* The layer when only the P rows keep[] of its output are wanted (a tower's last layer,
+ * pooled at one row per sequence): the attention runs on every row (its keys and values),
+ * out_proj, LN2 and the MLP on the kept rows only, which get the bits they get in
+ * mv_layer_forward (the products run the kernel of the R-row product; see
  * mv_linear_forward_act_as). The other rows of x are left as they were (no longer the
- * layer's output). A layer with LoRA on out_proj, fc1 or fc2 runs whole. */
-void mv_layer_forward_kept(struct mv_acts *a, const struct mv_layer *L, const struct mv_tower *t,
-                           const struct mv_seqs *s, int R, const int *keep, int P);
+ * layer's output). Training (sv) keeps x_mid, LN2's statistics and f for the kept rows only,
+ * in their first P rows, for mv_layer_backward_kept. A layer that is not mv_layer_keepable
+ * (LoRA on out_proj, fc1 or fc2, whose thin products route by their own rows) runs whole. */
+int mv_layer_keepable(const struct mv_layer *L);
+void mv_layer_forward_kept(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
+                           const struct mv_tower *t, const struct mv_seqs *s, int R,
+                           const int *keep, int P);
 /* Its backward: dx (R, C) holds d loss / d (layer output) and is turned in place into
  * d loss / d (layer input) (need_dx 0: nothing below is trained, and dx is left partial);
  * parameter gradients accumulate into G (NULL members: frozen). */
 void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
                        const struct mv_layer_saved *sv, const struct mv_layer *L,
                        const struct mv_tower *t, const struct mv_seqs *s, int R);
+/* The backward of mv_layer_forward_kept (the same keep[], P): dx must be 0 outside the kept
+ * rows (the gradient of pooled rows); the MLP and out_proj backward run on the kept rows. */
+void mv_layer_backward_kept(float *dx, int need_dx, struct mv_layer_grad *G,
+                            struct mv_layer_scratch *ws, const struct mv_layer_saved *sv,
+                            const struct mv_layer *L, const struct mv_tower *t,
+                            const struct mv_seqs *s, int R, const int *keep, int P);
 
 /* Copy the residual stream into hidden_states[l] for the chunk (full layout: every sequence
  * N rows). */

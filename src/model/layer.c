@@ -122,36 +122,59 @@ void mv_layer_forward(struct mv_acts *a, struct mv_layer_saved *sv, const struct
     linear_residual_fwd(a->x, u[MV_LORA_FC2], a->f, &L->fc2, tw, R, I, C, R);
 }
 
-void mv_layer_forward_kept(struct mv_acts *a, const struct mv_layer *L, const struct mv_tower *tw,
-                           const struct mv_seqs *s, int R, const int *keep, int P)
+int mv_layer_keepable(const struct mv_layer *L)
 {
-    if (L->o.lora_a || L->fc1.lora_a || L->fc2.lora_a || P >= R) {
-        mv_layer_forward(a, NULL, L, tw, s, R); /* LoRA's thin products route by their rows */
+    return !L->o.lora_a && !L->fc1.lora_a && !L->fc2.lora_a;
+}
+
+void mv_layer_forward_kept(struct mv_acts *a, struct mv_layer_saved *sv, const struct mv_layer *L,
+                           const struct mv_tower *tw, const struct mv_seqs *s, int R,
+                           const int *keep, int P)
+{
+    if (!mv_layer_keepable(L) || 2 * P > R) {
+        mv_layer_forward(a, sv, L, tw, s, R);
         return;
     }
     const struct medvlm_tower_config *cfg = &tw->cfg;
     const int C = cfg->hidden_size, I = cfg->intermediate_size;
     const float eps = cfg->layer_norm_eps;
     float *u[MV_LORA_N];
-    for (int i = 0; i < MV_LORA_N; i++) u[i] = a->u;
-    attention_block(a, NULL, L, tw, s, R, u);
-    /* the kept rows of the attention output and of x, side by side in scratch the attention
-     * no longer needs: ao_p (P, C) in q, x_p (P, C) in k, LN2(x_p) in v, the MLP in f */
-    float *ao_p = a->q, *x_p = a->k, *h_p = a->v;
+    for (int i = 0; i < MV_LORA_N; i++) u[i] = sv ? sv->u[i] : a->u;
+    if (sv) memcpy(sv->x_in, a->x, (size_t)R * C * sizeof(float));
+    attention_block(a, sv, L, tw, s, R, u);
+    /* the kept rows side by side: the attention output in a->h (LN1's output, read by q, k, v
+     * only), then LN2 there; x_mid in sv->x_mid's first P rows (training keeps them) or in
+     * a->k (inference's scratch, free once the attention ran); the output in place, or in
+     * training in sv->x_mid's next P rows (a sequence has at least 2 rows: R >= 2 P); the MLP
+     * in sv->f / a->f */
+    const float *ao = sv ? sv->a : a->a;
+    float *ao_p = a->h, *x_p = sv ? sv->x_mid : a->k, *h_p = a->h;
+    float *xo_p = sv ? sv->x_mid + (size_t)P * C : x_p;
     double t = mv_prof_begin();
     for (int i = 0; i < P; i++) {
-        memcpy(ao_p + (size_t)i * C, a->a + (size_t)keep[i] * C, (size_t)C * sizeof(float));
+        memcpy(ao_p + (size_t)i * C, ao + (size_t)keep[i] * C, (size_t)C * sizeof(float));
         memcpy(x_p + (size_t)i * C, a->x + (size_t)keep[i] * C, (size_t)C * sizeof(float));
     }
     mv_prof_end(MV_PROF_OTHER, t);
     linear_residual_fwd(x_p, NULL, ao_p, &L->o, tw, P, C, C, R);
+    if (xo_p != x_p) memcpy(xo_p, x_p, (size_t)P * C * sizeof(float));
     t = mv_prof_begin();
-    mv_layernorm_forward(h_p, NULL, NULL, x_p, L->ln2.w, L->ln2.b, P, C, eps);
+    mv_layernorm_forward(h_p, sv ? sv->mean2 : NULL, sv ? sv->rstd2 : NULL, x_p, L->ln2.w, L->ln2.b,
+                         P, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
-    fc1_act(a->f, NULL, h_p, L, tw, P, R);
-    linear_residual_fwd(x_p, NULL, a->f, &L->fc2, tw, P, I, C, R);
+    if (sv) { /* training keeps the pre-activation */
+        t = mv_prof_begin();
+        linear_fwd(sv->f, NULL, h_p, &L->fc1, tw, 1.0f, P, C, I, R);
+        mv_prof_end(MV_PROF_GEMM, t);
+        t = mv_prof_begin();
+        mv_act_forward_copy(a->f, sv->f, cfg->hidden_act, (size_t)P * (size_t)I);
+        mv_prof_end(MV_PROF_ACT, t);
+    } else {
+        fc1_act(a->f, NULL, h_p, L, tw, P, R);
+    }
+    linear_residual_fwd(xo_p, NULL, a->f, &L->fc2, tw, P, I, C, R);
     for (int i = 0; i < P; i++)
-        memcpy(a->x + (size_t)keep[i] * C, x_p + (size_t)i * C, (size_t)C * sizeof(float));
+        memcpy(a->x + (size_t)keep[i] * C, xo_p + (size_t)i * C, (size_t)C * sizeof(float));
 }
 
 /* Backward of linear_fwd: dinp (R, I) += ... (set: dinp = ..., no zeroing needed), the view's
@@ -179,15 +202,16 @@ static int needs_input(const struct mv_linear_grad *G, const struct mv_linear *l
     return (G && G->w) || lin->lora_a;
 }
 
-void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
-                       const struct mv_layer_saved *sv, const struct mv_layer *L,
-                       const struct mv_tower *tw, const struct mv_seqs *s, int R)
+/* The MLP branch and out_proj backward over `rows` rows: dx (rows, C) holds d loss / d x_out
+ * and becomes d loss / d x_mid; da (rows, C) = d loss / d (attention output) is written. The
+ * saved f, x_mid, mean2, rstd2 and LoRA products hold those rows; ao is out_proj's input. */
+static void mlp_out_backward(float *dx, float *da, const float *ao, struct mv_layer_grad *G,
+                             struct mv_layer_scratch *ws, const struct mv_layer_saved *sv,
+                             const struct mv_layer *L, const struct mv_tower *tw, int rows)
 {
     const struct medvlm_tower_config *cfg = &tw->cfg;
-    const int C = cfg->hidden_size, I = cfg->intermediate_size, NH = cfg->num_attention_heads;
-    const int HS = C / NH;
+    const int C = cfg->hidden_size, I = cfg->intermediate_size;
     const float eps = cfg->layer_norm_eps;
-    const float scale = (float)pow((double)HS, -0.5);
     double t;
     /* The first gradient into each scratch buffer is written (the _set forms, beta = 0 in
      * their GEMMs), the later ones accumulate: no zeroing passes. */
@@ -195,33 +219,47 @@ void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct m
      * through the residual to x_mid, and the MLP branch adds its part below. */
     t = mv_prof_begin();
     if (needs_input(G ? &G->fc2 : NULL, &L->fc2)) /* fc2's input, recomputed */
-        mv_act_forward_copy(ws->g, sv->f, cfg->hidden_act, (size_t)R * I);
+        mv_act_forward_copy(ws->g, sv->f, cfg->hidden_act, (size_t)rows * I);
     mv_prof_end(MV_PROF_ACT, t);
     t = mv_prof_begin();
     linear_bwd(ws->dg, 1, G ? &G->fc2 : NULL, ws->du, dx, sv->u[MV_LORA_FC2], ws->g, &L->fc2, tw,
-               1.0f, R, I, C);
+               1.0f, rows, I, C);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
-    mv_act_backward_set(ws->df, ws->dg, sv->f, cfg->hidden_act, (size_t)R * I);
+    mv_act_backward_set(ws->df, ws->dg, sv->f, cfg->hidden_act, (size_t)rows * I);
     mv_prof_end(MV_PROF_ACT, t);
     t = mv_prof_begin();
     if (needs_input(G ? &G->fc1 : NULL, &L->fc1)) /* fc1's input LN2(x_mid), recomputed */
-        mv_layernorm_forward(ws->h, NULL, NULL, sv->x_mid, L->ln2.w, L->ln2.b, R, C, eps);
+        mv_layernorm_forward(ws->h, NULL, NULL, sv->x_mid, L->ln2.w, L->ln2.b, rows, C, eps);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     t = mv_prof_begin();
     linear_bwd(ws->dh, 1, G ? &G->fc1 : NULL, ws->du, ws->df, sv->u[MV_LORA_FC1], ws->h, &L->fc1,
-               tw, 1.0f, R, C, I);
+               tw, 1.0f, rows, C, I);
     mv_prof_end(MV_PROF_GEMM, t);
     t = mv_prof_begin();
     mv_layernorm_backward(dx, G ? G->ln2.w : NULL, G ? G->ln2.b : NULL, ws->dh, sv->x_mid,
-                          sv->mean2, sv->rstd2, L->ln2.w, R, C);
+                          sv->mean2, sv->rstd2, L->ln2.w, rows, C);
     mv_prof_end(MV_PROF_LAYERNORM, t);
     /* dx is now d loss / d x_mid; x_mid = x_in + out_proj(attention(LN1(x_in))) */
     t = mv_prof_begin();
-    linear_bwd(ws->da, 1, G ? &G->o : NULL, ws->du, dx, sv->u[MV_LORA_O], sv->a, &L->o, tw, 1.0f, R,
-               C, C);
+    linear_bwd(da, 1, G ? &G->o : NULL, ws->du, dx, sv->u[MV_LORA_O], ao, &L->o, tw, 1.0f, rows, C,
+               C);
     mv_prof_end(MV_PROF_GEMM, t);
-    t = mv_prof_begin();
+}
+
+/* The attention branch backward from ws->da (R, C): dx (R, C) += d loss / d x_in through it
+ * (need_dx 0: only the parameters' gradients). */
+static void attention_backward(float *dx, int need_dx, struct mv_layer_grad *G,
+                               struct mv_layer_scratch *ws, const struct mv_layer_saved *sv,
+                               const struct mv_layer *L, const struct mv_tower *tw,
+                               const struct mv_seqs *s, int R)
+{
+    const struct medvlm_tower_config *cfg = &tw->cfg;
+    const int C = cfg->hidden_size, NH = cfg->num_attention_heads;
+    const int HS = C / NH;
+    const float eps = cfg->layer_norm_eps;
+    const float scale = (float)pow((double)HS, -0.5);
+    double t = mv_prof_begin();
     mv_attention_backward_set(ws->dq, ws->dk, ws->dv, ws->datt, ws->da, sv->att, sv->q, sv->k,
                               sv->v, s, NH, HS);
     mv_prof_end(MV_PROF_ATTENTION, t);
@@ -248,6 +286,45 @@ void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct m
         mv_layernorm_backward(need_dx ? dx : NULL, G ? G->ln1.w : NULL, G ? G->ln1.b : NULL, dh,
                               sv->x_in, sv->mean1, sv->rstd1, L->ln1.w, R, C);
     mv_prof_end(MV_PROF_LAYERNORM, t);
+}
+
+void mv_layer_backward(float *dx, int need_dx, struct mv_layer_grad *G, struct mv_layer_scratch *ws,
+                       const struct mv_layer_saved *sv, const struct mv_layer *L,
+                       const struct mv_tower *tw, const struct mv_seqs *s, int R)
+{
+    mlp_out_backward(dx, ws->da, sv->a, G, ws, sv, L, tw, R);
+    attention_backward(dx, need_dx, G, ws, sv, L, tw, s, R);
+}
+
+void mv_layer_backward_kept(float *dx, int need_dx, struct mv_layer_grad *G,
+                            struct mv_layer_scratch *ws, const struct mv_layer_saved *sv,
+                            const struct mv_layer *L, const struct mv_tower *tw,
+                            const struct mv_seqs *s, int R, const int *keep, int P)
+{
+    if (!mv_layer_keepable(L) || 2 * P > R) {
+        mv_layer_backward(dx, need_dx, G, ws, sv, L, tw, s, R);
+        return;
+    }
+    const int C = tw->cfg.hidden_size;
+    /* the kept rows of dx and of out_proj's input, and out_proj's input gradient there, in
+     * scratch the attention backward writes later: dq, dk, dv */
+    float *dx_p = ws->dq, *ao_p = ws->dk, *da_p = ws->dv;
+    double t = mv_prof_begin();
+    for (int i = 0; i < P; i++) {
+        memcpy(dx_p + (size_t)i * C, dx + (size_t)keep[i] * C, (size_t)C * sizeof(float));
+        memcpy(ao_p + (size_t)i * C, sv->a + (size_t)keep[i] * C, (size_t)C * sizeof(float));
+    }
+    mv_prof_end(MV_PROF_OTHER, t);
+    mlp_out_backward(dx_p, da_p, ao_p, G, ws, sv, L, tw, P);
+    /* the other rows' outputs reach nothing: their x_mid and attention-output gradients are 0 */
+    t = mv_prof_begin();
+    memset(ws->da, 0, (size_t)R * C * sizeof(float));
+    for (int i = 0; i < P; i++) {
+        memcpy(dx + (size_t)keep[i] * C, dx_p + (size_t)i * C, (size_t)C * sizeof(float));
+        memcpy(ws->da + (size_t)keep[i] * C, da_p + (size_t)i * C, (size_t)C * sizeof(float));
+    }
+    mv_prof_end(MV_PROF_OTHER, t);
+    attention_backward(dx, need_dx, G, ws, sv, L, tw, s, R);
 }
 
 void mv_capture_hidden(const struct mv_acts *a, const struct mv_out_chunk *oc, int l, int B, int N,

@@ -70,7 +70,7 @@ enum medvlm_status mv_text_forward(struct medvlm_encoder *e, const int64_t *ids,
     for (int b = 0; b < B; b++) a->keep[b] = a->off[b] + a->eos[b];
     for (int l = 0; l < L; l++) {
         if (l == L - 1 && !full)
-            mv_layer_forward_kept(a, &t->layers[l], t, &s, R, a->keep, B);
+            mv_layer_forward_kept(a, NULL, &t->layers[l], t, &s, R, a->keep, B);
         else
             mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, T, C);

@@ -89,7 +89,7 @@ enum medvlm_status mv_train_ws_init(struct mv_train_ws *w, const struct mv_tower
     w->max_batch = max_batch;
     int L = t->cfg.num_hidden_layers;
     w->saved.layers = mv_calloc((size_t)L, sizeof *w->saved.layers);
-    w->ibuf = mv_calloc(3 * (size_t)max_batch, sizeof(int));
+    w->ibuf = mv_calloc(4 * (size_t)max_batch, sizeof(int));
     if (!w->saved.layers || !w->ibuf) {
         mv_train_ws_free(w);
         return MEDVLM_ERR_NOMEM;
@@ -117,6 +117,7 @@ enum medvlm_status mv_train_ws_init(struct mv_train_ws *w, const struct mv_tower
     w->acts.off = w->ibuf;
     w->acts.len = w->ibuf + max_batch;
     w->acts.eos = w->ibuf + 2 * max_batch;
+    w->acts.keep = w->ibuf + 3 * max_batch;
     return MEDVLM_OK;
 }
 

@@ -84,7 +84,7 @@ enum medvlm_status mv_vit_forward(struct medvlm_encoder *e, const float *pixels,
     for (int b = 0; b < B; b++) a->keep[b] = b * N;
     for (int l = 0; l < L; l++) {
         if (l == L - 1 && pooled_only)
-            mv_layer_forward_kept(a, &t->layers[l], t, &s, R, a->keep, B);
+            mv_layer_forward_kept(a, NULL, &t->layers[l], t, &s, R, a->keep, B);
         else
             mv_layer_forward(a, NULL, &t->layers[l], t, &s, R);
         mv_capture_hidden(a, oc, l + 1, B, N, C);
@@ -118,7 +118,11 @@ void mv_vit_forward_train(struct mv_acts *a, struct mv_vit_saved *sv, const stru
     mv_prof_end(MV_PROF_EMBED, t0);
     struct mv_seqs s;
     vit_seqs(a, &s, B, N);
-    for (int l = 0; l < L; l++) mv_layer_forward(a, &sv->layers[l], &t->layers[l], t, &s, R);
+    /* the loss reaches the last layer's output through the class tokens only: its out_proj
+     * and MLP run on their rows (as in inference, with the same bits) */
+    for (int b = 0; b < B; b++) a->keep[b] = b * N;
+    for (int l = 0; l < L - 1; l++) mv_layer_forward(a, &sv->layers[l], &t->layers[l], t, &s, R);
+    mv_layer_forward_kept(a, &sv->layers[L - 1], &t->layers[L - 1], t, &s, R, a->keep, B);
     t0 = mv_prof_begin();
     // x_cls (B, C) = x[:, 0]; pooled = post_layernorm(x_cls); feats = normalise(pooled proj^T)
     for (int b = 0; b < B; b++)
@@ -156,9 +160,16 @@ static void vit_backward(struct mv_tower_grad *G, struct mv_vit_scratch *ws, con
     vit_seqs(a, &s, B, N);
     int embed = G->patch_w || G->pos_emb || G->class_emb;
     int below = G->pre_ln.w || G->pre_ln.b || embed; /* trained under the layers */
-    for (int l = L - 1; l >= stop_layer; l--)
-        mv_layer_backward(ws->dx, l > stop_layer || (l == 0 && below), &G->layers[l], &ws->layer,
-                          &sv->layers[l], &t->layers[l], t, &s, R);
+    for (int b = 0; b < B; b++) a->keep[b] = b * N;
+    for (int l = L - 1; l >= stop_layer; l--) {
+        int need_dx = l > stop_layer || (l == 0 && below);
+        if (l == L - 1)
+            mv_layer_backward_kept(ws->dx, need_dx, &G->layers[l], &ws->layer, &sv->layers[l],
+                                   &t->layers[l], t, &s, R, a->keep, B);
+        else
+            mv_layer_backward(ws->dx, need_dx, &G->layers[l], &ws->layer, &sv->layers[l],
+                              &t->layers[l], t, &s, R);
+    }
     if (stop_layer > 0 || !below) return; /* nothing below is trained */
     t0 = mv_prof_begin();
     // x (after pre_layrnorm) = LN(x_emb)
