@@ -157,8 +157,8 @@ int cli_parse(const struct cli_spec *s, int argc, char **argv, int *first_pos)
         }
         if (c == CLI_OPT_PRECISION) {
             enum medvlm_precision p;
-            if (medvlm_precision_parse(optarg, &p))
-                return cli_usage(s->cmd, "--precision '%s': expected fp32, bf16 or auto", optarg);
+            if (medvlm_precision_parse(optarg, &p)) /* "precision 'x': expected ..." */
+                return cli_usage(s->cmd, "--%s", medvlm_last_error());
             cli_precision = p;
             continue;
         }
